@@ -1,0 +1,132 @@
+"""Build the invocation events in events/ from the raw vendor records in events/*/records/.
+
+    uv run python events/build.py          # rewrite the generated files
+    uv run python events/build.py --check  # exit 1 if any generated file is stale (tests run this)
+
+The records are the vendor's documented examples (export damage repaired) and our variations;
+the generated files are what `sam local invoke -e` and the tests feed the handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "dev-token"
+RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=timezone.utc)
+KIND_OF = {"location": "location", "alarm": "alarm", "event": "event", "cmd": "cmd", "sublock": "sublock"}
+VARIATION_KIND = {
+    "variation-strings-for-numbers": "location",
+    "variation-minimal": "location",
+    "variation-extra-fields-chinese": "alarm",
+}
+
+
+def kind_of(name: str) -> str:
+    if name in VARIATION_KIND:
+        return VARIATION_KIND[name]
+    return KIND_OF[name.split("-")[1]]
+
+
+def http_event(route_key: str, path: str, params: dict, body: str, content_type: str = "application/json") -> dict:
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": content_type, "host": "abc123.execute-api.us-east-1.amazonaws.com",
+                    "user-agent": "Jointech-Push/1.0", "content-length": str(len(body.encode()))},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10",
+                     "userAgent": "Jointech-Push/1.0"},
+            "requestId": "JKJaXmPLvHcESHA=", "routeKey": route_key, "stage": "$default",
+            "time": "07/Feb/2025:07:30:05 +0000", "timeEpoch": 1738913405000,
+        },
+        "pathParameters": params,
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def jointech_http(name: str, record: dict, *, by_kind: bool = True, content_type: str = "application/json") -> dict:
+    body = json.dumps(record, ensure_ascii=False)
+    if by_kind:
+        kind = kind_of(name)
+        return http_event("POST /hooks/jointech/{token}/{kind}", f"/hooks/jointech/{TOKEN}/{kind}",
+                          {"token": TOKEN, "kind": kind}, body, content_type)
+    return http_event("POST /hooks/jointech/{token}", f"/hooks/jointech/{TOKEN}", {"token": TOKEN}, body, content_type)
+
+
+def jointech_iot(name: str, record: dict) -> dict:
+    kind = kind_of(name)
+    # What the topic rules' SELECT produces: the record plus fields taken from the topic.
+    event = dict(record, accessKey="ak-demo", deviceNum=str(record["assetId"]), kind=kind)
+    if kind == "sublock":
+        event["subLockNum"] = record["subAssetID"]
+    return event
+
+
+def stream_event(records: dict[str, dict]) -> dict:
+    from devicegate.ddb_codec import to_item
+    from devicegate.envelope import RawPush
+    from devicegate.storage import event_item
+    from devicegate.timeutil import days_after
+    from devicegate.vendors import get_adapter
+
+    adapter = get_adapter("jointech")
+    out = []
+    for seq, name in enumerate(("webhook-location", "webhook-alarm"), start=1):
+        push = RawPush("jointech", "http", json.dumps(records[name]).encode(), route={"kind": kind_of(name)})
+        event = adapter.normalize(push, RECEIVED)[0]
+        item = to_item(event_item(event, days_after(RECEIVED, 90)))
+        out.append({
+            "eventID": f"c4ca4238a0b923820dcc509a6f75849{seq}", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1738913405, "Keys": {"pk": item["pk"], "sk": item["sk"]},
+                         "NewImage": item, "SequenceNumber": f"11100000000000000000000{seq}",
+                         "SizeBytes": 900, "StreamViewType": "NEW_IMAGE"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/devicegate-EventsTable/stream/2025-02-07T00:00:00.000",
+        })
+    return {"Records": out}
+
+
+def build() -> dict[Path, str]:
+    records_dir = HERE / "jointech" / "records"
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json"))}
+    files: dict[Path, dict] = {}
+    for name, record in records.items():
+        if name.startswith("mqtt-"):
+            files[HERE / "jointech" / f"iot-{name[5:]}.json"] = jointech_iot(name, record)
+        else:
+            files[HERE / "jointech" / f"http-{name.removeprefix('webhook-')}.json"] = jointech_http(name, record)
+    # The single-URL route (kind told apart by fields) and a sender that mislabels its JSON.
+    files[HERE / "jointech" / "http-auto-alarm.json"] = jointech_http("webhook-alarm", records["webhook-alarm"], by_kind=False)
+    files[HERE / "jointech" / "http-auto-sublock.json"] = jointech_http("webhook-sublock", records["webhook-sublock"], by_kind=False)
+    files[HERE / "jointech" / "http-variation-text-plain.json"] = jointech_http(
+        "webhook-event", records["webhook-event"], content_type="text/plain; charset=ISO-8859-1")
+    files[HERE / "outbox" / "stream-insert.json"] = stream_event(records)
+    return {path: json.dumps(doc, ensure_ascii=False, indent=2) + "\n" for path, doc in files.items()}
+
+
+def main(argv: list[str]) -> int:
+    wanted = build()
+    if "--check" in argv:
+        stale = [str(p.relative_to(HERE)) for p, text in wanted.items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print("stale generated events (run events/build.py):", ", ".join(stale))
+            return 1
+        return 0
+    for path, text in wanted.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(f"wrote {len(wanted)} event files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""devicegate: the shared ingest pipeline, vendor adapters and storage, shipped as a Lambda layer."""

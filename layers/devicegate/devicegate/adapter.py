@@ -1,0 +1,62 @@
+"""The small interface every vendor adapter implements; the pipeline around it is written once."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from devicegate.envelope import NormalizedEvent, RawPush
+from devicegate.errors import FieldProblem
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+    TOO_LARGE = "too_large"
+    FORBIDDEN = "forbidden"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass
+class Answer:
+    """What goes back to the sender: status and a JSON body in the vendor's own shape."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class VendorAdapter(ABC):
+    """decode -> validate -> normalize for one vendor, plus the answers that vendor expects.
+
+    Adapters hold no AWS clients and do no I/O: the pipeline does auth, dedup, storage and
+    quarantine around them, so an adapter is tested with payloads alone.
+    """
+
+    vendor: ClassVar[str]
+    #: Bodies above this are refused (413) and kept in quarantine; API Gateway allows 10 MB.
+    max_body_bytes: ClassVar[int] = 256 * 1024
+    #: Kinds this vendor sends; used for routing checks, docs and the CLI.
+    kinds: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+        """Turn one push into events, or raise InvalidPayload naming the bad fields."""
+
+    @abstractmethod
+    def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        """The vendor-shaped reply for an outcome (a retrying status for UNAVAILABLE)."""
+
+    def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Latest-state groups this event updates, e.g. {"position": {...}, "battery": {...}}.
+
+        Runs in the outbox, off the hot path; each group moves forward only with a newer event.
+        """
+        return {}
+
+    def quarantine_kind(self, push: RawPush) -> str:
+        return push.route.get("kind") or "unknown"

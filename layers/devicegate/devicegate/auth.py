@@ -1,0 +1,68 @@
+"""Ingest tokens: a path segment or a configured header, checked in constant time.
+
+The secret holds {"current": "...", "previous": "..."}; both are accepted, so a token can be
+rotated without dropping a push (README "Token rotation"). It is re-read every few minutes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+
+from devicegate.envelope import RawPush
+from devicegate.errors import StorageUnavailable
+
+CACHE_SECONDS = 300
+
+
+class TokenVerifier:
+    def __init__(self, fetch: Callable[[], str], header_name: str = "", clock: Callable[[], float] = time.monotonic):
+        self._fetch = fetch
+        self._header = header_name.strip().lower()
+        self._clock = clock
+        self._tokens: tuple[bytes, ...] = ()
+        self._loaded_at = float("-inf")
+
+    def _valid_tokens(self) -> tuple[bytes, ...]:
+        if self._clock() - self._loaded_at > CACHE_SECONDS:
+            try:
+                secret = json.loads(self._fetch())
+            except StorageUnavailable:
+                raise
+            except (ValueError, TypeError):
+                raise StorageUnavailable("token secret is not JSON") from None
+            values = [secret.get(k) for k in ("current", "previous")] if isinstance(secret, dict) else []
+            self._tokens = tuple(v.encode() for v in values if isinstance(v, str) and len(v) >= 8)
+            self._loaded_at = self._clock()
+        return self._tokens
+
+    def verify(self, push: RawPush) -> bool:
+        candidates = [push.token or ""]
+        if self._header:
+            candidates.append(push.headers.get(self._header, ""))
+        valid = self._valid_tokens()
+        ok = False
+        for candidate in candidates:
+            given = candidate.encode()
+            for token in valid:
+                # Every comparison runs, hit or miss, so timing says nothing about the tokens.
+                ok |= hmac.compare_digest(given, token)
+        return ok
+
+
+def secrets_manager_fetcher(secret_id: str) -> Callable[[], str]:
+    def fetch() -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from devicegate.aws import client
+
+        if not secret_id:
+            raise StorageUnavailable("token secret is not configured")
+        try:
+            return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"token secret unavailable: {type(exc).__name__}") from None
+
+    return fetch

@@ -1,0 +1,72 @@
+"""Reusable field types for vendor models: the quirks vendors share, handled once.
+
+Vendors send numbers as strings ("35.926264"), strings as numbers (device ids), "null" as text,
+sentinel numbers for "none" (-1, -1000) and JSON documents inside JSON strings.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, StringConstraints
+
+from devicegate.timeutil import iso_utc, parse_time
+
+_NULLS = {"", "null", "none", "nil", "undefined"}
+
+
+def blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in _NULLS:
+        return None
+    return value
+
+
+def to_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return value
+
+
+def sentinel(*absent: float):
+    """Validator turning a vendor's "no value" number (e.g. -1000 for temperature) into None."""
+
+    def check(value: Any) -> Any:
+        value = blank_to_none(value)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value  # let the field's own type report the problem
+        return None if number in absent else value
+
+    return BeforeValidator(check)
+
+
+def json_in_string(value: Any) -> Any:
+    """Decode a JSON document sent as a string; blank strings and "null" mean absent."""
+    value = blank_to_none(value)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("expected a JSON document inside the string") from None
+    return value
+
+
+UtcTime = Annotated[datetime, BeforeValidator(parse_time), PlainSerializer(iso_utc, return_type=str)]
+OptUtcTime = Annotated[datetime | None, BeforeValidator(lambda v: None if blank_to_none(v) is None else parse_time(v)),
+                       PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)]
+Text = Annotated[str, BeforeValidator(to_text)]
+OptText = Annotated[str | None, BeforeValidator(lambda v: blank_to_none(to_text(v)))]
+OptInt = Annotated[int | None, BeforeValidator(blank_to_none)]
+OptFloat = Annotated[float | None, BeforeValidator(blank_to_none)]
+#: -1 means "none" in many vendor status fields.
+MinusOneNone = Annotated[int | None, sentinel(-1)]
+#: Identifiers that end up in keys, topics and URLs: printable, no delimiters, bounded.
+DeviceId = Annotated[str, BeforeValidator(to_text),
+                     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]

@@ -1,0 +1,64 @@
+"""Decoding untrusted JSON: bounded depth, no NaN/Infinity, clear errors instead of exceptions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devicegate.errors import FieldProblem, InvalidPayload
+
+# DynamoDB stores at most 32 levels; vendor records need 4. Deeper input is hostile or broken.
+MAX_DEPTH = 16
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _depth_ok(text: str) -> bool:
+    # Cheap pre-scan so a 100k-deep "[[[[..." never reaches the recursive parser.
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def loads(text: str | bytes, field: str = "body") -> Any:
+    """Parse JSON or raise InvalidPayload naming `field`."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidPayload("body is not UTF-8 text", [FieldProblem(field, "not UTF-8")]) from None
+    if not text.strip():
+        raise InvalidPayload("body is empty", [FieldProblem(field, "empty")])
+    # Counting brackets runs in C; only a body with many of them pays for the exact scan.
+    if text.count("{") + text.count("[") > MAX_DEPTH and not _depth_ok(text):
+        raise InvalidPayload("JSON nested too deeply", [FieldProblem(field, f"deeper than {MAX_DEPTH} levels")])
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_float)
+    except (ValueError, RecursionError) as exc:
+        problem = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise InvalidPayload("malformed JSON", [FieldProblem(field, problem[:200])]) from None

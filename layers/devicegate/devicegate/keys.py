@@ -1,0 +1,53 @@
+"""Every DynamoDB key the gateway writes, in one place (see README "Data model").
+
+Device ids are percent-encoded inside keys: a device named `a#K#alarm` or `x/y` must never land in
+another device's partition, and quoting is injective, so two ids never share a key.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+EVENT_SK = "E"
+ALARM_PARTITION = "ALARM"
+
+
+def device_key(device_id: str) -> str:
+    return quote(device_id, safe="")
+
+
+def event_pk(vendor: str, event_id: str) -> str:
+    return f"E#{vendor}#{event_id}"
+
+
+def device_pk(vendor: str, device_id: str) -> str:
+    """Partition of a device's state items; also the device-timeline key of gsi1."""
+    return f"D#{vendor}#{device_key(device_id)}"
+
+
+def device_kind_pk(vendor: str, device_id: str, kind: str) -> str:
+    return f"{device_pk(vendor, device_id)}#{kind}"
+
+
+def timeline_sk(occurred_at: str, event_id: str) -> str:
+    return f"{occurred_at}#{event_id}"
+
+
+def alarm_sk(occurred_at: str, vendor: str, event_id: str) -> str:
+    return f"{occurred_at}#{vendor}#{event_id}"
+
+
+def state_sk(group: str) -> str:
+    return f"S#{group}"
+
+
+def vendor_devices_pk(vendor: str) -> str:
+    return f"V#{vendor}"
+
+
+def quarantine_pk(vendor: str, digest: str) -> str:
+    return f"Q#{vendor}#{digest}"
+
+
+def quarantine_list_pk(vendor: str) -> str:
+    return f"Q#{vendor}"

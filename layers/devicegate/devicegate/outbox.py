@@ -1,0 +1,153 @@
+"""The outbox: each newly stored event (a stream INSERT) becomes one CloudEvents message on the
+queue, and moves its device's latest state forward. Runs off the hot path.
+
+Order matters for retries: state first (its conditional updates are idempotent), then the queue.
+On the first failure the batch stops and that record and every later one are reported as failed,
+so Lambda resumes from there and nothing earlier is published twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from devicegate import keys
+from devicegate.ddb_codec import from_item, to_attr
+from devicegate.errors import StorageUnavailable
+from devicegate.observability import logger
+from devicegate.timeutil import parse_time
+
+SQS_BATCH = 10
+# An event stamped more than a day after it was received has a broken device clock; letting it
+# into state would freeze that state until the clock catches up.
+MAX_CLOCK_SKEW = timedelta(days=1)
+ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
+
+
+def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str, Any]:
+    """CloudEvents 1.0 structured JSON; `data` is the normalized event."""
+    message = {
+        "specversion": "1.0",
+        "id": event["eventId"],
+        "source": f"devicegate/{event['vendor']}",
+        "type": f"devicegate.{event['vendor']}.{event['kind']}",
+        "subject": event["deviceId"],
+        "time": event["occurredAt"],
+        "datacontenttype": "application/json",
+        "data": event,
+    }
+    if data_ref:
+        # Claim check (CloudEvents "dataref" extension): the payload was too big for an item.
+        message["dataref"] = data_ref
+    return message
+
+
+def envelope_from_image(image: dict[str, Any]) -> dict[str, Any]:
+    item = from_item(image)
+    return {name: item[name] for name in ENVELOPE_FIELDS if name in item} | (
+        {"dataRef": item["dataRef"]} if "dataRef" in item else {})
+
+
+class Publisher(Protocol):
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Send (id, message) pairs; return the ids that failed."""
+
+
+class StateStore(Protocol):
+    def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
+        """Set a state group if `at` is newer than what is stored. True when it moved."""
+
+
+class SqsPublisher:
+    def __init__(self, sqs: Any, queue_url: str):
+        self._sqs = sqs
+        self._url = queue_url
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        entries = [{"Id": str(i), "MessageBody": json.dumps(m, ensure_ascii=False, separators=(",", ":"))}
+                   for i, (_, m) in enumerate(messages)]
+        try:
+            result = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+        except (BotoCoreError, ClientError):
+            logger.exception("sqs send_message_batch failed")
+            return [ident for ident, _ in messages]
+        return [messages[int(f["Id"])][0] for f in result.get("Failed", [])]
+
+
+class DynamoStateStore:
+    def __init__(self, dynamodb: Any, table: str):
+        self._ddb = dynamodb
+        self._table = table
+
+    def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        values = {":v": to_attr(value), ":at": {"S": at}, ":e": {"S": event_id}, ":vendor": {"S": vendor},
+                  ":dev": {"S": device_id}, ":g": {"S": group}}
+        sets = "#val = :v, #at = :at, eventId = :e, vendor = :vendor, deviceId = :dev, #grp = :g"
+        if group == "summary":
+            # The summary item is what "all devices of a vendor" lists (gsi1 V#vendor).
+            values[":g1"] = {"S": keys.vendor_devices_pk(vendor)}
+            values[":g1s"] = {"S": keys.device_key(device_id)}
+            sets += ", gsi1pk = :g1, gsi1sk = :g1s"
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.state_sk(group)}},
+                UpdateExpression=f"SET {sets}",
+                ConditionExpression="attribute_not_exists(#at) OR #at < :at",
+                ExpressionAttributeNames={"#val": "value", "#at": "at", "#grp": "group"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable(f"state update failed: {exc.response['Error'].get('Code')}") from None
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"state update failed: {type(exc).__name__}") from None
+        return True
+
+
+@dataclass
+class StreamRecord:
+    sequence: str
+    event: dict[str, Any]
+
+
+def project_state(event: dict[str, Any], patch: dict[str, dict[str, Any]], state: StateStore) -> None:
+    occurred, received = parse_time(event["occurredAt"]), parse_time(event["receivedAt"])
+    if occurred - received > MAX_CLOCK_SKEW:
+        logger.warning("event time far in the future, state left alone",
+                       extra={"vendor": event["vendor"], "event_id": event["eventId"]})
+        return
+    summary = {"lastSeen": event["occurredAt"], "lastKind": event["kind"], "lastEventId": event["eventId"],
+               "lastReceivedAt": event["receivedAt"]}
+    for group, value in {"summary": summary, **patch}.items():
+        state.advance(event["vendor"], event["deviceId"], group, event["occurredAt"], event["eventId"], value)
+
+
+def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
+                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]) -> list[str]:
+    """Returns the sequence numbers to report as failed (the first failure and all after it)."""
+    pending = list(records)
+    for start in range(0, len(pending), SQS_BATCH):
+        chunk = pending[start:start + SQS_BATCH]
+        for index, record in enumerate(chunk):
+            try:
+                project_state(record.event, patch_for(record.event), state)
+            except StorageUnavailable as exc:
+                logger.warning("state projection failed", extra={"error": str(exc)})
+                return [r.sequence for r in pending[start + index:]]
+        messages = [(r.sequence, cloud_event({k: v for k, v in r.event.items() if k != "dataRef"},
+                                             r.event.get("dataRef"))) for r in chunk]
+        failed = set(publisher.publish(messages))
+        if failed:
+            first = next(i for i, r in enumerate(chunk) if r.sequence in failed)
+            logger.warning("publish failed", extra={"failed": len(failed)})
+            return [r.sequence for r in pending[start + first:]]
+    return []

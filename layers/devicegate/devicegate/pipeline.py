@@ -1,0 +1,132 @@
+"""authenticate -> decode -> validate -> normalize -> store -> answer, written once for every vendor.
+
+"Accepted" is only said after the event is durably stored (or found already stored). Every other
+path says why, in the vendor's shape: 403 for a bad token, 4xx with the bad fields (payload kept
+in quarantine), 503 when storage is down so the sender keeps the record and retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aws_lambda_powertools.metrics import single_metric
+
+from devicegate.adapter import Answer, Outcome, VendorAdapter
+from devicegate.auth import TokenVerifier
+from devicegate.envelope import NormalizedEvent, RawPush
+from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
+from devicegate.observability import MetricUnit, logger
+from devicegate.storage import EventStore, QuarantineRecord
+from devicegate.timeutil import now_utc
+
+METRIC_FOR = {
+    Outcome.ACCEPTED: "accepted",
+    Outcome.DUPLICATE: "duplicate",
+    Outcome.INVALID: "rejected",
+    Outcome.TOO_LARGE: "rejected",
+    Outcome.FORBIDDEN: "rejected",
+    Outcome.UNAVAILABLE: "failed",
+}
+
+
+@dataclass
+class IngestResult:
+    outcome: Outcome
+    answer: Answer
+    events: list[NormalizedEvent] = field(default_factory=list)
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: bool = False
+
+
+def count(metric: str, vendor: str, kind: str, value: int = 1) -> None:
+    # One EMF line per metric with its own dimensions: a push's vendor and kind are only known
+    # once it is decoded, and one invocation may carry several kinds.
+    with single_metric(name=metric, unit=MetricUnit.Count, value=value, namespace="Devicegate") as m:
+        m.add_dimension(name="service", value="devicegate")
+        m.add_dimension(name="vendor", value=vendor)
+        m.add_dimension(name="kind", value=kind)
+
+
+class Pipeline:
+    def __init__(self, adapter: VendorAdapter, store: EventStore, verifier: TokenVerifier | None,
+                 clock: Callable[[], datetime] = now_utc):
+        self.adapter = adapter
+        self.store = store
+        self.verifier = verifier  # None: the transport already authenticated (IoT Core)
+        self.clock = clock
+
+    def ingest(self, push: RawPush) -> IngestResult:
+        vendor = self.adapter.vendor
+        try:
+            return self._ingest(push)
+        except StorageUnavailable as exc:
+            logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
+            count("failed", vendor, self.adapter.quarantine_kind(push))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+
+    def _ingest(self, push: RawPush) -> IngestResult:
+        adapter, vendor = self.adapter, self.adapter.vendor
+        if self.verifier is not None and not self.verifier.verify(push):
+            logger.info("rejected push with a wrong or missing token", extra={"vendor": vendor})
+            count("rejected", vendor, "forbidden")
+            return IngestResult(Outcome.FORBIDDEN, adapter.answer(Outcome.FORBIDDEN))
+
+        received_at = self.clock()
+        try:
+            if len(push.body) > adapter.max_body_bytes:
+                raise PayloadTooLarge(len(push.body), adapter.max_body_bytes)
+            events = self._normalize(push, received_at)
+        except PayloadTooLarge as exc:
+            problems = [FieldProblem("body", str(exc))]
+            return self._reject(push, Outcome.TOO_LARGE, "payload too large", problems, received_at)
+        except InvalidPayload as exc:
+            return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
+
+        stored = duplicates = 0
+        for event in events:
+            if self.store.put_event(event):
+                stored += 1
+                count("accepted", vendor, event.kind)
+            else:
+                duplicates += 1
+                count("duplicate", vendor, event.kind)
+                logger.info("retransmission recognised", extra={"vendor": vendor, "kind": event.kind,
+                                                                "event_id": event.eventId})
+        outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
+        logger.debug("push stored", extra={"vendor": vendor, "stored": stored, "duplicates": duplicates})
+        return IngestResult(outcome, adapter.answer(outcome), events, stored, duplicates)
+
+    def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+        try:
+            events = self.adapter.normalize(push, received_at)
+        except InvalidPayload:
+            raise
+        except Exception:
+            # An adapter bug must not lose the record nor make the sender retry it forever: it
+            # is kept in quarantine (replayable once fixed) and answered as not processable.
+            logger.exception("adapter failed on a payload", extra={"vendor": self.adapter.vendor})
+            raise InvalidPayload("payload could not be processed",
+                                 [FieldProblem("body", "internal decoding error; kept for replay")]) from None
+        if not events:
+            raise InvalidPayload("payload holds no record", [FieldProblem("body", "no record found")])
+        return events
+
+    def _reject(self, push: RawPush, outcome: Outcome, reason: str, problems: list[FieldProblem],
+                received_at: datetime) -> IngestResult:
+        vendor, kind = self.adapter.vendor, self.adapter.quarantine_kind(push)
+        record = QuarantineRecord(
+            vendor=vendor, kind=kind, transport=push.transport, reason=reason, problems=problems,
+            body=push.raw_bytes(), received_at=received_at,
+            content_type=push.headers.get("content-type", ""), route=dict(push.route),
+        )
+        first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
+        count("rejected", vendor, kind)
+        count("quarantined", vendor, kind)
+        logger.info("payload quarantined", extra={
+            "vendor": vendor, "kind": kind, "reason": reason, "first_seen": first,
+            "fields": [p.field for p in problems], "quarantine_id": record.digest,
+        })
+        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True)

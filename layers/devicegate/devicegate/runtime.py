@@ -1,0 +1,50 @@
+"""Wiring for Lambda: one pipeline per vendor, built on first use and kept warm."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from devicegate.auth import TokenVerifier, secrets_manager_fetcher
+from devicegate.aws import client
+from devicegate.pipeline import Pipeline
+from devicegate.settings import get_settings, vendor_env
+from devicegate.storage import DynamoEventStore
+from devicegate.vendors import get_adapter
+
+
+class _LazyClient:
+    """Defers creating a client until a call needs it (S3 is only for large or bad payloads)."""
+
+    def __init__(self, service: str):
+        self._service = service
+
+    def __getattr__(self, name: str):
+        return getattr(client(self._service), name)
+
+
+@cache
+def event_store() -> DynamoEventStore:
+    settings = get_settings()
+    return DynamoEventStore(
+        dynamodb=client("dynamodb"),
+        s3=_LazyClient("s3"),
+        table=settings.table_name,
+        bucket=settings.payload_bucket,
+        retention_days=settings.retention_for,
+        quarantine_days=settings.quarantine_retention_days,
+    )
+
+
+@cache
+def http_pipeline(vendor: str) -> Pipeline:
+    verifier = TokenVerifier(
+        secrets_manager_fetcher(vendor_env(vendor, "TOKEN_SECRET")),
+        header_name=vendor_env(vendor, "AUTH_HEADER"),
+    )
+    return Pipeline(get_adapter(vendor), event_store(), verifier)
+
+
+@cache
+def mqtt_pipeline(vendor: str) -> Pipeline:
+    # IoT Core authenticated the publisher (X.509 + policy); the topic rule is the only caller.
+    return Pipeline(get_adapter(vendor), event_store(), verifier=None)

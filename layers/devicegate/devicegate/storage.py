@@ -1,0 +1,180 @@
+"""Storage behind a small interface; one DynamoDB (+ S3 for large payloads) implementation.
+
+Hot path: one conditional PutItem per event. The condition is the dedup: an event's key is
+derived from its id, so a retransmission finds its own item and is answered as accepted without a
+second item (and so without a second stream record or queue message).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from devicegate import keys
+from devicegate.ddb_codec import to_attr, to_item
+from devicegate.envelope import NormalizedEvent
+from devicegate.errors import FieldProblem, StorageUnavailable
+from devicegate.timeutil import days_after, epoch_seconds, iso_utc, parse_time
+
+# DynamoDB items stop at 400 KB; leave room for keys and attribute names.
+MAX_INLINE_BYTES = 350_000
+
+
+@dataclass
+class QuarantineRecord:
+    vendor: str
+    kind: str
+    transport: str
+    reason: str
+    problems: list[FieldProblem]
+    body: bytes
+    received_at: datetime
+    content_type: str = ""
+    route: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        # Dedup key: the same bad payload sent 50 times is one quarantine item with a count.
+        material = self.vendor.encode() + b"\n" + self.kind.encode() + b"\n" + self.body
+        return hashlib.sha256(material).hexdigest()[:40]
+
+
+class EventStore(Protocol):
+    def put_event(self, event: NormalizedEvent) -> bool:
+        """Store once. True when new, False when the same event id is already stored."""
+
+    def quarantine(self, record: QuarantineRecord) -> bool:
+        """Keep a rejected payload for inspection and replay. True when first seen."""
+
+
+def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
+    """The stored event: the envelope plus the keys of every access pattern it serves."""
+    timeline = keys.timeline_sk(event.occurredAt, event.eventId)
+    item: dict[str, Any] = {
+        "pk": keys.event_pk(event.vendor, event.eventId),
+        "sk": keys.EVENT_SK,
+        "vendor": event.vendor,
+        "deviceId": event.deviceId,
+        "kind": event.kind,
+        "eventId": event.eventId,
+        "occurredAt": event.occurredAt,
+        "receivedAt": event.receivedAt,
+        "transport": event.transport,
+        "data": event.data,
+        "expiresAt": epoch_seconds(expires_at),
+        "gsi1pk": keys.device_pk(event.vendor, event.deviceId),
+        "gsi1sk": timeline,
+        "gsi2pk": keys.device_kind_pk(event.vendor, event.deviceId, event.kind),
+        "gsi2sk": timeline,
+    }
+    if event.is_alarm:
+        item["gsi3pk"] = keys.ALARM_PARTITION
+        item["gsi3sk"] = keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)
+    return item
+
+
+def _aws_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def _error_code(exc: BaseException) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+class DynamoEventStore:
+    def __init__(self, dynamodb: Any, s3: Any, table: str, bucket: str,
+                 retention_days, quarantine_days: int):
+        self._ddb = dynamodb
+        self._s3 = s3
+        self._table = table
+        self._bucket = bucket
+        self._retention_days = retention_days  # callable (vendor, kind) -> days
+        self._quarantine_days = quarantine_days
+
+    def put_event(self, event: NormalizedEvent) -> bool:
+        received = parse_time(event.receivedAt)
+        # Retention counts from receipt: a record backfilled from 2020 must not expire at once.
+        item = event_item(event, days_after(received, self._retention_days(event.vendor, event.kind)))
+        encoded = to_item(item)
+        if _approx_size(encoded) > MAX_INLINE_BYTES:
+            encoded = self._offload_data(event, item, received)
+        errors = _aws_errors()
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=encoded,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except errors as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable(f"dynamodb put_item failed: {_error_code(exc) or type(exc).__name__}") from None
+        return True
+
+    def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
+        key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/"
+               f"{received:%Y/%m/%d}/{event.eventId}.json")
+        self._put_object(key, json.dumps(event.data, ensure_ascii=False).encode(), "application/json")
+        slim = dict(item, data={}, dataRef=f"s3://{self._bucket}/{key}")
+        return to_item(slim)
+
+    def _put_object(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+        except _aws_errors() as exc:
+            raise StorageUnavailable(f"s3 put_object failed: {_error_code(exc) or type(exc).__name__}") from None
+
+    def quarantine(self, record: QuarantineRecord) -> bool:
+        digest = record.digest
+        received = iso_utc(record.received_at)
+        values: dict[str, Any] = {
+            "vendor": record.vendor,
+            "kind": record.kind,
+            "transport": record.transport,
+            "reason": record.reason,
+            "problems": [p.as_dict() for p in record.problems],
+            "contentType": record.content_type,
+            "route": record.route,
+            "firstSeenAt": received,
+            "gsi1pk": keys.quarantine_list_pk(record.vendor),
+            "gsi1sk": f"{received}#{digest}",
+            "expiresAt": epoch_seconds(days_after(record.received_at, self._quarantine_days)),
+            "bodySize": len(record.body),
+        }
+        if len(record.body) <= MAX_INLINE_BYTES:
+            try:
+                values["body"] = record.body.decode("utf-8")
+            except UnicodeDecodeError:
+                values["bodyBase64"] = base64.b64encode(record.body).decode()
+        else:
+            key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
+            self._put_object(key, record.body, record.content_type or "application/octet-stream")
+            values["bodyRef"] = f"s3://{self._bucket}/{key}"
+        names = {f"#a{i}": name for i, name in enumerate(values)}
+        sets = ", ".join(f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(values)))
+        attr_values = {f":a{i}": to_attr(v) for i, v in enumerate(values.values())}
+        attr_values[":one"] = {"N": "1"}
+        attr_values[":now"] = {"S": received}
+        try:
+            old = self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.quarantine_pk(record.vendor, digest)}, "sk": {"S": "Q"}},
+                UpdateExpression=f"SET {sets}, lastSeenAt = :now ADD seenCount :one",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ReturnValues="UPDATED_OLD",
+            )
+        except _aws_errors() as exc:
+            raise StorageUnavailable(f"dynamodb quarantine failed: {_error_code(exc) or type(exc).__name__}") from None
+        return "seenCount" not in old.get("Attributes", {})
+
+
+def _approx_size(encoded: dict[str, Any]) -> int:
+    # Upper bound good enough to decide on offloading: JSON text of the attribute values.
+    return len(json.dumps(encoded, default=lambda b: "x" * len(b), ensure_ascii=False).encode())

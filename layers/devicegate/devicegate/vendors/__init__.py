@@ -1,0 +1,26 @@
+"""Vendor adapters by name. Adding a vendor: a package here and one line in `_ADAPTERS`."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import import_module
+
+from devicegate.adapter import VendorAdapter
+
+# Imported lazily: a function loads only its own vendor's models (cold start).
+_ADAPTERS = {
+    "jointech": "devicegate.vendors.jointech.adapter:JointechAdapter",
+}
+
+
+def vendor_names() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+@cache
+def get_adapter(vendor: str) -> VendorAdapter:
+    try:
+        module, _, name = _ADAPTERS[vendor].partition(":")
+    except KeyError:
+        raise KeyError(f"unknown vendor {vendor!r}; known: {', '.join(vendor_names())}") from None
+    return getattr(import_module(module), name)()

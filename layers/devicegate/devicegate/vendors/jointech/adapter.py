@@ -1,0 +1,170 @@
+"""Jointech: webhook rules (one URL per data type, or one URL for all) and MQTT topics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from devicegate import jsonbody
+from devicegate.adapter import Answer, Outcome, VendorAdapter
+from devicegate.envelope import NormalizedEvent, RawPush, derive_event_id
+from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.timeutil import iso_utc
+from devicegate.validation import problems_from
+from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
+
+KINDS = tuple(RECORD_MODELS)
+# What the IoT rules' SELECT adds from the topic; never part of the record itself.
+TOPIC_FIELDS = ("accessKey", "deviceNum", "kind", "subLockNum")
+
+# Their sample receivers answer {"result": 200}; retry behaviour is undocumented, so failures
+# use real HTTP statuses, which any HTTP client treats as "not delivered".
+_STATUS = {
+    Outcome.ACCEPTED: (200, "ok"),
+    Outcome.DUPLICATE: (200, "ok, already received"),
+    Outcome.INVALID: (400, "invalid payload"),
+    Outcome.TOO_LARGE: (413, "payload too large"),
+    Outcome.FORBIDDEN: (403, "forbidden"),
+    Outcome.UNAVAILABLE: (503, "temporarily unavailable, retry later"),
+}
+
+
+def detect_kind(record: dict[str, Any]) -> str | None:
+    """For the single-URL route: which data type a record is, from its fields."""
+    if "subAssetID" in record or "sensorType" in record:
+        return "sublock"
+    if "commandType" in record:
+        return "cmd"
+    if "alarmType" in record:
+        return "alarm"
+    if "eventType" in record:
+        return "event"
+    if "gpsTime" in record:
+        return "location"
+    return None
+
+
+class JointechAdapter(VendorAdapter):
+    vendor: ClassVar[str] = "jointech"
+    kinds: ClassVar[tuple[str, ...]] = KINDS
+    max_body_bytes: ClassVar[int] = 256 * 1024
+
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+        document = push.document if push.document is not None else jsonbody.loads(push.body)
+        if not isinstance(document, dict):
+            raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
+        record = {k: v for k, v in document.items() if k not in TOPIC_FIELDS} if push.transport == "mqtt" else document
+
+        kind = push.route.get("kind")
+        if kind is None:
+            kind = detect_kind(record)
+            if kind is None:
+                raise InvalidPayload("cannot tell the data type from the fields",
+                                     [FieldProblem("body", "none of gpsTime, alarmType, eventType, commandType, "
+                                                           "subAssetID found; use /hooks/jointech/{token}/{kind}")])
+        if kind not in RECORD_MODELS:
+            raise InvalidPayload(f"unknown data type {kind[:32]!r}",
+                                 [FieldProblem("kind", f"expected one of {', '.join(KINDS)}")])
+        try:
+            model = RECORD_MODELS[kind].model_validate(record)
+        except ValidationError as exc:
+            raise InvalidPayload(f"invalid {kind} record", problems_from(exc)) from None
+
+        topic_device = push.route.get("deviceNum")
+        if topic_device is not None and topic_device != model.assetId:
+            raise InvalidPayload("topic and record name different devices",
+                                 [FieldProblem("assetId", "does not match the topic's device number")])
+
+        occurred = _occurred_at(model)
+        data = model.model_dump(mode="json", exclude_none=True)
+        return [NormalizedEvent(
+            vendor=self.vendor,
+            deviceId=model.assetId,
+            kind=kind,
+            eventId=derive_event_id(self.vendor, model.assetId, kind, occurred, data),
+            occurredAt=iso_utc(occurred),
+            receivedAt=iso_utc(received_at),
+            transport=push.transport,
+            data=data,
+        )]
+
+    def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        status, message = _STATUS[outcome]
+        body: dict[str, Any] = {"result": status, "message": message}
+        if problems:
+            body["reason"] = reason
+            body["errors"] = [p.as_dict() for p in problems]
+        return Answer(status, body)
+
+    def quarantine_kind(self, push: RawPush) -> str:
+        kind = push.route.get("kind")
+        return kind if kind in RECORD_MODELS else ("unknown" if kind is None else "invalid-kind")
+
+    def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return state_patch(event["kind"], event.get("data") or {})
+
+
+def _occurred_at(model: Any) -> datetime:
+    if isinstance(model, Location):
+        return model.gpsTime
+    if isinstance(model, SubLock):
+        if model.subGpsTime:
+            return model.subGpsTime
+        if model.subGpsTimestamp:
+            from devicegate.timeutil import parse_time
+
+            return parse_time(model.subGpsTimestamp)
+        if model.gpsTime:
+            return model.gpsTime
+        raise InvalidPayload("slave record has no time", [FieldProblem("subGpsTime", "missing (and no gpsTime)")])
+    return model.dateTime
+
+
+def _has_fix(data: dict[str, Any]) -> bool:
+    # The vendor sends 0.0/0.0 (and locType 0) when there is no fix: not a position in the ocean.
+    if data.get("locType") == 0:
+        return False
+    lat, lon = data.get("latitude"), data.get("longitude")
+    return lat is not None and lon is not None and not (lat == 0 and lon == 0)
+
+
+def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: data[n] for n in names if data.get(n) is not None}
+
+
+def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Latest-state groups per record kind (see README "Device state")."""
+    groups: dict[str, dict[str, Any]] = {}
+    if _has_fix(data) and kind != "sublock":
+        groups["position"] = _pick(data, "latitude", "longitude", "speed", "direction", "mileage", "locType")
+    if kind == "location":
+        battery = _pick(data, "battery", "charging", "voltage")
+        if battery:
+            groups["battery"] = battery
+        status = data.get("status") or {}
+        lock = _pick(status, "lockStatus", "lockRope", "lockBar")
+        if lock:
+            groups["lock"] = lock
+        vehicle = _pick(status, "acc", "fuelCut", "door", "engine")
+        if vehicle:
+            groups["vehicle"] = vehicle
+        signal = _pick(data, "cellSignal", "gnssSignal")
+        if signal:
+            groups["signal"] = signal
+        expand = data.get("expand") or {}
+        environment = _pick(expand, "temperature", "humidity", "pressure", "lux", "fuels")
+        if environment:
+            groups["environment"] = environment
+    elif kind == "alarm":
+        groups["lastAlarm"] = _pick(data, "alarmType", "alarmName", "describe")
+    elif kind == "event":
+        groups["lastEvent"] = _pick(data, "eventType", "eventName", "unLockType", "unLockTypeName", "card")
+    elif kind == "cmd":
+        groups["lastCommandResponse"] = _pick(data, "commandType", "ok", "response", "error")
+    elif kind == "sublock":
+        groups[f"sublock:{data.get('subAssetID')}"] = _pick(
+            data, "subAssetID", "sensorType", "sensorTypeName", "battery", "voltage", "locStatus", "locRope",
+            "rssi", "temperature", "humidity", "locTimes", "eventType", "eventTypeName", "latitude", "longitude")
+    return groups

@@ -1,0 +1,64 @@
+"""Fixtures: an AWS emulation holding exactly the resources template.yaml declares."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devicegate_cli.cfn_template import load_template
+from devicegate_cli.local_resources import Resolver, create_resources, function_specs, merged_environment
+from tests.support import ROOT, Stack
+
+TEMPLATE = ROOT / "template.yaml"
+
+
+def _clear_caches() -> None:
+    # Lambda keeps clients and settings for the life of an environment; each test is a new one.
+    from devicegate import aws, runtime, settings
+    from devicegate.vendors import get_adapter
+
+    for cached in (aws.client, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
+                   settings.get_settings, get_adapter):
+        cached.cache_clear()
+    try:
+        from functions.outbox import app as outbox_app
+
+        outbox_app._wiring.cache_clear()
+    except ImportError:
+        pass
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
+                       "POWERTOOLS_METRICS_NAMESPACE": "Devicegate",
+                       # botocore now routes streams to account-scoped hosts moto does not match.
+                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def stack(aws_env, monkeypatch):
+    """The template's tables, queues, bucket and secrets in moto; functions' env applied."""
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        resolver = Resolver(load_template(TEMPLATE))
+        created = create_resources(resolver, session, token="dev-token")
+        for key, value in merged_environment(function_specs(resolver, ROOT)).items():
+            monkeypatch.setenv(key, value)
+        _clear_caches()
+        yield Stack(
+            session=session,
+            table=created.tables["EventsTable"],
+            queue_url=created.queues["EventsQueue"],
+            bucket=created.buckets["PayloadBucket"],
+            secret_arn=created.secrets["JointechTokenSecret"],
+        )
+    _clear_caches()
+    assert "AWS_ENDPOINT_URL" not in os.environ

@@ -1,0 +1,199 @@
+"""Jointech end to end inside one process: handler -> DynamoDB (moto) -> stream -> outbox -> SQS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from functions.jointech_mqtt import app as mqtt_app
+from functions.jointech_webhook import app as webhook_app
+from functions.outbox import app as outbox_app
+from tests.support import EVENTS, context, load_event, load_record, with_body, with_path
+
+HTTP_FIXTURES = sorted(p.name for p in (EVENTS / "jointech").glob("http-*.json"))
+IOT_FIXTURES = sorted(p.name for p in (EVENTS / "jointech").glob("iot-*.json"))
+
+
+def post(event: dict) -> tuple[int, dict]:
+    response = webhook_app.lambda_handler(event, context("JointechWebhookFunction"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def run_outbox(stack) -> dict:
+    return outbox_app.lambda_handler({"Records": stack.new_stream_records()}, context("OutboxFunction"))
+
+
+def mqtt(event: dict) -> dict:
+    return mqtt_app.lambda_handler(event, context("JointechMqttFunction"))
+
+
+@pytest.mark.parametrize("fixture", HTTP_FIXTURES)
+def test_every_documented_webhook_example_is_stored_once_and_published(stack, fixture):
+    # Given a documented Jointech push (or one of our variations) as API Gateway delivers it
+    event = load_event(f"jointech/{fixture}")
+    record = json.loads(event["body"])
+
+    # When the webhook function handles it and the outbox runs over the table's stream
+    status, body = post(event)
+    outbox_result = run_outbox(stack)
+
+    # Then the sender gets its {"result": 200}, one typed event is stored, one CloudEvent is queued
+    assert (status, body["result"]) == (200, 200)
+    items = stack.event_items()
+    assert len(items) == 1
+    item = items[0]
+    assert item["deviceId"] == str(record["assetId"])
+    expected_kind = event["pathParameters"].get("kind") or item["kind"]
+    assert item["kind"] == expected_kind and item["transport"] == "http"
+    assert item["data"]["assetId"] == str(record["assetId"])
+    assert outbox_result == {"batchItemFailures": []}
+    messages = stack.queue_messages()
+    assert [m["id"] for m in messages] == [item["eventId"]]
+    message = messages[0]
+    assert message["specversion"] == "1.0"
+    assert message["type"] == f"devicegate.jointech.{item['kind']}"
+    assert message["subject"] == item["deviceId"]
+    assert message["data"]["eventId"] == item["eventId"] and message["data"]["data"] == item["data"]
+
+
+@pytest.mark.parametrize("fixture", IOT_FIXTURES)
+def test_every_documented_mqtt_example_is_stored_once_and_published(stack, fixture):
+    # Given a documented MQTT message as the IoT topic rule hands it to Lambda
+    event = load_event(f"jointech/{fixture}")
+
+    # When the MQTT function handles it
+    result = mqtt(event)
+    run_outbox(stack)
+
+    # Then it is stored under the topic's kind, without the topic fields inside the record
+    assert result["outcome"] == "accepted"
+    [item] = stack.event_items()
+    assert item["kind"] == event["kind"] and item["transport"] == "mqtt"
+    assert "accessKey" not in item["data"] and "deviceNum" not in item["data"]
+    [message] = stack.queue_messages()
+    assert message["id"] == item["eventId"]
+
+
+def test_auto_kind_route_tells_the_kind_from_the_fields(stack):
+    # Given the single-URL rule posting an alarm and a slave-lock record
+    for fixture, kind in (("http-auto-alarm.json", "alarm"), ("http-auto-sublock.json", "sublock")):
+        status, _ = post(load_event(f"jointech/{fixture}"))
+        assert status == 200
+    # Then each is stored under the right kind
+    assert sorted(i["kind"] for i in stack.event_items()) == ["alarm", "sublock"]
+
+
+def test_five_retransmissions_store_one_event_and_queue_one_message(stack):
+    # Given the same location record sent five times (a device that missed our answers)
+    event = load_event("jointech/http-location.json")
+
+    # When all five arrive
+    answers = [post(event) for _ in range(5)]
+    run_outbox(stack)
+
+    # Then all five are answered as accepted, but one event exists and one message was queued
+    assert all(status == 200 and body["result"] == 200 for status, body in answers)
+    assert len(stack.event_items()) == 1
+    assert len(stack.queue_messages()) == 1
+
+
+def test_same_record_by_https_and_by_mqtt_is_one_event(stack):
+    # Given one record delivered by the webhook rule and again by the MQTT push
+    record = load_record("jointech", "mqtt-alarm")
+    http_event = with_body(load_event("jointech/http-alarm.json"), json.dumps(record))
+    iot_event = load_event("jointech/iot-alarm.json")
+
+    # When both transports deliver it
+    status, _ = post(http_event)
+    result = mqtt(iot_event)
+    run_outbox(stack)
+
+    # Then the second is recognised as a retransmission
+    assert status == 200 and result["outcome"] == "duplicate"
+    assert len(stack.event_items()) == 1
+    assert len(stack.queue_messages()) == 1
+
+
+def _location(gps_time: str, lat: float, lon: float, battery: int) -> str:
+    record = load_record("jointech", "mqtt-location")
+    record.update(gpsTime=gps_time, latitude=lat, longitude=lon, battery=battery, locType=1)
+    return json.dumps(record)
+
+
+def test_an_older_record_after_a_newer_one_leaves_state_unchanged(stack):
+    base = load_event("jointech/http-location.json")
+    # Given a device whose newest known position is from 10:00
+    post(with_body(base, _location("2025-02-07T10:00:00Z", 22.7, 113.9, 80)))
+    run_outbox(stack)
+    before = stack.state("jointech", "8052400203")
+
+    # When a record from 09:00 arrives late (backlog after an outage)
+    status, _ = post(with_body(base, _location("2025-02-07T09:00:00Z", 22.1, 113.1, 95)))
+    run_outbox(stack)
+
+    # Then the late event is stored and published, but position and battery stay at 10:00
+    assert status == 200
+    assert len(stack.event_items()) == 2
+    assert len(stack.queue_messages()) == 2
+    after = stack.state("jointech", "8052400203")
+    assert after["position"]["value"]["latitude"] == 22.7
+    assert after["battery"]["value"]["battery"] == 80
+    assert after["summary"]["value"]["lastSeen"] == "2025-02-07T10:00:00.000Z"
+    assert after == before
+
+
+def test_a_newer_record_moves_state_forward(stack):
+    base = load_event("jointech/http-location.json")
+    # Given state from 09:00
+    post(with_body(base, _location("2025-02-07T09:00:00Z", 22.1, 113.1, 95)))
+    run_outbox(stack)
+    # When a 10:00 record arrives
+    post(with_body(base, _location("2025-02-07T10:00:00Z", 22.7, 113.9, 80)))
+    run_outbox(stack)
+    # Then position, battery and last seen follow it
+    state = stack.state("jointech", "8052400203")
+    assert state["position"]["value"]["latitude"] == 22.7
+    assert state["battery"]["value"] == {"battery": 80, "charging": False, "voltage": 0.0}
+    assert state["summary"]["value"]["lastSeen"] == "2025-02-07T10:00:00.000Z"
+
+
+def test_decoded_fields_reach_the_stored_event(stack):
+    # Given the documented MQTT location (battery 255, "null" strings, temperature -1000)
+    mqtt(load_event("jointech/iot-location.json"))
+    # and the documented event with a waybill in `describe`, and both command responses
+    post(load_event("jointech/http-event.json"))
+    mqtt(load_event("jointech/iot-cmd-success.json"))
+    mqtt(load_event("jointech/iot-cmd-not-online.json"))
+    mqtt(load_event("jointech/iot-sublock.json"))
+
+    by_kind = {}
+    for item in stack.event_items():
+        by_kind.setdefault(item["kind"], []).append(item["data"])
+
+    [location] = by_kind["location"]
+    assert location["charging"] is True and "battery" not in location
+    assert "temperature" not in location["expand"] and "lux" not in location["expand"]
+    assert location["status"] == {"lockStatus": 0, "lockRope": 0}
+    assert location["locTypeName"] == "Base station positioning"
+
+    [event] = by_kind["event"]
+    assert event["eventName"] == "Unlock" and event["unLockTypeName"] == "Swipe card to unlock"
+    assert event["details"] == {"waybillGUID": "190db1a2-3df1-4857-b94e-ee5937334409", "waybillNo": "45435345"}
+
+    ok, failed = sorted(by_kind["cmd"], key=lambda d: d["ok"], reverse=True)
+    assert ok["ok"] is True and ok["response"][3] == "BASE"
+    assert failed["ok"] is False and failed["error"] == "Device not online！"
+
+    [sub] = by_kind["sublock"]
+    assert sub["sensorTypeName"] == "JT709" and "temperature" not in sub
+    assert sub["eventTypeName"] == "Lora unlock event"
+
+
+def test_sublock_state_is_kept_per_slave(stack):
+    mqtt(load_event("jointech/iot-sublock.json"))
+    run_outbox(stack)
+    state = stack.state("jointech", "8052400203")
+    assert state["sublock:E0171E0366"]["value"]["battery"] == 41
+    assert state["sublock:E0171E0366"]["value"]["locStatus"] == 0

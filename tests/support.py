@@ -1,0 +1,119 @@
+"""Shared test helpers: fixtures from events/, the moto stack built from template.yaml, and
+readers for what the gateway stored and published."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from devicegate.ddb_codec import from_item
+from devicegate_cli.lambda_context import LambdaContext
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+
+def load_event(relative: str) -> dict[str, Any]:
+    """An invocation event exactly as `sam local invoke -e events/<relative>` would take it."""
+    return json.loads((EVENTS / relative).read_text())
+
+
+def load_record(vendor: str, name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / vendor / "records" / f"{name}.json").read_text())
+
+
+def with_body(event: dict[str, Any], body: str | bytes, **headers: str) -> dict[str, Any]:
+    """A copy of an HTTP event with another body (bytes are sent base64, as API Gateway does)."""
+    import base64
+
+    clone = copy.deepcopy(event)
+    if isinstance(body, bytes):
+        clone["body"], clone["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    else:
+        clone["body"], clone["isBase64Encoded"] = body, False
+    clone["headers"].update(headers)
+    return clone
+
+
+def with_path(event: dict[str, Any], token: str, kind: str | None) -> dict[str, Any]:
+    clone = copy.deepcopy(event)
+    if kind is None:
+        clone["routeKey"] = clone["requestContext"]["routeKey"] = "POST /hooks/jointech/{token}"
+        clone["pathParameters"] = {"token": token}
+        path = f"/hooks/jointech/{token}"
+    else:
+        clone["routeKey"] = clone["requestContext"]["routeKey"] = "POST /hooks/jointech/{token}/{kind}"
+        clone["pathParameters"] = {"token": token, "kind": kind}
+        path = f"/hooks/jointech/{token}/{kind}"
+    clone["rawPath"] = clone["requestContext"]["http"]["path"] = path
+    return clone
+
+
+def context(name: str = "test-function") -> LambdaContext:
+    return LambdaContext.for_function(name)
+
+
+@dataclass
+class Stack:
+    """The template's resources in moto, plus readers for what tests assert on."""
+
+    session: boto3.Session
+    table: str
+    queue_url: str
+    bucket: str
+    secret_arn: str
+    _stream_position: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ddb(self):
+        return self.session.client("dynamodb")
+
+    def event_items(self, vendor: str = "jointech") -> list[dict[str, Any]]:
+        # Tests may scan; the gateway's own readers never do.
+        items = self.ddb.scan(TableName=self.table)["Items"]
+        return [from_item(i) for i in items if i["pk"]["S"].startswith(f"E#{vendor}#")]
+
+    def quarantine_items(self, vendor: str = "jointech") -> list[dict[str, Any]]:
+        items = self.ddb.scan(TableName=self.table)["Items"]
+        return [from_item(i) for i in items if i["pk"]["S"].startswith(f"Q#{vendor}#")]
+
+    def state(self, vendor: str, device: str) -> dict[str, dict[str, Any]]:
+        from devicegate import keys
+
+        items = self.ddb.query(TableName=self.table, KeyConditionExpression="pk = :p",
+                               ExpressionAttributeValues={":p": {"S": keys.device_pk(vendor, device)}})["Items"]
+        return {i["group"]: i for i in map(from_item, items)}
+
+    def queue_messages(self) -> list[dict[str, Any]]:
+        sqs = self.session.client("sqs")
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = got.get("Messages", [])
+            if not messages:
+                return out
+            for m in messages:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def new_stream_records(self) -> list[dict[str, Any]]:
+        """Stream records written since the last call, in the shape Lambda hands the outbox."""
+        streams = self.session.client("dynamodbstreams")
+        arn = self.ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
+        records = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            after = self._stream_position.get(shard_id)
+            kwargs = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
+                      else {"ShardIteratorType": "TRIM_HORIZON"})
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, **kwargs)["ShardIterator"]
+            for record in streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]:
+                record.setdefault("eventSourceARN", arn)
+                records.append(record)
+                self._stream_position[shard_id] = record["dynamodb"]["SequenceNumber"]
+        return records
