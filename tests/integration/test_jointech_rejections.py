@@ -1,0 +1,227 @@
+"""What the gateway answers when it must not say "accepted": bad tokens, bad input, storage down."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devicegate import keys
+from functions.jointech_mqtt import app as mqtt_app
+from tests.integration.test_jointech_ingest import mqtt, post
+from tests.support import load_event, load_record, with_body, with_path
+
+LOCATION = "jointech/http-location.json"
+
+
+def _record(**changes) -> str:
+    record = load_record("jointech", "webhook-location")
+    record.update(changes)
+    return json.dumps(record)
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token", ["wrong-token", "-", "dev-token-", "DEV-TOKEN", "dev-toke"])
+def test_wrong_or_missing_token_is_403_with_nothing_stored_and_no_token_logged(stack, capsys, token):
+    # Given a push whose path token is not the configured one
+    event = with_path(load_event(LOCATION), token, "location")
+
+    # When it arrives
+    status, body = post(event)
+
+    # Then it is refused with a generic body, nothing is stored, and no log line holds the token
+    assert status == 403
+    assert body == {"result": 403, "message": "forbidden"}
+    assert stack.event_items() == [] and stack.quarantine_items() == []
+    logs = capsys.readouterr()
+    assert "dev-token" not in logs.out + logs.err
+    if token:
+        assert token not in logs.out + logs.err
+
+
+def test_an_empty_token_segment_matches_no_route_and_stores_nothing(stack):
+    # API Gateway does not match {token} against an empty segment either: no route, no Lambda.
+    status, _ = post(with_path(load_event(LOCATION), "", "location"))
+    assert status == 404
+    assert stack.event_items() == [] and stack.quarantine_items() == []
+
+
+def test_custom_header_is_accepted_as_the_secret_when_configured(stack, monkeypatch):
+    # Given a deployment that names the push rule's custom header
+    monkeypatch.setenv("JOINTECH_AUTH_HEADER", "X-Devicegate-Token")
+    from tests.conftest import _clear_caches
+
+    _clear_caches()
+    event = with_path(load_event(LOCATION), "-", "location")
+
+    # When the rule sends the token in that header (path segment is a placeholder), and not
+    status_ok, _ = post(with_body(event, event["body"], **{"x-devicegate-token": "dev-token"}))
+    status_bad, _ = post(with_body(event, event["body"], **{"x-devicegate-token": "nope-nope"}))
+
+    # Then only the right header value is accepted
+    assert (status_ok, status_bad) == (200, 403)
+    assert len(stack.event_items()) == 1
+
+
+def test_both_tokens_are_valid_during_rotation(stack):
+    # Given an operator rotating: new token in "current", old one kept in "previous"
+    stack.session.client("secretsmanager").put_secret_value(
+        SecretId=stack.secret_arn, SecretString=json.dumps({"current": "new-token-123", "previous": "dev-token"}))
+    from tests.conftest import _clear_caches
+
+    _clear_caches()
+    # When pushes come with either token, and with a retired one
+    old = post(with_path(load_event(LOCATION), "dev-token", "location"))[0]
+    new = post(with_path(with_body(load_event(LOCATION), _record(mileage=17)), "new-token-123", "location"))[0]
+    retired = post(with_path(with_body(load_event(LOCATION), _record(mileage=18)), "older-token", "location"))[0]
+    # Then both current tokens work and the retired one does not
+    assert (old, new, retired) == (200, 200, 403)
+
+
+# --- invalid input: 4xx naming the fields, payload in quarantine -----------------------------
+
+def test_invalid_record_is_400_naming_fields_and_kept_in_quarantine(stack):
+    # Given a location whose time and latitude are wrong
+    body = _record(gpsTime="yesterday-ish", latitude=123.4)
+
+    # When it is pushed
+    status, answer = post(with_body(load_event(LOCATION), body))
+
+    # Then the answer names both fields, and the raw payload waits in quarantine with the reason
+    assert status == 400
+    assert {e["field"] for e in answer["errors"]} == {"gpsTime", "latitude"}
+    [item] = stack.quarantine_items()
+    assert item["body"] == body
+    assert item["reason"] == "invalid location record"
+    assert {p["field"] for p in item["problems"]} == {"gpsTime", "latitude"}
+    assert item["kind"] == "location" and item["seenCount"] == 1
+    assert stack.event_items() == []
+
+
+def test_the_same_bad_payload_is_quarantined_once_with_a_count(stack):
+    event = with_body(load_event(LOCATION), "{not json")
+    for _ in range(3):
+        assert post(event)[0] == 400
+    [item] = stack.quarantine_items()
+    assert item["seenCount"] == 3
+
+
+BAD_BODIES = {
+    "malformed JSON": "{\"assetId\": \"1\",",
+    "JSON array": "[1, 2, 3]",
+    "empty body": "",
+    "NaN number": _record(speed=0).replace('"speed": 0', '"speed": NaN'),
+    "wrong types": _record(speed={"fast": True}, battery=[1]),
+    "deep nesting": "[" * 5000 + "]" * 5000,
+    "deep nesting in an object": '{"assetId": "1", "gpsTime": "2025-01-01T00:00:00Z", "x": ' + "{\"a\":" * 40 + "1" + "}" * 40 + "}",
+    "device id with #": _record(assetId="8022#300001"),
+    "device id with /": _record(assetId="8022/300001"),
+    "device id with unicode": _record(assetId="设备8022"),
+    "device id empty": _record(assetId=""),
+    "missing time": json.dumps({"assetId": "8022300001"}),
+}
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_bad_input_gets_a_clear_4xx_never_a_5xx(stack, name):
+    # Given a hostile or broken body
+    status, answer = post(with_body(load_event(LOCATION), BAD_BODIES[name]))
+    # Then the answer is a 4xx in Jointech's shape with at least one named problem, and it is kept
+    assert 400 <= status < 500, answer
+    assert answer["result"] == status and answer["errors"]
+    assert len(stack.quarantine_items()) == 1
+    assert stack.event_items() == []
+
+
+def test_non_utf8_body_is_rejected_and_kept_as_base64(stack):
+    status, answer = post(with_body(load_event(LOCATION), b"\xff\xfe\x00garbage"))
+    assert status == 400 and answer["errors"][0]["problem"] == "not UTF-8"
+    [item] = stack.quarantine_items()
+    assert item["bodyBase64"] == "//4AZ2FyYmFnZQ=="
+
+
+def test_body_over_the_limit_is_413_and_kept(stack):
+    # Given a 300 KB body (Jointech records are about 1 KB; the limit is 256 KiB)
+    big = _record(describe="x" * 300_000)
+    status, answer = post(with_body(load_event(LOCATION), big))
+    assert status == 413 and answer["result"] == 413
+    [item] = stack.quarantine_items()
+    assert item["bodySize"] == len(big.encode()) and item["body"] == big
+
+
+def test_quarantined_payload_too_big_for_an_item_goes_to_s3(stack, monkeypatch):
+    from devicegate import storage
+
+    monkeypatch.setattr(storage, "MAX_INLINE_BYTES", 1000)
+    body = "{broken" + "x" * 2000
+    status, _ = post(with_body(load_event(LOCATION), body))
+    assert status == 400
+    [item] = stack.quarantine_items()
+    bucket, key = item["bodyRef"].removeprefix("s3://").split("/", 1)
+    stored = stack.session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == body.encode() and key.startswith("quarantine/jointech/")
+
+
+def test_unknown_kind_in_the_path_is_400_and_kept(stack):
+    status, answer = post(with_path(load_event(LOCATION), "dev-token", "weather"))
+    assert status == 400 and answer["errors"][0]["field"] == "kind"
+    [item] = stack.quarantine_items()
+    assert item["kind"] == "invalid-kind" and item["route"] == {"kind": "weather"}
+
+
+def test_unlabelled_record_on_the_single_url_is_400(stack):
+    status, answer = post(with_path(with_body(load_event(LOCATION), '{"assetId": "1"}'), "dev-token", None))
+    assert status == 400 and "cannot tell" in answer["reason"]
+
+
+def test_wrong_content_type_is_still_read_as_json(stack):
+    status, _ = post(load_event("jointech/http-variation-text-plain.json"))
+    assert status == 200 and len(stack.event_items()) == 1
+
+
+def test_devices_with_delimiter_like_ids_never_share_a_partition():
+    # Given device ids that would collide if keys were joined naively
+    ids = ["a", "a#K#alarm", "a/b", "a%2Fb", "设备", "a#"]
+    # Then every device partition and device-kind partition is distinct
+    partitions = {keys.device_pk("x", i) for i in ids} | {keys.device_kind_pk("x", i, "alarm") for i in ids}
+    assert len(partitions) == 2 * len(ids)
+
+
+def test_mqtt_topic_device_must_match_the_record(stack):
+    event = load_event("jointech/iot-alarm.json")
+    event["deviceNum"] = "someone-else"
+    assert mqtt(event)["outcome"] == "invalid"
+    [item] = stack.quarantine_items()
+    assert item["transport"] == "mqtt" and item["problems"][0]["field"] == "assetId"
+
+
+# --- storage failures: the sender must retry ---------------------------------------------------
+
+def test_storage_down_answers_503_so_jointech_retries(stack):
+    # Given the table is unavailable
+    stack.ddb.delete_table(TableName=stack.table)
+    # When a valid push arrives
+    status, answer = post(load_event(LOCATION))
+    # Then the sender is told to retry, in its own shape
+    assert status == 503 and answer["result"] == 503
+
+
+def test_storage_down_makes_the_mqtt_function_raise_for_lambda_retry(stack):
+    stack.ddb.delete_table(TableName=stack.table)
+    with pytest.raises(mqtt_app.RetryLater):
+        mqtt(load_event("jointech/iot-location.json"))
+
+
+def test_quarantine_down_answers_503_not_400(stack):
+    # A rejected payload is only answered 4xx once it is kept; otherwise the sender must retry.
+    stack.ddb.delete_table(TableName=stack.table)
+    status, _ = post(with_body(load_event(LOCATION), "{not json"))
+    assert status == 503
+
+
+def test_secret_unavailable_answers_503_not_403(stack):
+    stack.session.client("secretsmanager").delete_secret(SecretId=stack.secret_arn, ForceDeleteWithoutRecovery=True)
+    status, _ = post(load_event(LOCATION))
+    assert status == 503
+    assert stack.event_items() == []
