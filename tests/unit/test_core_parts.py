@@ -1,0 +1,117 @@
+"""Small pure parts of the layer: time, codec, JSON decoding, tokens, settings, event ids."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from devicegate import jsonbody
+from devicegate.auth import TokenVerifier
+from devicegate.ddb_codec import from_item, to_item
+from devicegate.envelope import RawPush, derive_event_id
+from devicegate.errors import InvalidPayload, StorageUnavailable
+from devicegate.settings import parse_retention
+from devicegate.timeutil import iso_utc, parse_time
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2022-09-01T08:59:56Z", datetime(2022, 9, 1, 8, 59, 56, tzinfo=UTC)),
+    ("2022-09-01T08:14:03.564Z", datetime(2022, 9, 1, 8, 14, 3, 564000, tzinfo=UTC)),
+    ("2020-03-31T10:10:01+08", datetime(2020, 3, 31, 2, 10, 1, tzinfo=UTC)),  # hour-only offset
+    ("2020-03-31T10:10:01+08:00", datetime(2020, 3, 31, 2, 10, 1, tzinfo=UTC)),
+    ("2025-02-07T07:15:14", datetime(2025, 2, 7, 7, 15, 14, tzinfo=UTC)),  # naive means UTC
+    (1738912514000, datetime(2025, 2, 7, 7, 15, 14, tzinfo=UTC)),  # epoch ms
+    (1738912514, datetime(2025, 2, 7, 7, 15, 14, tzinfo=UTC)),  # epoch s
+])
+def test_parse_time_accepts_what_vendors_send(text, expected):
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "yesterday", None, True, "2025-13-01T00:00:00Z"])
+def test_parse_time_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        parse_time(bad)
+
+
+def test_iso_utc_is_fixed_width_so_it_sorts_as_text():
+    times = [datetime(2025, 1, 1, 0, 0, 0, 5000, tzinfo=UTC), datetime(2025, 1, 1, 0, 0, 0, 120000, tzinfo=UTC)]
+    texts = [iso_utc(t) for t in times]
+    assert texts == ["2025-01-01T00:00:00.005Z", "2025-01-01T00:00:00.120Z"] and sorted(texts) == texts
+
+
+def test_codec_round_trips_json_like_values():
+    value = {"a": 1, "b": 2.5, "c": "文字", "d": [True, None, {"e": -3}], "f": {}, "g": ""}
+    assert from_item(to_item({"v": value}))["v"] == value
+
+
+def test_codec_keeps_out_of_range_numbers_as_text_instead_of_failing_the_write():
+    encoded = to_item({"big": 1e300, "long": 10 ** 40})
+    assert encoded["big"] == {"S": "1e+300"} and encoded["long"] == {"S": str(10 ** 40)}
+
+
+def test_jsonbody_rejects_infinity_and_nan():
+    with pytest.raises(InvalidPayload):
+        jsonbody.loads('{"a": 1e999}')
+    with pytest.raises(InvalidPayload):
+        jsonbody.loads('{"a": Infinity}')
+
+
+def test_jsonbody_depth_limit_ignores_brackets_inside_strings():
+    shallow = json.dumps({"text": "[" * 100 + "{" * 100})
+    assert jsonbody.loads(shallow)["text"].startswith("[[[")
+    with pytest.raises(InvalidPayload, match="nested"):
+        jsonbody.loads("[" * 17 + "]" * 17)
+
+
+def test_event_id_depends_on_content_not_on_key_order():
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    a = derive_event_id("jointech", "1", "location", when, {"x": 1, "y": 2})
+    b = derive_event_id("jointech", "1", "location", when, {"y": 2, "x": 1})
+    c = derive_event_id("jointech", "1", "location", when, {"x": 1, "y": 3})
+    d = derive_event_id("jointech", "2", "location", when, {"x": 1, "y": 2})
+    assert a == b and len({a, c, d}) == 3
+
+
+def _push(token="", headers=None) -> RawPush:
+    return RawPush("jointech", "http", b"{}", token=token, headers=headers or {})
+
+
+def test_token_verifier_accepts_current_and_previous_and_rereads_after_cache():
+    secret = {"current": "token-one-1", "previous": "token-two-2"}
+    now = [0.0]
+    verifier = TokenVerifier(lambda: json.dumps(secret), clock=lambda: now[0])
+    assert verifier.verify(_push("token-one-1")) and verifier.verify(_push("token-two-2"))
+    assert not verifier.verify(_push("token-three"))
+    # Rotation finishes: previous removed; after the cache period the old token stops working
+    secret = {"current": "token-one-1"}
+    assert verifier.verify(_push("token-two-2"))  # still cached
+    now[0] += 301
+    assert not verifier.verify(_push("token-two-2"))
+
+
+def test_token_verifier_ignores_short_tokens_and_fails_closed():
+    verifier = TokenVerifier(lambda: json.dumps({"current": "short"}))
+    assert not verifier.verify(_push("short"))
+
+
+def test_token_verifier_header_only_when_configured():
+    fetch = lambda: json.dumps({"current": "header-token-1"})  # noqa: E731
+    push = _push("-", {"x-token": "header-token-1"})
+    assert not TokenVerifier(fetch).verify(push)
+    assert TokenVerifier(fetch, header_name="X-Token").verify(push)
+
+
+def test_token_verifier_reports_a_broken_secret_as_unavailable():
+    with pytest.raises(StorageUnavailable):
+        TokenVerifier(lambda: "not json").verify(_push("x"))
+
+
+def test_retention_spec():
+    assert parse_retention("default=90, location=30,jointech.alarm=365") == {
+        "default": 90, "location": 30, "jointech.alarm": 365}
+    with pytest.raises(ValueError):
+        parse_retention("location=0")

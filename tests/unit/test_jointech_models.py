@@ -1,0 +1,83 @@
+"""Jointech record models: the vendor's quirks, decoded as documented."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from devicegate.vendors.jointech.adapter import detect_kind, state_patch
+from devicegate.vendors.jointech.models import Alarm, Event, ExpandInfo, Location, SubLock
+from tests.support import load_record
+
+
+def test_expand_info_sentinels_and_both_field_spellings():
+    # Given the field table's spelling (fReportType) and the example's (networkType)
+    info = ExpandInfo.model_validate({"temperature": "-1000.0", "fuels": "12.5,-1,-1", "fReportType": "1",
+                                      "networkType": "4", "lux": "null", "humidity": "55"})
+    dumped = info.model_dump(exclude_none=True)
+    # Then -1000 and -1 mean "none", "null" is absent, codes get names
+    assert "temperature" not in dumped and "lux" not in dumped
+    assert dumped["fuels"] == [12.5, None, None]
+    assert dumped["reportTypeName"] == "Supplementary report" and dumped["networkTypeName"] == "4G"
+
+
+def test_location_battery_255_means_charging():
+    record = load_record("jointech", "mqtt-location")
+    location = Location.model_validate(record)
+    assert location.charging is True and location.battery is None
+    record["battery"] = "64"
+    assert Location.model_validate(record).battery == 64
+
+
+def test_status_minus_one_means_none():
+    location = Location.model_validate(load_record("jointech", "webhook-location"))
+    assert location.status.lockBar is None and location.status.lockStatus == 0
+
+
+def test_ks_info_decodes_peripherals():
+    location = Location.model_validate(load_record("jointech", "webhook-location-ksinfo"))
+    sensor = location.ks.subInfo["112408000035"]
+    assert sensor.temperature == 29.3 and location.ks.volValue == 23.5
+
+
+def test_malformed_status_json_names_the_field():
+    record = load_record("jointech", "webhook-location")
+    record["statusJson"] = "{lockRope:0"
+    with pytest.raises(ValidationError) as info:
+        Location.model_validate(record)
+    assert info.value.errors()[0]["loc"][0] == "statusJson"
+
+
+def test_damaged_describe_stays_text_and_gets_no_details():
+    # The vendor document's own example of a waybill describe is broken JSON: keep it as text
+    record = load_record("jointech", "webhook-event")
+    record["describe"] = '{" waybillGUID ":" 190 db1a2 -3 df1 "," waybillNo ":" 45435345 "}}'
+    event = Event.model_validate(record)
+    assert event.details is None and event.describe.startswith("{")
+
+
+def test_unknown_codes_are_kept_with_a_placeholder_name():
+    record = load_record("jointech", "webhook-alarm")
+    record["alarmType"] = 9999
+    assert Alarm.model_validate(record).alarmName == "unknown (9999)"
+
+
+def test_sublock_humidity_zero_and_temperature_minus_1000_are_absent():
+    sub = SubLock.model_validate(load_record("jointech", "webhook-sublock"))
+    assert sub.humidity is None and sub.temperature is None and sub.subAssetID == "E0171E0365"
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("webhook-location", "location"), ("webhook-alarm", "alarm"), ("webhook-event", "event"),
+    ("webhook-cmd", "cmd"), ("webhook-sublock", "sublock"), ("mqtt-sublock", "sublock"),
+])
+def test_detect_kind_from_fields(name, kind):
+    assert detect_kind(load_record("jointech", name)) == kind
+
+
+def test_no_fix_means_no_position_in_state():
+    # The documented location has locType 0 and 0.0/0.0: that is "no fix", not the Gulf of Guinea
+    patch = state_patch("location", {"locType": 0, "latitude": 0.0, "longitude": 0.0, "battery": 100})
+    assert "position" not in patch and patch["battery"] == {"battery": 100}
+    patch = state_patch("alarm", {"latitude": 22.6, "longitude": 113.9, "alarmType": 44, "alarmName": "x"})
+    assert patch["position"] == {"latitude": 22.6, "longitude": 113.9}
