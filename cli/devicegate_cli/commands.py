@@ -1,0 +1,266 @@
+"""Query, quarantine and replay commands. With no target options they read the running local
+stack; with --stack (and --profile/--region) they read a deployment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_endpoint, local_physical_name
+
+
+@dataclass
+class Target:
+    session: Any
+    endpoint: str | None
+    table: str
+    bucket: str
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    import boto3
+
+    if args.stack:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        cfn = session.client("cloudformation")
+
+        def physical(logical: str) -> str:
+            return cfn.describe_stack_resource(StackName=args.stack, LogicalResourceId=logical)[
+                "StackResourceDetail"]["PhysicalResourceId"]
+
+        return Target(session, None, args.table or physical("EventsTable"), physical("PayloadBucket"))
+    endpoint = args.endpoint_url or os.environ.get("DEVICEGATE_ENDPOINT") or local_endpoint()
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    return Target(session, endpoint, args.table or local_physical_name("EventsTable"),
+                  local_physical_name("PayloadBucket", "AWS::S3::Bucket"))
+
+
+# --- output ------------------------------------------------------------------------------------
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = str(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+_SUMMARY_FIELDS = ("alarmName", "eventName", "eventTypeName", "error", "commandType", "subAssetID",
+                   "latitude", "longitude", "battery", "charging", "locTypeName")
+
+
+def summarize(data: dict[str, Any]) -> str:
+    parts = [f"{k}={data[k]}" for k in _SUMMARY_FIELDS if data.get(k) not in (None, "")]
+    return " ".join(parts[:4])
+
+
+def emit_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from devicegate.queries import device_events
+
+    t = resolve_target(args)
+    events = device_events(t.client("dynamodb"), t.table, args.vendor, args.device, kind=args.kind,
+                           since=_iso(args.since), until=_iso(args.until), limit=args.limit)
+    if args.json:
+        emit_json(events)
+    else:
+        print_table([dict(e, summary=summarize(e.get("data", {}))) for e in events],
+                    ["occurredAt", "kind", "eventId", "summary"])
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from devicegate.queries import device_state
+
+    t = resolve_target(args)
+    state = device_state(t.client("dynamodb"), t.table, args.vendor, args.device)
+    if state is None:
+        print(f"no state for {args.vendor} device {args.device}", file=sys.stderr)
+        return 1
+    if args.json:
+        emit_json(state)
+        return 0
+    print(f"{state['vendor']} device {state['deviceId']}: last seen {state['lastSeen']} ({state['lastKind']})")
+    rows = [{"group": name, "at": g.pop("at"), "values": g} for name, g in state["state"].items()]
+    print_table(rows, ["group", "at", "values"])
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from devicegate.queries import vendor_devices
+
+    t = resolve_target(args)
+    devices = vendor_devices(t.client("dynamodb"), t.table, args.vendor)
+    emit_json(devices) if args.json else print_table(devices, ["deviceId", "lastSeen", "lastKind"])
+    return 0
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    from devicegate.queries import fleet_alarms
+
+    t = resolve_target(args)
+    alarms = fleet_alarms(t.client("dynamodb"), t.table, since=_iso(args.since), until=_iso(args.until),
+                          limit=args.limit)
+    if args.json:
+        emit_json(alarms)
+    else:
+        print_table([dict(a, summary=summarize(a.get("data", {}))) for a in alarms],
+                    ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
+    return 0
+
+
+def cmd_event(args: argparse.Namespace) -> int:
+    from devicegate.queries import event_by_id
+
+    t = resolve_target(args)
+    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.id)
+    if event is None:
+        print(f"no {args.vendor} event {args.id}", file=sys.stderr)
+        return 1
+    emit_json(event)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from devicegate.queries import quarantined
+
+    t = resolve_target(args)
+    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=args.limit)
+    if args.show:
+        items = [i for i in items if i["id"] == args.show]
+        if not items:
+            print(f"no quarantined {args.vendor} payload {args.show}", file=sys.stderr)
+            return 1
+        emit_json({k: v for k, v in items[0].items() if not k.startswith("gsi")})
+        return 0
+    if args.json:
+        emit_json([{k: v for k, v in i.items() if not k.startswith("gsi")} for i in items])
+    else:
+        print_table([dict(i, fields=",".join(p["field"] for p in i.get("problems", []))) for i in items],
+                    ["id", "lastSeenAt", "kind", "transport", "seenCount", "reason", "fields"])
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from devicegate.replay import replay
+    from devicegate.settings import parse_retention
+    from devicegate.storage import DynamoEventStore
+
+    t = resolve_target(args)
+    ddb, s3 = t.client("dynamodb"), t.client("s3")
+    retention = parse_retention(args.retention)
+    store = DynamoEventStore(ddb, s3, t.table, t.bucket,
+                             lambda vendor, kind: retention.get(f"{vendor}.{kind}") or retention.get(kind)
+                             or retention["default"], quarantine_days=30)
+    outcomes = replay(ddb, s3, t.table, store, args.vendor, ids=args.id or None, dry_run=args.dry_run)
+    print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
+    return 0 if all(o.status in ("stored", "duplicate", "would-replay") for o in outcomes) else 2
+
+
+def _iso(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from devicegate.timeutil import iso_utc, parse_time
+
+    return iso_utc(parse_time(value))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devicegate", description=__doc__)
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
+    target.add_argument("--profile", help="AWS profile, with --stack")
+    target.add_argument("--region", help="AWS region, with --stack")
+    target.add_argument("--endpoint-url", help="local emulation endpoint (default http://127.0.0.1:5000)")
+    target.add_argument("--table", help="table name, overriding discovery")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("local", help="start the local gateway (see devicegate local --help)")
+
+    def device_cmd(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[target], help=help_)
+        p.add_argument("--vendor", required=True)
+        p.add_argument("--device", required=True)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = device_cmd("events", "a device's events, newest first")
+    p.add_argument("--kind", help="only this kind (e.g. alarm)")
+    p.add_argument("--since", help="ISO 8601 time, inclusive")
+    p.add_argument("--until", help="ISO 8601 time, exclusive")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_events)
+    device_cmd("state", "a device's latest state").set_defaults(func=cmd_state)
+
+    p = sub.add_parser("devices", parents=[target], help="all devices of a vendor with last seen")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("alarms", parents=[target], help="alarms across the fleet, newest first")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_alarms)
+
+    p = sub.add_parser("event", parents=[target], help="one event by id")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--id", required=True)
+    p.set_defaults(func=cmd_event)
+
+    p = sub.add_parser("quarantine", parents=[target], help="payloads kept after a rejection")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--show", metavar="ID", help="print one payload with its reason")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("replay", parents=[target], help="re-ingest quarantined payloads after a fix")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--id", action="append", help="only this quarantine id (repeatable); default all")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--retention", default=os.environ.get("RETENTION_DAYS", "default=90"),
+                   help="retention spec as deployed (RetentionDays parameter)")
+    p.set_defaults(func=cmd_replay)
+    return parser
+
+
+def run_command(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # the CLI's edge: one readable line instead of a traceback
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            print(f"devicegate: {exc}", file=sys.stderr)
+            if not args.stack:
+                print("is the local stack running? start it with: ./run local", file=sys.stderr)
+            return 1
+        raise

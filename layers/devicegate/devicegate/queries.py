@@ -1,0 +1,101 @@
+"""The app-facing access patterns, each a single DynamoDB Query (never a Scan).
+
+Not used by the ingest functions; the CLI uses it, and apps can copy the calls (README "Data
+model" shows the same calls as plain boto3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devicegate import keys
+from devicegate.ddb_codec import from_item
+from devicegate.outbox import ENVELOPE_FIELDS
+
+_MAX_TIME = "9999"  # sorts after every ISO timestamp
+
+
+def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """One Query, following pagination only to reach `limit` items (1 MB pages)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        if limit:
+            kwargs["Limit"] = limit - len(items)
+        page = ddb.query(TableName=table, **kwargs)
+        items += [from_item(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def envelope(item: dict[str, Any]) -> dict[str, Any]:
+    out = {name: item[name] for name in ENVELOPE_FIELDS if name in item}
+    if "dataRef" in item:
+        out["dataRef"] = item["dataRef"]
+    return out
+
+
+def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,
+                  since: str | None = None, until: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """A device's events in [since, until), newest first; optionally of one kind (gsi2)."""
+    index, pk_name, sk_name = ("gsi2", "gsi2pk", "gsi2sk") if kind else ("gsi1", "gsi1pk", "gsi1sk")
+    pk = keys.device_kind_pk(vendor, device_id, kind) if kind else keys.device_pk(vendor, device_id)
+    items = _query(ddb, table, limit, IndexName=index, ScanIndexForward=False,
+                   KeyConditionExpression=f"{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi",
+                   ExpressionAttributeValues={":pk": {"S": pk}, ":lo": {"S": since or "0"},
+                                              ":hi": {"S": until or _MAX_TIME}})
+    return [envelope(i) for i in items]
+
+
+def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str, Any] | None:
+    """Latest state: every state group of the device, from its own partition."""
+    items = _query(ddb, table, KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+                   ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, device_id)}, ":s": {"S": "S#"}},
+                   ConsistentRead=True)
+    if not items:
+        return None
+    groups = {i["group"]: i for i in items}
+    summary = groups.pop("summary", {}).get("value", {})
+    return {
+        "vendor": vendor,
+        "deviceId": device_id,
+        "lastSeen": summary.get("lastSeen"),
+        "lastKind": summary.get("lastKind"),
+        "lastEventId": summary.get("lastEventId"),
+        "state": {name: dict(g["value"], at=g["at"]) for name, g in sorted(groups.items())},
+    }
+
+
+def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | None = None,
+                 limit: int = 100) -> list[dict[str, Any]]:
+    """Alarms of every vendor and device in [since, until), newest first (gsi3)."""
+    items = _query(ddb, table, limit, IndexName="gsi3", ScanIndexForward=False,
+                   KeyConditionExpression="gsi3pk = :pk AND gsi3sk BETWEEN :lo AND :hi",
+                   ExpressionAttributeValues={":pk": {"S": keys.ALARM_PARTITION}, ":lo": {"S": since or "0"},
+                                              ":hi": {"S": until or _MAX_TIME}})
+    return [envelope(i) for i in items]
+
+
+def event_by_id(ddb: Any, table: str, vendor: str, event_id: str) -> dict[str, Any] | None:
+    items = _query(ddb, table, KeyConditionExpression="pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.event_pk(vendor, event_id)}})
+    return envelope(items[0]) if items else None
+
+
+def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every device of a vendor with its last seen time (the state summaries, gsi1)."""
+    items = _query(ddb, table, limit, IndexName="gsi1",
+                   KeyConditionExpression="gsi1pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.vendor_devices_pk(vendor)}})
+    return [{"vendor": vendor, "deviceId": i["deviceId"], "lastSeen": i["value"].get("lastSeen"),
+             "lastKind": i["value"].get("lastKind")} for i in items]
+
+
+def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:
+    """Payloads waiting in quarantine, newest first (gsi1 Q#vendor); replayed ones drop out."""
+    items = _query(ddb, table, limit, IndexName="gsi1", ScanIndexForward=False,
+                   KeyConditionExpression="gsi1pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.quarantine_list_pk(vendor)}})
+    for item in items:
+        item["id"] = item["pk"].rsplit("#", 1)[-1]
+    return items

@@ -1,0 +1,616 @@
+"""Checks of template.yaml, the SAM template that deploys devicegate.
+
+They lint the template the way CI and `./run lint` do (cfn-lint on the SAM source, cfn-lint
+on the translated CloudFormation, `sam validate --lint`), prove that every handler and
+every event source it wires up exists in the repository (code and sample events), and
+hold the template to its security and local-stack contracts: least privilege, no secret
+in outputs or access logs, and environment variables that can share one process.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.api import lint, lint_file
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from devicegate_cli.cfn_template import load_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+LINT_REGION = "us-east-1"
+
+# Managed policies SAM itself attaches to function roles: basic logging, X-Ray tracing
+# (Tracing: Active) and reading the DynamoDB stream (DynamoDB event). Anything else
+# would be a grant this template did not ask for.
+SAM_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+}
+
+# Resource types whose properties hold an IAM policy document.
+POLICY_DOCUMENT_PROPERTIES = {
+    "AWS::IAM::Policy": "PolicyDocument",
+    "AWS::IAM::ManagedPolicy": "PolicyDocument",
+    "AWS::S3::BucketPolicy": "PolicyDocument",
+    "AWS::SQS::QueuePolicy": "PolicyDocument",
+    "AWS::SNS::TopicPolicy": "PolicyDocument",
+    # AWS::KMS::Key is left out on purpose: in a key policy, Resource "*" means "this key".
+}
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+@cache
+def _template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return _resources(template, "AWS::Serverless::Function")
+
+
+def _function_property(template: dict[str, Any], function: dict[str, Any], name: str) -> Any:
+    """A function property, falling back to Globals.Function like SAM does."""
+    properties = function.get("Properties", {})
+    if name in properties:
+        return properties[name]
+    return template.get("Globals", {}).get("Function", {}).get(name)
+
+
+def _function_events(template: dict[str, Any], event_type: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function id, event id, event properties) of every function event of one type."""
+    found = []
+    for function_id, function in _functions(template).items():
+        for event_id, event in function.get("Properties", {}).get("Events", {}).items():
+            if event.get("Type") == event_type:
+                found.append((function_id, event_id, event.get("Properties", {})))
+    return found
+
+
+def _http_route_keys(template: dict[str, Any]) -> list[str]:
+    """Route keys ("POST /hooks/...") API Gateway creates for the HttpApi function events."""
+    return sorted(
+        f"{props.get('Method', 'ANY').upper()} {props['Path']}"
+        for _, _, props in _function_events(template, "HttpApi")
+    )
+
+
+def _iot_rules(template: dict[str, Any]) -> dict[str, str]:
+    """IoT topic rule logical id -> its SQL statement."""
+    return {
+        name: rule["Properties"]["TopicRulePayload"]["Sql"]
+        for name, rule in _resources(template, "AWS::IoT::TopicRule").items()
+    }
+
+
+def _select_aliases(sql: str) -> dict[str, str | None]:
+    """Fields a rule's SELECT adds: alias -> constant value ('x' AS y) or None (computed)."""
+    select = re.split(r"\bFROM\b", sql, maxsplit=1, flags=re.IGNORECASE)[0]
+    aliases: dict[str, str | None] = {}
+    for match in re.finditer(r"(\S+)\s+AS\s+(\w+)", select, flags=re.IGNORECASE):
+        expression, alias = match.groups()
+        constant = re.fullmatch(r"'([^']*)'", expression)
+        aliases[alias] = constant.group(1) if constant else None
+    return aliases
+
+
+def _sample_events() -> list[tuple[Path, Any]]:
+    """Every JSON document under events/ (recursively), parsed."""
+    samples = []
+    for path in sorted(EVENTS_DIR.rglob("*.json")):
+        try:
+            samples.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except json.JSONDecodeError as exc:  # a broken sample is a bug, not "no sample"
+            pytest.fail(f"{path.relative_to(REPO_ROOT)} is not valid JSON: {exc}")
+    return samples
+
+
+def _matches_filter(pattern: Any, data: Any) -> bool:
+    """Enough of Lambda's event-filter pattern language for this template's filters:
+    nested objects, lists of literal values and {"prefix": ...}."""
+    if isinstance(pattern, dict):
+        return isinstance(data, dict) and all(
+            key in data and _matches_filter(sub, data[key]) for key, sub in pattern.items()
+        )
+    if isinstance(pattern, list):
+        for option in pattern:
+            if isinstance(option, dict):
+                if set(option) != {"prefix"}:
+                    raise NotImplementedError(f"filter operator {option} not supported by this check")
+                if isinstance(data, str) and data.startswith(option["prefix"]):
+                    return True
+            elif data == option:
+                return True
+        return False
+    raise NotImplementedError(f"filter pattern {pattern!r} not supported by this check")
+
+
+def _translate(template: dict[str, Any]) -> dict[str, Any]:
+    """SAM -> CloudFormation with no network: local code paths become placeholder S3 URIs
+    (as `sam package` would make them) and managed policies are only ever given as ARNs."""
+    template = copy.deepcopy(template)
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        for uri_property in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(uri_property), str):
+                properties[uri_property] = f"s3://devicegate-placeholder/{name}.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=LINT_REGION))
+    return translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: {})
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every permission statement the template writes itself."""
+    for name, resource in template.get("Resources", {}).items():
+        kind = resource.get("Type")
+        properties = resource.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                for statement in _statements(policy.get("PolicyDocument")):
+                    yield f"{name}/{policy.get('PolicyName')}", statement
+        elif kind in POLICY_DOCUMENT_PROPERTIES:
+            for statement in _statements(properties.get(POLICY_DOCUMENT_PROPERTIES[kind])):
+                yield name, statement
+        elif kind == "AWS::Serverless::Function":
+            for index, policy in enumerate(properties.get("Policies", []) or []):
+                # Inline documents only; strings are managed policies, other mappings are
+                # SAM policy templates whose scope SAM defines.
+                if isinstance(policy, dict) and "Statement" in policy:
+                    for statement in _statements(policy):
+                        yield f"{name}/Policies[{index}]", statement
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def _placeholder_env(template: dict[str, Any], function: dict[str, Any]) -> dict[str, str]:
+    """The function's environment with references replaced by stand-ins: parameters by
+    their defaults, resources by their logical id."""
+    parameters = template.get("Parameters", {})
+    env: dict[str, str] = {}
+    for source in (
+        template.get("Globals", {}).get("Function", {}),
+        function.get("Properties", {}),
+    ):
+        for key, value in source.get("Environment", {}).get("Variables", {}).items():
+            if isinstance(value, dict) and "Ref" in value:
+                ref = value["Ref"]
+                value = parameters.get(ref, {}).get("Default", ref)
+            elif isinstance(value, dict):
+                value = next(iter(value))  # e.g. Fn::GetAtt: any non-empty stand-in
+            env[key] = str(value)
+    return env
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return _template()
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    return _translate(template)
+
+
+def _format_matches(matches: list[Any]) -> str:
+    return "\n".join(str(match) for match in matches)
+
+
+# ---------------------------------------------------------------------------------------
+# 1-3: linting
+# ---------------------------------------------------------------------------------------
+def test_cfn_lint_passes_on_the_sam_template() -> None:
+    # Given the SAM template as committed
+    # When cfn-lint checks it (it applies the SAM transform itself), as `./run lint` does
+    matches = lint_file(TEMPLATE_PATH)
+    # Then it reports no error and no warning
+    assert matches == [], _format_matches(matches)
+
+
+def test_sam_translation_succeeds_and_lints_clean(translated: dict[str, Any]) -> None:
+    # Given the template translated to plain CloudFormation by the SAM translator
+    # (the translated fixture fails here if the translator rejects the template)
+    assert "Transform" not in translated
+    assert translated["Resources"]
+    # When cfn-lint checks the translated template
+    matches = lint(json.dumps(translated), regions=[LINT_REGION])
+    # Then it reports no error and no warning
+    assert matches == [], _format_matches(matches)
+
+
+def _find_sam() -> str | None:
+    # `./run` installs SAM as a uv tool into ~/.local/bin, which may not be on PATH here.
+    found = shutil.which("sam")
+    if found:
+        return found
+    tool = Path.home() / ".local" / "bin" / "sam"
+    return str(tool) if tool.is_file() and os.access(tool, os.X_OK) else None
+
+
+def test_sam_validate_lint_passes() -> None:
+    # Given the SAM CLI (required in CI, optional on a developer machine)
+    sam = _find_sam()
+    if sam is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("sam is not installed; CI must run `sam validate --lint` (./run sam installs it)")
+        pytest.skip("sam CLI not found on PATH or in ~/.local/bin; `./run sam` installs it")
+    # When it validates and lints the template
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--region", LINT_REGION, "-t", str(TEMPLATE_PATH)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        check=False,
+    )
+    # Then it accepts the template
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "is a valid SAM Template" in output, output
+
+
+# ---------------------------------------------------------------------------------------
+# 4: handlers exist
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("function_id", sorted(_functions(_template())))
+def test_function_handler_is_importable(function_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a function's CodeUri and Handler, and an environment shaped like the deployed one
+    template = _template()
+    function = _functions(template)[function_id]
+    code_uri = _function_property(template, function, "CodeUri")
+    handler = _function_property(template, function, "Handler")
+    assert isinstance(code_uri, str) and isinstance(handler, str), "CodeUri and Handler must be plain strings"
+    module_name, _, handler_name = handler.rpartition(".")
+    code_dir = (REPO_ROOT / code_uri).resolve()
+    assert code_dir.is_relative_to(REPO_ROOT), f"{function_id}: CodeUri {code_uri} leaves the repository"
+    module_file = code_dir.joinpath(*module_name.split(".")).with_suffix(".py")
+    assert module_file.is_file(), f"{function_id}: {module_file.relative_to(REPO_ROOT)} does not exist"
+    for key, value in _placeholder_env(template, function).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", LINT_REGION)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    # When the module SAM would load is imported as a package module
+    # (functions/<dir>/app.py -> functions.<dir>.app; the repo root is on pytest's path)
+    dotted = ".".join(code_dir.relative_to(REPO_ROOT).parts + tuple(module_name.split(".")))
+    module = importlib.import_module(dotted)
+    # Then it has the handler, and the handler is callable
+    assert callable(getattr(module, handler_name, None)), f"{dotted} has no callable {handler_name}"
+
+
+# ---------------------------------------------------------------------------------------
+# 5: every event source has a sample event
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("route_key", _http_route_keys(_template()))
+def test_every_http_route_has_a_v2_sample_event(route_key: str) -> None:
+    # Given an HTTP API route the template creates
+    method, path = route_key.split(" ", 1)
+    path_regex = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
+    # When the sample events are searched for that route key
+    samples = [
+        (sample_path, sample)
+        for sample_path, sample in _sample_events()
+        if isinstance(sample, dict) and sample.get("routeKey") == route_key
+    ]
+    # Then there is at least one, and each is a payload-format 2.0 event of that route
+    assert samples, f"no sample event in events/ has routeKey {route_key!r}"
+    for sample_path, sample in samples:
+        where = sample_path.relative_to(REPO_ROOT)
+        assert sample.get("version") == "2.0", f"{where}: version must be '2.0'"
+        assert isinstance(sample.get("rawPath"), str), f"{where}: rawPath missing"
+        assert path_regex.match(sample["rawPath"]), f"{where}: rawPath does not fit {path}"
+        http = sample.get("requestContext", {}).get("http", {})
+        assert http.get("method") == method, f"{where}: requestContext.http.method must be {method}"
+        assert "body" in sample, f"{where}: body missing"
+
+
+@pytest.mark.parametrize("rule_id", sorted(_iot_rules(_template())))
+def test_every_iot_rule_has_a_sample_event(rule_id: str) -> None:
+    # Given an IoT topic rule and the fields its SELECT adds to the message
+    rules = _iot_rules(_template())
+    wanted = _select_aliases(rules[rule_id])
+    assert wanted, f"{rule_id}: no 'AS' fields found in its SQL"
+    every_alias = set().union(*(_select_aliases(sql) for sql in rules.values()))
+    # When the sample events are searched for messages this rule would deliver
+    # (exactly this rule's added fields among all rules' fields, constants equal)
+    samples = [
+        sample_path
+        for sample_path, sample in _sample_events()
+        if isinstance(sample, dict)
+        and set(sample) & every_alias == set(wanted)
+        and all(constant is None or sample[alias] == constant for alias, constant in wanted.items())
+    ]
+    # Then there is at least one
+    assert samples, f"no sample event in events/ carries exactly the fields {rule_id} adds: {wanted}"
+
+
+@pytest.mark.parametrize(
+    "function_id,event_id",
+    [(function_id, event_id) for function_id, event_id, _ in _function_events(_template(), "DynamoDB")],
+)
+def test_every_dynamodb_stream_source_has_a_sample_event(function_id: str, event_id: str) -> None:
+    # Given a DynamoDB stream event source and its filter
+    event = _functions(_template())[function_id]["Properties"]["Events"][event_id]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in event.get("FilterCriteria", {}).get("Filters", [])]
+    # When the sample events are searched for DynamoDB stream batches
+    batches = [
+        (sample_path, sample["Records"])
+        for sample_path, sample in _sample_events()
+        if isinstance(sample, dict)
+        and isinstance(sample.get("Records"), list)
+        and sample["Records"]
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:dynamodb" for r in sample["Records"])
+    ]
+    # Then there is one, and at least one of its records passes the source's filter
+    assert batches, "no sample event in events/ has Records[].eventSource == 'aws:dynamodb'"
+    if patterns:
+        passing = [
+            sample_path
+            for sample_path, records in batches
+            if any(any(_matches_filter(p, record) for p in patterns) for record in records)
+        ]
+        assert passing, f"no DynamoDB sample has a record that passes {function_id}.{event_id}'s filter"
+
+
+# ---------------------------------------------------------------------------------------
+# 6: least privilege and secrets
+# ---------------------------------------------------------------------------------------
+def test_no_statement_grants_every_action_or_every_resource(template: dict[str, Any]) -> None:
+    # Given every permission statement the template writes itself
+    statements = list(_policy_statements(template))
+    assert statements
+    # When their actions and resources are read
+    broad = [
+        f"{where}: {json.dumps(statement)}"
+        for where, statement in statements
+        if "*" in _as_list(statement.get("Action", []))
+        or "*" in _as_list(statement.get("Resource", []))
+        or "NotAction" in statement
+        or "NotResource" in statement
+    ]
+    # Then none grants "*" (nor uses NotAction/NotResource to the same effect)
+    assert broad == [], "\n".join(broad)
+
+
+def test_translated_roles_only_get_what_sam_must_add(translated: dict[str, Any]) -> None:
+    # Given the roles in the translated template (ours and the ones SAM generates)
+    roles = _resources(translated, "AWS::IAM::Role")
+    assert roles
+    # When their managed policies and inline statements are read
+    unexpected = {
+        f"{name}: {arn}"
+        for name, role in roles.items()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+        if arn not in SAM_MANAGED_POLICIES
+    }
+    broad = [
+        f"{where}: {json.dumps(statement)}"
+        for where, statement in _policy_statements(translated)
+        if "*" in _as_list(statement.get("Action", [])) or "*" in _as_list(statement.get("Resource", []))
+    ]
+    # Then only SAM's standard managed policies are attached and no inline statement is "*"
+    assert not unexpected, sorted(unexpected)
+    assert broad == [], "\n".join(broad)
+
+
+def test_table_writes_are_confined_to_leading_keys(template: dict[str, Any]) -> None:
+    # Given every statement that grants DynamoDB item actions
+    item_statements = [
+        (where, statement)
+        for where, statement in _policy_statements(template)
+        if statement.get("Effect") == "Allow"
+        and any(str(action).startswith("dynamodb:") for action in _as_list(statement.get("Action", [])))
+    ]
+    assert item_statements
+    # When their conditions are read
+    unconfined = [
+        where
+        for where, statement in item_statements
+        if not statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+    ]
+    # Then each is confined to partition-key prefixes
+    assert unconfined == [], unconfined
+
+
+def test_destinations_can_be_written_by_their_functions(translated: dict[str, Any]) -> None:
+    # Given the on-failure destinations of the async invoke config and the stream mapping
+    destinations = {
+        "JointechMqttFunctionRole": "IngestFailureQueue",
+        "OutboxFunctionRole": "OutboxFailureQueue",
+    }
+    for role, queue in destinations.items():
+        # When the role's inline statements are read
+        grants = [
+            statement
+            for where, statement in _policy_statements(translated)
+            if where.startswith(f"{role}/")
+            and "sqs:SendMessage" in _as_list(statement.get("Action"))
+            and {"Fn::GetAtt": [queue, "Arn"]} in _as_list(statement.get("Resource"))
+        ]
+        # Then the function may send to its destination queue
+        assert grants, f"{role} cannot sqs:SendMessage to {queue}"
+
+
+def test_outputs_never_expose_the_secret_value(template: dict[str, Any]) -> None:
+    # Given the outputs and the secrets of the template
+    outputs = template["Outputs"]
+    secrets = set(_resources(template, "AWS::SecretsManager::Secret"))
+    assert secrets
+    for name, output in outputs.items():
+        nodes = list(_walk(output["Value"]))
+        # When the output's value is walked
+        dynamic_refs = [n for n in nodes if isinstance(n, str) and "{{resolve:" in n]
+        secret_atts = [
+            n for n in nodes if isinstance(n, dict) and _as_list(n.get("Fn::GetAtt", [None]))[0] in secrets
+        ]
+        # Then it neither resolves a secret nor reads a secret attribute (a Ref is the ARN)
+        assert not dynamic_refs, f"output {name} resolves a dynamic reference"
+        assert not secret_atts, f"output {name} reads an attribute of a secret"
+    # And the token secret is published by ARN, the webhook URLs keep the {token} placeholder
+    assert outputs["JointechTokenSecretArn"]["Value"] == {"Ref": "JointechTokenSecret"}
+    for name, output in outputs.items():
+        if name.startswith("Jointech") and name.endswith("WebhookUrl"):
+            assert "/hooks/jointech/{token}" in output["Value"]["Fn::Sub"], name
+    # And no function is handed the secret's value instead of its ARN
+    assert not [n for n in _walk(template["Resources"]) if isinstance(n, str) and "{{resolve:secretsmanager" in n]
+
+
+def test_access_log_records_route_key_never_the_raw_path(template: dict[str, Any]) -> None:
+    # Given the HTTP API access log format
+    log_format = template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]
+    # When it is read as the JSON object each log line becomes
+    fields = json.loads(log_format)
+    # Then it logs the route key (with the literal {token}) and never the path carrying the token
+    assert "$context.routeKey" in log_format
+    for forbidden in ("$context.path", "$context.rawPath", "$context.resourcePath"):
+        assert forbidden not in log_format, forbidden
+    for wanted in ("$context.requestId", "$context.status", "$context.integrationErrorMessage"):
+        assert wanted in fields.values(), wanted
+
+
+def test_route_settings_match_the_routes(template: dict[str, Any], translated: dict[str, Any]) -> None:
+    # Given the routes the function events create
+    routes = _http_route_keys(template)
+    assert routes == ["POST /hooks/jointech/{token}", "POST /hooks/jointech/{token}/{kind}"]
+    # When the deployed stage's per-route settings are read
+    stage = next(iter(_resources(translated, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
+    # Then every route is throttled, and no setting names a route that does not exist
+    # (API Gateway rejects the stage with "Unable to find Route by key" otherwise)
+    assert sorted(stage["RouteSettings"]) == routes
+    for settings in [stage["DefaultRouteSettings"], *stage["RouteSettings"].values()]:
+        assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+        assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+
+
+# ---------------------------------------------------------------------------------------
+# 7: one process, one environment
+# ---------------------------------------------------------------------------------------
+def test_function_env_vars_do_not_conflict(template: dict[str, Any]) -> None:
+    # Given each function's effective environment (Globals merged with its own)
+    global_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    seen: dict[str, tuple[str, Any]] = {}
+    conflicts = []
+    for function_id, function in sorted(_functions(template).items()):
+        own = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        # When the environments are merged into one, as the local stack does
+        for key, value in {**global_env, **own}.items():
+            if key in seen and seen[key][1] != value:
+                conflicts.append(f"{key}: {seen[key][0]}={seen[key][1]!r} vs {function_id}={value!r}")
+            seen.setdefault(key, (function_id, value))
+    # Then a name shared by two functions always has the same value
+    assert conflicts == [], "\n".join(conflicts)
+
+
+# ---------------------------------------------------------------------------------------
+# names the code relies on
+# ---------------------------------------------------------------------------------------
+def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> None:
+    # Given the logical ids the Python code and the local stack look up by name
+    expected = {
+        "SharedLayer": "AWS::Serverless::LayerVersion",
+        "HttpApi": "AWS::Serverless::HttpApi",
+        "HttpApiAccessLogs": "AWS::Logs::LogGroup",
+        "JointechWebhookFunction": "AWS::Serverless::Function",
+        "JointechMqttFunction": "AWS::Serverless::Function",
+        "JointechMqttRule": "AWS::IoT::TopicRule",
+        "JointechSublockRule": "AWS::IoT::TopicRule",
+        "JointechMqttRulePermission": "AWS::Lambda::Permission",
+        "JointechSublockRulePermission": "AWS::Lambda::Permission",
+        "IotErrorActionRole": "AWS::IAM::Role",
+        "EventsTable": "AWS::DynamoDB::Table",
+        "OutboxFunction": "AWS::Serverless::Function",
+        "EventsQueue": "AWS::SQS::Queue",
+        "EventsDeadLetterQueue": "AWS::SQS::Queue",
+        "OutboxFailureQueue": "AWS::SQS::Queue",
+        "IngestFailureQueue": "AWS::SQS::Queue",
+        "PayloadBucket": "AWS::S3::Bucket",
+        "PayloadBucketPolicy": "AWS::S3::BucketPolicy",
+        "JointechTokenSecret": "AWS::SecretsManager::Secret",
+        "AlarmTopic": "AWS::SNS::Topic",
+        "AlarmEmailSubscription": "AWS::SNS::Subscription",
+        "EventsDlqAlarm": "AWS::CloudWatch::Alarm",
+        "OutboxFailureAlarm": "AWS::CloudWatch::Alarm",
+        "IngestFailureAlarm": "AWS::CloudWatch::Alarm",
+        "Api5xxAlarm": "AWS::CloudWatch::Alarm",
+        "ThrottleAlarm": "AWS::CloudWatch::Alarm",
+        "QuarantineAlarm": "AWS::CloudWatch::Alarm",
+    }
+    # When the template's resources are read
+    actual = {name: resource["Type"] for name, resource in template["Resources"].items()}
+    # Then each exists with its type
+    assert {name: actual.get(name) for name in expected} == expected
+
+
+def test_table_keys_and_indexes(template: dict[str, Any]) -> None:
+    # Given the events table
+    table = template["Resources"]["EventsTable"]
+    props = table["Properties"]
+    # When its keys, indexes and lifecycle are read
+    indexes = {
+        index["IndexName"]: [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]]
+        for index in props["GlobalSecondaryIndexes"]
+    }
+    # Then they are the single-table layout the storage code queries
+    assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == [("pk", "HASH"), ("sk", "RANGE")]
+    assert indexes == {f"gsi{n}": [(f"gsi{n}pk", "HASH"), (f"gsi{n}sk", "RANGE")] for n in (1, 2, 3)}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_iot_rules_invoke_the_mqtt_function_and_park_failures(template: dict[str, Any]) -> None:
+    # Given the IoT topic rules
+    for rule_id, rule in _resources(template, "AWS::IoT::TopicRule").items():
+        payload = rule["Properties"]["TopicRulePayload"]
+        # When their actions and error action are read
+        error_key = payload["ErrorAction"]["S3"]["Key"]
+        # Then they invoke the MQTT function, and failures go to quarantine/iot-errors/ with
+        # IoT's own ${...} templates left intact for IoT (not consumed by Fn::Sub)
+        assert payload["Actions"] == [{"Lambda": {"FunctionArn": {"Fn::GetAtt": ["JointechMqttFunction", "Arn"]}}}]
+        assert error_key == "quarantine/iot-errors/${topic()}/${timestamp()}-${newuuid()}.json", rule_id
+        permissions = [
+            p["Properties"]
+            for p in _resources(template, "AWS::Lambda::Permission").values()
+            if p["Properties"].get("SourceArn") == {"Fn::GetAtt": [rule_id, "Arn"]}
+        ]
+        assert permissions and permissions[0]["Principal"] == "iot.amazonaws.com", rule_id
