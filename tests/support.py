@@ -74,9 +74,13 @@ class Stack:
         return self.session.client("dynamodb")
 
     def event_items(self, vendor: str = "jointech") -> list[dict[str, Any]]:
+        """Stored event items, with `data` decoded from its JSON text."""
         # Tests may scan; the gateway's own readers never do.
-        items = self.ddb.scan(TableName=self.table)["Items"]
-        return [from_item(i) for i in items if i["pk"]["S"].startswith(f"E#{vendor}#")]
+        items = [from_item(i) for i in self.ddb.scan(TableName=self.table)["Items"]
+                 if i["pk"]["S"].startswith(f"E#{vendor}#")]
+        for item in items:
+            item["data"] = json.loads(item["data"])
+        return items
 
     def quarantine_items(self, vendor: str = "jointech") -> list[dict[str, Any]]:
         items = self.ddb.scan(TableName=self.table)["Items"]

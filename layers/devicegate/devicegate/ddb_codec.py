@@ -13,33 +13,40 @@ from typing import Any
 _MAX_DIGITS = 38
 
 
-def _number(value: int | float) -> dict[str, str]:
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return {"S": repr(value)}
-        if value != 0 and not (1e-130 <= abs(value) < 9.99e125):
-            return {"S": repr(value)}
-        return {"N": repr(value)}
+def _float(value: float) -> dict[str, str]:
+    if value != 0 and not (1e-130 <= abs(value) < 9.99e125) or not math.isfinite(value):
+        return {"S": repr(value)}
+    return {"N": repr(value)}
+
+
+def _int(value: int) -> dict[str, str]:
     text = str(value)
-    return {"N": text} if len(text.lstrip("-")) <= _MAX_DIGITS else {"S": text}
+    return {"N": text} if len(text) <= _MAX_DIGITS else {"S": text}
+
+
+# Dispatch on the exact type: this runs for every value of every stored event.
+_ENCODERS: dict[type, Any] = {
+    str: lambda v: {"S": v},
+    bool: lambda v: {"BOOL": v},
+    int: _int,
+    float: _float,
+    type(None): lambda v: {"NULL": True},
+    dict: lambda v: {"M": {str(k): to_attr(x) for k, x in v.items()}},
+    list: lambda v: {"L": [to_attr(x) for x in v]},
+    tuple: lambda v: {"L": [to_attr(x) for x in v]},
+    bytes: lambda v: {"B": v},
+}
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float)):
-        return _number(value)
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, dict):
-        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
-    if isinstance(value, (list, tuple)):
-        return {"L": [to_attr(v) for v in value]}
-    if isinstance(value, (bytes, bytearray)):
-        return {"B": bytes(value)}
-    raise TypeError(f"cannot store {type(value).__name__}")
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None:
+        # Subclasses (IntEnum, str enums, OrderedDict...) take the slow, general path.
+        for kind, fallback in _ENCODERS.items():
+            if kind is not bool and isinstance(value, kind):
+                return fallback(value)
+        raise TypeError(f"cannot store {type(value).__name__}")
+    return encoder(value)
 
 
 def to_item(values: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from devicegate.timeutil import iso_utc
 
 Transport = Literal["http", "mqtt", "replay"]
@@ -40,31 +38,52 @@ class RawPush:
         return json.dumps(self.document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class NormalizedEvent(BaseModel):
-    """One device record, the same shape for every vendor (stored item, queue message `data`)."""
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    """One device record, the same shape for every vendor (the stored item and the queue
+    message's `data`). Built only through `make_event`; adapters validate the vendor side."""
 
-    model_config = ConfigDict(frozen=True)
-
-    vendor: str = Field(description="adapter name, e.g. 'jointech'")
-    deviceId: str = Field(description="the vendor's device identifier, as sent")
-    kind: str = Field(description="vendor-specific record kind, e.g. location, alarm, event")
-    eventId: str = Field(description="the vendor's id where it has one, else derived from content")
-    occurredAt: str = Field(description="when it happened on the device, ISO 8601 UTC (ms)")
-    receivedAt: str = Field(description="when the gateway received it, ISO 8601 UTC (ms)")
-    transport: Transport = "http"
-    data: dict[str, Any] = Field(description="the vendor record, typed and decoded")
+    vendor: str  # adapter name, e.g. "jointech"
+    deviceId: str  # the vendor's device identifier, as sent
+    kind: str  # vendor-specific record kind: location, alarm, event...
+    eventId: str  # the vendor's id where it has one, else derived from content (derive_event_id)
+    occurredAt: str  # when it happened on the device, ISO 8601 UTC with milliseconds
+    receivedAt: str  # when the gateway received it, same format
+    transport: Transport  # http, mqtt
+    data: dict[str, Any]  # the vendor record, typed and decoded (JSON-ready)
+    dataJson: str = field(default="", repr=False)  # canonical JSON of data: hashed for the id, stored as is
 
     @property
     def is_alarm(self) -> bool:
         return self.kind == "alarm"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ENVELOPE_FIELDS}
+
+
+ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: datetime, data: dict) -> str:
+def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, data_json: str) -> str:
     """Content-addressed id for vendors without one: a retransmission (same device, kind, time
     and content) gets the same id whichever transport carried it; anything else a new one."""
-    material = "\n".join((vendor, device_id, kind, iso_utc(occurred_at), canonical_json(data)))
+    material = "\n".join((vendor, device_id, kind, occurred_at, data_json))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
+def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
+               transport: Transport, data: dict[str, Any], event_id: str | None = None) -> NormalizedEvent:
+    """The one way adapters build events. `data` must already be JSON-ready (model_dump(mode="json")):
+    it is not validated again, which keeps a second full walk of the payload off the hot path."""
+    data_json = canonical_json(data)
+    occurred = iso_utc(occurred_at)
+    return NormalizedEvent(
+        vendor=vendor, deviceId=device_id, kind=kind,
+        eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, data_json),
+        occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport,
+        data=data, dataJson=data_json,
+    )

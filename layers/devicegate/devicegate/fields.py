@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, StringConstraints, model_validator
 
 from devicegate.timeutil import iso_utc, parse_time
 
@@ -21,6 +21,25 @@ def blank_to_none(value: Any) -> Any:
     if isinstance(value, str) and value.strip().lower() in _NULLS:
         return None
     return value
+
+
+def blank_nulls(data: Any) -> Any:
+    """"null", "" and friends -> None for every top-level value, in one pass (cheaper than a
+    validator per field, and this runs for every record)."""
+    if isinstance(data, dict):
+        return {k: (None if type(v) is str and v.strip().lower() in _NULLS else v) for k, v in data.items()}
+    return data
+
+
+class VendorModel(BaseModel):
+    """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_nulls(cls, data: Any) -> Any:
+        return blank_nulls(data)
 
 
 def to_text(value: Any) -> Any:
@@ -62,9 +81,10 @@ UtcTime = Annotated[datetime, BeforeValidator(parse_time), PlainSerializer(iso_u
 OptUtcTime = Annotated[datetime | None, BeforeValidator(lambda v: None if blank_to_none(v) is None else parse_time(v)),
                        PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)]
 Text = Annotated[str, BeforeValidator(to_text)]
-OptText = Annotated[str | None, BeforeValidator(lambda v: blank_to_none(to_text(v)))]
-OptInt = Annotated[int | None, BeforeValidator(blank_to_none)]
-OptFloat = Annotated[float | None, BeforeValidator(blank_to_none)]
+# Inside a VendorModel, text nulls are already None: plain lax types parse "12" and "35.9".
+OptText = Annotated[str | None, BeforeValidator(to_text)]
+OptInt = int | None
+OptFloat = float | None
 #: -1 means "none" in many vendor status fields.
 MinusOneNone = Annotated[int | None, sentinel(-1)]
 #: Identifiers that end up in keys, topics and URLs: printable, no delimiters, bounded.

@@ -1,16 +1,27 @@
-"""The one place that owns Logger, Tracer and the metric helper.
+"""The one place that owns Logger, Tracer and Metrics.
 
-Metrics are emitted per event with `single_metric` (pipeline.count): a push's vendor and kind are
-dimensions, known only after decoding, so no handler-wide Metrics object is needed.
+Metrics carry vendor and kind as dimensions, known only once a push is decoded, so `emit_counts`
+sets them and flushes right away (one EMF line per push and kind) instead of at handler exit.
 
 Rule for every log line in this package: lower-case message, structured keys, and never a payload,
 a token, a raw path or a personal field.
 """
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="devicegate")
 tracer = Tracer(service="devicegate")
+metrics = Metrics(namespace="Devicegate", service="devicegate")
 
-__all__ = ["logger", "tracer", "MetricUnit"]
+
+def emit_counts(vendor: str, kind: str, counts: dict[str, int]) -> None:
+    """Counts (accepted, duplicate, rejected, quarantined, failed) for one vendor and kind."""
+    metrics.add_dimension(name="vendor", value=vendor)
+    metrics.add_dimension(name="kind", value=kind)
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
+
+
+__all__ = ["logger", "tracer", "metrics", "emit_counts"]

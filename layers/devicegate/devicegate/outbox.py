@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from devicegate import keys
 from devicegate.ddb_codec import from_item, to_attr
+from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
 from devicegate.observability import logger
 from devicegate.timeutil import parse_time
@@ -24,7 +25,6 @@ SQS_BATCH = 10
 # An event stamped more than a day after it was received has a broken device clock; letting it
 # into state would freeze that state until the clock catches up.
 MAX_CLOCK_SKEW = timedelta(days=1)
-ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
 
 
 def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str, Any]:
@@ -45,10 +45,18 @@ def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str,
     return message
 
 
+def envelope_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored event item (plain values) back to the normalized envelope."""
+    out = {name: item[name] for name in ENVELOPE_FIELDS if name in item}
+    if isinstance(out.get("data"), str):
+        out["data"] = json.loads(out["data"])
+    if "dataRef" in item:
+        out["dataRef"] = item["dataRef"]
+    return out
+
+
 def envelope_from_image(image: dict[str, Any]) -> dict[str, Any]:
-    item = from_item(image)
-    return {name: item[name] for name in ENVELOPE_FIELDS if name in item} | (
-        {"dataRef": item["dataRef"]} if "dataRef" in item else {})
+    return envelope_of(from_item(image))
 
 
 class Publisher(Protocol):

@@ -11,25 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aws_lambda_powertools.metrics import single_metric
-
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.auth import TokenVerifier
 from devicegate.envelope import NormalizedEvent, RawPush
 from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
-from devicegate.observability import MetricUnit, logger
+from devicegate.observability import emit_counts, logger
 from devicegate.storage import EventStore, QuarantineRecord
 from devicegate.timeutil import now_utc
-
-METRIC_FOR = {
-    Outcome.ACCEPTED: "accepted",
-    Outcome.DUPLICATE: "duplicate",
-    Outcome.INVALID: "rejected",
-    Outcome.TOO_LARGE: "rejected",
-    Outcome.FORBIDDEN: "rejected",
-    Outcome.UNAVAILABLE: "failed",
-}
-
 
 @dataclass
 class IngestResult:
@@ -39,15 +27,6 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: bool = False
-
-
-def count(metric: str, vendor: str, kind: str, value: int = 1) -> None:
-    # One EMF line per metric with its own dimensions: a push's vendor and kind are only known
-    # once it is decoded, and one invocation may carry several kinds.
-    with single_metric(name=metric, unit=MetricUnit.Count, value=value, namespace="Devicegate") as m:
-        m.add_dimension(name="service", value="devicegate")
-        m.add_dimension(name="vendor", value=vendor)
-        m.add_dimension(name="kind", value=kind)
 
 
 class Pipeline:
@@ -64,14 +43,14 @@ class Pipeline:
             return self._ingest(push)
         except StorageUnavailable as exc:
             logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
-            count("failed", vendor, self.adapter.quarantine_kind(push))
+            emit_counts(vendor, self.adapter.quarantine_kind(push), {"failed": 1})
             return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
 
     def _ingest(self, push: RawPush) -> IngestResult:
         adapter, vendor = self.adapter, self.adapter.vendor
         if self.verifier is not None and not self.verifier.verify(push):
             logger.info("rejected push with a wrong or missing token", extra={"vendor": vendor})
-            count("rejected", vendor, "forbidden")
+            emit_counts(vendor, "forbidden", {"rejected": 1})
             return IngestResult(Outcome.FORBIDDEN, adapter.answer(Outcome.FORBIDDEN))
 
         received_at = self.clock()
@@ -86,15 +65,19 @@ class Pipeline:
             return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
 
         stored = duplicates = 0
+        tallies: dict[str, dict[str, int]] = {}
         for event in events:
+            tally = tallies.setdefault(event.kind, {"accepted": 0, "duplicate": 0})
             if self.store.put_event(event):
                 stored += 1
-                count("accepted", vendor, event.kind)
+                tally["accepted"] += 1
             else:
                 duplicates += 1
-                count("duplicate", vendor, event.kind)
+                tally["duplicate"] += 1
                 logger.info("retransmission recognised", extra={"vendor": vendor, "kind": event.kind,
                                                                 "event_id": event.eventId})
+        for kind, tally in tallies.items():
+            emit_counts(vendor, kind, {k: v for k, v in tally.items() if v})
         outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
         logger.debug("push stored", extra={"vendor": vendor, "stored": stored, "duplicates": duplicates})
         return IngestResult(outcome, adapter.answer(outcome), events, stored, duplicates)
@@ -123,8 +106,7 @@ class Pipeline:
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
-        count("rejected", vendor, kind)
-        count("quarantined", vendor, kind)
+        emit_counts(vendor, kind, {"rejected": 1, "quarantined": 1})
         logger.info("payload quarantined", extra={
             "vendor": vendor, "kind": kind, "reason": reason, "first_seen": first,
             "fields": [p.field for p in problems], "quarantine_id": record.digest,

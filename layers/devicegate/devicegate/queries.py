@@ -10,7 +10,7 @@ from typing import Any
 
 from devicegate import keys
 from devicegate.ddb_codec import from_item
-from devicegate.outbox import ENVELOPE_FIELDS
+from devicegate.outbox import envelope_of as envelope
 
 _MAX_TIME = "9999"  # sorts after every ISO timestamp
 
@@ -26,13 +26,6 @@ def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> lis
         if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def envelope(item: dict[str, Any]) -> dict[str, Any]:
-    out = {name: item[name] for name in ENVELOPE_FIELDS if name in item}
-    if "dataRef" in item:
-        out["dataRef"] = item["dataRef"]
-    return out
 
 
 def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from devicegate import keys
 from devicegate.ddb_codec import to_attr, to_item
-from devicegate.envelope import NormalizedEvent
+from devicegate.envelope import NormalizedEvent, canonical_json
 from devicegate.errors import FieldProblem, StorageUnavailable
-from devicegate.timeutil import days_after, epoch_seconds, iso_utc, parse_time
+from devicegate.timeutil import days_after, epoch_seconds, iso_utc
 
 # DynamoDB items stop at 400 KB; leave room for keys and attribute names.
 MAX_INLINE_BYTES = 350_000
@@ -64,7 +63,9 @@ def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
         "occurredAt": event.occurredAt,
         "receivedAt": event.receivedAt,
         "transport": event.transport,
-        "data": event.data,
+        # Stored as its canonical JSON text: the same bytes the id was derived from, no 32-level
+        # nesting limit, no Decimal surprises for apps, and no per-value encoding on the hot path.
+        "data": event.dataJson or canonical_json(event.data),
         "expiresAt": epoch_seconds(expires_at),
         "gsi1pk": keys.device_pk(event.vendor, event.deviceId),
         "gsi1sk": timeline,
@@ -98,11 +99,11 @@ class DynamoEventStore:
         self._quarantine_days = quarantine_days
 
     def put_event(self, event: NormalizedEvent) -> bool:
-        received = parse_time(event.receivedAt)
+        received = datetime.fromisoformat(event.receivedAt)
         # Retention counts from receipt: a record backfilled from 2020 must not expire at once.
         item = event_item(event, days_after(received, self._retention_days(event.vendor, event.kind)))
         encoded = to_item(item)
-        if _approx_size(encoded) > MAX_INLINE_BYTES:
+        if len(item["data"]) > MAX_INLINE_BYTES:
             encoded = self._offload_data(event, item, received)
         errors = _aws_errors()
         try:
@@ -120,8 +121,8 @@ class DynamoEventStore:
     def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
         key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/"
                f"{received:%Y/%m/%d}/{event.eventId}.json")
-        self._put_object(key, json.dumps(event.data, ensure_ascii=False).encode(), "application/json")
-        slim = dict(item, data={}, dataRef=f"s3://{self._bucket}/{key}")
+        self._put_object(key, item["data"].encode(), "application/json")
+        slim = dict(item, data="{}", dataRef=f"s3://{self._bucket}/{key}")
         return to_item(slim)
 
     def _put_object(self, key: str, body: bytes, content_type: str) -> None:
@@ -173,8 +174,3 @@ class DynamoEventStore:
         except _aws_errors() as exc:
             raise StorageUnavailable(f"dynamodb quarantine failed: {_error_code(exc) or type(exc).__name__}") from None
         return "seenCount" not in old.get("Attributes", {})
-
-
-def _approx_size(encoded: dict[str, Any]) -> int:
-    # Upper bound good enough to decide on offloading: JSON text of the attribute values.
-    return len(json.dumps(encoded, default=lambda b: "x" * len(b), ensure_ascii=False).encode())

@@ -35,8 +35,9 @@ def parse_time(value: object) -> datetime:
 
 def iso_utc(moment: datetime) -> str:
     """Fixed-width `YYYY-MM-DDTHH:MM:SS.mmmZ`: sorts as text, which the table's sort keys rely on."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def now_utc() -> datetime:

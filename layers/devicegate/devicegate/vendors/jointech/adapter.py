@@ -9,9 +9,8 @@ from pydantic import ValidationError
 
 from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.envelope import NormalizedEvent, RawPush, derive_event_id
+from devicegate.envelope import NormalizedEvent, RawPush, make_event
 from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import iso_utc
 from devicegate.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
@@ -77,17 +76,10 @@ class JointechAdapter(VendorAdapter):
             raise InvalidPayload("topic and record name different devices",
                                  [FieldProblem("assetId", "does not match the topic's device number")])
 
-        occurred = _occurred_at(model)
-        data = model.model_dump(mode="json", exclude_none=True)
-        return [NormalizedEvent(
-            vendor=self.vendor,
-            deviceId=model.assetId,
-            kind=kind,
-            eventId=derive_event_id(self.vendor, model.assetId, kind, occurred, data),
-            occurredAt=iso_utc(occurred),
-            receivedAt=iso_utc(received_at),
-            transport=push.transport,
-            data=data,
+        return [make_event(
+            vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=_occurred_at(model),
+            received_at=received_at, transport=push.transport,
+            data=model.model_dump(mode="json", exclude_none=True),
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:

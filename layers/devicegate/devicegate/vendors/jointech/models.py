@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, computed_field, field_validator, model_validator
 
 from devicegate.fields import (
-    DeviceId, MinusOneNone, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, blank_to_none, json_in_string,
-    sentinel,
+    DeviceId, MinusOneNone, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, blank_to_none,
+    json_in_string, sentinel,
 )
 from devicegate.vendors.jointech import codes
 
 Temperature = Annotated[float | None, sentinel(-1000)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="null")
+class _Model(VendorModel):
+    pass
 
 
 # --- JSON documents inside strings -------------------------------------------------------------
@@ -77,7 +77,6 @@ class ExpandInfo(_Model):
     @classmethod
     def _either_name(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            data = dict(data)
             for short, long in (("reportType", "fReportType"), ("networkType", "fNetworkType")):
                 if long not in data and short in data:
                     data[long] = data.pop(short)

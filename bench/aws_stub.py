@@ -1,0 +1,103 @@
+"""In-memory AWS for benchmarks, at two depths:
+
+- `AwsStub`: real boto3 clients (request building, signing, parsing all run), every HTTP request
+  answered in process by a botocore `before-send` hook, which also counts the round trips;
+- `FakeClients`: client objects whose methods answer directly, so only devicegate's own code is
+  measured (the figure the warm-cost target is about).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from botocore.awsrequest import AWSResponse
+
+SECRET = json.dumps({"current": "bench-token-0001"})
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+class AwsStub:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.keys: set[str] = set()
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def attach(self, client) -> None:
+        client.meta.events.register("before-send", self._answer)
+
+    def _answer(self, request, **_):
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        operation = target.rsplit(".", 1)[-1] or "unknown"
+        self.calls[operation] += 1
+        status, body = 200, {}
+        if operation == "PutItem":
+            item = json.loads(request.body)["Item"]
+            key = item["pk"]["S"]
+            if key in self.keys:
+                status, body = 400, {"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+                                     "message": "The conditional request failed"}
+            self.keys.add(key)
+        elif operation == "GetSecretValue":
+            body = {"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench", "Name": "bench",
+                    "SecretString": SECRET, "VersionId": "v1"}
+        payload = json.dumps(body).encode()
+        return AWSResponse(request.url, status, {"content-type": "application/x-amz-json-1.0"}, _Raw(payload))
+
+
+def install(stub: AwsStub) -> None:
+    """Make devicegate's cached client factory hand out stubbed clients."""
+    from devicegate import aws
+
+    real = aws.client.__wrapped__
+
+    def stubbed(service: str):
+        client = real(service)
+        stub.attach(client)
+        return client
+
+    aws.client.cache_clear()
+    aws.client = __import__("functools").cache(stubbed)
+    import devicegate.runtime as runtime
+
+    runtime.client = aws.client
+
+
+class _FakeDynamo:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def put_item(self, **kwargs):
+        key = kwargs["Item"]["pk"]["S"]
+        if key in self.keys:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "PutItem")
+        self.keys.add(key)
+        return {}
+
+    def update_item(self, **kwargs):
+        return {}
+
+
+class _FakeSecrets:
+    def get_secret_value(self, **kwargs):
+        return {"SecretString": SECRET}
+
+
+def install_fakes() -> None:
+    from devicegate import aws
+    import devicegate.runtime as runtime
+
+    fakes = {"dynamodb": _FakeDynamo(), "secretsmanager": _FakeSecrets()}
+    aws.client = runtime.client = fakes.__getitem__

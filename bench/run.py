@@ -1,0 +1,210 @@
+"""Benchmarks for the Jointech hot path. Prints figures; `--write` also records them in
+docs/benchmarks.md. Not a test: nothing here passes or fails on timing.
+
+    ./run bench            # or: uv run python bench/run.py [--write] [--events N]
+
+1. warm per-event cost of the Jointech location path (AWS answered in process), as a ratio to an
+   empty Powertools route with the same decorators handling the same events in the same run;
+2. cold start (imports + first invocation) of the webhook function, as a ratio to a bare handler
+   importing boto3 and Powertools, each in fresh interpreters;
+3. AWS round trips per event on the hot path, counted at the HTTP layer of botocore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+    "TABLE_NAME": "bench-table", "PAYLOAD_BUCKET": "bench-bucket", "JOINTECH_TOKEN_SECRET": "bench-secret",
+    "POWERTOOLS_SERVICE_NAME": "devicegate", "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "INFO", "RETENTION_DAYS": "default=90",
+}
+TOKEN = "bench-token-0001"
+
+
+def location_events(n: int) -> list[dict]:
+    template = json.loads((ROOT / "events/jointech/http-location.json").read_text())
+    record = json.loads((ROOT / "events/jointech/records/mqtt-location.json").read_text())
+    out = []
+    for i in range(n):
+        event = copy.deepcopy(template)
+        event["pathParameters"]["token"] = TOKEN
+        event["rawPath"] = event["requestContext"]["http"]["path"] = f"/hooks/jointech/{TOKEN}/location"
+        r = dict(record, gpsTime=f"2025-02-{1 + i // 86400 % 28:02d}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z")
+        event["body"] = json.dumps(r)
+        out.append(event)
+    return out
+
+
+class _Null:
+    def write(self, *_):
+        return 0
+
+    def flush(self):
+        pass
+
+
+def _time_per_event(handler, events, context) -> float:
+    start = time.perf_counter()
+    for event in events:
+        handler(event, context)
+    return (time.perf_counter() - start) / len(events)
+
+
+def _fresh_handler():
+    """Import the webhook function anew (new runtime caches), as a new execution environment."""
+    for name in [m for m in sys.modules if m.startswith(("functions.", "devicegate"))
+                 and not m.startswith("devicegate_cli")]:
+        del sys.modules[name]
+    from functions.jointech_webhook import app as webhook
+
+    return webhook
+
+
+def warm(n: int, rounds: int, depth: str) -> dict:
+    """depth "fake": AWS clients replaced by in-memory objects (devicegate's own cost);
+    depth "botocore": real clients with HTTP answered in process (adds botocore's per-call cost)."""
+    os.environ.update(ENV)
+    for path in (str(ROOT), str(ROOT / "bench")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from aws_stub import AwsStub, install, install_fakes
+
+    from devicegate_cli.lambda_context import LambdaContext
+
+    stub = AwsStub()
+    import devicegate.aws  # noqa: F401  (fresh module, then patched below)
+
+    webhook = _fresh_handler()
+    if depth == "fake":
+        install_fakes()
+    else:
+        install(stub)
+    import handlers as baseline
+
+    context = LambdaContext.for_function("bench")
+    real_stdout = sys.stdout
+    sys.stdout = _Null()  # log and metric lines cost the same in Lambda, but not on a terminal
+    try:
+        webhook.lambda_handler(location_events(1)[0], context)  # warm: secret fetched, clients built
+        ours, base = [], []
+        for r in range(rounds):
+            events = location_events(n * (r + 2))[n * (r + 1):]  # fresh records: every one is stored
+            base.append(_time_per_event(baseline.lambda_handler, events, context))
+            ours.append(_time_per_event(webhook.lambda_handler, events, context))
+        # round trips on the hot path, by outcome
+        trips = {}
+        for label, event in (("new location", location_events(n * (rounds + 3))[-1]),
+                             ("retransmission", location_events(n * (rounds + 3))[-1])):
+            before = stub.total()
+            response = webhook.lambda_handler(event, context)
+            trips[label] = (stub.total() - before, response["statusCode"])
+        bad = copy.deepcopy(event)
+        bad["body"] = "{broken"
+        before = stub.total()
+        response = webhook.lambda_handler(bad, context)
+        trips["invalid (quarantined)"] = (stub.total() - before, response["statusCode"])
+    finally:
+        sys.stdout = real_stdout
+    ours_us, base_us = statistics.median(ours) * 1e6, statistics.median(base) * 1e6
+    return {"ours_us": ours_us, "baseline_us": base_us, "ratio": ours_us / base_us, "events": n,
+            "rounds": rounds, "trips": trips if depth == "botocore" else {}, "calls": dict(stub.calls)}
+
+
+CHILD = r"""
+import os, sys, time, json
+t0 = time.perf_counter()
+sys.path[:0] = [{root!r}, {bench!r}]
+which = {which!r}
+if which == "ours":
+    from functions.jointech_webhook import app as module
+else:
+    import bare_handler as module
+imported = time.perf_counter()
+# Not part of a cold start: the stub (botocore's own modules are loaded by then) and the context.
+from aws_stub import AwsStub, install
+install(AwsStub())
+from devicegate_cli.lambda_context import LambdaContext
+context = LambdaContext.for_function("bench")
+event = json.loads(os.environ["BENCH_EVENT"])
+sys.stdout = open(os.devnull, "w")
+t1 = time.perf_counter()
+module.lambda_handler(event, context)  # first invocation: clients built, secret fetched
+done = time.perf_counter()
+sys.stdout = sys.__stdout__
+print(json.dumps({{"seconds": (imported - t0) + (done - t1), "import": imported - t0, "first": done - t1}}))
+"""
+
+
+def cold(runs: int) -> dict:
+    event = json.dumps(location_events(1)[0])
+    env = dict(os.environ, **ENV, BENCH_EVENT=event)
+    results = {"ours": [], "baseline": []}
+    for _ in range(runs):
+        for which in ("baseline", "ours"):
+            code = CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"), which=which)
+            out = subprocess.run([sys.executable, "-X", "frozen_modules=on", "-c", code], env=env,
+                                 capture_output=True, text=True, check=True)
+            results[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    med = {w: {k: statistics.median(r[k] for r in results[w]) * 1000 for k in ("seconds", "import", "first")}
+           for w in results}
+    return {"ours_ms": med["ours"]["seconds"], "baseline_ms": med["baseline"]["seconds"],
+            "ratio": med["ours"]["seconds"] / med["baseline"]["seconds"], "runs": runs,
+            "ours_import_ms": med["ours"]["import"], "ours_first_ms": med["ours"]["first"],
+            "baseline_import_ms": med["baseline"]["import"]}
+
+
+def report(w: dict, wb: dict, c: dict) -> str:
+    trips = "\n".join(f"| {label} | {count} | {status} |" for label, (count, status) in wb["trips"].items())
+    return f"""## Jointech location path
+
+Machine: {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores.
+Command: `./run bench --write` (figures below are from the last such run).
+
+| measure | devicegate | baseline | ratio | target |
+|---|---|---|---|---|
+| warm per-event cost ({w['events']} events x {w['rounds']} rounds, median) | {w['ours_us']:.0f} µs | {w['baseline_us']:.0f} µs (empty Powertools route, same decorators) | {w['ratio']:.2f}x | ≤ 2.5x |
+| warm per-event cost including botocore (real clients, HTTP answered in process) | {wb['ours_us']:.0f} µs | {wb['baseline_us']:.0f} µs | {wb['ratio']:.2f}x | (for reference) |
+| cold start: imports + first invocation (median of {c['runs']} fresh interpreters) | {c['ours_ms']:.0f} ms (imports {c['ours_import_ms']:.0f}, first call {c['ours_first_ms']:.0f}) | {c['baseline_ms']:.0f} ms (bare handler importing boto3 + Powertools) | {c['ratio']:.2f}x | ≤ 1.3x |
+
+AWS round trips per event on the hot path (counted at botocore's HTTP layer; the token secret is
+fetched once per execution environment and cached for 5 minutes, so it is not per event):
+
+| push | round trips | answer |
+|---|---|---|
+{trips}
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=9)
+    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
+    args = parser.parse_args()
+    c = cold(args.cold_runs)
+    w = warm(args.events, args.rounds, "fake")
+    wb = warm(args.events, args.rounds, "botocore")
+    text = report(w, wb, c)
+    print(text)
+    if args.write:
+        path = ROOT / "docs" / "benchmarks.md"
+        path.write_text("# Benchmarks\n\nProduced by `bench/run.py`; rerun it after changing the hot path.\n\n" + text)
+        print(f"written to {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The local stack (`devicegate local`) as a subprocess on free ports, for end-to-end tests.
+
+The stack is started once per test session from the repository root, exactly as a developer
+runs it, and stopped with SIGINT (Ctrl-C) at the end: the teardown asserts it exits 0 promptly
+and without a traceback, which is the Ctrl-C test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = "devicegate local: ready"
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 15
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class HttpReply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class LocalStack:
+    base_url: str
+    moto_endpoint: str
+    session: boto3.Session
+    table_name: str
+    events_queue_url: str
+    bucket_name: str
+    log_path: Path
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.moto_endpoint)
+
+    def post(self, path: str, body: str | bytes, content_type: str = "application/json") -> HttpReply:
+        return self.request("POST", path, body, {"content-type": content_type})
+
+    def request(
+        self, method: str, path: str, body: str | bytes | None = None, headers: dict[str, str] | None = None
+    ) -> HttpReply:
+        data = body.encode() if isinstance(body, str) else body
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return HttpReply(response.status, response.read())
+        except urllib.error.HTTPError as error:
+            return HttpReply(error.code, error.read())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if READY in text.splitlines():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"devicegate local exited with {process.returncode} before ready:\n{text}")
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"devicegate local not ready within {START_TIMEOUT_S}s:\n{log_path.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    http_port, moto_port = _free_ports(2)
+    log_path = tmp_path_factory.mktemp("local-stack") / "devicegate-local.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [
+        sys.executable, "-m", "devicegate_cli.main", "local",
+        "--http-port", str(http_port), "--moto-port", str(moto_port),
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(process, log_path)
+        endpoint = f"http://127.0.0.1:{moto_port}"
+        session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+        sqs = session.client("sqs", endpoint_url=endpoint)
+        stack = LocalStack(
+            base_url=f"http://127.0.0.1:{http_port}",
+            moto_endpoint=endpoint,
+            session=session,
+            table_name=local_physical_name("EventsTable", "AWS::DynamoDB::Table"),
+            events_queue_url=sqs.get_queue_url(
+                QueueName=local_physical_name("EventsQueue", "AWS::SQS::Queue")
+            )["QueueUrl"],
+            bucket_name=local_physical_name("PayloadBucket", "AWS::S3::Bucket"),
+            log_path=log_path,
+        )
+        yield stack
+    finally:
+        if process.poll() is None:
+            stopping_at = len(log_path.read_text(errors="replace"))
+            process.send_signal(signal.SIGINT)
+            try:
+                code = process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                pytest.fail(f"devicegate local did not stop within {STOP_TIMEOUT_S}s of SIGINT")
+            shutdown = log_path.read_text(errors="replace")[stopping_at:]
+            assert code == 0, f"devicegate local exited {code} on SIGINT:\n{shutdown}"
+            assert "Traceback" not in shutdown, shutdown
+            assert "devicegate local: stopped" in shutdown, shutdown

@@ -1,0 +1,153 @@
+"""End to end over real HTTP: `devicegate local` → webhook handler → DynamoDB → stream → outbox → SQS.
+
+Runs the stack exactly as a developer does (see conftest.py); Ctrl-C is the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+DEVICE = "8022300001"
+LOCATION = {
+    "assetId": DEVICE, "longitude": 0.0, "latitude": 0.0, "speed": 0, "direction": 0, "mileage": 16,
+    "gpsTime": "2022-09-01T08:59:56Z", "ksInfo": "", "recvTime": "2022-09-01T08:59:56.964Z",
+    "locType": 0, "cellSignal": 19, "gnssSignal": 0, "cells": "460,0,9383,220792647", "battery": 100,
+    "voltage": "0.0", "statusJson": "{\"lockBar\":-1,\"lockRope\":0,\"lockStatus\":0}",
+    "expandInfo": "{\"angle\":\"null\",\"backBattery\":\"null\",\"fuels\":\"-1,-1,-1\",\"humidity\":\"0\","
+                  "\"lux\":\"0.0\",\"networkType\":\"0\",\"pressure\":\"0.0\",\"reportType\":\"0\","
+                  "\"temperature\":\"-1000.0\"}",
+}
+LOCATION_PATH = "/hooks/jointech/dev-token/location"
+
+
+def device_events(stack, device: str) -> list[dict[str, Any]]:
+    """The device's event items, through gsi1 (D#jointech#<device>), as the query CLI reads them."""
+    ddb = stack.client("dynamodb")
+    items = ddb.query(
+        TableName=stack.table_name,
+        IndexName="gsi1",
+        KeyConditionExpression="gsi1pk = :d",
+        ExpressionAttributeValues={":d": {"S": f"D#jointech#{device}"}},
+    )["Items"]
+    return [item for item in items if item["pk"]["S"].startswith("E#jointech#")]
+
+
+def receive_messages(stack, wait_s: float) -> list[dict[str, Any]]:
+    """Every EventsQueue message that arrives within `wait_s` seconds (deleted once read)."""
+    sqs = stack.client("sqs")
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bodies
+        got = sqs.receive_message(
+            QueueUrl=stack.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=min(1, max(0, int(remaining)))
+        )
+        for message in got.get("Messages", []):
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=stack.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not got.get("Messages") and remaining < 1:
+            return bodies
+
+
+def stored_keys(stack) -> set[str]:
+    """pk of every event and quarantine item (device rows are the outbox's, not the request's)."""
+    ddb = stack.client("dynamodb")
+    keys: set[str] = set()
+    kwargs: dict[str, Any] = {"TableName": stack.table_name, "ProjectionExpression": "pk"}
+    while True:
+        page = ddb.scan(**kwargs)
+        keys |= {item["pk"]["S"] for item in page["Items"] if not item["pk"]["S"].startswith("D#")}
+        if "LastEvaluatedKey" not in page:
+            return keys
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def stored_objects(stack) -> set[str]:
+    listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket_name)
+    return {obj["Key"] for obj in listing.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def first_delivery(local_stack):
+    """Given a fresh stack, when the documented location record is POSTed: the reply, the
+    device's event items once stored and the queue messages published for it (≤ 10 s)."""
+    reply = local_stack.post(LOCATION_PATH, json.dumps(LOCATION))
+    deadline = time.monotonic() + 10
+    items = device_events(local_stack, DEVICE)
+    while not items and time.monotonic() < deadline:
+        time.sleep(0.2)
+        items = device_events(local_stack, DEVICE)
+    messages = receive_messages(local_stack, max(1.0, deadline - time.monotonic()))
+    while not messages and time.monotonic() < deadline:
+        messages = receive_messages(local_stack, 1)
+    return reply, items, messages
+
+
+def test_location_post_is_stored_and_published(first_delivery):
+    reply, items, messages = first_delivery
+    # Then the vendor gets Jointech's success answer
+    assert reply.status == 200, reply.body
+    assert reply.json().get("result") == 200
+    # And the table holds exactly one location event for the device
+    assert len(items) == 1, items
+    item = items[0]
+    assert item["pk"]["S"].startswith("E#jointech#")
+    assert item["deviceId"]["S"] == DEVICE
+    assert item["kind"]["S"] == "location"
+    # And the outbox published one CloudEvent for it to EventsQueue
+    published = [m for m in messages if m.get("subject") == DEVICE]
+    assert len(published) == 1, messages
+    assert published[0]["type"] == "devicegate.jointech.location"
+
+
+def test_repeated_post_is_deduplicated(local_stack, first_delivery):
+    # Given the location record was stored and published once (first_delivery)
+    assert len(first_delivery[1]) == 1
+    # When the vendor pushes the very same record again
+    reply = local_stack.post(LOCATION_PATH, json.dumps(LOCATION))
+    # Then it is acknowledged, but neither stored nor published a second time
+    assert reply.status == 200, reply.body
+    assert reply.json().get("result") == 200
+    assert receive_messages(local_stack, 3) == []
+    assert len(device_events(local_stack, DEVICE)) == 1
+
+
+def test_wrong_token_is_rejected_and_nothing_stored(local_stack, first_delivery):
+    # Given the stack's current items and payload objects
+    keys_before, objects_before = stored_keys(local_stack), stored_objects(local_stack)
+    record = dict(LOCATION, assetId="8022300002")
+    # When a push arrives with a token that is not the vendor's
+    reply = local_stack.post("/hooks/jointech/not-the-token/location", json.dumps(record))
+    # Then it is refused and leaves no trace in the table, the bucket or the queue
+    assert reply.status == 403, reply.body
+    time.sleep(1)
+    assert stored_keys(local_stack) == keys_before
+    assert stored_objects(local_stack) == objects_before
+    assert device_events(local_stack, "8022300002") == []
+    assert receive_messages(local_stack, 1) == []
+
+
+def test_malformed_json_is_a_client_error(local_stack):
+    # When the body is not JSON at all
+    reply = local_stack.post(LOCATION_PATH, '{"assetId": "8022300001", ')
+    # Then the answer is a 400 with a JSON body, never a 5xx
+    assert reply.status == 400, reply.body
+    assert isinstance(reply.json(), dict)
+
+
+def test_unknown_route_is_404(local_stack):
+    # When a path no function serves is requested
+    reply = local_stack.post("/hooks/nobody/dev-token", "{}")
+    # Then the HTTP API answers 404 Not Found, as API Gateway does
+    assert reply.status == 404
+    assert reply.json() == {"message": "Not Found"}
+    # And a served path with another method is not a route either
+    assert local_stack.request("GET", LOCATION_PATH).status == 404

@@ -1,0 +1,630 @@
+"""The pure parts of `devicegate local`: routing, API Gateway events and responses, Lambda's
+stream filtering / batching rules, template resolution. No moto server, no subprocess."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from devicegate_cli.lambda_context import LambdaContext
+from devicegate_cli.local_http import (
+    MAX_BODY_BYTES,
+    LocalHttpServer,
+    Route,
+    build_http_event,
+    map_handler_result,
+    match_route,
+)
+from devicegate_cli.local_resources import (
+    FunctionSpec,
+    Resolver,
+    TemplateError,
+    creation_order,
+    merge_globals,
+    merged_environment,
+    queue_attributes,
+)
+from devicegate_cli.local_streams import (
+    InvalidBatchResponse,
+    StreamPoller,
+    StreamSource,
+    drop_moto_upsert_artifacts,
+    failure_destination_record,
+    first_failed_index,
+    lambda_stream_record,
+    matches_pattern,
+    parse_filters,
+    passes_filters,
+)
+
+OUTBOX_PATTERN = {"eventName": ["INSERT"], "dynamodb": {"Keys": {"pk": {"S": [{"prefix": "E#"}]}}}}
+ROUTES = [
+    Route("POST", "/hooks/jointech/{token}", "Webhook"),
+    Route("POST", "/hooks/jointech/{token}/{kind}", "Webhook"),
+    Route("GET", "/files/{path+}", "Files"),
+    Route("GET", "/files/latest", "Latest"),
+    Route("ANY", "/any/{id}", "Any"),
+]
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def test_route_extracts_path_parameters():
+    # When a two-parameter path is requested
+    matched = match_route(ROUTES, "POST", "/hooks/jointech/dev-token/location")
+    # Then the {token}/{kind} route serves it with both parameters
+    assert matched is not None
+    route, params = matched
+    assert route.route_key == "POST /hooks/jointech/{token}/{kind}"
+    assert params == {"token": "dev-token", "kind": "location"}
+
+
+def test_single_parameter_matches_exactly_one_segment():
+    # When the path has one segment after the prefix, the one-parameter route is chosen
+    route, params = match_route(ROUTES, "POST", "/hooks/jointech/dev-token")
+    assert route.route_key == "POST /hooks/jointech/{token}"
+    assert params == {"token": "dev-token"}
+    # And three segments after the prefix match neither route
+    assert match_route(ROUTES, "POST", "/hooks/jointech/a/b/c") is None
+    # And an empty segment is not a parameter value
+    assert match_route(ROUTES, "POST", "/hooks/jointech/") is None
+
+
+def test_greedy_parameter_takes_the_rest_of_the_path():
+    route, params = match_route(ROUTES, "GET", "/files/a/b/c.txt")
+    assert route.target == "Files"
+    assert params == {"path": "a/b/c.txt"}
+    # But a greedy parameter needs at least one segment
+    assert match_route(ROUTES, "GET", "/files") is None
+
+
+def test_literal_route_wins_over_greedy_one():
+    # Given /files/latest and /files/{path+} both match, API Gateway picks the literal route
+    route, params = match_route(ROUTES, "GET", "/files/latest")
+    assert route.target == "Latest"
+    assert params == {}
+
+
+def test_method_must_match_unless_any():
+    # When a POST-only route is requested with GET, there is no route
+    assert match_route(ROUTES, "GET", "/hooks/jointech/dev-token") is None
+    # And an ANY route serves every method
+    assert match_route(ROUTES, "DELETE", "/any/7")[1] == {"id": "7"}
+
+
+def test_unknown_path_has_no_route():
+    assert match_route(ROUTES, "POST", "/hooks/other/dev-token") is None
+
+
+# --------------------------------------------------------------------------- v2 events
+
+
+def _event(body: bytes, **overrides: Any) -> dict[str, Any]:
+    route = Route("POST", "/hooks/jointech/{token}/{kind}", "Webhook")
+    kwargs: dict[str, Any] = {
+        "route": route,
+        "path_params": {"token": "dev-token", "kind": "location"},
+        "method": "POST",
+        "raw_path": "/hooks/jointech/dev-token/location",
+        "raw_query": "a=1&a=2&b=x%20y",
+        "headers": [
+            ("Content-Type", "application/json"),
+            ("X-Dup", "one"),
+            ("x-dup", "two"),
+            ("User-Agent", "jointech/1.0"),
+            ("Cookie", "s=1; t=2"),
+        ],
+        "body": body,
+        "source_ip": "10.0.0.9",
+        "domain_name": "127.0.0.1",
+        "now": datetime(2022, 9, 1, 8, 59, 56, 964000, tzinfo=timezone.utc),
+        "request_id": "req-1",
+    }
+    kwargs.update(overrides)
+    return build_http_event(**kwargs)
+
+
+def test_v2_event_has_api_gateway_shape():
+    # When a UTF-8 JSON request is turned into an event
+    event = _event(b'{"assetId":"8022300001"}')
+    # Then it carries payload format 2.0's fields, as API Gateway fills them
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /hooks/jointech/{token}/{kind}"
+    assert event["rawPath"] == "/hooks/jointech/dev-token/location"
+    assert event["rawQueryString"] == "a=1&a=2&b=x%20y"
+    assert event["queryStringParameters"] == {"a": "1,2", "b": "x y"}
+    assert event["pathParameters"] == {"token": "dev-token", "kind": "location"}
+    # And header names are lower case, duplicates comma-joined, cookies split out
+    assert event["headers"] == {"content-type": "application/json", "x-dup": "one,two", "user-agent": "jointech/1.0"}
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["body"] == '{"assetId":"8022300001"}'
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["accountId"] == "123456789012"
+    assert context["apiId"] == "local"
+    assert context["domainName"] == "127.0.0.1"
+    assert context["http"] == {
+        "method": "POST",
+        "path": "/hooks/jointech/dev-token/location",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "10.0.0.9",
+        "userAgent": "jointech/1.0",
+    }
+    assert context["requestId"] == "req-1"
+    assert context["routeKey"] == event["routeKey"]
+    assert context["stage"] == "$default"
+    assert context["time"] == "01/Sep/2022:08:59:56 +0000"
+    assert context["timeEpoch"] == 1662022796964
+
+
+def test_v2_event_base64_encodes_a_non_utf8_body():
+    # When the body bytes are not UTF-8
+    raw = b"\xff\xfe\x00binary"
+    event = _event(raw)
+    # Then the body travels base64-encoded and says so
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
+def test_v2_event_leaves_out_what_the_request_lacks():
+    # When there is no body, query string, cookie or path parameter
+    event = _event(b"", raw_query="", headers=[("Host", "x")], path_params={})
+    # Then those keys are absent, as in API Gateway's events
+    for key in ("body", "queryStringParameters", "cookies", "pathParameters"):
+        assert key not in event
+    assert event["isBase64Encoded"] is False
+
+
+def test_v2_event_is_accepted_by_powertools_http_resolver():
+    # Given the event Powertools' APIGatewayHttpResolver routes on
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+    event = APIGatewayProxyEventV2(_event(b"{}"))
+    # Then the fields it reads come out as API Gateway would send them
+    assert event.request_context.http.method == "POST"
+    assert event.path_parameters == {"token": "dev-token", "kind": "location"}
+    assert event.raw_path == "/hooks/jointech/dev-token/location"
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def test_full_response_is_written_as_given():
+    # When the handler returns a full payload-2.0 response
+    response = map_handler_result(
+        {"statusCode": 403, "headers": {"x-a": "1"}, "body": '{"result":403}', "cookies": ["a=1", "b=2"]}
+    )
+    # Then status, headers, cookies (one set-cookie each) and body are used as they are
+    assert response.status == 403
+    assert ("x-a", "1") in response.headers
+    assert [v for k, v in response.headers if k == "set-cookie"] == ["a=1", "b=2"]
+    assert response.body == b'{"result":403}'
+
+
+def test_base64_response_body_is_decoded():
+    response = map_handler_result(
+        {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
+    )
+    assert response.body == b"\x00\x01"
+
+
+def test_dict_without_status_code_becomes_a_200_json_body():
+    # When the handler returns a plain dict, HTTP API infers a 200 application/json response
+    response = map_handler_result({"result": 200})
+    assert response.status == 200
+    assert ("content-type", "application/json") in response.headers
+    assert json.loads(response.body) == {"result": 200}
+
+
+def test_string_result_is_the_body_of_a_200():
+    response = map_handler_result("hello")
+    assert (response.status, response.body) == (200, b"hello")
+
+
+def test_invalid_status_code_is_rejected():
+    # API Gateway answers 500 for a malformed integration response
+    with pytest.raises(ValueError):
+        map_handler_result({"statusCode": "200"})
+
+
+# --------------------------------------------------------------------------- the HTTP server
+
+
+@pytest.fixture
+def http_server():
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(function_id: str, event: dict[str, Any]) -> Any:
+        calls.append((function_id, event))
+        if event["pathParameters"]["token"] == "boom":
+            raise RuntimeError("handler blew up")
+        return {"statusCode": 200, "body": json.dumps({"got": event["pathParameters"]})}
+
+    server = LocalHttpServer("127.0.0.1", 0, [Route("POST", "/hooks/jointech/{token}", "Webhook")], invoke)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    server.shutdown()
+    server.server_close()
+
+
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_server_invokes_the_route_handler(http_server):
+    base, calls = http_server
+    # When a request reaches a served route
+    status, body = _post(base + "/hooks/jointech/secret-token", b"{}")
+    # Then the function gets the event and its response is relayed
+    assert status == 200
+    assert json.loads(body) == {"got": {"token": "secret-token"}}
+    assert calls[0][0] == "Webhook"
+
+
+def test_server_answers_404_without_invoking(http_server):
+    base, calls = http_server
+    status, body = _post(base + "/nope", b"{}")
+    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+    assert calls == []
+
+
+def test_handler_exception_is_a_500_with_the_traceback_on_stderr(http_server, capsys):
+    base, _ = http_server
+    # When the handler raises
+    status, body = _post(base + "/hooks/jointech/boom", b"{}")
+    # Then the client sees API Gateway's 500 and the developer sees the traceback
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    err = capsys.readouterr().err
+    assert "RuntimeError: handler blew up" in err
+    # And the log line names the route key, never the raw path with its token
+    assert "POST /hooks/jointech/{token} 500" in err
+
+
+def test_oversized_body_is_413_without_invoking(http_server):
+    base, calls = http_server
+    # When the body is over API Gateway's 10 MiB limit
+    status, body = _post(base + "/hooks/jointech/dev-token", b"x" * (MAX_BODY_BYTES + 1))
+    # Then the client gets API Gateway's 413 and the handler is never called
+    assert (status, json.loads(body)) == (413, {"message": "Request Entity Too Large"})
+    assert calls == []
+    # While a body of exactly the limit is still accepted
+    assert _post(base + "/hooks/jointech/dev-token", b"x" * MAX_BODY_BYTES)[0] == 200
+
+
+def test_request_log_never_contains_the_token(http_server, capsys):
+    base, _ = http_server
+    _post(base + "/hooks/jointech/very-secret-token", b"{}")
+    err = capsys.readouterr().err
+    assert "POST /hooks/jointech/{token} 200" in err
+    assert "very-secret-token" not in err
+
+
+# --------------------------------------------------------------------------- filter patterns
+
+
+def _record(event_name: str, pk: str) -> dict[str, Any]:
+    return {"eventName": event_name, "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": "E"}}}}
+
+
+@pytest.mark.parametrize(
+    ("event_name", "pk", "expected"),
+    [
+        ("INSERT", "E#jointech#abc", True),
+        ("MODIFY", "E#jointech#abc", False),
+        ("INSERT", "D#jointech#8022300001", False),
+        ("REMOVE", "D#jointech#8022300001", False),
+        ("INSERT", "Q#jointech#abc", False),
+    ],
+)
+def test_outbox_pattern_passes_only_event_inserts(event_name, pk, expected):
+    # Given the outbox's FilterCriteria pattern, When a record of that kind arrives
+    # Then only INSERTs of E# items reach the function
+    assert matches_pattern(OUTBOX_PATTERN, _record(event_name, pk)) is expected
+
+
+def test_outbox_pattern_as_the_template_writes_it():
+    # Given the filter as a JSON string, as in FilterCriteria.Filters[].Pattern
+    patterns = parse_filters({"Filters": [{"Pattern": json.dumps(OUTBOX_PATTERN)}]})
+    assert passes_filters(patterns, _record("INSERT", "E#x")) is True
+    assert passes_filters(patterns, _record("INSERT", "D#x")) is False
+    # And a record passes when any of several filters matches it, or when there are none
+    either = parse_filters({"Filters": [{"Pattern": '{"eventName":["MODIFY"]}'}, {"Pattern": '{"eventName":["REMOVE"]}'}]})
+    assert passes_filters(either, _record("REMOVE", "E#x")) is True
+    assert passes_filters(either, _record("INSERT", "E#x")) is False
+    assert passes_filters([], _record("INSERT", "D#x")) is True
+
+
+def test_exists_and_missing_fields():
+    record = {"dynamodb": {"NewImage": {"kind": {"S": "alarm"}}}}
+    assert matches_pattern({"dynamodb": {"NewImage": {"kind": [{"exists": True}]}}}, record)
+    assert not matches_pattern({"dynamodb": {"NewImage": {"kind": [{"exists": False}]}}}, record)
+    assert matches_pattern({"dynamodb": {"OldImage": {"kind": [{"exists": False}]}}}, record)
+    # A missing field never equals a value
+    assert not matches_pattern({"dynamodb": {"OldImage": {"kind": {"S": ["alarm"]}}}}, record)
+
+
+def test_other_supported_operators():
+    record = {"n": 5, "s": "Alarm", "tags": ["a", "b"], "z": None}
+    assert matches_pattern({"n": [{"numeric": [">", 1, "<=", 5]}]}, record)
+    assert not matches_pattern({"n": [{"numeric": [">", 5]}]}, record)
+    assert matches_pattern({"s": [{"anything-but": ["Other"]}]}, record)
+    assert not matches_pattern({"s": [{"anything-but": "Alarm"}]}, record)
+    assert matches_pattern({"s": [{"equals-ignore-case": "alarm"}]}, record)
+    assert matches_pattern({"s": [{"suffix": "rm"}]}, record)
+    assert matches_pattern({"tags": ["b"]}, record)  # any element of an array
+    assert matches_pattern({"z": [None]}, record)
+    assert not matches_pattern({"n": ["5"]}, record)  # a string never equals a number
+    assert matches_pattern({"$or": [{"n": [1]}, {"s": ["Alarm"]}]}, record)
+
+
+def test_unsupported_pattern_fails_at_startup():
+    with pytest.raises(ValueError):
+        parse_filters({"Filters": [{"Pattern": '{"a":[{"wildcard":"x*"}]}'}]})
+
+
+# --------------------------------------------------------------------------- stream records
+
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2024-01-01T00:00:00.000"
+
+
+def _raw(seq: int, event_name: str = "INSERT", pk: str = "E#jointech#1", image: dict | None = None) -> dict:
+    keys = {"pk": {"S": pk}, "sk": {"S": "E"}}
+    return {
+        "eventID": f"id{seq}",
+        "eventName": event_name,
+        "eventVersion": "1.0",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": datetime(2024, 1, 1, 0, 0, seq, tzinfo=timezone.utc),
+            "Keys": keys,
+            "NewImage": image if image is not None else {**keys, "blob": {"B": b"\x00\x01"}},
+            "SequenceNumber": str(100 + seq),
+            "SizeBytes": 10,
+            "StreamViewType": "NEW_IMAGE",
+        },
+    }
+
+
+def test_stream_record_is_shaped_like_lambdas():
+    # When a GetRecords record (boto3-decoded) is converted
+    record = lambda_stream_record(_raw(1), STREAM_ARN)
+    # Then it is the record Lambda delivers: version 1.1, source ARN, epoch seconds, base64 binaries
+    assert record["eventVersion"] == "1.1"
+    assert record["eventSource"] == "aws:dynamodb"
+    assert record["eventSourceARN"] == STREAM_ARN
+    assert record["dynamodb"]["ApproximateCreationDateTime"] == 1704067201
+    assert record["dynamodb"]["NewImage"]["blob"] == {"B": "AAE="}
+    assert record["dynamodb"]["SequenceNumber"] == "101"
+    json.dumps(record)  # JSON-serialisable, as an invocation payload must be
+    # And Powertools' DynamoDB stream model accepts it
+    from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
+
+    DynamoDBStreamModel.model_validate({"Records": [record]})
+
+
+def test_moto_upsert_artifact_is_dropped():
+    # Given moto's two INSERTs for one UpdateItem upsert (keys only, then the item)
+    keys_only = lambda_stream_record(_raw(1, pk="D#x", image={"pk": {"S": "D#x"}, "sk": {"S": "E"}}), STREAM_ARN)
+    full = lambda_stream_record(_raw(2, pk="D#x"), STREAM_ARN)
+    other = lambda_stream_record(_raw(3, pk="E#y"), STREAM_ARN)
+    # Then only the full INSERT remains, like DynamoDB's single record
+    assert drop_moto_upsert_artifacts([keys_only, full, other]) == [full, other]
+    # But a genuine keys-only INSERT followed by another key's INSERT stays
+    assert drop_moto_upsert_artifacts([keys_only, other]) == [keys_only, other]
+
+
+def _records(count: int) -> list[dict[str, Any]]:
+    return [lambda_stream_record(_raw(i), STREAM_ARN) for i in range(1, count + 1)]
+
+
+def test_batch_item_failures_give_the_lowest_failed_record():
+    records = _records(4)
+    assert first_failed_index(None, records) is None
+    assert first_failed_index({"batchItemFailures": []}, records) is None
+    answer = {"batchItemFailures": [{"itemIdentifier": "104"}, {"itemIdentifier": "102"}]}
+    assert first_failed_index(answer, records) == 1
+    for invalid in ({"itemIdentifier": ""}, {"itemIdentifier": None}, {"id": "101"}, {"itemIdentifier": "999"}):
+        with pytest.raises(InvalidBatchResponse):
+            first_failed_index({"batchItemFailures": [invalid]}, records)
+
+
+class _FakeSqs:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_message(self, QueueUrl: str, MessageBody: str) -> None:  # noqa: N803 - boto3's names
+        self.sent.append({"QueueUrl": QueueUrl, "Body": json.loads(MessageBody)})
+
+
+def _poller(invoke, **source_options: Any) -> tuple[StreamPoller, _FakeSqs]:
+    options: dict[str, Any] = {"report_item_failures": True, **source_options}
+    source = StreamSource(
+        function_id="Outbox",
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:devicegate-local-Outbox",
+        stream_arn=STREAM_ARN,
+        on_failure_arn="arn:aws:sqs:us-east-1:123456789012:devicegate-local-OutboxFailureQueue",
+        **options,
+    )
+    sqs = _FakeSqs()
+    urls = {source.on_failure_arn: "http://moto/queue/failures"}
+    return StreamPoller(source, None, sqs, invoke, urls.get, threading.Event(), retry_base_s=0), sqs
+
+
+def test_partial_failure_retries_from_the_lowest_failed_record():
+    batches: list[list[str]] = []
+
+    def invoke(function_id: str, event: dict[str, Any]) -> Any:
+        sequence = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+        batches.append(sequence)
+        return {"batchItemFailures": [{"itemIdentifier": "103"}]} if len(batches) == 1 else None
+
+    poller, sqs = _poller(invoke, max_retries=3)
+    # When the first invocation reports record 103 (of 101..104) as failed
+    poller.process_batch("shard-1", _records(4))
+    # Then Lambda re-sends 103 and everything after it, and the batch then succeeds
+    assert batches == [["101", "102", "103", "104"], ["103", "104"]]
+    assert sqs.sent == []
+
+
+def test_exhausted_retries_describe_the_records_on_the_failure_queue():
+    calls = []
+
+    def invoke(function_id: str, event: dict[str, Any]) -> Any:
+        calls.append(len(event["Records"]))
+        raise RuntimeError("queue down")
+
+    poller, sqs = _poller(invoke, max_retries=2)
+    # When every invocation raises
+    poller.process_batch("shard-1", _records(3))
+    # Then the batch is tried once plus MaximumRetryAttempts times, then described on the queue
+    assert calls == [3, 3, 3]
+    assert len(sqs.sent) == 1
+    assert sqs.sent[0]["QueueUrl"] == "http://moto/queue/failures"
+    body = sqs.sent[0]["Body"]
+    info = body["DDBStreamBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == ("101", "103", 3)
+    assert info["shardId"] == "shard-1"
+    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert body["responseContext"]["functionError"] == "Unhandled"
+    # And it is the invocation record Powertools' on-failure model parses
+    from aws_lambda_powertools.utilities.parser.models.dynamodb import (
+        DynamoDBStreamLambdaOnFailureDestinationModel,
+    )
+
+    DynamoDBStreamLambdaOnFailureDestinationModel.model_validate(body)
+
+
+def test_bisect_isolates_the_poison_record():
+    seen: list[list[str]] = []
+
+    def invoke(function_id: str, event: dict[str, Any]) -> Any:
+        sequence = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+        seen.append(sequence)
+        if "102" in sequence:
+            raise RuntimeError("poison")
+        return None
+
+    poller, sqs = _poller(invoke, max_retries=1, bisect=True, report_item_failures=False)
+    # When one record of four always makes the function fail
+    poller.process_batch("shard-1", _records(4))
+    # Then halves are tried until only the poison record fails, and only it is discarded
+    assert ["103", "104"] in seen
+    assert ["101"] in seen
+    assert len(sqs.sent) == 1
+    info = sqs.sent[0]["Body"]["DDBStreamBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"]) == ("102", "102")
+
+
+def test_failure_record_without_function_error_omits_it():
+    body = failure_destination_record(
+        records=_records(1), shard_id="s", stream_arn=STREAM_ARN, function_arn="arn", invoke_count=2,
+        function_error=None,
+    )
+    assert "functionError" not in body["responseContext"]
+    assert body["timestamp"].endswith("Z")
+
+
+# --------------------------------------------------------------------------- template resolution
+
+
+TEMPLATE = {
+    "Parameters": {"Level": {"Type": "String", "Default": "INFO"}, "Days": {"Type": "Number", "Default": 30}},
+    "Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]}, "maxReceiveCount": 5},
+            "SqsManagedSseEnabled": True,
+        }},
+        "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+    },
+}
+
+
+def test_resolver_uses_parameter_defaults_pseudo_parameters_and_local_names():
+    resolver = Resolver(TEMPLATE)
+    resolver.attributes["Queue"] = {"Ref": "http://q", "Arn": "arn:aws:sqs:us-east-1:123456789012:q"}
+    resolved = resolver.resolve({
+        "level": {"Ref": "Level"},
+        "days": {"Ref": "Days"},
+        "sub": {"Fn::Sub": "${AWS::Region}/${AWS::AccountId}/${Queue.Arn}/${!Literal}/${AWS::URLSuffix}"},
+        "topic": {"Ref": "Topic"},
+        "queue": {"Ref": "Queue"},
+    })
+    assert resolved == {
+        "level": "INFO",
+        "days": "30",
+        "sub": "us-east-1/123456789012/arn:aws:sqs:us-east-1:123456789012:q/${Literal}/amazonaws.com",
+        "topic": "arn:aws:sns:us-east-1:123456789012:devicegate-local-Topic",
+        "queue": "http://q",
+    }
+
+
+def test_referenced_queues_are_created_first():
+    # Given Queue's RedrivePolicy points at Dlq, Then Dlq is created before it
+    assert creation_order(TEMPLATE["Resources"], ["Queue", "Dlq"]) == ["Dlq", "Queue"]
+
+
+def test_queue_properties_become_sqs_attributes():
+    attributes = queue_attributes({
+        "RedrivePolicy": {"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 5},
+        "SqsManagedSseEnabled": True,
+        "VisibilityTimeout": 60,
+        "Tags": [{"Key": "a", "Value": "b"}],
+    })
+    assert attributes == {
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": 5}),
+        "SqsManagedSseEnabled": "true",
+        "VisibilityTimeout": "60",
+    }
+
+
+def test_globals_merge_like_sam():
+    merged = merge_globals(
+        {"Variables": {"A": "1", "B": "1"}, "Layers": ["l1"]},
+        {"Variables": {"B": "2", "C": "3"}, "Layers": ["l2"]},
+    )
+    assert merged == {"Variables": {"A": "1", "B": "2", "C": "3"}, "Layers": ["l1", "l2"]}
+
+
+def _spec(logical_id: str, env: dict[str, str]) -> FunctionSpec:
+    from pathlib import Path
+
+    return FunctionSpec(logical_id, logical_id, Path("."), "app.h", 128, 3, env, {})
+
+
+def test_conflicting_environment_is_an_error():
+    # Given two functions share one process, the same name may not mean two things
+    assert merged_environment([_spec("A", {"X": "1"}), _spec("B", {"X": "1", "Y": "2"})]) == {"X": "1", "Y": "2"}
+    with pytest.raises(TemplateError, match="X"):
+        merged_environment([_spec("A", {"X": "1"}), _spec("B", {"X": "2"})])
+
+
+# --------------------------------------------------------------------------- context
+
+
+def test_lambda_context_carries_what_powertools_reads():
+    context = LambdaContext.for_function("devicegate-local-Fn", memory_mb=256, timeout_s=2)
+    assert context.function_name == "devicegate-local-Fn"
+    assert context.function_version == "$LATEST"
+    assert context.memory_limit_in_mb == 256
+    assert context.invoked_function_arn == "arn:aws:lambda:us-east-1:123456789012:function:devicegate-local-Fn"
+    assert context.log_group_name == "/aws/lambda/devicegate-local-Fn"
+    assert 1900 < context.get_remaining_time_in_millis() <= 2000
+    # And every invocation gets its own request id
+    assert LambdaContext.for_function("f").aws_request_id != LambdaContext.for_function("f").aws_request_id
