@@ -72,7 +72,6 @@ def jointech_iot(name: str, record: dict) -> dict:
 
 
 def stream_event(records: dict[str, dict]) -> dict:
-    from devicegate.ddb_codec import to_item
     from devicegate.envelope import RawPush
     from devicegate.storage import event_item
     from devicegate.timeutil import days_after
@@ -83,7 +82,7 @@ def stream_event(records: dict[str, dict]) -> dict:
     for seq, name in enumerate(("webhook-location", "webhook-alarm"), start=1):
         push = RawPush("jointech", "http", json.dumps(records[name]).encode(), route={"kind": kind_of(name)})
         event = adapter.normalize(push, RECEIVED)[0]
-        item = to_item(event_item(event, days_after(RECEIVED, 90)))
+        item = event_item(event, days_after(RECEIVED, 90))
         out.append({
             "eventID": f"c4ca4238a0b923820dcc509a6f75849{seq}", "eventName": "INSERT", "eventVersion": "1.1",
             "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",

@@ -10,7 +10,9 @@ import pytest
 from devicegate import jsonbody
 from devicegate.auth import TokenVerifier
 from devicegate.ddb_codec import from_item, to_item
-from devicegate.envelope import RawPush, derive_event_id
+from devicegate.envelope import RawPush, make_event, record_json
+from devicegate.vendors.jointech.models import Alarm
+from tests.support import load_record
 from devicegate.errors import InvalidPayload, StorageUnavailable
 from devicegate.settings import parse_retention
 from devicegate.timeutil import iso_utc, parse_time
@@ -68,12 +70,22 @@ def test_jsonbody_depth_limit_ignores_brackets_inside_strings():
 
 
 def test_event_id_depends_on_content_not_on_key_order():
-    when = datetime(2025, 1, 1, tzinfo=UTC)
-    a = derive_event_id("jointech", "1", "location", when, {"x": 1, "y": 2})
-    b = derive_event_id("jointech", "1", "location", when, {"y": 2, "x": 1})
-    c = derive_event_id("jointech", "1", "location", when, {"x": 1, "y": 3})
-    d = derive_event_id("jointech", "2", "location", when, {"x": 1, "y": 2})
-    assert a == b and len({a, c, d}) == 3
+    # Given the same record with its keys in another order (MQTT re-serializes), an extra field
+    # included, then a changed value and another device
+    record = load_record("jointech", "webhook-alarm")
+    shuffled = dict(reversed(list(record.items())))
+    with_extra = dict(record, vendorNote="x")
+    with_extra_shuffled = dict(reversed(list(with_extra.items())))
+
+    def event_id(rec, device=None):
+        model = Alarm.model_validate(dict(rec, assetId=device or rec["assetId"]))
+        return make_event(vendor="jointech", device_id=model.assetId, kind="alarm", occurred_at=model.dateTime,
+                          received_at=datetime.now(UTC), transport="http", data_json=record_json(model)).eventId
+
+    # Then the order never matters, and content or device always does
+    assert event_id(record) == event_id(shuffled)
+    assert event_id(with_extra) == event_id(with_extra_shuffled) != event_id(record)
+    assert len({event_id(record), event_id(dict(record, speed=5)), event_id(record, "other")}) == 3
 
 
 def _push(token="", headers=None) -> RawPush:

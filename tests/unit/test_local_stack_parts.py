@@ -273,6 +273,9 @@ def test_server_invokes_the_route_handler(http_server):
     assert status == 200
     assert json.loads(body) == {"got": {"token": "secret-token"}}
     assert calls[0][0] == "Webhook"
+    # And the event's domainName is the Host the client used, without the port
+    assert calls[0][1]["requestContext"]["domainName"] == "127.0.0.1"
+    assert calls[0][1]["requestContext"]["http"]["method"] == "POST"
 
 
 def test_server_answers_404_without_invoking(http_server):

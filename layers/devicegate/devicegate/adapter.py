@@ -21,7 +21,7 @@ class Outcome(enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Answer:
     """What goes back to the sender: status and a JSON body in the vendor's own shape."""
 

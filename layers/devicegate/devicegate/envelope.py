@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from devicegate.timeutil import iso_utc
 
 Transport = Literal["http", "mqtt", "replay"]
@@ -50,8 +52,12 @@ class NormalizedEvent:
     occurredAt: str  # when it happened on the device, ISO 8601 UTC with milliseconds
     receivedAt: str  # when the gateway received it, same format
     transport: Transport  # http, mqtt
-    data: dict[str, Any]  # the vendor record, typed and decoded (JSON-ready)
-    dataJson: str = field(default="", repr=False)  # canonical JSON of data: hashed for the id, stored as is
+    dataJson: str = field(repr=False)  # the typed vendor record as canonical JSON: hashed, stored as is
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The vendor record, typed and decoded (decoded from dataJson on each access)."""
+        return json.loads(self.dataJson)
 
     @property
     def is_alarm(self) -> bool:
@@ -75,15 +81,23 @@ def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, da
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 
+def record_json(model: BaseModel) -> str:
+    """Canonical JSON of a validated vendor model: the same record gives the same text whatever
+    key order the sender (or the IoT rule's re-serialization) used.
+
+    Declared fields always serialize in model order, so pydantic's fast JSON dump is canonical;
+    only top-level extra fields (kept in arrival order) force the sorted, slower route."""
+    if model.model_extra:
+        return canonical_json(model.model_dump(mode="json", exclude_none=True))
+    return model.model_dump_json(exclude_none=True)
+
+
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
-               transport: Transport, data: dict[str, Any], event_id: str | None = None) -> NormalizedEvent:
-    """The one way adapters build events. `data` must already be JSON-ready (model_dump(mode="json")):
-    it is not validated again, which keeps a second full walk of the payload off the hot path."""
-    data_json = canonical_json(data)
+               transport: Transport, data_json: str, event_id: str | None = None) -> NormalizedEvent:
+    """The one way adapters build events, from the record's canonical JSON (`record_json`)."""
     occurred = iso_utc(occurred_at)
     return NormalizedEvent(
         vendor=vendor, deviceId=device_id, kind=kind,
         eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, data_json),
-        occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport,
-        data=data, dataJson=data_json,
+        occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport, dataJson=data_json,
     )

@@ -15,6 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, St
 from devicegate.timeutil import iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
+# Exact spellings seen in the wild, checked first: a set lookup instead of strip().lower() per value.
+_NULL_FORMS = _NULLS | {"NULL", "Null", "None", "NONE", " "}
 
 
 def blank_to_none(value: Any) -> Any:
@@ -27,7 +29,8 @@ def blank_nulls(data: Any) -> Any:
     """"null", "" and friends -> None for every top-level value, in one pass (cheaper than a
     validator per field, and this runs for every record)."""
     if isinstance(data, dict):
-        return {k: (None if type(v) is str and v.strip().lower() in _NULLS else v) for k, v in data.items()}
+        return {k: (None if type(v) is str and (v in _NULL_FORMS or (len(v) < 12 and v.strip().lower() in _NULLS))
+                    else v) for k, v in data.items()}
     return data
 
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from devicegate import keys
-from devicegate.ddb_codec import to_attr, to_item
-from devicegate.envelope import NormalizedEvent, canonical_json
+from devicegate.ddb_codec import to_attr
+from devicegate.envelope import NormalizedEvent
 from devicegate.errors import FieldProblem, StorageUnavailable
 from devicegate.timeutil import days_after, epoch_seconds, iso_utc
 
@@ -51,30 +51,32 @@ class EventStore(Protocol):
 
 
 def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
-    """The stored event: the envelope plus the keys of every access pattern it serves."""
+    """The stored event, already in DynamoDB's attribute format (every value is a string or a
+    number, so it is written directly): the envelope plus the keys of every access pattern."""
     timeline = keys.timeline_sk(event.occurredAt, event.eventId)
+    device = keys.device_pk(event.vendor, event.deviceId)
     item: dict[str, Any] = {
-        "pk": keys.event_pk(event.vendor, event.eventId),
-        "sk": keys.EVENT_SK,
-        "vendor": event.vendor,
-        "deviceId": event.deviceId,
-        "kind": event.kind,
-        "eventId": event.eventId,
-        "occurredAt": event.occurredAt,
-        "receivedAt": event.receivedAt,
-        "transport": event.transport,
+        "pk": {"S": keys.event_pk(event.vendor, event.eventId)},
+        "sk": {"S": keys.EVENT_SK},
+        "vendor": {"S": event.vendor},
+        "deviceId": {"S": event.deviceId},
+        "kind": {"S": event.kind},
+        "eventId": {"S": event.eventId},
+        "occurredAt": {"S": event.occurredAt},
+        "receivedAt": {"S": event.receivedAt},
+        "transport": {"S": event.transport},
         # Stored as its canonical JSON text: the same bytes the id was derived from, no 32-level
         # nesting limit, no Decimal surprises for apps, and no per-value encoding on the hot path.
-        "data": event.dataJson or canonical_json(event.data),
-        "expiresAt": epoch_seconds(expires_at),
-        "gsi1pk": keys.device_pk(event.vendor, event.deviceId),
-        "gsi1sk": timeline,
-        "gsi2pk": keys.device_kind_pk(event.vendor, event.deviceId, event.kind),
-        "gsi2sk": timeline,
+        "data": {"S": event.dataJson},
+        "expiresAt": {"N": str(epoch_seconds(expires_at))},
+        "gsi1pk": {"S": device},
+        "gsi1sk": {"S": timeline},
+        "gsi2pk": {"S": f"{device}#{event.kind}"},
+        "gsi2sk": {"S": timeline},
     }
     if event.is_alarm:
-        item["gsi3pk"] = keys.ALARM_PARTITION
-        item["gsi3sk"] = keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)
+        item["gsi3pk"] = {"S": keys.ALARM_PARTITION}
+        item["gsi3sk"] = {"S": keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)}
     return item
 
 
@@ -102,14 +104,13 @@ class DynamoEventStore:
         received = datetime.fromisoformat(event.receivedAt)
         # Retention counts from receipt: a record backfilled from 2020 must not expire at once.
         item = event_item(event, days_after(received, self._retention_days(event.vendor, event.kind)))
-        encoded = to_item(item)
-        if len(item["data"]) > MAX_INLINE_BYTES:
-            encoded = self._offload_data(event, item, received)
+        if len(item["data"]["S"]) > MAX_INLINE_BYTES:
+            item = self._offload_data(event, item, received)
         errors = _aws_errors()
         try:
             self._ddb.put_item(
                 TableName=self._table,
-                Item=encoded,
+                Item=item,
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except errors as exc:
@@ -121,9 +122,8 @@ class DynamoEventStore:
     def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
         key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/"
                f"{received:%Y/%m/%d}/{event.eventId}.json")
-        self._put_object(key, item["data"].encode(), "application/json")
-        slim = dict(item, data="{}", dataRef=f"s3://{self._bucket}/{key}")
-        return to_item(slim)
+        self._put_object(key, item["data"]["S"].encode(), "application/json")
+        return dict(item, data={"S": "{}"}, dataRef={"S": f"s3://{self._bucket}/{key}"})
 
     def _put_object(self, key: str, body: bytes, content_type: str) -> None:
         try:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.envelope import NormalizedEvent, RawPush, make_event
+from devicegate.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
@@ -28,6 +28,10 @@ _STATUS = {
     Outcome.FORBIDDEN: (403, "forbidden"),
     Outcome.UNAVAILABLE: (503, "temporarily unavailable, retry later"),
 }
+
+
+_PLAIN_ANSWERS = {outcome: Answer(status, {"result": status, "message": message})
+                  for outcome, (status, message) in _STATUS.items()}
 
 
 def detect_kind(record: dict[str, Any]) -> str | None:
@@ -78,11 +82,12 @@ class JointechAdapter(VendorAdapter):
 
         return [make_event(
             vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=_occurred_at(model),
-            received_at=received_at, transport=push.transport,
-            data=model.model_dump(mode="json", exclude_none=True),
+            received_at=received_at, transport=push.transport, data_json=record_json(model),
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        if not problems:
+            return _PLAIN_ANSWERS[outcome]
         status, message = _STATUS[outcome]
         body: dict[str, Any] = {"result": status, "message": message}
         if problems:

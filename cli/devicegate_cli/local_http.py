@@ -1,0 +1,338 @@
+"""The HTTP half of `devicegate local`: API Gateway HTTP API routes → Lambda handlers.
+
+Requests are turned into payload-format 2.0 events and handler results into responses the way
+API Gateway does it, so a handler that works here works behind the deployed HTTP API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+_DRAIN_LIMIT = 64 * 1024 * 1024
+NOT_FOUND = (404, {"message": "Not Found"})
+TOO_LARGE = (413, {"message": "Request Entity Too Large"})
+INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HttpApi event: `METHOD /path/{param}/{greedy+}`, served by function `target`."""
+
+    method: str
+    path: str
+    target: str = ""
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    @property
+    def segments(self) -> list[str]:
+        return [segment for segment in self.path.strip("/").split("/") if segment]
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters if `METHOD path` (a decoded path) is served by this route."""
+        if self.path == "$default":
+            return {}
+        if self.method not in ("ANY", method.upper()):
+            return None
+        wanted = self.segments
+        given = [segment for segment in path.strip("/").split("/")] if path.strip("/") else []
+        params: dict[str, str] = {}
+        for index, pattern in enumerate(wanted):
+            if pattern.startswith("{") and pattern.endswith("+}"):
+                rest = given[index:]
+                if index != len(wanted) - 1 or not rest or not "/".join(rest):
+                    return None
+                params[pattern[1:-2]] = "/".join(rest)
+                return params
+            if index >= len(given):
+                return None
+            if pattern.startswith("{") and pattern.endswith("}"):
+                if not given[index]:
+                    return None
+                params[pattern[1:-1]] = given[index]
+            elif pattern != given[index]:
+                return None
+        return params if len(given) == len(wanted) else None
+
+    def specificity(self) -> tuple[bool, int, int, bool]:
+        """Sort key, most specific first: API Gateway prefers literal segments over parameters,
+        parameters over greedy ones, a method over ANY, and $default last."""
+        segments = self.segments
+        greedy = sum(1 for s in segments if s.endswith("+}"))
+        literals = sum(1 for s in segments if not s.startswith("{"))
+        return (self.path == "$default", greedy, -literals, self.method == "ANY")
+
+
+def match_route(routes: Iterable[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The most specific route serving `METHOD path`, with its path parameters."""
+    for route in sorted(routes, key=Route.specificity):
+        params = route.match(method, path)
+        if params is not None:
+            return route, params
+    return None
+
+
+def build_http_event(
+    *,
+    route: Route,
+    path_params: dict[str, str],
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    domain_name: str,
+    now: datetime | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload-format 2.0 event. `raw_path` is the decoded path, as
+    HTTP API delivers it; `raw_query` stays percent-encoded."""
+    now = now or datetime.now(timezone.utc)
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        name = name.lower()
+        if name == "cookie":
+            cookies.extend(part.strip() for part in value.split(";") if part.strip())
+            continue
+        merged[name] = f"{merged[name]},{value}" if name in merged else value
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    user_agent = merged.get("user-agent", "")
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": "local",
+            "domainName": domain_name,
+            "domainPrefix": domain_name.split(".")[0],
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": user_agent,
+            },
+            "requestId": request_id or str(uuid.uuid4()),
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = query
+    if path_params:
+        event["pathParameters"] = dict(path_params)
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def json_response(status: int, payload: Any) -> HttpResponse:
+    return HttpResponse(status, [("content-type", "application/json")], json.dumps(payload).encode())
+
+
+def map_handler_result(result: Any) -> HttpResponse:
+    """A handler's return value → the HTTP response API Gateway (payload 2.0) sends.
+
+    A dict with statusCode is a full response; any other JSON value (a dict without statusCode,
+    a string...) is the body of a 200 application/json response, as HTTP API infers it.
+    Raises ValueError for a response API Gateway would reject (it answers 500 then).
+    """
+    if isinstance(result, dict) and "statusCode" in result:
+        status = result["statusCode"]
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"invalid statusCode {status!r}")
+        headers = [(str(k), _header_value(v)) for k, v in (result.get("headers") or {}).items()]
+        headers += [("set-cookie", str(cookie)) for cookie in result.get("cookies") or []]
+        body = result.get("body")
+        if body is None:
+            data = b""
+        elif not isinstance(body, str):
+            data = json.dumps(body).encode()
+        elif result.get("isBase64Encoded"):
+            data = base64.b64decode(body)
+        else:
+            data = body.encode("utf-8")
+        return HttpResponse(status, headers, data)
+    body = result if isinstance(result, str) else json.dumps(result)
+    return HttpResponse(200, [("content-type", "application/json")], body.encode("utf-8"))
+
+
+def _host_name(host_header: str | None) -> str:
+    """The domain of a Host header ("127.0.0.1:3000" -> "127.0.0.1"), as API Gateway's domainName."""
+    host = (host_header or "").strip()
+    if host.startswith("["):  # [::1]:3000
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+Invoke = Callable[[str, dict[str, Any]], Any]  # (function logical id, event) -> handler result
+
+
+class LocalHttpServer(ThreadingHTTPServer):
+    """Binds on construction (so a busy port fails fast); serve_forever in a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, routes: list[Route], invoke: Invoke, quiet: bool = False):
+        self.routes = routes
+        self.invoke = invoke
+        self.quiet = quiet
+        self.public_host = host
+        super().__init__((host, port), _RequestHandler)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: LocalHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def version_string(self) -> str:
+        return "devicegate-local"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        route_key = f"{self.command} (no route)"
+        try:
+            response, route_key = self._respond()
+        except Exception:  # the emulator itself failed: still answer like API Gateway
+            traceback.print_exc(file=sys.stderr)
+            response = json_response(*INTERNAL_ERROR)
+        if not self.server.quiet:
+            ms = (time.monotonic() - started) * 1000
+            # Never the raw path: its {token} segment is the vendor's secret.
+            print(f"{route_key} {response.status} {ms:.0f}ms", file=sys.stderr, flush=True)
+        self._write(response)
+
+    def _respond(self) -> tuple[HttpResponse, str]:
+        raw_target = self.path
+        raw_path, _, raw_query = raw_target.partition("?")
+        raw_path = raw_path.split("#", 1)[0]
+        path = unquote(raw_path)
+        matched = match_route(self.server.routes, self.command, path)
+        body = self._read_body()
+        if body is None:
+            return json_response(*TOO_LARGE), matched[0].route_key if matched else f"{self.command} (no route)"
+        if matched is None:
+            return json_response(*NOT_FOUND), f"{self.command} (no route)"
+        route, params = matched
+        event = build_http_event(
+            route=route,
+            path_params=params,
+            method=self.command,
+            raw_path=path,
+            raw_query=raw_query,
+            headers=self.headers.items(),
+            body=body,
+            source_ip=self.client_address[0],
+            domain_name=_host_name(self.headers.get("Host")) or self.server.public_host,
+        )
+        try:
+            result = self.server.invoke(route.target, event)
+            return map_handler_result(result), route.route_key
+        except Exception:
+            # API Gateway answers 500 when the integration fails; make the cause visible.
+            print(f"devicegate local: {route.target} failed on {route.route_key}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+            return json_response(*INTERNAL_ERROR), route.route_key
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None (and the connection closes) when it exceeds the limit."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            if length <= _DRAIN_LIMIT:  # read it so the client gets to see the 413
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 1 << 20))
+                    if not chunk:
+                        break
+                    length -= len(chunk)
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                self.close_connection = True
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _write(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        names = {name.lower() for name, _ in response.headers}
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if "content-type" not in names and response.body:
+            self.send_header("content-type", "application/json")
+        self.send_header("apigw-requestid", str(uuid.uuid4()))
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        # http.server's default line includes the raw path, which carries the token.
+        return

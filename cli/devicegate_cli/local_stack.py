@@ -1,0 +1,342 @@
+"""`devicegate local`: the whole gateway on this machine, no Docker and no AWS account.
+
+moto's server emulates DynamoDB, DynamoDB Streams, SQS, S3 and Secrets Manager; the template's
+resources are created in it from their Properties; the functions' HttpApi routes are served
+over HTTP as API Gateway would, and each DynamoDB event source is polled like Lambda's event
+source mapping. The handlers run in this process with the template's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from devicegate_cli.lambda_context import LambdaContext
+from devicegate_cli.local_names import (
+    LOCAL_CREDENTIALS,
+    LOCAL_HTTP_PORT,
+    LOCAL_MOTO_PORT,
+    LOCAL_REGION,
+    LOCAL_TOKEN,
+)
+from devicegate_cli.local_resources import (
+    FunctionSpec,
+    LocalResources,
+    Resolver,
+    TemplateError,
+    create_resources,
+    find_template,
+    function_specs,
+    merged_environment,
+    referrers,
+)
+
+log = logging.getLogger("devicegate.local")
+READY_LINE = "devicegate local: ready"
+
+
+class StartupError(Exception):
+    """A problem the user can fix (busy port, missing template...): message, exit code 1."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="devicegate local",
+        description="Run the gateway locally: moto for AWS, the HTTP routes, the stream outbox.",
+    )
+    parser.add_argument("--template", type=Path, help="SAM template (default: template.yaml here or above)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--moto-port", type=int, default=LOCAL_MOTO_PORT, help="moto server port (5000)")
+    parser.add_argument("--http-port", type=int, default=LOCAL_HTTP_PORT, help="HTTP API port (3000)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("DEVICEGATE_LOCAL_TOKEN") or LOCAL_TOKEN,
+        help="webhook token every vendor secret holds (default dev-token or $DEVICEGATE_LOCAL_TOKEN)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument("--verbose", action="store_true", help="debug logging of the local stack itself")
+    return parser.parse_args(argv)
+
+
+class Invoker:
+    """Calls handlers like Lambda does, one invocation at a time: Lambda never runs two
+    invocations in one sandbox, and module-level state (Powertools Metrics, Logger keys) is
+    shared here by every function, so serialising keeps each invocation's state its own."""
+
+    def __init__(self, specs: list[FunctionSpec]) -> None:
+        self.specs = {spec.logical_id: spec for spec in specs}
+        self._lock = threading.Lock()
+
+    def __call__(self, function_id: str, event: dict[str, Any]) -> Any:
+        spec = self.specs[function_id]
+        handler = spec.load_handler()
+        with self._lock:
+            context = LambdaContext.for_function(spec.name, spec.memory_mb, spec.timeout_s)
+            started = time.monotonic()
+            try:
+                return handler(event, context)
+            finally:
+                elapsed = time.monotonic() - started
+                if elapsed > spec.timeout_s:
+                    print(
+                        f"devicegate local: {function_id} ran {elapsed:.1f}s, over its {spec.timeout_s:g}s "
+                        "Timeout; Lambda would have stopped it",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server/werkzeug do
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _check_ports(host: str, moto_port: int, http_port: int) -> None:
+    if moto_port == http_port:
+        raise StartupError(f"--moto-port and --http-port are both {moto_port}; pick two ports")
+    for label, option, port in (("moto", "--moto-port", moto_port), ("HTTP", "--http-port", http_port)):
+        if not _port_free(host, port):
+            raise StartupError(
+                f"port {port} on {host} is already in use (the {label} server needs it); "
+                f"stop whatever holds it or pass {option} <free port>"
+            )
+
+
+def _start_moto(host: str, port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request (the stream pollers alone make five a second).
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    # start() waits for a ready flag that a failed bind never sets: bound the wait.
+    starter = threading.Thread(target=server.start, daemon=True)
+    starter.start()
+    starter.join(15)
+    if starter.is_alive():
+        raise StartupError(f"moto did not start on {host}:{port} (is the port in use?)")
+    return server
+
+
+def _aws_environment(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def _routes(specs: list[FunctionSpec]) -> list[Any]:
+    from devicegate_cli.local_http import Route
+
+    routes: dict[str, Route] = {}
+    for spec in specs:
+        for event_id, event in spec.events.items():
+            if (event or {}).get("Type") != "HttpApi":
+                continue
+            properties = event.get("Properties") or {}
+            version = str(properties.get("PayloadFormatVersion", "2.0"))
+            if version != "2.0":
+                raise TemplateError(f"{spec.logical_id}.{event_id}: only PayloadFormatVersion 2.0 is emulated")
+            route = Route(
+                method=str(properties.get("Method", "ANY")).upper().replace("*", "ANY"),
+                path=str(properties.get("Path", "$default")),
+                target=spec.logical_id,
+            )
+            if route.route_key in routes:
+                raise TemplateError(f"route {route.route_key} is declared twice")
+            routes[route.route_key] = route
+    return list(routes.values())
+
+
+def _stream_sources(specs: list[FunctionSpec]) -> list[Any]:
+    from devicegate_cli.local_streams import StreamSource
+
+    sources = []
+    for spec in specs:
+        for event_id, event in spec.events.items():
+            if (event or {}).get("Type") != "DynamoDB":
+                continue
+            try:
+                sources.append(StreamSource.from_event(spec.logical_id, spec.arn, event.get("Properties") or {}))
+            except (ValueError, KeyError) as exc:
+                raise TemplateError(f"{spec.logical_id}.{event_id}: {exc}") from exc
+    return sources
+
+
+_NOT_CALLERS = {"AWS::Lambda::Permission", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"}
+
+
+def _banner(
+    args: argparse.Namespace,
+    resources: dict[str, Any],
+    template: Path,
+    endpoint: str,
+    routes: list[Any],
+    sources: list[Any],
+    specs: list[FunctionSpec],
+    created: LocalResources,
+) -> str:
+    base = f"http://{args.host}:{args.http_port}"
+    lines = [f"devicegate local: {template}", "", f"HTTP API on {base} (token {args.token}):"]
+    for route in sorted(routes, key=lambda r: r.path):
+        url = base + route.path.replace("{token}", args.token) if route.path != "$default" else base + "/*"
+        lines.append(f"  {route.method} {url}  -> {route.target}")
+    for source in sources:
+        table = source.stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
+        lines.append(f"Stream of {table} -> {source.function_id} (batch {source.batch_size})")
+    served = {route.target for route in routes} | {source.function_id for source in sources}
+    for spec in specs:
+        if spec.logical_id not in served:
+            kinds = sorted({str((e or {}).get("Type")) for e in spec.events.values()})
+            callers = [t for t in referrers(resources, spec.logical_id) if t not in _NOT_CALLERS]
+            why = ", ".join(kinds + callers) or "no events"
+            lines.append(f"Not triggered locally: {spec.logical_id} (invoked by {why}, not emulated)")
+    lines.append("")
+    for label, names in (
+        ("Table", created.tables),
+        ("Queue", created.queue_names),
+        ("Bucket", created.buckets),
+        ("Secret", created.secret_names),
+    ):
+        for logical_id, name in names.items():
+            lines.append(f"{label:<7} {name}  ({logical_id})")
+    lines += [
+        "",
+        f"AWS emulation (moto): {endpoint}",
+        "Point boto3 / the AWS CLI at it:",
+        f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
+        f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={LOCAL_REGION}",
+        "Query stored events:",
+        "  devicegate events --vendor jointech --device 8022300001",
+        "Ctrl-C stops.",
+        READY_LINE,
+    ]
+    return "\n".join(lines)
+
+
+def main_local(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("devicegate local: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log.propagate = False
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    moto = http_server = None
+    pollers: list[threading.Thread] = []
+    try:
+        try:
+            moto, http_server, pollers, banner = _start(args, stop)
+        except (StartupError, TemplateError) as exc:
+            print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
+            return 1
+        if not stop.is_set():  # Ctrl-C during startup: stop without announcing readiness
+            print(banner, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("devicegate local: stopping...", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        stop.set()
+        if http_server is not None:
+            http_server.shutdown()
+            http_server.server_close()
+        for poller in pollers:
+            poller.join(timeout=10)
+        if moto is not None:
+            moto.stop()
+        for sig, handler_ in previous.items():
+            signal.signal(sig, handler_)
+        if moto is not None:
+            print("devicegate local: stopped", flush=True)
+
+
+def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, list[threading.Thread], str]:
+    import boto3
+
+    from devicegate_cli.cfn_template import load_template
+    from devicegate_cli.local_http import LocalHttpServer
+    from devicegate_cli.local_streams import StreamPoller
+
+    template_path = args.template or find_template()
+    if template_path is None or not Path(template_path).is_file():
+        raise StartupError(f"no template at {template_path or 'template.yaml (here or above)'}; pass --template")
+    template_path = Path(template_path).resolve()
+    try:
+        template = load_template(template_path)
+    except ValueError as exc:
+        raise StartupError(f"{template_path}: {exc}") from exc
+
+    _check_ports(args.host, args.moto_port, args.http_port)
+    endpoint = f"http://{args.host}:{args.moto_port}"
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)  # a real profile or session must never leak into the emulation
+    os.environ.update(_aws_environment(endpoint))
+    moto = _start_moto(args.host, args.moto_port)
+    started: list[Any] = [moto]
+    try:
+        session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+        resolver = Resolver(template)
+        created = create_resources(resolver, _EndpointSession(session, endpoint), args.token)
+        specs = function_specs(resolver, template_path.parent)
+        os.environ.update(merged_environment(specs))
+        routes = _routes(specs)
+        sources = _stream_sources(specs)
+        invoke = Invoker(specs)
+        try:
+            http_server = LocalHttpServer(args.host, args.http_port, routes, invoke, quiet=args.quiet)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {args.host}:{args.http_port}: {exc}") from exc
+        started.append(http_server)
+        threading.Thread(target=http_server.serve_forever, name="http", daemon=True).start()
+        pollers = []
+        for source in sources:
+            poller = StreamPoller(
+                source,
+                session.client("dynamodbstreams", endpoint_url=endpoint),
+                session.client("sqs", endpoint_url=endpoint),
+                invoke,
+                created.queue_url_for_arn,
+                stop,
+            )
+            poller.start()
+            pollers.append(poller)
+    except BaseException:
+        if len(started) > 1:
+            started[1].shutdown()
+            started[1].server_close()
+        moto.stop()
+        raise
+    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created)
+    return moto, http_server, pollers, banner
+
+
+class _EndpointSession:
+    """A boto3 session whose clients always talk to moto."""
+
+    def __init__(self, session: Any, endpoint: str) -> None:
+        self._session = session
+        self._endpoint = endpoint
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint)
