@@ -8,6 +8,10 @@ docs/benchmarks.md. Not a test: nothing here passes or fails on timing.
 2. cold start (imports + first invocation) of the webhook function, as a ratio to a bare handler
    importing boto3 and Powertools, each in fresh interpreters;
 3. AWS round trips per event on the hot path, counted at the HTTP layer of botocore.
+
+Cold starts are CPU time of each fresh interpreter (time.process_time): on a shared 2-core machine
+their wall-clock time swings by a third between runs. Warm figures are wall-clock medians of
+interleaved rounds.
 """
 
 from __future__ import annotations
@@ -124,14 +128,14 @@ def warm(n: int, rounds: int, depth: str) -> dict:
 
 CHILD = r"""
 import os, sys, time, json
-t0 = time.perf_counter()
+t0 = time.process_time()
 sys.path[:0] = [{root!r}, {bench!r}]
 which = {which!r}
 if which == "ours":
     from functions.jointech_webhook import app as module
 else:
     import bare_handler as module
-imported = time.perf_counter()
+imported = time.process_time()
 # Not part of a cold start: the stub (botocore's own modules are loaded by then) and the context.
 from aws_stub import AwsStub, install
 install(AwsStub())
@@ -139,9 +143,9 @@ from devicegate_cli.lambda_context import LambdaContext
 context = LambdaContext.for_function("bench")
 event = json.loads(os.environ["BENCH_EVENT"])
 sys.stdout = open(os.devnull, "w")
-t1 = time.perf_counter()
+t1 = time.process_time()
 module.lambda_handler(event, context)  # first invocation: clients built, secret fetched
-done = time.perf_counter()
+done = time.process_time()
 sys.stdout = sys.__stdout__
 print(json.dumps({{"seconds": (imported - t0) + (done - t1), "import": imported - t0, "first": done - t1}}))
 """

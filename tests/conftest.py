@@ -20,7 +20,7 @@ def _clear_caches() -> None:
     from devicegate import aws, runtime, settings
     from devicegate.vendors import get_adapter
 
-    for cached in (aws.client, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
+    for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
                    settings.get_settings, get_adapter):
         cached.cache_clear()
     try:

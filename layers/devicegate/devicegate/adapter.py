@@ -28,6 +28,8 @@ class Answer:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set on module-level constant answers, so transports may serialize them once.
+    constant: bool = False
 
 
 class VendorAdapter(ABC):

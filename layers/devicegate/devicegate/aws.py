@@ -11,8 +11,17 @@ from typing import Any
 
 
 @cache
+def _session() -> Any:
+    # botocore directly, not boto3: boto3 adds nothing the low-level clients need, and importing it
+    # (with s3transfer) is a large share of a cold start. One session for every client, so endpoint
+    # rules, partitions and retry data load once.
+    from botocore.session import get_session
+
+    return get_session()
+
+
+@cache
 def client(service: str) -> Any:
-    import boto3
     from botocore.config import Config
 
     # Short timeouts and few retries: a sender waits on us (SenseLink gives up after 5 s), and a
@@ -23,4 +32,4 @@ def client(service: str) -> Any:
         retries={"mode": "standard", "max_attempts": 2},
         tcp_keepalive=True,
     )
-    return boto3.session.Session().client(service, config=config)
+    return _session().create_client(service, config=config)

@@ -15,8 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, St
 from devicegate.timeutil import iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
-# Exact spellings seen in the wild, checked first: a set lookup instead of strip().lower() per value.
-_NULL_FORMS = _NULLS | {"NULL", "Null", "None", "NONE", " "}
+# Exact spellings, so the check is one set lookup per value (this runs on every field of every record).
+_NULL_FORMS = _NULLS | {"NULL", "Null", "None", "NONE", "Nil", "NIL", " ", "  ", "Undefined"}
 
 
 def blank_to_none(value: Any) -> Any:
@@ -29,28 +29,23 @@ def blank_nulls(data: Any) -> Any:
     """"null", "" and friends -> None for every top-level value, in one pass (cheaper than a
     validator per field, and this runs for every record)."""
     if isinstance(data, dict):
-        return {k: (None if type(v) is str and (v in _NULL_FORMS or (len(v) < 12 and v.strip().lower() in _NULLS))
-                    else v) for k, v in data.items()}
+        return {k: (None if type(v) is str and v in _NULL_FORMS else v) for k, v in data.items()}
     return data
 
 
 class VendorModel(BaseModel):
     """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # coerce_numbers_to_str: vendors send ids and serial numbers as numbers or text; a native
+    # rule is much cheaper than a Python validator on every text field.
+    # defer_build: a function builds the validators of the record kinds it meets, on first use,
+    # instead of all of them during its cold start.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
     def _blank_nulls(cls, data: Any) -> Any:
         return blank_nulls(data)
-
-
-def to_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    return value
 
 
 def sentinel(*absent: float):
@@ -83,13 +78,11 @@ def json_in_string(value: Any) -> Any:
 UtcTime = Annotated[datetime, BeforeValidator(parse_time), PlainSerializer(iso_utc, return_type=str)]
 OptUtcTime = Annotated[datetime | None, BeforeValidator(lambda v: None if blank_to_none(v) is None else parse_time(v)),
                        PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)]
-Text = Annotated[str, BeforeValidator(to_text)]
 # Inside a VendorModel, text nulls are already None: plain lax types parse "12" and "35.9".
-OptText = Annotated[str | None, BeforeValidator(to_text)]
+OptText = str | None
 OptInt = int | None
 OptFloat = float | None
 #: -1 means "none" in many vendor status fields.
 MinusOneNone = Annotated[int | None, sentinel(-1)]
 #: Identifiers that end up in keys, topics and URLs: printable, no delimiters, bounded.
-DeviceId = Annotated[str, BeforeValidator(to_text),
-                     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+DeviceId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]

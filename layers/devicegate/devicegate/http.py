@@ -16,7 +16,7 @@ class UndecodableBody(ValueError):
 
 
 def http_push(vendor: str, event: dict[str, Any], token: str | None, route: dict[str, str]) -> RawPush:
-    """Build the raw push from an HTTP API event. Header names arrive lower-cased."""
+    """Build the raw push from an HTTP API (payload 2.0) event."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -31,13 +31,27 @@ def http_push(vendor: str, event: dict[str, Any], token: str | None, route: dict
         transport="http",
         body=raw,
         route=route,
-        headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
+        # Payload 2.0 delivers header names lower-cased already.
+        headers=event.get("headers") or {},
         token=token,
         request_id=str(context.get("requestId", "")),
     )
 
 
+_SERIALIZED: dict[int, dict[str, Any]] = {}
+
+
 def http_response(answer: Answer) -> dict[str, Any]:
+    if answer.constant:
+        # Constant answers live as long as the module, so their id is a safe cache key.
+        cached = _SERIALIZED.get(id(answer))
+        if cached is None:
+            cached = _SERIALIZED[id(answer)] = _serialize(answer)
+        return dict(cached)
+    return _serialize(answer)
+
+
+def _serialize(answer: Answer) -> dict[str, Any]:
     headers = {"content-type": "application/json; charset=utf-8", **answer.headers}
     return {
         "statusCode": answer.status,

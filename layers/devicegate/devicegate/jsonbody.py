@@ -49,7 +49,9 @@ def loads(text: str | bytes, field: str = "body") -> Any:
     """Parse JSON or raise InvalidPayload naming `field`."""
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8-sig")
+            text = text.decode("utf-8")
+            if text.startswith("\ufeff"):  # a byte-order mark some Windows senders add
+                text = text[1:]
         except UnicodeDecodeError:
             raise InvalidPayload("body is not UTF-8 text", [FieldProblem(field, "not UTF-8")]) from None
     if not text.strip():

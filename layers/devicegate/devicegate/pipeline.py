@@ -65,21 +65,16 @@ class Pipeline:
             return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
 
         stored = duplicates = 0
-        tallies: dict[str, dict[str, int]] = {}
         for event in events:
-            tally = tallies.setdefault(event.kind, {"accepted": 0, "duplicate": 0})
             if self.store.put_event(event):
                 stored += 1
-                tally["accepted"] += 1
+                emit_counts(vendor, event.kind, {"accepted": 1})
             else:
                 duplicates += 1
-                tally["duplicate"] += 1
+                emit_counts(vendor, event.kind, {"duplicate": 1})
                 logger.info("retransmission recognised", extra={"vendor": vendor, "kind": event.kind,
                                                                 "event_id": event.eventId})
-        for kind, tally in tallies.items():
-            emit_counts(vendor, kind, {k: v for k, v in tally.items() if v})
         outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
-        logger.debug("push stored", extra={"vendor": vendor, "stored": stored, "duplicates": duplicates})
         return IngestResult(outcome, adapter.answer(outcome), events, stored, duplicates)
 
     def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:

@@ -30,7 +30,7 @@ _STATUS = {
 }
 
 
-_PLAIN_ANSWERS = {outcome: Answer(status, {"result": status, "message": message})
+_PLAIN_ANSWERS = {outcome: Answer(status, {"result": status, "message": message}, constant=True)
                   for outcome, (status, message) in _STATUS.items()}
 
 

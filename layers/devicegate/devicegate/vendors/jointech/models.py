@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, computed_field, field_validator, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, computed_field, field_validator, model_validator
 
 from devicegate.fields import (
     DeviceId, MinusOneNone, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, blank_to_none,
@@ -31,20 +31,28 @@ class _Model(VendorModel):
 class Status(_Model):
     """`statusJson`: lock, vehicle and JT802 slave status. -1 means "none" throughout."""
 
-    lockStatus: MinusOneNone = Field(None, description="lock: 0 off (unlocked), 1 on (locked)")
-    lockRope: MinusOneNone = Field(None, description="rope: 1 pulled out, 0 inserted")
-    lockBar: MinusOneNone = Field(None, description="lock bar state (undocumented values)")
-    acc: MinusOneNone = Field(None, description="engine switch: 1 on, 0 off")
-    fuelCut: MinusOneNone = Field(None, description="oil cut-off switch: 1 on, 0 off")
-    door: MinusOneNone = Field(None, description="door: 1 open, 0 closed")
-    engine: MinusOneNone = Field(None, description="engine: 1 on, 0 off")
-    bottomDisassembly: MinusOneNone = Field(None, description="JT802: 1 bottom disassembled")
-    emergencyKey: MinusOneNone = Field(None, description="JT802: 0 sealed, 1 enabled")
-    lockMotor: MinusOneNone = Field(None, description="JT802: 0 off, 1 on")
-    structuralDisassembly: MinusOneNone = Field(None, description="JT802: 1 disassembled")
-    lockValve: MinusOneNone = Field(None, description="JT802: 0 off, 1 on")
-    lockKnob: MinusOneNone = Field(None, description="JT802: 0 off, 1 on")
-    gateway: MinusOneNone = Field(None, description="meaningless per the vendor; kept as sent")
+    @model_validator(mode="before")
+    @classmethod
+    def _minus_one_is_none(cls, data: Any) -> Any:
+        # Every status field uses -1 for "none": one pass instead of a validator per field.
+        if isinstance(data, dict):
+            return {k: (None if v == -1 or v == "-1" else v) for k, v in data.items()}
+        return data
+
+    lockStatus: OptInt = Field(None, description="lock: 0 off (unlocked), 1 on (locked)")
+    lockRope: OptInt = Field(None, description="rope: 1 pulled out, 0 inserted")
+    lockBar: OptInt = Field(None, description="lock bar state (undocumented values)")
+    acc: OptInt = Field(None, description="engine switch: 1 on, 0 off")
+    fuelCut: OptInt = Field(None, description="oil cut-off switch: 1 on, 0 off")
+    door: OptInt = Field(None, description="door: 1 open, 0 closed")
+    engine: OptInt = Field(None, description="engine: 1 on, 0 off")
+    bottomDisassembly: OptInt = Field(None, description="JT802: 1 bottom disassembled")
+    emergencyKey: OptInt = Field(None, description="JT802: 0 sealed, 1 enabled")
+    lockMotor: OptInt = Field(None, description="JT802: 0 off, 1 on")
+    structuralDisassembly: OptInt = Field(None, description="JT802: 1 disassembled")
+    lockValve: OptInt = Field(None, description="JT802: 0 off, 1 on")
+    lockKnob: OptInt = Field(None, description="JT802: 0 off, 1 on")
+    gateway: OptInt = Field(None, description="meaningless per the vendor; kept as sent")
 
 
 def _fuels(value: Any) -> Any:
@@ -69,18 +77,10 @@ class ExpandInfo(_Model):
     angle: OptText = None
     fVoltage: OptFloat = Field(None, description="V")
     backBattery: OptText = Field(None, description="backup battery, e.g. '55,3.88,0'")
-    reportType: OptInt = Field(None, validation_alias="fReportType",
+    reportType: OptInt = Field(None, validation_alias=AliasChoices("fReportType", "reportType"),
                                description="0 real-time, 1 supplementary (backfill), 2 alarm")
-    networkType: OptInt = Field(None, validation_alias="fNetworkType", description="0 unknown, 1..5 = 1G..5G")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _either_name(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for short, long in (("reportType", "fReportType"), ("networkType", "fNetworkType")):
-                if long not in data and short in data:
-                    data[long] = data.pop(short)
-        return data
+    networkType: OptInt = Field(None, validation_alias=AliasChoices("fNetworkType", "networkType"),
+                                description="0 unknown, 1..5 = 1G..5G")
 
     @computed_field
     def reportTypeName(self) -> str | None:
@@ -153,23 +153,27 @@ class Location(_Positioned):
     locType: OptInt = Field(None, description="0 none, 1 GPS, 2 base station, 3 cells")
     cellSignal: OptInt = None
     gnssSignal: OptInt = None
-    battery: OptInt = Field(None, ge=0, le=100, description="%; the vendor's 255 (charging) becomes charging=true")
+    battery: OptInt = Field(None, ge=0, le=255, description="%; the vendor's 255 (charging) becomes charging=true")
     charging: bool | None = None
     voltage: OptFloat = Field(None, description="V")
     status: StatusJson = Field(None, validation_alias="statusJson")
     expand: ExpandJson = Field(None, validation_alias="expandInfo")
     ks: KsJson = Field(None, validation_alias="ksInfo")
 
-    @model_validator(mode="before")
+    @field_validator("battery")
     @classmethod
-    def _charging(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "battery" in data:
-            data = dict(data)
-            charging = str(data["battery"]).strip() == "255"
-            data["charging"] = charging
-            if charging:
-                data["battery"] = None
-        return data
+    def _percent_or_charging(cls, value: int | None) -> int | None:
+        if value is not None and 100 < value < 255:
+            raise ValueError("battery must be 0-100 %, or 255 for charging")
+        return value
+
+    @model_validator(mode="after")
+    def _charging(self) -> Location:
+        if self.battery is not None:
+            self.charging = self.battery == 255
+            if self.charging:
+                self.battery = None
+        return self
 
     @computed_field
     def locTypeName(self) -> str | None:
