@@ -62,3 +62,23 @@ def stack(aws_env, monkeypatch):
         )
     _clear_caches()
     assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+@pytest.fixture
+def logs(capsys):
+    """Everything the functions write: the Powertools logger's stream (bound at import, so capsys
+    alone would miss it) plus stdout/stderr (EMF metrics). Call it to read what was written."""
+    import io
+
+    from devicegate.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+
+    def read() -> str:
+        captured = capsys.readouterr()
+        return buffer.getvalue() + captured.out + captured.err
+
+    yield read
+    handler.setStream(previous)

@@ -18,7 +18,7 @@ def _reject_constant(name: str) -> Any:
 def _float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:20]} is out of range")
+        raise ValueError("number out of range")
     return value
 
 
