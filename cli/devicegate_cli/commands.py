@@ -74,6 +74,14 @@ def summarize(data: dict[str, Any]) -> str:
     return " ".join(parts[:4])
 
 
+def print_events(events: list[dict[str, Any]], as_json: bool, columns: list[str]) -> int:
+    if as_json:
+        emit_json(events)
+    else:
+        print_table([dict(e, summary=summarize(e.get("data", {}))) for e in events], columns)
+    return 0
+
+
 def emit_json(value: Any) -> None:
     json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
     print()
@@ -87,12 +95,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     t = resolve_target(args)
     events = device_events(t.client("dynamodb"), t.table, args.vendor, args.device, kind=args.kind,
                            since=_iso(args.since), until=_iso(args.until), limit=args.limit)
-    if args.json:
-        emit_json(events)
-    else:
-        print_table([dict(e, summary=summarize(e.get("data", {}))) for e in events],
-                    ["occurredAt", "kind", "eventId", "summary"])
-    return 0
+    return print_events(events, args.json, ["occurredAt", "kind", "eventId", "summary"])
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -127,12 +130,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     t = resolve_target(args)
     alarms = fleet_alarms(t.client("dynamodb"), t.table, since=_iso(args.since), until=_iso(args.until),
                           limit=args.limit)
-    if args.json:
-        emit_json(alarms)
-    else:
-        print_table([dict(a, summary=summarize(a.get("data", {}))) for a in alarms],
-                    ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
-    return 0
+    return print_events(alarms, args.json, ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
 
 
 def cmd_event(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ Runs the stack exactly as a developer does (see conftest.py); Ctrl-C is the fixt
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -151,3 +153,32 @@ def test_unknown_route_is_404(local_stack):
     assert reply.json() == {"message": "Not Found"}
     # And a served path with another method is not a route either
     assert local_stack.request("GET", LOCATION_PATH).status == 404
+
+
+def _cli(local_stack, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devicegate_cli.main", *argv,
+                           "--endpoint-url", local_stack.moto_endpoint],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_query_cli_reads_the_running_stack(local_stack, first_delivery):
+    # Given the documented location record stored through the gateway (first_delivery)
+    assert len(first_delivery[1]) == 1
+    # When an operator asks the CLI for the device's events and state
+    events = _cli(local_stack, "events", "--vendor", "jointech", "--device", DEVICE, "--json")
+    table = _cli(local_stack, "events", "--vendor", "jointech", "--device", DEVICE)
+    deadline = time.monotonic() + 10
+    state = _cli(local_stack, "state", "--vendor", "jointech", "--device", DEVICE, "--json")
+    while state.returncode != 0 and time.monotonic() < deadline:  # the outbox runs asynchronously
+        time.sleep(0.3)
+        state = _cli(local_stack, "state", "--vendor", "jointech", "--device", DEVICE, "--json")
+    # Then it gets the stored event as JSON, a readable table, and the device's last-seen state
+    assert events.returncode == 0, events.stderr
+    [event] = json.loads(events.stdout)
+    assert (event["vendor"], event["deviceId"], event["kind"]) == ("jointech", DEVICE, "location")
+    assert event["data"]["assetId"] == DEVICE and event["occurredAt"] == "2022-09-01T08:59:56.000Z"
+    assert table.stdout.splitlines()[0].split() == ["OCCURREDAT", "KIND", "EVENTID", "SUMMARY"]
+    assert state.returncode == 0, state.stderr
+    summary = json.loads(state.stdout)
+    assert summary["deviceId"] == DEVICE and summary["lastSeen"] == "2022-09-01T08:59:56.000Z"
+    assert summary["state"]["battery"]["battery"] == 100
