@@ -38,7 +38,7 @@ TOKEN = "bench-token-0001"
 
 
 def location_events(n: int) -> list[dict]:
-    template = json.loads((ROOT / "events/jointech/http-location.json").read_text())
+    template = json.loads((ROOT / "events/jointech/http-webhook-location.json").read_text())
     record = json.loads((ROOT / "events/jointech/records/mqtt-location.json").read_text())
     out = []
     for i in range(n):

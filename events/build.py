@@ -98,11 +98,10 @@ def build() -> dict[Path, str]:
     records_dir = HERE / "jointech" / "records"
     records = {p.stem: json.loads(p.read_text()) for p in sorted(records_dir.glob("*.json"))}
     files: dict[Path, dict] = {}
+    # Every record in both shapes: the vendor pushes the same JSON by webhook and by MQTT.
     for name, record in records.items():
-        if name.startswith("mqtt-"):
-            files[HERE / "jointech" / f"iot-{name[5:]}.json"] = jointech_iot(name, record)
-        else:
-            files[HERE / "jointech" / f"http-{name.removeprefix('webhook-')}.json"] = jointech_http(name, record)
+        files[HERE / "jointech" / f"http-{name}.json"] = jointech_http(name, record)
+        files[HERE / "jointech" / f"iot-{name}.json"] = jointech_iot(name, record)
     # The single-URL route (kind told apart by fields) and a sender that mislabels its JSON.
     files[HERE / "jointech" / "http-auto-alarm.json"] = jointech_http("webhook-alarm", records["webhook-alarm"], by_kind=False)
     files[HERE / "jointech" / "http-auto-sublock.json"] = jointech_http("webhook-sublock", records["webhook-sublock"], by_kind=False)

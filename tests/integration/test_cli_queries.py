@@ -27,14 +27,14 @@ def cli(stack, monkeypatch, capsys):
 
 
 def _push_history():
-    base = load_event("jointech/http-location.json")
+    base = load_event("jointech/http-webhook-location.json")
     for hour, battery in ((8, 90), (9, 85), (10, 80)):
         record = load_record("jointech", "mqtt-location")
         record.update(gpsTime=f"2025-02-07T{hour:02d}:00:00Z", battery=battery, locType=1)
         post(with_body(base, json.dumps(record)))
     alarm = load_record("jointech", "mqtt-alarm")
     alarm.update(assetId="8052400203", dateTime="2025-02-07T09:30:00Z")
-    post(with_body(load_event("jointech/http-alarm.json"), json.dumps(alarm)))
+    post(with_body(load_event("jointech/http-webhook-alarm.json"), json.dumps(alarm)))
 
 
 def test_events_newest_first_with_kind_and_since(stack, cli):
@@ -84,7 +84,7 @@ def test_state_of_an_unknown_device_is_a_clear_error(stack, cli):
 
 def test_devices_and_fleet_alarms_and_event_by_id(stack, cli):
     _push_history()
-    mqtt(load_event("jointech/iot-alarm.json"))
+    mqtt(load_event("jointech/iot-mqtt-alarm.json"))
     run_outbox(stack)
     _, devices = cli("devices", "--vendor", "jointech", "--json")
     assert {d["deviceId"]: d["lastSeen"] for d in json.loads(devices)} == {
@@ -104,7 +104,7 @@ def test_replay_reingests_quarantined_payloads_after_a_fix(stack, cli, monkeypat
         raise RuntimeError("bug")
 
     monkeypatch.setattr(JointechAdapter, "normalize", broken)
-    status, _ = post(load_event("jointech/http-alarm.json"))
+    status, _ = post(load_event("jointech/http-webhook-alarm.json"))
     assert status == 400 and stack.event_items() == []
     _, listed = cli("quarantine", "--vendor", "jointech", "--json")
     [entry] = json.loads(listed)
@@ -124,7 +124,7 @@ def test_replay_reingests_quarantined_payloads_after_a_fix(stack, cli, monkeypat
 
 
 def test_replay_leaves_still_invalid_payloads_and_says_so(stack, cli):
-    post(with_body(load_event("jointech/http-location.json"), "{broken"))
+    post(with_body(load_event("jointech/http-webhook-location.json"), "{broken"))
     code, out = cli("replay", "--vendor", "jointech")
     assert code == 2 and "still-invalid" in out
     assert len(json.loads(cli("quarantine", "--vendor", "jointech", "--json")[1])) == 1
@@ -133,7 +133,7 @@ def test_replay_leaves_still_invalid_payloads_and_says_so(stack, cli):
 def test_replay_of_an_mqtt_payload_keeps_its_topic_route(stack, cli, monkeypatch):
     original = JointechAdapter.normalize
     monkeypatch.setattr(JointechAdapter, "normalize", lambda self, push, at: 1 / 0)
-    mqtt(load_event("jointech/iot-sublock.json"))
+    mqtt(load_event("jointech/iot-mqtt-sublock.json"))
     monkeypatch.setattr(JointechAdapter, "normalize", original)
     code, _ = cli("replay", "--vendor", "jointech")
     [item] = stack.event_items()

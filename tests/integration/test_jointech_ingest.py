@@ -87,7 +87,7 @@ def test_auto_kind_route_tells_the_kind_from_the_fields(stack):
 
 def test_five_retransmissions_store_one_event_and_queue_one_message(stack):
     # Given the same location record sent five times (a device that missed our answers)
-    event = load_event("jointech/http-location.json")
+    event = load_event("jointech/http-webhook-location.json")
 
     # When all five arrive
     answers = [post(event) for _ in range(5)]
@@ -102,8 +102,8 @@ def test_five_retransmissions_store_one_event_and_queue_one_message(stack):
 def test_same_record_by_https_and_by_mqtt_is_one_event(stack):
     # Given one record delivered by the webhook rule and again by the MQTT push
     record = load_record("jointech", "mqtt-alarm")
-    http_event = with_body(load_event("jointech/http-alarm.json"), json.dumps(record))
-    iot_event = load_event("jointech/iot-alarm.json")
+    http_event = with_body(load_event("jointech/http-webhook-alarm.json"), json.dumps(record))
+    iot_event = load_event("jointech/iot-mqtt-alarm.json")
 
     # When both transports deliver it
     status, _ = post(http_event)
@@ -123,7 +123,7 @@ def _location(gps_time: str, lat: float, lon: float, battery: int) -> str:
 
 
 def test_an_older_record_after_a_newer_one_leaves_state_unchanged(stack):
-    base = load_event("jointech/http-location.json")
+    base = load_event("jointech/http-webhook-location.json")
     # Given a device whose newest known position is from 10:00
     post(with_body(base, _location("2025-02-07T10:00:00Z", 22.7, 113.9, 80)))
     run_outbox(stack)
@@ -145,7 +145,7 @@ def test_an_older_record_after_a_newer_one_leaves_state_unchanged(stack):
 
 
 def test_a_newer_record_moves_state_forward(stack):
-    base = load_event("jointech/http-location.json")
+    base = load_event("jointech/http-webhook-location.json")
     # Given state from 09:00
     post(with_body(base, _location("2025-02-07T09:00:00Z", 22.1, 113.1, 95)))
     run_outbox(stack)
@@ -161,12 +161,12 @@ def test_a_newer_record_moves_state_forward(stack):
 
 def test_decoded_fields_reach_the_stored_event(stack):
     # Given the documented MQTT location (battery 255, "null" strings, temperature -1000)
-    mqtt(load_event("jointech/iot-location.json"))
+    mqtt(load_event("jointech/iot-mqtt-location.json"))
     # and the documented event with a waybill in `describe`, and both command responses
-    post(load_event("jointech/http-event.json"))
-    mqtt(load_event("jointech/iot-cmd-success.json"))
-    mqtt(load_event("jointech/iot-cmd-not-online.json"))
-    mqtt(load_event("jointech/iot-sublock.json"))
+    post(load_event("jointech/http-webhook-event.json"))
+    mqtt(load_event("jointech/iot-mqtt-cmd-success.json"))
+    mqtt(load_event("jointech/iot-mqtt-cmd-not-online.json"))
+    mqtt(load_event("jointech/iot-mqtt-sublock.json"))
 
     by_kind = {}
     for item in stack.event_items():
@@ -192,7 +192,7 @@ def test_decoded_fields_reach_the_stored_event(stack):
 
 
 def test_sublock_state_is_kept_per_slave(stack):
-    mqtt(load_event("jointech/iot-sublock.json"))
+    mqtt(load_event("jointech/iot-mqtt-sublock.json"))
     run_outbox(stack)
     state = stack.state("jointech", "8052400203")
     assert state["sublock:E0171E0366"]["value"]["battery"] == 41

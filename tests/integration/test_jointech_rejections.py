@@ -11,7 +11,7 @@ from functions.jointech_mqtt import app as mqtt_app
 from tests.integration.test_jointech_ingest import mqtt, post
 from tests.support import load_event, load_record, with_body, with_path
 
-LOCATION = "jointech/http-location.json"
+LOCATION = "jointech/http-webhook-location.json"
 
 
 def _record(**changes) -> str:
@@ -183,7 +183,7 @@ def test_devices_with_delimiter_like_ids_never_share_a_partition():
 
 
 def test_mqtt_topic_device_must_match_the_record(stack):
-    event = load_event("jointech/iot-alarm.json")
+    event = load_event("jointech/iot-mqtt-alarm.json")
     event["deviceNum"] = "someone-else"
     assert mqtt(event)["outcome"] == "invalid"
     [item] = stack.quarantine_items()
@@ -204,7 +204,7 @@ def test_storage_down_answers_503_so_jointech_retries(stack):
 def test_storage_down_makes_the_mqtt_function_raise_for_lambda_retry(stack):
     stack.ddb.delete_table(TableName=stack.table)
     with pytest.raises(mqtt_app.RetryLater):
-        mqtt(load_event("jointech/iot-location.json"))
+        mqtt(load_event("jointech/iot-mqtt-location.json"))
 
 
 def test_quarantine_down_answers_503_not_400(stack):
@@ -228,7 +228,7 @@ def test_logs_never_hold_payload_values_card_numbers_or_passwords(stack, logs):
     # and an invalid copy (whose errors must not echo the values either)
     record = load_record("jointech", "webhook-event")
     record.update(card="CARD-77123456", password="PIN-998877")
-    event = with_body(load_event("jointech/http-event.json"), json.dumps(record))
+    event = with_body(load_event("jointech/http-webhook-event.json"), json.dumps(record))
     bad = dict(record, dateTime="PIN-998877-not-a-time", latitude="CARD-77123456")
     # When all three are pushed
     post(event)

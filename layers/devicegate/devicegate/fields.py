@@ -40,7 +40,9 @@ class VendorModel(BaseModel):
     # rule is much cheaper than a Python validator on every text field.
     # defer_build: a function builds the validators of the record kinds it meets, on first use,
     # instead of all of them during its cold start.
-    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True, defer_build=True)
+    # allow_inf_nan=False: NaN/Infinity are not numbers a device measures (and not JSON).
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True, defer_build=True,
+                              allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

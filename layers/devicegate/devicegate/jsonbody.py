@@ -45,8 +45,9 @@ def _depth_ok(text: str) -> bool:
     return True
 
 
-def loads(text: str | bytes, field: str = "body") -> Any:
-    """Parse JSON or raise InvalidPayload naming `field`."""
+def checked_text(text: str | bytes, field: str = "body") -> str:
+    """The checks every JSON body passes before any parser sees it: UTF-8 (a byte-order mark is
+    dropped), not empty, nesting at most MAX_DEPTH. Raises InvalidPayload naming `field`."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -59,6 +60,12 @@ def loads(text: str | bytes, field: str = "body") -> Any:
     # Counting brackets runs in C; only a body with many of them pays for the exact scan.
     if text.count("{") + text.count("[") > MAX_DEPTH and not _depth_ok(text):
         raise InvalidPayload("JSON nested too deeply", [FieldProblem(field, f"deeper than {MAX_DEPTH} levels")])
+    return text
+
+
+def loads(text: str | bytes, field: str = "body") -> Any:
+    """Parse JSON or raise InvalidPayload naming `field`."""
+    text = checked_text(text, field)
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_float=_float)
     except (ValueError, RecursionError) as exc:

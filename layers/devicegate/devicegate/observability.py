@@ -11,7 +11,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="devicegate")
-tracer = Tracer(service="devicegate")
+# Only botocore is traced: patching every library X-Ray knows means importing them all at cold start.
+tracer = Tracer(service="devicegate", patch_modules=("botocore",))
 metrics = Metrics(namespace="Devicegate", service="devicegate")
 
 

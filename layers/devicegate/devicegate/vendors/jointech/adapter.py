@@ -55,25 +55,26 @@ class JointechAdapter(VendorAdapter):
     max_body_bytes: ClassVar[int] = 256 * 1024
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
-        document = push.document if push.document is not None else jsonbody.loads(push.body)
-        if not isinstance(document, dict):
-            raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
-        record = {k: v for k, v in document.items() if k not in TOPIC_FIELDS} if push.transport == "mqtt" else document
-
         kind = push.route.get("kind")
-        if kind is None:
-            kind = detect_kind(record)
-            if kind is None:
-                raise InvalidPayload("cannot tell the data type from the fields",
-                                     [FieldProblem("body", "none of gpsTime, alarmType, eventType, commandType, "
-                                                           "subAssetID found; use /hooks/jointech/{token}/{kind}")])
-        if kind not in RECORD_MODELS:
+        if kind is not None and kind not in RECORD_MODELS:
             raise InvalidPayload(f"unknown data type {kind[:32]!r}",
                                  [FieldProblem("kind", f"expected one of {', '.join(KINDS)}")])
-        try:
-            model = RECORD_MODELS[kind].model_validate(record)
-        except ValidationError as exc:
-            raise InvalidPayload(f"invalid {kind} record", problems_from(exc)) from None
+        if push.document is None and kind is not None:
+            # The URL names the kind: pydantic parses and validates the body in one pass.
+            model = _validated(kind, lambda m: m.model_validate_json(jsonbody.checked_text(push.body)))
+        else:
+            document = push.document if push.document is not None else jsonbody.loads(push.body)
+            if not isinstance(document, dict):
+                raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
+            record = ({k: v for k, v in document.items() if k not in TOPIC_FIELDS}
+                      if push.transport == "mqtt" else document)
+            if kind is None:
+                kind = detect_kind(record)
+                if kind is None:
+                    raise InvalidPayload("cannot tell the data type from the fields",
+                                         [FieldProblem("body", "none of gpsTime, alarmType, eventType, commandType, "
+                                                               "subAssetID found; use /hooks/jointech/{token}/{kind}")])
+            model = _validated(kind, lambda m: m.model_validate(record))
 
         topic_device = push.route.get("deviceNum")
         if topic_device is not None and topic_device != model.assetId:
@@ -101,6 +102,17 @@ class JointechAdapter(VendorAdapter):
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
+
+
+def _validated(kind: str, validate: Any) -> Any:
+    try:
+        return validate(RECORD_MODELS[kind])
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if any(e["type"] in ("json_invalid", "model_type") and not e["loc"] for e in errors):
+            raise InvalidPayload("malformed JSON" if errors[0]["type"] == "json_invalid" else "expected a JSON object",
+                                 [FieldProblem("body", errors[0]["msg"].split(" at line")[0][:200])]) from None
+        raise InvalidPayload(f"invalid {kind} record", problems_from(exc)) from None
 
 
 def _occurred_at(model: Any) -> datetime:
