@@ -31,5 +31,8 @@ def client(service: str) -> Any:
         read_timeout=4,
         retries={"mode": "standard", "max_attempts": 2},
         tcp_keepalive=True,
+        # Requests are built by this package's own code and validated by the service anyway;
+        # botocore's client-side schema walk would cost more per call than the rest of the hot path.
+        parameter_validation=False,
     )
     return _session().create_client(service, config=config)
