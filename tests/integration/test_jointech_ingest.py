@@ -44,7 +44,8 @@ def test_every_documented_webhook_example_is_stored_once_and_published(stack, fi
     assert len(items) == 1
     item = items[0]
     assert item["deviceId"] == str(record["assetId"])
-    expected_kind = event["pathParameters"].get("kind") or item["kind"]
+    expected_kind = event["pathParameters"].get("kind") or {"http-auto-alarm.json": "alarm",
+                                                            "http-auto-sublock.json": "sublock"}[fixture]
     assert item["kind"] == expected_kind and item["transport"] == "http"
     assert item["data"]["assetId"] == str(record["assetId"])
     assert outbox_result == {"batchItemFailures": []}
@@ -199,3 +200,24 @@ def test_sublock_state_is_kept_per_slave(stack):
     state = stack.state("jointech", "8052400203")
     assert state["sublock:E0171E0366"]["value"]["battery"] == 41
     assert state["sublock:E0171E0366"]["value"]["locStatus"] == 0
+
+
+def test_webhook_only_fields_do_not_split_one_record_into_two_events(stack):
+    # Given the documented event pushed by webhook (with fileIndex) and by MQTT (the vendor's MQTT
+    # event table has no fileIndex)
+    record = load_record("jointech", "webhook-event")
+    mqtt_record = {k: v for k, v in record.items() if k != "fileIndex"}
+    iot_event = dict(mqtt_record, accessKey="ak", deviceNum=record["assetId"], kind="event")
+    # When both arrive
+    status, _ = post(load_event("jointech/http-webhook-event.json"))
+    result = mqtt(iot_event)
+    # Then the second is a retransmission of the first, and the stored copy keeps fileIndex
+    assert status == 200 and result["outcome"] == "duplicate"
+    [item] = stack.event_items()
+    assert item["data"]["fileIndex"] == "1767002445"
+
+
+def test_fuel_minus_one_everywhere_means_no_fuel_sensor(stack):
+    post(load_event("jointech/http-webhook-location.json"))
+    [item] = stack.event_items()
+    assert "fuels" not in item["data"]["expand"]

@@ -241,3 +241,50 @@ def test_logs_never_hold_payload_values_card_numbers_or_passwords(stack, logs):
         assert secret not in text
         assert secret not in json.dumps(answer)
     assert status == 400 and {e["field"] for e in answer["errors"]} == {"dateTime", "latitude"}
+
+
+# --- hostile values inside otherwise valid records -------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("gpsTime", "0001-01-01T00:00:00+08:00"),  # no UTC equivalent
+    ("statusJson", "[" * 40 + "]" * 40),  # deep JSON inside a string
+    ("expandInfo", '{"temperature": NaN}'),
+])
+def test_hostile_values_are_400_naming_the_field(stack, logs, field, value):
+    status, answer = post(with_body(load_event(LOCATION), _record(**{field: value})))
+    assert status == 400 and [e["field"] for e in answer["errors"]] == [field]
+    assert "adapter failed" not in logs()  # a clear rejection, not an internal error
+
+
+def test_slave_timestamp_beyond_any_calendar_is_400(stack):
+    record = load_record("jointech", "webhook-sublock")
+    record.update(subGpsTimestamp=1e20, subGpsTime="")
+    status, answer = post(with_body(load_event("jointech/http-webhook-sublock.json"), json.dumps(record)))
+    assert status == 400 and answer["errors"][0]["field"] == "subGpsTimestamp"
+
+
+def test_unpaired_surrogate_over_mqtt_is_quarantined_not_a_crash(stack):
+    # Given an IoT rule event whose extra field holds a lone surrogate (valid JSON escape, invalid text)
+    event = load_event("jointech/iot-mqtt-alarm.json")
+    event["note"] = chr(0xD800)
+    # When the MQTT function handles it, then it is quarantined (not raised into Lambda's retries)
+    assert mqtt(event)["outcome"] == "invalid"
+    [item] = stack.quarantine_items()
+    assert item["transport"] == "mqtt" and "\\ud800" in item["body"]
+
+
+def test_large_non_utf8_body_is_413_and_kept_in_s3(stack):
+    # Given a 340 KB binary body: base64 would not fit an item
+    body = b"\xff" * 340_000
+    status, _ = post(with_body(load_event(LOCATION), body))
+    assert status == 413
+    [item] = stack.quarantine_items()
+    assert item["bodyRef"].startswith("s3://") and "bodyBase64" not in item
+
+
+def test_describe_with_deep_json_stays_text(stack):
+    record = load_record("jointech", "webhook-event")
+    record["describe"] = "{" + '"a":{' * 30 + "}" * 31
+    status, _ = post(with_body(load_event("jointech/http-webhook-event.json"), json.dumps(record)))
+    [item] = stack.event_items()
+    assert status == 200 and "details" not in item["data"] and item["data"]["describe"] == record["describe"]

@@ -11,6 +11,7 @@ from devicegate import jsonbody
 from devicegate.auth import TokenVerifier
 from devicegate.ddb_codec import from_item, to_item
 from devicegate.envelope import RawPush, make_event, record_json
+from devicegate.vendors.jointech.adapter import TRANSPORT_FIELDS as JOINTECH_TRANSPORT_FIELDS
 from devicegate.vendors.jointech.models import Alarm
 from tests.support import load_record
 from devicegate.errors import InvalidPayload, StorageUnavailable
@@ -69,23 +70,30 @@ def test_jsonbody_depth_limit_ignores_brackets_inside_strings():
         jsonbody.loads("[" * 17 + "]" * 17)
 
 
-def test_event_id_depends_on_content_not_on_key_order():
-    # Given the same record with its keys in another order (MQTT re-serializes), an extra field
-    # included, then a changed value and another device
+def test_event_id_depends_on_identifying_content_only():
+    # Given the same record with its keys in another order (MQTT re-serializes), with an extra
+    # field, without the webhook-only fileIndex, and then with a changed value or another device
     record = load_record("jointech", "webhook-alarm")
     shuffled = dict(reversed(list(record.items())))
     with_extra = dict(record, vendorNote="x")
-    with_extra_shuffled = dict(reversed(list(with_extra.items())))
+    without_file_index = {k: v for k, v in record.items() if k != "fileIndex"}
 
     def event_id(rec, device=None):
         model = Alarm.model_validate(dict(rec, assetId=device or rec["assetId"]))
+        data_json, identity_json = record_json(model, JOINTECH_TRANSPORT_FIELDS)
         return make_event(vendor="jointech", device_id=model.assetId, kind="alarm", occurred_at=model.dateTime,
-                          received_at=datetime.now(UTC), transport="http", data_json=record_json(model)).eventId
+                          received_at=datetime.now(UTC), transport="http", data_json=data_json,
+                          identity_json=identity_json).eventId
 
-    # Then the order never matters, and content or device always does
-    assert event_id(record) == event_id(shuffled)
-    assert event_id(with_extra) == event_id(with_extra_shuffled) != event_id(record)
+    # Then key order, extras and transport-only fields never matter; content and device do
+    assert event_id(record) == event_id(shuffled) == event_id(with_extra) == event_id(without_file_index)
     assert len({event_id(record), event_id(dict(record, speed=5)), event_id(record, "other")}) == 3
+
+
+def test_unpaired_surrogates_are_invalid_payloads_not_crashes():
+    with pytest.raises(InvalidPayload):
+        make_event(vendor="v", device_id="d", kind="k", occurred_at=datetime.now(UTC),
+                   received_at=datetime.now(UTC), transport="mqtt", data_json="{\"x\":\"" + chr(0xD800) + "\"}")
 
 
 def _push(token="", headers=None) -> RawPush:

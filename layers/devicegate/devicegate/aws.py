@@ -26,9 +26,11 @@ def client(service: str) -> Any:
 
     # Short timeouts and few retries: a sender waits on us (SenseLink gives up after 5 s), and a
     # failed answer makes it retry, which is better than a slow success.
+    # Worst case per call: 2 attempts x (1 s connect + 2 s read) = 6 s; with a token refresh in
+    # front, 12 s, inside the functions' 15 s timeout, so the sender always gets our own 503.
     config = Config(
-        connect_timeout=2,
-        read_timeout=4,
+        connect_timeout=1,
+        read_timeout=2,
         retries={"mode": "standard", "max_attempts": 2},
         tcp_keepalive=True,
         # Requests are built by this package's own code and validated by the service anyway;

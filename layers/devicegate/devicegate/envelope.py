@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import iso_utc
 
 Transport = Literal["http", "mqtt", "replay"]
@@ -34,10 +35,11 @@ class RawPush:
     document: Any = None
 
     def raw_bytes(self) -> bytes:
-        """The payload as received, for quarantine (re-encoded only when a transport parsed it)."""
+        """The payload as received, for quarantine (re-encoded only when a transport parsed it).
+        ASCII escapes: a parsed document may hold text that is not valid UTF-8 (lone surrogates)."""
         if self.body or self.document is None:
             return self.body
-        return json.dumps(self.document, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(self.document, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,30 +76,53 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, data_json: str) -> str:
+def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, identity_json: str) -> str:
     """Content-addressed id for vendors without one: a retransmission (same device, kind, time
-    and content) gets the same id whichever transport carried it; anything else a new one."""
-    material = "\n".join((vendor, device_id, kind, occurred_at, data_json))
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+    and identifying content) gets the same id whichever transport carried it; anything else a new
+    one. `identity_json` is the record without the fields that differ by transport (record_json)."""
+    material = "\n".join((vendor, device_id, kind, occurred_at, identity_json))
+    return hashlib.sha256(_utf8(material)).hexdigest()[:32]
 
 
-def record_json(model: BaseModel) -> str:
-    """Canonical JSON of a validated vendor model: the same record gives the same text whatever
-    key order the sender (or the IoT rule's re-serialization) used.
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates ("\ud800" escapes) parse into Python text but are not storable text.
+        raise InvalidPayload("text is not valid Unicode", [FieldProblem("body", "contains an unpaired surrogate")]) from None
 
-    Declared fields always serialize in model order, so pydantic's fast JSON dump is canonical;
-    only top-level extra fields (kept in arrival order) force the sorted, slower route."""
-    if model.model_extra:
-        return canonical_json(model.model_dump(mode="json", exclude_none=True))
-    return model.model_dump_json(exclude_none=True)
+
+def record_json(model: BaseModel, transport_fields: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """(data_json, identity_json) of a validated vendor model.
+
+    data_json is the whole record, canonical: declared fields serialize in model order, so
+    pydantic's fast JSON dump is canonical; top-level extra fields (kept in arrival order) force
+    the sorted route. identity_json leaves out what differs between transports for the same
+    record (extra fields, and the vendor's `transport_fields`, e.g. Jointech's webhook-only
+    fileIndex), so a record pushed by webhook and by MQTT gets one id.
+    """
+    extras = model.model_extra
+    if extras:
+        data_json = canonical_json(model.model_dump(mode="json", exclude_none=True))
+    else:
+        data_json = model.model_dump_json(exclude_none=True)
+    dropped = {name for name in transport_fields if getattr(model, name, None) is not None}
+    if extras:
+        dropped.update(extras)
+    if not dropped:
+        return data_json, data_json
+    return data_json, model.model_dump_json(exclude_none=True, exclude=dropped)
 
 
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
-               transport: Transport, data_json: str, event_id: str | None = None) -> NormalizedEvent:
-    """The one way adapters build events, from the record's canonical JSON (`record_json`)."""
+               transport: Transport, data_json: str, identity_json: str | None = None,
+               event_id: str | None = None) -> NormalizedEvent:
+    """The one way adapters build events, from the record's JSON texts (`record_json`)."""
+    if identity_json is not None and identity_json is not data_json or event_id:
+        _utf8(data_json)  # otherwise derive_event_id has checked it
     occurred = iso_utc(occurred_at)
     return NormalizedEvent(
         vendor=vendor, deviceId=device_id, kind=kind,
-        eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, data_json),
+        eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, identity_json or data_json),
         occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport, dataJson=data_json,
     )

@@ -6,12 +6,13 @@ sentinel numbers for "none" (-1, -1000) and JSON documents inside JSON strings.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, StringConstraints, model_validator
 
+from devicegate import jsonbody
+from devicegate.errors import InvalidPayload
 from devicegate.timeutil import iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
@@ -67,13 +68,14 @@ def sentinel(*absent: float):
 
 
 def json_in_string(value: Any) -> Any:
-    """Decode a JSON document sent as a string; blank strings and "null" mean absent."""
+    """Decode a JSON document sent as a string; blank strings and "null" mean absent. The same
+    limits as a body apply (depth, no NaN), so nothing inside a string can surprise later code."""
     value = blank_to_none(value)
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
-            raise ValueError("expected a JSON document inside the string") from None
+            return jsonbody.loads(value, field="value")
+        except InvalidPayload as exc:
+            raise ValueError(f"expected a JSON document inside the string ({exc.reason})") from None
     return value
 
 

@@ -148,15 +148,17 @@ class DynamoEventStore:
             "expiresAt": epoch_seconds(days_after(record.received_at, self._quarantine_days)),
             "bodySize": len(record.body),
         }
-        if len(record.body) <= MAX_INLINE_BYTES:
-            try:
-                values["body"] = record.body.decode("utf-8")
-            except UnicodeDecodeError:
-                values["bodyBase64"] = base64.b64encode(record.body).decode()
-        else:
+        # Decide on what would be stored (base64 grows a third), not on the raw size.
+        try:
+            inline: tuple[str, str] | None = ("body", record.body.decode("utf-8"))
+        except UnicodeDecodeError:
+            inline = ("bodyBase64", base64.b64encode(record.body).decode())
+        if len(inline[1].encode("utf-8", "surrogatepass")) > MAX_INLINE_BYTES:
             key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
             self._put_object(key, record.body, record.content_type or "application/octet-stream")
             values["bodyRef"] = f"s3://{self._bucket}/{key}"
+        else:
+            values[inline[0]] = inline[1]
         names = {f"#a{i}": name for i, name in enumerate(values)}
         sets = ", ".join(f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(values)))
         attr_values = {f":a{i}": to_attr(v) for i, v in enumerate(values.values())}

@@ -21,14 +21,20 @@ def parse_time(value: object) -> datetime:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
                 raise ValueError("not an ISO 8601 time") from None
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 has no UTC equivalent
+            raise ValueError("time out of range") from None
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
         raise ValueError("expected a time")
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 10_000_000_000 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("time out of range") from None
     raise ValueError("expected an ISO 8601 time")
 
 

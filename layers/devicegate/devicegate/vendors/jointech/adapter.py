@@ -11,12 +11,16 @@ from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.timeutil import parse_time
 from devicegate.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
 # What the IoT rules' SELECT adds from the topic; never part of the record itself.
 TOPIC_FIELDS = ("accessKey", "deviceNum", "kind", "subLockNum")
+# Fields the webhook push carries and the MQTT push does not (compare the vendor's two field
+# tables): stored, but left out of the content-derived event id so both transports agree.
+TRANSPORT_FIELDS = frozenset({"fileIndex", "ks"})
 
 # Their sample receivers answer {"result": 200}; retry behaviour is undocumented, so failures
 # use real HTTP statuses, which any HTTP client treats as "not delivered".
@@ -81,9 +85,10 @@ class JointechAdapter(VendorAdapter):
             raise InvalidPayload("topic and record name different devices",
                                  [FieldProblem("assetId", "does not match the topic's device number")])
 
+        data_json, identity_json = record_json(model, TRANSPORT_FIELDS)
         return [make_event(
             vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=_occurred_at(model),
-            received_at=received_at, transport=push.transport, data_json=record_json(model),
+            received_at=received_at, transport=push.transport, data_json=data_json, identity_json=identity_json,
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -122,9 +127,7 @@ def _occurred_at(model: Any) -> datetime:
         if model.subGpsTime:
             return model.subGpsTime
         if model.subGpsTimestamp:
-            from devicegate.timeutil import parse_time
-
-            return parse_time(model.subGpsTimestamp)
+            return parse_time(model.subGpsTimestamp)  # checked by the model
         if model.gpsTime:
             return model.gpsTime
         raise InvalidPayload("slave record has no time", [FieldProblem("subGpsTime", "missing (and no gpsTime)")])

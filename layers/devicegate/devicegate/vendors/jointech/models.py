@@ -17,6 +17,7 @@ from devicegate.fields import (
     DeviceId, MinusOneNone, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, blank_to_none,
     json_in_string, sentinel,
 )
+from devicegate.timeutil import parse_time
 from devicegate.vendors.jointech import codes
 
 Temperature = Annotated[float | None, sentinel(-1000)]
@@ -58,7 +59,8 @@ class Status(_Model):
 def _fuels(value: Any) -> Any:
     value = blank_to_none(value)
     if isinstance(value, str):
-        return [None if part.strip() in ("-1", "-1.0", "") else part.strip() for part in value.split(",")]
+        levels = [None if part.strip() in ("-1", "-1.0", "") else part.strip() for part in value.split(",")]
+        return levels if any(level is not None for level in levels) else None  # "-1,-1,-1": no sensor
     return value
 
 
@@ -139,7 +141,7 @@ class _Record(_Model):
 class _Positioned(_Record):
     longitude: OptFloat = Field(None, ge=-180, le=180, description="WGS-84")
     latitude: OptFloat = Field(None, ge=-90, le=90, description="WGS-84")
-    speed: OptFloat = Field(None, ge=0, description="km/h")
+    speed: OptFloat = Field(None, description="km/h")
     mileage: OptFloat = Field(None, description="km")
     cells: OptText = Field(None, description="'MCC,MNC,LAC,CID'")
 
@@ -147,25 +149,20 @@ class _Positioned(_Record):
 class Location(_Positioned):
     """Positioning data (webhook rule "location", topic upload/{ak}/{dev}/location)."""
 
-    direction: OptFloat = Field(None, ge=0, le=360, description="degrees")
+    direction: OptFloat = Field(None, description="degrees, 0-360")
     gpsTime: UtcTime = Field(description="positioning time, UTC")
     recvTime: OptUtcTime = Field(None, description="platform receive time, UTC")
     locType: OptInt = Field(None, description="0 none, 1 GPS, 2 base station, 3 cells")
     cellSignal: OptInt = None
     gnssSignal: OptInt = None
-    battery: OptInt = Field(None, ge=0, le=255, description="%; the vendor's 255 (charging) becomes charging=true")
+    # No range check beyond 255 = charging: an odd reading must not cost the whole record (its
+    # position above all); speed and direction are kept as sent for the same reason.
+    battery: OptInt = Field(None, description="%; the vendor's 255 (charging) becomes charging=true")
     charging: bool | None = None
     voltage: OptFloat = Field(None, description="V")
     status: StatusJson = Field(None, validation_alias="statusJson")
     expand: ExpandJson = Field(None, validation_alias="expandInfo")
     ks: KsJson = Field(None, validation_alias="ksInfo")
-
-    @field_validator("battery")
-    @classmethod
-    def _percent_or_charging(cls, value: int | None) -> int | None:
-        if value is not None and 100 < value < 255:
-            raise ValueError("battery must be 0-100 %, or 255 for charging")
-        return value
 
     @model_validator(mode="after")
     def _charging(self) -> Location:
@@ -258,7 +255,7 @@ class CommandResponse(_Record):
 class SubLock(_Positioned):
     """Slave lock / sensor data (rule "slave lock", topic .../{subLockNum}/sublock)."""
 
-    direction: OptFloat = Field(None, ge=0, le=360)
+    direction: OptFloat = Field(None, description="degrees, 0-360")
     gpsTime: OptUtcTime = Field(None, description="host positioning time, UTC")
     recvTime: OptUtcTime = None
     subAssetID: DeviceId = Field(description="slave device number")
@@ -290,6 +287,13 @@ class SubLock(_Positioned):
     @classmethod
     def _int_ms(cls, value: Any) -> Any:
         return int(float(value)) if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit() else value
+
+    @field_validator("subGpsTimestamp")
+    @classmethod
+    def _plausible_ms(cls, value: int | None) -> int | None:
+        if value is not None:
+            parse_time(value)  # ValueError for epochs no calendar can hold
+        return value
 
 
 RECORD_MODELS: dict[str, type[_Record]] = {
