@@ -33,6 +33,6 @@ def lambda_handler(event, context):
             continue
         records.append(StreamRecord(change["SequenceNumber"], envelope_from_image(change["NewImage"])))
     publisher, state = _wiring()
-    failed = process_batch(records, publisher, state, _patch_for)
+    failed = process_batch(records, publisher, state, _patch_for, table=get_settings().table_name)
     logger.info("outbox batch", extra={"records": len(records), "failed": len(failed)})
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

@@ -221,3 +221,40 @@ def test_fuel_minus_one_everywhere_means_no_fuel_sensor(stack):
     post(load_event("jointech/http-webhook-location.json"))
     [item] = stack.event_items()
     assert "fuels" not in item["data"]["expand"]
+
+
+def test_large_records_all_reach_the_queue(stack):
+    # Given twelve 200 KB alarms (more than one SQS batch can carry)
+    base = load_event("jointech/http-webhook-alarm.json")
+    for i in range(12):
+        record = load_record("jointech", "webhook-alarm")
+        record.update(describe="x" * 200_000, dateTime=f"2025-02-07T10:00:{i:02d}Z")
+        assert post(with_body(base, json.dumps(record)))[0] == 200
+    # When the outbox runs over the stream
+    result = run_outbox(stack)
+    # Then every event is published, none reported failed
+    assert result == {"batchItemFailures": []}
+    assert len(stack.queue_messages()) == 12
+
+
+def _emf(text: str) -> list[dict]:
+    return [doc for doc in (json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"'))]
+
+
+def test_metrics_carry_the_dimensions_the_alarms_query(stack, logs):
+    # Given one accepted, one duplicate and one quarantined push
+    event = load_event("jointech/http-webhook-location.json")
+    post(event)
+    post(event)
+    post(with_body(event, "{broken"))
+    # Then each is counted in namespace Devicegate with exactly {service, vendor, kind}
+    # (QuarantineAlarm's SCHEMA(Devicegate, kind, service, vendor) matches only that set)
+    counted = {}
+    for doc in _emf(logs()):
+        [directive] = doc["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Devicegate"
+        assert [set(d) for d in directive["Dimensions"]] == [{"service", "vendor", "kind"}]
+        for metric in directive["Metrics"]:
+            counted[(metric["Name"], doc["vendor"], doc["kind"])] = doc[metric["Name"]]
+    assert counted == {("accepted", "jointech", "location"): [1.0], ("duplicate", "jointech", "location"): [1.0],
+                       ("rejected", "jointech", "location"): [1.0], ("quarantined", "jointech", "location"): [1.0]}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from devicegate.errors import StorageUnavailable
-from devicegate.outbox import StreamRecord, cloud_event, process_batch
+from devicegate.outbox import MAX_MESSAGE_BYTES, StreamRecord, cloud_event, message_body, process_batch
 
 
 def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
@@ -12,22 +14,30 @@ def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
 
 
 class FakeQueue:
+    """Enforces SQS's limits: at most 10 messages and 1 MiB per call."""
+
     def __init__(self, fail_ids=()):
         self.sent: list[str] = []
+        self.calls: list[int] = []
         self.fail_ids = set(fail_ids)
 
     def publish(self, messages):
-        failed = [ident for ident, m in messages if m["id"] in self.fail_ids]
-        self.sent += [m["id"] for ident, m in messages if m["id"] not in self.fail_ids]
+        assert len(messages) <= 10 and sum(len(body) for _, body in messages) <= 1_048_576
+        self.calls.append(len(messages))
+        decoded = [(ident, json.loads(body)) for ident, body in messages]
+        failed = [ident for ident, m in decoded if m["id"] in self.fail_ids]
+        self.sent += [m["id"] for ident, m in decoded if m["id"] not in self.fail_ids]
         return failed
 
 
 class FakeState:
     def __init__(self, fail_on=None):
         self.groups: dict[tuple, str] = {}
+        self.writes = 0
         self.fail_on = fail_on
 
     def advance(self, vendor, device, group, at, event_id, value):
+        self.writes += 1
         if event_id == self.fail_on:
             raise StorageUnavailable("boom")
         key = (vendor, device, group)
@@ -58,11 +68,13 @@ def test_a_publish_failure_reports_it_and_everything_after_it():
     assert queue.sent == [f"e{i}" for i in range(20) if i != 12]
 
 
-def test_a_state_failure_stops_before_publishing_that_record():
-    queue, state = FakeQueue(), FakeState(fail_on="e3")
-    failed = process_batch(_records(5), queue, state, lambda e: {})
-    assert failed == ["seq003", "seq004"]
-    assert queue.sent == []  # the chunk holding e3 was not published; the retry will
+def test_a_state_failure_stops_before_publishing_its_chunk():
+    # Given 15 events (chunks of 10 and 5) and a state write failing for e10
+    queue, state = FakeQueue(), FakeState(fail_on="e10")
+    failed = process_batch(_records(15), queue, state, lambda e: {})
+    # Then the first chunk is published, the second is not, and Lambda resumes at its start
+    assert queue.sent == [f"e{i}" for i in range(10)]
+    assert failed == [f"seq{i:03d}" for i in range(10, 15)]
 
 
 def test_events_far_in_the_future_do_not_touch_state():
@@ -80,3 +92,50 @@ def test_cloud_event_shape():
         "subject": "dev1", "time": "2025-02-07T10:00:00.000Z", "datacontenttype": "application/json", "data": event,
     }
     assert cloud_event(event, "s3://b/k")["dataref"] == "s3://b/k"
+
+
+def test_big_records_are_batched_by_size_and_all_published():
+    # Given twelve events of about 200 KB each (five of them exceed one SQS call)
+    records = [StreamRecord(f"seq{i:03d}", dict(_event(i), data={"blob": "x" * 200_000})) for i in range(12)]
+    queue = FakeQueue()
+    # When the outbox publishes them
+    failed = process_batch(records, queue, FakeState(), lambda e: {})
+    # Then every call stays within SQS's limits (FakeQueue asserts) and every event is sent once
+    assert failed == [] and queue.sent == [f"e{i}" for i in range(12)]
+    assert max(queue.calls) <= 4
+
+
+def test_a_record_too_big_for_a_message_goes_as_a_claim_check():
+    event = dict(_event(1), data={"blob": "x" * (MAX_MESSAGE_BYTES + 10)})
+    message = json.loads(message_body(event, table="tbl"))
+    assert "data" not in message["data"] and message["dataref"] == "dynamodb://tbl/E#jointech#e1"
+
+
+def test_messages_are_ascii_so_sqs_never_rejects_a_character():
+    event = dict(_event(1), data={"describe": "货箱门 \ufffe"})
+    body = message_body(event)
+    assert body.isascii() and json.loads(body)["data"]["data"]["describe"] == "货箱门 \ufffe"
+
+
+def test_state_is_written_once_per_device_and_group_per_chunk():
+    # Given ten events of two devices in one chunk, each touching "position"
+    state = FakeState()
+    records = [StreamRecord(f"s{i}", _event(i, occurred=f"2025-02-07T10:00:0{i}.000Z")) for i in range(10)]
+    process_batch(records, FakeQueue(), state, lambda e: {"position": {"n": e["eventId"]}})
+    # Then each device's summary and position were written once, with the newest value
+    assert state.writes == 4
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:00:09.000Z"
+    assert state.groups[("jointech", "dev0", "position")] == "2025-02-07T10:00:08.000Z"
+
+
+def test_sqs_publisher_maps_failed_entries_back_to_their_records():
+    from devicegate.outbox import SqsPublisher
+
+    class Sqs:
+        def send_message_batch(self, QueueUrl, Entries):
+            self.entries = Entries
+            return {"Successful": [{"Id": "0"}, {"Id": "2"}], "Failed": [{"Id": "1", "Code": "InternalError"}]}
+
+    sqs = Sqs()
+    failed = SqsPublisher(sqs, "url").publish([("seqA", "a"), ("seqB", "b"), ("seqC", "c")])
+    assert failed == ["seqB"] and [e["MessageBody"] for e in sqs.entries] == ["a", "b", "c"]

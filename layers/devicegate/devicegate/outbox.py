@@ -22,6 +22,9 @@ from devicegate.observability import logger
 from devicegate.timeutil import parse_time
 
 SQS_BATCH = 10
+# SQS: 1 MiB per message and per SendMessageBatch call; keep a margin for attributes and framing.
+MAX_BATCH_BYTES = 1_000_000
+MAX_MESSAGE_BYTES = 1_000_000
 # An event stamped more than a day after it was received has a broken device clock; letting it
 # into state would freeze that state until the clock catches up.
 MAX_CLOCK_SKEW = timedelta(days=1)
@@ -60,8 +63,8 @@ def envelope_from_image(image: dict[str, Any]) -> dict[str, Any]:
 
 
 class Publisher(Protocol):
-    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str]:
-        """Send (id, message) pairs; return the ids that failed."""
+    def publish(self, messages: list[tuple[str, str]]) -> list[str]:
+        """Send (id, JSON body) pairs; return the ids that failed."""
 
 
 class StateStore(Protocol):
@@ -74,17 +77,19 @@ class SqsPublisher:
         self._sqs = sqs
         self._url = queue_url
 
-    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    def publish(self, messages: list[tuple[str, str]]) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        entries = [{"Id": str(i), "MessageBody": json.dumps(m, ensure_ascii=False, separators=(",", ":"))}
-                   for i, (_, m) in enumerate(messages)]
+        entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(messages)]
         try:
             result = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
         except (BotoCoreError, ClientError):
             logger.exception("sqs send_message_batch failed")
             return [ident for ident, _ in messages]
-        return [messages[int(f["Id"])][0] for f in result.get("Failed", [])]
+        failed = result.get("Failed", [])
+        if failed:
+            logger.warning("sqs rejected messages", extra={"codes": sorted({f.get("Code", "") for f in failed})})
+        return [messages[int(f["Id"])][0] for f in failed]
 
 
 class DynamoStateStore:
@@ -127,33 +132,65 @@ class StreamRecord:
     event: dict[str, Any]
 
 
-def project_state(event: dict[str, Any], patch: dict[str, dict[str, Any]], state: StateStore) -> None:
+def state_updates(event: dict[str, Any], patch: dict[str, dict[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]]:
+    """(vendor, device, group) -> (at, event id, value) for one event: its patch plus the summary."""
     occurred, received = parse_time(event["occurredAt"]), parse_time(event["receivedAt"])
     if occurred - received > MAX_CLOCK_SKEW:
         logger.warning("event time far in the future, state left alone",
                        extra={"vendor": event["vendor"], "event_id": event["eventId"]})
-        return
+        return {}
     summary = {"lastSeen": event["occurredAt"], "lastKind": event["kind"], "lastEventId": event["eventId"],
                "lastReceivedAt": event["receivedAt"]}
-    for group, value in {"summary": summary, **patch}.items():
-        state.advance(event["vendor"], event["deviceId"], group, event["occurredAt"], event["eventId"], value)
+    at, event_id = event["occurredAt"], event["eventId"]
+    return {(event["vendor"], event["deviceId"], group): (at, event_id, value)
+            for group, value in {"summary": summary, **patch}.items()}
+
+
+def message_body(event: dict[str, Any], table: str = "") -> str:
+    """The queue message for a stored event. ASCII escapes keep every character SQS accepts; a
+    record too big for one message travels as a claim check pointing at its table item."""
+    envelope = {k: v for k, v in event.items() if k != "dataRef"}
+    body = json.dumps(cloud_event(envelope, event.get("dataRef")), ensure_ascii=True, separators=(",", ":"))
+    if len(body) > MAX_MESSAGE_BYTES:
+        envelope.pop("data", None)
+        ref = event.get("dataRef") or f"dynamodb://{table}/E#{event['vendor']}#{event['eventId']}"
+        body = json.dumps(cloud_event(envelope, ref), ensure_ascii=True, separators=(",", ":"))
+    return body
+
+
+def _chunks(records: list[StreamRecord], bodies: list[str]) -> Iterable[tuple[int, int]]:
+    """[start, end) ranges of at most SQS_BATCH messages and MAX_BATCH_BYTES bytes each."""
+    start = 0
+    while start < len(records):
+        end, size = start, 0
+        while end < len(records) and end - start < SQS_BATCH and (end == start or size + len(bodies[end]) <= MAX_BATCH_BYTES):
+            size += len(bodies[end])
+            end += 1
+        yield start, end
+        start = end
 
 
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
-                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]) -> list[str]:
+                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str = "") -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
-    for start in range(0, len(pending), SQS_BATCH):
-        chunk = pending[start:start + SQS_BATCH]
-        for index, record in enumerate(chunk):
-            try:
-                project_state(record.event, patch_for(record.event), state)
-            except StorageUnavailable as exc:
-                logger.warning("state projection failed", extra={"error": str(exc)})
-                return [r.sequence for r in pending[start + index:]]
-        messages = [(r.sequence, cloud_event({k: v for k, v in r.event.items() if k != "dataRef"},
-                                             r.event.get("dataRef"))) for r in chunk]
-        failed = set(publisher.publish(messages))
+    bodies = [message_body(r.event, table) for r in pending]
+    for start, end in _chunks(pending, bodies):
+        chunk = pending[start:end]
+        # One write per device and state group per chunk: the newest value wins, older ones in the
+        # same chunk would be refused by the condition anyway.
+        newest: dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]] = {}
+        for record in chunk:
+            for key, update in state_updates(record.event, patch_for(record.event)).items():
+                if key not in newest or update[0] > newest[key][0]:
+                    newest[key] = update
+        try:
+            for (vendor, device, group), (at, event_id, value) in newest.items():
+                state.advance(vendor, device, group, at, event_id, value)
+        except StorageUnavailable as exc:
+            logger.warning("state projection failed", extra={"error": str(exc)})
+            return [r.sequence for r in pending[start:]]
+        failed = set(publisher.publish([(r.sequence, bodies[start + i]) for i, r in enumerate(chunk)]))
         if failed:
             first = next(i for i, r in enumerate(chunk) if r.sequence in failed)
             logger.warning("publish failed", extra={"failed": len(failed)})
