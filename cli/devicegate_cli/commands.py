@@ -15,13 +15,41 @@ from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_en
 
 @dataclass
 class Target:
+    """Where the commands read and write: a deployed stack, or the local emulation."""
+
     session: Any
     endpoint: str | None
     table: str
     bucket: str
+    stack: str | None = None
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint)
+
+    def physical(self, logical_id: str) -> str:
+        """A template resource's physical id (a queue's is its URL)."""
+        if self.stack:
+            detail = self.client("cloudformation").describe_stack_resource(
+                StackName=self.stack, LogicalResourceId=logical_id)["StackResourceDetail"]
+            return detail["PhysicalResourceId"]
+        if logical_id.endswith("Queue"):
+            return self.client("sqs").get_queue_url(QueueName=local_physical_name(logical_id))["QueueUrl"]
+        return local_physical_name(logical_id)
+
+    def parameter(self, name: str) -> str:
+        """A template parameter as deployed (the template's default for the local stack)."""
+        if self.stack:
+            stack = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"][0]
+            for entry in stack.get("Parameters", []):
+                if entry["ParameterKey"] == name:
+                    return entry.get("ResolvedValue") or entry["ParameterValue"]
+        from devicegate_cli.cfn_template import load_template
+        from devicegate_cli.local_resources import find_template
+
+        template = find_template()
+        if template is None:
+            raise SystemExit(f"devicegate: cannot find template.yaml for the default of {name}")
+        return str(load_template(template)["Parameters"][name]["Default"])
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
@@ -29,17 +57,26 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
     if args.stack:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
-        cfn = session.client("cloudformation")
-
-        def physical(logical: str) -> str:
-            return cfn.describe_stack_resource(StackName=args.stack, LogicalResourceId=logical)[
-                "StackResourceDetail"]["PhysicalResourceId"]
-
-        return Target(session, None, args.table or physical("EventsTable"), physical("PayloadBucket"))
+        target = Target(session, None, args.table or "", "", stack=args.stack)
+        target.table = target.table or target.physical("EventsTable")
+        target.bucket = target.physical("PayloadBucket")
+        return target
     endpoint = args.endpoint_url or os.environ.get("DEVICEGATE_ENDPOINT") or local_endpoint()
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     return Target(session, endpoint, args.table or local_physical_name("EventsTable"),
                   local_physical_name("PayloadBucket", "AWS::S3::Bucket"))
+
+
+def event_store(t: Target) -> Any:
+    """The same store the functions use, configured with the deployment's retention."""
+    from devicegate.settings import Settings
+    from devicegate.storage import DynamoEventStore
+
+    settings = Settings.model_validate({"TABLE_NAME": t.table, "PAYLOAD_BUCKET": t.bucket,
+                                        "RETENTION_DAYS": t.parameter("RetentionDays"),
+                                        "QUARANTINE_RETENTION_DAYS": t.parameter("QuarantineRetentionDays")})
+    return DynamoEventStore(t.client("dynamodb"), t.client("s3"), t.table, t.bucket, settings.retention_for,
+                            settings.quarantine_retention_days)
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -146,17 +183,20 @@ def cmd_event(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
+    from devicegate import keys
+    from devicegate.ddb_codec import from_item
     from devicegate.queries import quarantined
 
     t = resolve_target(args)
-    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=args.limit)
     if args.show:
-        items = [i for i in items if i["id"] == args.show]
-        if not items:
+        found = t.client("dynamodb").get_item(
+            TableName=t.table, Key={"pk": {"S": keys.quarantine_pk(args.vendor, args.show)}, "sk": {"S": "Q"}})
+        if "Item" not in found:
             print(f"no quarantined {args.vendor} payload {args.show}", file=sys.stderr)
             return 1
-        emit_json({k: v for k, v in items[0].items() if not k.startswith("gsi")})
+        emit_json({k: v for k, v in from_item(found["Item"]).items() if not k.startswith("gsi")})
         return 0
+    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=args.limit)
     if args.json:
         emit_json([{k: v for k, v in i.items() if not k.startswith("gsi")} for i in items])
     else:
@@ -167,18 +207,26 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from devicegate.replay import replay
-    from devicegate.settings import parse_retention
-    from devicegate.storage import DynamoEventStore
 
     t = resolve_target(args)
-    ddb, s3 = t.client("dynamodb"), t.client("s3")
-    retention = parse_retention(args.retention)
-    store = DynamoEventStore(ddb, s3, t.table, t.bucket,
-                             lambda vendor, kind: retention.get(f"{vendor}.{kind}") or retention.get(kind)
-                             or retention["default"], quarantine_days=30)
-    outcomes = replay(ddb, s3, t.table, store, args.vendor, ids=args.id or None, dry_run=args.dry_run)
+    outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, event_store(t), args.vendor,
+                      ids=args.id or None, dry_run=args.dry_run)
     print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
     return 0 if all(o.status in ("stored", "duplicate", "would-replay") for o in outcomes) else 2
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from devicegate.replay import redrive_iot_errors, redrive_queue
+
+    t = resolve_target(args)
+    store = event_store(t)
+    if args.source == "ingest-queue":
+        outcomes = redrive_queue(t.client("sqs"), t.physical("IngestFailureQueue"), store, args.vendor,
+                                 dry_run=args.dry_run)
+    else:
+        outcomes = redrive_iot_errors(t.client("s3"), t.bucket, store, args.vendor, dry_run=args.dry_run)
+    print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
+    return 0 if all(o.status in ("stored", "duplicate", "would-replay", "quarantined") for o in outcomes) else 2
 
 
 def _iso(value: str | None) -> str | None:
@@ -243,9 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vendor", required=True)
     p.add_argument("--id", action="append", help="only this quarantine id (repeatable); default all")
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--retention", default=os.environ.get("RETENTION_DAYS", "default=90"),
-                   help="retention spec as deployed (RetentionDays parameter)")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("redrive", parents=[target],
+                       help="re-ingest MQTT messages that failed after Lambda's retries or IoT delivery")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--source", choices=["ingest-queue", "iot-errors"], required=True,
+                   help="IngestFailureQueue (function failures) or s3://<bucket>/quarantine/iot-errors/")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_redrive)
     return parser
 
 

@@ -5,12 +5,10 @@ this function asynchronously: raising on a storage failure makes Lambda retry an
 event in the failure queue, so nothing is lost; an invalid record is quarantined and not retried.
 """
 
-from devicegate.envelope import RawPush
 from devicegate.adapter import Outcome
+from devicegate.iot import iot_push
 from devicegate.observability import logger, tracer
 from devicegate.runtime import mqtt_pipeline
-
-TOPIC_FIELDS = ("accessKey", "deviceNum", "kind", "subLockNum")
 
 
 class RetryLater(Exception):
@@ -20,10 +18,7 @@ class RetryLater(Exception):
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event, context):
-    route = {k: str(event[k]) for k in TOPIC_FIELDS if isinstance(event, dict) and event.get(k) is not None}
-    push = RawPush(vendor="jointech", transport="mqtt", body=b"", route=route, document=event,
-                   request_id=getattr(context, "aws_request_id", ""))
-    result = mqtt_pipeline("jointech").ingest(push)
+    result = mqtt_pipeline("jointech").ingest(iot_push("jointech", event, getattr(context, "aws_request_id", "")))
     if result.outcome is Outcome.UNAVAILABLE:
         raise RetryLater("storage unavailable")
     return {"outcome": result.outcome.value, "stored": result.stored, "duplicates": result.duplicates}

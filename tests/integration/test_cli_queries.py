@@ -138,3 +138,60 @@ def test_replay_of_an_mqtt_payload_keeps_its_topic_route(stack, cli, monkeypatch
     code, _ = cli("replay", "--vendor", "jointech")
     [item] = stack.event_items()
     assert code == 0 and item["kind"] == "sublock" and item["transport"] == "mqtt"
+
+
+def test_redrive_reingests_events_parked_in_the_ingest_failure_queue(stack, cli):
+    # Given two MQTT events Lambda gave up on (storage was down), as its failure destination
+    # records them, one of them also invalid
+    sqs = stack.session.client("sqs")
+    url = sqs.get_queue_url(QueueName="devicegate-local-IngestFailureQueue")["QueueUrl"]
+    good = load_event("jointech/iot-mqtt-alarm.json")
+    bad = dict(load_event("jointech/iot-mqtt-location.json"), gpsTime="not a time")
+    for payload in (good, bad):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({
+            "version": "1.0", "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": payload, "responseContext": {"statusCode": 200, "functionError": "Unhandled"}}))
+    # When the operator redrives the queue
+    code, out = cli("redrive", "--vendor", "jointech", "--source", "ingest-queue")
+    # Then the good one is stored, the bad one quarantined, and the queue is empty
+    assert code == 0 and "stored" in out and "quarantined" in out
+    [item] = stack.event_items()
+    assert item["kind"] == "alarm" and item["transport"] == "mqtt"
+    [kept] = stack.quarantine_items()
+    assert kept["kind"] == "location" and kept["route"]["deviceNum"] == "8052400203"
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+
+
+def test_redrive_reingests_messages_the_iot_rule_could_not_deliver(stack, cli):
+    import base64
+
+    # Given an IoT rule errorAction record in the bucket (topic + original payload, base64)
+    record = load_record("jointech", "mqtt-sublock")
+    s3 = stack.session.client("s3")
+    key = "quarantine/iot-errors/upload/ak/8052400203/E0171E0366/sublock/1738912514000-x.json"
+    s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps({
+        "ruleName": "JointechSublockRule", "topic": "upload/ak/8052400203/E0171E0366/sublock",
+        "base64OriginalPayload": base64.b64encode(json.dumps(record).encode()).decode(),
+        "failures": [{"failedAction": "LambdaAction", "errorMessage": "throttled"}]}))
+    # When the operator redrives them
+    code, out = cli("redrive", "--vendor", "jointech", "--source", "iot-errors")
+    # Then the slave-lock record is stored as the rule would have delivered it, and the object is gone
+    assert code == 0 and "stored" in out
+    [item] = stack.event_items()
+    assert item["kind"] == "sublock" and item["data"]["subAssetID"] == "E0171E0366"
+    assert "Contents" not in s3.list_objects_v2(Bucket=stack.bucket, Prefix="quarantine/iot-errors/")
+
+
+def test_replay_uses_the_deployed_retention(stack, cli, monkeypatch):
+    # Given a quarantined location (adapter bug), replayed with the template's RetentionDays
+    original = JointechAdapter.normalize
+    monkeypatch.setattr(JointechAdapter, "normalize", lambda self, push, at: 1 / 0)
+    post(load_event("jointech/http-webhook-location.json"))
+    monkeypatch.setattr(JointechAdapter, "normalize", original)
+    cli("replay", "--vendor", "jointech")
+    [item] = stack.event_items()
+    # Then the event expires after the location retention (30 days), not the default (90)
+    from datetime import datetime
+
+    received = datetime.fromisoformat(item["receivedAt"]).timestamp()
+    assert round((item["expiresAt"] - received) / 86400) == 30

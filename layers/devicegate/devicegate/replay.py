@@ -1,7 +1,9 @@
-"""Re-ingest quarantined payloads after a fix (README "Quarantine and replay").
+"""Re-ingest what was kept instead of stored (README "Quarantine and replay"): quarantined
+payloads after a fix, events Lambda parked in the MQTT failure queue, and messages the IoT rules
+could not deliver.
 
-A replayed payload goes through the same adapter and the same conditional write as a live one,
-so replaying twice, or replaying something that meanwhile arrived again, stores it once.
+Everything goes through the same adapter and the same conditional write as a live push, so
+replaying twice, or replaying something that meanwhile arrived again, stores it once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from devicegate.envelope import RawPush
 from devicegate.errors import InvalidPayload
 from devicegate.queries import quarantined
-from devicegate.storage import DynamoEventStore
+from devicegate.iot import event_from_topic, iot_push
+from devicegate.storage import DynamoEventStore, QuarantineRecord
 from devicegate.timeutil import iso_utc, now_utc
 from devicegate.vendors import get_adapter
 
@@ -35,6 +38,83 @@ def _body(item: dict[str, Any], s3: Any) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def _reingest(push: RawPush, store: DynamoEventStore, dry_run: bool,
+              quarantine_invalid: bool = True) -> tuple[str, str]:
+    """Through the adapter and the conditional write, like a live push; invalid -> quarantine."""
+    adapter = get_adapter(push.vendor)
+    received = now_utc()
+    try:
+        events = adapter.normalize(push, received)
+    except InvalidPayload as exc:
+        if not quarantine_invalid:
+            return "still-invalid", exc.reason
+        if not dry_run:
+            store.quarantine(QuarantineRecord(
+                vendor=push.vendor, kind=adapter.quarantine_kind(push), transport=push.transport,
+                reason=exc.reason, problems=exc.problems, body=push.raw_bytes(), received_at=received,
+                route=dict(push.route)))
+        return "quarantined", exc.reason
+    if dry_run:
+        return "would-replay", ",".join(e.eventId for e in events)
+    new = [store.put_event(e) for e in events]
+    return ("stored" if any(new) else "duplicate"), ",".join(e.eventId for e in events)
+
+
+def redrive_queue(sqs: Any, queue_url: str, store: DynamoEventStore, vendor: str,
+                  dry_run: bool = False) -> list[ReplayOutcome]:
+    """Re-ingest the events Lambda parked in a failure queue after its async retries (the
+    destination record carries the original event as `requestPayload`). A message is deleted
+    once its event is stored, found stored, or quarantined; a storage failure leaves it."""
+    outcomes: list[ReplayOutcome] = []
+    seen: set[str] = set()
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                  VisibilityTimeout=30)
+        messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
+        if not messages:
+            return outcomes
+        for message in messages:
+            seen.add(message["MessageId"])
+            try:
+                record = json.loads(message["Body"])
+                payload = record["requestPayload"]
+            except (ValueError, KeyError, TypeError):
+                outcomes.append(ReplayOutcome(message["MessageId"], "not-an-invocation-record"))
+                continue
+            status, detail = _reingest(iot_push(vendor, payload), store, dry_run)
+            outcomes.append(ReplayOutcome(message["MessageId"], status, detail))
+            if not dry_run:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def redrive_iot_errors(s3: Any, bucket: str, store: DynamoEventStore, vendor: str,
+                       dry_run: bool = False) -> list[ReplayOutcome]:
+    """Re-ingest messages an IoT rule could not deliver (its errorAction wrote them to
+    quarantine/iot-errors/ with the topic and the payload base64-encoded)."""
+    outcomes: list[ReplayOutcome] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix="quarantine/iot-errors/"):
+        for entry in page.get("Contents", []):
+            key = entry["Key"]
+            try:
+                record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                topic = record["topic"]
+                raw = base64.b64decode(record["base64OriginalPayload"])
+            except (ValueError, KeyError, TypeError):
+                outcomes.append(ReplayOutcome(key, "not-an-iot-error-record"))
+                continue
+            try:
+                message = json.loads(raw)
+                push = iot_push(vendor, event_from_topic(topic, message))
+            except ValueError:
+                push = RawPush(vendor, "mqtt", raw, route={"topic": topic})
+            status, detail = _reingest(push, store, dry_run)
+            outcomes.append(ReplayOutcome(key, status, detail))
+            if not dry_run:
+                s3.delete_object(Bucket=bucket, Key=key)
+    return outcomes
+
+
 def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
     route = {k: str(v) for k, v in (item.get("route") or {}).items()}
     if item.get("transport") == "mqtt":
@@ -44,32 +124,26 @@ def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
 
 def replay(ddb: Any, s3: Any, table: str, store: DynamoEventStore, vendor: str,
            ids: list[str] | None = None, dry_run: bool = False) -> list[ReplayOutcome]:
-    adapter = get_adapter(vendor)
     outcomes = []
     for item in quarantined(ddb, table, vendor, limit=None):
         if ids and item["id"] not in ids:
             continue
-        if dry_run:
-            outcomes.append(ReplayOutcome(item["id"], "would-replay", item.get("reason", "")))
-            continue
         try:
-            events = adapter.normalize(push_from_quarantine(item, _body(item, s3)), now_utc())
-        except (InvalidPayload, ValueError) as exc:
+            push = push_from_quarantine(item, _body(item, s3))
+        except ValueError as exc:
             outcomes.append(ReplayOutcome(item["id"], "still-invalid", str(exc)))
             continue
-        new = [store.put_event(e) for e in events]
-        ddb.update_item(
-            TableName=table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-            # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
-            UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
-                                       ":ids": {"L": [{"S": e.eventId} for e in events]}},
-        )
-        outcomes.append(ReplayOutcome(item["id"], "stored" if any(new) else "duplicate",
-                                      ",".join(e.eventId for e in events)))
+        status, detail = _reingest(push, store, dry_run, quarantine_invalid=False)
+        outcomes.append(ReplayOutcome(item["id"], status, detail if status != "would-replay" else item.get("reason", "")))
+        if status in ("stored", "duplicate"):
+            ddb.update_item(
+                TableName=table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+                # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
+                UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
+                ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
+                                           ":ids": {"L": [{"S": e} for e in detail.split(",")]}},
+            )
     if ids:
         missing = set(ids) - {o.id for o in outcomes}
         outcomes += [ReplayOutcome(i, "not-found") for i in sorted(missing)]
     return outcomes
-
-

@@ -10,14 +10,13 @@ from pydantic import ValidationError
 from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.envelope import NormalizedEvent, RawPush, make_event, record_json
+from devicegate.iot import TOPIC_FIELDS
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import parse_time
 from devicegate.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
-# What the IoT rules' SELECT adds from the topic; never part of the record itself.
-TOPIC_FIELDS = ("accessKey", "deviceNum", "kind", "subLockNum")
 # Fields the webhook push carries and the MQTT push does not (compare the vendor's two field
 # tables): stored, but left out of the content-derived event id so both transports agree.
 TRANSPORT_FIELDS = frozenset({"fileIndex", "ks"})
