@@ -288,3 +288,22 @@ def test_describe_with_deep_json_stays_text(stack):
     status, _ = post(with_body(load_event("jointech/http-webhook-event.json"), json.dumps(record)))
     [item] = stack.event_items()
     assert status == 200 and "details" not in item["data"] and item["data"]["describe"] == record["describe"]
+
+
+@pytest.mark.parametrize("path_kind", ["location", None])
+def test_overflowing_numbers_are_400_in_typed_fields(stack, path_kind):
+    # Given a speed that overflows to infinity, on the by-kind route and on the single URL
+    body = _record().replace('"speed": 0', '"speed": 1e999')
+    status, answer = post(with_path(with_body(load_event(LOCATION), body), "dev-token", path_kind))
+    # Then it is a clear 4xx naming the field
+    assert status == 400 and [e["field"] for e in answer["errors"]] == ["speed"]
+    assert stack.event_items() == []
+
+
+@pytest.mark.parametrize("path_kind", ["location", None])
+def test_overflowing_numbers_in_unknown_fields_are_stored_as_null(stack, path_kind):
+    # An unknown extra field cannot cost the record; JSON has no infinity, so it becomes null.
+    body = _record().replace('"speed": 0', '"speed": 0, "vendorExtra": 1e999')
+    status, _ = post(with_path(with_body(load_event(LOCATION), body), "dev-token", path_kind))
+    [item] = stack.event_items()
+    assert status == 200 and item["data"]["vendorExtra"] is None

@@ -73,7 +73,11 @@ ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "recei
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: NaN/Infinity are not JSON; an extra field holding one is an invalid payload.
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InvalidPayload("numbers must be finite", [FieldProblem("body", "NaN or Infinity in a field")]) from None
 
 
 def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, identity_json: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from devicegate.errors import FieldProblem, InvalidPayload
 
-# DynamoDB stores at most 32 levels; vendor records need 4. Deeper input is hostile or broken.
+# Vendor records need 4 levels; deeper input is hostile or broken (and slow to walk).
 MAX_DEPTH = 16
 
 
@@ -45,6 +45,10 @@ def _depth_ok(text: str) -> bool:
     return True
 
 
+# Built once: json.loads(..., hook=...) would build a decoder per call.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_float)
+
+
 def checked_text(text: str | bytes, field: str = "body") -> str:
     """The checks every JSON body passes before any parser sees it: UTF-8 (a byte-order mark is
     dropped), not empty, nesting at most MAX_DEPTH. Raises InvalidPayload naming `field`."""
@@ -55,7 +59,7 @@ def checked_text(text: str | bytes, field: str = "body") -> str:
                 text = text[1:]
         except UnicodeDecodeError:
             raise InvalidPayload("body is not UTF-8 text", [FieldProblem(field, "not UTF-8")]) from None
-    if not text.strip():
+    if not text or text.isspace():
         raise InvalidPayload("body is empty", [FieldProblem(field, "empty")])
     # Counting brackets runs in C; only a body with many of them pays for the exact scan.
     if text.count("{") + text.count("[") > MAX_DEPTH and not _depth_ok(text):
@@ -67,7 +71,11 @@ def loads(text: str | bytes, field: str = "body") -> Any:
     """Parse JSON or raise InvalidPayload naming `field`."""
     text = checked_text(text, field)
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_float)
+        # The strict decoder (a Python call per float) only for text that spells NaN/Infinity;
+        # an exponent overflowing to inf is refused later by the models (allow_inf_nan=False).
+        if "NaN" in text or "Infinity" in text:
+            return _STRICT.decode(text)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         problem = str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise InvalidPayload("malformed JSON", [FieldProblem(field, problem[:200])]) from None
