@@ -242,11 +242,12 @@ def _emf(text: str) -> list[dict]:
 
 
 def test_metrics_carry_the_dimensions_the_alarms_query(stack, logs):
-    # Given one accepted, one duplicate and one quarantined push
+    # Given one accepted (counted by the outbox), one duplicate and one quarantined push
     event = load_event("jointech/http-webhook-location.json")
     post(event)
     post(event)
     post(with_body(event, "{broken"))
+    run_outbox(stack)
     # Then each is counted in namespace Devicegate with exactly {service, vendor, kind}
     # (QuarantineAlarm's SCHEMA(Devicegate, kind, service, vendor) matches only that set)
     counted = {}

@@ -139,3 +139,15 @@ def test_sqs_publisher_maps_failed_entries_back_to_their_records():
     sqs = Sqs()
     failed = SqsPublisher(sqs, "url").publish([("seqA", "a"), ("seqB", "b"), ("seqC", "c")])
     assert failed == ["seqB"] and [e["MessageBody"] for e in sqs.entries] == ["a", "b", "c"]
+
+
+def test_accepted_is_counted_once_per_record_that_is_done(monkeypatch):
+    # Given a batch where the second chunk fails to publish
+    import devicegate.outbox as outbox
+
+    emitted = []
+    monkeypatch.setattr(outbox, "emit_counts", lambda vendor, kind, counts: emitted.append((vendor, kind, counts)))
+    failed = process_batch(_records(15), FakeQueue(fail_ids={"e12"}), FakeState(), lambda e: {})
+    # Then only the records Lambda will not redeliver are counted as accepted
+    assert len(failed) == 5
+    assert emitted == [("jointech", "location", {"accepted": 10})]

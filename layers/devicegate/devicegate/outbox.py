@@ -9,6 +9,7 @@ so Lambda resumes from there and nothing earlier is published twice.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,7 @@ from devicegate import keys
 from devicegate.ddb_codec import from_item, to_attr
 from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
-from devicegate.observability import logger
+from devicegate.observability import emit_counts, logger
 from devicegate.timeutil import parse_time
 
 SQS_BATCH = 10
@@ -170,10 +171,25 @@ def _chunks(records: list[StreamRecord], bodies: list[str]) -> Iterable[tuple[in
         start = end
 
 
+def _count_accepted(records: list[StreamRecord]) -> None:
+    counts = Counter((r.event["vendor"], r.event["kind"]) for r in records)
+    for (vendor, kind), count in sorted(counts.items()):
+        emit_counts(vendor, kind, {"accepted": count})
+
+
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
                   patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str = "") -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
+    failed = _publish_all(pending, publisher, state, patch_for, table)
+    # Counted once a record is done (Lambda will not hand it over again): a stored event is
+    # exactly one stream INSERT, so this is the gateway's "accepted" metric.
+    _count_accepted(pending[:len(pending) - len(failed)])
+    return failed
+
+
+def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: StateStore,
+                 patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str) -> list[str]:
     bodies = [message_body(r.event, table) for r in pending]
     for start, end in _chunks(pending, bodies):
         chunk = pending[start:end]
