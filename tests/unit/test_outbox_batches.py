@@ -142,12 +142,12 @@ def test_sqs_publisher_maps_failed_entries_back_to_their_records():
 
 
 def test_accepted_is_counted_once_per_record_that_is_done(monkeypatch):
-    # Given a batch where the second chunk fails to publish
+    # Given a batch of 15 where the queue refuses e12
     import devicegate.outbox as outbox
 
     emitted = []
     monkeypatch.setattr(outbox, "emit_counts", lambda vendor, kind, counts: emitted.append((vendor, kind, counts)))
     failed = process_batch(_records(15), FakeQueue(fail_ids={"e12"}), FakeState(), lambda e: {})
     # Then only the records Lambda will not redeliver are counted as accepted
-    assert len(failed) == 5
-    assert emitted == [("jointech", "location", {"accepted": 10})]
+    assert failed == ["seq012", "seq013", "seq014"]
+    assert emitted == [("jointech", "location", {"accepted": 12})]
