@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from devicegate import jsonbody
 from devicegate.errors import InvalidPayload
@@ -89,4 +89,6 @@ OptFloat = float | None
 #: -1 means "none" in many vendor status fields.
 MinusOneNone = Annotated[int | None, sentinel(-1)]
 #: Identifiers that end up in keys, topics and URLs: printable, no delimiters, bounded.
-DeviceId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+# (Field(pattern=...) rather than StringConstraints: same rule, without importing pydantic.types.)
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$"), BeforeValidator(
+    lambda v: v.strip() if isinstance(v, str) else v)]

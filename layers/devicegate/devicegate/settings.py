@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_RETENTION = "default=90"
 
@@ -26,6 +26,8 @@ def parse_retention(spec: str) -> dict[str, int]:
 
 
 class Settings(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built when first read, not during imports
+
     table_name: str = Field(alias="TABLE_NAME")
     payload_bucket: str = Field(default="", alias="PAYLOAD_BUCKET")
     retention_days: dict[str, int] = Field(default_factory=lambda: {"default": 90}, alias="RETENTION_DAYS")
