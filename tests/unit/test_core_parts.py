@@ -9,7 +9,7 @@ import pytest
 
 from devicegate import jsonbody
 from devicegate.auth import TokenVerifier
-from devicegate.ddb_codec import from_item, to_item
+from devicegate.ddb_codec import from_attr, to_attr
 from devicegate.envelope import RawPush, make_event, record_json
 from devicegate.vendors.jointech.adapter import TRANSPORT_FIELDS as JOINTECH_TRANSPORT_FIELDS
 from devicegate.vendors.jointech.models import Alarm
@@ -48,12 +48,11 @@ def test_iso_utc_is_fixed_width_so_it_sorts_as_text():
 
 def test_codec_round_trips_json_like_values():
     value = {"a": 1, "b": 2.5, "c": "文字", "d": [True, None, {"e": -3}], "f": {}, "g": ""}
-    assert from_item(to_item({"v": value}))["v"] == value
+    assert from_attr(to_attr(value)) == value
 
 
 def test_codec_keeps_out_of_range_numbers_as_text_instead_of_failing_the_write():
-    encoded = to_item({"big": 1e300, "long": 10 ** 40})
-    assert encoded["big"] == {"S": "1e+300"} and encoded["long"] == {"S": str(10 ** 40)}
+    assert to_attr(1e300) == {"S": "1e+300"} and to_attr(10 ** 40) == {"S": str(10 ** 40)}
 
 
 def test_jsonbody_rejects_nan_and_infinity_literals():

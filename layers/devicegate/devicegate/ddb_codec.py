@@ -49,10 +49,6 @@ def to_attr(value: Any) -> dict[str, Any]:
     return encoder(value)
 
 
-def to_item(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {k: to_attr(v) for k, v in values.items() if v is not None}
-
-
 def from_attr(attr: dict[str, Any]) -> Any:
     (tag, value), = attr.items()
     if tag == "S":

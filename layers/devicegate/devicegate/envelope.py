@@ -65,9 +65,6 @@ class NormalizedEvent:
     def is_alarm(self) -> bool:
         return self.kind == "alarm"
 
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ENVELOPE_FIELDS}
-
 
 ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
 

@@ -11,10 +11,6 @@ from devicegate.adapter import Answer
 from devicegate.envelope import RawPush
 
 
-class UndecodableBody(ValueError):
-    pass
-
-
 def http_push(vendor: str, event: dict[str, Any], token: str | None, route: dict[str, str]) -> RawPush:
     """Build the raw push from an HTTP API (payload 2.0) event."""
     body = event.get("body") or ""

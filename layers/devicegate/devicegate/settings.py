@@ -7,8 +7,6 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_RETENTION = "default=90"
-
 
 def parse_retention(spec: str) -> dict[str, int]:
     """`default=90,location=30,jointech.alarm=365` -> {"default": 90, "location": 30, ...}."""
