@@ -219,6 +219,8 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     from devicegate.replay import redrive_iot_errors, redrive_queue
 
     t = resolve_target(args)
+    if args.source == "outbox-failures":
+        return _redrive_outbox(t, args.dry_run)
     store = event_store(t)
     if args.source == "ingest-queue":
         outcomes = redrive_queue(t.client("sqs"), t.physical("IngestFailureQueue"), store, args.vendor,
@@ -227,6 +229,43 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         outcomes = redrive_iot_errors(t.client("s3"), t.bucket, store, args.vendor, dry_run=args.dry_run)
     print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
     return 0 if all(o.status in ("stored", "duplicate", "would-replay", "quarantined") for o in outcomes) else 2
+
+
+def _redrive_outbox(t: Target, dry_run: bool) -> int:
+    """Publish again the stream batches the outbox gave up on (their records are re-read from
+    the stream, which keeps them 24 hours); a failure record is deleted once all its events are."""
+    from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, read_failed_batch
+    from devicegate.vendors import state_patch_for
+
+    sqs, streams = t.client("sqs"), t.client("dynamodbstreams")
+    failures_url = t.physical("OutboxFailureQueue")
+    publisher = SqsPublisher(sqs, t.physical("EventsQueue"))
+    state = DynamoStateStore(t.client("dynamodb"), t.table)
+    rows, ok = [], True
+    while True:
+        messages = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=60).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            info = json.loads(message["Body"]).get("DDBStreamBatchInfo")
+            if not info:
+                rows.append({"id": message["MessageId"], "status": "not-a-stream-failure", "detail": ""})
+                continue
+            records = read_failed_batch(streams, info)
+            if dry_run:
+                rows.append({"id": message["MessageId"], "status": "would-publish", "detail": f"{len(records)} events"})
+                continue
+            failed = process_batch(records, publisher, state, state_patch_for, table=t.table)
+            ok &= not failed
+            rows.append({"id": message["MessageId"], "status": "failed" if failed else "published",
+                         "detail": f"{len(records) - len(failed)} of {len(records)} events"})
+            if not failed:
+                sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
+        if dry_run:
+            break
+    print_table(rows, ["id", "status", "detail"])
+    return 0 if ok else 2
 
 
 def _iso(value: str | None) -> str | None:
@@ -294,10 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("redrive", parents=[target],
-                       help="re-ingest MQTT messages that failed after Lambda's retries or IoT delivery")
+                       help="re-ingest failed MQTT deliveries, or re-publish failed outbox batches")
     p.add_argument("--vendor", required=True)
-    p.add_argument("--source", choices=["ingest-queue", "iot-errors"], required=True,
-                   help="IngestFailureQueue (function failures) or s3://<bucket>/quarantine/iot-errors/")
+    p.add_argument("--source", choices=["ingest-queue", "iot-errors", "outbox-failures"], required=True,
+                   help="IngestFailureQueue (MQTT function failures), s3://<bucket>/quarantine/iot-errors/, "
+                        "or OutboxFailureQueue (stream batches not published; within 24 hours)")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_redrive)
     return parser

@@ -195,3 +195,27 @@ def test_replay_uses_the_deployed_retention(stack, cli, monkeypatch):
 
     received = datetime.fromisoformat(item["receivedAt"]).timestamp()
     assert round((item["expiresAt"] - received) / 86400) == 30
+
+
+def test_redrive_republishes_outbox_batches_that_gave_up(stack, cli):
+    # Given a stored event whose stream batch the outbox gave up on (its failure record, in the
+    # format Lambda writes to OutboxFailureQueue), and nothing published yet
+    post(load_event("jointech/http-webhook-alarm.json"))
+    [record] = stack.new_stream_records()
+    sqs = stack.session.client("sqs")
+    failures = sqs.get_queue_url(QueueName="devicegate-local-OutboxFailureQueue")["QueueUrl"]
+    seq = record["dynamodb"]["SequenceNumber"]
+    arn = stack.ddb.describe_table(TableName=stack.table)["Table"]["LatestStreamArn"]
+    shard = stack.session.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    sqs.send_message(QueueUrl=failures, MessageBody=json.dumps({"version": "1.0", "DDBStreamBatchInfo": {
+        "shardId": shard["ShardId"], "startSequenceNumber": seq, "endSequenceNumber": seq, "batchSize": 1,
+        "streamArn": arn}}))
+    # When the operator redrives the outbox failures
+    code, out = cli("redrive", "--vendor", "jointech", "--source", "outbox-failures")
+    # Then the event reaches the queue once, device state is set, and the failure record is gone
+    assert code == 0 and "published" in out
+    [message] = stack.queue_messages()
+    assert message["type"] == "devicegate.jointech.alarm"
+    assert stack.state("jointech", "875011000025")["lastAlarm"]["value"]["alarmType"] == 46
+    assert sqs.receive_message(QueueUrl=failures).get("Messages") is None
+

@@ -212,3 +212,35 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
             logger.warning("publish failed", extra={"failed": len(failed)})
             return [r.sequence for r in pending[start + first:]]
     return []
+
+
+def stream_records(change_records: Iterable[dict[str, Any]]) -> list[StreamRecord]:
+    """Stream records (as Lambda or GetRecords hands them over) -> new event items only. The event
+    source filter already keeps only INSERTs of event items; checked again so a misconfigured
+    filter cannot publish state or quarantine items."""
+    out = []
+    for raw in change_records:
+        change = raw.get("dynamodb", {})
+        if raw.get("eventName") != "INSERT" or not change.get("Keys", {}).get("pk", {}).get("S", "").startswith("E#"):
+            continue
+        out.append(StreamRecord(change["SequenceNumber"], envelope_from_image(change["NewImage"])))
+    return out
+
+
+def read_failed_batch(streams: Any, batch_info: dict[str, Any]) -> list[StreamRecord]:
+    """The records of a batch Lambda gave up on, re-read from the stream (kept there 24 hours)
+    using the OutboxFailureQueue record's DDBStreamBatchInfo."""
+    end = int(batch_info["endSequenceNumber"])
+    iterator = streams.get_shard_iterator(
+        StreamArn=batch_info["streamArn"], ShardId=batch_info["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=batch_info["startSequenceNumber"],
+    )["ShardIterator"]
+    collected: list[dict[str, Any]] = []
+    while iterator:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        records = page.get("Records", [])
+        collected += [r for r in records if int(r["dynamodb"]["SequenceNumber"]) <= end]
+        if not records or int(records[-1]["dynamodb"]["SequenceNumber"]) >= end:
+            break
+        iterator = page.get("NextShardIterator")
+    return stream_records(collected)

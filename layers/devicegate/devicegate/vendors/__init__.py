@@ -24,3 +24,9 @@ def get_adapter(vendor: str) -> VendorAdapter:
     except KeyError:
         raise KeyError(f"unknown vendor {vendor!r}; known: {', '.join(vendor_names())}") from None
     return getattr(import_module(module), name)()
+
+
+def state_patch_for(event: dict) -> dict:
+    """The latest-state groups a stored event updates, by its vendor's adapter."""
+    vendor = event.get("vendor")
+    return get_adapter(vendor).state_patch(event) if vendor in _ADAPTERS else {}
