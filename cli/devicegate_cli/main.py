@@ -1,17 +1,27 @@
-"""`devicegate` command line: local stack, queries, quarantine and replay."""
+"""`devicegate` command line: local stack, queries, quarantine and replay, device set-up and the
+on-prem SenseLink bridge."""
 
 from __future__ import annotations
 
 import sys
 
+# Commands with their own option parsers and imports, kept out of the query commands' start-up:
+# `local` pulls in moto; the bridge runs on an on-prem machine with only the standard library
+# and websockets; `face-terminal` talks to a terminal on the LAN.
+_OWN_PARSERS = {
+    "local": "devicegate_cli.local_stack:main_local",
+    "senselink-bridge": "devicegate_cli.senselink_bridge:main",
+    "face-terminal": "devicegate_cli.face_terminal:main",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `local` owns its own options and pulls in moto; keep the query commands light.
-    if argv and argv[0] == "local":
-        from devicegate_cli.local_stack import main_local
+    if argv and argv[0] in _OWN_PARSERS:
+        from importlib import import_module
 
-        return main_local(argv[1:])
+        module, _, name = _OWN_PARSERS[argv[0]].partition(":")
+        return getattr(import_module(module), name)(argv[1:])
     from devicegate_cli.commands import run_command
 
     return run_command(argv)
