@@ -31,19 +31,20 @@ def kind_of(name: str) -> str:
     return KIND_OF[name.split("-")[1]]
 
 
-def http_event(route_key: str, path: str, params: dict, body: str, content_type: str = "application/json") -> dict:
-    return {
+def http_event(route_key: str, path: str, params: dict, body: str, content_type: str = "application/json",
+               user_agent: str = "Jointech-Push/1.0", query: dict | None = None, headers: dict | None = None) -> dict:
+    event = {
         "version": "2.0",
         "routeKey": route_key,
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
         "headers": {"content-type": content_type, "host": "abc123.execute-api.us-east-1.amazonaws.com",
-                    "user-agent": "Jointech-Push/1.0", "content-length": str(len(body.encode()))},
+                    "user-agent": user_agent, "content-length": str(len(body.encode())), **(headers or {})},
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "abc123",
             "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10",
-                     "userAgent": "Jointech-Push/1.0"},
+                     "userAgent": user_agent},
             "requestId": "JKJaXmPLvHcESHA=", "routeKey": route_key, "stage": "$default",
             "time": "07/Feb/2025:07:30:05 +0000", "timeEpoch": 1738913405000,
         },
@@ -51,6 +52,25 @@ def http_event(route_key: str, path: str, params: dict, body: str, content_type:
         "body": body,
         "isBase64Encoded": False,
     }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    return event
+
+
+def face_terminal_http(record: dict, query: dict | None = None) -> dict:
+    return http_event("POST /hooks/face-terminal/{token}", f"/hooks/face-terminal/{TOKEN}", {"token": TOKEN},
+                      json.dumps(record, ensure_ascii=False), user_agent="Apache-HttpClient/4.5.6 (Java/1.8.0)",
+                      query=query)
+
+
+def senselink_http(name: str, record: dict) -> dict:
+    # Frames (ws-*) come from `devicegate senselink-bridge`, which names itself; subscription
+    # bodies (sub-*) come from the SenseLink server.
+    bridged = name.startswith("ws-")
+    return http_event("POST /hooks/senselink/{token}", f"/hooks/senselink/{TOKEN}", {"token": TOKEN},
+                      json.dumps(record, ensure_ascii=False),
+                      user_agent="devicegate-senselink-bridge/0.1" if bridged else "Java/1.8.0_292",
+                      headers={"x-devicegate-source": "lobby-server"} if bridged else None)
 
 
 def jointech_http(name: str, record: dict, *, by_kind: bool = True, content_type: str = "application/json") -> dict:
@@ -108,6 +128,15 @@ def build() -> dict[Path, str]:
     files[HERE / "jointech" / "http-variation-text-plain.json"] = jointech_http(
         "webhook-event", records["webhook-event"], content_type="text/plain; charset=ISO-8859-1")
     files[HERE / "outbox" / "stream-insert.json"] = stream_event(records)
+    for vendor, wrap in (("face-terminal", lambda name, record: face_terminal_http(record)),
+                         ("senselink", senselink_http)):
+        for path in sorted((HERE / vendor / "records").glob("*.json")):
+            files[HERE / vendor / f"http-{path.stem}.json"] = wrap(path.stem, json.loads(path.read_text()))
+    # The documented alarm carries no serial: the URL's ?device= (set by `face-terminal subscribe
+    # --serial`) attributes it.
+    files[HERE / "face-terminal" / "http-doc-alarm-raised-with-device.json"] = face_terminal_http(
+        json.loads((HERE / "face-terminal" / "records" / "doc-alarm-raised.json").read_text()),
+        query={"device": "PSC700C0MC22F02542"})
     return {path: json.dumps(doc, ensure_ascii=False, indent=2) + "\n" for path, doc in files.items()}
 
 

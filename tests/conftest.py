@@ -17,11 +17,12 @@ TEMPLATE = ROOT / "template.yaml"
 
 def _clear_caches() -> None:
     # Lambda keeps clients and settings for the life of an environment; each test is a new one.
-    from devicegate import aws, runtime, settings
+    from devicegate import aws, personal, runtime, settings
     from devicegate.vendors import get_adapter
+    from devicegate.vendors.senselink.adapter import server_timezone
 
     for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
-                   settings.get_settings, get_adapter):
+                   settings.get_settings, get_adapter, personal.deployment_policy, server_timezone):
         cached.cache_clear()
     try:
         from functions.outbox import app as outbox_app

@@ -6,7 +6,7 @@ from devicegate.aws import client
 from devicegate.observability import logger, tracer
 from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, stream_records
 from devicegate.settings import get_settings
-from devicegate.vendors import state_patch_for
+from devicegate.vendors import alarm_transition_for, state_patch_for
 
 
 @cache
@@ -21,6 +21,7 @@ def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
 def lambda_handler(event, context):
     records = stream_records(event.get("Records", []))
     publisher, state = _wiring()
-    failed = process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name)
+    failed = process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
+                           transition_for=alarm_transition_for)
     logger.info("outbox batch", extra={"records": len(records), "failed": len(failed)})
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

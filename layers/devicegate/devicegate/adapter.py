@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate.envelope import NormalizedEvent, RawPush
+from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
 from devicegate.errors import FieldProblem
 
 
@@ -45,9 +45,14 @@ class VendorAdapter(ABC):
     #: Kinds this vendor sends; used for routing checks, docs and the CLI.
     kinds: ClassVar[tuple[str, ...]] = ()
 
+    #: Seconds within which the sender needs its answer, if it gives up on slower ones (SenseLink:
+    #: 5 s). AWS calls then get timeouts that fit, and no client-side retry (the sender retries).
+    answer_deadline_s: ClassVar[float | None] = None
+
     @abstractmethod
-    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
-        """Turn one push into events, or raise InvalidPayload naming the bad fields."""
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
+        """Turn one push into events (or liveness beats), or raise InvalidPayload naming the bad
+        fields."""
 
     @abstractmethod
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -60,5 +65,26 @@ class VendorAdapter(ABC):
         """
         return {}
 
+    def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
+        """For an alarm event of a vendor whose alarms have a lifecycle (raised -> released), the
+        step this event is; the outbox keeps one lifecycle item per alarm from these."""
+        return None
+
     def quarantine_kind(self, push: RawPush) -> str:
         return push.route.get("kind") or "unknown"
+
+    def quarantine_body(self, push: RawPush) -> bytes:
+        """The payload as kept in quarantine. Vendors whose records carry personal data the
+        deployment must not store (a PIN) scrub it here; the rest stays replayable."""
+        return push.raw_bytes()
+
+
+@dataclass(frozen=True)
+class AlarmTransition:
+    """One step of an alarm's lifecycle, as an alarm event reports it."""
+
+    alarm_id: str  # the vendor's alarm serial (trace id), stable over the alarm's life
+    status: str  # open | releasing | release_failed | released | unknown
+    rank: int  # order of the statuses, to break a tie between two steps stamped the same time
+    at: str  # when this step happened (the event's occurredAt)
+    details: dict[str, Any] = field(default_factory=dict)  # code, name, description... (no personal data)

@@ -52,7 +52,7 @@ class TokenVerifier:
         return ok
 
 
-def secrets_manager_fetcher(secret_id: str) -> Callable[[], str]:
+def secrets_manager_fetcher(secret_id: str, deadline_s: float | None = None) -> Callable[[], str]:
     def fetch() -> str:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -61,7 +61,7 @@ def secrets_manager_fetcher(secret_id: str) -> Callable[[], str]:
         if not secret_id:
             raise StorageUnavailable("token secret is not configured")
         try:
-            return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+            return client("secretsmanager", deadline_s).get_secret_value(SecretId=secret_id)["SecretString"]
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(f"token secret unavailable: {type(exc).__name__}") from None
 

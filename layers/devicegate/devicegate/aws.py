@@ -37,19 +37,29 @@ def _session() -> Any:
 
 
 @cache
-def client(service: str) -> Any:
+def client(service: str, deadline_s: float | None = None) -> Any:
+    """The shared client of a service. `deadline_s`: the sender gives up on answers slower than
+    this (SenseLink: 5 s), so calls get timeouts that fit and no retry of their own."""
     if service not in SERVICES:
         raise ValueError(f"devicegate.aws knows only {SERVICES}; add {service!r} there")
     from botocore.config import Config
 
-    # Short timeouts and few retries: a sender waits on us (SenseLink gives up after 5 s), and a
-    # failed answer makes it retry, which is better than a slow success.
+    # Short timeouts and few retries: a sender waits on us, and a failed answer makes it retry,
+    # which is better than a slow success.
     # Worst case per call: 2 attempts x (1 s connect + 2 s read) = 6 s; with a token refresh in
     # front, 12 s, inside the functions' 15 s timeout, so the sender always gets our own 503.
+    connect, read, attempts = 1.0, 2.0, 2
+    if deadline_s is not None:
+        # Up to three calls in a row (token refresh, photo, item) must all fail within 80 % of
+        # the deadline (the rest is Lambda's own overhead): each call gets a third of it, split
+        # over two attempts, so a throttled first try is still retried. At 5 s: 0.22 s connect +
+        # 0.44 s read per attempt; DynamoDB answers in milliseconds when healthy.
+        per_attempt = deadline_s * 0.8 / 3 / 2
+        connect, read, attempts = per_attempt / 3, per_attempt * 2 / 3, 2
     config = Config(
-        connect_timeout=1,
-        read_timeout=2,
-        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=connect,
+        read_timeout=read,
+        retries={"mode": "standard", "max_attempts": attempts},
         tcp_keepalive=True,
         # Requests are built by this package's own code and validated by the service anyway;
         # botocore's client-side schema walk would cost more per call than the rest of the hot path.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -43,6 +43,42 @@ class RawPush:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaObject:
+    """Binary content carried inside a record (a base64 face photo) that is stored as its own S3
+    object; the event's data holds a reference (`media_ref`) instead of the bytes. The key is
+    derived from the event id, so a retransmission rewrites the same object, never a second one."""
+
+    key: str  # relative to the payload bucket: media/{vendor}/{device}/{yyyy/mm/dd}/{eventId}/{name}
+    body: bytes = field(repr=False)
+    content_type: str = "image/jpeg"
+
+
+def media_key(vendor: str, device_id: str, occurred_at: datetime, event_id: str, name: str, extension: str) -> str:
+    """Object key of a record's media: by vendor, device, the day it happened (not received, so
+    a retransmission a day later lands on the same key) and event id."""
+    from urllib.parse import quote
+
+    day = occurred_at.astimezone(timezone.utc)
+    return f"media/{vendor}/{quote(device_id, safe='')}/{day:%Y/%m/%d}/{event_id}/{name}.{extension}"
+
+
+def media_ref(media: MediaObject) -> dict[str, Any]:
+    """What the stored record holds in place of the bytes (the key is in the payload bucket,
+    output PayloadBucketName)."""
+    return {"key": media.key, "contentType": media.content_type, "bytes": len(media.body)}
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A liveness signal (SenseLink's code 10000): moves the source's last-seen time forward and
+    is answered like an event, but is not an event (nothing stored, nothing published)."""
+
+    vendor: str
+    source: str  # the bridge or server that sent it, as a device id of the vendor
+    at: str  # when it was received, ISO 8601 UTC
+
+
+@dataclass(frozen=True, slots=True)
 class NormalizedEvent:
     """One device record, the same shape for every vendor (the stored item and the queue
     message's `data`). Built only through `make_event`; adapters validate the vendor side."""
@@ -55,6 +91,8 @@ class NormalizedEvent:
     receivedAt: str  # when the gateway received it, same format
     transport: Transport  # http, mqtt
     dataJson: str = field(repr=False)  # the typed vendor record as canonical JSON: hashed, stored as is
+    #: Binary parts stored as S3 objects before the item (dataJson holds their media_ref).
+    media: tuple[MediaObject, ...] = field(default=(), repr=False)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -117,7 +155,7 @@ def record_json(model: BaseModel, transport_fields: frozenset[str] = frozenset()
 
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
-               event_id: str | None = None) -> NormalizedEvent:
+               event_id: str | None = None, media: tuple[MediaObject, ...] = ()) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`)."""
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
@@ -126,4 +164,5 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         vendor=vendor, deviceId=device_id, kind=kind,
         eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, identity_json or data_json),
         occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport, dataJson=data_json,
+        media=media,
     )

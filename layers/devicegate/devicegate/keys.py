@@ -51,3 +51,13 @@ def quarantine_pk(vendor: str, digest: str) -> str:
 
 def quarantine_list_pk(vendor: str) -> str:
     return f"Q#{vendor}"
+
+
+def alarm_item_sk(alarm_id: str) -> str:
+    """An alarm's lifecycle item, in its device's partition."""
+    return f"A#{quote(alarm_id, safe='')}"
+
+
+def alarm_status_pk(vendor: str, status: str) -> str:
+    """gsi1 partition listing a vendor's alarms in one status (AL#face-terminal#open)."""
+    return f"AL#{vendor}#{status}"

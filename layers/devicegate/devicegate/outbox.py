@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from devicegate import keys
+from devicegate.adapter import AlarmTransition
 from devicegate.ddb_codec import from_item, to_attr
 from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
@@ -72,6 +73,9 @@ class StateStore(Protocol):
     def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
         """Set a state group if `at` is newer than what is stored. True when it moved."""
 
+    def advance_alarm(self, vendor: str, device_id: str, step: AlarmTransition, event_id: str) -> bool:
+        """Record one step of an alarm's lifecycle; its status moves only to a newer step."""
+
 
 class SqsPublisher:
     def __init__(self, sqs: Any, queue_url: str):
@@ -126,6 +130,53 @@ class DynamoStateStore:
             raise StorageUnavailable(f"state update failed: {type(exc).__name__}") from None
         return True
 
+    def advance_alarm(self, vendor: str, device_id: str, step: AlarmTransition, event_id: str) -> bool:
+        """One item per alarm (pk D#{vendor}#{device}, sk A#{alarm id}), listed by status in gsi1
+        (AL#{vendor}#{status}). Steps may arrive in any order (a terminal's backlog, retries): each
+        step's own time is kept once (`steps.{status}`), while `status` only moves to a step that
+        happened later (same time: the later step in the lifecycle)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.alarm_item_sk(step.alarm_id)}}
+        values: dict[str, Any] = {":at": {"S": step.at}, ":e": {"SS": [event_id]}, ":empty": {"M": {}}}
+        # steps.{status} needs the map to exist first: created by the first update of the item.
+        record_step = "#steps = if_not_exists(#steps, :empty)"
+        try:
+            try:
+                values.update({":st": {"S": step.status}, ":rank": {"N": str(step.rank)},
+                               ":d": to_attr(step.details), ":vendor": {"S": vendor}, ":dev": {"S": device_id},
+                               ":id": {"S": step.alarm_id},
+                               ":g1": {"S": keys.alarm_status_pk(vendor, step.status)},
+                               ":g1s": {"S": f"{step.at}#{keys.device_key(device_id)}#{step.alarm_id}"}})
+                self._ddb.update_item(
+                    TableName=self._table, Key=key,
+                    UpdateExpression=(f"SET {record_step}, #st = :st, statusAt = :at, statusRank = :rank, "
+                                      "details = :d, vendor = :vendor, deviceId = :dev, alarmId = :id, "
+                                      "gsi1pk = :g1, gsi1sk = :g1s ADD eventIds :e"),
+                    ConditionExpression=("attribute_not_exists(statusAt) OR statusAt < :at OR "
+                                         "(statusAt = :at AND statusRank < :rank)"),
+                    ExpressionAttributeNames={"#steps": "steps", "#st": "status"},
+                    ExpressionAttributeValues=values,
+                )
+                moved = True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                moved = False
+            # The step's own time, whether or not it is the newest (an "open" arriving after
+            # "released" still tells when the alarm was raised).
+            self._ddb.update_item(
+                TableName=self._table, Key=key,
+                UpdateExpression="SET #steps.#step = if_not_exists(#steps.#step, :at) ADD eventIds :e",
+                ExpressionAttributeNames={"#steps": "steps", "#step": step.status},
+                ExpressionAttributeValues={":at": {"S": step.at}, ":e": {"SS": [event_id]}},
+            )
+        except ClientError as exc:
+            raise StorageUnavailable(f"alarm update failed: {exc.response['Error'].get('Code')}") from None
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"alarm update failed: {type(exc).__name__}") from None
+        return moved
+
 
 @dataclass
 class StreamRecord:
@@ -177,11 +228,15 @@ def _count_accepted(records: list[StreamRecord]) -> None:
         emit_counts(vendor, kind, {"accepted": count})
 
 
+TransitionFor = Callable[[dict[str, Any]], "AlarmTransition | None"]
+
+
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
-                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str = "") -> list[str]:
+                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str = "",
+                  transition_for: TransitionFor | None = None) -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
-    failed = _publish_all(pending, publisher, state, patch_for, table)
+    failed = _publish_all(pending, publisher, state, patch_for, table, transition_for)
     # Counted once a record is done (Lambda will not hand it over again): a stored event is
     # exactly one stream INSERT, so this is the gateway's "accepted" metric.
     _count_accepted(pending[:len(pending) - len(failed)])
@@ -189,7 +244,8 @@ def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: 
 
 
 def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: StateStore,
-                 patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str) -> list[str]:
+                 patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str,
+                 transition_for: TransitionFor | None) -> list[str]:
     bodies = [message_body(r.event, table) for r in pending]
     for start, end in _chunks(pending, bodies):
         chunk = pending[start:end]
@@ -203,6 +259,10 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
         try:
             for (vendor, device, group), (at, event_id, value) in newest.items():
                 state.advance(vendor, device, group, at, event_id, value)
+            for record in chunk if transition_for else ():
+                if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
+                    state.advance_alarm(record.event["vendor"], record.event["deviceId"], step,
+                                        record.event["eventId"])
         except StorageUnavailable as exc:
             logger.warning("state projection failed", extra={"error": str(exc)})
             return [r.sequence for r in pending[start:]]

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.auth import TokenVerifier
-from devicegate.envelope import NormalizedEvent, RawPush
+from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
 from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
 from devicegate.observability import emit_counts, logger
 from devicegate.storage import EventStore, QuarantineRecord
@@ -64,6 +64,13 @@ class Pipeline:
         except InvalidPayload as exc:
             return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
 
+        beats = [e for e in events if isinstance(e, Heartbeat)]
+        if beats:
+            for beat in beats:
+                self.store.heartbeat(beat)
+            events = [e for e in events if not isinstance(e, Heartbeat)]
+            if not events:
+                return IngestResult(Outcome.ACCEPTED, adapter.answer(Outcome.ACCEPTED))
         stored = duplicates = 0
         for event in events:
             # "accepted" is counted by the outbox from the stream (one metric line per batch and
@@ -78,15 +85,19 @@ class Pipeline:
         outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
         return IngestResult(outcome, adapter.answer(outcome), events, stored, duplicates)
 
-    def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+    def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
         try:
             events = self.adapter.normalize(push, received_at)
         except InvalidPayload:
             raise
-        except Exception:
+        except Exception as exc:
             # An adapter bug must not lose the record nor make the sender retry it forever: it
             # is kept in quarantine (replayable once fixed) and answered as not processable.
-            logger.exception("adapter failed on a payload", extra={"vendor": self.adapter.vendor})
+            # Logged without the exception's message or locals: those may quote the payload
+            # (names, card numbers); the type and the failing line are enough to find the bug.
+            logger.error("adapter failed on a payload", extra={"vendor": self.adapter.vendor,
+                                                               "error_type": type(exc).__name__,
+                                                               "where": _innermost_frame(exc)})
             raise InvalidPayload("payload could not be processed",
                                  [FieldProblem("body", "internal decoding error; kept for replay")]) from None
         if not events:
@@ -98,7 +109,7 @@ class Pipeline:
         vendor, kind = self.adapter.vendor, self.adapter.quarantine_kind(push)
         record = QuarantineRecord(
             vendor=vendor, kind=kind, transport=push.transport, reason=reason, problems=problems,
-            body=push.raw_bytes(), received_at=received_at,
+            body=self.adapter.quarantine_body(push), received_at=received_at,
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
@@ -108,3 +119,13 @@ class Pipeline:
             "fields": [p.field for p in problems], "quarantine_id": record.digest,
         })
         return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True)
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"

@@ -92,3 +92,25 @@ def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> l
     for item in items:
         item["id"] = item["pk"].rsplit("#", 1)[-1]
     return items
+
+
+def _alarm_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in ("vendor", "deviceId", "alarmId", "status", "statusAt", "steps",
+                                 "details") if k in item} | {"eventIds": sorted(item.get("eventIds", ()))}
+
+
+def device_alarms(ddb: Any, table: str, vendor: str, device_id: str) -> list[dict[str, Any]]:
+    """The lifecycle items of a device's alarms (open, releasing, release failed, released)."""
+    items = _query(ddb, table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
+                   ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, device_id)}, ":a": {"S": "A#"}})
+    return sorted((_alarm_item(i) for i in items), key=lambda a: a.get("statusAt", ""), reverse=True)
+
+
+def alarms_in_status(ddb: Any, table: str, vendor: str, status: str = "open",
+                     limit: int | None = 100) -> list[dict[str, Any]]:
+    """A vendor's alarms whose lifecycle is now in `status` (e.g. every open alarm), newest
+    step first (gsi1 AL#{vendor}#{status})."""
+    items = _query(ddb, table, limit, IndexName="gsi1", ScanIndexForward=False,
+                   KeyConditionExpression="gsi1pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.alarm_status_pk(vendor, status)}})
+    return [_alarm_item(i) for i in items]

@@ -15,19 +15,20 @@ from devicegate.vendors import get_adapter
 class _LazyClient:
     """Defers creating a client until a call needs it (S3 is only for large or bad payloads)."""
 
-    def __init__(self, service: str):
+    def __init__(self, service: str, deadline_s: float | None = None):
         self._service = service
+        self._deadline_s = deadline_s
 
     def __getattr__(self, name: str):
-        return getattr(client(self._service), name)
+        return getattr(client(self._service, self._deadline_s), name)
 
 
 @cache
-def event_store() -> DynamoEventStore:
+def event_store(deadline_s: float | None = None) -> DynamoEventStore:
     settings = get_settings()
     return DynamoEventStore(
-        dynamodb=client("dynamodb"),
-        s3=_LazyClient("s3"),
+        dynamodb=client("dynamodb", deadline_s),
+        s3=_LazyClient("s3", deadline_s),
         table=settings.table_name,
         bucket=settings.payload_bucket,
         retention_days=settings.retention_for,
@@ -37,11 +38,13 @@ def event_store() -> DynamoEventStore:
 
 @cache
 def http_pipeline(vendor: str) -> Pipeline:
+    adapter = get_adapter(vendor)
+    deadline = adapter.answer_deadline_s
     verifier = TokenVerifier(
-        secrets_manager_fetcher(vendor_env(vendor, "TOKEN_SECRET")),
+        secrets_manager_fetcher(vendor_env(vendor, "TOKEN_SECRET"), deadline),
         header_name=vendor_env(vendor, "AUTH_HEADER"),
     )
-    return Pipeline(get_adapter(vendor), event_store(), verifier)
+    return Pipeline(adapter, event_store(deadline), verifier)
 
 
 @cache

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from devicegate import keys
 from devicegate.ddb_codec import to_attr
-from devicegate.envelope import NormalizedEvent
+from devicegate.envelope import Heartbeat, NormalizedEvent
 from devicegate.errors import FieldProblem, StorageUnavailable
 from devicegate.timeutil import days_after, epoch_seconds, iso_utc
 
@@ -44,7 +44,11 @@ class QuarantineRecord:
 
 class EventStore(Protocol):
     def put_event(self, event: NormalizedEvent) -> bool:
-        """Store once. True when new, False when the same event id is already stored."""
+        """Store once (its media objects first). True when new, False when the same event id is
+        already stored."""
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        """Move a source's last-seen time forward (never backwards)."""
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
@@ -106,6 +110,10 @@ class DynamoEventStore:
         item = event_item(event, days_after(received, self._retention_days(event.vendor, event.kind)))
         if len(item["data"]["S"]) > MAX_INLINE_BYTES:
             item = self._offload_data(event, item, received)
+        # Objects before the item: once the item exists (and so the queue message), everything it
+        # references exists too. A retransmission rewrites the same keys with the same bytes.
+        for media in event.media:
+            self._put_object(media.key, media.body, media.content_type)
         errors = _aws_errors()
         try:
             self._ddb.put_item(
@@ -130,6 +138,14 @@ class DynamoEventStore:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
         except _aws_errors() as exc:
             raise StorageUnavailable(f"s3 put_object failed: {_error_code(exc) or type(exc).__name__}") from None
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        from devicegate.outbox import DynamoStateStore
+
+        summary = {"lastSeen": beat.at, "lastKind": "heartbeat", "lastReceivedAt": beat.at}
+        # The same conditional "summary" update the outbox makes for events: the source shows in
+        # the vendor's device list with its last-seen time, and an older beat never wins.
+        DynamoStateStore(self._ddb, self._table).advance(beat.vendor, beat.source, "summary", beat.at, "", summary)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest

@@ -9,7 +9,9 @@ from devicegate.adapter import VendorAdapter
 
 # Imported lazily: a function loads only its own vendor's models (cold start).
 _ADAPTERS = {
+    "face-terminal": "devicegate.vendors.face_terminal.adapter:FaceTerminalAdapter",
     "jointech": "devicegate.vendors.jointech.adapter:JointechAdapter",
+    "senselink": "devicegate.vendors.senselink.adapter:SenseLinkAdapter",
 }
 
 
@@ -30,3 +32,9 @@ def state_patch_for(event: dict) -> dict:
     """The latest-state groups a stored event updates, by its vendor's adapter."""
     vendor = event.get("vendor")
     return get_adapter(vendor).state_patch(event) if vendor in _ADAPTERS else {}
+
+
+def alarm_transition_for(event: dict):
+    """The alarm lifecycle step a stored alarm event is, by its vendor's adapter (or None)."""
+    vendor = event.get("vendor")
+    return get_adapter(vendor).alarm_transition(event) if vendor in _ADAPTERS else None

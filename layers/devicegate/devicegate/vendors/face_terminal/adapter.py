@@ -1,0 +1,186 @@
+"""Face-recognition access terminal: POST /hooks/face-terminal/{token}[?device=SERIAL].
+
+The terminal authenticates nothing (its subscription is just a URL), so the token is a path
+segment. It caches a record whenever the answer is anything but its success shape and uploads the
+backlog (up to 50,000 records) once answers succeed again: success is only said after the record
+is stored, and a retransmitted record (same `uuid`; an alarm step: same `trace_id`, `status` and
+time) is answered success without a second event.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from devicegate import jsonbody, personal
+from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
+from devicegate.envelope import (
+    MediaObject, NormalizedEvent, RawPush, canonical_json, derive_event_id, make_event, media_key, media_ref,
+)
+from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.media import decode_image, image_type
+from devicegate.timeutil import iso_utc
+from devicegate.validation import problems_from
+from devicegate.vendors.face_terminal import codes
+from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, Recognition
+
+#: Device id of alarms that name no device (no deviceSN in the record, no ?device= in the URL).
+UNATTRIBUTED = "unattributed"
+
+#: Personal fields of the record's `user` object -> devicegate.personal categories.
+USER_FIELDS = {"name": "name", "user_id": "user_id", "id_number": "id_number", "ic_number": "ic_number",
+               "job_number": "job_number", "remark": "remark", "pin": "pin"}
+
+# The field table says `message`, the example says `msg`: both are sent, so either reading works.
+_STATUS = {
+    Outcome.ACCEPTED: (200, 200, "success"),
+    Outcome.DUPLICATE: (200, 200, "success"),
+    Outcome.INVALID: (400, 400, "invalid record"),
+    Outcome.TOO_LARGE: (413, 413, "record too large"),
+    Outcome.FORBIDDEN: (403, 403, "forbidden"),
+    Outcome.UNAVAILABLE: (503, 503, "temporarily unavailable, keep the record and retry"),
+}
+
+
+def _body(code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "msg": message, "message": message, "data": data if data is not None else {}}
+
+
+_PLAIN = {outcome: Answer(status, _body(code, message), constant=True)
+          for outcome, (status, code, message) in _STATUS.items()}
+_DEVICE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_PIN_TEXT = re.compile(rb'("pin"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+class FaceTerminalAdapter(VendorAdapter):
+    vendor: ClassVar[str] = "face-terminal"
+    kinds: ClassVar[tuple[str, ...]] = ("record", "alarm")
+    # Two inline JPEGs at most, tens to hundreds of KB each; Lambda's 6 MB request limit is the
+    # real ceiling (API Gateway's 10 MB cannot reach a function).
+    max_body_bytes: ClassVar[int] = 6 * 1024 * 1024
+
+    def __init__(self, policy: dict[str, str] | None = None):
+        self._policy = policy
+
+    @property
+    def policy(self) -> dict[str, str]:
+        return self._policy if self._policy is not None else personal.deployment_policy()
+
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+        document = push.document if push.document is not None else jsonbody.loads(push.body)
+        envelope = _validated(Push, document, "", "push")
+        if envelope.type not in RECORD_MODELS:
+            raise InvalidPayload(f"unknown event type {envelope.type}",
+                                 [FieldProblem("type", "expected 0 (recognition record) or 1 (device alarm)")])
+        kind, model_type = RECORD_MODELS[envelope.type]
+        record = _validated(model_type, envelope.data, "data", kind)
+        if isinstance(record, Recognition):
+            return [self._recognition(record, push, received_at)]
+        return [self._alarm(record, push, received_at)]
+
+    def _recognition(self, record: Recognition, push: RawPush, received_at: datetime) -> NormalizedEvent:
+        event_id = record.uuid
+        data = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+        media = self._media(data, "rgb_image", record.deviceSN, record.timestamp, event_id)
+        user = data.get("user")
+        if isinstance(user, dict):
+            personal.apply(user, USER_FIELDS, self.policy)
+        personal.apply(data, {"bodyTemperature": "temperature"}, self.policy)
+        return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
+                          occurred_at=record.timestamp, received_at=received_at, transport=push.transport,
+                          data_json=canonical_json(data), event_id=event_id, media=media)
+
+    def _alarm(self, record: Alarm, push: RawPush, received_at: datetime) -> NormalizedEvent:
+        device = record.deviceSN or _route_device(push) or UNATTRIBUTED
+        # One alarm is several pushes (raised, release failed, released): the step is part of
+        # the identity, the trace id alone is not.
+        identity = canonical_json({"trace_id": record.trace_id, "status": record.status})
+        event_id = derive_event_id(self.vendor, device, "alarm", iso_utc(record.event_time), identity)
+        data = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+        media = self._media(data, "alarm_photo", device, record.event_time, event_id)
+        if self.policy["user_id"] == "drop":
+            data.pop("user_id", None)
+        elif self.policy["user_id"] == "mask" and data.get("user_id"):
+            data["user_id"] = personal.mask(data["user_id"])
+        return make_event(vendor=self.vendor, device_id=device, kind="alarm", occurred_at=record.event_time,
+                          received_at=received_at, transport=push.transport, data_json=canonical_json(data),
+                          event_id=event_id, media=media)
+
+    def _media(self, data: dict[str, Any], field: str, device: str, occurred: datetime,
+               event_id: str) -> tuple[MediaObject, ...]:
+        """The inline picture becomes an S3 object; the record keeps a reference in its place."""
+        image = decode_image(data.pop(field, None), f"data.{field}")
+        if image is None or self.policy["photo"] == "drop":
+            return ()
+        content_type, extension = image_type(image)
+        media = MediaObject(media_key(self.vendor, device, occurred, event_id, field, extension), image, content_type)
+        data[field] = media_ref(media)
+        return (media,)
+
+    def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        if not problems:
+            return _PLAIN[outcome]
+        status, code, message = _STATUS[outcome]
+        text = f"{message}: {reason}" if reason else message
+        return Answer(status, _body(code, text, {"errors": [p.as_dict() for p in problems]}))
+
+    def quarantine_kind(self, push: RawPush) -> str:
+        return "push"
+
+    def quarantine_body(self, push: RawPush) -> bytes:
+        """The rejected payload minus what the deployment must never store: the PIN is removed,
+        masked categories masked (replay then stores what ingest would have stored). Text that
+        does not parse still loses any `"pin": "..."` it spells."""
+        raw = push.raw_bytes()
+        try:
+            document = jsonbody.loads(raw)
+        except InvalidPayload:
+            return _PIN_TEXT.sub(rb'\1""', raw)
+        user = document.get("data", {}).get("user") if isinstance(document, dict) and isinstance(
+            document.get("data"), dict) else None
+        if not isinstance(user, dict):
+            return raw if b'"pin"' not in raw else _PIN_TEXT.sub(rb'\1""', raw)
+        personal.apply(user, USER_FIELDS, self.policy)
+        return canonical_json(document).encode("utf-8", "surrogatepass")
+
+    def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        data = event.get("data") or {}
+        if event["kind"] == "record":
+            return {"lastRecognition": _pick(data, "recognitionTypeName", "pass", "entry_mode_name",
+                                             "abnormal_type_name", "maskName")}
+        if event["kind"] == "alarm":
+            return {"lastAlarm": _pick(data, "trace_id", "code", "codeName", "status", "statusName")}
+        return {}
+
+    def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
+        data = event.get("data") or {}
+        step = codes.ALARM_LIFECYCLE.get(data.get("status"))
+        trace_id = data.get("trace_id")
+        if not trace_id:
+            return None
+        status, rank = step or ("unknown", 0)
+        return AlarmTransition(alarm_id=trace_id, status=status, rank=rank, at=event["occurredAt"],
+                               details=_pick(data, "code", "codeName", "description", "statusName"))
+
+
+def _route_device(push: RawPush) -> str | None:
+    device = (push.route.get("device") or "").strip()
+    return device if _DEVICE_PATTERN.match(device) else None
+
+
+def _validated(model: Any, document: Any, prefix: str, kind: str) -> Any:
+    if not isinstance(document, dict):
+        where = prefix or "body"
+        raise InvalidPayload("expected a JSON object", [FieldProblem(where, "not a JSON object")])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(f"invalid {kind}", problems_from(exc, prefix)) from None
+
+
+def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: data[n] for n in names if data.get(n) is not None}
+

@@ -1,0 +1,242 @@
+"""SenseLink: POST /hooks/senselink/{token}, Event Subscription bodies and bridged WebSocket frames.
+
+The answer matters more than anywhere else: SenseLink retries a push that is not answered HTTP
+200 within 5 s, then marks the subscription abnormal and pushes nothing more until someone
+re-enables it. So every payload that will never become valid by retrying (malformed, unknown
+code, too large) is kept in quarantine and answered 200 with the reason in the body; only a
+wrong token (403) and a storage failure (503, so nothing is lost) answer otherwise.
+
+Event ids: a record is the SenseLink record `id` (`rec-{id}`), so the same record arriving by the
+subscription and by the bridge, or retried, is one event; without an id, the `messageId`. An
+alarm step is its `traceId` (or alarm `id`) + `status` + times: raised and released are two
+events, their retries are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from devicegate import jsonbody, personal
+from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
+from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
+from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.timeutil import iso_utc
+from devicegate.validation import problems_from
+from devicegate.vendors.senselink import codes
+from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, Record, Subscription
+
+#: Header the bridge names itself in; its heartbeats keep `bridge:{name}` alive.
+SOURCE_HEADER = "x-devicegate-source"
+UNKNOWN_DEVICE = "unknown"
+
+PERSONAL_FIELDS = {
+    "name": "name", "receptionUserName": "name", "userId": "user_id", "receptionUserId": "user_id",
+    "mobile": "mobile", "icNumber": "ic_number", "idNumber": "id_number", "jobNumber": "job_number",
+    "remark": "remark", "avatar": "photo", "signAvatar": "photo", "signBgAvatar": "photo", "docPhoto": "photo",
+    "alarmPhoto": "photo", "bodyTemperature": "temperature",
+}
+
+_STATUS = {
+    Outcome.ACCEPTED: (200, 200, "success"),
+    Outcome.DUPLICATE: (200, 200, "success"),
+    # 200 on purpose: a non-200 makes SenseLink retry and then disable the subscription; the
+    # payload is in quarantine, and the body says why.
+    Outcome.INVALID: (200, 400, "invalid payload, kept in quarantine"),
+    Outcome.TOO_LARGE: (200, 413, "payload too large, kept in quarantine"),
+    Outcome.FORBIDDEN: (403, 403, "forbidden"),
+    Outcome.UNAVAILABLE: (503, 503, "temporarily unavailable, retry"),
+}
+_PLAIN = {outcome: Answer(status, {"code": code, "message": message}, constant=True)
+          for outcome, (status, code, message) in _STATUS.items()}
+_SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_DEVICE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+
+@cache
+def server_timezone() -> timezone:
+    """SENSELINK_TIMEZONE (e.g. +09:00): the zone of alarm times sent without an offset."""
+    text = os.environ.get("SENSELINK_TIMEZONE", "+00:00").strip() or "+00:00"
+    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
+    if text.upper() in ("Z", "UTC") or not match:
+        return timezone.utc
+    sign = -1 if match.group(1) == "-" else 1
+    return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
+
+
+def local_time(value: str | None, field: str) -> datetime | None:
+    """Server-local text ("2023-05-18 10:30:05", ISO, or epoch digits) -> aware UTC."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if text.isdigit():
+            number = int(text)
+            return datetime.fromtimestamp(number / 1000 if number > 10_000_000_000 else number, tz=timezone.utc)
+        moment = datetime.fromisoformat(text.replace("/", "-"))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidPayload(f"{field} is not a time", [FieldProblem(field, "expected a date and time")]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=server_timezone())
+    return moment.astimezone(timezone.utc)
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class SenseLinkAdapter(VendorAdapter):
+    vendor: ClassVar[str] = "senselink"
+    kinds: ClassVar[tuple[str, ...]] = ("record", "alarm")
+    max_body_bytes: ClassVar[int] = 1024 * 1024  # records carry image ids, not images
+    answer_deadline_s: ClassVar[float | None] = 5.0
+
+    def __init__(self, policy: dict[str, str] | None = None):
+        self._policy = policy
+
+    @property
+    def policy(self) -> dict[str, str]:
+        return self._policy if self._policy is not None else personal.deployment_policy()
+
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
+        document = push.document if push.document is not None else jsonbody.loads(push.body)
+        if not isinstance(document, dict):
+            raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
+        source = _source(push)
+        if "eventType" in document:
+            envelope = _validated(Subscription, document, "", "event subscription body")
+            code, data, message_id = envelope.eventType, envelope.data, envelope.messageId
+            sent_at = local_time(envelope.sendTime, "sendTime")
+        elif "code" in document:
+            frame = _validated(Frame, document, "", "WebSocket frame")
+            if frame.code == HEARTBEAT:
+                return [Heartbeat(self.vendor, f"bridge:{source or 'unnamed'}", iso_utc(received_at))]
+            code, data, message_id, sent_at = frame.code, frame.data, None, None
+        else:
+            raise InvalidPayload("neither an event subscription body nor a WebSocket frame",
+                                 [FieldProblem("body", "expected eventType (subscription) or code (frame)")])
+        if code not in KINDS:
+            raise InvalidPayload(f"code {code} is not a record or an alarm",
+                                 [FieldProblem("eventType" if message_id is not None or sent_at else "code",
+                                               "expected 30000 (record) or 30100 (alarm)")])
+        kind, model = KINDS[code]
+        record = _validated(model, data if data is not None else {}, "data", kind)
+        if isinstance(record, Record):
+            return [self._record(record, push, received_at, message_id, sent_at, source)]
+        return [self._alarm(record, push, received_at, message_id, sent_at, source)]
+
+    def _record(self, record: Record, push: RawPush, received_at: datetime, message_id: str | None,
+                sent_at: datetime | None, source: str | None) -> NormalizedEvent:
+        device = _device(record.sn, None)
+        occurred = record.signTime or sent_at or received_at
+        if record.id:
+            event_id = f"rec-{_hash(record.id)}" if not record.id.isdigit() else f"rec-{record.id}"
+        elif message_id:
+            event_id = f"msg-{_hash(message_id)}"
+        else:
+            event_id = f"rec-{_hash(device, iso_utc(occurred), record.userId or '', record.name or '')}"
+        return self._event(record, "record", device, occurred, received_at, push, event_id, message_id)
+
+    def _alarm(self, record: Alarm, push: RawPush, received_at: datetime, message_id: str | None,
+               sent_at: datetime | None, source: str | None) -> NormalizedEvent:
+        device = _device(record.deviceSn, record.deviceId)
+        raised = local_time(record.alarmTime, "data.alarmTime")
+        released = local_time(record.releaseTime, "data.releaseTime")
+        # A release step (2 releasing, 3 released) happened when it was handled, if the server says.
+        occurred = (released if record.status in (2, 3) and released else raised) or sent_at or received_at
+        alarm_key = record.traceId or record.id
+        if alarm_key:
+            event_id = "alm-" + _hash(device, alarm_key, str(record.status), record.alarmTime or "",
+                                      record.releaseTime or "")
+        elif message_id:
+            event_id = f"msg-{_hash(message_id)}"
+        else:
+            event_id = "alm-" + _hash(device, canonical_json(record.model_dump(mode="json", exclude_none=True)))
+        return self._event(record, "alarm", device, occurred, received_at, push, event_id, message_id)
+
+    def _event(self, record: Any, kind: str, device: str, occurred: datetime, received_at: datetime,
+               push: RawPush, event_id: str, message_id: str | None) -> NormalizedEvent:
+        data = record.model_dump(mode="json", exclude_none=True)
+        personal.apply(data, PERSONAL_FIELDS, self.policy)
+        if message_id:
+            data["messageId"] = message_id
+        return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
+                          received_at=received_at, transport=push.transport, data_json=canonical_json(data),
+                          event_id=event_id)
+
+    def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        if not problems:
+            return _PLAIN[outcome]
+        status, code, message = _STATUS[outcome]
+        body: dict[str, Any] = {"code": code, "message": f"{message}: {reason}" if reason else message,
+                                "errors": [p.as_dict() for p in problems]}
+        return Answer(status, body)
+
+    def quarantine_kind(self, push: RawPush) -> str:
+        return "push"
+
+    def quarantine_body(self, push: RawPush) -> bytes:
+        """Masked and dropped categories are applied to a parseable payload's `data` too."""
+        raw = push.raw_bytes()
+        try:
+            document = jsonbody.loads(raw)
+        except InvalidPayload:
+            return raw
+        if isinstance(document, dict) and isinstance(document.get("data"), dict):
+            personal.apply(document["data"], PERSONAL_FIELDS, self.policy)
+            return canonical_json(document).encode("utf-8", "surrogatepass")
+        return raw
+
+    def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        data = event.get("data") or {}
+        if event["kind"] == "record":
+            return {"lastRecognition": _pick(data, "entryModeName", "abnormalTypeName", "maskName", "verifyScore",
+                                             "deviceName", "location")}
+        if event["kind"] == "alarm":
+            return {"lastAlarm": _pick(data, "traceId", "code", "codeName", "status", "statusName", "levelName")}
+        return {}
+
+    def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
+        data = event.get("data") or {}
+        alarm_id = data.get("traceId") or data.get("id")
+        if not alarm_id:
+            return None
+        status, rank = codes.ALARM_LIFECYCLE.get(data.get("status"), ("unknown", 0))
+        return AlarmTransition(alarm_id=str(alarm_id), status=status, rank=rank, at=event["occurredAt"],
+                               details=_pick(data, "code", "codeName", "level", "levelName", "description",
+                                             "statusName", "resolveOptionName"))
+
+
+def _source(push: RawPush) -> str | None:
+    source = (push.headers.get(SOURCE_HEADER) or "").strip()
+    return source if _SOURCE.match(source) else None
+
+
+def _device(sn: str | None, server_id: str | None) -> str:
+    if sn:
+        if not _DEVICE.match(sn):
+            raise InvalidPayload("device serial is not usable as an id",
+                                 [FieldProblem("data.sn", "1 to 128 printable characters expected")])
+        return sn
+    if server_id:
+        return f"id-{server_id}"
+    return UNKNOWN_DEVICE
+
+
+def _validated(model: Any, document: Any, prefix: str, what: str) -> Any:
+    if not isinstance(document, dict):
+        raise InvalidPayload("expected a JSON object", [FieldProblem(prefix or "body", "not a JSON object")])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(f"invalid {what}", problems_from(exc, prefix)) from None
+
+
+def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: data[n] for n in names if data.get(n) is not None}
