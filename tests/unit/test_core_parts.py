@@ -136,3 +136,15 @@ def test_retention_spec():
         "default": 90, "location": 30, "jointech.alarm": 365}
     with pytest.raises(ValueError):
         parse_retention("location=0")
+
+
+def test_default_aws_timeouts_answer_before_the_function_times_out(monkeypatch):
+    # Given the clients every ingest function uses (no sender deadline)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from devicegate.aws import client
+
+    config = client("dynamodb").meta.config
+    # Then a token refresh and a put, both failing slowly, still end before the 15 s timeout,
+    # so the sender gets the gateway's own "retry" answer rather than a Lambda timeout
+    per_call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    assert 2 * per_call < 15

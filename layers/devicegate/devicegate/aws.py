@@ -59,7 +59,8 @@ def client(service: str, deadline_s: float | None = None) -> Any:
     config = Config(
         connect_timeout=connect,
         read_timeout=read,
-        retries={"mode": "standard", "max_attempts": attempts},
+        # total_max_attempts counts the first try (botocore's max_attempts would add one more).
+        retries={"mode": "standard", "total_max_attempts": attempts},
         tcp_keepalive=True,
         # Requests are built by this package's own code and validated by the service anyway;
         # botocore's client-side schema walk would cost more per call than the rest of the hot path.

@@ -1,0 +1,211 @@
+"""SenseLink end to end in one process: Event Subscription bodies and bridged WebSocket frames ->
+DynamoDB (moto) -> stream -> outbox -> SQS; heartbeats as liveness; answers that never make
+SenseLink give up on the subscription."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from devicegate.queries import device_alarms, device_state, vendor_devices
+from functions.outbox import app as outbox_app
+from functions.senselink_webhook import app as webhook_app
+from tests.support import EVENTS, context, load_event, load_record, with_body
+
+FIXTURES = sorted(p.name for p in (EVENTS / "senselink").glob("http-*.json"))
+CONTROL_FRAMES = {"http-ws-doc-connected.json", "http-ws-doc-denied.json"}
+STORED = sorted(set(FIXTURES) - CONTROL_FRAMES - {"http-ws-doc-heartbeat.json"})
+SUCCESS = {"code": 200, "message": "success"}
+LDID = "SPSP-f26131cf5301be29b3a6f7be150ed330"
+
+
+def post(event: dict) -> tuple[int, dict]:
+    response = webhook_app.lambda_handler(event, context("SenseLinkWebhookFunction"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def send(document: dict, source: str | None = None) -> tuple[int, dict]:
+    event = with_body(load_event("senselink/http-sub-record-employee.json"), json.dumps(document, ensure_ascii=False))
+    if source:
+        event["headers"]["x-devicegate-source"] = source
+    return post(event)
+
+
+def run_outbox(stack) -> dict:
+    return outbox_app.lambda_handler({"Records": stack.new_stream_records()}, context("OutboxFunction"))
+
+
+@pytest.mark.parametrize("fixture", STORED)
+def test_every_documented_record_and_alarm_is_stored_once_and_published(stack, fixture):
+    # Given a documented SenseLink push, as a subscription body or a frame forwarded by the bridge
+    event = load_event(f"senselink/{fixture}")
+    pushed = json.loads(event["body"])
+
+    # When the function handles it and the outbox runs
+    status, answer = post(event)
+    assert run_outbox(stack) == {"batchItemFailures": []}
+
+    # Then SenseLink gets 200, one event of the right kind is stored and queued
+    assert (status, answer) == (200, SUCCESS)
+    [item] = stack.event_items("senselink")
+    code = int(pushed.get("eventType") or pushed.get("code"))
+    assert item["kind"] == {30000: "record", 30100: "alarm"}[code]
+    [message] = stack.queue_messages()
+    assert message["id"] == item["eventId"] and message["data"]["data"] == item["data"]
+
+
+def test_record_fields_and_codes(stack):
+    post(load_event("senselink/http-ws-doc-record.json"))
+    [item] = stack.event_items("senselink")
+    # The record id is the event id; the device is the LDID; signTime (seconds) is the time
+    assert item["eventId"] == "rec-1364591" and item["deviceId"] == LDID
+    assert item["occurredAt"] == "2019-09-29T02:46:14.000Z"
+    data = item["data"]
+    assert data["entryModeName"] == "face" and data["abnormalTypeName"] == "none"
+    assert data["groups"] == [{"id": "1", "name": "Default group", "type": 1, "typeName": "employee group"}]
+    assert data["signAvatar"] == "5d901af663cdaf0001252bb9"
+
+
+def test_alarm_times_are_read_in_the_servers_time_zone(stack, monkeypatch):
+    # Given a SenseLink server running on Japan time
+    monkeypatch.setenv("SENSELINK_TIMEZONE", "+09:00")
+    from devicegate.vendors.senselink.adapter import server_timezone
+
+    server_timezone.cache_clear()
+    # When its alarm "2023-11-14 22:15:00" arrives
+    post(load_event("senselink/http-sub-alarm-raised.json"))
+    # Then it happened at 13:15 UTC
+    [item] = stack.event_items("senselink")
+    assert item["occurredAt"] == "2023-11-14T13:15:00.000Z"
+    assert item["data"]["codeName"] == "door forced open" and item["data"]["statusName"] == "active"
+
+
+def test_retried_push_with_the_same_message_id_is_one_event(stack):
+    # Given SenseLink retrying one push three times (its answer got lost)
+    event = load_event("senselink/http-sub-record-employee.json")
+    answers = [post(event) for _ in range(3)]
+    run_outbox(stack)
+    # Then each try is answered 200, and there is one event and one message
+    assert answers == [(200, SUCCESS)] * 3
+    assert len(stack.event_items("senselink")) == 1 and len(stack.queue_messages()) == 1
+
+
+def test_message_id_alone_identifies_a_record_without_an_id(stack):
+    body = load_record("senselink", "sub-record-employee")
+    body["data"].pop("id")
+    assert send(body) == (200, SUCCESS)
+    assert send(body) == (200, SUCCESS)
+    body["messageId"] = "another-message"
+    assert send(body) == (200, SUCCESS)
+    assert len(stack.event_items("senselink")) == 2
+
+
+def test_the_same_record_by_subscription_and_by_bridge_is_one_event(stack):
+    # Given one record (id 1364620) arriving as a subscription push and as a bridged frame
+    body = load_record("senselink", "sub-record-employee")
+    frame = {"code": 30000, "message": "push record", "data": copy.deepcopy(body["data"])}
+    assert send(body) == (200, SUCCESS)
+    assert send(frame, source="lobby-server") == (200, SUCCESS)
+    # Then it is stored once
+    [item] = stack.event_items("senselink")
+    assert item["eventId"] == "rec-1364620"
+
+
+def test_alarm_lifecycle_active_releasing_released(stack):
+    # Given an alarm's three steps, released first, the active step sent twice
+    for name in ("http-sub-alarm-released.json", "http-sub-alarm-raised.json", "http-ws-alarm-releasing.json",
+                 "http-sub-alarm-raised.json"):
+        assert post(load_event(f"senselink/{name}")) == (200, SUCCESS)
+        run_outbox(stack)
+    # Then there are three alarm events and one lifecycle item, released
+    assert len(stack.event_items("senselink")) == 3
+    [alarm] = device_alarms(stack.ddb, stack.table, "senselink", LDID)
+    assert alarm["alarmId"] == "SPSP-1700000100000-001-Qa7" and alarm["status"] == "released"
+    assert alarm["steps"] == {"open": "2023-11-14T22:15:00.000Z", "releasing": "2023-11-14T22:18:00.000Z",
+                              "released": "2023-11-14T22:20:30.000Z"}
+    assert alarm["details"]["codeName"] == "door forced open"
+
+
+def test_heartbeat_updates_bridge_liveness_and_stores_no_event(stack):
+    # Given the bridge "lobby-server" forwarding SenseLink's heartbeat frame
+    status, answer = post(load_event("senselink/http-ws-doc-heartbeat.json"))
+    run_outbox(stack)
+    # Then it is answered 200, nothing is stored as an event or queued...
+    assert (status, answer) == (200, SUCCESS)
+    assert stack.event_items("senselink") == [] and stack.queue_messages() == []
+    # ...and the bridge shows as a device of the vendor, last seen now
+    [bridge] = vendor_devices(stack.ddb, stack.table, "senselink")
+    assert bridge["deviceId"] == "bridge:lobby-server" and bridge["lastKind"] == "heartbeat"
+    state = device_state(stack.ddb, stack.table, "senselink", "bridge:lobby-server")
+    assert state["lastSeen"] is not None
+
+
+@pytest.mark.parametrize("fixture", sorted(CONTROL_FRAMES))
+def test_control_frames_are_answered_200_and_kept_not_stored(stack, fixture):
+    status, answer = post(load_event(f"senselink/{fixture}"))
+    assert status == 200 and answer["code"] == 400
+    assert stack.event_items("senselink") == []
+    assert len(stack.quarantine_items("senselink")) == 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ("{not json", "body"),
+    ('{"eventType": "40000", "messageId": "m", "data": {}}', "eventType"),
+    ('{"eventType": "30000", "messageId": "m", "data": {"signTime": "soon"}}', "data.signTime"),
+    ('{"eventType": "30100", "messageId": "m", "data": {"alarmTime": "tomorrow"}}', "data.alarmTime"),
+    ('{"hello": 1}', "body"),
+    ('"just text"', "body"),
+])
+def test_bad_input_is_kept_and_answered_200_so_senselink_keeps_pushing(stack, body, field):
+    # Given a push that will never become valid however often it is retried
+    status, answer = post(with_body(load_event("senselink/http-sub-record-employee.json"), body))
+    # Then SenseLink still gets HTTP 200 (a failure would end the subscription), the body says
+    # what is wrong, and the payload waits in quarantine
+    assert status == 200 and answer["code"] == 400
+    assert field in [e["field"] for e in answer["errors"]]
+    assert stack.event_items("senselink") == []
+    assert len(stack.quarantine_items("senselink")) == 1
+
+
+def test_storage_down_is_503_so_senselink_retries_and_nothing_is_lost(stack):
+    stack.ddb.delete_table(TableName=stack.table)
+    status, answer = post(load_event("senselink/http-sub-record-employee.json"))
+    assert status == 503 and answer["code"] == 503
+
+
+def test_wrong_token_is_403(stack):
+    event = load_event("senselink/http-sub-record-employee.json")
+    event["pathParameters"]["token"] = "not-the-token"
+    assert post(event)[0] == 403
+    assert stack.event_items("senselink") == []
+
+
+def test_personal_fields_masked_and_never_logged(stack, logs):
+    # Given a record of a named employee with card, ID and phone numbers
+    post(load_event("senselink/http-sub-record-employee.json"))
+    bad = load_record("senselink", "sub-record-employee")
+    bad["data"]["signTime"] = "山田 太郎"
+    send(bad)
+    run_outbox(stack)
+    # Then the numbers are masked in the stored event (the name is kept for apps)
+    [item] = stack.event_items("senselink")
+    assert item["data"]["icNumber"] == "******7890" and item["data"]["idNumber"] == "*****4567"
+    assert item["data"]["name"] == "山田 太郎"
+    # And no log line holds the name or any of the numbers
+    written = logs()
+    assert written
+    for value in ("山田 太郎", "09012345678", "0004567890", "AB1234567"):
+        assert value not in written
+
+
+def test_aws_calls_get_timeouts_that_fit_senselinks_deadline(stack):
+    # Given the SenseLink pipeline's clients (the token secret, the table)
+    from devicegate.runtime import http_pipeline
+
+    pipeline = http_pipeline("senselink")
+    config = pipeline.store._ddb.meta.config
+    # Then three failing calls in a row still answer inside 5 s
+    per_call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
+    assert 3 * per_call < 5.0
