@@ -103,7 +103,10 @@ def _cell(value: Any) -> str:
 
 
 _SUMMARY_FIELDS = ("alarmName", "eventName", "eventTypeName", "error", "commandType", "subAssetID",
-                   "latitude", "longitude", "battery", "charging", "locTypeName")
+                   "latitude", "longitude", "battery", "charging", "locTypeName",
+                   # face terminal and SenseLink (names of people are left out of summaries)
+                   "recognitionTypeName", "pass", "entry_mode_name", "entryModeName", "abnormal_type_name",
+                   "abnormalTypeName", "codeName", "statusName", "trace_id", "traceId")
 
 
 def summarize(data: dict[str, Any]) -> str:
@@ -162,9 +165,25 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
-    from devicegate.queries import fleet_alarms
+    from devicegate.queries import alarms_in_status, device_alarms, fleet_alarms
 
     t = resolve_target(args)
+    if args.status or args.device:
+        # Lifecycle items (face terminal, SenseLink): one per alarm, with its current status.
+        if not args.vendor:
+            print("devicegate: --status and --device need --vendor", file=sys.stderr)
+            return 2
+        if args.device:
+            rows = device_alarms(t.client("dynamodb"), t.table, args.vendor, args.device)
+            rows = [r for r in rows if not args.status or r["status"] == args.status]
+        else:
+            rows = alarms_in_status(t.client("dynamodb"), t.table, args.vendor, args.status, limit=args.limit)
+        if args.json:
+            emit_json(rows)
+        else:
+            print_table([dict(r, what=(r.get("details") or {}).get("codeName")) for r in rows],
+                        ["statusAt", "deviceId", "alarmId", "status", "what", "steps"])
+        return 0
     alarms = fleet_alarms(t.client("dynamodb"), t.table, since=_iso(args.since), until=_iso(args.until),
                           limit=args.limit)
     return print_events(alarms, args.json, ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
@@ -308,9 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
 
-    p = sub.add_parser("alarms", parents=[target], help="alarms across the fleet, newest first")
+    p = sub.add_parser("alarms", parents=[target],
+                       help="alarms across the fleet, newest first; with --status/--device, alarm lifecycles")
     p.add_argument("--since")
     p.add_argument("--until")
+    p.add_argument("--vendor", help="with --status or --device")
+    p.add_argument("--status", help="alarms now in this lifecycle status: open, releasing, release_failed, released")
+    p.add_argument("--device", help="every alarm lifecycle of this device (with --vendor)")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alarms)

@@ -219,3 +219,33 @@ def test_redrive_republishes_outbox_batches_that_gave_up(stack, cli):
     assert stack.state("jointech", "875011000025")["lastAlarm"]["value"]["alarmType"] == 46
     assert sqs.receive_message(QueueUrl=failures).get("Messages") is None
 
+
+
+def test_alarm_lifecycles_from_the_shell(stack, cli):
+    # Given a face terminal that raised two alarms and released one
+    from tests.integration.test_face_terminal_ingest import _alarm, push
+
+    push(_alarm(1, 1684381433398, "T-OPEN"), {"device": "TERM-1"})
+    push(_alarm(1, 1684381433999, "T-DONE"), {"device": "TERM-1"})
+    push(_alarm(3, 1684381500000, "T-DONE"), {"device": "TERM-1"})
+    run_outbox(stack)
+
+    # When the operator lists the open alarms, and the device's alarms
+    code, out = cli("alarms", "--vendor", "face-terminal", "--status", "open", "--json")
+    assert code == 0
+    assert [(a["alarmId"], a["status"]) for a in json.loads(out)] == [("T-OPEN", "open")]
+    code, out = cli("alarms", "--vendor", "face-terminal", "--device", "TERM-1")
+    # Then the table shows both with their status and the alarm's name
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["STATUSAT", "DEVICEID", "ALARMID", "STATUS", "WHAT"]
+    assert any("T-DONE" in line and "released" in line for line in lines[1:])
+    assert any("T-OPEN" in line and "open" in line and "tamper" in line for line in lines[1:])
+
+
+def test_face_terminal_events_show_names_of_codes_not_of_people(stack, cli):
+    from tests.integration.test_face_terminal_ingest import post as face_post
+
+    face_post(load_event("face-terminal/http-variation-record-with-photo-and-pin.json"))
+    code, out = cli("events", "--vendor", "face-terminal", "--device", "PSC700C0MC22F02542")
+    assert code == 0 and "recognitionTypeName=employee" in out and "王五" not in out
