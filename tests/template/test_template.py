@@ -491,6 +491,10 @@ def test_outputs_never_expose_the_secret_value(template: dict[str, Any]) -> None
     for name, output in outputs.items():
         if name.startswith("Jointech") and name.endswith("WebhookUrl"):
             assert "/hooks/jointech/{token}" in output["Value"]["Fn::Sub"], name
+    assert outputs["FaceTerminalWebhookUrl"]["Value"]["Fn::Sub"].endswith("/hooks/face-terminal/{token}")
+    assert outputs["SenseLinkWebhookUrl"]["Value"]["Fn::Sub"].endswith("/hooks/senselink/{token}")
+    assert outputs["FaceTerminalTokenSecretArn"]["Value"] == {"Ref": "FaceTerminalTokenSecret"}
+    assert outputs["SenseLinkTokenSecretArn"]["Value"] == {"Ref": "SenseLinkTokenSecret"}
     # And no function is handed the secret's value instead of its ARN
     assert not [n for n in _walk(template["Resources"]) if isinstance(n, str) and "{{resolve:secretsmanager" in n]
 
@@ -511,7 +515,8 @@ def test_access_log_records_route_key_never_the_raw_path(template: dict[str, Any
 def test_route_settings_match_the_routes(template: dict[str, Any], translated: dict[str, Any]) -> None:
     # Given the routes the function events create
     routes = _http_route_keys(template)
-    assert routes == ["POST /hooks/jointech/{token}", "POST /hooks/jointech/{token}/{kind}"]
+    assert routes == ["POST /hooks/face-terminal/{token}", "POST /hooks/jointech/{token}",
+                      "POST /hooks/jointech/{token}/{kind}", "POST /hooks/senselink/{token}"]
     # When the deployed stage's per-route settings are read
     stage = next(iter(_resources(translated, "AWS::ApiGatewayV2::Stage").values()))["Properties"]
     # Then every route is throttled, and no setting names a route that does not exist
@@ -566,6 +571,10 @@ def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> 
         "PayloadBucket": "AWS::S3::Bucket",
         "PayloadBucketPolicy": "AWS::S3::BucketPolicy",
         "JointechTokenSecret": "AWS::SecretsManager::Secret",
+        "FaceTerminalWebhookFunction": "AWS::Serverless::Function",
+        "FaceTerminalTokenSecret": "AWS::SecretsManager::Secret",
+        "SenseLinkWebhookFunction": "AWS::Serverless::Function",
+        "SenseLinkTokenSecret": "AWS::SecretsManager::Secret",
         "AlarmTopic": "AWS::SNS::Topic",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         "EventsDlqAlarm": "AWS::CloudWatch::Alarm",
@@ -614,3 +623,41 @@ def test_iot_rules_invoke_the_mqtt_function_and_park_failures(template: dict[str
             if p["Properties"].get("SourceArn") == {"Fn::GetAtt": [rule_id, "Arn"]}
         ]
         assert permissions and permissions[0]["Principal"] == "iot.amazonaws.com", rule_id
+
+
+@pytest.mark.parametrize("function_id, vendor, secret", [
+    ("FaceTerminalWebhookFunction", "face-terminal", "FaceTerminalTokenSecret"),
+    ("SenseLinkWebhookFunction", "senselink", "SenseLinkTokenSecret"),
+    ("JointechWebhookFunction", "jointech", "JointechTokenSecret"),
+])
+def test_each_webhook_touches_only_its_own_vendors_rows_objects_and_secret(
+        template: dict[str, Any], function_id: str, vendor: str, secret: str) -> None:
+    # Given the function's own policy statements
+    statements = [st for where, st in _policy_statements(template) if where.startswith(f"{function_id}/")]
+    assert statements
+    for statement in statements:
+        actions = _as_list(statement["Action"])
+        resources = _as_list(statement["Resource"])
+        # Then table rows are this vendor's only, S3 prefixes end in /{vendor}/*, the secret is its own
+        if any(a.startswith("dynamodb:") for a in actions):
+            prefixes = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            assert all(p.split("#")[1] == vendor for p in prefixes), prefixes
+        if any(a.startswith("s3:") for a in actions):
+            assert actions == ["s3:PutObject"]
+            assert all(r["Fn::Sub"].endswith(f"/{vendor}/*") for r in resources), resources
+        if any(a.startswith("secretsmanager:") for a in actions):
+            assert resources == [{"Ref": secret}]
+
+
+def test_senselink_answers_within_its_deadline_and_photos_have_their_retention(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    # SenseLink gives up on answers slower than 5 s: the function can never run longer
+    assert resources["SenseLinkWebhookFunction"]["Properties"]["Timeout"] <= 5
+    # Photos (personal data) expire on their own schedule, a deployment parameter
+    rules = resources["PayloadBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    media = [r for r in rules if r.get("Prefix") == "media/"]
+    assert media and media[0]["ExpirationInDays"] == {"Ref": "MediaRetentionDays"}
+    # And the personal-data policy reaches every function
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PERSONAL_DATA"] == {"Ref": "PersonalData"}
+    assert template["Parameters"]["PersonalData"]["Default"] == "id_number=mask,ic_number=mask"
