@@ -249,3 +249,32 @@ def test_face_terminal_events_show_names_of_codes_not_of_people(stack, cli):
     face_post(load_event("face-terminal/http-variation-record-with-photo-and-pin.json"))
     code, out = cli("events", "--vendor", "face-terminal", "--device", "PSC700C0MC22F02542")
     assert code == 0 and "recognitionTypeName=employee" in out and "王五" not in out
+
+
+def test_replayed_face_terminal_record_keeps_its_photo_and_device_and_never_its_pin(stack, cli, monkeypatch):
+    # Given an adapter bug that quarantined a terminal alarm with a photo (attributed by ?device=)
+    # and a record carrying a PIN
+    from devicegate.vendors.face_terminal.adapter import FaceTerminalAdapter
+    from tests.integration.test_face_terminal_ingest import objects, post as face_post
+
+    original = FaceTerminalAdapter.normalize
+
+    def broken(self, push, received_at):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(FaceTerminalAdapter, "normalize", broken)
+    alarm = load_event("face-terminal/http-doc-alarm-raised-with-device.json")
+    record = load_event("face-terminal/http-variation-record-with-photo-and-pin.json")
+    assert face_post(alarm)[0] == 400 and face_post(record)[0] == 400
+
+    # When the fix is deployed and the operator replays
+    monkeypatch.setattr(FaceTerminalAdapter, "normalize", original)
+    code, out = cli("replay", "--vendor", "face-terminal")
+
+    # Then both are stored as ingest would have stored them: the alarm on its terminal, the
+    # record with its photo in S3, and no PIN anywhere
+    assert code == 0 and out.count("stored") == 2
+    items = {i["kind"]: i for i in stack.event_items("face-terminal")}
+    assert items["alarm"]["deviceId"] == "PSC700C0MC22F02542"
+    assert "pin" not in items["record"]["data"]["user"]
+    assert items["record"]["data"]["rgb_image"]["key"] in objects(stack)
