@@ -387,7 +387,7 @@ class State:
         self.last_frame_at: float | None = None
         self.last_forward_at: float | None = None
         self.last_forward_error: str | None = None
-        self._depth_was_zero: bool | None = None
+        self._backlog = False
 
     def update(self, **changes: Any) -> None:
         with self._lock:
@@ -403,13 +403,20 @@ class State:
         with self._lock:
             self.heartbeats_forwarded += 1
 
-    def depth_crossed_zero(self, depth: int) -> bool:
-        """True when the spool went from empty to non-empty or back, worth a log line of its own."""
+    def backlog_started(self) -> bool:
+        """True the first time a forward fails while frames wait: a backlog worth a log line.
+        (Frames passing straight through are not: two lines per record would drown the log.)"""
         with self._lock:
-            is_zero = depth == 0
-            crossed = self._depth_was_zero is not None and is_zero != self._depth_was_zero
-            self._depth_was_zero = is_zero
-            return crossed
+            started, self._backlog = not self._backlog, True
+            return started
+
+    def backlog_ended(self, depth: int) -> bool:
+        """True when a backlog announced by backlog_started has drained."""
+        with self._lock:
+            ended = self._backlog and depth == 0
+            if ended:
+                self._backlog = False
+            return ended
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -496,6 +503,8 @@ class Forwarder(threading.Thread):
         error = f"HTTP {result.status}" if result.status is not None else result.detail
         self._spool.note_failure(frame.seq, error)
         self._state.update(last_forward_error=error)
+        if self._state.backlog_started():
+            log.info(_kv("spool_depth", pending=self._spool.pending, msg="frames waiting for the gateway"))
         if outcome == "retry":
             delay = backoff(self._failures, self._config.retry_min, self._config.retry_max)
             if result.retry_after is not None:
@@ -514,11 +523,8 @@ class Forwarder(threading.Thread):
 
 
 def _note_depth(state: State, depth: int) -> None:
-    if state.depth_crossed_zero(depth):
-        if depth:
-            log.info(_kv("spool_depth", pending=depth, msg="frames waiting for the gateway"))
-        else:
-            log.info(_kv("spool_depth", pending=0, forwarded_total=state.forwarded_total, msg="spool drained"))
+    if state.backlog_ended(depth):
+        log.info(_kv("spool_depth", pending=0, forwarded_total=state.forwarded_total, msg="spool drained"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -595,7 +601,8 @@ class Bridge:
         log.info(_kv("started", name=self.config.name, host=self.config.ws_host, app_key=self.config.app_key,
                      forward_host=self.config.forward_host, spool=self.config.spool, pending=pending,
                      rejected=rejected, status_port=self.config.status_port or None))
-        self.state.depth_crossed_zero(pending)
+        if pending:  # left by the previous run: say so when it has drained
+            self.state.backlog_started()
         self.forwarder.start()
         session = asyncio.create_task(self._connect_forever(), name="senselink-session")
         reporter = asyncio.create_task(self._report_depth(), name="senselink-depth")
@@ -718,8 +725,7 @@ class Bridge:
             # Spooled first and committed: from here on a crash or an outage cannot lose it.
             seq, depth = self.spool.add(text, code, record_id)
             self.forwarder.wake()
-            log.info(_kv("spooled", code=code, id=record_id, seq=seq, pending=depth))
-            _note_depth(self.state, depth)
+            log.debug(_kv("spooled", code=code, id=record_id, seq=seq, pending=depth))
         elif code == CODE_HEARTBEAT:
             log.debug(_kv("heartbeat"))
             self._forward_heartbeat(text)
