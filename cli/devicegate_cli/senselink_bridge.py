@@ -260,6 +260,12 @@ def classify(status: int | None) -> str:
         return "ok"
     if status in (401, 403):
         return "auth"
+    # The gateway answers SenseLink input it cannot use with 200 (and keeps it in quarantine),
+    # so a 404/405 means a wrong --forward path or a route missing mid-deploy: the frame is
+    # fine, keep it. Other 4xx (413 too large, 400 unreadable request) will not change by
+    # retrying and would block every later frame: those go to `rejected` (see `requeue`).
+    if status in (404, 405):
+        return "route"
     if 400 <= status < 500:
         return "reject"
     # 1xx/3xx: redirects are not followed (urllib would resend a POST as a bodiless GET and a
@@ -514,8 +520,9 @@ class Forwarder(threading.Thread):
                             attempt=frame.attempts + 1, retry_in=delay, pending=self._spool.pending))
         else:
             delay = backoff(self._failures, self._config.retry_min, self._config.auth_retry_max)
-            msg = ("the gateway refused the token in the --forward URL" if outcome == "auth"
-                   else "the --forward URL redirects; give the final URL")
+            msg = {"auth": "the gateway refused the token in the --forward URL",
+                   "route": "the --forward URL names no gateway route; check its path"}.get(
+                outcome, "the --forward URL redirects; give the final URL")
             log.error(_kv("forward_refused", status=result.status, **fields, retry_in=delay,
                           pending=self._spool.pending, msg=msg))
         self._failures += 1
@@ -822,10 +829,38 @@ def _status_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _requeue_main(argv: list[str]) -> int:
+    parser = _Parser(prog="devicegate senselink-bridge requeue",
+                     description="Move frames the gateway refused back to the pending queue (after fixing the "
+                                 "cause); the bridge must be stopped.")
+    parser.add_argument("--spool", default="./senselink-spool.db")
+    parser.add_argument("--status", type=int, help="only frames refused with this HTTP status")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.spool):
+        print(f"devicegate senselink-bridge requeue: no spool at {args.spool}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        lock = _lock_spool(args.spool)
+    except OSError:
+        print("devicegate senselink-bridge requeue: a bridge is using this spool; stop it first", file=sys.stderr)
+        return EXIT_USAGE
+    spool = Spool(args.spool)
+    try:
+        moved = spool.requeue(args.status)
+    finally:
+        spool.close()
+        if lock is not None:
+            lock.close()
+    print(json.dumps({"requeued": moved}))
+    return EXIT_OK
+
+
 def main(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "status":
             return _status_main(argv[1:])
+        if argv and argv[0] == "requeue":
+            return _requeue_main(argv[1:])
         config = parse_config(argv)
     except UsageError as error:
         print(f"devicegate senselink-bridge: {error}", file=sys.stderr)

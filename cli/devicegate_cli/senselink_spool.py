@@ -151,6 +151,25 @@ class Spool:
                 "INSERT INTO rejected (pending_seq, received_at, rejected_at, code, record_id, status, reason, frame)"
                 " VALUES (NULL, ?, ?, ?, ?, NULL, ?, ?)", (now, now, code, record_id, reason[:500], frame))
 
+    def requeue(self, status: int | None = None) -> int:
+        """Move refused frames (those that came from `pending`, optionally of one HTTP status)
+        back to the end of the queue, in their original order. Returns how many moved."""
+        where = "pending_seq IS NOT NULL" + (" AND status = ?" if status is not None else "")
+        params: tuple[Any, ...] = (status,) if status is not None else ()
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO pending (received_at, code, record_id, frame) SELECT received_at, code, "
+                           f"record_id, CAST(frame AS TEXT) FROM rejected WHERE {where} ORDER BY seq", params)
+                moved = db.execute(f"DELETE FROM rejected WHERE {where}", params).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._pending += moved
+            return moved
+
     def counts(self) -> tuple[int, int]:
         with self._lock:
             rejected = self._conn().execute("SELECT COUNT(*) FROM rejected").fetchone()[0]

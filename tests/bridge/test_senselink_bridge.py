@@ -491,6 +491,35 @@ def test_permanent_400_moves_frame_to_rejected_table_and_next_frames_still_arriv
     assert "event=forward_rejected status=400" in bridge.log()
     assert bridge.stop() == 0
 
+    # When the operator fixes the cause and requeues the refused frame with the bridge stopped
+    gateway.reject_ids = set()
+    requeued = subprocess.run([sys.executable, "-m", "devicegate_cli.main", "senselink-bridge", "requeue",
+                               "--spool", str(bridge.spool)], capture_output=True, text=True, timeout=30)
+    assert requeued.returncode == 0 and json.loads(requeued.stdout) == {"requeued": 1}
+    # Then the next bridge run delivers it, and nothing is left refused
+    again = bridges(spool=bridge.spool)
+    wait_until(lambda: gateway.record_ids() == [501, 503, 502], what="502 delivered after requeue", log=again.log)
+    wait_until(lambda: again.pending() == [], what="pending empty", log=again.log)
+    assert again.rejected() == []
+    assert again.stop() == 0
+
+
+def test_wrong_forward_path_keeps_frames_until_it_is_fixed(senselink, gateway, bridges):
+    # Given a gateway answering 404 (a mistyped --forward path, or a route missing mid-deploy)
+    gateway.mode = 404
+    bridge = bridges()
+    senselink.wait_accepted(1, log=bridge.log)
+    # When records arrive
+    senselink.send(record(701), record(702))
+    wait_until(lambda: "event=forward_refused status=404" in bridge.log(), what="a 404", log=bridge.log)
+    # Then they stay pending, not refused for good...
+    assert [seq for seq, _ in bridge.pending()] and bridge.rejected() == []
+    # ...and are delivered once the route answers
+    gateway.mode = "ok"
+    wait_until(lambda: gateway.record_ids() == [701, 702], what="701 and 702", log=bridge.log)
+    assert bridge.rejected() == []
+    assert bridge.stop() == 0
+
 
 def test_heartbeats_not_spooled_forwarded_at_most_once_per_interval_and_logs_hold_no_personal_data(
         senselink, gateway, bridges):
@@ -582,7 +611,7 @@ def test_signature_follows_sign_format_and_timestamp_unit(monkeypatch):
 
 @pytest.mark.parametrize("status, outcome", [
     (200, "ok"), (202, "ok"), (204, "ok"), (401, "auth"), (403, "auth"), (408, "retry"), (425, "retry"),
-    (429, "retry"), (500, "retry"), (503, "retry"), (None, "retry"), (400, "reject"), (404, "reject"),
+    (429, "retry"), (500, "retry"), (503, "retry"), (None, "retry"), (400, "reject"), (404, "route"), (405, "route"),
     (413, "reject"), (415, "reject"), (301, "redirect"),
 ])
 def test_http_outcomes(status, outcome):
