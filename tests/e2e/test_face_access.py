@@ -5,6 +5,7 @@ server into the running gateway, through to DynamoDB, S3 and the queue."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ def test_bridge_carries_websocket_frames_into_the_gateway(local_stack, tmp_path)
         server.send(json.dumps(record), json.dumps(alarm), heartbeat, json.dumps(record))
 
         # Then the record is stored once under its SenseLink id, and the alarm too
-        wait_for(lambda: event_item(local_stack, "senselink", "rec-99000001"), what="the bridged record")
+        event_id = "rec-" + hashlib.sha256(f"{record['data']['sn']}\n99000001".encode()).hexdigest()[:32]
+        wait_for(lambda: event_item(local_stack, "senselink", event_id), what="the bridged record")
         ddb = local_stack.client("dynamodb")
         alarms = wait_for(lambda: [i for i in ddb.query(
             TableName=local_stack.table_name, IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
@@ -98,7 +100,7 @@ def test_bridge_carries_websocket_frames_into_the_gateway(local_stack, tmp_path)
             what="the bridge's liveness item")
         assert summary["value"]["M"]["lastKind"]["S"] == "heartbeat"
         # And the queue carries the record exactly once
-        messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == "rec-99000001"],
+        messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == event_id],
                             what="the bridged record on the queue")
         assert len(messages) == 1
     finally:

@@ -322,3 +322,52 @@ def test_wrong_token_is_403_in_the_terminal_shape(stack):
     status, answer = post(event)
     assert status == 403 and answer["code"] == 403
     assert stack.event_items("face-terminal") == []
+
+
+def test_an_overflowing_number_is_quarantined_not_a_crash(stack):
+    # 1e999 parses as infinity: it must be answered and kept like any bad input, never a 500
+    body = '{"type": 0, "data": {"deviceSN": "S1", "uuid": "u-1", "timestamp": 1685343715, "recognizeScore": 1e999}}'
+    status, answer = post(with_body(load_event("face-terminal/http-doc-record.json"), body))
+    assert status == 400 and answer["code"] == 400
+    assert len(stack.quarantine_items("face-terminal")) == 1
+
+
+@pytest.mark.parametrize("body", [
+    '{"type": 0, "data": {"user": {"pin": 4321, "id_number": "110101199003077777"}, "uuid": ',
+    '{"type": 0, "data": {"user": {"pin": "4321", "id_number": "110101199003077777"}, "n": 1e999}}',
+])
+def test_unparseable_payloads_are_kept_without_pin_and_with_masked_numbers(stack, body):
+    status, _ = post(with_body(load_event("face-terminal/http-doc-record.json"), body))
+    assert status == 400
+    [kept] = stack.quarantine_items("face-terminal")
+    assert "4321" not in kept["body"] and "110101199003077777" not in kept["body"]
+    assert "**************7777" in kept["body"]
+
+
+def test_dropped_photos_are_not_kept_in_quarantine_either(stack, monkeypatch):
+    monkeypatch.setenv("PERSONAL_DATA", "photo=drop")
+    from devicegate import personal
+
+    personal.deployment_policy.cache_clear()
+    record = load_record("face-terminal", "variation-record-with-photo-and-pin")
+    record["data"]["timestamp"] = "never"
+    assert push(record)[0] == 400
+    [kept] = stack.quarantine_items("face-terminal")
+    assert base64.b64encode(JPEG).decode() not in kept["body"]
+
+
+def test_a_large_record_retransmitted_days_later_leaves_one_object(stack, monkeypatch):
+    # Given a record too large for an item (a long remark), sent today and again two days later
+    from datetime import timedelta
+
+    from devicegate.runtime import http_pipeline
+    from devicegate.timeutil import now_utc
+
+    record = record_with("c0ffee00-0000-4000-8000-00000000000d", remark="r" * 400_000)
+    pipeline = http_pipeline("face-terminal")
+    assert push(record) == (200, SUCCESS)
+    monkeypatch.setattr(pipeline, "clock", lambda: now_utc() + timedelta(days=2))
+    assert push(record) == (200, SUCCESS)
+    # Then there is one event and one offloaded object
+    assert len(stack.event_items("face-terminal")) == 1
+    assert len([k for k in objects(stack) if k.startswith("payloads/")]) == 1

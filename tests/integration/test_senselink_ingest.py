@@ -5,6 +5,7 @@ SenseLink give up on the subscription."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 
 import pytest
@@ -19,6 +20,11 @@ CONTROL_FRAMES = {"http-ws-doc-connected.json", "http-ws-doc-denied.json"}
 STORED = sorted(set(FIXTURES) - CONTROL_FRAMES - {"http-ws-doc-heartbeat.json"})
 SUCCESS = {"code": 200, "message": "success"}
 LDID = "SPSP-f26131cf5301be29b3a6f7be150ed330"
+
+
+def record_event_id(device: str, record_id: int) -> str:
+    """A record's event id: its device and SenseLink record id (ids count per server)."""
+    return "rec-" + hashlib.sha256(f"{device}\n{record_id}".encode()).hexdigest()[:32]
 
 
 def post(event: dict) -> tuple[int, dict]:
@@ -60,7 +66,7 @@ def test_record_fields_and_codes(stack):
     post(load_event("senselink/http-ws-doc-record.json"))
     [item] = stack.event_items("senselink")
     # The record id is the event id; the device is the LDID; signTime (seconds) is the time
-    assert item["eventId"] == "rec-1364591" and item["deviceId"] == LDID
+    assert item["eventId"] == record_event_id(LDID, 1364591) and item["deviceId"] == LDID
     assert item["occurredAt"] == "2019-09-29T02:46:14.000Z"
     data = item["data"]
     assert data["entryModeName"] == "face" and data["abnormalTypeName"] == "none"
@@ -110,7 +116,27 @@ def test_the_same_record_by_subscription_and_by_bridge_is_one_event(stack):
     assert send(frame, source="lobby-server") == (200, SUCCESS)
     # Then it is stored once
     [item] = stack.event_items("senselink")
-    assert item["eventId"] == "rec-1364620"
+    assert item["eventId"] == record_event_id(LDID, 1364620)
+
+
+def test_two_servers_records_with_the_same_id_are_two_events(stack):
+    # Given two SenseLink servers whose record counters both reached 1364620, on their own devices
+    first = load_record("senselink", "sub-record-employee")
+    second = copy.deepcopy(first)
+    second["messageId"], second["data"]["sn"] = "other-server-message", "SPSP-0000000000000000000000000000beef"
+    # When both push
+    assert send(first) == (200, SUCCESS) and send(second) == (200, SUCCESS)
+    # Then both records are stored
+    assert sorted(i["deviceId"] for i in stack.event_items("senselink")) == sorted([LDID, second["data"]["sn"]])
+
+
+@pytest.mark.parametrize("field, value", [("id", "9" * 3000), ("traceId", "T" * 1500), ("sn", "設備" * 60)])
+def test_ids_too_long_for_keys_are_kept_in_quarantine_not_retried(stack, field, value):
+    body = load_record("senselink", "sub-alarm-raised" if field == "traceId" else "sub-record-employee")
+    body["data"][field] = value
+    status, answer = send(body)
+    assert status == 200 and answer["code"] == 400
+    assert stack.event_items("senselink") == [] and len(stack.quarantine_items("senselink")) == 1
 
 
 def test_alarm_lifecycle_active_releasing_released(stack):
@@ -209,3 +235,18 @@ def test_aws_calls_get_timeouts_that_fit_senselinks_deadline(stack):
     # Then three failing calls in a row still answer inside 5 s
     per_call = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
     assert 3 * per_call < 5.0
+
+
+def test_a_long_non_ascii_trace_id_still_gets_its_lifecycle_item(stack):
+    # Given an alarm whose (allowed, 128-character) trace id is all non-ASCII
+    body = load_record("senselink", "sub-alarm-raised")
+    body["data"]["traceId"] = "警" * 128
+    # When it is stored and the outbox runs
+    assert send(body) == (200, SUCCESS)
+    assert run_outbox(stack) == {"batchItemFailures": []}
+    # Then its lifecycle item exists under a sort key that fits DynamoDB's limit
+    [alarm] = device_alarms(stack.ddb, stack.table, "senselink", LDID)
+    assert alarm["alarmId"] == "警" * 128 and alarm["status"] == "open"
+    from devicegate.keys import alarm_item_sk
+
+    assert len(alarm_item_sk(alarm["alarmId"]).encode()) <= 1024

@@ -54,8 +54,14 @@ def quarantine_list_pk(vendor: str) -> str:
 
 
 def alarm_item_sk(alarm_id: str) -> str:
-    """An alarm's lifecycle item, in its device's partition."""
-    return f"A#{quote(alarm_id, safe='')}"
+    """An alarm's lifecycle item, in its device's partition. An id whose encoding would not fit a
+    sort key (1 KB; non-ASCII triples or more) is hashed; the item keeps the id itself anyway."""
+    encoded = quote(alarm_id, safe="")
+    if len(encoded) > 400:
+        import hashlib
+
+        encoded = "~" + hashlib.sha256(alarm_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"A#{encoded}"
 
 
 def alarm_status_pk(vendor: str, status: str) -> str:

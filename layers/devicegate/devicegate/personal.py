@@ -79,3 +79,34 @@ def apply(record: dict[str, Any], fields: dict[str, str], policy: dict[str, str]
 
 def dropped(fields: dict[str, str], policy: dict[str, str]) -> Iterable[str]:
     return [name for name, category in fields.items() if policy[category] == "drop"]
+
+
+_VALUE = r'("(?:[^"\\]|\\.)*"|-?\d[\d.eE+\-]*)'
+
+
+def scrub_text(raw: bytes, fields: dict[str, str], policy: dict[str, str]) -> bytes:
+    """The policy applied to a payload that does not parse (kept in quarantine as text): every
+    `"field": value` of a dropped category loses its value, of a masked one is masked, wherever
+    it appears. Errs on the side of privacy (a group's "name" is masked with a person's)."""
+    import json
+    import re
+
+    text = raw.decode("utf-8", "surrogateescape")
+    for name, category in fields.items():
+        action = policy[category]
+        if action == "keep":
+            continue
+        pattern = re.compile(r'("' + re.escape(name) + r'"\s*:\s*)' + _VALUE)
+
+        def replace(match: re.Match[str], action: str = action) -> str:
+            if action == "drop":
+                return match.group(1) + '""'
+            token = match.group(2)
+            try:
+                value = json.loads(token) if token.startswith('"') else token
+            except ValueError:
+                value = token.strip('"')
+            return match.group(1) + json.dumps(mask(value), ensure_ascii=False)
+
+        text = pattern.sub(replace, text)
+    return text.encode("utf-8", "surrogateescape")

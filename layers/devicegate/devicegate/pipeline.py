@@ -75,7 +75,11 @@ class Pipeline:
         for event in events:
             # "accepted" is counted by the outbox from the stream (one metric line per batch and
             # kind instead of one per request): a stored event is exactly one stream INSERT.
-            if self.store.put_event(event):
+            try:
+                new = self.store.put_event(event)
+            except InvalidPayload as exc:  # the table refused the item itself (key too large)
+                return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
+            if new:
                 stored += 1
             else:
                 duplicates += 1
@@ -107,9 +111,15 @@ class Pipeline:
     def _reject(self, push: RawPush, outcome: Outcome, reason: str, problems: list[FieldProblem],
                 received_at: datetime) -> IngestResult:
         vendor, kind = self.adapter.vendor, self.adapter.quarantine_kind(push)
+        try:
+            body = self.adapter.quarantine_body(push)
+        except Exception as exc:  # a scrubbing bug must not turn bad input into a 500
+            logger.error("quarantine scrubbing failed; keeping the payload as received",
+                         extra={"vendor": vendor, "error_type": type(exc).__name__, "where": _innermost_frame(exc)})
+            body = push.raw_bytes()
         record = QuarantineRecord(
             vendor=vendor, kind=kind, transport=push.transport, reason=reason, problems=problems,
-            body=self.adapter.quarantine_body(push), received_at=received_at,
+            body=body, received_at=received_at,
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from devicegate import keys
 from devicegate.ddb_codec import to_attr
 from devicegate.envelope import Heartbeat, NormalizedEvent
-from devicegate.errors import FieldProblem, StorageUnavailable
+from devicegate.errors import FieldProblem, InvalidPayload, StorageUnavailable
 from devicegate.timeutil import days_after, epoch_seconds, iso_utc
 
 # DynamoDB items stop at 400 KB; leave room for keys and attribute names.
@@ -124,12 +124,20 @@ class DynamoEventStore:
         except errors as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return False
+            if _error_code(exc) == "ValidationException":
+                # The item itself is unstorable (a key over DynamoDB's size limits...): retrying
+                # cannot help, so the payload goes to quarantine like any other bad input.
+                raise InvalidPayload("record cannot be stored as an item",
+                                     [FieldProblem("body", "a value is too large for a table key")]) from None
             raise StorageUnavailable(f"dynamodb put_item failed: {_error_code(exc) or type(exc).__name__}") from None
         return True
 
     def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
+        # The day it happened, not the day received: a retransmission days later (a terminal's
+        # backlog) must find the same key, not leave a second, orphaned object.
+        occurred = datetime.fromisoformat(event.occurredAt)
         key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/"
-               f"{received:%Y/%m/%d}/{event.eventId}.json")
+               f"{occurred:%Y/%m/%d}/{event.eventId}.json")
         self._put_object(key, item["data"]["S"].encode(), "application/json")
         return dict(item, data={"S": "{}"}, dataRef={"S": f"s3://{self._bucket}/{key}"})
 

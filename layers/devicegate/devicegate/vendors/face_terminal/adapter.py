@@ -34,6 +34,11 @@ UNATTRIBUTED = "unattributed"
 USER_FIELDS = {"name": "name", "user_id": "user_id", "id_number": "id_number", "ic_number": "ic_number",
                "job_number": "job_number", "remark": "remark", "pin": "pin"}
 
+#: Personal fields of the record itself (and of an alarm) -> categories.
+RECORD_FIELDS = {"rgb_image": "photo", "alarm_photo": "photo", "bodyTemperature": "temperature",
+                 "user_id": "user_id"}
+ALL_FIELDS = {**USER_FIELDS, **RECORD_FIELDS}
+
 # The field table says `message`, the example says `msg`: both are sent, so either reading works.
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
@@ -52,7 +57,6 @@ def _body(code: int, message: str, data: dict[str, Any] | None = None) -> dict[s
 _PLAIN = {outcome: Answer(status, _body(code, message), constant=True)
           for outcome, (status, code, message) in _STATUS.items()}
 _DEVICE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-_PIN_TEXT = re.compile(rb'("pin"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
 
 class FaceTerminalAdapter(VendorAdapter):
@@ -131,20 +135,21 @@ class FaceTerminalAdapter(VendorAdapter):
         return "push"
 
     def quarantine_body(self, push: RawPush) -> bytes:
-        """The rejected payload minus what the deployment must never store: the PIN is removed,
-        masked categories masked (replay then stores what ingest would have stored). Text that
-        does not parse still loses any `"pin": "..."` it spells."""
+        """The rejected payload minus what the deployment must never store: the PIN removed,
+        masked and dropped categories applied (a replay then stores what ingest would have).
+        Text that does not parse gets the same treatment field by field (personal.scrub_text)."""
         raw = push.raw_bytes()
         try:
             document = jsonbody.loads(raw)
-        except InvalidPayload:
-            return _PIN_TEXT.sub(rb'\1""', raw)
-        user = document.get("data", {}).get("user") if isinstance(document, dict) and isinstance(
-            document.get("data"), dict) else None
-        if not isinstance(user, dict):
-            return raw if b'"pin"' not in raw else _PIN_TEXT.sub(rb'\1""', raw)
-        personal.apply(user, USER_FIELDS, self.policy)
-        return canonical_json(document).encode("utf-8", "surrogatepass")
+            data = document.get("data") if isinstance(document, dict) else None
+            if not isinstance(data, dict):
+                return personal.scrub_text(raw, ALL_FIELDS, self.policy)
+            if isinstance(data.get("user"), dict):
+                personal.apply(data["user"], USER_FIELDS, self.policy)
+            personal.apply(data, RECORD_FIELDS, self.policy)
+            return canonical_json(document).encode("utf-8", "surrogatepass")
+        except (InvalidPayload, ValueError, TypeError):
+            return personal.scrub_text(raw, ALL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}

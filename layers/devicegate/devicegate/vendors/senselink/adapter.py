@@ -6,8 +6,9 @@ re-enables it. So every payload that will never become valid by retrying (malfor
 code, too large) is kept in quarantine and answered 200 with the reason in the body; only a
 wrong token (403) and a storage failure (503, so nothing is lost) answer otherwise.
 
-Event ids: a record is the SenseLink record `id` (`rec-{id}`), so the same record arriving by the
-subscription and by the bridge, or retried, is one event; without an id, the `messageId`. An
+Event ids: a record is its device + SenseLink record `id` (`rec-{hash}`), so the same record
+arriving by the subscription and by the bridge, or retried, is one event, while two servers'
+records with the same id are two; without an id, the `messageId`. An
 alarm step is its `traceId` (or alarm `id`) + `status` + times: raised and released are two
 events, their retries are not.
 """
@@ -56,7 +57,8 @@ _STATUS = {
 _PLAIN = {outcome: Answer(status, {"code": code, "message": message}, constant=True)
           for outcome, (status, code, message) in _STATUS.items()}
 _SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-_DEVICE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+# Printable ASCII: percent-encoded in keys at most 3x, inside DynamoDB's key size limits.
+_DEVICE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
 @cache
@@ -136,7 +138,9 @@ class SenseLinkAdapter(VendorAdapter):
         device = _device(record.sn, None)
         occurred = record.signTime or sent_at or received_at
         if record.id:
-            event_id = f"rec-{_hash(record.id)}" if not record.id.isdigit() else f"rec-{record.id}"
+            # Record ids count per SenseLink server: with the device they are unique across
+            # servers pushing to one gateway, and the same for subscription and bridge.
+            event_id = f"rec-{_hash(device, record.id)}"
         elif message_id:
             event_id = f"msg-{_hash(message_id)}"
         else:
@@ -182,16 +186,17 @@ class SenseLinkAdapter(VendorAdapter):
         return "push"
 
     def quarantine_body(self, push: RawPush) -> bytes:
-        """Masked and dropped categories are applied to a parseable payload's `data` too."""
+        """Masked and dropped categories are applied to a rejected payload's `data` too (field by
+        field in text that does not parse)."""
         raw = push.raw_bytes()
         try:
             document = jsonbody.loads(raw)
-        except InvalidPayload:
-            return raw
-        if isinstance(document, dict) and isinstance(document.get("data"), dict):
-            personal.apply(document["data"], PERSONAL_FIELDS, self.policy)
-            return canonical_json(document).encode("utf-8", "surrogatepass")
-        return raw
+            if isinstance(document, dict) and isinstance(document.get("data"), dict):
+                personal.apply(document["data"], PERSONAL_FIELDS, self.policy)
+                return canonical_json(document).encode("utf-8", "surrogatepass")
+        except (InvalidPayload, ValueError, TypeError):
+            pass
+        return personal.scrub_text(raw, PERSONAL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}
@@ -222,7 +227,7 @@ def _device(sn: str | None, server_id: str | None) -> str:
     if sn:
         if not _DEVICE.match(sn):
             raise InvalidPayload("device serial is not usable as an id",
-                                 [FieldProblem("data.sn", "1 to 128 printable characters expected")])
+                                 [FieldProblem("data.sn", "1 to 128 printable ASCII characters expected")])
         return sn
     if server_id:
         return f"id-{server_id}"
