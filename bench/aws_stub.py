@@ -38,7 +38,9 @@ class AwsStub:
     def _answer(self, request, **_):
         target = request.headers.get("X-Amz-Target", b"")
         target = target.decode() if isinstance(target, bytes) else target
-        operation = target.rsplit(".", 1)[-1] or "unknown"
+        operation = target.rsplit(".", 1)[-1]
+        if not operation:  # S3 is REST, not JSON-RPC: the method names the call
+            operation = {"PUT": "PutObject", "GET": "GetObject"}.get(request.method, request.method)
         self.calls[operation] += 1
         status, body = 200, {}
         if operation == "PutItem":
@@ -51,6 +53,8 @@ class AwsStub:
         elif operation == "GetSecretValue":
             body = {"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench", "Name": "bench",
                     "SecretString": SECRET, "VersionId": "v1"}
+        if operation == "PutObject":  # REST: an empty body with an ETag, as S3 answers
+            return AWSResponse(request.url, 200, {"etag": '"bench"', "content-length": "0"}, _Raw(b""))
         payload = json.dumps(body).encode()
         return AWSResponse(request.url, status, {"content-type": "application/x-amz-json-1.0"}, _Raw(payload))
 
@@ -61,8 +65,8 @@ def install(stub: AwsStub) -> None:
 
     real = aws.client.__wrapped__
 
-    def stubbed(service: str):
-        client = real(service)
+    def stubbed(service: str, deadline_s: float | None = None):
+        client = real(service, deadline_s)
         stub.attach(client)
         return client
 
@@ -90,6 +94,11 @@ class _FakeDynamo:
         return {}
 
 
+class _FakeS3:
+    def put_object(self, **kwargs):
+        return {}
+
+
 class _FakeSecrets:
     def get_secret_value(self, **kwargs):
         return {"SecretString": SECRET}
@@ -99,5 +108,5 @@ def install_fakes() -> None:
     from devicegate import aws
     import devicegate.runtime as runtime
 
-    fakes = {"dynamodb": _FakeDynamo(), "secretsmanager": _FakeSecrets()}
-    aws.client = runtime.client = fakes.__getitem__
+    fakes = {"dynamodb": _FakeDynamo(), "secretsmanager": _FakeSecrets(), "s3": _FakeS3()}
+    aws.client = runtime.client = lambda service, deadline_s=None: fakes[service]
