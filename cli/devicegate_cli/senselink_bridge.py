@@ -725,6 +725,8 @@ class Bridge:
         except ValueError:
             return self._junk(text, "not JSON")
         code = message.get("code") if isinstance(message, dict) else None
+        if isinstance(code, str) and code.strip().isdigit():  # "30000": the gateway reads it too
+            code = int(code)
         if not isinstance(code, int) or isinstance(code, bool):
             return self._junk(text, "JSON without an integer code")
         record_id = _record_id(message)
