@@ -229,6 +229,9 @@ class LocalHttpServer(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LocalHttpServer
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: without TCP_NODELAY the second waits for the
+    # client's delayed ACK (~40 ms on Linux) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "devicegate-local"

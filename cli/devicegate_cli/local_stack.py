@@ -121,6 +121,11 @@ def _start_moto(host: str, port: int) -> Any:
 
     # werkzeug logs every request (the stream pollers alone make five a second).
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # Its handler writes headers and body separately; without TCP_NODELAY every botocore call to
+    # the emulation can wait ~40 ms for a delayed ACK. Only this process serves with werkzeug.
+    from werkzeug.serving import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     # start() waits for a ready flag that a failed bind never sets: bound the wait.
     starter = threading.Thread(target=server.start, daemon=True)
