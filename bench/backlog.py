@@ -746,10 +746,9 @@ NOTES = """Reading the figures:
   batch of up to 100 records: state updates and SendMessageBatch calls to moto) hold the same
   lock for up to a second or more, which is the p99. In AWS the outbox runs beside the webhook
   and never delays an answer.
-- The emulator's HTTP adds to every figure: the local HTTP router (`http.server`) and moto's
-  werkzeug server write a response's headers and body in two sends without TCP_NODELAY, so a
-  response often waits for the client's delayed ACK (~40 ms on Linux) - once in each webhook
-  answer and in each of the gateway's calls to moto.
+- The emulator's HTTP adds to every figure: each webhook answer and each of the gateway's calls
+  to moto is a loopback HTTP exchange (both servers run with TCP_NODELAY, so none waits for a
+  delayed ACK), handled by Python in the same two cores as everything else.
 - A retransmission (identical body) costs one conditional write that fails and is answered
   success; the counts show it never became a second item or message. Each malformed body is
   distinct, so each is one quarantine item seen once.

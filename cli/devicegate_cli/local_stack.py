@@ -228,8 +228,13 @@ def _banner(
         "Point boto3 / the AWS CLI at it:",
         f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
         f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={LOCAL_REGION}",
-        "Query stored events:",
+        "Query stored events and alarms:",
         "  devicegate events --vendor jointech --device 8022300001",
+        "  devicegate events --vendor face-terminal --device PSC700C0MC22F02542",
+        "  devicegate alarms --vendor face-terminal --status open",
+        "Bridge a SenseLink server into this stack:",
+        f"  devicegate senselink-bridge --ws ws://HOST:9000 --app-key KEY --forward "
+        f"{base}/hooks/senselink/{args.token}",
         "Ctrl-C stops.",
         READY_LINE,
     ]
