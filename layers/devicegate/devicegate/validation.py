@@ -1,10 +1,13 @@
-"""pydantic errors -> field problems a sender can act on (never echoing the input values)."""
+"""pydantic errors -> field problems a sender can act on (never echoing the input values), and
+the small helpers every adapter uses around its models."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
-from devicegate.errors import FieldProblem
+from devicegate.errors import FieldProblem, InvalidPayload
 
 
 def problems_from(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
@@ -15,3 +18,28 @@ def problems_from(error: ValidationError, prefix: str = "") -> list[FieldProblem
         field = ".".join(([prefix] if prefix else []) + parts) or prefix or "body"
         problems.append(FieldProblem(field, item["msg"]))
     return problems
+
+
+def validated(model: Any, document: Any, prefix: str, what: str) -> Any:
+    """`document` (already parsed JSON) as `model`, or InvalidPayload naming the fields at fault
+    (prefixed, e.g. "data.uuid")."""
+    if not isinstance(document, dict):
+        raise InvalidPayload("expected a JSON object", [FieldProblem(prefix or "body", "not a JSON object")])
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(f"invalid {what}", problems_from(exc, prefix)) from None
+
+
+def name_of(table: dict[int, str], code: int | None) -> str | None:
+    """The name of `code` in a vendor's code table. None stays None; a code the table does not
+    know is kept as "unknown (<code>)" rather than dropped."""
+    if code is None:
+        return None
+    name = table.get(code)
+    return f"unknown ({code})" if name is None else name
+
+
+def pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The named fields that have a value (for state groups and summaries)."""
+    return {n: data[n] for n in names if data.get(n) is not None}

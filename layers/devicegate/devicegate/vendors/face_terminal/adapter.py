@@ -13,8 +13,6 @@ import re
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
 from devicegate import jsonbody, personal
 from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.envelope import (
@@ -23,7 +21,7 @@ from devicegate.envelope import (
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.media import decode_image, image_type
 from devicegate.timeutil import iso_utc
-from devicegate.validation import problems_from
+from devicegate.validation import pick as _pick, validated as _validated
 from devicegate.vendors.face_terminal import codes
 from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, Recognition
 
@@ -174,18 +172,3 @@ class FaceTerminalAdapter(VendorAdapter):
 def _route_device(push: RawPush) -> str | None:
     device = (push.route.get("device") or "").strip()
     return device if _DEVICE_PATTERN.match(device) else None
-
-
-def _validated(model: Any, document: Any, prefix: str, kind: str) -> Any:
-    if not isinstance(document, dict):
-        where = prefix or "body"
-        raise InvalidPayload("expected a JSON object", [FieldProblem(where, "not a JSON object")])
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidPayload(f"invalid {kind}", problems_from(exc, prefix)) from None
-
-
-def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {n: data[n] for n in names if data.get(n) is not None}
-

@@ -3,6 +3,8 @@ translated from the vendor's Chinese. Each coded field is stored with its name n
 
 from __future__ import annotations
 
+from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+
 RECOGNITION_TYPE = {  # recognitionType 识别类型
     1: "employee",  # 员工
     2: "visitor",  # 访客
@@ -82,9 +84,3 @@ ALARM_STATUS = {  # status 告警上报事件
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
 ALARM_LIFECYCLE = {1: ("open", 1), 2: ("release_failed", 2), 3: ("released", 3)}
-
-
-def name_of(table: dict[int, str], code: int | None) -> str | None:
-    if code is None:
-        return None
-    return table.get(code, f"unknown ({code})")

@@ -13,7 +13,7 @@ from devicegate.envelope import NormalizedEvent, RawPush, make_event, record_jso
 from devicegate.iot import TOPIC_FIELDS
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import parse_time
-from devicegate.validation import problems_from
+from devicegate.validation import pick as _pick, problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
@@ -140,9 +140,6 @@ def _has_fix(data: dict[str, Any]) -> bool:
     lat, lon = data.get("latitude"), data.get("longitude")
     return lat is not None and lon is not None and not (lat == 0 and lon == 0)
 
-
-def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {n: data[n] for n in names if data.get(n) is not None}
 
 
 def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,8 @@ the ``networkType``/``reportType`` extension fields) to the vendor's English nam
 with export damage repaired and capitalisation made sentence case.
 """
 
+from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+
 # Alarm types ("Alarm Type Description"). The spec has two copies: the webhook
 # section and the MQTT section. Both list the same 124 codes with identical names;
 # only the webhook copy has 10000 "Custom alarm", which is kept here (125 codes).
@@ -246,16 +248,3 @@ REPORT_TYPES: dict[int, str] = {
     1: "Supplementary report",
     2: "Alarm",
 }
-
-
-def name_of(table: dict[int, str], code: int | None) -> str | None:
-    """Return the name of ``code`` in ``table``.
-
-    None stays None; a code the table does not know is kept as "unknown (<code>)".
-    """
-    if code is None:
-        return None
-    name = table.get(code)
-    if name is None:
-        return f"unknown ({code})"
-    return name

@@ -22,14 +22,12 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
 from devicegate import jsonbody, personal
 from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import iso_utc
-from devicegate.validation import problems_from
+from devicegate.validation import pick as _pick, validated as _validated
 from devicegate.vendors.senselink import codes
 from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, Record, Subscription
 
@@ -232,16 +230,3 @@ def _device(sn: str | None, server_id: str | None) -> str:
     if server_id:
         return f"id-{server_id}"
     return UNKNOWN_DEVICE
-
-
-def _validated(model: Any, document: Any, prefix: str, what: str) -> Any:
-    if not isinstance(document, dict):
-        raise InvalidPayload("expected a JSON object", [FieldProblem(prefix or "body", "not a JSON object")])
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidPayload(f"invalid {what}", problems_from(exc, prefix)) from None
-
-
-def _pick(data: dict[str, Any], *names: str) -> dict[str, Any]:
-    return {n: data[n] for n in names if data.get(n) is not None}

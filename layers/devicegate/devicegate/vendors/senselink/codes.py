@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+
 ENTRY_MODE = {1: "face", 2: "QR code", 3: "card", 4: "face and card", 5: "ID card", 6: "face and ID card"}
 
 ABNORMAL_TYPE = {
@@ -46,9 +48,3 @@ RESOLVE_OPTION = {0: "no release needed", 1: "release on the device only", 2: "r
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
 ALARM_LIFECYCLE = {1: ("open", 1), 2: ("releasing", 2), 3: ("released", 3)}
-
-
-def name_of(table: dict[int, str], code: int | None) -> str | None:
-    if code is None:
-        return None
-    return table.get(code, f"unknown ({code})")
