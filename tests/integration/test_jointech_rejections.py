@@ -307,3 +307,29 @@ def test_overflowing_numbers_in_unknown_fields_are_stored_as_null(stack, path_ki
     status, _ = post(with_path(with_body(load_event(LOCATION), body), "dev-token", path_kind))
     [item] = stack.event_items()
     assert status == 200 and item["data"]["vendorExtra"] is None
+
+
+def test_a_retried_quarantine_update_counts_the_sighting_once(stack):
+    # Given a quarantine update that lands, but whose answer is lost so botocore sends it again
+    from devicegate.runtime import http_pipeline
+
+    store = http_pipeline("jointech").store
+    real = store._ddb
+
+    class AnswerLost:
+        def update_item(self, **kwargs):
+            real.update_item(**kwargs)  # landed...
+            return real.update_item(**kwargs)  # ...and the retry carries the same call
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    store._ddb = AnswerLost()
+    try:
+        status, _ = post(with_body(load_event(LOCATION), "{not json"))
+    finally:
+        store._ddb = real
+    # Then the payload is kept, seen once
+    assert status == 400
+    [kept] = stack.quarantine_items()
+    assert kept["seenCount"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -188,15 +189,21 @@ class DynamoEventStore:
         attr_values = {f":a{i}": to_attr(v) for i, v in enumerate(values.values())}
         attr_values[":one"] = {"N": "1"}
         attr_values[":now"] = {"S": received}
+        # The call's own token: when botocore retries an update that did land (a slow answer, a
+        # read timeout), the retry is refused instead of counting the same sighting twice.
+        attr_values[":call"] = {"S": uuid.uuid4().hex}
         try:
             old = self._ddb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": keys.quarantine_pk(record.vendor, digest)}, "sk": {"S": "Q"}},
-                UpdateExpression=f"SET {sets}, lastSeenAt = :now ADD seenCount :one",
+                UpdateExpression=f"SET {sets}, lastSeenAt = :now, lastCall = :call ADD seenCount :one",
+                ConditionExpression="attribute_not_exists(lastCall) OR lastCall <> :call",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=attr_values,
                 ReturnValues="UPDATED_OLD",
             )
         except _aws_errors() as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False  # this very call landed already (its retry is what failed)
             raise StorageUnavailable(f"dynamodb quarantine failed: {_error_code(exc) or type(exc).__name__}") from None
         return "seenCount" not in old.get("Attributes", {})
