@@ -70,6 +70,27 @@ class VendorAdapter(ABC):
         step this event is; the outbox keeps one lifecycle item per alarm from these."""
         return None
 
+    def assemble(self, device_id: str, group: str, parts: dict[str, str], received_at: datetime,
+                 transport: str) -> NormalizedEvent:
+        """For vendors that send one record in parts (NormalizedEvent.part): the one event apps
+        and the queue see, from each part's dataJson by part name. Called when every part is
+        there, and by the sweep with the parts there are once the rest is overdue (the event
+        then says which are missing). The event id depends on `group` only, so a retransmitted
+        part, or a sweep racing the last part, can never make a second event."""
+        raise NotImplementedError(f"{self.vendor} sends no records in parts")
+
+    def config_device(self, events: list[NormalizedEvent]) -> str | None:
+        """The device whose configuration item (D#{vendor}#{device} / CONFIG, written by apps)
+        the accepted answer needs, or None (most vendors: a constant answer)."""
+        return None
+
+    def accepted_answer(self, outcome: Outcome, events: list[NormalizedEvent],
+                        config: dict[str, Any] | None) -> Answer:
+        """The answer once the events are stored (outcome ACCEPTED or DUPLICATE). Vendors whose
+        answer carries content (the AI camera's strategy) build it here from `config`: the
+        device's configuration item, None when it has none."""
+        return self.answer(outcome)
+
     def quarantine_kind(self, push: RawPush) -> str:
         return push.route.get("kind") or "unknown"
 

@@ -69,6 +69,20 @@ def media_ref(media: MediaObject) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One message of a record that a vendor sends in several messages (Mettax's face check:
+    comparison result + driver picture, same `id`, either order, each possibly retransmitted).
+
+    The pipeline keeps each part on one assembly item as it arrives (answered "accepted" once
+    stored there); when every name in `needs` is present, the adapter's `assemble` builds the one
+    event apps and the queue see."""
+
+    group: str  # assembly id shared by the parts (the vendor's id)
+    name: str  # this part's name, one of `needs`
+    needs: tuple[str, ...]  # every part name a complete record has
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """A liveness signal (SenseLink's code 10000): moves the source's last-seen time forward and
     is answered like an event, but is not an event (nothing stored, nothing published)."""
@@ -93,6 +107,11 @@ class NormalizedEvent:
     dataJson: str = field(repr=False)  # the typed vendor record as canonical JSON: hashed, stored as is
     #: Binary parts stored as S3 objects before the item (dataJson holds their media_ref).
     media: tuple[MediaObject, ...] = field(default=(), repr=False)
+    #: Set when this is one part of a record sent in several messages (see Part).
+    part: Part | None = None
+    #: Groups records the vendor ties together (Mettax: a GPS fix and the alarm with the same
+    #: `id`; an alarm's files). Items with one link share a gsi4 partition L#{vendor}#{link}.
+    link: str | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -155,7 +174,8 @@ def record_json(model: BaseModel, transport_fields: frozenset[str] = frozenset()
 
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
-               event_id: str | None = None, media: tuple[MediaObject, ...] = ()) -> NormalizedEvent:
+               event_id: str | None = None, media: tuple[MediaObject, ...] = (),
+               part: Part | None = None, link: str | None = None) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`)."""
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
@@ -164,5 +184,5 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         vendor=vendor, deviceId=device_id, kind=kind,
         eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, identity_json or data_json),
         occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport, dataJson=data_json,
-        media=media,
+        media=media, part=part, link=link,
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 EVENT_SK = "E"
+#: A device's configuration item (pk D#{vendor}#{device}), written by apps, read by the gateway.
+CONFIG_SK = "CONFIG"
 ALARM_PARTITION = "ALARM"
 
 
@@ -67,3 +69,13 @@ def alarm_item_sk(alarm_id: str) -> str:
 def alarm_status_pk(vendor: str, status: str) -> str:
     """gsi1 partition listing a vendor's alarms in one status (AL#face-terminal#open)."""
     return f"AL#{vendor}#{status}"
+
+
+def parts_pk(vendor: str, device_id: str) -> str:
+    """Assembly items of records sent in parts (sk {kind}#{group}): a device's face checks."""
+    return f"P#{vendor}#{device_key(device_id)}"
+
+
+def link_pk(vendor: str, link: str) -> str:
+    """gsi4 partition of records the vendor ties together (NormalizedEvent.link)."""
+    return f"L#{vendor}#{link}"
