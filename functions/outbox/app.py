@@ -13,7 +13,7 @@ from devicegate.vendors import alarm_transition_for, state_patch_for
 def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
     settings = get_settings()
     return (SqsPublisher(client("sqs"), settings.outbox_queue_url),
-            DynamoStateStore(client("dynamodb"), settings.table_name))
+            DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for))
 
 
 @logger.inject_lambda_context

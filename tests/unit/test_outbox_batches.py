@@ -33,6 +33,7 @@ class FakeQueue:
 class FakeState:
     def __init__(self, fail_on=None):
         self.groups: dict[tuple, str] = {}
+        self.heard_at: dict[tuple, str] = {}
         self.writes = 0
         self.fail_on = fail_on
 
@@ -45,6 +46,10 @@ class FakeState:
             return False
         self.groups[key] = at
         return True
+
+    def heard(self, vendor, device, at):
+        self.heard_at[(vendor, device)] = max(self.heard_at.get((vendor, device), ""), at)
+        return False
 
 
 def _records(n: int) -> list[StreamRecord]:

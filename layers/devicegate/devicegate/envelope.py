@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import iso_utc
 
-Transport = Literal["http", "mqtt", "replay"]
+#: "gateway": events the gateway writes itself (device.offline / device.online).
+Transport = Literal["http", "mqtt", "replay", "gateway"]
 
 
 @dataclass

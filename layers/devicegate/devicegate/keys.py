@@ -12,6 +12,10 @@ EVENT_SK = "E"
 #: A device's configuration item (pk D#{vendor}#{device}), written by apps, read by the gateway.
 CONFIG_SK = "CONFIG"
 ALARM_PARTITION = "ALARM"
+#: gsi3 partitions besides ALARM (gsi3 is overloaded, every use sparse): devices offline now,
+#: and records sent in parts still waiting for the sweep.
+OFFLINE_PARTITION = "OFFLINE"
+PARTS_PARTITION = "PARTS"
 
 
 def device_key(device_id: str) -> str:

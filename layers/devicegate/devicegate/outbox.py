@@ -20,6 +20,7 @@ from devicegate.adapter import AlarmTransition
 from devicegate.ddb_codec import from_item, to_attr
 from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
+from devicegate.liveness import GATEWAY_KINDS, Liveness
 from devicegate.observability import emit_counts, logger
 from devicegate.timeutil import parse_time
 
@@ -76,6 +77,9 @@ class StateStore(Protocol):
     def advance_alarm(self, vendor: str, device_id: str, step: AlarmTransition, event_id: str) -> bool:
         """Record one step of an alarm's lifecycle; its status moves only to a newer step."""
 
+    def heard(self, vendor: str, device_id: str, at: str) -> bool:
+        """The device was heard from at `at` (a receive time): online again if it was offline."""
+
 
 class SqsPublisher:
     def __init__(self, sqs: Any, queue_url: str):
@@ -98,9 +102,13 @@ class SqsPublisher:
 
 
 class DynamoStateStore:
-    def __init__(self, dynamodb: Any, table: str):
+    def __init__(self, dynamodb: Any, table: str, retention_days=None):
         self._ddb = dynamodb
         self._table = table
+        self._liveness = Liveness(dynamodb, table, retention_days)
+
+    def heard(self, vendor: str, device_id: str, at: str) -> bool:
+        return self._liveness.heard(vendor, device_id, at)
 
     def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -186,6 +194,8 @@ class StreamRecord:
 
 def state_updates(event: dict[str, Any], patch: dict[str, dict[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]]:
     """(vendor, device, group) -> (at, event id, value) for one event: its patch plus the summary."""
+    if event["kind"] in GATEWAY_KINDS:
+        return {}  # the gateway's own device.offline/online events say nothing new about state
     occurred, received = parse_time(event["occurredAt"]), parse_time(event["receivedAt"])
     if occurred - received > MAX_CLOCK_SKEW:
         logger.warning("event time far in the future, state left alone",
@@ -256,9 +266,18 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
             for key, update in state_updates(record.event, patch_for(record.event)).items():
                 if key not in newest or update[0] > newest[key][0]:
                     newest[key] = update
+        # Contact, by receive time: the newest per device in this chunk (one write per device).
+        heard: dict[tuple[str, str], str] = {}
+        for record in chunk:
+            event = record.event
+            if event["kind"] not in GATEWAY_KINDS:
+                device_key = (event["vendor"], event["deviceId"])
+                heard[device_key] = max(heard.get(device_key, ""), event["receivedAt"])
         try:
             for (vendor, device, group), (at, event_id, value) in newest.items():
                 state.advance(vendor, device, group, at, event_id, value)
+            for (vendor, device), at in heard.items():
+                state.heard(vendor, device, at)
             for record in chunk if transition_for else ():
                 if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
                     state.advance_alarm(record.event["vendor"], record.event["deviceId"], step,

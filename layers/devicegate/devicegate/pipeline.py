@@ -13,6 +13,7 @@ from datetime import datetime
 
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.auth import TokenVerifier
+from devicegate.device_config import DeviceConfigs
 from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
 from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
 from devicegate.observability import emit_counts, logger
@@ -31,11 +32,12 @@ class IngestResult:
 
 class Pipeline:
     def __init__(self, adapter: VendorAdapter, store: EventStore, verifier: TokenVerifier | None,
-                 clock: Callable[[], datetime] = now_utc):
+                 clock: Callable[[], datetime] = now_utc, configs: DeviceConfigs | None = None):
         self.adapter = adapter
         self.store = store
         self.verifier = verifier  # None: the transport already authenticated (IoT Core)
         self.clock = clock
+        self.configs = configs  # devices' configuration items, for answers that carry them
 
     def ingest(self, push: RawPush) -> IngestResult:
         vendor = self.adapter.vendor
@@ -76,6 +78,12 @@ class Pipeline:
             # "accepted" is counted by the outbox from the stream (one metric line per batch and
             # kind instead of one per request): a stored event is exactly one stream INSERT.
             try:
+                if event.part is not None:
+                    complete = self._put_part(event, received_at)
+                    if complete is None:
+                        stored += 1  # kept on its assembly item; the event waits for the rest
+                        continue
+                    event = complete
                 new = self.store.put_event(event)
             except InvalidPayload as exc:  # the table refused the item itself (key too large)
                 return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
@@ -87,7 +95,32 @@ class Pipeline:
                 logger.info("retransmission recognised", extra={"vendor": vendor, "kind": event.kind,
                                                                 "event_id": event.eventId})
         outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
-        return IngestResult(outcome, adapter.answer(outcome), events, stored, duplicates)
+        return IngestResult(outcome, self._accepted_answer(outcome, events), events, stored, duplicates)
+
+    def _put_part(self, event: NormalizedEvent, received_at: datetime) -> NormalizedEvent | None:
+        """Store one part; the assembled event once every part is there (a retransmitted last
+        part assembles the same event again, which put_event then finds stored)."""
+        part = event.part
+        assert part is not None
+        parts, _new = self.store.put_part(event)
+        if not set(part.needs) <= parts.keys():
+            return None
+        try:
+            return self.adapter.assemble(event.deviceId, part.group, parts, received_at, event.transport)
+        except InvalidPayload:
+            raise
+        except Exception as exc:  # the part is stored; the sweep assembles it again later
+            logger.error("adapter failed to assemble parts", extra={"vendor": self.adapter.vendor,
+                                                                    "error_type": type(exc).__name__,
+                                                                    "where": _innermost_frame(exc)})
+            return None
+
+    def _accepted_answer(self, outcome: Outcome, events: list[NormalizedEvent]) -> Answer:
+        adapter = self.adapter
+        device = adapter.config_device(events) if self.configs is not None else None
+        # At most one (cached) read, and only for vendors whose answer carries configuration.
+        config = self.configs.get(adapter.vendor, device) if device is not None else None
+        return adapter.accepted_answer(outcome, events, config)
 
     def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
         try:

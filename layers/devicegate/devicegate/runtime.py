@@ -6,6 +6,7 @@ from functools import cache
 
 from devicegate.auth import TokenVerifier, secrets_manager_fetcher
 from devicegate.aws import client
+from devicegate.device_config import DeviceConfigs
 from devicegate.pipeline import Pipeline
 from devicegate.settings import get_settings, vendor_env
 from devicegate.storage import DynamoEventStore
@@ -44,7 +45,8 @@ def http_pipeline(vendor: str) -> Pipeline:
         secrets_manager_fetcher(vendor_env(vendor, "TOKEN_SECRET"), deadline),
         header_name=vendor_env(vendor, "AUTH_HEADER"),
     )
-    return Pipeline(adapter, event_store(deadline), verifier)
+    configs = DeviceConfigs(client("dynamodb", deadline), get_settings().table_name)
+    return Pipeline(adapter, event_store(deadline), verifier, configs=configs)
 
 
 @cache

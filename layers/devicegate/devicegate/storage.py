@@ -51,6 +51,10 @@ class EventStore(Protocol):
     def heartbeat(self, beat: Heartbeat) -> None:
         """Move a source's last-seen time forward (never backwards)."""
 
+    def put_part(self, event: NormalizedEvent) -> tuple[dict[str, str], bool]:
+        """Keep one part of a record sent in parts (event.part) on its assembly item, once.
+        Returns every part stored so far (name -> dataJson) and whether this part was new."""
+
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
 
@@ -82,6 +86,9 @@ def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
     if event.is_alarm:
         item["gsi3pk"] = {"S": keys.ALARM_PARTITION}
         item["gsi3sk"] = {"S": keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)}
+    if event.link:
+        item["gsi4pk"] = {"S": keys.link_pk(event.vendor, event.link)}
+        item["gsi4sk"] = {"S": timeline}
     return item
 
 
@@ -155,6 +162,49 @@ class DynamoEventStore:
         # The same conditional "summary" update the outbox makes for events: the source shows in
         # the vendor's device list with its last-seen time, and an older beat never wins.
         DynamoStateStore(self._ddb, self._table).advance(beat.vendor, beat.source, "summary", beat.at, "", summary)
+        DynamoStateStore(self._ddb, self._table).heard(beat.vendor, beat.source, beat.at)
+
+    def put_part(self, event: NormalizedEvent) -> tuple[dict[str, str], bool]:
+        part = event.part
+        assert part is not None
+        received = datetime.fromisoformat(event.receivedAt)
+        # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
+        # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
+        # the sweep has seen it complete, the item stays listed as pending in gsi3 (PARTS), so a
+        # record whose last part never comes still reaches the queue, marked incomplete.
+        names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
+        values = {
+            ":data": {"S": event.dataJson}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
+            ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
+            ":transport": {"S": event.transport},
+            ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
+            ":pending": {"S": keys.PARTS_PARTITION},
+            ":psk": {"S": f"{event.receivedAt}#{event.vendor}#{keys.device_key(event.deviceId)}#{part.group}"},
+        }
+        try:
+            result = self._ddb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": keys.parts_pk(event.vendor, event.deviceId)},
+                     "sk": {"S": f"{event.kind}#{part.group}"}},
+                UpdateExpression=("SET #p = if_not_exists(#p, :data), vendor = :vendor, deviceId = :dev, #k = :kind, "
+                                  "#g = :group, firstReceivedAt = if_not_exists(firstReceivedAt, :at), "
+                                  "transport = if_not_exists(transport, :transport), "
+                                  "expiresAt = if_not_exists(expiresAt, :exp), "
+                                  "gsi3pk = if_not_exists(gsi3pk, :pending), gsi3sk = if_not_exists(gsi3sk, :psk)"),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except _aws_errors() as exc:
+            if _error_code(exc) == "ValidationException":
+                raise InvalidPayload("record cannot be stored as an item",
+                                     [FieldProblem("body", "a value is too large for a table key")]) from None
+            raise StorageUnavailable(f"dynamodb update_item failed: {_error_code(exc) or type(exc).__name__}") from None
+        before = result.get("Attributes", {})
+        parts = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
+        new = part.name not in parts
+        parts.setdefault(part.name, event.dataJson)
+        return parts, new
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest

@@ -9,8 +9,10 @@ from devicegate.adapter import VendorAdapter
 
 # Imported lazily: a function loads only its own vendor's models (cold start).
 _ADAPTERS = {
+    "ai-camera": "devicegate.vendors.ai_camera.adapter:AiCameraAdapter",
     "face-terminal": "devicegate.vendors.face_terminal.adapter:FaceTerminalAdapter",
     "jointech": "devicegate.vendors.jointech.adapter:JointechAdapter",
+    "mettax": "devicegate.vendors.mettax.adapter:MettaxAdapter",
     "senselink": "devicegate.vendors.senselink.adapter:SenseLinkAdapter",
 }
 
@@ -38,3 +40,11 @@ def alarm_transition_for(event: dict):
     """The alarm lifecycle step a stored alarm event is, by its vendor's adapter (or None)."""
     vendor = event.get("vendor")
     return get_adapter(vendor).alarm_transition(event) if vendor in _ADAPTERS else None
+
+
+def camera_heartbeat_interval(config: dict | None) -> int:
+    """Seconds between the heartbeats an AI camera is told to send, from its configuration item
+    (None: the deployment default). The offline sweep allows a few of them."""
+    from devicegate.vendors.ai_camera.adapter import heartbeat_interval
+
+    return heartbeat_interval(config)

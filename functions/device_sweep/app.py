@@ -1,0 +1,34 @@
+"""Scheduled (template: DeviceSweepSchedule): marks silent devices offline and publishes records
+whose parts stopped coming. See devicegate.sweep."""
+
+from functools import cache
+
+from devicegate.aws import client
+from devicegate.observability import logger, tracer
+from devicegate.runtime import event_store
+from devicegate.settings import get_settings
+from devicegate.sweep import Sweep, offline_after_from_env, parts_timeout_from_env
+from devicegate.timeutil import now_utc
+from devicegate.vendors import camera_heartbeat_interval, get_adapter, vendor_names
+
+
+@cache
+def _sweep() -> Sweep:
+    settings = get_settings()
+    return Sweep(client("dynamodb"), settings.table_name, event_store(), offline_after_from_env(), vendor_names(),
+                 get_adapter, camera_heartbeat_interval, parts_timeout_from_env(), settings.retention_for)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event, context):
+    report = _sweep().run(now_utc())
+    logger.info("device sweep", extra={"devices": report.devices, "marked_offline": report.marked_offline,
+                                       "parts_published": report.parts_published,
+                                       "parts_incomplete": report.parts_incomplete, "errors": report.errors})
+    if report.errors:
+        # Raised so the invocation counts as failed (Errors metric, SweepErrorAlarm); the next
+        # run starts over, and everything it does is conditional, so nothing happens twice.
+        raise RuntimeError(f"device sweep incomplete: {len(report.errors)} error(s)")
+    return {"devices": report.devices, "markedOffline": report.marked_offline,
+            "partsPublished": report.parts_published}

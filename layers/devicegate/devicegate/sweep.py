@@ -1,0 +1,228 @@
+"""The scheduled sweep (functions/device_sweep): devices that went silent, and records whose
+parts stopped coming.
+
+1. Offline: every device of every vendor with a reporting interval is listed from its summary
+   items (gsi1 V#{vendor}, one paginated Query per vendor); one whose last contact (`heardAt`)
+   is older than its interval is marked offline (devicegate.liveness). The interval is, for an
+   AI camera, MISSED_HEARTBEATS times the heartbeat interval it is told (its configuration
+   item, else the deployment default) plus GRACE_SECONDS; for the other vendors the deployment's
+   OFFLINE_AFTER setting (seconds per vendor, or "off" for vendors whose devices only speak when
+   something happens, such as access terminals on a quiet door).
+2. Parts: a record sent in parts (a Mettax face check) whose parts are not all there
+   PARTS_TIMEOUT_SECONDS after the first one is assembled from what came and stored, marked
+   incomplete, so the queue still hears of it. Complete ones are only taken off the pending list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from devicegate import keys
+from devicegate.ddb_codec import from_item
+from devicegate.errors import StorageUnavailable
+from devicegate.liveness import Liveness
+from devicegate.observability import logger
+from devicegate.timeutil import iso_utc, parse_time
+
+CAMERA = "ai-camera"
+MISSED_HEARTBEATS = 3
+GRACE_SECONDS = 30
+DEFAULT_OFFLINE_AFTER = "default=3600,mettax=1800,face-terminal=off,senselink=off"
+DEFAULT_PARTS_TIMEOUT = 600
+
+
+def parse_offline_after(spec: str) -> dict[str, int | None]:
+    """`default=3600,mettax=1800,face-terminal=off` -> seconds per vendor (None = not tracked)."""
+    table: dict[str, int | None] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        value = value.strip().lower()
+        if not sep or not (value == "off" or (value.isdigit() and int(value) >= 60)):
+            raise ValueError(f"bad OFFLINE_AFTER entry {part!r}: expected vendor=seconds (>= 60) or vendor=off")
+        table[name.strip()] = None if value == "off" else int(value)
+    table.setdefault("default", 3600)
+    return table
+
+
+@dataclass
+class SweepReport:
+    devices: int = 0
+    marked_offline: int = 0
+    parts_published: int = 0
+    parts_incomplete: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Sweep:
+    def __init__(self, dynamodb: Any, table: str, store: Any, offline_after: dict[str, int | None],
+                 vendors: list[str], adapter_for: Callable[[str], Any],
+                 camera_interval: Callable[[dict[str, Any] | None], int],
+                 parts_timeout_s: int = DEFAULT_PARTS_TIMEOUT, retention_days=None):
+        self._ddb = dynamodb
+        self._table = table
+        self._store = store  # EventStore: put_event for assembled records
+        self._offline_after = offline_after
+        self._vendors = vendors
+        self._adapter_for = adapter_for
+        self._camera_interval = camera_interval
+        self._parts_timeout = parts_timeout_s
+        self._liveness = Liveness(dynamodb, table, retention_days)
+
+    def run(self, now: datetime) -> SweepReport:
+        report = SweepReport()
+        for vendor in self._vendors:
+            try:
+                self._sweep_vendor(vendor, now, report)
+            except StorageUnavailable as exc:  # one vendor's trouble must not stop the others
+                report.errors.append(f"{vendor}: {exc}")
+        try:
+            self._sweep_parts(now, report)
+        except StorageUnavailable as exc:
+            report.errors.append(f"parts: {exc}")
+        return report
+
+    # -- offline -------------------------------------------------------------------------
+    def _limit_for(self, vendor: str) -> int | None:
+        if vendor in self._offline_after:
+            return self._offline_after[vendor]
+        return None if vendor == CAMERA else self._offline_after.get("default")
+
+    def _sweep_vendor(self, vendor: str, now: datetime, report: SweepReport) -> None:
+        fixed = self._limit_for(vendor)
+        if fixed is None and vendor != CAMERA:
+            return
+        if vendor == CAMERA and CAMERA in self._offline_after and fixed is None:
+            return  # ai-camera=off
+        candidates: list[tuple[str, str, float]] = []
+        for item in self._devices(vendor):
+            report.devices += 1
+            heard = item.get("heardAt")
+            if not heard or "offlineSince" in item:
+                continue
+            silent = (now - parse_time(heard)).total_seconds()
+            if fixed is not None:
+                if silent > fixed:
+                    self._mark(vendor, item["deviceId"], heard, fixed, now, report)
+            elif silent > GRACE_SECONDS:
+                candidates.append((item["deviceId"], heard, silent))
+        # Cameras: each is told its own heartbeat interval (its configuration item), so only the
+        # ones silent for longer than the grace period have theirs read, 100 per call.
+        for start in range(0, len(candidates), 100):
+            chunk = candidates[start:start + 100]
+            configs = self._configs(vendor, [device for device, _, _ in chunk])
+            for device, heard, silent in chunk:
+                limit = MISSED_HEARTBEATS * self._camera_interval(configs.get(device)) + GRACE_SECONDS
+                if silent > limit:
+                    self._mark(vendor, device, heard, limit, now, report)
+
+    def _mark(self, vendor: str, device: str, heard: str, limit: int, now: datetime, report: SweepReport) -> None:
+        if self._liveness.mark_offline(vendor, device, heard, limit, now):
+            report.marked_offline += 1
+
+    def _devices(self, vendor: str) -> Iterator[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.vendor_devices_pk(vendor)}},
+            # Only what the decision needs: pages stay small however large the state values.
+            "ProjectionExpression": "deviceId, heardAt, offlineSince",
+        }
+        while True:
+            try:
+                page = self._ddb.query(**kwargs)
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageUnavailable(f"device list query failed: {type(exc).__name__}") from None
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                if "deviceId" in item:
+                    yield item
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _configs(self, vendor: str, devices: list[str]) -> dict[str, dict[str, Any] | None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        wanted = {keys.device_pk(vendor, d): d for d in devices}
+        request = {self._table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": keys.CONFIG_SK}} for pk in wanted],
+                                 "ProjectionExpression": "pk, #c", "ExpressionAttributeNames": {"#c": "config"}}}
+        found: dict[str, dict[str, Any] | None] = {}
+        for _ in range(5):  # unprocessed keys come back under load; retry those a few times
+            try:
+                result = self._ddb.batch_get_item(RequestItems=request)
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageUnavailable(f"configuration read failed: {type(exc).__name__}") from None
+            for raw in result.get("Responses", {}).get(self._table, []):
+                item = from_item(raw)
+                config = item.get("config")
+                found[wanted[item["pk"]]] = config if isinstance(config, dict) else None
+            request = result.get("UnprocessedKeys") or {}
+            if not request:
+                return found
+        raise StorageUnavailable("configuration read left keys unprocessed")
+
+    # -- parts ---------------------------------------------------------------------------
+    def _sweep_parts(self, now: datetime, report: SweepReport) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cutoff = iso_utc(now - timedelta(seconds=self._parts_timeout))
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": "gsi3",
+            "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk < :cutoff",
+            "ExpressionAttributeValues": {":pk": {"S": keys.PARTS_PARTITION}, ":cutoff": {"S": cutoff}},
+        }
+        while True:
+            try:
+                page = self._ddb.query(**kwargs)
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageUnavailable(f"pending parts query failed: {type(exc).__name__}") from None
+            for raw in page.get("Items", []):
+                try:
+                    self._publish_parts(from_item(raw), now, report)
+                except StorageUnavailable:
+                    raise
+                except Exception as exc:  # an adapter bug on one record must not stop the sweep
+                    logger.error("assembling pending parts failed", extra={"error_type": type(exc).__name__})
+                    report.errors.append(f"parts: {type(exc).__name__}")
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _publish_parts(self, item: dict[str, Any], now: datetime, report: SweepReport) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parts = {name[5:]: value for name, value in item.items() if name.startswith("part_") and isinstance(value, str)}
+        adapter = self._adapter_for(item["vendor"])
+        event = adapter.assemble(item["deviceId"], item["group"], parts, now, item.get("transport", "http"))
+        # Stored first (a retry finds it and does not store it twice), then off the pending list.
+        if self._store.put_event(event):
+            report.parts_published += 1
+            if not event.data.get("complete", True):
+                report.parts_incomplete += 1
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+                UpdateExpression="SET assembledEventId = :e, assembledAt = :now REMOVE gsi3pk, gsi3sk",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)}},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(f"pending parts update failed: {type(exc).__name__}") from None
+
+
+def offline_after_from_env() -> dict[str, int | None]:
+    return parse_offline_after(os.environ.get("OFFLINE_AFTER") or DEFAULT_OFFLINE_AFTER)
+
+
+def parts_timeout_from_env() -> int:
+    text = (os.environ.get("PARTS_TIMEOUT_SECONDS") or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_PARTS_TIMEOUT

@@ -1,0 +1,376 @@
+"""Mettax: POST /hooks/mettax/{token}/{service} (one URL per service) or /hooks/mettax/{token}.
+
+Transport. Every push carries a parameter `data` whose value is the record as a JSON string (JSON
+inside JSON). Whether it comes as a JSON body field or a form field is not documented, so all of
+these are read: a JSON body `{"data": "<json>"}` or `{"data": {...}}`, a form
+(`application/x-www-form-urlencoded`, `data=<urlencoded json>`) and `multipart/form-data` with a
+field named `data`; the content type decides, else the body is sniffed (`{`/`[` first: JSON,
+else a form). `data` may also hold an array of records (each becomes its own event), and a bare
+record (a JSON object with `deviceId` and no `data`) is accepted too.
+
+Kinds. The URL's service names the kind (gps, alarm, device-info, passthrough, alarm-file,
+sensor, capture-file, face-check, rfid); the record is then validated against that service's model.
+Without one, the fields decide (detect_kind, in this order): messageType -> face-check,
+captureId -> capture-file, alarmType/alarmId -> alarm, message -> passthrough, adc -> sensor,
+fileUrl -> alarm-file, rfidNo or status with lat/lon -> rfid, num -> gps, a DeviceInfo field or
+only the common fields -> device-info.
+
+Event ids are the vendor's ids, so a retransmission is a duplicate of the stored event:
+`{kind}-{id}` (gps, device-info, passthrough, rfid, face-check), `alarm-{alarmId}`,
+`alarm-file-{alarmId}-{sha256(fileUrl)[:16]}`, `capture-file-{captureId}-{channelId}-{sha256(
+fileUrl)[:16]}`; sensor data, whose `id` the document calls an alarm id, gets a content-derived id.
+
+Links (gsi4, partition L#mettax#{link}): the package id `{deviceId}_{snowflake}` for gps, alarm,
+device-info, passthrough, rfid, face-check and sensor, so Query gsi4 L#mettax#{id} returns a GPS
+fix and the alarm (device info...) that share its id; `alarm:{alarmId}` for alarm files (an
+alarm's data carries `alarmFilesLink` to go from the alarm to them: Query L#mettax#alarm:{alarmId});
+`capture:{captureId}` for a capture's file (L#mettax#capture:{captureId}).
+
+Face check comes as two messages with the same `id`, in either order: messageType "1" (the
+comparison result) and "2" (the driver picture). Each becomes a part (Part group=id, names
+"result"/"picture"); the pipeline keeps them and calls `assemble`, which builds the one
+`face-check` event apps see (marked complete: false when a part never came).
+
+Answer. Mettax documents no answer and no retry behaviour. Accepted and duplicate pushes are
+answered HTTP 200 `{"code": 200, "message": "success"}`; failures with their real HTTP status
+(400 invalid, 413 too large, 403 forbidden, 503 retry later) and the same body shape with the
+reason and the fields at fault, so any HTTP client counts them as not delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+from devicegate import jsonbody
+from devicegate.adapter import Answer, Outcome, VendorAdapter
+from devicegate.envelope import NormalizedEvent, Part, RawPush, Transport, canonical_json, make_event, record_json
+from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.validation import pick, validated
+from devicegate.vendors.mettax.models import (
+    DEVICE_INFO_FIELDS, FACE_CHECK_MODELS, FACE_CHECK_PARTS, KINDS, RECORD_MODELS, epoch_moment,
+)
+
+#: Records in one push's `data` array; more is refused (each record is a DynamoDB write).
+MAX_BATCH = 500
+#: Form fields in one body: Mettax sends one (`data`); the bound keeps parse_qs cheap on junk.
+MAX_FORM_FIELDS = 64
+#: Charsets accepted for form and multipart text (a Chinese vendor may declare GBK); JSON bodies
+#: are UTF-8 (RFC 8259), and no other codec is ever looked up from a sender's header.
+FORM_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "gbk", "gb2312", "gb18030"})
+
+#: Fields every timed record has; a record with these alone is taken for device info.
+COMMON_FIELDS = frozenset({"actual", "deviceId", "reportCt", "deviceCt", "id"})
+#: The picture's fields the assembled face check renames (status) or already has (id...).
+_PICTURE_OWN = frozenset({"id", "deviceId", "messageType", "imageUrl", "status", "statusName"})
+
+_STATUS = {
+    Outcome.ACCEPTED: (200, "success"),
+    Outcome.DUPLICATE: (200, "success"),
+    Outcome.INVALID: (400, "invalid payload"),
+    Outcome.TOO_LARGE: (413, "payload too large"),
+    Outcome.FORBIDDEN: (403, "forbidden"),
+    Outcome.UNAVAILABLE: (503, "temporarily unavailable, retry later"),
+}
+_PLAIN_ANSWERS = {outcome: Answer(status, {"code": status, "message": message}, constant=True)
+                  for outcome, (status, message) in _STATUS.items()}
+
+_NO_KIND = ("no field tells the data type (messageType, captureId, alarmType, alarmId, message, adc, fileUrl, "
+            "rfidNo, status with lat/lon, num, a DeviceInfo field); name the service in the URL: "
+            "/hooks/mettax/{token}/{service}")
+
+
+def detect_kind(record: dict[str, Any]) -> str | None:
+    """For the single-URL route: which service a record comes from, by its fields (the order
+    matters: a face check's picture has `status` but no lat/lon, an alarm has lat/lon...)."""
+    if "messageType" in record:
+        return "face-check"
+    if "captureId" in record:
+        return "capture-file"
+    if "alarmType" in record or "alarmId" in record:
+        return "alarm"
+    if "message" in record:
+        return "passthrough"
+    if "adc" in record:
+        return "sensor"
+    if "fileUrl" in record:
+        return "alarm-file"
+    if "rfidNo" in record or ("status" in record and ("lat" in record or "lon" in record)):
+        return "rfid"
+    if "num" in record:
+        return "gps"
+    if any(name in record for name in DEVICE_INFO_FIELDS):
+        return "device-info"
+    # DeviceInfo's own fields are all optional: a record of common fields alone is one.
+    if record and record.keys() <= COMMON_FIELDS:
+        return "device-info"
+    return None
+
+
+class MettaxAdapter(VendorAdapter):
+    vendor: ClassVar[str] = "mettax"
+    kinds: ClassVar[tuple[str, ...]] = KINDS
+    max_body_bytes: ClassVar[int] = 1024 * 1024  # records carry file URLs, never files
+
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+        service = _service(push)
+        return [self._event(record, prefix, service, push.transport, received_at)
+                for record, prefix in records_of(push)]
+
+    def _event(self, record: dict[str, Any], prefix: str, service: str | None, transport: Transport,
+               received_at: datetime) -> NormalizedEvent:
+        kind = service or detect_kind(record)
+        if kind is None:
+            raise InvalidPayload("cannot tell the data type from the fields", [FieldProblem(prefix or "data", _NO_KIND)])
+        if kind == "face-check":
+            return self._face_check_part(record, prefix, transport, received_at)
+        model = validated(RECORD_MODELS[kind], record, prefix, f"{kind} record")
+        data_json, identity_json = record_json(model)
+        if kind == "alarm":
+            event_id, link = f"alarm-{model.alarmId}", model.id
+        elif kind == "alarm-file":
+            event_id, link = f"alarm-file-{model.id}-{_url_hash(model.fileUrl)}", f"alarm:{model.id}"
+        elif kind == "capture-file":
+            event_id = f"capture-file-{model.captureId}-{model.channelId}-{_url_hash(model.fileUrl)}"
+            link = f"capture:{model.captureId}"
+        elif kind == "sensor":
+            event_id, link = None, model.id  # content-derived id (make_event)
+        else:
+            event_id, link = f"{kind}-{model.id}", model.id
+        # File records carry no time: received_at (their ids do not depend on it).
+        device_ct = getattr(model, "deviceCt", None)
+        occurred_at = epoch_moment(device_ct) if device_ct is not None else received_at
+        return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
+                          received_at=received_at, transport=transport, data_json=data_json,
+                          identity_json=identity_json, event_id=event_id, link=link)
+
+    def _face_check_part(self, record: dict[str, Any], prefix: str, transport: Transport,
+                         received_at: datetime) -> NormalizedEvent:
+        message_type = record.get("messageType")
+        key = str(message_type).strip() if isinstance(message_type, (str, int)) else None
+        if key not in FACE_CHECK_MODELS:
+            raise InvalidPayload("unknown face check message type", [FieldProblem(
+                _field(prefix, "messageType"), "expected 1 (comparison result) or 2 (driver picture)")])
+        name, model_type = FACE_CHECK_MODELS[key]
+        model = validated(model_type, record, prefix, f"face check {name}")
+        data_json, _ = record_json(model)
+        device_ct = getattr(model, "deviceCt", None)  # the picture has no time
+        return make_event(
+            vendor=self.vendor, device_id=model.deviceId, kind="face-check",
+            occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
+            received_at=received_at, transport=transport, data_json=data_json,
+            event_id=f"face-check-{model.id}", link=model.id,
+            part=Part(group=model.id, name=name, needs=FACE_CHECK_PARTS),
+        )
+
+    def assemble(self, device_id: str, group: str, parts: dict[str, str], received_at: datetime,
+                 transport: str) -> NormalizedEvent:
+        """The face check apps see: the result's fields, plus the picture's imageUrl and status
+        (as pictureStatus/pictureStatusName), `complete` and `missing`. Built only from the parts
+        (canonical JSON), so either arrival order gives the same dataJson."""
+        result = jsonbody.loads(parts["result"], "result") if "result" in parts else None
+        picture = jsonbody.loads(parts["picture"], "picture") if "picture" in parts else None
+        # messageType says which message a part was; the assembled record is both.
+        data = {k: v for k, v in result.items() if k != "messageType"} if result else {}
+        if picture:
+            data.update(pick(picture, "imageUrl"))
+            if picture.get("status") is not None:
+                data["pictureStatus"] = picture["status"]
+            if picture.get("statusName") is not None:
+                data["pictureStatusName"] = picture["statusName"]
+            # Vendor fields the document does not list are kept, as everywhere.
+            data.update({k: v for k, v in picture.items() if k not in _PICTURE_OWN and k not in data})
+        missing = [name for name in FACE_CHECK_PARTS if name not in parts]
+        data.update(id=group, deviceId=device_id, complete=not missing, missing=missing)
+        device_ct = result.get("deviceCt") if result else None
+        return make_event(vendor=self.vendor, device_id=device_id, kind="face-check",
+                          occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
+                          received_at=received_at, transport=transport,  # type: ignore[arg-type]
+                          data_json=canonical_json(data), event_id=f"face-check-{group}", link=group)
+
+    def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
+        if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE) or not (problems or reason):
+            return _PLAIN_ANSWERS[outcome]
+        status, message = _STATUS[outcome]
+        body: dict[str, Any] = {"code": status,
+                                "message": f"{message}: {reason}" if reason and reason != message else message}
+        if problems:
+            body["errors"] = [p.as_dict() for p in problems]
+        return Answer(status, body)
+
+    def quarantine_kind(self, push: RawPush) -> str:
+        service = push.route.get("service")
+        # Never the route's text itself when it is not a known service: it names S3 keys.
+        return "unknown" if service is None else service if service in RECORD_MODELS else "invalid-service"
+
+    def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return state_patch(event["kind"], event.get("data") or {})
+
+
+# --- the body: where `data` is -----------------------------------------------------------------
+
+def _service(push: RawPush) -> str | None:
+    service = push.route.get("service")
+    if service is not None and service not in RECORD_MODELS:
+        raise InvalidPayload(f"unknown service {service[:32]!r}",
+                             [FieldProblem("service", f"expected one of {', '.join(KINDS)}")])
+    return service
+
+
+def records_of(push: RawPush) -> list[tuple[dict[str, Any], str]]:
+    """The push's records, each with the prefix its field problems are named with ("data",
+    "data.3" in a batch, "" for a bare record body)."""
+    if push.document is not None:
+        value, prefix = _from_document(push.document)
+    else:
+        media, charset = _content_type(push.headers.get("content-type", ""))
+        if media == "application/x-www-form-urlencoded":
+            value, prefix = _form_data(push.body, charset), "data"
+        elif media == "multipart/form-data":
+            value, prefix = _multipart_data(push.body, push.headers["content-type"]), "data"
+        elif media == "application/json" or media.endswith("+json") or _looks_like_json(push.body):
+            value, prefix = _from_document(jsonbody.loads(push.body))
+        else:  # text/plain, octet-stream or no type: a body not starting like JSON is read as a form
+            value, prefix = _form_data(push.body, charset), "data"
+    if value is None or value == "":
+        raise InvalidPayload("data is empty", [FieldProblem("data", "empty")])
+    if isinstance(value, str):
+        value = jsonbody.loads(value, "data")  # the documented shape: JSON inside JSON
+    if isinstance(value, dict):
+        return [(value, prefix)]
+    if isinstance(value, list):
+        if not value:
+            raise InvalidPayload("data holds no records", [FieldProblem("data", "empty array")])
+        if len(value) > MAX_BATCH:
+            raise InvalidPayload("too many records in one push",
+                                 [FieldProblem("data", f"{len(value)} records, at most {MAX_BATCH}")])
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise InvalidPayload("expected a JSON object", [FieldProblem(f"data.{index}", "not a JSON object")])
+        return [(item, f"data.{index}") for index, item in enumerate(value)]
+    raise InvalidPayload("data is not a record", [FieldProblem("data", "expected a JSON object or array")])
+
+
+def _from_document(document: Any) -> tuple[Any, str]:
+    if not isinstance(document, dict):
+        raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
+    if "data" in document:
+        return document["data"], "data"
+    if "deviceId" in document:  # a bare record, for senders (and tools) that skip the wrapper
+        return document, ""
+    raise InvalidPayload("no data parameter", [FieldProblem("data", "missing")])
+
+
+def _content_type(header: str) -> tuple[str, str]:
+    """(media type, charset) of a Content-Type header, parsed as email does (quoted parameters)."""
+    if not header.strip():
+        return "", "utf-8"
+    message = Message()
+    message["content-type"] = header
+    charset = (message.get_content_charset() or "utf-8").lower()
+    return message.get_content_type(), charset
+
+
+def _looks_like_json(body: bytes) -> bool:
+    return body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
+
+
+def _form_data(body: bytes, charset: str) -> str:
+    charset = _allowed_charset(charset)
+    try:
+        text = body.decode(charset)
+        fields = parse_qs(text, keep_blank_values=True, encoding=charset, errors="strict",
+                          max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:  # before ValueError, its base class
+        raise InvalidPayload(f"form is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
+    except ValueError:
+        raise InvalidPayload("too many form fields",
+                             [FieldProblem("body", f"more than {MAX_FORM_FIELDS} fields")]) from None
+    return _one_value(fields.get("data") or [])
+
+
+def _multipart_data(body: bytes, content_type: str) -> str:
+    if "\r" in content_type or "\n" in content_type or not content_type.isascii():
+        raise InvalidPayload("malformed content type", [FieldProblem("content-type", "not one ASCII line")])
+    # The email parser reads MIME multipart (stdlib; cgi is gone in 3.13): the request's content
+    # type becomes the header of a message whose body is the request body.
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise InvalidPayload("multipart body without parts", [FieldProblem("body", "no boundary or no parts")])
+    values = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name is None or collapse_rfc2231_value(name) != "data":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # a nested multipart: not a field value
+            raise InvalidPayload("data is not a form field", [FieldProblem("data", "not a text field")])
+        charset = _allowed_charset((part.get_content_charset() or "utf-8").lower())
+        try:
+            values.append(payload.decode(charset))
+        except UnicodeDecodeError:
+            raise InvalidPayload(f"data is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
+    return _one_value(values)
+
+
+def _allowed_charset(charset: str) -> str:
+    if charset not in FORM_CHARSETS:
+        raise InvalidPayload("unsupported charset", [FieldProblem("content-type", f"charset {charset[:32]!r} not read")])
+    return charset
+
+
+def _one_value(values: list[str]) -> str:
+    if not values:
+        raise InvalidPayload("no data parameter", [FieldProblem("data", "missing")])
+    if len(values) > 1:
+        # Which one would be the record? Refused (and kept in quarantine) rather than guessed.
+        raise InvalidPayload("data sent more than once", [FieldProblem("data", f"sent {len(values)} times")])
+    return values[0]
+
+
+def _field(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _url_hash(url: str) -> str:
+    # Several files of one alarm (pictures, videos) share its id: the URL tells them apart.
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# --- latest state -------------------------------------------------------------------------------
+
+def _has_fix(data: dict[str, Any]) -> bool:
+    # 0/0 is what trackers send without a fix, not a position in the Gulf of Guinea.
+    lat, lon = data.get("lat"), data.get("lon")
+    return lat is not None and lon is not None and not (lat == 0 and lon == 0)
+
+
+def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Latest-state groups per record kind (see README "Device state"). Backfilled records
+    (`backfill: true`) are included: the outbox moves a group forward only with a newer
+    occurredAt, so they never replace newer state."""
+    groups: dict[str, dict[str, Any]] = {}
+    if kind in ("gps", "alarm", "rfid", "face-check") and _has_fix(data):
+        groups["position"] = pick(data, "lat", "lon", "speed", "course", "num", "backfill")
+    if kind == "device-info":
+        info = pick(data, "acc", "blockedStatus", "odometer", "elec", "ioStatus", "signal", "voltage", "quantity",
+                    "localizationFailure")
+        if info:
+            groups["deviceInfo"] = info
+    elif kind == "alarm":
+        groups["lastAlarm"] = pick(data, "alarmId", "alarmTypes", "alarmTypeNames", "alarmAttribute", "speed")
+    elif kind == "rfid":
+        groups["driver"] = {"source": "rfid",
+                            **pick(data, "rfidNo", "driverName", "licensePlate", "status", "statusName")}
+    elif kind == "face-check" and data.get("complete") is True:
+        # Only an assembled, complete face check says who drives (a lone part may be a picture).
+        groups["driver"] = {"source": "face-check",
+                            **pick(data, "faceId", "driverName", "licensePlate", "compaResult", "compaResultName",
+                                   "similarityPercent", "pictureStatusName", "imageUrl")}
+    return groups
