@@ -106,7 +106,11 @@ _SUMMARY_FIELDS = ("alarmName", "eventName", "eventTypeName", "error", "commandT
                    "latitude", "longitude", "battery", "charging", "locTypeName",
                    # face terminal and SenseLink (names of people are left out of summaries)
                    "recognitionTypeName", "pass", "entry_mode_name", "entryModeName", "abnormal_type_name",
-                   "abnormalTypeName", "codeName", "statusName", "trace_id", "traceId")
+                   "abnormalTypeName", "codeName", "statusName", "trace_id", "traceId",
+                   # Mettax, AI camera, and the gateway's own online/offline events
+                   "alarmTypes", "lat", "lon", "compaResultName", "similarityPercent", "complete", "fileTypeName",
+                   "backfill", "acc", "deviceType", "strategyVersion", "operator", "offlineSince", "onlineAt",
+                   "lastHeardAt")
 
 
 def summarize(data: dict[str, Any]) -> str:
@@ -156,11 +160,42 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from devicegate.queries import vendor_devices
+    from devicegate.queries import offline_devices, vendor_devices
 
     t = resolve_target(args)
-    devices = vendor_devices(t.client("dynamodb"), t.table, args.vendor)
-    emit_json(devices) if args.json else print_table(devices, ["deviceId", "lastSeen", "lastKind"])
+    if args.offline:
+        devices = offline_devices(t.client("dynamodb"), t.table, args.vendor)
+        columns = ["vendor", "deviceId", "offlineSince", "heardAt", "lastKind"]
+    elif args.vendor:
+        devices = vendor_devices(t.client("dynamodb"), t.table, args.vendor)
+        columns = ["deviceId", "online", "heardAt", "lastSeen", "lastKind"]
+    else:
+        print("devicegate: devices needs --vendor, or --offline", file=sys.stderr)
+        return 2
+    emit_json(devices) if args.json else print_table(devices, columns)
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    from devicegate.queries import linked_events
+
+    t = resolve_target(args)
+    # An id may be a record id (GPS fix + alarm...), an alarm id (its files) or a capture id.
+    links = [args.id] if ":" in args.id else [args.id, f"alarm:{args.id}", f"capture:{args.id}"]
+    events = [e for link in links for e in linked_events(t.client("dynamodb"), t.table, args.vendor, link)]
+    return print_events(events, args.json, ["occurredAt", "kind", "deviceId", "eventId", "summary"])
+
+
+def cmd_parts(args: argparse.Namespace) -> int:
+    from devicegate.queries import device_assemblies
+
+    t = resolve_target(args)
+    rows = device_assemblies(t.client("dynamodb"), t.table, args.vendor, args.device, args.kind)
+    if args.json:
+        emit_json(rows)
+        return 0
+    print_table([dict(r, parts=", ".join(sorted(r["parts"])), assembled=r["assembledEventId"] or "-") for r in rows],
+                ["firstReceivedAt", "kind", "group", "parts", "assembled"])
     return 0
 
 
@@ -322,10 +357,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_events)
     device_cmd("state", "a device's latest state").set_defaults(func=cmd_state)
 
-    p = sub.add_parser("devices", parents=[target], help="all devices of a vendor with last seen")
-    p.add_argument("--vendor", required=True)
+    p = sub.add_parser("devices", parents=[target], help="all devices of a vendor with last seen, or those offline now")
+    p.add_argument("--vendor", help="this vendor's devices (with --offline: only this vendor's)")
+    p.add_argument("--offline", action="store_true", help="only the devices offline now (every vendor by default)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("links", parents=[target],
+                       help="records a vendor ties together (Mettax: by record id, alarm id or capture id)")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--id", required=True, help="record id, alarm id or capture id (or a link such as alarm:ID)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_links)
+
+    p = sub.add_parser("parts", parents=[target],
+                       help="a device's records sent in parts (Mettax face checks) and the parts that came")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--device", required=True)
+    p.add_argument("--kind", help="only this kind (e.g. face-check)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parts)
 
     p = sub.add_parser("alarms", parents=[target],
                        help="alarms across the fleet, newest first; with --status/--device, alarm lifecycles")

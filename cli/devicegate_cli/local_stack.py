@@ -61,6 +61,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("DEVICEGATE_LOCAL_TOKEN") or LOCAL_TOKEN,
         help="webhook token every vendor secret holds (default dev-token or $DEVICEGATE_LOCAL_TOKEN)",
     )
+    parser.add_argument("--schedule-every", type=float, metavar="SECONDS",
+                        help="run scheduled functions (the device sweep) this often instead of their rate()")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--verbose", action="store_true", help="debug logging of the local stack itself")
     return parser.parse_args(argv)
@@ -197,6 +199,7 @@ def _banner(
     sources: list[Any],
     specs: list[FunctionSpec],
     created: LocalResources,
+    scheduled: list[Any] = (),
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
     lines = [f"devicegate local: {template}", "", f"HTTP API on {base} (token {args.token}):"]
@@ -206,7 +209,10 @@ def _banner(
     for source in sources:
         table = source.stream_arn.split(":table/", 1)[-1].split("/", 1)[0]
         lines.append(f"Stream of {table} -> {source.function_id} (batch {source.batch_size})")
-    served = {route.target for route in routes} | {source.function_id for source in sources}
+    for schedule in scheduled:
+        lines.append(f"Schedule {schedule.expression} -> {schedule.function_id} (every {schedule.period_s:g} s here)")
+    served = ({route.target for route in routes} | {source.function_id for source in sources}
+              | {schedule.function_id for schedule in scheduled})
     for spec in specs:
         if spec.logical_id not in served:
             kinds = sorted({str((e or {}).get("Type")) for e in spec.events.values()})
@@ -232,6 +238,8 @@ def _banner(
         "  devicegate events --vendor jointech --device 8022300001",
         "  devicegate events --vendor face-terminal --device PSC700C0MC22F02542",
         "  devicegate alarms --vendor face-terminal --status open",
+        "  devicegate devices --offline",
+        "  devicegate strategy get --device I320013590DEA0BE21F6958",
         "Bridge a SenseLink server into this stack:",
         f"  devicegate senselink-bridge --ws ws://HOST:9000 --app-key KEY --forward "
         f"{base}/hooks/senselink/{args.token}",
@@ -331,13 +339,20 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
             )
             poller.start()
             pollers.append(poller)
+        from devicegate_cli.local_schedule import SchedulePoller, schedules
+
+        scheduled, _not_emulated = schedules(specs, args.schedule_every)
+        for schedule in scheduled:
+            schedule_poller = SchedulePoller(schedule, invoke, stop)
+            schedule_poller.start()
+            pollers.append(schedule_poller)
     except BaseException:
         if len(started) > 1:
             started[1].shutdown()
             started[1].server_close()
         moto.stop()
         raise
-    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created)
+    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created, scheduled)
     return moto, http_server, pollers, banner
 
 

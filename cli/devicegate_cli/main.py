@@ -12,6 +12,7 @@ _OWN_PARSERS = {
     "local": "devicegate_cli.local_stack:main_local",
     "senselink-bridge": "devicegate_cli.senselink_bridge:main",
     "face-terminal": "devicegate_cli.face_terminal:main",
+    "strategy": "devicegate_cli.strategy:main",
 }
 
 

@@ -631,3 +631,58 @@ def test_lambda_context_carries_what_powertools_reads():
     assert 1900 < context.get_remaining_time_in_millis() <= 2000
     # And every invocation gets its own request id
     assert LambdaContext.for_function("f").aws_request_id != LambdaContext.for_function("f").aws_request_id
+
+
+# ---------------------------------------------------------------------------------------
+# Schedules (the device sweep)
+# ---------------------------------------------------------------------------------------
+def test_rate_expressions_become_periods_and_cron_is_reported_not_emulated():
+    from types import SimpleNamespace
+
+    from devicegate_cli.local_schedule import rate_seconds, schedules
+
+    # Given rate and cron expressions
+    assert (rate_seconds("rate(5 minutes)"), rate_seconds("rate(1 hour)"), rate_seconds("rate(2 days)")) == (
+        300, 3600, 172800)
+    assert rate_seconds("cron(0 12 * * ? *)") is None
+    # When functions' Schedule events are read
+    specs = [SimpleNamespace(logical_id="Sweep", events={"S": {"Type": "Schedule",
+                                                               "Properties": {"Schedule": "rate(5 minutes)"}}}),
+             SimpleNamespace(logical_id="Nightly", events={"N": {"Type": "Schedule",
+                                                                 "Properties": {"Schedule": "cron(0 3 * * ? *)"}}}),
+             SimpleNamespace(logical_id="Off", events={"O": {"Type": "Schedule",
+                                                             "Properties": {"Schedule": "rate(1 minute)",
+                                                                            "Enabled": False}}})]
+    found, skipped = schedules(specs)
+    # Then the rate one runs at its period (or the override), the others are named as not run
+    assert [(s.function_id, s.period_s) for s in found] == [("Sweep", 300)]
+    assert [s.period_s for s in schedules(specs, every=2.0)[0]] == [2.0]
+    assert len(skipped) == 2 and "only rate() is emulated" in skipped[0] and "disabled" in skipped[1]
+
+
+def test_the_schedule_poller_invokes_its_function_with_a_scheduled_event():
+    import threading
+
+    from devicegate_cli.local_schedule import Schedule, SchedulePoller
+
+    # Given a poller every 50 ms
+    calls: list[tuple[str, dict]] = []
+    fired = threading.Event()
+
+    def invoke(function_id, event):
+        calls.append((function_id, event))
+        fired.set()
+        return {"ok": True}
+
+    stop = threading.Event()
+    poller = SchedulePoller(Schedule("DeviceSweepFunction", "Sweep", "rate(5 minutes)", 0.05), invoke, stop)
+    # When it runs for a moment
+    poller.start()
+    assert fired.wait(5)
+    stop.set()
+    poller.join(5)
+    # Then the function got EventBridge's scheduled event
+    function_id, event = calls[0]
+    assert function_id == "DeviceSweepFunction"
+    assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
+    assert event["resources"][0].endswith(":rule/DeviceSweepFunction-Sweep")

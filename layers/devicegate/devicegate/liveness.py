@@ -30,6 +30,8 @@ OFFLINE = "device.offline"
 ONLINE = "device.online"
 #: Kinds the gateway itself writes about devices; they neither move state nor count as contact.
 GATEWAY_KINDS = frozenset({OFFLINE, ONLINE})
+# ONLINE and GROUP are DynamoDB reserved words.
+_NAMES = {"#online": "online", "#grp": "group"}
 
 
 def _id(kind: str, vendor: str, device_id: str, at: str) -> str:
@@ -80,14 +82,18 @@ class Liveness:
         it back online (a device.online event was stored)."""
         key = _summary_key(vendor, device_id)
         values = {":h": {"S": at}, ":vendor": {"S": vendor}, ":dev": {"S": device_id}, ":t": {"BOOL": True},
-                  ":g1": {"S": keys.vendor_devices_pk(vendor)}, ":g1s": {"S": keys.device_key(device_id)}}
-        sets = "heardAt = :h, online = :t, vendor = :vendor, deviceId = :dev, gsi1pk = :g1, gsi1sk = :g1s"
+                  ":g1": {"S": keys.vendor_devices_pk(vendor)}, ":g1s": {"S": keys.device_key(device_id)},
+                  ":grp": {"S": "summary"}}
+        # ONLINE is a DynamoDB reserved word: every expression names it through #online.
+        sets = ("heardAt = :h, #online = :t, vendor = :vendor, deviceId = :dev, #grp = :grp, "
+                "gsi1pk = :g1, gsi1sk = :g1s")
         try:
             # The common case, one write: an online device heard from again.
             self._ddb.update_item(
                 TableName=self._table, Key=key, UpdateExpression=f"SET {sets}",
                 ConditionExpression="(attribute_not_exists(heardAt) OR heardAt < :h) AND attribute_not_exists(offlineSince)",
-                ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ExpressionAttributeValues=values, ExpressionAttributeNames=_NAMES,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return False
         except _errors() as exc:
@@ -107,7 +113,7 @@ class Liveness:
         return self._transition(event, {
             "Key": key, "UpdateExpression": f"SET {sets} REMOVE offlineSince, gsi3pk, gsi3sk",
             "ConditionExpression": "offlineSince = :os AND heardAt < :h",
-            "ExpressionAttributeValues": values,
+            "ExpressionAttributeValues": values, "ExpressionAttributeNames": _NAMES,
         }, now)
 
     def mark_offline(self, vendor: str, device_id: str, heard_at: str, offline_after_s: int, now: datetime) -> bool:
@@ -120,9 +126,10 @@ class Liveness:
         })
         return self._transition(event, {
             "Key": _summary_key(vendor, device_id),
-            "UpdateExpression": "SET online = :f, offlineSince = :since, gsi3pk = :g3, gsi3sk = :g3s",
+            "UpdateExpression": "SET #online = :f, offlineSince = :since, gsi3pk = :g3, gsi3sk = :g3s",
             # Exactly the silence the sweep saw: anything heard since then wins.
             "ConditionExpression": "heardAt = :h AND attribute_not_exists(offlineSince)",
+            "ExpressionAttributeNames": {"#online": "online"},
             "ExpressionAttributeValues": {
                 ":f": {"BOOL": False}, ":since": {"S": since_text}, ":h": {"S": heard_at},
                 ":g3": {"S": keys.OFFLINE_PARTITION},

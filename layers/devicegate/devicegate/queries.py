@@ -80,8 +80,56 @@ def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) 
     items = _query(ddb, table, limit, IndexName="gsi1",
                    KeyConditionExpression="gsi1pk = :pk",
                    ExpressionAttributeValues={":pk": {"S": keys.vendor_devices_pk(vendor)}})
-    return [{"vendor": vendor, "deviceId": i["deviceId"], "lastSeen": i["value"].get("lastSeen"),
-             "lastKind": i["value"].get("lastKind")} for i in items]
+    return [_device_row(vendor, i) for i in items]
+
+
+def _device_row(vendor: str, item: dict[str, Any]) -> dict[str, Any]:
+    value = item.get("value") or {}
+    row = {"vendor": vendor, "deviceId": item["deviceId"], "lastSeen": value.get("lastSeen"),
+           "lastKind": value.get("lastKind"), "heardAt": item.get("heardAt"), "online": item.get("online")}
+    if "offlineSince" in item:
+        row["offlineSince"] = item["offlineSince"]
+    return row
+
+
+def offline_devices(ddb: Any, table: str, vendor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every device offline now, across vendors or of one (gsi3 OFFLINE, sk {vendor}#{device})."""
+    condition, values = "gsi3pk = :pk", {":pk": {"S": keys.OFFLINE_PARTITION}}
+    if vendor:
+        condition += " AND begins_with(gsi3sk, :v)"
+        values[":v"] = {"S": f"{vendor}#"}
+    items = _query(ddb, table, limit, IndexName="gsi3", KeyConditionExpression=condition,
+                   ExpressionAttributeValues=values)
+    return [_device_row(i["vendor"], i) for i in items]
+
+
+def linked_events(ddb: Any, table: str, vendor: str, link: str, limit: int | None = 100) -> list[dict[str, Any]]:
+    """Records the vendor ties together (gsi4 L#{vendor}#{link}), oldest first: for Mettax the
+    GPS fix, alarm, device info... sharing an `id`, `alarm:{alarmId}` an alarm's files,
+    `capture:{captureId}` a capture's file."""
+    items = _query(ddb, table, limit, IndexName="gsi4", KeyConditionExpression="gsi4pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.link_pk(vendor, link)}})
+    return [envelope(i) for i in items]
+
+
+def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,
+                      limit: int | None = 100) -> list[dict[str, Any]]:
+    """A device's records sent in parts (Mettax face checks), each with the parts that came so
+    far; `assembledEventId` once the one event apps and the queue see exists."""
+    condition, values = "pk = :pk", {":pk": {"S": keys.parts_pk(vendor, device_id)}}
+    if kind:
+        condition += " AND begins_with(sk, :k)"
+        values[":k"] = {"S": f"{kind}#"}
+    import json
+
+    rows = []
+    for item in _query(ddb, table, limit, KeyConditionExpression=condition, ExpressionAttributeValues=values,
+                       ScanIndexForward=False):
+        parts = {name[5:]: json.loads(value) for name, value in item.items() if name.startswith("part_")}
+        rows.append({"vendor": item.get("vendor"), "deviceId": item.get("deviceId"), "kind": item.get("kind"),
+                     "group": item.get("group"), "firstReceivedAt": item.get("firstReceivedAt"),
+                     "parts": parts, "assembledEventId": item.get("assembledEventId")})
+    return rows
 
 
 def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:

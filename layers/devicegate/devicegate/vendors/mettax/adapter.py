@@ -127,7 +127,8 @@ class MettaxAdapter(VendorAdapter):
                received_at: datetime) -> NormalizedEvent:
         kind = service or detect_kind(record)
         if kind is None:
-            raise InvalidPayload("cannot tell the data type from the fields", [FieldProblem(prefix or "data", _NO_KIND)])
+            raise InvalidPayload("cannot tell the data type from the fields",
+                                 [FieldProblem(prefix or "data", _NO_KIND)])
         if kind == "face-check":
             return self._face_check_part(record, prefix, transport, received_at)
         model = validated(RECORD_MODELS[kind], record, prefix, f"{kind} record")
@@ -285,10 +286,13 @@ def _form_data(body: bytes, charset: str) -> str:
     charset = _allowed_charset(charset)
     try:
         text = body.decode(charset)
+    except UnicodeDecodeError:
+        raise InvalidPayload(f"body is not {charset} text", [FieldProblem("body", f"not {charset}")]) from None
+    try:
         fields = parse_qs(text, keep_blank_values=True, encoding=charset, errors="strict",
                           max_num_fields=MAX_FORM_FIELDS)
-    except UnicodeDecodeError:  # before ValueError, its base class
-        raise InvalidPayload(f"form is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
+    except UnicodeDecodeError:  # a percent-encoded byte sequence; before ValueError, its base class
+        raise InvalidPayload(f"form field is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
     except ValueError:
         raise InvalidPayload("too many form fields",
                              [FieldProblem("body", f"more than {MAX_FORM_FIELDS} fields")]) from None
@@ -321,7 +325,8 @@ def _multipart_data(body: bytes, content_type: str) -> str:
 
 def _allowed_charset(charset: str) -> str:
     if charset not in FORM_CHARSETS:
-        raise InvalidPayload("unsupported charset", [FieldProblem("content-type", f"charset {charset[:32]!r} not read")])
+        raise InvalidPayload("unsupported charset",
+                             [FieldProblem("content-type", f"charset {charset[:32]!r} not read")])
     return charset
 
 

@@ -14,7 +14,7 @@ Quirks handled here:
   `reportedLocal` (that wall-clock time as ISO text without offset) and `deviceUtcOffset`
   (reportCt - deviceCt rounded to 15 minutes, "+08:00"), the latter only when the two are within
   14 hours of each other: beyond that one of the clocks is wrong, and no zone is implied.
-  A 13-digit value is read as milliseconds, as everywhere in the gateway.
+  A value above 10^10 (13-digit milliseconds) is read as milliseconds, as everywhere in the gateway.
 - `actual: false` marks supplementary (backfilled) data sent after an outage: derived
   `backfill: true`. It is stored like any record; latest state never moves back to it, because the
   outbox only moves a state group forward to a newer occurredAt.
@@ -30,7 +30,7 @@ id/alarmId/captureId 1..128 printable ASCII characters (no blanks, no control ch
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -222,7 +222,9 @@ class AlarmFile(_Record):
     @property
     def fileTypeName(self) -> str | None:
         code = self.fileType.strip()
-        return codes.name_of(codes.FILE_TYPES, int(code)) if code.isascii() and code.isdigit() else f"unknown ({code[:16]})"
+        if code.isascii() and code.isdigit():
+            return codes.name_of(codes.FILE_TYPES, int(code))
+        return f"unknown ({code[:16]})"
 
 
 class SensorData(_Reported):

@@ -1,0 +1,85 @@
+"""EventBridge schedules of the template's functions, played locally: a thread per Schedule
+event invokes its function with the event EventBridge would send, every `rate(...)` period
+(or every --schedule-every seconds, to watch a sweep without waiting minutes)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
+from devicegate_cli.local_names import LOCAL_REGION
+
+log = logging.getLogger("devicegate.local")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float | None:
+    """`rate(5 minutes)` -> 300.0; None for cron() expressions (not emulated)."""
+    match = _RATE.match(expression.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+def scheduled_event(rule_name: str, now: datetime | None = None) -> dict[str, Any]:
+    """The event an EventBridge schedule rule hands its Lambda target."""
+    moment = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": LOCAL_ACCOUNT_ID, "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": LOCAL_REGION,
+        "resources": [f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{rule_name}"], "detail": {},
+    }
+
+
+@dataclass
+class Schedule:
+    function_id: str
+    event_id: str
+    expression: str
+    period_s: float
+
+
+def schedules(specs: list[Any], every: float | None = None) -> tuple[list[Schedule], list[str]]:
+    """(emulated schedules, descriptions of the ones that are not) from the functions' events."""
+    found, skipped = [], []
+    for spec in specs:
+        for event_id, event in spec.events.items():
+            if (event or {}).get("Type") != "Schedule":
+                continue
+            properties = event.get("Properties") or {}
+            expression = str(properties.get("Schedule", ""))
+            if str(properties.get("Enabled", True)).lower() == "false":
+                skipped.append(f"{spec.logical_id}.{event_id} ({expression}, disabled)")
+                continue
+            period = rate_seconds(expression)
+            if period is None:
+                skipped.append(f"{spec.logical_id}.{event_id} ({expression}: only rate() is emulated)")
+                continue
+            found.append(Schedule(spec.logical_id, event_id, expression, every or period))
+    return found, skipped
+
+
+class SchedulePoller(threading.Thread):
+    def __init__(self, schedule: Schedule, invoke: Callable[[str, dict[str, Any]], Any], stop: threading.Event):
+        super().__init__(name=f"schedule-{schedule.function_id}", daemon=True)
+        self.schedule = schedule
+        self._invoke = invoke
+        self._stop = stop
+
+    def run(self) -> None:
+        # EventBridge fires the first time one period after the rule is created.
+        while not self._stop.wait(self.schedule.period_s):
+            try:
+                result = self._invoke(self.schedule.function_id,
+                                      scheduled_event(f"{self.schedule.function_id}-{self.schedule.event_id}"))
+                log.info("%s ran on schedule: %s", self.schedule.function_id, result)
+            except Exception as exc:  # a failed run is logged; EventBridge would simply fire again
+                log.warning("%s failed on schedule: %s: %s", self.schedule.function_id, type(exc).__name__, exc)
