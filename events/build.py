@@ -73,6 +73,47 @@ def senselink_http(name: str, record: dict) -> dict:
                       headers={"x-devicegate-source": "lobby-server"} if bridged else None)
 
 
+METTAX_SERVICES = ("gps", "alarm-file", "alarm", "device-info", "passthrough", "sensor", "capture-file",
+                   "face-check", "rfid")
+
+
+def mettax_service(name: str) -> str:
+    """doc-alarm-file -> alarm-file, variation-gps-backfill -> gps (longest service name first)."""
+    rest = name.split("-", 1)[1]
+    return next(s for s in sorted(METTAX_SERVICES, key=len, reverse=True) if rest.startswith(s))
+
+
+def mettax_http(name: str, record: dict, *, by_service: bool = True, form: bool = False) -> dict:
+    """Mettax pushes the record as a JSON *string* in a parameter named `data`."""
+    from urllib.parse import urlencode
+
+    data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    if form:
+        body, content_type = urlencode({"data": data}), "application/x-www-form-urlencoded"
+    else:
+        body, content_type = json.dumps({"data": data}, ensure_ascii=False), "application/json"
+    if by_service:
+        service = mettax_service(name)
+        return http_event("POST /hooks/mettax/{token}/{service}", f"/hooks/mettax/{TOKEN}/{service}",
+                          {"token": TOKEN, "service": service}, body, content_type, user_agent="okhttp/4.9.3")
+    return http_event("POST /hooks/mettax/{token}", f"/hooks/mettax/{TOKEN}", {"token": TOKEN}, body, content_type,
+                      user_agent="okhttp/4.9.3")
+
+
+def ai_camera_http(name: str, record: dict) -> dict:
+    return http_event("POST /hooks/ai-camera/{token}", f"/hooks/ai-camera/{TOKEN}", {"token": TOKEN},
+                      json.dumps(record, ensure_ascii=False), user_agent="")
+
+
+def scheduled_event() -> dict:
+    """What the DeviceSweepSchedule rule hands DeviceSweepFunction."""
+    return {"version": "0", "id": "5d2f3c1e-8a4b-4b7e-9f61-2c7f0e9d1a11", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012", "time": "2025-02-07T07:35:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/devicegate-DeviceSweepFunctionSweep-1A2B3C"],
+            "detail": {}}
+
+
 def jointech_http(name: str, record: dict, *, by_kind: bool = True, content_type: str = "application/json") -> dict:
     body = json.dumps(record, ensure_ascii=False)
     if by_kind:
@@ -132,6 +173,17 @@ def build() -> dict[Path, str]:
                          ("senselink", senselink_http)):
         for path in sorted((HERE / vendor / "records").glob("*.json")):
             files[HERE / vendor / f"http-{path.stem}.json"] = wrap(path.stem, json.loads(path.read_text()))
+    # Mettax: every record on its service URL as a JSON body; the single URL (kind told apart by
+    # its fields) and the form encoding once each.
+    mettax = {p.stem: json.loads(p.read_text()) for p in sorted((HERE / "mettax" / "records").glob("*.json"))}
+    for name, record in mettax.items():
+        files[HERE / "mettax" / f"http-{name}.json"] = mettax_http(name, record)
+    if mettax:
+        files[HERE / "mettax" / "http-auto-doc-alarm.json"] = mettax_http("doc-alarm", mettax["doc-alarm"], by_service=False)
+        files[HERE / "mettax" / "http-form-doc-gps.json"] = mettax_http("doc-gps", mettax["doc-gps"], form=True)
+    for path in sorted((HERE / "ai-camera" / "records").glob("*.json")):
+        files[HERE / "ai-camera" / f"http-{path.stem}.json"] = ai_camera_http(path.stem, json.loads(path.read_text()))
+    files[HERE / "device-sweep" / "scheduled.json"] = scheduled_event()
     # The documented alarm carries no serial: the URL's ?device= (set by `face-terminal subscribe
     # --serial`) attributes it.
     files[HERE / "face-terminal" / "http-doc-alarm-raised-with-device.json"] = face_terminal_http(
