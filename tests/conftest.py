@@ -21,8 +21,11 @@ def _clear_caches() -> None:
     from devicegate.vendors import get_adapter
     from devicegate.vendors.senselink.adapter import server_timezone
 
+    from devicegate.vendors.ai_camera.models import deployment_default
+
     for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
-                   settings.get_settings, get_adapter, personal.deployment_policy, server_timezone):
+                   settings.get_settings, get_adapter, personal.deployment_policy, server_timezone,
+                   deployment_default):
         cached.cache_clear()
     try:
         from functions.outbox import app as outbox_app

@@ -91,7 +91,8 @@ class Stack:
 
         items = self.ddb.query(TableName=self.table, KeyConditionExpression="pk = :p",
                                ExpressionAttributeValues={":p": {"S": keys.device_pk(vendor, device)}})["Items"]
-        return {i["group"]: i for i in map(from_item, items)}
+        # State groups only (S#...): the partition also holds alarm lifecycles and configuration.
+        return {i["group"]: i for i in map(from_item, items) if i["sk"].startswith("S#")}
 
     def queue_messages(self) -> list[dict[str, Any]]:
         sqs = self.session.client("sqs")

@@ -10,6 +10,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from devicegate.http import http_push, http_response
 from devicegate.observability import logger, tracer
 from devicegate.runtime import http_pipeline
+from devicegate.vendors.ai_camera.models import deployment_default
+
+# A broken AiCameraDefaultConfig is a deployment mistake: fail the cold start with the parameter's
+# name in the log rather than answering every heartbeat 500.
+deployment_default()
 
 
 # capture_response=False: answers and errors stay out of traces (no payloads outside the table).

@@ -53,3 +53,37 @@ def test_the_sweep_runs_on_its_schedule_in_the_local_stack(local_stack):
     wait_for(lambda: "DeviceSweepFunction ran on schedule" in local_stack.log(), timeout=30,
              what="a scheduled sweep run")
     assert "DeviceSweepFunction failed on schedule" not in local_stack.log()
+
+
+def _cli(local_stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devicegate_cli.main", *args,
+                           "--endpoint-url", local_stack.moto_endpoint],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_a_camera_heartbeat_is_answered_with_the_strategy_set_from_the_shell(local_stack, tmp_path):
+    # Given an operator who sets a camera's configuration with the CLI
+    serial = "I320013590DEA0BEE2E0001"
+    config = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
+    path = tmp_path / "strategy.json"
+    path.write_text(json.dumps(config))
+    done = _cli(local_stack, "strategy", "set", "--device", serial, "--file", str(path))
+    assert done.returncode == 0, done.stderr
+    shown = _cli(local_stack, "strategy", "get", "--device", serial, "--json")
+    assert shown.returncode == 0, shown.stderr
+    # When the camera sends its heartbeat to the running gateway
+    heartbeat = record("ai-camera", "doc-heartbeat")
+    heartbeat["deviceInfo"]["serialNumber"] = serial
+    reply = local_stack.post("/hooks/ai-camera/dev-token", json.dumps(heartbeat))
+    # Then it is told that strategy, and its device info reaches its state
+    assert reply.status == 200, reply.body
+    answer = reply.json()
+    assert answer["operator"] == "heartbeat-Ack" and answer["result"]["errorNo"] == 0
+    assert answer["info"]["strategy"] == config["strategy"]
+    assert answer["info"]["heartbeatInterval"] == config["heartbeatInterval"]
+
+    def device_info():
+        state = _cli(local_stack, "state", "--vendor", "ai-camera", "--device", serial, "--json")
+        return state.returncode == 0 and json.loads(state.stdout)["state"].get("deviceInfo")
+
+    assert wait_for(device_info, what="the camera's device info")["IP"] == "192.168.1.233"

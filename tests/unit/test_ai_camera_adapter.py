@@ -86,6 +86,16 @@ def test_event_id_is_serial_and_event_id_so_a_retransmission_is_one_event():
     assert len(set(ids)) == 3
 
 
+def test_a_restarted_event_counter_is_not_taken_for_a_retransmission():
+    # Given a box that rebooted: its counter starts again at the same eventId, later
+    record = load_record("ai-camera", "doc-heartbeat")
+    after_reboot = copy.deepcopy(record)
+    after_reboot["info"]["time"] = "2020-04-02T08:00:00+08"
+    # When both are normalized
+    # Then they are two events (a retransmission repeats the event's time as well as its id)
+    assert normalize(record).eventId != normalize(after_reboot).eventId
+
+
 @pytest.mark.parametrize("time, utc", [
     ("2020-03-31T10:10:01+0800", "2020-03-31T02:10:01.000Z"),
     ("2020-03-31T10:10:01+08:00", "2020-03-31T02:10:01.000Z"),

@@ -22,7 +22,7 @@ from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.envelope import NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import now_utc, parse_time
+from devicegate.timeutil import iso_utc, now_utc, parse_time
 from devicegate.validation import pick as _pick, validated as _validated
 from devicegate.vendors.ai_camera.models import (
     DEFAULT_CONFIG_ENV, DEVICE_FIELDS, HEARTBEAT, HeartbeatMessage, Message, deployment_default, effective_config,
@@ -75,10 +75,14 @@ def answer_time(moment: datetime, offset: str | None) -> str:
     return f"{local:%Y%m%dT%H%M%S}{format_offset(local.utcoffset(), basic=True)}"
 
 
-def _event_id(kind: str, serial: str, event_id: int | str) -> str:
-    # The box repeats eventId for the same event: serial + eventId is the retransmission key,
-    # so 1 and "1" are one event (the key is text), and two boxes' 1s are two.
-    digest = hashlib.sha256(f"{serial}\n{event_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def _event_id(kind: str, serial: str, event_id: int | str, at: datetime | None) -> str:
+    # The box repeats eventId (and the event's time) for the same event: serial + eventId + time
+    # is the retransmission key, so 1 and "1" are one event (the key is text) and two boxes' 1s
+    # are two. The time is part of it because a counter that restarts after a reboot (or a
+    # firmware that always sends 1) would otherwise make every later heartbeat a "duplicate" for
+    # the whole retention period: not stored, so the camera would look offline while beating.
+    when = iso_utc(at) if at is not None else ""
+    digest = hashlib.sha256(f"{serial}\n{event_id}\n{when}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{kind}-{digest}"
 
 
@@ -117,7 +121,7 @@ class AiCameraAdapter(VendorAdapter):
         # event only, so the offset travels in the record.
         data["timeOffset"] = format_offset(info.time.utcoffset())
         # Undocumented fields are kept, apart from the documented ones, by where they came.
-        extra = {name: value for name, value in (message.model_extra or {}).items()}
+        extra: dict[str, Any] = dict(message.model_extra or {})
         if device.model_extra:
             extra["deviceInfo"] = dict(device.model_extra)
         if info.model_extra:
@@ -126,7 +130,7 @@ class AiCameraAdapter(VendorAdapter):
             data["extra"] = extra
         return make_event(vendor=self.vendor, device_id=device.serialNumber, kind=HEARTBEAT, occurred_at=info.time,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=_event_id(HEARTBEAT, device.serialNumber, info.eventId))
+                          event_id=_event_id(HEARTBEAT, device.serialNumber, info.eventId, info.time))
 
     def _other(self, message: Message, document: dict[str, Any], push: RawPush,
                received_at: datetime) -> NormalizedEvent:
@@ -134,14 +138,15 @@ class AiCameraAdapter(VendorAdapter):
         info = message.info
         # The whole message as sent: nothing says which of its fields matter, so none is dropped.
         data_json = canonical_json(document)
-        occurred = _lenient_time(info.time if info is not None else None) or received_at
+        stated = _lenient_time(info.time if info is not None else None)
+        occurred = stated or received_at
         event_id = info.eventId if info is not None else None
         # Without an eventId the id is content-derived (make_event): with a time, a retransmission
         # gets the same id; without one, receipt time is part of it, so a retransmission is stored
         # again. Twice is better than a second, different message with the same content never.
         return make_event(vendor=self.vendor, device_id=serial, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=data_json,
-                          event_id=_event_id(kind, serial, event_id) if event_id is not None else None)
+                          event_id=_event_id(kind, serial, event_id, stated) if event_id is not None else None)
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -149,7 +154,8 @@ class AiCameraAdapter(VendorAdapter):
         if not problems and not reason:
             return _PLAIN[outcome]
         status, code, text = _STATUS[outcome]
-        body: dict[str, Any] = {"result": {"errorNo": code, "description": f"{text}: {reason}" if reason else text}}
+        # The pipeline's reason ("invalid heartbeat", "payload too large") says it already.
+        body: dict[str, Any] = {"result": {"errorNo": code, "description": reason or text}}
         if problems:
             body["errors"] = [p.as_dict() for p in problems]
         return Answer(status, body)

@@ -319,6 +319,7 @@ def deployment_default() -> dict[str, Any]:
     return json.loads(_default_json())  # a fresh copy: callers may change what they get
 
 
+# Cleared like every other cached setting (tests, and a test's changed environment).
 deployment_default.cache_clear = _default_json.cache_clear  # type: ignore[attr-defined]
 
 
