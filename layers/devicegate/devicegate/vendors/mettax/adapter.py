@@ -1,12 +1,7 @@
 """Mettax: POST /hooks/mettax/{token}/{service} (one URL per service) or /hooks/mettax/{token}.
 
-Transport. Every push carries a parameter `data` whose value is the record as a JSON string (JSON
-inside JSON). Whether it comes as a JSON body field or a form field is not documented, so all of
-these are read: a JSON body `{"data": "<json>"}` or `{"data": {...}}`, a form
-(`application/x-www-form-urlencoded`, `data=<urlencoded json>`) and `multipart/form-data` with a
-field named `data`; the content type decides, else the body is sniffed (`{`/`[` first: JSON,
-else a form). `data` may also hold an array of records (each becomes its own event), and a bare
-record (a JSON object with `deviceId` and no `data`) is accepted too.
+Transport. Every push carries a parameter `data` holding the record as a JSON string (JSON
+inside JSON), in a JSON body, a form or multipart: vendors/mettax/body.py finds and decodes it.
 
 Kinds. The URL's service names the kind (gps, alarm, device-info, passthrough, alarm-file,
 sensor, capture-file, face-check, rfid); the record is then validated against that service's model.
@@ -41,29 +36,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from email import policy
-from email.message import Message
-from email.parser import BytesParser
-from email.utils import collapse_rfc2231_value
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
 
 from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.envelope import NormalizedEvent, Part, RawPush, Transport, canonical_json, make_event, record_json
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.validation import pick, validated
+from devicegate.vendors.mettax.body import records_of
 from devicegate.vendors.mettax.models import (
     DEVICE_INFO_FIELDS, FACE_CHECK_MODELS, FACE_CHECK_PARTS, KINDS, RECORD_MODELS, epoch_moment,
 )
-
-#: Records in one push's `data` array; more is refused (each record is a DynamoDB write).
-MAX_BATCH = 500
-#: Form fields in one body: Mettax sends one (`data`); the bound keeps parse_qs cheap on junk.
-MAX_FORM_FIELDS = 64
-#: Charsets accepted for form and multipart text (a Chinese vendor may declare GBK); JSON bodies
-#: are UTF-8 (RFC 8259), and no other codec is ever looked up from a sender's header.
-FORM_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "gbk", "gb2312", "gb18030"})
 
 #: Fields every timed record has; a record with these alone is taken for device info.
 COMMON_FIELDS = frozenset({"actual", "deviceId", "reportCt", "deviceCt", "id"})
@@ -222,121 +205,6 @@ def _service(push: RawPush) -> str | None:
         raise InvalidPayload(f"unknown service {service[:32]!r}",
                              [FieldProblem("service", f"expected one of {', '.join(KINDS)}")])
     return service
-
-
-def records_of(push: RawPush) -> list[tuple[dict[str, Any], str]]:
-    """The push's records, each with the prefix its field problems are named with ("data",
-    "data.3" in a batch, "" for a bare record body)."""
-    if push.document is not None:
-        value, prefix = _from_document(push.document)
-    else:
-        media, charset = _content_type(push.headers.get("content-type", ""))
-        if media == "application/x-www-form-urlencoded":
-            value, prefix = _form_data(push.body, charset), "data"
-        elif media == "multipart/form-data":
-            value, prefix = _multipart_data(push.body, push.headers["content-type"]), "data"
-        elif media == "application/json" or media.endswith("+json") or _looks_like_json(push.body):
-            value, prefix = _from_document(jsonbody.loads(push.body))
-        else:  # text/plain, octet-stream or no type: a body not starting like JSON is read as a form
-            value, prefix = _form_data(push.body, charset), "data"
-    if value is None or value == "":
-        raise InvalidPayload("data is empty", [FieldProblem("data", "empty")])
-    if isinstance(value, str):
-        value = jsonbody.loads(value, "data")  # the documented shape: JSON inside JSON
-    if isinstance(value, dict):
-        return [(value, prefix)]
-    if isinstance(value, list):
-        if not value:
-            raise InvalidPayload("data holds no records", [FieldProblem("data", "empty array")])
-        if len(value) > MAX_BATCH:
-            raise InvalidPayload("too many records in one push",
-                                 [FieldProblem("data", f"{len(value)} records, at most {MAX_BATCH}")])
-        for index, item in enumerate(value):
-            if not isinstance(item, dict):
-                raise InvalidPayload("expected a JSON object", [FieldProblem(f"data.{index}", "not a JSON object")])
-        return [(item, f"data.{index}") for index, item in enumerate(value)]
-    raise InvalidPayload("data is not a record", [FieldProblem("data", "expected a JSON object or array")])
-
-
-def _from_document(document: Any) -> tuple[Any, str]:
-    if not isinstance(document, dict):
-        raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
-    if "data" in document:
-        return document["data"], "data"
-    if "deviceId" in document:  # a bare record, for senders (and tools) that skip the wrapper
-        return document, ""
-    raise InvalidPayload("no data parameter", [FieldProblem("data", "missing")])
-
-
-def _content_type(header: str) -> tuple[str, str]:
-    """(media type, charset) of a Content-Type header, parsed as email does (quoted parameters)."""
-    if not header.strip():
-        return "", "utf-8"
-    message = Message()
-    message["content-type"] = header
-    charset = (message.get_content_charset() or "utf-8").lower()
-    return message.get_content_type(), charset
-
-
-def _looks_like_json(body: bytes) -> bool:
-    return body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[")
-
-
-def _form_data(body: bytes, charset: str) -> str:
-    charset = _allowed_charset(charset)
-    try:
-        text = body.decode(charset)
-    except UnicodeDecodeError:
-        raise InvalidPayload(f"body is not {charset} text", [FieldProblem("body", f"not {charset}")]) from None
-    try:
-        fields = parse_qs(text, keep_blank_values=True, encoding=charset, errors="strict",
-                          max_num_fields=MAX_FORM_FIELDS)
-    except UnicodeDecodeError:  # a percent-encoded byte sequence; before ValueError, its base class
-        raise InvalidPayload(f"form field is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
-    except ValueError:
-        raise InvalidPayload("too many form fields",
-                             [FieldProblem("body", f"more than {MAX_FORM_FIELDS} fields")]) from None
-    return _one_value(fields.get("data") or [])
-
-
-def _multipart_data(body: bytes, content_type: str) -> str:
-    if "\r" in content_type or "\n" in content_type or not content_type.isascii():
-        raise InvalidPayload("malformed content type", [FieldProblem("content-type", "not one ASCII line")])
-    # The email parser reads MIME multipart (stdlib; cgi is gone in 3.13): the request's content
-    # type becomes the header of a message whose body is the request body.
-    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise InvalidPayload("multipart body without parts", [FieldProblem("body", "no boundary or no parts")])
-    values = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name is None or collapse_rfc2231_value(name) != "data":
-            continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):  # a nested multipart: not a field value
-            raise InvalidPayload("data is not a form field", [FieldProblem("data", "not a text field")])
-        charset = _allowed_charset((part.get_content_charset() or "utf-8").lower())
-        try:
-            values.append(payload.decode(charset))
-        except UnicodeDecodeError:
-            raise InvalidPayload(f"data is not {charset} text", [FieldProblem("data", f"not {charset}")]) from None
-    return _one_value(values)
-
-
-def _allowed_charset(charset: str) -> str:
-    if charset not in FORM_CHARSETS:
-        raise InvalidPayload("unsupported charset",
-                             [FieldProblem("content-type", f"charset {charset[:32]!r} not read")])
-    return charset
-
-
-def _one_value(values: list[str]) -> str:
-    if not values:
-        raise InvalidPayload("no data parameter", [FieldProblem("data", "missing")])
-    if len(values) > 1:
-        # Which one would be the record? Refused (and kept in quarantine) rather than guessed.
-        raise InvalidPayload("data sent more than once", [FieldProblem("data", f"sent {len(values)} times")])
-    return values[0]
 
 
 def _field(prefix: str, name: str) -> str:
