@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -44,6 +45,10 @@ def test_a_mettax_face_check_in_two_requests_reaches_the_queue_once(local_stack)
     assert data["complete"] is True and data["similarityPercent"] == 75.77
     messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == f"face-check-{group}"],
                         what="the face check on the queue")
+    # Keep draining a little: a second copy published later must fail the test too
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        messages += [m for m in receive_messages(local_stack, 1) if m["id"] == f"face-check-{group}"]
     assert len(messages) == 1 and messages[0]["type"] == "devicegate.mettax.face-check"
 
 

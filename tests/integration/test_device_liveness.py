@@ -149,3 +149,55 @@ def test_a_bad_offline_setting_fails_loudly(stack, monkeypatch):
     monkeypatch.setenv("OFFLINE_AFTER", "jointech=5")
     with pytest.raises(ValueError, match="OFFLINE_AFTER"):
         run_sweep(monkeypatch, datetime.now(timezone.utc))
+
+
+def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(stack):
+    # Given an offline device
+    from devicegate.liveness import Liveness
+
+    liveness = Liveness(stack.ddb, stack.table)
+    liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
+    assert liveness.mark_offline("jointech", DEVICE, "2026-01-01T10:00:00.000Z", 3600,
+                                 datetime(2026, 1, 1, 12, tzinfo=timezone.utc))
+
+    class Interleaved:
+        """The table, except that another outbox batch's comeback (older contact) lands just
+        before this batch's own transaction."""
+
+        def __init__(self, ddb):
+            self._ddb, self.raced = ddb, False
+
+        def __getattr__(self, name):
+            return getattr(self._ddb, name)
+
+        def transact_write_items(self, **kwargs):
+            if not self.raced:
+                self.raced = True
+                assert Liveness(self._ddb, stack.table).heard("jointech", DEVICE, "2026-01-01T12:10:00.000Z")
+            return self._ddb.transact_write_items(**kwargs)
+
+    # When this batch records newer contact while the other one brings the device back
+    came_back = Liveness(Interleaved(stack.ddb), stack.table).heard("jointech", DEVICE, "2026-01-01T12:11:00.000Z")
+    # Then the device is online once (one device.online event) and holds the newest contact
+    assert came_back is False
+    assert summary(stack)["heardAt"] == "2026-01-01T12:11:00.000Z" and summary(stack)["online"] is True
+    assert len([i for i in stack.event_items("jointech") if i["kind"] == "device.online"]) == 1
+
+
+def test_a_broken_camera_default_does_not_stop_the_sweep_for_other_vendors(stack, monkeypatch):
+    # Given a Jointech device silent for hours, a camera, and a broken AiCameraDefaultConfig
+    push_location()
+    run_outbox(stack)
+    from devicegate.liveness import Liveness
+    from devicegate.vendors.ai_camera.models import deployment_default
+
+    Liveness(stack.ddb, stack.table).heard("ai-camera", "I320013590DEA0BE21F6958", summary(stack)["heardAt"])
+    monkeypatch.setenv("AI_CAMERA_DEFAULT_CONFIG", "{broken")
+    deployment_default.cache_clear()
+    # When the sweep runs
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(hours=5))
+    with pytest.raises(RuntimeError, match="incomplete"):
+        sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
+    deployment_default.cache_clear()
+    # Then the run is reported failed (SweepErrorAlarm), yet the Jointech device went offline
+    assert "offlineSince" in summary(stack)

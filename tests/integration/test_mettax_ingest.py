@@ -176,8 +176,37 @@ def test_a_face_check_whose_picture_never_comes_is_published_incomplete_by_the_s
     data = message["data"]["data"]
     assert message["type"] == "devicegate.mettax.face-check"
     assert data["complete"] is False and data["missing"] == ["picture"] and data["similarityPercent"] == 75.77
+    # received when its part was, not when the sweep ran (it must not look like fresh contact)
+    assert message["data"]["receivedAt"] < (now + timedelta(minutes=1)).isoformat()
     [check] = device_assemblies(stack.ddb, stack.table, "mettax", "333777444585")
     assert check["assembledEventId"] == message["id"]
+
+
+def test_a_picture_arriving_after_the_sweep_published_the_check_incomplete_is_published_too(stack, monkeypatch):
+    # Given a face check the sweep published incomplete (its picture did not come in time)
+    assert push_record(face_check("result"), "face-check") == (200, SUCCESS)
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(minutes=11))
+    assert sweep_app.lambda_handler({}, context("DeviceSweepFunction"))["partsPublished"] == 1
+    [incomplete] = run_outbox(stack)
+    # When the picture arrives after all, twice
+    assert push_record(face_check("picture"), "face-check") == (200, SUCCESS)
+    assert push_record(face_check("picture"), "face-check") == (200, SUCCESS)
+    # Then the completed check reaches the queue once more, under its own id, complete
+    [completed] = run_outbox(stack)
+    assert incomplete["data"]["data"]["complete"] is False
+    assert completed["id"] == f"{incomplete['id']}-complete"
+    assert completed["data"]["data"]["complete"] is True and completed["data"]["data"]["imageUrl"]
+    # and a later sweep adds nothing
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(minutes=30))
+    sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
+    assert run_outbox(stack) == []
+
+
+def test_a_part_too_large_to_share_the_check_item_is_refused_clearly(stack):
+    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 200_000)
+    status, answer = push_record(picture, "face-check")
+    assert status == 400 and "part too large" in answer["message"]
+    assert len(stack.quarantine_items("mettax")) == 1
 
 
 def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack):
@@ -196,6 +225,23 @@ def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack)
     # ...and the position is still the newer one
     after = device_state(stack.ddb, stack.table, "mettax", "105045133913")["state"]["position"]
     assert after == before and after["lat"] == 22.577894
+
+
+def test_backfill_uploaded_after_a_live_fix_with_a_later_gateway_time_does_not_take_over(stack):
+    # Given a live fix, then an hour-old fix uploaded after a dead zone: Mettax's gateway stamps
+    # deviceCt when it receives the upload, so the old fix carries the *later* deviceCt
+    live = load_record("mettax", "doc-gps")
+    assert push_record(live, "gps") == (200, SUCCESS)
+    run_outbox(stack)
+    old = dict(live, id="105045133913_1234567899999999999", actual=False, lat=20.0, lon=110.0,
+               reportCt=live["reportCt"] - 3600, deviceCt=live["deviceCt"] + 5)
+    # When it is pushed
+    assert push_record(old, "gps") == (200, SUCCESS)
+    [message] = run_outbox(stack)
+    # Then it is stored and published as backfill, and the position stays the live one
+    assert message["data"]["data"]["backfill"] is True
+    position = device_state(stack.ddb, stack.table, "mettax", "105045133913")["state"]["position"]
+    assert position["lat"] == live["lat"] and position["backfill"] is False
 
 
 def test_links_tie_a_gps_fix_to_its_alarm_and_an_alarm_to_its_files(stack):

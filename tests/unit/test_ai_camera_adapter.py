@@ -319,3 +319,24 @@ def test_heartbeat_updates_device_facts_and_names_its_configuration():
                                     "DID": "IOTBEE-274996-YPHPK", "platformID": "64010000001110000001",
                                     "strategyVersion": "v1.0.0"}}
     assert adapter.config_device([event]) == "I320013590DEA0BE21F6958"
+
+
+def test_a_box_cannot_send_the_gateways_own_device_events():
+    # Given a message whose operator names a gateway event
+    record = load_record("ai-camera", "variation-unknown-operator")
+    record["operator"] = "device.offline"
+    # When it is normalized, then it is refused naming the operator
+    with pytest.raises(InvalidPayload) as refused:
+        normalize(record)
+    assert [p.field for p in refused.value.problems] == ["operator"]
+
+
+def test_other_operators_with_an_unreadable_time_are_still_told_apart_by_it():
+    # Given two detection events with the same restarted eventId and local times without offset
+    first = load_record("ai-camera", "variation-unknown-operator")
+    second = copy.deepcopy(first)
+    first["info"].update(eventId=1, time="2024-05-01 10:00:00")
+    second["info"].update(eventId=1, time="2024-05-02 18:30:00")
+    # Then they are two events, and the same one again is one
+    assert normalize(first).eventId != normalize(second).eventId
+    assert normalize(first).eventId == normalize(copy.deepcopy(first)).eventId

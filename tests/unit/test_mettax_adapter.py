@@ -207,14 +207,16 @@ def test_passthrough_message_that_is_not_json_is_kept_with_a_note():
     assert data["messageNote"] == "message is not JSON; kept as received"
 
 
-def test_backfilled_data_is_marked_and_its_position_says_so():
+def test_backfilled_data_is_marked_and_sets_no_state():
     # Given a GPS fix sent late (actual false) and a real-time one
     late = one(load_record("mettax", "variation-gps-backfill"))
     live = one(load_record("mettax", "doc-gps"))
-    # Then the late one is marked backfill, and stamped with its own (older) time
+    # Then the late one is marked backfill, stamped with its own time, and owns no state (its
+    # deviceCt may be the upload time, so it could otherwise pass for the newest position)
     assert late.data["backfill"] is True and live.data["backfill"] is False
     assert late.occurredAt < live.occurredAt
-    assert ADAPTER.state_patch({"kind": "gps", "data": late.data})["position"]["backfill"] is True
+    assert ADAPTER.state_patch({"kind": "gps", "data": late.data}) == {}
+    assert ADAPTER.state_patch({"kind": "gps", "data": live.data})["position"]["backfill"] is False
 
 
 def test_device_local_time_and_utc_offset():
@@ -434,3 +436,28 @@ def test_quarantine_kind():
     assert ADAPTER.quarantine_kind(push(b"", service="gps")) == "gps"
     assert ADAPTER.quarantine_kind(push(b"")) == "unknown"
     assert ADAPTER.quarantine_kind(push(b"", service="../etc")) == "invalid-service"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"deviceCt": True}, "data.deviceCt"),
+    ({"reportCt": False}, "data.reportCt"),
+])
+def test_a_boolean_time_is_refused_not_read_as_1970(change, field):
+    record = dict(load_record("mettax", "doc-gps"), **change)
+    with pytest.raises(InvalidPayload) as refused:
+        one(record)
+    assert field in [p.field for p in refused.value.problems]
+
+
+def test_an_absurd_file_type_is_a_clear_error():
+    record = dict(load_record("mettax", "doc-alarm-file"), fileType="0" * 5000)
+    with pytest.raises(InvalidPayload) as refused:
+        one(record)
+    assert "data.fileType" in [p.field for p in refused.value.problems]
+
+
+def test_passthrough_text_that_is_not_valid_unicode_is_kept_as_received():
+    record = dict(load_record("mettax", "doc-passthrough"), message='{"com1":"\\ud800"}')
+    data = one(record).data
+    assert data["message"] == record["message"] and "messageDecoded" not in data
+    assert "not valid Unicode" in data["messageNote"]

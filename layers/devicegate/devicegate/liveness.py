@@ -87,34 +87,44 @@ class Liveness:
         # ONLINE is a DynamoDB reserved word: every expression names it through #online.
         sets = ("heardAt = :h, #online = :t, vendor = :vendor, deviceId = :dev, #grp = :grp, "
                 "gsi1pk = :g1, gsi1sk = :g1s")
-        try:
-            # The common case, one write: an online device heard from again.
-            self._ddb.update_item(
-                TableName=self._table, Key=key, UpdateExpression=f"SET {sets}",
-                ConditionExpression="(attribute_not_exists(heardAt) OR heardAt < :h) AND attribute_not_exists(offlineSince)",
-                ExpressionAttributeValues=values, ExpressionAttributeNames=_NAMES,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return False
-        except _errors() as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise StorageUnavailable(f"liveness update failed: {_code(exc) or type(exc).__name__}") from None
-            old = getattr(exc, "response", {}).get("Item") or {}
-        if old.get("heardAt", {}).get("S", "") >= at or "offlineSince" not in old:
-            return False  # older news than what the item holds
-        offline_since = old["offlineSince"]["S"]
-        now = now or datetime.now(parse_time(at).tzinfo)
-        event = transition_event(ONLINE, vendor, device_id, at, now, {
-            "onlineAt": at, "offlineSince": offline_since,
-            "lastHeardAt": old.get("heardAt", {}).get("S"),
-            "offlineForSeconds": int((parse_time(at) - parse_time(offline_since)).total_seconds()),
-        })
-        values[":os"] = {"S": offline_since}
-        return self._transition(event, {
-            "Key": key, "UpdateExpression": f"SET {sets} REMOVE offlineSince, gsi3pk, gsi3sk",
-            "ConditionExpression": "offlineSince = :os AND heardAt < :h",
-            "ExpressionAttributeValues": values, "ExpressionAttributeNames": _NAMES,
-        }, now)
+        # Two writers may race (two outbox batches, the sweep): each attempt re-reads what the
+        # condition refused, so the newest contact always lands and a comeback is stored once.
+        for _ in range(3):
+            try:
+                # The common case, one write: an online device heard from again.
+                self._ddb.update_item(
+                    TableName=self._table, Key=key, UpdateExpression=f"SET {sets}",
+                    ConditionExpression=("(attribute_not_exists(heardAt) OR heardAt < :h) "
+                                         "AND attribute_not_exists(offlineSince)"),
+                    ExpressionAttributeValues=values, ExpressionAttributeNames=_NAMES,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return False
+            except _errors() as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise StorageUnavailable(f"liveness update failed: {_code(exc) or type(exc).__name__}") from None
+                old = getattr(exc, "response", {}).get("Item") or {}
+            if old.get("heardAt", {}).get("S", "") >= at:
+                return False  # older news than what the item holds
+            if "offlineSince" not in old:
+                continue  # someone else brought it back meanwhile: retry the plain update
+            offline_since = old["offlineSince"]["S"]
+            now = now or datetime.now(parse_time(at).tzinfo)
+            event = transition_event(ONLINE, vendor, device_id, at, now, {
+                "onlineAt": at, "offlineSince": offline_since,
+                "lastHeardAt": old.get("heardAt", {}).get("S"),
+                # Contact the outbox recorded late (its lag) may predate the offline mark: the
+                # mark was premature, and the device was never silent for a measurable time.
+                "offlineForSeconds": max(0, int((parse_time(at) - parse_time(offline_since)).total_seconds())),
+            })
+            if self._transition(event, {
+                "Key": key, "UpdateExpression": f"SET {sets} REMOVE offlineSince, gsi3pk, gsi3sk",
+                "ConditionExpression": "offlineSince = :os AND heardAt < :h",
+                "ExpressionAttributeValues": {**values, ":os": {"S": offline_since}},
+                "ExpressionAttributeNames": _NAMES,
+            }, now):
+                return True
+        return False
 
     def mark_offline(self, vendor: str, device_id: str, heard_at: str, offline_after_s: int, now: datetime) -> bool:
         """Mark a device offline that has been silent since `heard_at` (as read by the sweep).

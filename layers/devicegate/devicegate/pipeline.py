@@ -8,7 +8,7 @@ in quarantine), 503 when storage is down so the sender keeps the record and retr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from devicegate.adapter import Answer, Outcome, VendorAdapter
@@ -102,11 +102,16 @@ class Pipeline:
         part assembles the same event again, which put_event then finds stored)."""
         part = event.part
         assert part is not None
-        parts, _new = self.store.put_part(event)
-        if not set(part.needs) <= parts.keys():
+        state = self.store.put_part(event)
+        if not set(part.needs) <= state.parts.keys():
             return None
         try:
-            return self.adapter.assemble(event.deviceId, part.group, parts, received_at, event.transport)
+            assembled = self.adapter.assemble(event.deviceId, part.group, state.parts, received_at, event.transport)
+            if state.published_incomplete:
+                # The sweep gave up waiting and published the record incomplete; the part that
+                # completes it is published too, as its own event (`-complete`), not dropped.
+                assembled = replace(assembled, eventId=f"{assembled.eventId}-complete")
+            return assembled
         except InvalidPayload:
             raise
         except Exception as exc:  # the part is stored; the sweep assembles it again later

@@ -43,6 +43,19 @@ class QuarantineRecord:
         return hashlib.sha256(material).hexdigest()[:40]
 
 
+#: A record's parts share one item; two of them must fit in DynamoDB's 400 KB with room to spare.
+MAX_PART_BYTES = 180_000
+
+
+@dataclass
+class PartsSoFar:
+    parts: dict[str, str]  # part name -> dataJson, every part stored so far (this one included)
+    new: bool  # this part was not stored before (not a retransmission)
+    #: The sweep already published the record without some part (complete: false): the event
+    #: completing it now is a second one, an update, under its own id.
+    published_incomplete: bool = False
+
+
 class EventStore(Protocol):
     def put_event(self, event: NormalizedEvent) -> bool:
         """Store once (its media objects first). True when new, False when the same event id is
@@ -51,9 +64,8 @@ class EventStore(Protocol):
     def heartbeat(self, beat: Heartbeat) -> None:
         """Move a source's last-seen time forward (never backwards)."""
 
-    def put_part(self, event: NormalizedEvent) -> tuple[dict[str, str], bool]:
-        """Keep one part of a record sent in parts (event.part) on its assembly item, once.
-        Returns every part stored so far (name -> dataJson) and whether this part was new."""
+    def put_part(self, event: NormalizedEvent) -> PartsSoFar:
+        """Keep one part of a record sent in parts (event.part) on its assembly item, once."""
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
@@ -164,9 +176,13 @@ class DynamoEventStore:
         DynamoStateStore(self._ddb, self._table).advance(beat.vendor, beat.source, "summary", beat.at, "", summary)
         DynamoStateStore(self._ddb, self._table).heard(beat.vendor, beat.source, beat.at)
 
-    def put_part(self, event: NormalizedEvent) -> tuple[dict[str, str], bool]:
+    def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         part = event.part
         assert part is not None
+        if len(event.dataJson) > MAX_PART_BYTES:
+            # Every part shares one item (400 KB); a part this large cannot be kept beside the others.
+            raise InvalidPayload("part too large to assemble",
+                                 [FieldProblem("data", f"over {MAX_PART_BYTES} bytes as one of a record's parts")])
         received = datetime.fromisoformat(event.receivedAt)
         # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
         # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
@@ -188,6 +204,7 @@ class DynamoEventStore:
                      "sk": {"S": f"{event.kind}#{part.group}"}},
                 UpdateExpression=("SET #p = if_not_exists(#p, :data), vendor = :vendor, deviceId = :dev, #k = :kind, "
                                   "#g = :group, firstReceivedAt = if_not_exists(firstReceivedAt, :at), "
+                                  "lastReceivedAt = :at, "
                                   "transport = if_not_exists(transport, :transport), "
                                   "expiresAt = if_not_exists(expiresAt, :exp), "
                                   "gsi3pk = if_not_exists(gsi3pk, :pending), gsi3sk = if_not_exists(gsi3sk, :psk)"),
@@ -204,7 +221,8 @@ class DynamoEventStore:
         parts = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
         new = part.name not in parts
         parts.setdefault(part.name, event.dataJson)
-        return parts, new
+        published = before.get("assembledComplete", {}).get("BOOL")
+        return PartsSoFar(parts, new, published_incomplete=published is False)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest

@@ -80,12 +80,14 @@ class Sweep:
         for vendor in self._vendors:
             try:
                 self._sweep_vendor(vendor, now, report)
-            except StorageUnavailable as exc:  # one vendor's trouble must not stop the others
-                report.errors.append(f"{vendor}: {exc}")
+            except Exception as exc:  # one vendor's trouble (storage, a bad setting) must not stop the others
+                logger.error("sweeping a vendor failed", extra={"vendor": vendor, "error_type": type(exc).__name__})
+                report.errors.append(f"{vendor}: {type(exc).__name__}")
         try:
             self._sweep_parts(now, report)
-        except StorageUnavailable as exc:
-            report.errors.append(f"parts: {exc}")
+        except Exception as exc:
+            logger.error("sweeping pending parts failed", extra={"error_type": type(exc).__name__})
+            report.errors.append(f"parts: {type(exc).__name__}")
         return report
 
     # -- offline -------------------------------------------------------------------------
@@ -108,7 +110,9 @@ class Sweep:
                 continue
             silent = (now - parse_time(heard)).total_seconds()
             if fixed is not None:
-                if silent > fixed:
+                # GRACE_SECONDS for everyone: contact is recorded by the outbox, a little after
+                # the device spoke; a device must not go offline for the outbox's lag.
+                if silent > fixed + GRACE_SECONDS:
                     self._mark(vendor, item["deviceId"], heard, fixed, now, report)
             elif silent > GRACE_SECONDS:
                 candidates.append((item["deviceId"], heard, silent))
@@ -202,18 +206,25 @@ class Sweep:
 
         parts = {name[5:]: value for name, value in item.items() if name.startswith("part_") and isinstance(value, str)}
         adapter = self._adapter_for(item["vendor"])
-        event = adapter.assemble(item["deviceId"], item["group"], parts, now, item.get("transport", "http"))
+        # Received when its last part was, not now: the event says when the gateway heard it.
+        received = parse_time(item.get("lastReceivedAt") or item.get("firstReceivedAt") or iso_utc(now))
+        event = adapter.assemble(item["deviceId"], item["group"], parts, received, item.get("transport", "http"))
+        complete = bool(event.data.get("complete", True))
         # Stored first (a retry finds it and does not store it twice), then off the pending list.
         if self._store.put_event(event):
             report.parts_published += 1
-            if not event.data.get("complete", True):
+            if not complete:
                 report.parts_incomplete += 1
         try:
+            # assembledComplete false tells the pipeline that a part arriving later completes a
+            # record already published incomplete (it then publishes the completion too).
             self._ddb.update_item(
                 TableName=self._table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-                UpdateExpression="SET assembledEventId = :e, assembledAt = :now REMOVE gsi3pk, gsi3sk",
+                UpdateExpression=("SET assembledEventId = if_not_exists(assembledEventId, :e), assembledAt = :now, "
+                                  "assembledComplete = if_not_exists(assembledComplete, :c) REMOVE gsi3pk, gsi3sk"),
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)}},
+                ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)},
+                                           ":c": {"BOOL": complete}},
             )
         except (BotoCoreError, ClientError) as exc:
             raise StorageUnavailable(f"pending parts update failed: {type(exc).__name__}") from None

@@ -75,15 +75,20 @@ def answer_time(moment: datetime, offset: str | None) -> str:
     return f"{local:%Y%m%dT%H%M%S}{format_offset(local.utcoffset(), basic=True)}"
 
 
-def _event_id(kind: str, serial: str, event_id: int | str, at: datetime | None) -> str:
+def _event_id(kind: str, serial: str, event_id: int | str, at: datetime | str | None) -> str:
     # The box repeats eventId (and the event's time) for the same event: serial + eventId + time
     # is the retransmission key, so 1 and "1" are one event (the key is text) and two boxes' 1s
     # are two. The time is part of it because a counter that restarts after a reboot (or a
     # firmware that always sends 1) would otherwise make every later heartbeat a "duplicate" for
     # the whole retention period: not stored, so the camera would look offline while beating.
-    when = iso_utc(at) if at is not None else ""
+    # A time that does not parse still tells two events apart: its text goes in as sent.
+    when = iso_utc(at) if isinstance(at, datetime) else (at or "")
     digest = hashlib.sha256(f"{serial}\n{event_id}\n{when}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{kind}-{digest}"
+
+
+#: Kinds the gateway writes itself (devicegate.liveness): no operator may take one.
+GATEWAY_KIND_PREFIX = "device."
 
 
 class AiCameraAdapter(VendorAdapter):
@@ -135,6 +140,11 @@ class AiCameraAdapter(VendorAdapter):
     def _other(self, message: Message, document: dict[str, Any], push: RawPush,
                received_at: datetime) -> NormalizedEvent:
         kind, serial = message.operator, message.deviceInfo.serialNumber
+        if kind.startswith(GATEWAY_KIND_PREFIX):
+            # device.offline / device.online are the gateway's own events: a box must not be able
+            # to publish one (nor hide itself from the device list by sending them).
+            raise InvalidPayload("operator names a gateway event",
+                                 [FieldProblem("operator", f"must not start with {GATEWAY_KIND_PREFIX!r}")])
         info = message.info
         # The whole message as sent: nothing says which of its fields matter, so none is dropped.
         data_json = canonical_json(document)
@@ -146,7 +156,8 @@ class AiCameraAdapter(VendorAdapter):
         # again. Twice is better than a second, different message with the same content never.
         return make_event(vendor=self.vendor, device_id=serial, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=data_json,
-                          event_id=_event_id(kind, serial, event_id, stated) if event_id is not None else None)
+                          event_id=(_event_id(kind, serial, event_id, stated or _raw_time(info))
+                                    if event_id is not None else None))
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -196,6 +207,11 @@ class AiCameraAdapter(VendorAdapter):
             return {}
         facts = _pick(event.get("data") or {}, *STATE_FIELDS)
         return {"deviceInfo": facts} if facts else {}
+
+
+def _raw_time(info: Any) -> str | None:
+    value = getattr(info, "time", None)
+    return value if isinstance(value, str) else None if value is None else str(value)
 
 
 def _lenient_time(value: Any) -> datetime | None:

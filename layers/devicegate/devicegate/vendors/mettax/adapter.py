@@ -225,9 +225,14 @@ def _has_fix(data: dict[str, Any]) -> bool:
 
 
 def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Latest-state groups per record kind (see README "Device state"). Backfilled records
-    (`backfill: true`) are included: the outbox moves a group forward only with a newer
-    occurredAt, so they never replace newer state."""
+    """Latest-state groups per record kind (see README "Device state").
+
+    Backfilled records (`backfill: true`) set no state at all. The outbox's guard (a group moves
+    only with a newer occurredAt) is not enough for them: `deviceCt` is when Mettax's gateway
+    got the record, so data uploaded after a dead zone carries the upload time, and an hour-old
+    position would pass for the newest. Real-time records own the latest state."""
+    if data.get("backfill") is True:
+        return {}
     groups: dict[str, dict[str, Any]] = {}
     if kind in ("gps", "alarm", "rfid", "face-check") and _has_fix(data):
         groups["position"] = pick(data, "lat", "lon", "speed", "course", "num", "backfill")

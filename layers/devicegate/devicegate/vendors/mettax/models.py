@@ -30,6 +30,8 @@ id/alarmId/captureId 1..128 printable ASCII characters (no blanks, no control ch
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
@@ -47,11 +49,18 @@ def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax int takes true as 1: a boolean time would be stored as 1970-01-01.
+    if isinstance(value, bool):
+        raise ValueError("expected epoch seconds, not a boolean")
+    return value
+
+
 # Printable ASCII, bounded: these become key parts and event ids (keys.py percent-encodes them).
 DeviceId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,64}$")]
 RecordId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,128}$")]
 #: Epoch seconds (milliseconds accepted); the bound keeps every value a representable date.
-EpochTime = Annotated[int, Field(ge=0, lt=10**13)]
+EpochTime = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, lt=10**13)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -198,6 +207,11 @@ class PassThrough(_Reported):
             return None, "message is not JSON; kept as received"
         if not isinstance(decoded, dict):
             return None, "message is not a JSON object; kept as received"
+        try:
+            # "\ud800" escapes decode into text no store can hold; the escaped original can.
+            json.dumps(decoded, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "message holds text that is not valid Unicode; kept as received"
         return decoded, None
 
     @computed_field(description="`message` decoded: {'com1': hex, 'com2': hex}; absent when it is not JSON")
@@ -216,7 +230,7 @@ class AlarmFile(_Record):
 
     id: RecordId = Field(description="the alarm's alarmId (AlarmData)")
     fileUrl: str = Field(min_length=1, description="file URL")
-    fileType: str = Field(description="00 picture, 01 audio, 02 audio and video, 03 text, 04 others")
+    fileType: str = Field(max_length=8, description="00 picture, 01 audio, 02 audio and video, 03 text, 04 others")
 
     @computed_field(description="name of fileType (codes.FILE_TYPES)")
     @property
