@@ -392,6 +392,36 @@ def test_every_dynamodb_stream_source_has_a_sample_event(function_id: str, event
         assert passing, f"no DynamoDB sample has a record that passes {function_id}.{event_id}'s filter"
 
 
+@pytest.mark.parametrize(
+    "function_id,event_id",
+    [(function_id, event_id) for function_id, event_id, _ in _function_events(_template(), "Schedule")],
+)
+def test_every_schedule_has_a_sample_event(function_id: str, event_id: str) -> None:
+    # Given a scheduled function
+    # When the sample events are searched for EventBridge scheduled events
+    samples = [path for path, sample in _sample_events()
+               if isinstance(sample, dict) and sample.get("source") == "aws.events"
+               and sample.get("detail-type") == "Scheduled Event"]
+    # Then there is one
+    assert samples, f"no scheduled-event sample in events/ for {function_id}.{event_id}"
+
+
+def test_the_sweep_writes_only_device_rows_parts_and_its_own_events(template: dict[str, Any]) -> None:
+    # Given the sweep's and the outbox's policy statements that put items
+    puts = {
+        function_id: [
+            prefix
+            for where, statement in _policy_statements(template) if where.startswith(f"{function_id}/")
+            if "dynamodb:PutItem" in _as_list(statement["Action"])
+            for prefix in statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        ]
+        for function_id in ("DeviceSweepFunction", "OutboxFunction")
+    }
+    # Then they may only create the events they write themselves
+    assert puts == {"DeviceSweepFunction": ["E#*#device.offline-*", "E#mettax#face-check-*"],
+                    "OutboxFunction": ["E#*#device.online-*"]}
+
+
 # ---------------------------------------------------------------------------------------
 # 6: least privilege and secrets
 # ---------------------------------------------------------------------------------------
@@ -592,6 +622,12 @@ def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> 
         "Api5xxAlarm": "AWS::CloudWatch::Alarm",
         "ThrottleAlarm": "AWS::CloudWatch::Alarm",
         "QuarantineAlarm": "AWS::CloudWatch::Alarm",
+        "MettaxWebhookFunction": "AWS::Serverless::Function",
+        "MettaxTokenSecret": "AWS::SecretsManager::Secret",
+        "AiCameraWebhookFunction": "AWS::Serverless::Function",
+        "AiCameraTokenSecret": "AWS::SecretsManager::Secret",
+        "DeviceSweepFunction": "AWS::Serverless::Function",
+        "SweepErrorAlarm": "AWS::CloudWatch::Alarm",
     }
     # When the template's resources are read
     actual = {name: resource["Type"] for name, resource in template["Resources"].items()}
@@ -638,6 +674,8 @@ def test_iot_rules_invoke_the_mqtt_function_and_park_failures(template: dict[str
     ("FaceTerminalWebhookFunction", "face-terminal", "FaceTerminalTokenSecret"),
     ("SenseLinkWebhookFunction", "senselink", "SenseLinkTokenSecret"),
     ("JointechWebhookFunction", "jointech", "JointechTokenSecret"),
+    ("MettaxWebhookFunction", "mettax", "MettaxTokenSecret"),
+    ("AiCameraWebhookFunction", "ai-camera", "AiCameraTokenSecret"),
 ])
 def test_each_webhook_touches_only_its_own_vendors_rows_objects_and_secret(
         template: dict[str, Any], function_id: str, vendor: str, secret: str) -> None:
