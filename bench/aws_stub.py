@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from collections.abc import Iterable
 
 from botocore.awsrequest import AWSResponse
 
@@ -24,10 +26,24 @@ class _Raw:
         yield self._body
 
 
+# `name = :value` and `name = if_not_exists(name, :value)` in an UpdateExpression's SET clause: the
+# forms the webhooks' updates use (nested paths, ADD and REMOVE are left out: nothing reads them back).
+_ASSIGNMENT = re.compile(r"([#\w]+)\s*=\s*(if_not_exists\(\s*[#\w]+\s*,\s*)?(:\w+)")
+
+
+def _by_key(items: Iterable[dict]) -> dict[tuple[str, str], dict]:
+    return {(item["pk"]["S"], item["sk"]["S"]): item for item in items}
+
+
 class AwsStub:
-    def __init__(self) -> None:
+    """`items`: DynamoDB items (attribute format) that GetItem finds, such as a camera's
+    configuration item; UpdateItem keeps its own items there too, so that ReturnValues ALL_OLD
+    hands back what an earlier call wrote (the first part of a record sent in parts)."""
+
+    def __init__(self, items: Iterable[dict] = ()) -> None:
         self.calls: Counter[str] = Counter()
         self.keys: set[str] = set()
+        self.items = _by_key(items)
 
     def total(self) -> int:
         return sum(self.calls.values())
@@ -50,6 +66,12 @@ class AwsStub:
                 status, body = 400, {"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
                                      "message": "The conditional request failed"}
             self.keys.add(key)
+        elif operation == "GetItem":
+            key = json.loads(request.body)["Key"]
+            item = self.items.get((key["pk"]["S"], key["sk"]["S"]))
+            body = {"Item": item} if item is not None else {}  # {}: no such item, as DynamoDB answers
+        elif operation == "UpdateItem":
+            body = self._update(json.loads(request.body))
         elif operation == "GetSecretValue":
             body = {"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench", "Name": "bench",
                     "SecretString": SECRET, "VersionId": "v1"}
@@ -57,6 +79,23 @@ class AwsStub:
             return AWSResponse(request.url, 200, {"etag": '"bench"', "content-length": "0"}, _Raw(b""))
         payload = json.dumps(body).encode()
         return AWSResponse(request.url, status, {"content-type": "application/x-amz-json-1.0"}, _Raw(payload))
+
+    def _update(self, call: dict) -> dict:
+        # Just enough of UpdateItem for the round-trip counts to follow the real code path: the
+        # SET assignments are applied (if_not_exists honoured), and ALL_OLD returns the item as
+        # it was. Conditions are not evaluated: on the pushes benchmarked they all hold (a state
+        # never older than the pushed one, a quarantine call never retried by botocore).
+        key = (call["Key"]["pk"]["S"], call["Key"]["sk"]["S"])
+        old = self.items.get(key)
+        item = dict(old) if old is not None else dict(call["Key"])
+        names = call.get("ExpressionAttributeNames", {})
+        values = call.get("ExpressionAttributeValues", {})
+        for name, if_not_exists, value in _ASSIGNMENT.findall(call.get("UpdateExpression", "")):
+            name = names.get(name, name)
+            if not (if_not_exists and name in item):
+                item[name] = values[value]
+        self.items[key] = item
+        return {"Attributes": old} if call.get("ReturnValues") == "ALL_OLD" and old is not None else {}
 
 
 def install(stub: AwsStub) -> None:
@@ -78,8 +117,13 @@ def install(stub: AwsStub) -> None:
 
 
 class _FakeDynamo:
-    def __init__(self) -> None:
+    def __init__(self, items: Iterable[dict] = ()) -> None:
         self.keys: set[str] = set()
+        self.items = _by_key(items)
+
+    def get_item(self, **kwargs):
+        item = self.items.get((kwargs["Key"]["pk"]["S"], kwargs["Key"]["sk"]["S"]))
+        return {"Item": item} if item is not None else {}
 
     def put_item(self, **kwargs):
         key = kwargs["Item"]["pk"]["S"]
@@ -104,9 +148,9 @@ class _FakeSecrets:
         return {"SecretString": SECRET}
 
 
-def install_fakes() -> None:
+def install_fakes(items: Iterable[dict] = ()) -> None:
     from devicegate import aws
     import devicegate.runtime as runtime
 
-    fakes = {"dynamodb": _FakeDynamo(), "secretsmanager": _FakeSecrets(), "s3": _FakeS3()}
+    fakes = {"dynamodb": _FakeDynamo(items), "secretsmanager": _FakeSecrets(), "s3": _FakeS3()}
     aws.client = runtime.client = lambda service, deadline_s=None: fakes[service]

@@ -340,3 +340,24 @@ def test_other_operators_with_an_unreadable_time_are_still_told_apart_by_it():
     # Then they are two events, and the same one again is one
     assert normalize(first).eventId != normalize(second).eventId
     assert normalize(first).eventId == normalize(copy.deepcopy(first)).eventId
+
+
+def test_a_configuration_is_resolved_once_per_read_not_once_per_heartbeat(monkeypatch):
+    # Given an adapter, and the resolution of configurations counted
+    from devicegate.vendors.ai_camera import adapter as module
+
+    calls = []
+    real = module.effective_config
+    monkeypatch.setattr(module, "effective_config", lambda config, **kw: calls.append(config) or real(config, **kw))
+    adapter = AiCameraAdapter()
+    config = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
+    event = normalize(load_record("ai-camera", "doc-heartbeat"), adapter)
+    # When three heartbeats are answered from the same cached configuration, then one from a
+    # re-read (a new map with other content)
+    answers = [adapter.accepted_answer(Outcome.ACCEPTED, [event], config) for _ in range(3)]
+    changed = dict(config, heartbeatInterval=45, strategy=dict(config["strategy"], heartBeatInterval=45))
+    last = adapter.accepted_answer(Outcome.ACCEPTED, [event], changed)
+    # Then it was resolved twice, and each answer tells its own configuration
+    assert len(calls) == 2
+    assert {a.body["info"]["heartbeatInterval"] for a in answers} == {config["heartbeatInterval"]}
+    assert last.body["info"]["heartbeatInterval"] == 45

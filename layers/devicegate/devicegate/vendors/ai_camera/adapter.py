@@ -14,6 +14,7 @@ not documented; each is stored as its own kind, the whole message as data, and a
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -87,6 +88,8 @@ def _event_id(kind: str, serial: str, event_id: int | str, at: datetime | str | 
     return f"{kind}-{digest}"
 
 
+#: Resolved configurations kept (one per configured camera a warm function answers).
+_RESOLVED_ENTRIES = 10_000
 #: Kinds the gateway writes itself (devicegate.liveness): no operator may take one.
 GATEWAY_KIND_PREFIX = "device."
 
@@ -102,6 +105,22 @@ class AiCameraAdapter(VendorAdapter):
 
     def __init__(self, clock: Callable[[], datetime] = now_utc):
         self._clock = clock
+        # Resolved configurations by the configuration map they came from. DeviceConfigs hands
+        # out the same map object for a device until it re-reads the item, so validating and
+        # merging (pydantic, 29 fields: a third of the heartbeat's own cost) happens once per
+        # read, not once per heartbeat. The entry holds the map, so its id cannot be reused.
+        self._resolved: OrderedDict[int | None, tuple[Any, dict[str, Any]]] = OrderedDict()
+
+    def _told(self, config: dict[str, Any] | None, device: str) -> dict[str, Any]:
+        key = None if config is None else id(config)
+        hit = self._resolved.get(key)
+        if hit is not None and hit[0] is config:
+            return hit[1]
+        told = effective_config(config, device=device)
+        self._resolved[key] = (config, told)
+        if len(self._resolved) > _RESOLVED_ENTRIES:
+            self._resolved.popitem(last=False)
+        return told
 
     # --- decode, validate, normalize ---------------------------------------------------------
 
@@ -185,7 +204,7 @@ class AiCameraAdapter(VendorAdapter):
         event = events[0]
         data = event.data
         if event.kind == HEARTBEAT:
-            told = effective_config(config, device=event.deviceId)
+            told = self._told(config, event.deviceId)
             info: dict[str, Any] = {
                 "eventId": data["eventId"],
                 "time": answer_time(self._clock(), data.get("timeOffset")),
