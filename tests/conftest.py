@@ -28,9 +28,11 @@ def _clear_caches() -> None:
                    deployment_default):
         cached.cache_clear()
     try:
+        from functions.device_sweep import app as sweep_app
         from functions.outbox import app as outbox_app
 
         outbox_app._wiring.cache_clear()
+        sweep_app._sweep.cache_clear()
     except ImportError:
         pass
 

@@ -23,12 +23,6 @@ SERIAL = "I320013590DEA0BE21F6958"
 CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sweep():
-    sweep_app._sweep.cache_clear()
-    yield
-    sweep_app._sweep.cache_clear()
-
 
 def post(event: dict) -> tuple[int, dict]:
     response = webhook_app.lambda_handler(event, context("AiCameraWebhookFunction"))

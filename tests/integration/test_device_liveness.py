@@ -19,12 +19,6 @@ from tests.support import context, load_event, with_body
 DEVICE = "8022300001"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sweep():
-    sweep_app._sweep.cache_clear()
-    yield
-    sweep_app._sweep.cache_clear()
-
 
 def push_location(gps_time: str = "2022-09-01T08:59:56Z") -> None:
     event = load_event("jointech/http-webhook-location.json")

@@ -23,12 +23,6 @@ EXPECTED_KIND = {"gps": "gps", "alarm": "alarm", "device-info": "device-info", "
                  "alarm-file": "alarm-file", "sensor": "sensor", "capture-file": "capture-file", "rfid": "rfid"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sweep():
-    sweep_app._sweep.cache_clear()
-    yield
-    sweep_app._sweep.cache_clear()
-
 
 def post(event: dict) -> tuple[int, dict]:
     response = webhook_app.lambda_handler(event, context("MettaxWebhookFunction"))
