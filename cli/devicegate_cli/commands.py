@@ -154,6 +154,9 @@ def cmd_state(args: argparse.Namespace) -> int:
         emit_json(state)
         return 0
     print(f"{state['vendor']} device {state['deviceId']}: last seen {state['lastSeen']} ({state['lastKind']})")
+    if state.get("heardAt"):
+        status = "online" if state.get("online") is not False else f"offline since {state.get('offlineSince')}"
+        print(f"{status}; last heard from {state['heardAt']}")
     rows = [{"group": name, "at": g.pop("at"), "values": g} for name, g in state["state"].items()]
     print_table(rows, ["group", "at", "values"])
     return 0

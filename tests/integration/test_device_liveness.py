@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devicegate.queries import offline_devices, vendor_devices
+from devicegate.queries import device_state, offline_devices, vendor_devices
 from devicegate.timeutil import iso_utc
 from functions.device_sweep import app as sweep_app
 from functions.jointech_webhook import app as jointech_app
@@ -66,6 +66,8 @@ def test_a_silent_device_goes_offline_once_and_comes_back_online_once(stack, mon
     # and exactly one device.offline event reaches the queue
     state = summary(stack)
     assert state["online"] is False and state["offlineSince"] == iso_utc(heard + timedelta(seconds=3600))
+    shown = device_state(stack.ddb, stack.table, "jointech", DEVICE)
+    assert (shown["online"], shown["heardAt"], shown["offlineSince"]) == (False, heard_at, state["offlineSince"])
     [row] = offline_devices(stack.ddb, stack.table)
     assert (row["vendor"], row["deviceId"], row["offlineSince"]) == ("jointech", DEVICE, state["offlineSince"])
     assert offline_devices(stack.ddb, stack.table, vendor="mettax") == []

@@ -48,15 +48,22 @@ def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str,
     if not items:
         return None
     groups = {i["group"]: i for i in items}
-    summary = groups.pop("summary", {}).get("value", {})
-    return {
+    summary_item = groups.pop("summary", {})
+    summary = summary_item.get("value", {})
+    state = {
         "vendor": vendor,
         "deviceId": device_id,
         "lastSeen": summary.get("lastSeen"),
         "lastKind": summary.get("lastKind"),
         "lastEventId": summary.get("lastEventId"),
-        "state": {name: dict(g["value"], at=g["at"]) for name, g in sorted(groups.items())},
+        # Liveness (devicegate.liveness): last contact, and since when it is offline if it is.
+        "online": summary_item.get("online"),
+        "heardAt": summary_item.get("heardAt"),
+        "state": {name: dict(g["value"], at=g["at"]) for name, g in sorted(groups.items()) if "value" in g},
     }
+    if "offlineSince" in summary_item:
+        state["offlineSince"] = summary_item["offlineSince"]
+    return state
 
 
 def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | None = None,
