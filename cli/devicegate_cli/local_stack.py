@@ -3,7 +3,9 @@
 moto's server emulates DynamoDB, DynamoDB Streams, SQS, S3 and Secrets Manager; the template's
 resources are created in it from their Properties; the functions' HttpApi routes are served
 over HTTP as API Gateway would, and each DynamoDB event source is polled like Lambda's event
-source mapping. The handlers run in this process with the template's environment.
+source mapping. A Mosquitto broker stands in for IoT Core, with the template's topic rules played
+against it (local_mqtt.py, local_iot_rules.py). The handlers run in this process with the
+template's environment.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devicegate_cli.lambda_context import LambdaContext
+from devicegate_cli.local_mqtt import DEFAULT_MQTT_PORT, BrokerError, build_local_mqtt, find_mosquitto
 from devicegate_cli.local_names import (
     LOCAL_CREDENTIALS,
     LOCAL_HTTP_PORT,
@@ -56,6 +59,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--moto-port", type=int, default=LOCAL_MOTO_PORT, help="moto server port (5000)")
     parser.add_argument("--http-port", type=int, default=LOCAL_HTTP_PORT, help="HTTP API port (3000)")
+    parser.add_argument("--mqtt-port", type=int, default=DEFAULT_MQTT_PORT,
+                        help=f"MQTT broker (mosquitto) port ({DEFAULT_MQTT_PORT})")
+    parser.add_argument("--iot-data-port", type=int, default=0,
+                        help="port of the IoT data-plane Publish stand-in on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--no-mqtt", action="store_true",
+                        help="no broker and no IoT topic rules (for a machine without mosquitto)")
     parser.add_argument(
         "--token",
         default=os.environ.get("DEVICEGATE_LOCAL_TOKEN") or LOCAL_TOKEN,
@@ -77,11 +86,13 @@ class Invoker:
         self.specs = {spec.logical_id: spec for spec in specs}
         self._lock = threading.Lock()
 
-    def __call__(self, function_id: str, event: dict[str, Any]) -> Any:
+    def __call__(self, function_id: str, event: dict[str, Any], request_id: str | None = None) -> Any:
+        """`request_id`: Lambda keeps an async event's request id across its retries."""
         spec = self.specs[function_id]
         handler = spec.load_handler()
         with self._lock:
-            context = LambdaContext.for_function(spec.name, spec.memory_mb, spec.timeout_s)
+            context = LambdaContext(spec.name, memory_limit_in_mb=spec.memory_mb, timeout_s=spec.timeout_s,
+                                    aws_request_id=request_id)
             started = time.monotonic()
             try:
                 return handler(event, context)
@@ -107,14 +118,24 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _check_ports(host: str, moto_port: int, http_port: int) -> None:
-    if moto_port == http_port:
-        raise StartupError(f"--moto-port and --http-port are both {moto_port}; pick two ports")
-    for label, option, port in (("moto", "--moto-port", moto_port), ("HTTP", "--http-port", http_port)):
+def _check_ports(host: str, moto_port: int, http_port: int, mqtt_port: int | None = None) -> None:
+    options = {"--moto-port": moto_port, "--http-port": http_port}
+    if mqtt_port is not None:
+        options["--mqtt-port"] = mqtt_port
+    for option, port in options.items():
+        same = [other for other, value in options.items() if value == port and other != option]
+        if same:
+            raise StartupError(f"{option} and {same[0]} are both {port}; pick different ports")
+    checked = [("moto", "--moto-port", moto_port, ""), ("HTTP", "--http-port", http_port, "")]
+    if mqtt_port is not None:
+        # Installing Debian's mosquitto also starts its system service, on 1883.
+        checked.append(("MQTT", "--mqtt-port", mqtt_port,
+                        " (a system mosquitto service: sudo systemctl disable --now mosquitto)"))
+    for label, option, port, hint in checked:
         if not _port_free(host, port):
             raise StartupError(
                 f"port {port} on {host} is already in use (the {label} server needs it); "
-                f"stop whatever holds it or pass {option} <free port>"
+                f"stop whatever holds it{hint} or pass {option} <free port>"
             )
 
 
@@ -150,7 +171,7 @@ def _aws_environment(endpoint: str) -> dict[str, str]:
 
 
 def _routes(specs: list[FunctionSpec]) -> list[Any]:
-    from devicegate_cli.local_http import Route
+    from devicegate_cli.local_http import Route, route_needs_iam
 
     routes: dict[str, Route] = {}
     for spec in specs:
@@ -165,6 +186,8 @@ def _routes(specs: list[FunctionSpec]) -> list[Any]:
                 method=str(properties.get("Method", "ANY")).upper().replace("*", "ANY"),
                 path=str(properties.get("Path", "$default")),
                 target=spec.logical_id,
+                # Auth: {Authorizer: AWS_IAM}: requests must carry a SigV4 signature (shape checked).
+                iam=route_needs_iam(properties),
             )
             if route.route_key in routes:
                 raise TemplateError(f"route {route.route_key} is declared twice")
@@ -200,6 +223,7 @@ def _banner(
     specs: list[FunctionSpec],
     created: LocalResources,
     scheduled: list[Any] = (),
+    mqtt: Any = None,
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
     lines = [f"devicegate local: {template}", "", f"HTTP API on {base} (token {args.token}):"]
@@ -213,6 +237,11 @@ def _banner(
         lines.append(f"Schedule {schedule.expression} -> {schedule.function_id} (every {schedule.period_s:g} s here)")
     served = ({route.target for route in routes} | {source.function_id for source in sources}
               | {schedule.function_id for schedule in scheduled})
+    if mqtt is not None:
+        lines += mqtt.banner_lines()
+        served |= {target.function_id for rule in mqtt.rules for target in rule.targets}
+    else:
+        lines.append("MQTT: off (--no-mqtt); IoT topic rules are not played")
     for spec in specs:
         if spec.logical_id not in served:
             kinds = sorted({str((e or {}).get("Type")) for e in spec.events.values()})
@@ -260,11 +289,11 @@ def main_local(argv: list[str]) -> int:
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    moto = http_server = None
+    moto = http_server = mqtt = None
     pollers: list[threading.Thread] = []
     try:
         try:
-            moto, http_server, pollers, banner = _start(args, stop)
+            moto, http_server, pollers, banner, mqtt = _start(args, stop)
         except (StartupError, TemplateError) as exc:
             print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
             return 1
@@ -276,6 +305,8 @@ def main_local(argv: list[str]) -> int:
         return 0
     finally:
         stop.set()
+        if mqtt is not None:
+            mqtt.stop()  # first: no new invocations, and the broker never outlives the stack
         if http_server is not None:
             http_server.shutdown()
             http_server.server_close()
@@ -289,7 +320,7 @@ def main_local(argv: list[str]) -> int:
             print("devicegate local: stopped", flush=True)
 
 
-def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, list[threading.Thread], str]:
+def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, list[threading.Thread], str, Any]:
     import boto3
 
     from devicegate_cli.cfn_template import load_template
@@ -305,13 +336,19 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
     except ValueError as exc:
         raise StartupError(f"{template_path}: {exc}") from exc
 
-    _check_ports(args.host, args.moto_port, args.http_port)
+    _check_ports(args.host, args.moto_port, args.http_port, None if args.no_mqtt else args.mqtt_port)
+    if not args.no_mqtt:
+        try:
+            find_mosquitto()  # before moto starts: a missing broker is the most likely first-run problem
+        except BrokerError as exc:
+            raise StartupError(str(exc)) from exc
     endpoint = f"http://{args.host}:{args.moto_port}"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)  # a real profile or session must never leak into the emulation
     os.environ.update(_aws_environment(endpoint))
     moto = _start_moto(args.host, args.moto_port)
     started: list[Any] = [moto]
+    mqtt = None
     try:
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
         resolver = Resolver(template)
@@ -321,6 +358,18 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
         routes = _routes(specs)
         sources = _stream_sources(specs)
         invoke = Invoker(specs)
+        if not args.no_mqtt:
+            mqtt = build_local_mqtt(
+                resolver=resolver, specs=specs, invoke=invoke, session=_EndpointSession(session, endpoint),
+                queue_url_for_arn=created.queue_url_for_arn, host=args.host, port=args.mqtt_port,
+                iot_data_port=args.iot_data_port, quiet=args.quiet,
+            )
+            try:
+                mqtt.start()
+            except BrokerError as exc:
+                raise StartupError(str(exc)) from exc
+            # Before any handler runs: botocore reads it when a function creates its iot-data client.
+            os.environ.update(mqtt.environment())
         try:
             http_server = LocalHttpServer(args.host, args.http_port, routes, invoke, quiet=args.quiet)
         except OSError as exc:
@@ -350,10 +399,13 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
         if len(started) > 1:
             started[1].shutdown()
             started[1].server_close()
+        if mqtt is not None:
+            mqtt.stop()
         moto.stop()
         raise
-    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created, scheduled)
-    return moto, http_server, pollers, banner
+    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created, scheduled,
+                     mqtt)
+    return moto, http_server, pollers, banner, mqtt
 
 
 class _EndpointSession:

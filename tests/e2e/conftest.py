@@ -63,6 +63,8 @@ class LocalStack:
     events_queue_url: str
     bucket_name: str
     log_path: Path
+    mqtt_port: int  # the stack's mosquitto, on 127.0.0.1
+    iot_data_endpoint: str  # what the stack sets as AWS_ENDPOINT_URL_IOT_DATA_PLANE for its functions
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.moto_endpoint)
@@ -100,13 +102,14 @@ def _wait_ready(process: subprocess.Popen, log_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    http_port, moto_port = _free_ports(2)
+    http_port, moto_port, mqtt_port, iot_data_port = _free_ports(4)
     log_path = tmp_path_factory.mktemp("local-stack") / "devicegate-local.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
     env["PYTHONUNBUFFERED"] = "1"
     command = [
         sys.executable, "-m", "devicegate_cli.main", "local",
         "--http-port", str(http_port), "--moto-port", str(moto_port),
+        "--mqtt-port", str(mqtt_port), "--iot-data-port", str(iot_data_port),
         # The device sweep every few seconds instead of every 5 minutes, so tests see it run.
         "--schedule-every", "3",
     ]
@@ -127,6 +130,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             )["QueueUrl"],
             bucket_name=local_physical_name("PayloadBucket", "AWS::S3::Bucket"),
             log_path=log_path,
+            mqtt_port=mqtt_port,
+            iot_data_endpoint=f"http://127.0.0.1:{iot_data_port}",
         )
         yield stack
     finally:
@@ -143,3 +148,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             assert code == 0, f"devicegate local exited {code} on SIGINT:\n{shutdown}"
             assert "Traceback" not in shutdown, shutdown
             assert "devicegate local: stopped" in shutdown, shutdown
+            # The stack's mosquitto stops with it: nothing listens on its port any more.
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", mqtt_port)) != 0, "the MQTT broker outlived the stack"
