@@ -96,8 +96,10 @@ class Resolver:
     resources the local stack created; other resources get predictable synthetic values.
     """
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], overrides: dict[str, str] | None = None) -> None:
         self.template = template
+        # Parameter values given like `sam deploy --parameter-overrides`; the rest take Default.
+        self.overrides = dict(overrides or {})
         self.resources: dict[str, Any] = template.get("Resources") or {}
         self.attributes: dict[str, dict[str, Any]] = {}
         self._conditions: dict[str, bool] = {}
@@ -127,6 +129,8 @@ class Resolver:
         parameters = self.template.get("Parameters") or {}
         if name in parameters:
             spec = parameters[name] or {}
+            if name in self.overrides:
+                return self.overrides[name]
             if "Default" not in spec:
                 raise TemplateError(f"parameter {name!r} has no Default; the local stack needs one")
             default = spec["Default"]

@@ -72,9 +72,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--schedule-every", type=float, metavar="SECONDS",
                         help="run scheduled functions (the device sweep) this often instead of their rate()")
+    parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="template parameter values, like sam deploy's (default: JointechAccessKey=ak-demo)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--verbose", action="store_true", help="debug logging of the local stack itself")
     return parser.parse_args(argv)
+
+
+#: Parameter values the local stack uses unless told otherwise: the samples' access key, so the
+#: command route and the MQTT topics work out of the box (deployed, it defaults to empty).
+LOCAL_PARAMETERS = {"JointechAccessKey": "ak-demo"}
+
+
+def local_parameters(template: dict[str, Any], pairs: list[str]) -> dict[str, str]:
+    declared = template.get("Parameters") or {}
+    values = {name: value for name, value in LOCAL_PARAMETERS.items() if name in declared}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in declared:
+            raise StartupError(f"--parameter-overrides {pair!r}: expected NAME=VALUE with NAME one of the "
+                               f"template's parameters")
+        values[name] = value
+    return values
 
 
 class Invoker:
@@ -226,7 +245,10 @@ def _banner(
     mqtt: Any = None,
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
-    lines = [f"devicegate local: {template}", "", f"HTTP API on {base} (token {args.token}):"]
+    lines = [f"devicegate local: {template}", ""]
+    if getattr(args, "parameters", None):
+        lines += ["Parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(args.parameters.items())), ""]
+    lines.append(f"HTTP API on {base} (token {args.token}):")
     for route in sorted(routes, key=lambda r: r.path):
         url = base + route.path.replace("{token}", args.token) if route.path != "$default" else base + "/*"
         lines.append(f"  {route.method} {url}  -> {route.target}")
@@ -351,7 +373,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
     mqtt = None
     try:
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
-        resolver = Resolver(template)
+        args.parameters = local_parameters(template, args.parameter_overrides)
+        resolver = Resolver(template, args.parameters)
         created = create_resources(resolver, _EndpointSession(session, endpoint), args.token)
         specs = function_specs(resolver, template_path.parent)
         os.environ.update(merged_environment(specs))

@@ -686,3 +686,18 @@ def test_the_schedule_poller_invokes_its_function_with_a_scheduled_event():
     assert function_id == "DeviceSweepFunction"
     assert event["source"] == "aws.events" and event["detail-type"] == "Scheduled Event"
     assert event["resources"][0].endswith(":rule/DeviceSweepFunction-Sweep")
+
+
+def test_parameter_overrides_replace_defaults_and_unknown_names_are_refused():
+    from devicegate_cli.local_resources import Resolver
+    from devicegate_cli.local_stack import StartupError, local_parameters
+
+    template = {"Parameters": {"JointechAccessKey": {"Type": "String", "Default": ""},
+                               "LogLevel": {"Type": "String", "Default": "INFO"}}, "Resources": {}}
+    # Given the local default for the access key and an override of the log level
+    values = local_parameters(template, ["LogLevel=DEBUG"])
+    resolver = Resolver(template, values)
+    # Then both take effect, and a name the template does not declare is an error
+    assert (resolver.ref("JointechAccessKey"), resolver.ref("LogLevel")) == ("ak-demo", "DEBUG")
+    with pytest.raises(StartupError):
+        local_parameters(template, ["NoSuchParameter=1"])
