@@ -32,7 +32,8 @@ def kind_of(name: str) -> str:
 
 
 def http_event(route_key: str, path: str, params: dict, body: str, content_type: str = "application/json",
-               user_agent: str = "Jointech-Push/1.0", query: dict | None = None, headers: dict | None = None) -> dict:
+               user_agent: str = "Jointech-Push/1.0", query: dict | None = None, headers: dict | None = None,
+               method: str = "POST", authorizer: dict | None = None) -> dict:
     event = {
         "version": "2.0",
         "routeKey": route_key,
@@ -43,7 +44,7 @@ def http_event(route_key: str, path: str, params: dict, body: str, content_type:
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
             "domainPrefix": "abc123",
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10",
                      "userAgent": user_agent},
             "requestId": "JKJaXmPLvHcESHA=", "routeKey": route_key, "stage": "$default",
             "time": "07/Feb/2025:07:30:05 +0000", "timeEpoch": 1738913405000,
@@ -54,6 +55,38 @@ def http_event(route_key: str, path: str, params: dict, body: str, content_type:
     }
     if query:
         event["queryStringParameters"] = dict(query)
+    if authorizer:
+        event["requestContext"]["authorizer"] = authorizer
+    return event
+
+
+# What API Gateway puts in requestContext for a route with the AWS_IAM authorizer: who signed.
+IAM_CALLER = {"iam": {"accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": "123456789012",
+                      "callerId": "AIDACKCEVSQ6C2EXAMPLE", "cognitoIdentity": None,
+                      "principalOrgId": "o-example1234", "userArn": "arn:aws:iam::123456789012:user/dispatch-app",
+                      "userId": "AIDACKCEVSQ6C2EXAMPLE"}}
+COMMANDS_ROUTE = "/devices/jointech/{deviceNum}/commands"
+COMMAND_DEVICE = {"raw-base-info": "794308010642", "typed-query-base-info": "794308010642",
+                  "typed-query-time-with-token": "742207000010"}
+
+
+def jointech_command_http(device: str, record: dict | None, query: dict | None = None) -> dict:
+    """An app's signed request to the command API: POST a command (record = the body) or GET the
+    device's commands (record None). SigV4 headers are abbreviated; API Gateway checked them."""
+    path = COMMANDS_ROUTE.replace("{deviceNum}", device)
+    method = "POST" if record is not None else "GET"
+    body = json.dumps(record, ensure_ascii=False) if record is not None else ""
+    signed_headers = "content-type;host;x-amz-date" if record is not None else "host;x-amz-date"
+    signed = {"authorization": "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20250207/us-east-1/execute-api/"
+                               f"aws4_request, SignedHeaders={signed_headers}, Signature=<redacted>",
+              "x-amz-date": "20250207T073005Z"}
+    event = http_event(f"{method} {COMMANDS_ROUTE}", path, {"deviceNum": device}, body,
+                       user_agent="Boto3/1.35.0 md/Botocore#1.35.0", query=query, headers=signed, method=method,
+                       authorizer=IAM_CALLER)
+    if record is None:
+        del event["headers"]["content-type"]
+        event.pop("body")
+        event["body"] = None
     return event
 
 
@@ -184,6 +217,12 @@ def build() -> dict[Path, str]:
     for path in sorted((HERE / "ai-camera" / "records").glob("*.json")):
         files[HERE / "ai-camera" / f"http-{path.stem}.json"] = ai_camera_http(path.stem, json.loads(path.read_text()))
     files[HERE / "device-sweep" / "scheduled.json"] = scheduled_event()
+    # The command API (apps, IAM-signed): each documented command body, and a device's list.
+    for path in sorted((HERE / "jointech-commands" / "records").glob("*.json")):
+        files[HERE / "jointech-commands" / f"http-post-{path.stem}.json"] = jointech_command_http(
+            COMMAND_DEVICE[path.stem], json.loads(path.read_text()))
+    files[HERE / "jointech-commands" / "http-get-list.json"] = jointech_command_http("794308010642", None,
+                                                                                    query={"limit": "20"})
     # The documented alarm carries no serial: the URL's ?device= (set by `face-terminal subscribe
     # --serial`) attributes it.
     files[HERE / "face-terminal" / "http-doc-alarm-raised-with-device.json"] = face_terminal_http(

@@ -17,7 +17,7 @@ TEMPLATE = ROOT / "template.yaml"
 
 def _clear_caches() -> None:
     # Lambda keeps clients and settings for the life of an environment; each test is a new one.
-    from devicegate import aws, personal, runtime, settings
+    from devicegate import aws, command_http, commands, personal, runtime, settings
     from devicegate.vendors import get_adapter
     from devicegate.vendors.senselink.adapter import server_timezone
 
@@ -25,7 +25,7 @@ def _clear_caches() -> None:
 
     for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
                    settings.get_settings, get_adapter, personal.deployment_policy, server_timezone,
-                   deployment_default):
+                   deployment_default, commands.command_settings, command_http.command_service):
         cached.cache_clear()
     try:
         from functions.device_sweep import app as sweep_app

@@ -292,7 +292,7 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
     """Publish again the stream batches the outbox gave up on (their records are re-read from
     the stream, which keeps them 24 hours); a failure record is deleted once all its events are."""
     from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, read_failed_batch
-    from devicegate.vendors import alarm_transition_for, state_patch_for
+    from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
     sqs, streams = t.client("sqs"), t.client("dynamodbstreams")
     failures_url = t.physical("OutboxFailureQueue")
@@ -314,7 +314,7 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
                 rows.append({"id": message["MessageId"], "status": "would-publish", "detail": f"{len(records)} events"})
                 continue
             failed = process_batch(records, publisher, state, state_patch_for, table=t.table,
-                                   transition_for=alarm_transition_for)
+                                   transition_for=alarm_transition_for, reply_for=command_reply_for)
             ok &= not failed
             rows.append({"id": message["MessageId"], "status": "failed" if failed else "published",
                          "detail": f"{len(records) - len(failed)} of {len(records)} events"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import time
 import traceback
@@ -26,15 +27,18 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 NOT_FOUND = (404, {"message": "Not Found"})
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
+FORBIDDEN = (403, {"message": "Forbidden"})  # API Gateway's answer to an unsigned request on an IAM route
 
 
 @dataclass(frozen=True)
 class Route:
-    """One HttpApi event: `METHOD /path/{param}/{greedy+}`, served by function `target`."""
+    """One HttpApi event: `METHOD /path/{param}/{greedy+}`, served by function `target`; `iam`
+    when the event says `Auth: {Authorizer: AWS_IAM}`."""
 
     method: str
     path: str
     target: str = ""
+    iam: bool = False
 
     @property
     def route_key(self) -> str:
@@ -77,6 +81,29 @@ class Route:
         greedy = sum(1 for s in segments if s.endswith("+}"))
         literals = sum(1 for s in segments if not s.startswith("{"))
         return (self.path == "$default", greedy, -literals, self.method == "ANY")
+
+
+def route_needs_iam(properties: dict[str, Any]) -> bool:
+    """An HttpApi event's properties ask for the built-in IAM authorizer."""
+    auth = properties.get("Auth") or {}
+    return isinstance(auth, dict) and auth.get("Authorizer") == "AWS_IAM"
+
+
+_SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=([A-Za-z0-9]{1,128})/\d{8}/[a-z0-9-]+/execute-api/aws4_request,"
+                    r" ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}")
+
+
+def local_iam_identity(headers: Any) -> dict[str, Any] | None:
+    """The `requestContext.authorizer.iam` API Gateway would add for a SigV4-signed request, or
+    None when the request is not signed for execute-api (API Gateway answers 403 then).
+
+    The local stack checks the signature's *shape* only (moto's credentials are not real ones):
+    enough for a client that forgot to sign to fail here as it would when deployed."""
+    match = _SIGV4.fullmatch((headers.get("Authorization") or "").strip())
+    if match is None or not (headers.get("X-Amz-Date") or "").strip():
+        return None
+    return {"accessKey": match.group(1), "accountId": LOCAL_ACCOUNT_ID, "callerId": "LOCAL", "cognitoIdentity": None,
+            "principalOrgId": None, "userArn": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:user/local", "userId": "LOCAL"}
 
 
 def match_route(routes: Iterable[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -267,6 +294,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if matched is None:
             return json_response(*NOT_FOUND), f"{self.command} (no route)"
         route, params = matched
+        identity = local_iam_identity(self.headers) if route.iam else None
+        if route.iam and identity is None:
+            return json_response(*FORBIDDEN), route.route_key
         event = build_http_event(
             route=route,
             path_params=params,
@@ -278,6 +308,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             domain_name=_host_name(self.headers.get("Host")) or self.server.public_host,
         )
+        if identity is not None:
+            event["requestContext"]["authorizer"] = {"iam": identity}
         try:
             result = self.server.invoke(route.target, event)
             return map_handler_result(result), route.route_key

@@ -13,6 +13,9 @@ _OWN_PARSERS = {
     "senselink-bridge": "devicegate_cli.senselink_bridge:main",
     "face-terminal": "devicegate_cli.face_terminal:main",
     "strategy": "devicegate_cli.strategy:main",
+    # Commands to devices go through the IAM-authorized HTTP route (signed), not the table.
+    "command": "devicegate_cli.device_commands:main",
+    "mqtt-bridge": "devicegate_cli.mqtt_bridge:main",
 }
 
 

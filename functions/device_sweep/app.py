@@ -1,5 +1,5 @@
-"""Scheduled (template: DeviceSweepSchedule): marks silent devices offline and publishes records
-whose parts stopped coming. See devicegate.sweep."""
+"""Scheduled (template: DeviceSweepSchedule): marks silent devices offline, publishes records
+whose parts stopped coming and times out commands that got no answer. See devicegate.sweep."""
 
 from functools import cache
 
@@ -25,10 +25,11 @@ def lambda_handler(event, context):
     report = _sweep().run(now_utc())
     logger.info("device sweep", extra={"devices": report.devices, "marked_offline": report.marked_offline,
                                        "parts_published": report.parts_published,
-                                       "parts_incomplete": report.parts_incomplete, "errors": report.errors})
+                                       "parts_incomplete": report.parts_incomplete,
+                                       "commands_timed_out": report.commands_timed_out, "errors": report.errors})
     if report.errors:
         # Raised so the invocation counts as failed (Errors metric, SweepErrorAlarm); the next
         # run starts over, and everything it does is conditional, so nothing happens twice.
         raise RuntimeError(f"device sweep incomplete: {len(report.errors)} error(s)")
     return {"devices": report.devices, "markedOffline": report.marked_offline,
-            "partsPublished": report.parts_published}
+            "partsPublished": report.parts_published, "commandsTimedOut": report.commands_timed_out}

@@ -6,7 +6,7 @@ from devicegate.aws import client
 from devicegate.observability import logger, tracer
 from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, stream_records
 from devicegate.settings import get_settings
-from devicegate.vendors import alarm_transition_for, state_patch_for
+from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
 
 @cache
@@ -22,6 +22,6 @@ def lambda_handler(event, context):
     records = stream_records(event.get("Records", []))
     publisher, state = _wiring()
     failed = process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
-                           transition_for=alarm_transition_for)
+                           transition_for=alarm_transition_for, reply_for=command_reply_for)
     logger.info("outbox batch", extra={"records": len(records), "failed": len(failed)})
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

@@ -50,8 +50,14 @@ POLICY_DOCUMENT_PROPERTIES = {
     "AWS::S3::BucketPolicy": "PolicyDocument",
     "AWS::SQS::QueuePolicy": "PolicyDocument",
     "AWS::SNS::TopicPolicy": "PolicyDocument",
+    # IoT policies use IAM's grammar; what a device certificate may do is held to the same rules.
+    "AWS::IoT::Policy": "PolicyDocument",
     # AWS::KMS::Key is left out on purpose: in a key policy, Resource "*" means "this key".
 }
+
+# Actions with no resource type in IAM's service authorization reference: they can only be
+# granted on Resource "*" (and read one account-wide value each).
+NO_RESOURCE_TYPE_ACTIONS = {"iot:DescribeEndpoint"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,6 +197,11 @@ def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _needs_every_resource(statement: dict[str, Any]) -> bool:
+    """True when every action of the statement can only be granted on "*"."""
+    return set(_as_list(statement.get("Action", []))) <= NO_RESOURCE_TYPE_ACTIONS
 
 
 def _walk(value: Any) -> Iterator[Any]:
@@ -434,11 +445,12 @@ def test_no_statement_grants_every_action_or_every_resource(template: dict[str, 
         f"{where}: {json.dumps(statement)}"
         for where, statement in statements
         if "*" in _as_list(statement.get("Action", []))
-        or "*" in _as_list(statement.get("Resource", []))
+        or ("*" in _as_list(statement.get("Resource", [])) and not _needs_every_resource(statement))
         or "NotAction" in statement
         or "NotResource" in statement
     ]
-    # Then none grants "*" (nor uses NotAction/NotResource to the same effect)
+    # Then none grants "*" (nor uses NotAction/NotResource to the same effect), except actions
+    # that IAM only accepts on "*"
     assert broad == [], "\n".join(broad)
 
 
@@ -456,7 +468,8 @@ def test_translated_roles_only_get_what_sam_must_add(translated: dict[str, Any])
     broad = [
         f"{where}: {json.dumps(statement)}"
         for where, statement in _policy_statements(translated)
-        if "*" in _as_list(statement.get("Action", [])) or "*" in _as_list(statement.get("Resource", []))
+        if "*" in _as_list(statement.get("Action", []))
+        or ("*" in _as_list(statement.get("Resource", [])) and not _needs_every_resource(statement))
     ]
     # Then only SAM's standard managed policies are attached and no inline statement is "*"
     assert not unexpected, sorted(unexpected)
@@ -552,7 +565,8 @@ def test_access_log_records_route_key_never_the_raw_path(template: dict[str, Any
 def test_route_settings_match_the_routes(template: dict[str, Any], translated: dict[str, Any]) -> None:
     # Given the routes the function events create
     routes = _http_route_keys(template)
-    assert routes == ["POST /hooks/ai-camera/{token}", "POST /hooks/face-terminal/{token}",
+    assert routes == ["GET /devices/jointech/{deviceNum}/commands", "POST /devices/jointech/{deviceNum}/commands",
+                      "POST /hooks/ai-camera/{token}", "POST /hooks/face-terminal/{token}",
                       "POST /hooks/jointech/{token}", "POST /hooks/jointech/{token}/{kind}",
                       "POST /hooks/mettax/{token}", "POST /hooks/mettax/{token}/{service}",
                       "POST /hooks/senselink/{token}"]
@@ -564,6 +578,129 @@ def test_route_settings_match_the_routes(template: dict[str, Any], translated: d
     for settings in [stage["DefaultRouteSettings"], *stage["RouteSettings"].values()]:
         assert settings["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
         assert settings["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+
+
+def test_command_routes_need_iam_and_webhook_routes_do_not(template: dict[str, Any],
+                                                            translated: dict[str, Any]) -> None:
+    # Given the HttpApi routes as the translated API defines them (OpenAPI body)
+    api = next(iter(_resources(translated, "AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    security = {f"{method.upper()} {path}": operation.get("security")
+                for path, operations in api["paths"].items() for method, operation in operations.items()}
+    # When the routes' authorization is read
+    iam = sorted(route for route, needs in security.items() if needs == [{"AWS_IAM": []}])
+    # Then exactly the command routes need SigV4 (AWS_IAM) and no webhook route needs any: vendors
+    # cannot sign, their token is checked by the functions
+    assert iam == ["GET /devices/jointech/{deviceNum}/commands", "POST /devices/jointech/{deviceNum}/commands"]
+    assert all(security[route] is None for route in security if route.split(" ")[1].startswith("/hooks/"))
+    assert api["components"]["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    # And the API has no default authorizer that would put the webhooks behind IAM too
+    assert template["Resources"]["HttpApi"]["Properties"]["Auth"] == {"EnableIamAuthorizer": True}
+
+
+def test_the_commands_function_publishes_only_on_its_command_topics(template: dict[str, Any]) -> None:
+    # Given the commands function's own statements
+    statements = [st for where, st in _policy_statements(template) if where.startswith("JointechCommandsFunction/")]
+    # When its IoT and table grants are read
+    iot = [st for st in statements if any(str(a).startswith("iot:") for a in _as_list(st["Action"]))]
+    table = [st for st in statements if any(str(a).startswith("dynamodb:") for a in _as_list(st["Action"]))]
+    # Then it may publish, and only on download/{the deployment's access key}/..., and touch only
+    # Jointech device rows
+    assert [st["Action"] for st in iot] == ["iot:Publish"]
+    assert iot[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+                                             "topic/download/${JointechAccessKey}/*"}
+    assert [st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for st in table] == [["D#jointech#*"]]
+    # And the longest timeout the template allows is the one the outbox's matching window assumes
+    from devicegate.commands import MAX_TIMEOUT_S
+
+    assert template["Parameters"]["CommandTimeoutSeconds"]["MaxValue"] == MAX_TIMEOUT_S
+
+
+# ---------------------------------------------------------------------------------------
+# the Mosquitto bridge to IoT Core (bridge/mosquitto-bridge.conf)
+# ---------------------------------------------------------------------------------------
+BRIDGE_RESOURCES = {
+    "JointechBridgeThing": "AWS::IoT::Thing",
+    "JointechBridgePolicy": "AWS::IoT::Policy",
+    "IotDataEndpoint": "Custom::IotDataEndpoint",
+    "IotEndpointFunction": "AWS::Lambda::Function",
+    "IotEndpointFunctionRole": "AWS::IAM::Role",
+    "IotEndpointLogGroup": "AWS::Logs::LogGroup",
+}
+
+
+def test_the_bridge_policy_allows_exactly_its_four_grants(template: dict[str, Any]) -> None:
+    # Given the IoT policy the bridge's certificate gets
+    statements = template["Resources"]["JointechBridgePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    # When its statements are read as (effect, actions, resources)
+    grants = sorted(
+        (st["Effect"], tuple(_as_list(st["Action"])), tuple(r["Fn::Sub"] for r in _as_list(st["Resource"])))
+        for st in statements
+    )
+    # Then it may connect as the thing, publish records under upload/{ak}/, subscribe to and
+    # receive commands under download/{ak}/ - one action on one resource each, nothing else
+    arn = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+    assert grants == sorted([
+        ("Allow", ("iot:Connect",), (arn + "client/${JointechBridgeThing}",)),
+        ("Allow", ("iot:Publish",), (arn + "topic/upload/${JointechAccessKey}/*",)),
+        ("Allow", ("iot:Subscribe",), (arn + "topicfilter/download/${JointechAccessKey}/*",)),
+        ("Allow", ("iot:Receive",), (arn + "topic/download/${JointechAccessKey}/*",)),
+    ])
+    assert all(set(st) <= {"Sid", "Effect", "Action", "Resource"} for st in statements), statements
+
+
+def test_the_bridge_exists_only_with_an_access_key(template: dict[str, Any]) -> None:
+    # Given the bridge's resources and outputs
+    resources, outputs = template["Resources"], template["Outputs"]
+    # Then each is there with its type, under the condition that JointechAccessKey is set
+    assert {name: resources.get(name, {}).get("Type") for name in BRIDGE_RESOURCES} == BRIDGE_RESOURCES
+    assert template["Conditions"]["HasJointechBridge"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "JointechAccessKey"}, ""]}]}
+    assert {name: resources[name].get("Condition") for name in BRIDGE_RESOURCES} == dict.fromkeys(
+        BRIDGE_RESOURCES, "HasJointechBridge")
+    # And the outputs the docs and `devicegate mqtt-bridge config --stack` read name the thing, the
+    # policy and the endpoint the custom resource found
+    assert {name: (outputs[name]["Condition"], outputs[name]["Value"]) for name in
+            ("JointechBridgeThingName", "JointechBridgePolicyName", "IotDataEndpoint")} == {
+        "JointechBridgeThingName": ("HasJointechBridge", {"Ref": "JointechBridgeThing"}),
+        "JointechBridgePolicyName": ("HasJointechBridge", {"Ref": "JointechBridgePolicy"}),
+        "IotDataEndpoint": ("HasJointechBridge", {"Fn::GetAtt": ["IotDataEndpoint", "Address"]}),
+    }
+    from devicegate_cli.mqtt_bridge import OUTPUT_ENDPOINT, OUTPUT_THING, PARAMETER_ACCESS_KEY
+
+    assert {OUTPUT_ENDPOINT, OUTPUT_THING} <= set(outputs) and PARAMETER_ACCESS_KEY in template["Parameters"]
+
+
+def test_the_access_key_is_one_topic_level_in_the_template_and_the_cli(template: dict[str, Any]) -> None:
+    # Given the parameter's pattern and the renderer's check
+    from devicegate_cli.mqtt_bridge import ACCESS_KEY
+
+    pattern = template["Parameters"]["JointechAccessKey"]["AllowedPattern"]
+    # Then Jointech's keys pass both, and nothing that would widen a topic or a policy ARN does
+    # ("/" a level, "+" "#" MQTT wildcards, "*" "?" policy wildcards, "${" a policy variable)
+    assert re.fullmatch(pattern, "B176C0FF1DFF41D0126BFF7908C76E17")
+    assert ACCESS_KEY.fullmatch("B176C0FF1DFF41D0126BFF7908C76E17")
+    for bad in ("a/b", "a+", "a#", "a*", "a?", "${iot:ClientId}", "a b"):
+        assert not re.fullmatch(pattern, bad) and not ACCESS_KEY.fullmatch(bad), bad
+    assert re.fullmatch(pattern, "")  # empty: no bridge
+
+
+def test_the_endpoint_lookup_can_only_read_the_endpoint_and_write_its_logs(template: dict[str, Any]) -> None:
+    # Given the custom resource's function and role
+    resources = template["Resources"]
+    function = resources["IotEndpointFunction"]["Properties"]
+    statements = [st for where, st in _policy_statements(template) if where.startswith("IotEndpointFunctionRole/")]
+    # Then the role reads the endpoint (an action IAM grants on "*" only) and writes the function's
+    # own log group, nothing more
+    assert [(st["Action"], st["Resource"]) for st in statements] == [
+        ("iot:DescribeEndpoint", "*"),
+        (["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": ["IotEndpointLogGroup", "Arn"]}),
+    ]
+    assert function["Role"] == {"Fn::GetAtt": ["IotEndpointFunctionRole", "Arn"]}
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "IotEndpointLogGroup"}}
+    assert resources["IotEndpointLogGroup"]["Properties"]["RetentionInDays"] == 30
+    # And CloudFormation never waits longer for the custom resource than it takes to fail
+    assert function["Timeout"] < resources["IotDataEndpoint"]["Properties"]["ServiceTimeout"] <= 300
+    assert resources["IotDataEndpoint"]["Properties"]["EndpointType"] == "iot:Data-ATS"
 
 
 # ---------------------------------------------------------------------------------------
@@ -628,6 +765,7 @@ def test_contract_resources_exist_with_their_types(template: dict[str, Any]) -> 
         "AiCameraTokenSecret": "AWS::SecretsManager::Secret",
         "DeviceSweepFunction": "AWS::Serverless::Function",
         "SweepErrorAlarm": "AWS::CloudWatch::Alarm",
+        "JointechCommandsFunction": "AWS::Serverless::Function",
     }
     # When the template's resources are read
     actual = {name: resource["Type"] for name, resource in template["Resources"].items()}

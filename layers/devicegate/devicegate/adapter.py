@@ -70,6 +70,11 @@ class VendorAdapter(ABC):
         step this event is; the outbox keeps one lifecycle item per alarm from these."""
         return None
 
+    def command_reply(self, event: dict[str, Any]) -> CommandReply | None:
+        """For a stored event answering a command sent to the device (devicegate.commands), what it
+        says about that command; the outbox marks the command it answers succeeded or failed."""
+        return None
+
     def assemble(self, device_id: str, group: str, parts: dict[str, str], received_at: datetime,
                  transport: str) -> NormalizedEvent:
         """For vendors that send one record in parts (NormalizedEvent.part): the one event apps
@@ -109,3 +114,22 @@ class AlarmTransition:
     rank: int  # order of the statuses, to break a tie between two steps stamped the same time
     at: str  # when this step happened (the event's occurredAt)
     details: dict[str, Any] = field(default_factory=dict)  # code, name, description... (no personal data)
+
+
+@dataclass(frozen=True)
+class CommandReply:
+    """A device's (or its cloud's) answer to a command, as a stored event reports it."""
+
+    device_id: str
+    received_at: str  # when the gateway received the answer: it must come before the deadline
+    responded_at: str  # the answer's own time
+    event_id: str
+    ok: bool
+    #: What names the command answered ("BASE1"); None when the answer names none (the cloud's
+    #: "Device not online！"), which then answers the oldest command still waiting.
+    match_key: str | None
+    word: str | None = None  # the command word, for answers whose type is spelled differently
+    serial: str | None = None  # the serial the answer echoes, preferred when several commands wait
+    command_type: str | None = None
+    response: list[Any] | None = None  # the decoded answer, on success
+    error: str | None = None  # the failure text, otherwise

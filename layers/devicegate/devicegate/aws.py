@@ -12,7 +12,7 @@ from typing import Any
 
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
-SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
+SERVICES = ("dynamodb", "iot-data", "s3", "secretsmanager", "sqs")
 
 
 @cache

@@ -16,6 +16,9 @@ ALARM_PARTITION = "ALARM"
 #: and records sent in parts still waiting for the sweep.
 OFFLINE_PARTITION = "OFFLINE"
 PARTS_PARTITION = "PARTS"
+#: gsi3 partition of commands still waiting for an answer (sk {timeoutAt}#{vendor}#{device}#{id}):
+#: the sweep times them out with one Query; an answered command leaves it.
+COMMANDS_PENDING_PARTITION = "CMDPENDING"
 
 
 def device_key(device_id: str) -> str:
@@ -83,3 +86,23 @@ def parts_pk(vendor: str, device_id: str) -> str:
 def link_pk(vendor: str, link: str) -> str:
     """gsi4 partition of records the vendor ties together (NormalizedEvent.link)."""
     return f"L#{vendor}#{link}"
+
+
+def command_sk(command_id: str) -> str:
+    """A command sent to a device, in the device's partition: ids sort by time, so one Query
+    lists a device's commands newest first."""
+    return f"C#{command_id}"
+
+
+def command_rate_sk(window: int) -> str:
+    """A device's command counter for one rate-limit window (epoch seconds // window length)."""
+    return f"RL#{window}"
+
+
+def command_token_sk(client_token: str) -> str:
+    """An app's idempotency token for a command (`clientToken`): a retried request finds it."""
+    return f"CT#{client_token}"
+
+
+def pending_command_sk(timeout_at: str, vendor: str, device_id: str, command_id: str) -> str:
+    return f"{timeout_at}#{vendor}#{device_key(device_id)}#{command_id}"

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from devicegate import keys
-from devicegate.adapter import AlarmTransition
+from devicegate.adapter import AlarmTransition, CommandReply
 from devicegate.ddb_codec import from_item, to_attr
 from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
@@ -80,6 +80,9 @@ class StateStore(Protocol):
     def heard(self, vendor: str, device_id: str, at: str) -> bool:
         """The device was heard from at `at` (a receive time): online again if it was offline."""
 
+    def resolve_command(self, vendor: str, reply: CommandReply) -> str | None:
+        """Mark the command a device's answer is for succeeded or failed (once); its id or None."""
+
 
 class SqsPublisher:
     def __init__(self, sqs: Any, queue_url: str):
@@ -109,6 +112,12 @@ class DynamoStateStore:
 
     def heard(self, vendor: str, device_id: str, at: str) -> bool:
         return self._liveness.heard(vendor, device_id, at)
+
+    def resolve_command(self, vendor: str, reply: CommandReply) -> str | None:
+        from devicegate.command_store import DynamoCommandStore
+        from devicegate.commands import resolve_reply
+
+        return resolve_reply(DynamoCommandStore(self._ddb, self._table), vendor, reply)
 
     def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -239,14 +248,15 @@ def _count_accepted(records: list[StreamRecord]) -> None:
 
 
 TransitionFor = Callable[[dict[str, Any]], "AlarmTransition | None"]
+ReplyFor = Callable[[dict[str, Any]], "CommandReply | None"]
 
 
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
                   patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str = "",
-                  transition_for: TransitionFor | None = None) -> list[str]:
+                  transition_for: TransitionFor | None = None, reply_for: ReplyFor | None = None) -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
-    failed = _publish_all(pending, publisher, state, patch_for, table, transition_for)
+    failed = _publish_all(pending, publisher, state, patch_for, table, transition_for, reply_for)
     # Counted once a record is done (Lambda will not hand it over again): a stored event is
     # exactly one stream INSERT, so this is the gateway's "accepted" metric.
     _count_accepted(pending[:len(pending) - len(failed)])
@@ -255,7 +265,7 @@ def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: 
 
 def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: StateStore,
                  patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]], table: str,
-                 transition_for: TransitionFor | None) -> list[str]:
+                 transition_for: TransitionFor | None, reply_for: ReplyFor | None = None) -> list[str]:
     bodies = [message_body(r.event, table) for r in pending]
     for start, end in _chunks(pending, bodies):
         chunk = pending[start:end]
@@ -282,6 +292,11 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
                 if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
                     state.advance_alarm(record.event["vendor"], record.event["deviceId"], step,
                                         record.event["eventId"])
+            # Answers to commands: the command each answers, in stream order (a device answers in
+            # the order it was asked); conditional, and a retried chunk finds its match done.
+            for record in chunk if reply_for else ():
+                if (reply := reply_for(record.event)) is not None:
+                    state.resolve_command(record.event["vendor"], reply)
         except StorageUnavailable as exc:
             logger.warning("state projection failed", extra={"error": str(exc)})
             return [r.sequence for r in pending[start:]]

@@ -11,6 +11,8 @@ parts stopped coming.
 2. Parts: a record sent in parts (a Mettax face check) whose parts are not all there
    PARTS_TIMEOUT_SECONDS after the first one is assembled from what came and stored, marked
    incomplete, so the queue still hears of it. Complete ones are only taken off the pending list.
+3. Commands: a command sent to a device that got no answer by its deadline (plus a grace for the
+   outbox's lag) is marked timed_out (gsi3 CMDPENDING, one paginated Query; devicegate.commands).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class SweepReport:
     marked_offline: int = 0
     parts_published: int = 0
     parts_incomplete: int = 0
+    commands_timed_out: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -88,6 +91,14 @@ class Sweep:
         except Exception as exc:
             logger.error("sweeping pending parts failed", extra={"error_type": type(exc).__name__})
             report.errors.append(f"parts: {type(exc).__name__}")
+        try:
+            from devicegate.command_store import DynamoCommandStore
+            from devicegate.commands import time_out_overdue
+
+            report.commands_timed_out = time_out_overdue(DynamoCommandStore(self._ddb, self._table), now)
+        except Exception as exc:  # like the steps above: reported (the run fails), the others still ran
+            logger.error("timing out overdue commands failed", extra={"error_type": type(exc).__name__})
+            report.errors.append(f"commands: {type(exc).__name__}")
         return report
 
     # -- offline -------------------------------------------------------------------------

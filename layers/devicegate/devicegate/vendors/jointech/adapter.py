@@ -107,6 +107,14 @@ class JointechAdapter(VendorAdapter):
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
 
+    def command_reply(self, event: dict[str, Any]) -> Any:
+        if event.get("kind") != "cmd":
+            return None
+        # Imported here: only the outbox needs it, the ingest functions never do.
+        from devicegate.vendors.jointech.commands import command_reply
+
+        return command_reply(event)
+
 
 def _validated(kind: str, validate: Any) -> Any:
     try:

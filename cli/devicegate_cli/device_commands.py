@@ -1,0 +1,240 @@
+"""`devicegate command send|status`: commands to Jointech devices from the shell, through the same
+IAM-authorized HTTP route apps use (README "Commands").
+
+    devicegate command send --device 794308010642 --command query_base_info --wait 60
+    devicegate command send --device 794308010642 --raw "(794308010642,1,001,BASE,1)"
+    devicegate command status --device 794308010642 [--id ID] [--json]
+
+Against a deployment (--stack NAME) the request goes to the stack's HttpApiUrl output, signed with
+SigV4 (service execute-api) using the caller's AWS credentials: the caller needs
+execute-api:Invoke on the route. Without --stack it goes to the local stack's HTTP routes
+(http://127.0.0.1:3000, or --api-url), signed with the local stack's placeholder credentials,
+since the local routes refuse unsigned requests as API Gateway does.
+
+Exit status: 0 sent (with --wait: answered successfully), 1 the command failed, timed out or is
+still pending when --wait ends, or the gateway could not be reached / answered 5xx, 2 the request
+was refused (400, 403, 404, 409, 429).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_HTTP_PORT, LOCAL_REGION
+
+VENDOR = "jointech"
+FINAL = ("succeeded", "failed", "timed_out")
+
+
+class CommandCliError(Exception):
+    """A failure already worded as the one line the user sees; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    """The command route's base URL and how to sign requests to it."""
+
+    base_url: str
+    credentials: Any  # botocore credentials
+    region: str
+
+    def request(self, method: str, device: str, body: dict[str, Any] | None = None,
+                query: dict[str, str] | None = None) -> Reply:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        url = f"{self.base_url.rstrip('/')}/devices/{VENDOR}/{quote(device, safe='')}/commands"
+        if query:
+            url += "?" + urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": "application/json"} if data is not None else {}
+        signed = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(self.credentials, "execute-api", self.region).add_auth(signed)
+        request = urllib.request.Request(url, data=data, method=method, headers=dict(signed.headers.items()))
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return Reply(response.status, _json(response.read()), dict(response.headers.items()))
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, _json(exc.read()), dict(exc.headers.items()))
+        except (urllib.error.URLError, OSError) as exc:
+            where = "is the local stack running? start it with: ./run local" if "127.0.0.1" in url else ""
+            reason = getattr(exc, "reason", exc)
+            raise CommandCliError(f"cannot reach {self.base_url}: {reason}. {where}".strip()) from None
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        return {"message": data.decode("utf-8", "replace")[:200]}
+
+
+def resolve_api(args: argparse.Namespace) -> Api:
+    import boto3
+
+    if args.stack:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        stack = session.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        if "HttpApiUrl" not in outputs:
+            raise CommandCliError(f"stack {args.stack} has no HttpApiUrl output")
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise CommandCliError("no AWS credentials found to sign the request (set a profile or AWS_* variables)")
+        return Api(args.api_url or outputs["HttpApiUrl"], credentials.get_frozen_credentials(), session.region_name)
+    from botocore.credentials import Credentials
+
+    return Api(args.api_url or f"http://127.0.0.1:{LOCAL_HTTP_PORT}",
+               Credentials(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"]),
+               LOCAL_REGION)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+def cmd_send(args: argparse.Namespace, api: Api) -> int:
+    body: dict[str, Any] = {"raw": args.raw} if args.raw is not None else {"command": args.command}
+    for pair in args.param or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CommandCliError(f"--param {pair!r}: expected name=value", 2)
+        body[name] = value
+    if args.client_token:
+        body["clientToken"] = args.client_token
+    reply = api.request("POST", args.device, body)
+    if reply.status not in (200, 202):
+        return _refused(reply)
+    command = reply.body
+    if not args.wait:
+        _show(command, args.json, "sent" if reply.status == 202 else "already sent (same clientToken)")
+        return 0
+    deadline = time.monotonic() + args.wait
+    while command.get("status") == "pending" and time.monotonic() < deadline:
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        polled = api.request("GET", args.device, query={"id": command["commandId"]})
+        if polled.status != 200:
+            return _refused(polled)
+        command = polled.body
+    _show(command, args.json, "")
+    return 0 if command.get("status") == "succeeded" else 1
+
+
+def cmd_status(args: argparse.Namespace, api: Api) -> int:
+    query = {"id": args.id} if args.id else {"limit": str(args.limit)}
+    reply = api.request("GET", args.device, query=query)
+    if reply.status != 200:
+        return _refused(reply)
+    if args.id:
+        _show(reply.body, args.json, "")
+        return 0
+    commands = reply.body.get("commands", [])
+    if args.json:
+        _out(commands)
+        return 0
+    from devicegate_cli.commands import print_table
+
+    print_table([dict(c, what=c.get("command") or c.get("text"), answer=_answer(c)) for c in commands],
+                ["requestedAt", "commandId", "status", "what", "answer"])
+    return 0
+
+
+def _answer(command: dict[str, Any]) -> str | None:
+    if command.get("response") is not None:
+        return ",".join(str(v) for v in command["response"])
+    return command.get("error")
+
+
+def _show(command: dict[str, Any], as_json: bool, note: str) -> None:
+    if as_json:
+        _out(command)
+        return
+    what = command.get("command") or command.get("text")
+    print(f"command {command.get('commandId')} {what}: {command.get('status')}" + (f" ({note})" if note else ""))
+    if command.get("status") == "pending":
+        print(f"waiting for the device's answer until {command.get('timeoutAt')}")
+    answer = _answer(command)
+    if answer:
+        print(f"answer: {answer}")
+
+
+def _refused(reply: Reply) -> int:
+    body = reply.body if isinstance(reply.body, dict) else {}
+    print(f"devicegate: HTTP {reply.status}: {body.get('message', '')}", file=sys.stderr)
+    for problem in body.get("errors") or []:
+        print(f"  {problem.get('field')}: {problem.get('problem')}", file=sys.stderr)
+    if reply.status == 429:
+        print(f"  retry after {reply.headers.get('Retry-After') or reply.headers.get('retry-after')} s",
+              file=sys.stderr)
+    if reply.status == 403:
+        print("  the caller needs execute-api:Invoke on the command route (see README \"Commands\")", file=sys.stderr)
+    return 2 if 400 <= reply.status < 500 else 1
+
+
+def _out(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    print()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devicegate command", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
+    target.add_argument("--profile", help="AWS profile, with --stack")
+    target.add_argument("--region", help="AWS region, with --stack")
+    target.add_argument("--api-url", help="base URL of the HTTP API (default: the stack's HttpApiUrl, "
+                                          f"or http://127.0.0.1:{LOCAL_HTTP_PORT})")
+    target.add_argument("--device", required=True, help="the device number (Jointech assetId)")
+    target.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    send = sub.add_parser("send", parents=[target], help="send a command to a device")
+    what = send.add_mutually_exclusive_group(required=True)
+    what.add_argument("--raw", help="the command text, e.g. (794308010642,1,001,BASE,1)")
+    what.add_argument("--command", help="a typed command: query_base_info, query_time")
+    send.add_argument("--param", action="append", metavar="NAME=VALUE",
+                      help="a typed command's parameter (e.g. serial=002); repeatable")
+    send.add_argument("--client-token", help="idempotency token: sending again with it returns the same command")
+    send.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                      help="wait up to this long for the device's answer")
+    send.set_defaults(func=cmd_send)
+
+    status = sub.add_parser("status", parents=[target], help="a device's commands and their status, newest first")
+    status.add_argument("--id", help="only this command")
+    status.add_argument("--limit", type=int, default=20)
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, resolve_api(args))
+    except CommandCliError as exc:
+        print(f"devicegate: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:  # the CLI's edge: AWS look-up failures as one readable line
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            print(f"devicegate: {exc}", file=sys.stderr)
+            return 1
+        raise

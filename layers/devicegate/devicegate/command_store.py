@@ -1,0 +1,237 @@
+"""Command items in DynamoDB (devicegate.commands): the one-transaction create, the device's
+commands in one Query, the conditional status transitions, and the pending list the sweep reads.
+
+pk D#{vendor}#{device}, sk C#{commandId}; pending ones also in gsi3 CMDPENDING /
+{timeoutAt}#{vendor}#{device}#{commandId}. Rate counters (sk RL#{minute}) and idempotency tokens
+(sk CT#{token}) share the device's partition, so every check of a POST is in one transaction.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from devicegate import keys
+from devicegate.adapter import CommandReply
+from devicegate.commands import (
+    CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT,
+    DuplicateRequest, RateLimited, UnknownDevice, public_view, stamp,
+)
+from devicegate.ddb_codec import from_item, to_attr
+from devicegate.errors import StorageUnavailable
+from devicegate.timeutil import epoch_seconds, iso_utc, parse_time
+
+_NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
+#: What matching a reply needs of each command (a projection keeps the Query small).
+_MATCH_FIELDS = ("commandId", "status", "matchKey", "word", "serial", "timeoutAt", "responseEventId")
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def _code(exc: BaseException) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+class DynamoCommandStore:
+    """The command items of every device, in the events table."""
+
+    def __init__(self, dynamodb: Any, table: str):
+        self._ddb = dynamodb
+        self._table = table
+
+    def create(self, vendor: str, device_id: str, item: dict[str, Any], limit: int, now: datetime,
+               client_token: str | None = None) -> None:
+        """Store a new pending command, in one transaction with the checks that may refuse it."""
+        pk = {"S": keys.device_pk(vendor, device_id)}
+        epoch = epoch_seconds(now)
+        window = epoch // RATE_WINDOW_S
+        actions: list[dict[str, Any]] = [
+            # The device must have reported at least once: its summary item exists.
+            {"ConditionCheck": {"TableName": self._table, "Key": {"pk": pk, "sk": {"S": keys.state_sk("summary")}},
+                                "ConditionExpression": "attribute_exists(pk)"}},
+            {"Update": {"TableName": self._table, "Key": {"pk": pk, "sk": {"S": keys.command_rate_sk(window)}},
+                        "UpdateExpression": "ADD #n :one SET expiresAt = :exp",
+                        "ConditionExpression": "attribute_not_exists(#n) OR #n < :max",
+                        "ExpressionAttributeNames": {"#n": "count"},
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(limit)},
+                                                      ":exp": {"N": str((window + 2) * RATE_WINDOW_S)}}}},
+            {"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in item.items()},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+        ]
+        if client_token:
+            token_item = {"pk": pk["S"], "sk": keys.command_token_sk(client_token), "commandId": item["commandId"],
+                          "text": item["text"], "expiresAt": item["expiresAt"]}
+            actions.append({"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in token_item.items()},
+                                    "ConditionExpression": "attribute_not_exists(pk)"}})
+        for attempt in range(3):
+            try:
+                self._ddb.transact_write_items(TransactItems=actions)
+                return
+            except _errors() as exc:
+                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons") or []]
+                if _code(exc) != "TransactionCanceledException" or not reasons:
+                    raise StorageUnavailable(f"command store failed: {_code(exc) or type(exc).__name__}") from None
+            failed = [r == "ConditionalCheckFailed" for r in reasons] + [False] * 4
+            if client_token and failed[3]:
+                raise DuplicateRequest(*self._by_token(vendor, device_id, client_token, item["text"]))
+            if failed[0]:
+                raise UnknownDevice(device_id)
+            if failed[1]:
+                raise RateLimited(limit, RATE_WINDOW_S - epoch % RATE_WINDOW_S)
+            # TransactionConflict: another request for this device wrote its counter at the same
+            # moment. Short, jittered retries; DynamoDB settles such conflicts in milliseconds.
+            time.sleep(0.02 * (attempt + 1) + random.random() * 0.02)
+        raise StorageUnavailable(f"command store kept conflicting: {','.join(str(r) for r in reasons)}")
+
+    def _by_token(self, vendor: str, device_id: str, client_token: str, text: str) -> tuple[dict | None, bool]:
+        pk = keys.device_pk(vendor, device_id)
+        try:
+            found = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
+                                       Key={"pk": {"S": pk}, "sk": {"S": keys.command_token_sk(client_token)}})
+        except _errors() as exc:
+            raise StorageUnavailable(f"command token read failed: {_code(exc) or type(exc).__name__}") from None
+        token = from_item(found.get("Item") or {})
+        if token.get("text") != text:
+            return None, False
+        commands = self.query(vendor, device_id, command_id=token.get("commandId"))
+        return (public_view(commands[0]) if commands else None), True
+
+    def query(self, vendor: str, device_id: str, limit: int = 50, before: str | None = None,
+              command_id: str | None = None) -> list[dict[str, Any]]:
+        """A device's commands newest first (one Query), or the one with `command_id`."""
+        values: dict[str, Any] = {":pk": {"S": keys.device_pk(vendor, device_id)}}
+        if command_id is not None:
+            condition = "pk = :pk AND sk = :sk"
+            values[":sk"] = {"S": keys.command_sk(command_id)}
+        else:
+            # BETWEEN, inclusive: the cursor's own item comes back and is dropped below.
+            condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
+            values[":lo"] = {"S": keys.command_sk("")}
+            values[":hi"] = {"S": keys.command_sk(before if before else "~")}
+        kwargs: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": condition,
+                                  "ExpressionAttributeValues": values, "ScanIndexForward": False,
+                                  "Limit": limit + (1 if before else 0)}
+        try:
+            page = self._ddb.query(**kwargs)
+        except _errors() as exc:
+            raise StorageUnavailable(f"command query failed: {_code(exc) or type(exc).__name__}") from None
+        items = [from_item(i) for i in page.get("Items", [])]
+        return [i for i in items if i.get("commandId") != before][:limit]
+
+    def mark_unsent(self, vendor: str, device_id: str, command_id: str, now: datetime, error: str) -> bool:
+        return self._transition(vendor, device_id, command_id, FAILED, now, {"error": error},
+                                "#st = :pending")
+
+    def resolve(self, vendor: str, reply: CommandReply) -> str | None:
+        """Mark the command `reply` answers succeeded or failed; its id, or None when the reply
+        answers no command still waiting (or already resolved one: a retried outbox batch)."""
+        received = parse_time(reply.received_at)
+        lo = stamp(received - timedelta(seconds=MAX_TIMEOUT_S))
+        hi = stamp(received + timedelta(seconds=CLOCK_SLACK_S)) + "~"
+        try:
+            page = self._ddb.query(
+                TableName=self._table, ConsistentRead=True,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, reply.device_id)},
+                                           ":lo": {"S": keys.command_sk(lo)}, ":hi": {"S": keys.command_sk(hi)}},
+                # Placeholders throughout: several of these names are DynamoDB reserved words.
+                ProjectionExpression=", ".join(f"#p{i}" for i in range(len(_MATCH_FIELDS))),
+                ExpressionAttributeNames={f"#p{i}": name for i, name in enumerate(_MATCH_FIELDS)})
+        except _errors() as exc:
+            raise StorageUnavailable(f"command match query failed: {_code(exc) or type(exc).__name__}") from None
+        items = [from_item(i) for i in page.get("Items", [])]
+        if any(i.get("responseEventId") == reply.event_id for i in items):
+            return None  # this reply was matched before (the outbox retried its batch)
+        status = SUCCEEDED if reply.ok else FAILED
+        details: dict[str, Any] = {"responseEventId": reply.event_id, "respondedAt": reply.responded_at,
+                                   "replyReceivedAt": reply.received_at}
+        if reply.command_type:
+            details["responseType"] = reply.command_type
+        if reply.response is not None:
+            details["response"] = reply.response
+        if reply.error is not None:
+            details["error"] = reply.error
+        for candidate in match_order(items, reply):
+            # Still waiting, answered in time, answered by nothing else. A command the sweep timed
+            # out although its answer came in time (the outbox was late) is corrected.
+            if self._transition(vendor, reply.device_id, candidate["commandId"], status, parse_time(reply.received_at),
+                                details, "(#st = :pending OR #st = :timed_out) AND timeoutAt >= :received "
+                                         "AND attribute_not_exists(responseEventId)",
+                                {":received": {"S": reply.received_at}, ":timed_out": {"S": TIMED_OUT}}):
+                return candidate["commandId"]
+        return None
+
+    def overdue(self, now: datetime) -> Iterator[tuple[str, str]]:
+        """(pk, sk) of pending commands whose deadline passed more than SWEEP_GRACE_S ago."""
+        cutoff = iso_utc(now - timedelta(seconds=SWEEP_GRACE_S))
+        kwargs: dict[str, Any] = {
+            "TableName": self._table, "IndexName": "gsi3", "ProjectionExpression": "pk, sk",
+            "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk < :cutoff",
+            "ExpressionAttributeValues": {":pk": {"S": keys.COMMANDS_PENDING_PARTITION}, ":cutoff": {"S": cutoff}},
+        }
+        while True:
+            try:
+                page = self._ddb.query(**kwargs)
+            except _errors() as exc:
+                raise StorageUnavailable(f"pending commands query failed: {_code(exc) or type(exc).__name__}") from None
+            for raw in page.get("Items", []):
+                yield raw["pk"]["S"], raw["sk"]["S"]
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def time_out(self, pk: str, sk: str, now: datetime) -> bool:
+        return self._update({"pk": {"S": pk}, "sk": {"S": sk}}, TIMED_OUT, now, {}, "#st = :pending")
+
+    def _transition(self, vendor: str, device_id: str, command_id: str, status: str, now: datetime,
+                    details: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
+        key = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.command_sk(command_id)}}
+        return self._update(key, status, now, details, condition, values)
+
+    def _update(self, key: dict[str, Any], status: str, now: datetime, details: dict[str, Any], condition: str,
+                values: dict[str, Any] | None = None) -> bool:
+        """One status transition, conditional on the status it leaves; off the pending list."""
+        at = iso_utc(now)
+        names = dict(_NAMES)
+        attr_values = {":st": {"S": status}, ":at": {"S": at}, ":pending": {"S": PENDING}, **(values or {})}
+        sets = ["#st = :st", "statusAt = :at", f"{STATUS_AT[status]} = :at"]
+        for index, (name, value) in enumerate(details.items()):
+            names[f"#d{index}"] = name
+            attr_values[f":d{index}"] = to_attr(value)
+            sets.append(f"#d{index} = :d{index}")
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=key, UpdateExpression=f"SET {', '.join(sets)} REMOVE gsi3pk, gsi3sk",
+                ConditionExpression=f"attribute_exists(pk) AND {condition}",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=attr_values)
+        except _errors() as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable(f"command update failed: {_code(exc) or type(exc).__name__}") from None
+        return True
+
+
+def match_order(items: list[dict[str, Any]], reply: CommandReply) -> list[dict[str, Any]]:
+    """The commands `reply` may answer, most likely first. A reply naming its command (BASE1)
+    answers a command with that key, or failing that one with the same word; a reply naming
+    none (the cloud's MQTT_CMD failures) answers any. Among those: the echoed serial first,
+    then the oldest, since a device answers in the order it was asked."""
+    eligible = []
+    for item in items:
+        if item.get("status") not in (PENDING, TIMED_OUT) or item.get("timeoutAt", "") < reply.received_at:
+            continue
+        exact = reply.match_key is not None and item.get("matchKey") == reply.match_key
+        same_word = reply.word is not None and item.get("word") == reply.word
+        if reply.match_key is not None and not (exact or same_word):
+            continue
+        serial = reply.serial is not None and item.get("serial") == reply.serial
+        eligible.append(((not exact, not same_word, not serial, item.get("status") != PENDING,
+                          item["commandId"]), item))
+    return [item for _, item in sorted(eligible, key=lambda pair: pair[0])]

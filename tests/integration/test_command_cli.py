@@ -1,0 +1,112 @@
+"""`devicegate command send|status` over HTTP: the local route server (as `devicegate local` serves
+the template's routes, IAM routes included) in front of the commands function on moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from devicegate_cli.local_http import LocalHttpServer, Route
+from devicegate_cli.main import main
+from functions.jointech_commands import app as commands_app
+from tests.integration.test_jointech_commands import (
+    ACCESS_KEY, DEVICE, answer, command_items, prepare_gateway, published,
+)
+from tests.integration.test_jointech_ingest import run_outbox
+from tests.support import context
+
+ROUTE = "/devices/jointech/{deviceNum}/commands"
+
+
+@pytest.fixture
+def gateway(stack, monkeypatch):
+    return prepare_gateway(stack, monkeypatch)
+
+
+@pytest.fixture
+def api(gateway):
+    """The command routes served over HTTP on a free port, as the local stack serves them."""
+    routes = [Route("POST", ROUTE, "JointechCommandsFunction", iam=True),
+              Route("GET", ROUTE, "JointechCommandsFunction", iam=True)]
+    server = LocalHttpServer("127.0.0.1", 0, routes,
+                             lambda target, event: commands_app.lambda_handler(event, context(target)), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def cli(api, capsys):
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["command", *argv, "--api-url", api])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_send_signs_the_request_and_the_command_goes_out(gateway, cli):
+    # Given the local command route (it refuses unsigned requests, as API Gateway does)
+    # When an operator sends a typed command from the shell
+    code, out, _ = cli("send", "--device", DEVICE, "--command", "query_base_info", "--json")
+    # Then it was accepted, stored with the local caller as requester, and published
+    sent = json.loads(out)
+    assert code == 0 and sent["status"] == "pending"
+    assert published() == [(f"download/{ACCESS_KEY}/{DEVICE}/cmd", f"({DEVICE},1,001,BASE,1)".encode())]
+    [item] = command_items(gateway)
+    assert item["requestedBy"]["userArn"] == "arn:aws:iam::123456789012:user/local"
+
+
+def test_status_shows_the_answer_once_it_came(gateway, cli):
+    # Given a raw command sent from the shell and the device's answer processed
+    code, out, _ = cli("send", "--device", DEVICE, "--raw", f"({DEVICE},1,001,BASE,1)")
+    assert code == 0 and "pending" in out
+    answer("iot-mqtt-cmd-success.json")
+    run_outbox(gateway)
+    # When the operator asks for the device's commands, and for that one
+    code, table, _ = cli("status", "--device", DEVICE)
+    command_id = command_items(gateway)[0]["commandId"]
+    code_one, one, _ = cli("status", "--device", DEVICE, "--id", command_id, "--json")
+    # Then both show it succeeded with the device's answer
+    assert code == 0 and "succeeded" in table and command_id in table
+    assert code_one == 0 and json.loads(one)["response"][3:5] == ["BASE", "1"]
+
+
+def test_wait_gives_up_when_no_answer_comes_and_says_so(gateway, cli):
+    code, out, _ = cli("send", "--device", DEVICE, "--command", "query_time", "--wait", "1.5")
+    assert code == 1 and "pending" in out and "waiting for the device's answer until" in out
+
+
+def test_refusals_exit_2_with_the_fields_and_retry_after(gateway, cli, monkeypatch):
+    # Given a bad parameter, an unknown device, and a device over its rate limit
+    code, _, err = cli("send", "--device", DEVICE, "--command", "query_time", "--param", "serial=x1")
+    assert code == 2 and "HTTP 400" in err and "serial:" in err
+    code, _, err = cli("send", "--device", "555", "--raw", "(555,1,001,BASE,1)")
+    assert code == 2 and "HTTP 404" in err and "deviceNum:" in err
+    from devicegate import command_http, commands
+
+    monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "1")
+    commands.command_settings.cache_clear()
+    command_http.command_service.cache_clear()
+    codes = [cli("send", "--device", DEVICE, "--command", "query_time") for _ in range(3)]
+    refused = [c for c in codes if c[0] == 2]
+    assert refused and "HTTP 429" in refused[0][2] and "retry after" in refused[0][2]
+
+
+def test_an_unsigned_request_to_the_local_iam_route_is_403(gateway, api):
+    # Given a client that does not sign (curl without --aws-sigv4)
+    request = urllib.request.Request(f"{api}/devices/jointech/{DEVICE}/commands", method="POST",
+                                     data=b'{"command": "query_time"}', headers={"content-type": "application/json"})
+    # When it posts a command
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    # Then the route answers 403 like API Gateway, and the function never ran
+    assert refused.value.code == 403 and json.loads(refused.value.read()) == {"message": "Forbidden"}
+    assert command_items(gateway) == [] and published() == []
