@@ -84,8 +84,8 @@ def _reply(key: str | None, word: str | None = None, serial: str | None = None) 
 def test_an_answer_prefers_its_own_type_then_its_serial_then_the_oldest():
     items = [_item("1", "BASE2"), _item("2", "BASE1", "002"), _item("3", "BASE1", "001"), _item("4", "GPS1")]
     order = [i["commandId"] for i in match_order(items, _reply("BASE1", "BASE", "001"))]
-    # BASE1 with the echoed serial, BASE1 other serial, same word; never another word
-    assert order == ["3", "2", "1"]
+    # BASE1 with the echoed serial, then the same word; never another serial or another word
+    assert order == ["3", "1"]
 
 
 def test_a_failure_naming_no_command_answers_the_oldest_waiting_one_of_any_type():

@@ -8,6 +8,8 @@ without a signature) never sends a command on behalf of nobody.
 
 from __future__ import annotations
 
+import re
+
 import base64
 import binascii
 import json
@@ -88,10 +90,15 @@ def handle(vendor: str, event: dict[str, Any], service: CommandService | None = 
         return _json(409, {"message": "clientToken already used", "errors": [
             {"field": "clientToken", "problem": "already used for a different command of this device"}]})
     except PublishFailed as exc:
-        message = ("the command was stored but publishing it timed out: it may have been sent; its status "
-                   "shows whether the device answers" if exc.sent_unknown else
-                   "the command could not be published and was not sent; retry later")
-        return _json(503, {"message": message, **exc.command}, {"retry-after": "5"})
+        if exc.sent_unknown:
+            # It may well have gone out: no Retry-After, or a retrying app would send it twice.
+            # Accepted and pending; its status (?id=) tells whether the device answered.
+            return _json(202, {"message": "stored; publishing it timed out, so it may have been sent: follow its "
+                                          "status", **exc.command})
+        # Not sent and stored as failed: a retry with the same clientToken would only find this
+        # failed command, so the app sends it again with a new token (or none).
+        return _json(503, {"message": "the command could not be published and was not sent; send it again "
+                                      "with a new clientToken (or none)", **exc.command}, {"retry-after": "5"})
     except NotConfigured as exc:
         logger.error("commands not configured", extra={"vendor": vendor})
         return _json(503, {"message": str(exc)})
@@ -121,7 +128,10 @@ def _body(event: dict[str, Any]) -> Any:
         except (binascii.Error, ValueError):
             raise InvalidPayload("body is not valid base64", [FieldProblem("body", "not base64")]) from None
     else:
-        raw = body.encode("utf-8", "surrogateescape")
+        try:
+            raw = body.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate that no byte sequence stands for
+            raise InvalidPayload("body is not valid Unicode", [FieldProblem("body", "not UTF-8 text")]) from None
     if len(raw) > MAX_BODY_BYTES:
         raise _TooLarge()
     return jsonbody.loads(raw)
@@ -130,13 +140,14 @@ def _body(event: dict[str, Any]) -> Any:
 def _list(service: CommandService, device: str, query: dict[str, str]) -> dict[str, Any]:
     problems = []
     limit_text = query.get("limit", str(DEFAULT_LIST))
-    if not (limit_text.isdigit() and 1 <= int(limit_text) <= MAX_LIST):
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+    if not (re.fullmatch(r"[0-9]{1,3}", limit_text) and 1 <= int(limit_text) <= MAX_LIST):
         problems.append(FieldProblem("limit", f"a whole number from 1 to {MAX_LIST}"))
     if not service.protocol.valid_device(device):
         problems.append(FieldProblem("deviceNum", "1 to 64 letters, digits, '.', '_' or '-'"))
     for name in ("id", "before"):
         value = query.get(name)
-        if value is not None and not (0 < len(value) <= 64 and value.replace("-", "").isalnum()):
+        if value is not None and not re.fullmatch(r"[0-9A-Za-z-]{1,64}", value):
             problems.append(FieldProblem(name, "a command id"))
     if problems:
         raise InvalidCommand("invalid query", problems)

@@ -231,7 +231,12 @@ def match_order(items: list[dict[str, Any]], reply: CommandReply) -> list[dict[s
         same_word = reply.word is not None and item.get("word") == reply.word
         if reply.match_key is not None and not (exact or same_word):
             continue
-        serial = reply.serial is not None and item.get("serial") == reply.serial
-        eligible.append(((not exact, not same_word, not serial, item.get("status") != PENDING,
-                          item["commandId"]), item))
+        # A reply that echoes a serial answers only the command sent with it: typed commands get
+        # a serial of their own, so a late answer (or one to a console command) cannot resolve
+        # another command of the same kind.
+        if reply.serial is not None and item.get("serial") not in (None, reply.serial):
+            continue
+        # Oldest first, whatever its status: a device answers in the order it was asked, and a
+        # command the sweep timed out early still takes the answer received in its time.
+        eligible.append(((not exact, not same_word, item["commandId"]), item))
     return [item for _, item in sorted(eligible, key=lambda pair: pair[0])]
