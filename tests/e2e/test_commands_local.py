@@ -46,7 +46,8 @@ def test_a_command_reaches_the_device_over_mqtt_and_its_answer_marks_it_succeede
 
     from tests.e2e.test_mqtt_local import Client
 
-    device, access_key = "794308010642", "ak-demo"  # the local stack's JointechAccessKey
+    # A device of its own: the e2e stack is shared, and other tests count this vendor's records
+    device, access_key = "794308019901", "ak-demo"  # the local stack's JointechAccessKey
     # Given a device the gateway knows (it reported a location over MQTT) and listens for commands
     client = Client(local_stack.mqtt_port)
     try:
@@ -78,6 +79,9 @@ def test_a_command_reaches_the_device_over_mqtt_and_its_answer_marks_it_succeede
         # When it answers with the documented success response
         answer = json.loads((ROOT / "events/jointech/records/mqtt-cmd-success.json").read_text())
         answer["assetId"] = device
+        content = json.loads(answer["content"])
+        content[0] = device  # the answer echoes the command's fields, the device number first
+        answer["content"] = json.dumps(content)
         answer["dateTime"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())  # this answer, not an old one
         client.publish(f"upload/{access_key}/{device}/cmd", json.dumps(answer).encode())
     finally:
