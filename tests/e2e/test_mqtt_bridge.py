@@ -55,18 +55,7 @@ if MOSQUITTO is None:
                 allow_module_level=True)
 mqtt = pytest.importorskip("paho.mqtt.client")
 
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+from tests.e2e.conftest import _free_ports  # noqa: E402  (after the skips above)
 
 
 # --------------------------------------------------------------------------- certificates
