@@ -334,14 +334,21 @@ def _iso(value: str | None) -> str | None:
     return iso_utc(parse_time(value))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devicegate", description=__doc__)
+def target_options() -> argparse.ArgumentParser:
+    """The options resolve_target reads (a parent parser): the running local stack by default,
+    a deployment with --stack. Shared by every command that reads or writes the table."""
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
     target.add_argument("--profile", help="AWS profile, with --stack")
     target.add_argument("--region", help="AWS region, with --stack")
     target.add_argument("--endpoint-url", help="local emulation endpoint (default http://127.0.0.1:5000)")
     target.add_argument("--table", help="table name, overriding discovery")
+    return target
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devicegate", description=__doc__)
+    target = target_options()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("local", help="start the local gateway (see devicegate local --help)")
 

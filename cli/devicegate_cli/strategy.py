@@ -198,14 +198,10 @@ def cmd_get(args: argparse.Namespace, target: Any) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devicegate strategy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    # The query commands' target options (commands.build_parser), so resolve_target finds the
-    # same table: the running local stack by default, a deployment with --stack.
-    target = argparse.ArgumentParser(add_help=False)
-    target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
-    target.add_argument("--profile", help="AWS profile, with --stack")
-    target.add_argument("--region", help="AWS region, with --stack")
-    target.add_argument("--endpoint-url", help="local emulation endpoint (default http://127.0.0.1:5000)")
-    target.add_argument("--table", help="table name, overriding discovery")
+    # The query commands' target options, so resolve_target finds the same table.
+    from devicegate_cli.commands import target_options
+
+    target = target_options()
     target.add_argument("--device", required=True, help="the camera's serialNumber")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
