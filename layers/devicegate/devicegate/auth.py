@@ -54,15 +54,15 @@ class TokenVerifier:
 
 def secrets_manager_fetcher(secret_id: str, deadline_s: float | None = None) -> Callable[[], str]:
     def fetch() -> str:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from devicegate.aws import client
+        from devicegate.aws import client, failures, unavailable
 
         if not secret_id:
             raise StorageUnavailable("token secret is not configured")
         try:
-            return client("secretsmanager", deadline_s).get_secret_value(SecretId=secret_id)["SecretString"]
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailable(f"token secret unavailable: {type(exc).__name__}") from None
+            answer = client("secretsmanager", deadline_s).get_secret_value(SecretId=secret_id)
+        except failures() as exc:
+            raise unavailable("token secret read", exc) from None
+        # A binary secret has no SecretString: refused below as "not JSON", like any bad secret.
+        return answer.get("SecretString") or ""
 
     return fetch

@@ -12,7 +12,7 @@ from typing import Any
 
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
-SERVICES = ("dynamodb", "iot-data", "s3", "secretsmanager", "sqs")
+SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "sqs")
 
 
 @cache
@@ -67,3 +67,56 @@ def client(service: str, deadline_s: float | None = None) -> Any:
         parameter_validation=False,
     )
     return _session().create_client(service, config=config)
+
+
+# --- failures: one classification for every module --------------------------------------------
+#
+# A call fails in one of two shapes: the service answered with an error (ClientError, with a code),
+# or no usable answer came at all (every other BotoCoreError: a reset connection, a connect or read
+# timeout, an unreachable endpoint, missing credentials). The second shape carries no code and its
+# `response` attribute is None, so code is read through `error_code`, never from `exc.response`.
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+#: The request itself is unacceptable (an item over 400 KB, a key over its size limit): retrying
+#: the same input cannot help, unlike every other code.
+INVALID_REQUEST = "ValidationException"
+
+
+def failures() -> tuple[type[BaseException], ...]:
+    """Everything an AWS call raises for a failed call (catch this, not Exception)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def error_code(exc: BaseException) -> str:
+    """The service's error code, or "" when the call got no answer (network, timeout, endpoint)."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return str(error.get("Code") or "") if isinstance(error, dict) else ""
+
+
+def cancellation_reasons(exc: BaseException) -> list[str | None]:
+    """Per-item codes of a cancelled transaction ("None" for an item that was fine), or [] when
+    the failure was not a cancelled transaction."""
+    response = getattr(exc, "response", None)
+    if error_code(exc) != TRANSACTION_CANCELLED or not isinstance(response, dict):
+        return []
+    return [r.get("Code") if isinstance(r, dict) else None for r in response.get("CancellationReasons") or []]
+
+
+def cancelled_by_conditions(exc: BaseException) -> bool:
+    """A transaction refused only because its own conditions did not hold (not a conflict or an
+    outage): someone else already did what it was about to do."""
+    reasons = cancellation_reasons(exc)
+    return bool(reasons) and all(r in ("None", "ConditionalCheckFailed", None) for r in reasons) and \
+        "ConditionalCheckFailed" in reasons
+
+
+def unavailable(what: str, exc: BaseException):
+    """The StorageUnavailable to raise for a failed call: the sender (or Lambda) retries. Names the
+    code or the exception type, never the message (it may quote request values)."""
+    from devicegate.errors import StorageUnavailable
+
+    return StorageUnavailable(f"{what} failed: {error_code(exc) or type(exc).__name__}")

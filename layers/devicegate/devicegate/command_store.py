@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from devicegate import keys
+from devicegate.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, unavailable
 from devicegate.adapter import CommandReply
 from devicegate.commands import (
     CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT,
@@ -27,16 +28,6 @@ from devicegate.timeutil import epoch_seconds, iso_utc, parse_time
 _NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
 #: What matching a reply needs of each command (a projection keeps the Query small).
 _MATCH_FIELDS = ("commandId", "status", "matchKey", "word", "serial", "timeoutAt", "responseEventId")
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def _code(exc: BaseException) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
 class DynamoCommandStore:
@@ -74,10 +65,10 @@ class DynamoCommandStore:
             try:
                 self._ddb.transact_write_items(TransactItems=actions)
                 return
-            except _errors() as exc:
-                reasons = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons") or []]
-                if _code(exc) != "TransactionCanceledException" or not reasons:
-                    raise StorageUnavailable(f"command store failed: {_code(exc) or type(exc).__name__}") from None
+            except failures() as exc:
+                reasons = cancellation_reasons(exc)
+                if not reasons:
+                    raise unavailable("command store", exc) from None
             failed = [r == "ConditionalCheckFailed" for r in reasons] + [False] * 4
             if client_token and failed[3]:
                 raise DuplicateRequest(*self._by_token(vendor, device_id, client_token, item["text"]))
@@ -95,8 +86,8 @@ class DynamoCommandStore:
         try:
             found = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
                                        Key={"pk": {"S": pk}, "sk": {"S": keys.command_token_sk(client_token)}})
-        except _errors() as exc:
-            raise StorageUnavailable(f"command token read failed: {_code(exc) or type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("command token read", exc) from None
         token = from_item(found.get("Item") or {})
         if token.get("text") != text:
             return None, False
@@ -120,8 +111,8 @@ class DynamoCommandStore:
                                   "Limit": limit + (1 if before else 0)}
         try:
             page = self._ddb.query(**kwargs)
-        except _errors() as exc:
-            raise StorageUnavailable(f"command query failed: {_code(exc) or type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("command query", exc) from None
         items = [from_item(i) for i in page.get("Items", [])]
         return [i for i in items if i.get("commandId") != before][:limit]
 
@@ -144,8 +135,8 @@ class DynamoCommandStore:
                 # Placeholders throughout: several of these names are DynamoDB reserved words.
                 ProjectionExpression=", ".join(f"#p{i}" for i in range(len(_MATCH_FIELDS))),
                 ExpressionAttributeNames={f"#p{i}": name for i, name in enumerate(_MATCH_FIELDS)})
-        except _errors() as exc:
-            raise StorageUnavailable(f"command match query failed: {_code(exc) or type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("command match query", exc) from None
         items = [from_item(i) for i in page.get("Items", [])]
         if any(i.get("responseEventId") == reply.event_id for i in items):
             return None  # this reply was matched before (the outbox retried its batch)
@@ -179,8 +170,8 @@ class DynamoCommandStore:
         while True:
             try:
                 page = self._ddb.query(**kwargs)
-            except _errors() as exc:
-                raise StorageUnavailable(f"pending commands query failed: {_code(exc) or type(exc).__name__}") from None
+            except failures() as exc:
+                raise unavailable("pending commands query", exc) from None
             for raw in page.get("Items", []):
                 yield raw["pk"]["S"], raw["sk"]["S"]
             if "LastEvaluatedKey" not in page:
@@ -211,10 +202,10 @@ class DynamoCommandStore:
                 TableName=self._table, Key=key, UpdateExpression=f"SET {', '.join(sets)} REMOVE gsi3pk, gsi3sk",
                 ConditionExpression=f"attribute_exists(pk) AND {condition}",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=attr_values)
-        except _errors() as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+        except failures() as exc:
+            if error_code(exc) == CONDITION_FAILED:
                 return False
-            raise StorageUnavailable(f"command update failed: {_code(exc) or type(exc).__name__}") from None
+            raise unavailable("command update", exc) from None
         return True
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from devicegate import keys
+from devicegate.aws import failures, unavailable
 from devicegate.ddb_codec import from_item
-from devicegate.errors import StorageUnavailable
 from devicegate.observability import logger
 
 CACHE_SECONDS = 60.0
@@ -40,22 +40,20 @@ class DeviceConfigs:
         if cached is not None and now - cached[0] < self._ttl:
             self._cache.move_to_end(key)
             return cached[1]
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             result = self._ddb.get_item(
                 TableName=self._table,
                 Key={"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.CONFIG_SK}},
                 ProjectionExpression="#c", ExpressionAttributeNames={"#c": "config"},
             )
-        except (BotoCoreError, ClientError) as exc:
+        except failures() as exc:
             if cached is not None:
                 # A stale configuration beats a fallback to the default: the device would
                 # otherwise flip its detections back and forth with the table's availability.
                 logger.warning("device configuration unreadable, answering with the cached one",
                                extra={"vendor": vendor, "error_type": type(exc).__name__})
                 return cached[1]
-            raise StorageUnavailable(f"configuration read failed: {type(exc).__name__}") from None
+            raise unavailable("configuration read", exc) from None
         item = result.get("Item")
         config = from_item(item).get("config") if item else None
         if config is not None and not isinstance(config, dict):

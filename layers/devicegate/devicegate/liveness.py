@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from devicegate import keys
+from devicegate.aws import CONDITION_FAILED, cancelled_by_conditions, error_code, failures, unavailable
 from devicegate.envelope import NormalizedEvent, canonical_json, make_event
-from devicegate.errors import StorageUnavailable
 from devicegate.observability import logger
 from devicegate.timeutil import days_after, iso_utc, parse_time
 
@@ -49,25 +49,6 @@ def transition_event(kind: str, vendor: str, device_id: str, occurred_at: str, n
 
 def _summary_key(vendor: str, device_id: str) -> dict[str, Any]:
     return {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.state_sk("summary")}}
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def _code(exc: BaseException) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-
-
-def _cancelled_by_conditions(exc: BaseException) -> bool:
-    """A transaction refused only because its conditions no longer hold (someone else already
-    made this transition): nothing to do."""
-    if _code(exc) != "TransactionCanceledException":
-        return False
-    reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
-    return bool(reasons) and all(r.get("Code") in ("None", "ConditionalCheckFailed", None) for r in reasons)
 
 
 class Liveness:
@@ -100,10 +81,10 @@ class Liveness:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
                 return False
-            except _errors() as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise StorageUnavailable(f"liveness update failed: {_code(exc) or type(exc).__name__}") from None
-                old = getattr(exc, "response", {}).get("Item") or {}
+            except failures() as exc:
+                if error_code(exc) != CONDITION_FAILED:
+                    raise unavailable("liveness update", exc) from None
+                old = (getattr(exc, "response", None) or {}).get("Item") or {}
             if old.get("heardAt", {}).get("S", "") >= at:
                 return False  # older news than what the item holds
             if "offlineSince" not in old:
@@ -156,9 +137,9 @@ class Liveness:
                 {"Update": {"TableName": self._table, **update}},
                 {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
             ])
-        except _errors() as exc:
-            if _cancelled_by_conditions(exc):
+        except failures() as exc:
+            if cancelled_by_conditions(exc):
                 return False
-            raise StorageUnavailable(f"{event.kind} transition failed: {_code(exc) or type(exc).__name__}") from None
+            raise unavailable(f"{event.kind} transition", exc) from None
         logger.info("device transition", extra={"vendor": event.vendor, "kind": event.kind})
         return True

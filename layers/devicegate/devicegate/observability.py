@@ -25,4 +25,16 @@ def emit_counts(vendor: str, kind: str, counts: dict[str, int]) -> None:
     metrics.flush_metrics()
 
 
-__all__ = ["logger", "tracer", "metrics", "emit_counts"]
+def innermost_frame(exc: BaseException) -> str:
+    """Where an unexpected exception was raised ("adapter.py:42 in normalize"): logged instead of
+    its message or traceback locals, which may quote the payload (names, card numbers)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"
+
+
+__all__ = ["logger", "tracer", "metrics", "emit_counts", "innermost_frame"]

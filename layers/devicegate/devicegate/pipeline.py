@@ -16,7 +16,7 @@ from devicegate.auth import TokenVerifier
 from devicegate.device_config import DeviceConfigs
 from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
 from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
-from devicegate.observability import emit_counts, logger
+from devicegate.observability import emit_counts, innermost_frame, logger
 from devicegate.storage import EventStore, QuarantineRecord
 from devicegate.timeutil import now_utc
 
@@ -46,6 +46,15 @@ class Pipeline:
         except StorageUnavailable as exc:
             logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
             emit_counts(vendor, self.adapter.quarantine_kind(push), {"failed": 1})
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+        except Exception as exc:
+            # Last resort: whatever broke (a bug on the storage path, an unexpected answer), the
+            # sender gets its retryable failure and keeps the record, never a crash that the
+            # transport turns into a 500 (or that an MQTT retry cannot tell from an outage).
+            logger.error("ingest raised, asking sender to retry", extra={"vendor": vendor,
+                                                                         "error_type": type(exc).__name__,
+                                                                         "where": innermost_frame(exc)})
+            emit_counts(vendor, "unknown", {"failed": 1})
             return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
 
     def _ingest(self, push: RawPush) -> IngestResult:
@@ -117,7 +126,7 @@ class Pipeline:
         except Exception as exc:  # the part is stored; the sweep assembles it again later
             logger.error("adapter failed to assemble parts", extra={"vendor": self.adapter.vendor,
                                                                     "error_type": type(exc).__name__,
-                                                                    "where": _innermost_frame(exc)})
+                                                                    "where": innermost_frame(exc)})
             return None
 
     def _accepted_answer(self, outcome: Outcome, events: list[NormalizedEvent]) -> Answer:
@@ -139,7 +148,7 @@ class Pipeline:
             # (names, card numbers); the type and the failing line are enough to find the bug.
             logger.error("adapter failed on a payload", extra={"vendor": self.adapter.vendor,
                                                                "error_type": type(exc).__name__,
-                                                               "where": _innermost_frame(exc)})
+                                                               "where": innermost_frame(exc)})
             raise InvalidPayload("payload could not be processed",
                                  [FieldProblem("body", "internal decoding error; kept for replay")]) from None
         if not events:
@@ -153,7 +162,7 @@ class Pipeline:
             body = self.adapter.quarantine_body(push)
         except Exception as exc:  # a scrubbing bug must not turn bad input into a 500
             logger.error("quarantine scrubbing failed; keeping the payload as received",
-                         extra={"vendor": vendor, "error_type": type(exc).__name__, "where": _innermost_frame(exc)})
+                         extra={"vendor": vendor, "error_type": type(exc).__name__, "where": innermost_frame(exc)})
             body = push.raw_bytes()
         record = QuarantineRecord(
             vendor=vendor, kind=kind, transport=push.transport, reason=reason, problems=problems,
@@ -167,13 +176,3 @@ class Pipeline:
             "fields": [p.field for p in problems], "quarantine_id": record.digest,
         })
         return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True)
-
-
-def _innermost_frame(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return ""
-    code = tb.tb_frame.f_code
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from devicegate import keys
+from devicegate.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
 from devicegate.ddb_codec import to_attr
 from devicegate.envelope import Heartbeat, NormalizedEvent
-from devicegate.errors import FieldProblem, InvalidPayload, StorageUnavailable
+from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import days_after, epoch_seconds, iso_utc
 
 # DynamoDB items stop at 400 KB; leave room for keys and attribute names.
@@ -104,16 +105,6 @@ def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
     return item
 
 
-def _aws_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (BotoCoreError, ClientError)
-
-
-def _error_code(exc: BaseException) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-
-
 class DynamoEventStore:
     def __init__(self, dynamodb: Any, s3: Any, table: str, bucket: str,
                  retention_days, quarantine_days: int):
@@ -134,22 +125,21 @@ class DynamoEventStore:
         # references exists too. A retransmission rewrites the same keys with the same bytes.
         for media in event.media:
             self._put_object(media.key, media.body, media.content_type)
-        errors = _aws_errors()
         try:
             self._ddb.put_item(
                 TableName=self._table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except errors as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+        except failures() as exc:
+            if error_code(exc) == CONDITION_FAILED:
                 return False
-            if _error_code(exc) == "ValidationException":
+            if error_code(exc) == INVALID_REQUEST:
                 # The item itself is unstorable (a key over DynamoDB's size limits...): retrying
                 # cannot help, so the payload goes to quarantine like any other bad input.
                 raise InvalidPayload("record cannot be stored as an item",
                                      [FieldProblem("body", "a value is too large for a table key")]) from None
-            raise StorageUnavailable(f"dynamodb put_item failed: {_error_code(exc) or type(exc).__name__}") from None
+            raise unavailable("dynamodb put_item", exc) from None
         return True
 
     def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
@@ -164,8 +154,8 @@ class DynamoEventStore:
     def _put_object(self, key: str, body: bytes, content_type: str) -> None:
         try:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
-        except _aws_errors() as exc:
-            raise StorageUnavailable(f"s3 put_object failed: {_error_code(exc) or type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("s3 put_object", exc) from None
 
     def heartbeat(self, beat: Heartbeat) -> None:
         from devicegate.outbox import DynamoStateStore
@@ -212,11 +202,11 @@ class DynamoEventStore:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
             )
-        except _aws_errors() as exc:
-            if _error_code(exc) == "ValidationException":
+        except failures() as exc:
+            if error_code(exc) == INVALID_REQUEST:
                 raise InvalidPayload("record cannot be stored as an item",
                                      [FieldProblem("body", "a value is too large for a table key")]) from None
-            raise StorageUnavailable(f"dynamodb update_item failed: {_error_code(exc) or type(exc).__name__}") from None
+            raise unavailable("dynamodb update_item", exc) from None
         before = result.get("Attributes", {})
         parts = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
         new = part.name not in parts
@@ -270,8 +260,8 @@ class DynamoEventStore:
                 ExpressionAttributeValues=attr_values,
                 ReturnValues="UPDATED_OLD",
             )
-        except _aws_errors() as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+        except failures() as exc:
+            if error_code(exc) == CONDITION_FAILED:
                 return False  # this very call landed already (its retry is what failed)
-            raise StorageUnavailable(f"dynamodb quarantine failed: {_error_code(exc) or type(exc).__name__}") from None
+            raise unavailable("dynamodb quarantine", exc) from None
         return "seenCount" not in old.get("Attributes", {})

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from devicegate import keys
+from devicegate.aws import failures, unavailable
 from devicegate.ddb_codec import from_item
 from devicegate.errors import StorageUnavailable
 from devicegate.liveness import Liveness
@@ -142,8 +143,6 @@ class Sweep:
             report.marked_offline += 1
 
     def _devices(self, vendor: str) -> Iterator[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         kwargs: dict[str, Any] = {
             "TableName": self._table, "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :pk",
@@ -154,8 +153,8 @@ class Sweep:
         while True:
             try:
                 page = self._ddb.query(**kwargs)
-            except (BotoCoreError, ClientError) as exc:
-                raise StorageUnavailable(f"device list query failed: {type(exc).__name__}") from None
+            except failures() as exc:
+                raise unavailable("device list query", exc) from None
             for raw in page.get("Items", []):
                 item = from_item(raw)
                 if "deviceId" in item:
@@ -165,8 +164,6 @@ class Sweep:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _configs(self, vendor: str, devices: list[str]) -> dict[str, dict[str, Any] | None]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         wanted = {keys.device_pk(vendor, d): d for d in devices}
         request = {self._table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": keys.CONFIG_SK}} for pk in wanted],
                                  "ProjectionExpression": "pk, #c", "ExpressionAttributeNames": {"#c": "config"}}}
@@ -174,8 +171,8 @@ class Sweep:
         for _ in range(5):  # unprocessed keys come back under load; retry those a few times
             try:
                 result = self._ddb.batch_get_item(RequestItems=request)
-            except (BotoCoreError, ClientError) as exc:
-                raise StorageUnavailable(f"configuration read failed: {type(exc).__name__}") from None
+            except failures() as exc:
+                raise unavailable("configuration read", exc) from None
             for raw in result.get("Responses", {}).get(self._table, []):
                 item = from_item(raw)
                 config = item.get("config")
@@ -187,8 +184,6 @@ class Sweep:
 
     # -- parts ---------------------------------------------------------------------------
     def _sweep_parts(self, now: datetime, report: SweepReport) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         cutoff = iso_utc(now - timedelta(seconds=self._parts_timeout))
         kwargs: dict[str, Any] = {
             "TableName": self._table, "IndexName": "gsi3",
@@ -198,8 +193,8 @@ class Sweep:
         while True:
             try:
                 page = self._ddb.query(**kwargs)
-            except (BotoCoreError, ClientError) as exc:
-                raise StorageUnavailable(f"pending parts query failed: {type(exc).__name__}") from None
+            except failures() as exc:
+                raise unavailable("pending parts query", exc) from None
             for raw in page.get("Items", []):
                 try:
                     self._publish_parts(from_item(raw), now, report)
@@ -213,8 +208,6 @@ class Sweep:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _publish_parts(self, item: dict[str, Any], now: datetime, report: SweepReport) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         parts = {name[5:]: value for name, value in item.items() if name.startswith("part_") and isinstance(value, str)}
         adapter = self._adapter_for(item["vendor"])
         # Received when its last part was, not now: the event says when the gateway heard it.
@@ -237,8 +230,8 @@ class Sweep:
                 ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)},
                                            ":c": {"BOOL": complete}},
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(f"pending parts update failed: {type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("pending parts update", exc) from None
 
 
 def offline_after_from_env() -> dict[str, int | None]:
