@@ -138,12 +138,13 @@ def ai_camera_http(name: str, record: dict) -> dict:
                       json.dumps(record, ensure_ascii=False), user_agent="")
 
 
-def scheduled_event() -> dict:
-    """What the DeviceSweepSchedule rule hands DeviceSweepFunction."""
-    return {"version": "0", "id": "5d2f3c1e-8a4b-4b7e-9f61-2c7f0e9d1a11", "detail-type": "Scheduled Event",
+def scheduled_event(rule: str = "devicegate-DeviceSweepFunctionSweep-1A2B3C",
+                    ident: str = "5d2f3c1e-8a4b-4b7e-9f61-2c7f0e9d1a11") -> dict:
+    """What a Schedule rule (DeviceSweepSchedule, OutboxRedriveSchedule) hands its function."""
+    return {"version": "0", "id": ident, "detail-type": "Scheduled Event",
             "source": "aws.events", "account": "123456789012", "time": "2025-02-07T07:35:00Z",
             "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/devicegate-DeviceSweepFunctionSweep-1A2B3C"],
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
             "detail": {}}
 
 
@@ -202,6 +203,8 @@ def build() -> dict[Path, str]:
     files[HERE / "jointech" / "http-variation-text-plain.json"] = jointech_http(
         "webhook-event", records["webhook-event"], content_type="text/plain; charset=ISO-8859-1")
     files[HERE / "outbox" / "stream-insert.json"] = stream_event(records)
+    files[HERE / "outbox" / "scheduled-redrive.json"] = scheduled_event(
+        "devicegate-OutboxFunctionRedrive-4D5E6F", "0b7e1f2a-3c4d-4e5f-8a9b-1c2d3e4f5a6b")
     for vendor, wrap in (("face-terminal", lambda name, record: face_terminal_http(record)),
                          ("senselink", senselink_http)):
         for path in sorted((HERE / vendor / "records").glob("*.json")):

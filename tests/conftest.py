@@ -65,6 +65,7 @@ def stack(aws_env, monkeypatch):
             queue_url=created.queues["EventsQueue"],
             bucket=created.buckets["PayloadBucket"],
             secret_arn=created.secrets["JointechTokenSecret"],
+            queues=dict(created.queues),
         )
     _clear_caches()
     assert "AWS_ENDPOINT_URL" not in os.environ

@@ -67,6 +67,7 @@ class Stack:
     queue_url: str
     bucket: str
     secret_arn: str
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL
     _stream_position: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +106,13 @@ class Stack:
             for m in messages:
                 out.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def messages_in(self, queue: str) -> int:
+        """Messages a queue holds (visible or not), by its logical id."""
+        attributes = self.session.client("sqs").get_queue_attributes(
+            QueueUrl=self.queues[queue],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
     def new_stream_records(self) -> list[dict[str, Any]]:
         """Stream records written since the last call, in the shape Lambda hands the outbox."""

@@ -1,12 +1,19 @@
-"""Table stream (new event items) -> CloudEvents on the queue + device latest state."""
+"""Table stream (new event items) -> CloudEvents on the queue + device latest state.
+
+Also runs on a schedule (template: OutboxRedrive): batches the stream mapping gave up on after its
+retries (OutboxFailureQueue) are published again once the queue or the table answers again.
+"""
 
 from functools import cache
 
 from devicegate.aws import client
 from devicegate.observability import logger, tracer
-from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, stream_records
+from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, redrive_failed_batches, stream_records
 from devicegate.settings import get_settings
 from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
+
+#: Seconds a scheduled redrive leaves itself before the function's timeout.
+REDRIVE_RESERVE_S = 20
 
 
 @cache
@@ -16,12 +23,22 @@ def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
             DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for))
 
 
+def publish(records):
+    publisher, state = _wiring()
+    return process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
+                         transition_for=alarm_transition_for, reply_for=command_reply_for)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event, context):
+    if event.get("source") == "aws.events":
+        outcomes = redrive_failed_batches(
+            client("sqs"), get_settings().outbox_failure_queue_url, client("dynamodbstreams"), publish,
+            time_left_s=lambda: context.get_remaining_time_in_millis() / 1000 - REDRIVE_RESERVE_S)
+        return {"redriven": sum(o.status == "published" for o in outcomes),
+                "waiting": sum(o.status != "published" for o in outcomes)}
     records = stream_records(event.get("Records", []))
-    publisher, state = _wiring()
-    failed = process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
-                           transition_for=alarm_transition_for, reply_for=command_reply_for)
+    failed = publish(records)
     logger.info("outbox batch", extra={"records": len(records), "failed": len(failed)})
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}

@@ -40,7 +40,7 @@ def heartbeat(event_id=1, serial: str = SERIAL, time: str = "2020-03-31T10:10:01
 def write_config(stack, serial: str, config: dict) -> None:
     """What an app (or `devicegate strategy set`) writes."""
     stack.ddb.put_item(TableName=stack.table, Item={
-        "pk": {"S": keys.device_pk("ai-camera", serial)}, "sk": {"S": keys.CONFIG_SK},
+        "pk": {"S": keys.config_pk("ai-camera", serial)}, "sk": {"S": keys.CONFIG_SK},
         "config": to_attr(config), "updatedAt": {"S": "2026-01-01T00:00:00.000Z"}, "updatedBy": {"S": "ops"}})
 
 

@@ -77,10 +77,19 @@ def listing(device: str = DEVICE, **query: str) -> tuple[int, dict]:
 
 
 def command_items(stack, device: str = DEVICE) -> list[dict]:
+    """The device's command status items (the texts are apart: command_texts)."""
     items = stack.ddb.query(TableName=stack.table, KeyConditionExpression="pk = :p AND begins_with(sk, :c)",
-                            ExpressionAttributeValues={":p": {"S": keys.device_pk("jointech", device)},
+                            ExpressionAttributeValues={":p": {"S": keys.commands_pk("jointech", device)},
                                                        ":c": {"S": "C#"}})["Items"]
     return [from_item(i) for i in items]
+
+
+def command_texts(stack, device: str = DEVICE) -> dict[str, str]:
+    """sk -> text of the device's command text items."""
+    items = stack.ddb.query(TableName=stack.table, KeyConditionExpression="pk = :p AND begins_with(sk, :c)",
+                            ExpressionAttributeValues={":p": {"S": keys.command_texts_pk("jointech", device)},
+                                                       ":c": {"S": "C#"}})["Items"]
+    return {i["sk"]["S"]: i["text"]["S"] for i in items}
 
 
 def answer(event_name: str) -> None:
@@ -116,14 +125,17 @@ def test_each_sample_command_is_stored_pending_then_published_on_the_devices_top
     # And the command item says who asked, when and what, until when it waits, and is listed pending
     [item] = command_items(gateway, device)
     assert item["sk"] == f"C#{view['commandId']}" and item["status"] == "pending"
-    assert item["text"] == expected_text and item.get("command") == body.get("command")
+    assert item.get("command") == body.get("command")
+    # And its text is on its own item, not on the status item the outbox and the sweep may update
+    assert "text" not in item and command_texts(gateway, device) == {item["sk"]: expected_text}
+    assert view["text"] == expected_text
     assert item["requestedBy"] == {"userArn": "arn:aws:iam::123456789012:user/dispatch-app",
                                    "accountId": "123456789012", "userId": "AIDACKCEVSQ6C2EXAMPLE"}
     assert item["requestId"] == "JKJaXmPLvHcESHA=" and item["requestedAt"] == item["statusAt"]
     requested = datetime.fromisoformat(item["requestedAt"])
     assert datetime.fromisoformat(item["timeoutAt"]) - requested == timedelta(seconds=300)
     assert item["expiresAt"] - int(requested.timestamp()) in range(90 * 86400 - 1, 90 * 86400 + 1)
-    assert item["gsi3pk"] == keys.COMMANDS_PENDING_PARTITION and item["gsi3sk"].startswith(item["timeoutAt"] + "#")
+    assert item["gsi5pk"] == keys.COMMANDS_PENDING_PARTITION and item["gsi5sk"].startswith(item["timeoutAt"] + "#")
     assert item.get("clientToken") == body.get("clientToken")
     # And the access key and the caller's access key id are not in what the app sees
     assert ACCESS_KEY not in json.dumps(view) and "AKIA" not in json.dumps(view)
@@ -163,12 +175,14 @@ def test_an_unknown_device_is_404_and_nothing_is_stored(gateway):
     # Given a device number that never reported to the gateway
     # When a command is posted for it
     status, body, _ = send({"raw": "(123456789,1,001,BASE,1)"}, device="123456789")
-    # Then 404 names the device number, and neither a command nor a rate count is left behind
+    # Then 404 names the device number, and neither a command, its text nor a rate count is left
     assert status == 404 and body["errors"][0]["field"] == "deviceNum"
     assert published() == []
-    rows = gateway.ddb.query(TableName=gateway.table, KeyConditionExpression="pk = :p",
-                             ExpressionAttributeValues={":p": {"S": keys.device_pk("jointech", "123456789")}})
-    assert rows["Items"] == []
+    for pk in (keys.device_pk("jointech", "123456789"), keys.commands_pk("jointech", "123456789"),
+               keys.command_texts_pk("jointech", "123456789")):
+        rows = gateway.ddb.query(TableName=gateway.table, KeyConditionExpression="pk = :p",
+                                 ExpressionAttributeValues={":p": {"S": pk}})
+        assert rows["Items"] == []
 
 
 def test_a_device_number_that_cannot_be_a_topic_level_is_400(gateway):
@@ -266,7 +280,7 @@ def test_a_refused_publish_is_503_and_the_stored_command_is_marked_failed(gatewa
     assert status == 503 and "not sent" in body["message"] and headers["retry-after"]
     [item] = command_items(gateway)
     assert item["status"] == body["status"] == "failed" and code in item["error"]
-    assert "gsi3pk" not in item and item["failedAt"] == item["statusAt"]
+    assert "gsi5pk" not in item and item["failedAt"] == item["statusAt"]
 
 
 def test_a_publish_that_timed_out_leaves_the_command_pending_for_its_answer(gateway):
@@ -282,7 +296,7 @@ def test_a_publish_that_timed_out_leaves_the_command_pending_for_its_answer(gate
     assert status == 202 and "may have been sent" in body["message"] and body["status"] == "pending"
     assert "retry-after" not in {name.lower() for name in headers}
     [item] = command_items(gateway)
-    assert item["status"] == "pending" and item["gsi3pk"] == keys.COMMANDS_PENDING_PARTITION
+    assert item["status"] == "pending" and item["gsi5pk"] == keys.COMMANDS_PENDING_PARTITION
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -300,7 +314,7 @@ def test_the_devices_success_answer_marks_its_command_succeeded_with_the_decoded
     content = json.loads(load_record("jointech", "mqtt-cmd-success")["content"])
     assert item["status"] == "succeeded" and item["response"] == content
     assert item["respondedAt"] == "2025-02-07T03:52:39.964Z" and item["responseType"] == "BASE1"
-    assert item["succeededAt"] == item["statusAt"] and "gsi3pk" not in item
+    assert item["succeededAt"] == item["statusAt"] and "gsi5pk" not in item
     [event] = gateway.event_items()[-1:]
     assert item["responseEventId"] in {e["eventId"] for e in gateway.event_items() if e["kind"] == "cmd"}
     assert event["kind"] == "cmd"
@@ -381,7 +395,7 @@ def test_an_unanswered_command_times_out_by_the_sweep_once(gateway, monkeypatch)
     # Then it is timed out exactly once, stamped, and off the pending list
     assert [r["commandsTimedOut"] for r in (before, grace, after, again)] == [0, 0, 1, 0]
     [item] = command_items(gateway)
-    assert item["status"] == "timed_out" and item["timedOutAt"] == item["statusAt"] and "gsi3pk" not in item
+    assert item["status"] == "timed_out" and item["timedOutAt"] == item["statusAt"] and "gsi5pk" not in item
     assert item["timedOutAt"] == (timeout_at + timedelta(seconds=61)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
@@ -426,7 +440,9 @@ def test_a_devices_commands_are_listed_newest_first_with_paging(gateway):
     # Then they come newest first, and the second page has the oldest
     assert status == 200 and [c["commandId"] for c in page["commands"]] == ids[::-1][:2]
     assert [c["commandId"] for c in rest["commands"]] == ids[:1] and "next" not in rest
-    assert all("pk" not in c and "gsi3pk" not in c for c in page["commands"])
+    assert all("pk" not in c and "gsi5pk" not in c for c in page["commands"])
+    # And each comes with its text, joined from the text items
+    assert all(c["text"].startswith(f"({DEVICE},1,001,BASE,") for c in page["commands"] + rest["commands"])
     # And bad queries are 400, an unknown id 404, a device without commands an empty list
     assert listing(limit="0")[0] == 400 and listing(id="../x")[0] == 400
     assert listing(id="20250101T000000000Z-0000000000")[0] == 404

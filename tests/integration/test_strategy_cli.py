@@ -42,7 +42,7 @@ def cli(stack, monkeypatch, capsys, tmp_path):
 
 
 def config_item(stack) -> dict | None:
-    found = stack.ddb.get_item(TableName=stack.table, Key={"pk": {"S": keys.device_pk("ai-camera", SERIAL)},
+    found = stack.ddb.get_item(TableName=stack.table, Key={"pk": {"S": keys.config_pk("ai-camera", SERIAL)},
                                                            "sk": {"S": keys.CONFIG_SK}})
     return from_item(found["Item"]) if "Item" in found else None
 
@@ -124,7 +124,7 @@ def test_configuration_read_from_stdin(stack, cli, monkeypatch):
 def test_get_says_when_an_app_wrote_an_invalid_configuration(stack, cli):
     # Given an item an app wrote without validation
     stack.ddb.put_item(TableName=stack.table, Item={
-        "pk": {"S": keys.device_pk("ai-camera", SERIAL)}, "sk": {"S": keys.CONFIG_SK},
+        "pk": {"S": keys.config_pk("ai-camera", SERIAL)}, "sk": {"S": keys.CONFIG_SK},
         "config": {"M": {"heartbeatInterval": {"S": "often"}}}, "updatedAt": {"S": "2025-02-07T00:00:00.000Z"},
         "updatedBy": {"S": "app"}})
     # Then get warns and shows the default as what the camera is told

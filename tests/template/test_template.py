@@ -34,14 +34,16 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 EVENTS_DIR = REPO_ROOT / "events"
 LINT_REGION = "us-east-1"
 
-# Managed policies SAM itself attaches to function roles: basic logging, X-Ray tracing
-# (Tracing: Active) and reading the DynamoDB stream (DynamoDB event). Anything else
-# would be a grant this template did not ask for.
+# Managed policies SAM itself attaches to function roles: basic logging and X-Ray tracing
+# (Tracing: Active). Anything else would be a grant this template did not ask for — notably
+# AWSLambdaDynamoDBExecutionRole, which SAM adds for a DynamoDB event and which reads every
+# stream in the account (the outbox's stream mapping is its own resource for that reason).
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
 }
+STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                  "dynamodb:ListStreams"}
 
 # Resource types whose properties hold an IAM policy document.
 POLICY_DOCUMENT_PROPERTIES = {
@@ -95,6 +97,20 @@ def _function_events(template: dict[str, Any], event_type: str) -> list[tuple[st
         for event_id, event in function.get("Properties", {}).get("Events", {}).items():
             if event.get("Type") == event_type:
                 found.append((function_id, event_id, event.get("Properties", {})))
+    return found
+
+
+def _stream_sources(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function id, source id, properties) of every DynamoDB stream source: SAM DynamoDB events
+    and explicit AWS::Lambda::EventSourceMapping resources on a table's stream."""
+    found = list(_function_events(template, "DynamoDB"))
+    for mapping_id, mapping in _resources(template, "AWS::Lambda::EventSourceMapping").items():
+        properties = mapping.get("Properties", {})
+        source = properties.get("EventSourceArn", {})
+        if isinstance(source, dict) and str(source.get("Fn::GetAtt", ["", ""])[1]) == "StreamArn":
+            function = properties["FunctionName"]
+            function_id = function.get("Ref") if isinstance(function, dict) else str(function)
+            found.append((function_id, mapping_id, properties))
     return found
 
 
@@ -376,13 +392,14 @@ def test_every_iot_rule_has_a_sample_event(rule_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "function_id,event_id",
-    [(function_id, event_id) for function_id, event_id, _ in _function_events(_template(), "DynamoDB")],
+    "function_id,event_id,source",
+    _stream_sources(_template()),
+    ids=[f"{function_id}.{event_id}" for function_id, event_id, _ in _stream_sources(_template())],
 )
-def test_every_dynamodb_stream_source_has_a_sample_event(function_id: str, event_id: str) -> None:
+def test_every_dynamodb_stream_source_has_a_sample_event(function_id: str, event_id: str,
+                                                         source: dict[str, Any]) -> None:
     # Given a DynamoDB stream event source and its filter
-    event = _functions(_template())[function_id]["Properties"]["Events"][event_id]["Properties"]
-    patterns = [json.loads(f["Pattern"]) for f in event.get("FilterCriteria", {}).get("Filters", [])]
+    patterns = [json.loads(f["Pattern"]) for f in source.get("FilterCriteria", {}).get("Filters", [])]
     # When the sample events are searched for DynamoDB stream batches
     batches = [
         (sample_path, sample["Records"])
@@ -477,12 +494,13 @@ def test_translated_roles_only_get_what_sam_must_add(translated: dict[str, Any])
 
 
 def test_table_writes_are_confined_to_leading_keys(template: dict[str, Any]) -> None:
-    # Given every statement that grants DynamoDB item actions
+    # Given every statement that grants DynamoDB item actions (stream reads are the next test's)
     item_statements = [
         (where, statement)
         for where, statement in _policy_statements(template)
         if statement.get("Effect") == "Allow"
         and any(str(action).startswith("dynamodb:") for action in _as_list(statement.get("Action", [])))
+        and not set(_as_list(statement.get("Action"))) <= STREAM_ACTIONS
     ]
     assert item_statements
     # When their conditions are read
@@ -500,6 +518,128 @@ def test_table_writes_are_confined_to_leading_keys(template: dict[str, Any]) -> 
         and all("/index/gsi" in str(resource) for resource in _as_list(statement.get("Resource")))
     ]
     assert [where for where in unconfined if where not in index_reads] == [], unconfined
+
+
+def _grants(template: dict[str, Any], function_id: str, action: str) -> list[str]:
+    """The LeadingKeys patterns under which a function may call a table action."""
+    return [pattern for where, statement in _policy_statements(template) if where.startswith(f"{function_id}/")
+            if f"dynamodb:{action}" in _as_list(statement.get("Action"))
+            for pattern in statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])]
+
+
+def _reaches(patterns: list[str], key: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    # IAM's StringLike: * is any run of characters, ? one; the keys here hold neither [ nor ].
+    return any(fnmatchcase(key, pattern) for pattern in patterns)
+
+
+def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, Any]) -> None:
+    # Given the keys of the items that apps and the commands function own, for every vendor, and
+    # the items the outbox and the sweep move forward
+    from devicegate import keys
+    from devicegate.vendors import vendor_names
+
+    foreign = {f"{vendor} {what}": key for vendor in vendor_names() for what, key in (
+        ("configuration", keys.config_pk(vendor, "d1")), ("command text", keys.command_texts_pk(vendor, "d1")),
+        ("event", keys.event_pk(vendor, "e1")), ("quarantine", keys.quarantine_pk(vendor, "q1")))}
+    owned = {"OutboxFunction": [keys.device_pk("mettax", "d1"), keys.alarms_pk("face-terminal", "d1"),
+                                keys.commands_pk("jointech", "d1")],
+             "DeviceSweepFunction": [keys.device_pk("ai-camera", "d1"), keys.parts_pk("mettax", "d1"),
+                                     keys.commands_pk("jointech", "d1")]}
+    for function_id, own in owned.items():
+        # When their UpdateItem and Query grants are read
+        updates, queries = _grants(template, function_id, "UpdateItem"), _grants(template, function_id, "Query")
+        # Then they reach the items they own, and no configuration, command text, event or quarantine
+        assert all(_reaches(updates, key) for key in own), (function_id, updates)
+        assert [what for what, key in foreign.items() if _reaches(updates + queries, key)] == [], function_id
+    # And the outbox reaches the commands of vendors with commands only (their answers resolve them)
+    assert not _reaches(_grants(template, "OutboxFunction", "UpdateItem"), keys.commands_pk("mettax", "d1"))
+    assert _grants(template, "OutboxFunction", "Query") == ["C#jointech#*"]
+
+
+def test_the_sweep_queries_only_its_work_index_which_holds_no_event_data(template: dict[str, Any]) -> None:
+    # Given the sweep's Query grants and the table's indexes
+    queries = [statement for where, statement in _policy_statements(template)
+               if where.startswith("DeviceSweepFunction/") and "dynamodb:Query" in _as_list(statement["Action"])]
+    indexes = {i["IndexName"]: i for i in template["Resources"]["EventsTable"]["Properties"]["GlobalSecondaryIndexes"]}
+    # Then its one Query grant is on gsi5, with no other resource and no condition to widen it
+    assert [_as_list(st["Resource"]) for st in queries] == [[{"Fn::Sub": "${EventsTable.Arn}/index/gsi5"}]]
+    # And gsi5 projects keys plus liveness fields only: no event data, person or payload
+    assert indexes["gsi5"]["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["vendor", "deviceId", "heardAt", "online", "offlineSince", "value"]}
+    # And the sweep reads whole items only of pending parts and camera configurations
+    assert _grants(template, "DeviceSweepFunction", "GetItem") == ["P#*"]
+    assert _grants(template, "DeviceSweepFunction", "BatchGetItem") == ["CFG#ai-camera#*"]
+
+
+def test_stream_reads_only_reach_the_events_table_stream(template: dict[str, Any],
+                                                         translated: dict[str, Any]) -> None:
+    # Given every statement granting a stream action, in the template and as SAM translates it
+    grants = [(where, statement) for where, statement in _policy_statements(translated)
+              if set(_as_list(statement.get("Action"))) & STREAM_ACTIONS]
+    managed = {arn for role in _resources(translated, "AWS::IAM::Role").values()
+               for arn in role["Properties"].get("ManagedPolicyArns", [])}
+    # Then only the outbox reads a stream, only the events table's, and no managed policy does
+    assert [where.split("/")[0] for where, _ in grants] == ["OutboxFunctionRole"]
+    for _, statement in grants:
+        assert _as_list(statement["Resource"]) == [{"Fn::Sub": "${EventsTable.Arn}/stream/*"}]
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole" not in managed
+    # And the stream mapping is the explicit resource that reads it, on the function's role
+    [(function_id, mapping_id, mapping)] = _stream_sources(template)
+    assert (function_id, mapping_id) == ("OutboxFunction", "OutboxStreamMapping")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+    assert template["Resources"]["OutboxStreamMapping"]["DependsOn"] == "OutboxFunctionRole"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_iot_error_role_trusts_only_this_stacks_rules(template: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the error action's role and the rules that use it
+    from devicegate_cli import local_resources
+
+    role = template["Resources"]["IotErrorActionRole"]["Properties"]
+    [trust] = _statements(role["AssumeRolePolicyDocument"])
+    rules = {rule_id: template["Resources"][rule_id]["Properties"] for rule_id in _iot_rules(template)}
+    # When the trusted source ARNs and the rule names are resolved for a stack named "dg-prod"
+    for name, value in {"AWS::StackName": "dg-prod", "AWS::Partition": "aws", "AWS::Region": "eu-west-1",
+                        "AWS::AccountId": "123456789012"}.items():
+        monkeypatch.setitem(local_resources.PSEUDO_PARAMETERS, name, value)
+    resolve = local_resources.Resolver(template).resolve
+    trusted = sorted(resolve(trust["Condition"]["ArnEquals"]["aws:SourceArn"]))
+    names = sorted(resolve(rule["RuleName"]) for rule in rules.values())
+    # Then exactly the two rules are trusted, by full ARN (no wildcard), and the names are valid
+    assert names == ["dg_prod_jointech_sublock", "dg_prod_jointech_upload"]
+    assert trusted == [f"arn:aws:iot:eu-west-1:123456789012:rule/{name}" for name in names]
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", name) for name in names)
+    assert "ArnLike" not in trust["Condition"]
+    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+    for rule in rules.values():
+        error_action = rule["TopicRulePayload"]["ErrorAction"]["S3"]
+        assert error_action["RoleArn"] == {"Fn::GetAtt": ["IotErrorActionRole", "Arn"]}
+
+
+def test_the_payload_bucket_logs_every_access_to_a_private_log_bucket(template: dict[str, Any]) -> None:
+    # Given the payload bucket (face photos, quarantined payloads) and its log bucket
+    resources = template["Resources"]
+    logging = resources["PayloadBucket"]["Properties"]["LoggingConfiguration"]
+    log_bucket = resources[logging["DestinationBucketName"]["Ref"]]["Properties"]
+    policies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"
+                and r["Properties"]["Bucket"] == logging["DestinationBucketName"]]
+    # Then access logs go to their own bucket, private, encrypted and expiring
+    assert logging["LogFilePrefix"] == "payload-bucket/"
+    assert all(log_bucket["PublicAccessBlockConfiguration"].values())
+    assert log_bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert log_bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert log_bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"]
+    # And only S3's log delivery may write there, only for the payload bucket of this account
+    [policy] = policies
+    [allow] = [st for st in _statements(policy["PolicyDocument"]) if st["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert _as_list(allow["Action"]) == ["s3:PutObject"]
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": ["PayloadBucket", "Arn"]}
+    assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
 def test_destinations_can_be_written_by_their_functions(translated: dict[str, Any]) -> None:
@@ -603,12 +743,18 @@ def test_the_commands_function_publishes_only_on_its_command_topics(template: di
     # When its IoT and table grants are read
     iot = [st for st in statements if any(str(a).startswith("iot:") for a in _as_list(st["Action"]))]
     table = [st for st in statements if any(str(a).startswith("dynamodb:") for a in _as_list(st["Action"]))]
-    # Then it may publish, and only on download/{the deployment's access key}/..., and touch only
-    # Jointech device rows
+    # Then it may publish, and only on download/{the deployment's access key}/..., check that a
+    # Jointech device exists and write only Jointech commands (status, texts, tokens, counters)
     assert [st["Action"] for st in iot] == ["iot:Publish"]
     assert iot[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
                                              "topic/download/${JointechAccessKey}/*"}
-    assert [st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for st in table] == [["D#jointech#*"]]
+    grants = {st["Sid"]: (sorted(_as_list(st["Action"])), st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+              for st in table}
+    assert grants == {
+        "CheckJointechDevices": (["dynamodb:ConditionCheckItem"], ["D#jointech#*"]),
+        "TrackJointechCommands": (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                                  ["C#jointech#*", "CX#jointech#*"]),
+    }
     # And the longest timeout the template allows is the one the outbox's matching window assumes
     from devicegate.commands import MAX_TIMEOUT_S
 
@@ -784,7 +930,7 @@ def test_table_keys_and_indexes(template: dict[str, Any]) -> None:
     }
     # Then they are the single-table layout the storage code queries
     assert [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]] == [("pk", "HASH"), ("sk", "RANGE")]
-    assert indexes == {f"gsi{n}": [(f"gsi{n}pk", "HASH"), (f"gsi{n}sk", "RANGE")] for n in (1, 2, 3, 4)}
+    assert indexes == {f"gsi{n}": [(f"gsi{n}pk", "HASH"), (f"gsi{n}sk", "RANGE")] for n in (1, 2, 3, 4, 5)}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"

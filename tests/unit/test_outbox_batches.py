@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from devicegate.errors import StorageUnavailable
-from devicegate.outbox import MAX_MESSAGE_BYTES, StreamRecord, cloud_event, message_body, process_batch
+from devicegate.outbox import MAX_MESSAGE_BYTES, Outgoing, StreamRecord, cloud_event, message_body, process_batch
 
 
 def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
@@ -22,9 +22,9 @@ class FakeQueue:
         self.fail_ids = set(fail_ids)
 
     def publish(self, messages):
-        assert len(messages) <= 10 and sum(len(body) for _, body in messages) <= 1_048_576
+        assert len(messages) <= 10 and sum(len(m.body) for m in messages) <= 1_048_576
         self.calls.append(len(messages))
-        decoded = [(ident, json.loads(body)) for ident, body in messages]
+        decoded = [(m.sequence, json.loads(m.body)) for m in messages]
         failed = [ident for ident, m in decoded if m["id"] in self.fail_ids]
         self.sent += [m["id"] for ident, m in decoded if m["id"] not in self.fail_ids]
         return failed
@@ -142,8 +142,25 @@ def test_sqs_publisher_maps_failed_entries_back_to_their_records():
             return {"Successful": [{"Id": "0"}, {"Id": "2"}], "Failed": [{"Id": "1", "Code": "InternalError"}]}
 
     sqs = Sqs()
-    failed = SqsPublisher(sqs, "url").publish([("seqA", "a"), ("seqB", "b"), ("seqC", "c")])
+    messages = [Outgoing(f"seq{c}", c.lower(), "jointech:dev1", f"dedup{c}") for c in "ABC"]
+    failed = SqsPublisher(sqs, "url").publish(messages)
     assert failed == ["seqB"] and [e["MessageBody"] for e in sqs.entries] == ["a", "b", "c"]
+    # Every entry carries its FIFO identity: the device's group and the event's dedup id
+    assert [(e["MessageGroupId"], e["MessageDeduplicationId"]) for e in sqs.entries] == [
+        ("jointech:dev1", "dedupA"), ("jointech:dev1", "dedupB"), ("jointech:dev1", "dedupC")]
+
+
+def test_fifo_identity_is_stable_per_event_and_per_device_and_fits_sqs_limits():
+    from devicegate.outbox import deduplication_id, message_group
+
+    # Given the same event published twice, and devices with awkward ids
+    assert deduplication_id("jointech", "e1") == deduplication_id("jointech", "e1")
+    assert deduplication_id("jointech", "e1") != deduplication_id("mettax", "e1")
+    # Then groups are per device, printable ASCII and at most 128 characters, however long the id
+    assert message_group("jointech", "a/b#c") == "jointech:a%2Fb%23c"
+    long = message_group("senselink", "x" * 200)
+    assert len(long) <= 128 and long != message_group("senselink", "x" * 201)
+    assert all(33 <= ord(c) < 127 for c in message_group("face-terminal", "终端 1"))
 
 
 def test_accepted_is_counted_once_per_record_that_is_done(monkeypatch):

@@ -85,7 +85,7 @@ class VendorAdapter(ABC):
         raise NotImplementedError(f"{self.vendor} sends no records in parts")
 
     def config_device(self, events: list[NormalizedEvent]) -> str | None:
-        """The device whose configuration item (D#{vendor}#{device} / CONFIG, written by apps)
+        """The device whose configuration item (CFG#{vendor}#{device} / CONFIG, written by apps)
         the accepted answer needs, or None (most vendors: a constant answer)."""
         return None
 

@@ -1,9 +1,12 @@
 """Command items in DynamoDB (devicegate.commands): the one-transaction create, the device's
 commands in one Query, the conditional status transitions, and the pending list the sweep reads.
 
-pk D#{vendor}#{device}, sk C#{commandId}; pending ones also in gsi3 CMDPENDING /
-{timeoutAt}#{vendor}#{device}#{commandId}. Rate counters (sk RL#{minute}) and idempotency tokens
-(sk CT#{token}) share the device's partition, so every check of a POST is in one transaction.
+Status item: pk C#{vendor}#{device}, sk C#{commandId}, everything but the text; pending ones also
+in gsi5 CMDPENDING / {timeoutAt}#{vendor}#{device}#{commandId}, with the device's rate counters
+(sk RL#{minute}). Text item: pk CX#{vendor}#{device}, same sk, the command text, with the
+idempotency tokens (sk CT#{token}, which hold the text they were used for). The text lives apart
+because a lock command may carry its password: the outbox and the sweep, which move statuses,
+are granted C# items only. One POST writes both in one transaction with its checks.
 """
 
 from __future__ import annotations
@@ -39,13 +42,20 @@ class DynamoCommandStore:
 
     def create(self, vendor: str, device_id: str, item: dict[str, Any], limit: int, now: datetime,
                client_token: str | None = None) -> None:
-        """Store a new pending command, in one transaction with the checks that may refuse it."""
-        pk = {"S": keys.device_pk(vendor, device_id)}
+        """Store a new pending command (`item`: the command as apps see it, text included), in one
+        transaction with the checks that may refuse it."""
+        pk = {"S": keys.commands_pk(vendor, device_id)}
+        texts_pk = keys.command_texts_pk(vendor, device_id)
         epoch = epoch_seconds(now)
         window = epoch // RATE_WINDOW_S
+        status_item = {k: v for k, v in item.items() if k != "text"}
+        status_item.update(pk=pk["S"], sk=keys.command_sk(item["commandId"]))
+        text_item = {"pk": texts_pk, "sk": keys.command_sk(item["commandId"]), "text": item["text"],
+                     "expiresAt": item["expiresAt"]}
+        summary = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.state_sk("summary")}}
         actions: list[dict[str, Any]] = [
             # The device must have reported at least once: its summary item exists.
-            {"ConditionCheck": {"TableName": self._table, "Key": {"pk": pk, "sk": {"S": keys.state_sk("summary")}},
+            {"ConditionCheck": {"TableName": self._table, "Key": summary,
                                 "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"TableName": self._table, "Key": {"pk": pk, "sk": {"S": keys.command_rate_sk(window)}},
                         "UpdateExpression": "ADD #n :one SET expiresAt = :exp",
@@ -53,11 +63,13 @@ class DynamoCommandStore:
                         "ExpressionAttributeNames": {"#n": "count"},
                         "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(limit)},
                                                       ":exp": {"N": str((window + 2) * RATE_WINDOW_S)}}}},
-            {"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in item.items()},
+            {"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in status_item.items()},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in text_item.items()},
                      "ConditionExpression": "attribute_not_exists(pk)"}},
         ]
         if client_token:
-            token_item = {"pk": pk["S"], "sk": keys.command_token_sk(client_token), "commandId": item["commandId"],
+            token_item = {"pk": texts_pk, "sk": keys.command_token_sk(client_token), "commandId": item["commandId"],
                           "text": item["text"], "expiresAt": item["expiresAt"]}
             actions.append({"Put": {"TableName": self._table, "Item": {k: to_attr(v) for k, v in token_item.items()},
                                     "ConditionExpression": "attribute_not_exists(pk)"}})
@@ -69,8 +81,9 @@ class DynamoCommandStore:
                 reasons = cancellation_reasons(exc)
                 if not reasons:
                     raise unavailable("command store", exc) from None
-            failed = [r == "ConditionalCheckFailed" for r in reasons] + [False] * 4
-            if client_token and failed[3]:
+            # Positions in `actions`: 0 device check, 1 rate counter, 2-3 command, 4 token.
+            failed = [r == "ConditionalCheckFailed" for r in reasons] + [False] * len(actions)
+            if client_token and failed[4]:
                 raise DuplicateRequest(*self._by_token(vendor, device_id, client_token, item["text"]))
             if failed[0]:
                 raise UnknownDevice(device_id)
@@ -82,7 +95,7 @@ class DynamoCommandStore:
         raise StorageUnavailable(f"command store kept conflicting: {','.join(str(r) for r in reasons)}")
 
     def _by_token(self, vendor: str, device_id: str, client_token: str, text: str) -> tuple[dict | None, bool]:
-        pk = keys.device_pk(vendor, device_id)
+        pk = keys.command_texts_pk(vendor, device_id)
         try:
             found = self._ddb.get_item(TableName=self._table, ConsistentRead=True,
                                        Key={"pk": {"S": pk}, "sk": {"S": keys.command_token_sk(client_token)}})
@@ -96,9 +109,28 @@ class DynamoCommandStore:
 
     def query(self, vendor: str, device_id: str, limit: int = 50, before: str | None = None,
               command_id: str | None = None) -> list[dict[str, Any]]:
-        """A device's commands newest first (one Query), or the one with `command_id`."""
-        values: dict[str, Any] = {":pk": {"S": keys.device_pk(vendor, device_id)}}
-        if command_id is not None:
+        """A device's commands newest first, or the one with `command_id`, with their texts: one
+        Query of the status items, one of the text items over the same range of ids."""
+        items = self._query_range(keys.commands_pk(vendor, device_id), limit, before, command_id)
+        items = [i for i in items if i.get("commandId") != before][:limit]
+        if not items:
+            return items
+        oldest, newest = items[-1]["commandId"], items[0]["commandId"]
+        texts = {t["sk"]: t.get("text") for t in self._query_range(
+            keys.command_texts_pk(vendor, device_id), len(items), None, None, (oldest, newest))}
+        for item in items:
+            text = texts.get(keys.command_sk(item["commandId"]))
+            if text is not None:
+                item["text"] = text
+        return items
+
+    def _query_range(self, pk: str, limit: int, before: str | None, command_id: str | None,
+                     between: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if between is not None:
+            condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
+            values[":lo"], values[":hi"] = ({"S": keys.command_sk(c)} for c in between)
+        elif command_id is not None:
             condition = "pk = :pk AND sk = :sk"
             values[":sk"] = {"S": keys.command_sk(command_id)}
         else:
@@ -113,8 +145,7 @@ class DynamoCommandStore:
             page = self._ddb.query(**kwargs)
         except failures() as exc:
             raise unavailable("command query", exc) from None
-        items = [from_item(i) for i in page.get("Items", [])]
-        return [i for i in items if i.get("commandId") != before][:limit]
+        return [from_item(i) for i in page.get("Items", [])]
 
     def mark_unsent(self, vendor: str, device_id: str, command_id: str, now: datetime, error: str) -> bool:
         return self._transition(vendor, device_id, command_id, FAILED, now, {"error": error},
@@ -130,7 +161,7 @@ class DynamoCommandStore:
             page = self._ddb.query(
                 TableName=self._table, ConsistentRead=True,
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-                ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, reply.device_id)},
+                ExpressionAttributeValues={":pk": {"S": keys.commands_pk(vendor, reply.device_id)},
                                            ":lo": {"S": keys.command_sk(lo)}, ":hi": {"S": keys.command_sk(hi)}},
                 # Placeholders throughout: several of these names are DynamoDB reserved words.
                 ProjectionExpression=", ".join(f"#p{i}" for i in range(len(_MATCH_FIELDS))),
@@ -163,8 +194,8 @@ class DynamoCommandStore:
         """(pk, sk) of pending commands whose deadline passed more than SWEEP_GRACE_S ago."""
         cutoff = iso_utc(now - timedelta(seconds=SWEEP_GRACE_S))
         kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "gsi3", "ProjectionExpression": "pk, sk",
-            "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk < :cutoff",
+            "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
+            "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
             "ExpressionAttributeValues": {":pk": {"S": keys.COMMANDS_PENDING_PARTITION}, ":cutoff": {"S": cutoff}},
         }
         while True:
@@ -183,7 +214,7 @@ class DynamoCommandStore:
 
     def _transition(self, vendor: str, device_id: str, command_id: str, status: str, now: datetime,
                     details: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
-        key = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.command_sk(command_id)}}
+        key = {"pk": {"S": keys.commands_pk(vendor, device_id)}, "sk": {"S": keys.command_sk(command_id)}}
         return self._update(key, status, now, details, condition, values)
 
     def _update(self, key: dict[str, Any], status: str, now: datetime, details: dict[str, Any], condition: str,
@@ -199,7 +230,7 @@ class DynamoCommandStore:
             sets.append(f"#d{index} = :d{index}")
         try:
             self._ddb.update_item(
-                TableName=self._table, Key=key, UpdateExpression=f"SET {', '.join(sets)} REMOVE gsi3pk, gsi3sk",
+                TableName=self._table, Key=key, UpdateExpression=f"SET {', '.join(sets)} REMOVE gsi5pk, gsi5sk",
                 ConditionExpression=f"attribute_exists(pk) AND {condition}",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=attr_values)
         except failures() as exc:

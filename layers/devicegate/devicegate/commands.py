@@ -4,8 +4,8 @@
         1. validate      the vendor's protocol renders the body to the command text, or names the
                          fields at fault
         2. store         ONE transaction: the device exists (its summary item), the device's counter
-                         for this minute is below the limit, the command item (pending, who/when/
-                         what, timeoutAt) and, with a clientToken, the token item
+                         for this minute is below the limit, the command's status item (pending,
+                         who/when, timeoutAt), its text item and, with a clientToken, the token item
         3. publish       IoT data plane, QoS 1, on the vendor's command topic
         4. answer        202 + the command id; a refused publish marks the command failed (503)
     device answer ─► stored cmd event ─► outbox: resolve_reply (the command it answers: pending ->
@@ -137,7 +137,7 @@ def stamp(moment: datetime) -> str:
 
 def public_view(item: dict[str, Any]) -> dict[str, Any]:
     """A command item as apps see it: everything but the keys and the TTL."""
-    hidden = {"pk", "sk", "gsi3pk", "gsi3sk", "expiresAt", "kind"}
+    hidden = {"pk", "sk", "gsi5pk", "gsi5sk", "expiresAt", "kind"}
     return {k: v for k, v in sorted(item.items()) if k not in hidden}
 
 
@@ -210,14 +210,14 @@ class CommandService:
         ident = command_id(now)
         timeout_at = iso_utc(now + timedelta(seconds=self.settings.timeout_s))
         item: dict[str, Any] = {
-            "pk": keys.device_pk(self.vendor, device_id), "sk": keys.command_sk(ident), "kind": "command",
+            "kind": "command",
             "vendor": self.vendor, "deviceId": device_id, "commandId": ident, "status": PENDING,
             "statusAt": iso_utc(now), "requestedAt": iso_utc(now), "requestedBy": requester.as_dict(),
             "requestId": request_id, "text": rendered.text, "word": rendered.word, "matchKey": rendered.match_key,
             "serial": rendered.serial, "timeoutAt": timeout_at,
             "expiresAt": epoch_seconds(days_after(now, self.retention_days)),
-            "gsi3pk": keys.COMMANDS_PENDING_PARTITION,
-            "gsi3sk": keys.pending_command_sk(timeout_at, self.vendor, device_id, ident),
+            "gsi5pk": keys.COMMANDS_PENDING_PARTITION,
+            "gsi5sk": keys.pending_command_sk(timeout_at, self.vendor, device_id, ident),
         }
         if rendered.typed:
             item["command"] = rendered.typed

@@ -1,6 +1,6 @@
 """Per-device configuration items that apps write and the gateway reads on the hot path.
 
-Item: pk D#{vendor}#{device}, sk CONFIG, attribute `config` (a map whose shape the vendor's
+Item: pk CFG#{vendor}#{device}, sk CONFIG, attribute `config` (a map whose shape the vendor's
 adapter documents: the AI camera's heartbeat interval, send mode and strategy). The ingest
 function reads it at most once per device per CACHE_SECONDS (a warm Lambda answers a camera's
 heartbeats from memory), so a change reaches a device within that time plus one heartbeat.
@@ -43,7 +43,7 @@ class DeviceConfigs:
         try:
             result = self._ddb.get_item(
                 TableName=self._table,
-                Key={"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.CONFIG_SK}},
+                Key={"pk": {"S": keys.config_pk(vendor, device_id)}, "sk": {"S": keys.CONFIG_SK}},
                 ProjectionExpression="#c", ExpressionAttributeNames={"#c": "config"},
             )
         except failures() as exc:

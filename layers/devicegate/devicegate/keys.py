@@ -2,6 +2,13 @@
 
 Device ids are percent-encoded inside keys: a device named `a#K#alarm` or `x/y` must never land in
 another device's partition, and quoting is injective, so two ids never share a key.
+
+Partition-key prefixes double as the IAM boundary (dynamodb:LeadingKeys): each kind of item that
+a different function owns has its own prefix, so a grant can name exactly the items a function
+writes. E# events, Q# quarantine, P# parts (ingest functions); D# device state (outbox, sweep);
+A# alarm lifecycles (outbox); C# command status items (commands function, outbox, sweep); CX#
+command texts and idempotency tokens (commands function only: a text may hold a lock's password);
+CFG# device configuration (apps write it, ingest and sweep read it).
 """
 
 from __future__ import annotations
@@ -9,15 +16,17 @@ from __future__ import annotations
 from urllib.parse import quote
 
 EVENT_SK = "E"
-#: A device's configuration item (pk D#{vendor}#{device}), written by apps, read by the gateway.
+#: A device's configuration item (pk CFG#{vendor}#{device}), written by apps, read by the gateway.
 CONFIG_SK = "CONFIG"
+#: gsi3 (app-facing, overloaded, every use sparse): fleet-wide alarm events by time, and every
+#: device offline now.
 ALARM_PARTITION = "ALARM"
-#: gsi3 partitions besides ALARM (gsi3 is overloaded, every use sparse): devices offline now,
-#: and records sent in parts still waiting for the sweep.
 OFFLINE_PARTITION = "OFFLINE"
+#: gsi5 (the sweep's work lists, sparse; projects only keys and non-personal liveness fields, so
+#: the one function that queries it cannot read event data through it): records sent in parts
+#: still waiting (sk {firstReceivedAt}#{vendor}#{device}#{group}), commands still waiting for an
+#: answer (sk {timeoutAt}#{vendor}#{device}#{id}) and each vendor's devices (V#{vendor}).
 PARTS_PARTITION = "PARTS"
-#: gsi3 partition of commands still waiting for an answer (sk {timeoutAt}#{vendor}#{device}#{id}):
-#: the sweep times them out with one Query; an answered command leaves it.
 COMMANDS_PENDING_PARTITION = "CMDPENDING"
 
 
@@ -51,7 +60,29 @@ def state_sk(group: str) -> str:
 
 
 def vendor_devices_pk(vendor: str) -> str:
+    """gsi5 partition listing a vendor's devices (their summary items, sk the device key)."""
     return f"V#{vendor}"
+
+
+def config_pk(vendor: str, device_id: str) -> str:
+    return f"CFG#{vendor}#{device_key(device_id)}"
+
+
+def alarms_pk(vendor: str, device_id: str) -> str:
+    """Partition of a device's alarm lifecycle items (sk alarm_item_sk)."""
+    return f"A#{vendor}#{device_key(device_id)}"
+
+
+def commands_pk(vendor: str, device_id: str) -> str:
+    """Partition of a device's command status items (sk C#{id}) and rate counters (RL#...)."""
+    return f"C#{vendor}#{device_key(device_id)}"
+
+
+def command_texts_pk(vendor: str, device_id: str) -> str:
+    """Partition of a device's command texts (sk C#{id}, as its status item) and idempotency
+    tokens (CT#...): apart from the status items so that the outbox and the sweep, which move
+    statuses, have no grant that reaches a text."""
+    return f"CX#{vendor}#{device_key(device_id)}"
 
 
 def quarantine_pk(vendor: str, digest: str) -> str:
@@ -63,7 +94,7 @@ def quarantine_list_pk(vendor: str) -> str:
 
 
 def alarm_item_sk(alarm_id: str) -> str:
-    """An alarm's lifecycle item, in its device's partition. An id whose encoding would not fit a
+    """An alarm's lifecycle item, in its device's alarm partition (alarms_pk). An id whose encoding would not fit a
     sort key (1 KB; non-ASCII triples or more) is hashed; the item keeps the id itself anyway."""
     encoded = quote(alarm_id, safe="")
     if len(encoded) > 400:
@@ -89,8 +120,8 @@ def link_pk(vendor: str, link: str) -> str:
 
 
 def command_sk(command_id: str) -> str:
-    """A command sent to a device, in the device's partition: ids sort by time, so one Query
-    lists a device's commands newest first."""
+    """A command sent to a device (status item and text item alike): ids sort by time, so one
+    Query lists a device's commands newest first."""
     return f"C#{command_id}"
 
 

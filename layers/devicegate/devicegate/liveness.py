@@ -1,6 +1,6 @@
 """Online / offline: when each device was last heard from, and the transitions between the two.
 
-Every device's summary item (pk D#{vendor}#{device}, sk S#summary, listed in gsi1 V#{vendor})
+Every device's summary item (pk D#{vendor}#{device}, sk S#summary, listed in gsi5 V#{vendor})
 carries `heardAt`: when the gateway last *received* anything from the device. Received, not
 happened: a device backfilling yesterday's records after a dead zone is talking now. The outbox
 moves it forward for every stored event, heartbeats move it forward directly.
@@ -63,11 +63,11 @@ class Liveness:
         it back online (a device.online event was stored)."""
         key = _summary_key(vendor, device_id)
         values = {":h": {"S": at}, ":vendor": {"S": vendor}, ":dev": {"S": device_id}, ":t": {"BOOL": True},
-                  ":g1": {"S": keys.vendor_devices_pk(vendor)}, ":g1s": {"S": keys.device_key(device_id)},
+                  ":g5": {"S": keys.vendor_devices_pk(vendor)}, ":g5s": {"S": keys.device_key(device_id)},
                   ":grp": {"S": "summary"}}
         # ONLINE is a DynamoDB reserved word: every expression names it through #online.
         sets = ("heardAt = :h, #online = :t, vendor = :vendor, deviceId = :dev, #grp = :grp, "
-                "gsi1pk = :g1, gsi1sk = :g1s")
+                "gsi5pk = :g5, gsi5sk = :g5s")
         # Two writers may race (two outbox batches, the sweep): each attempt re-reads what the
         # condition refused, so the newest contact always lands and a comeback is stored once.
         for _ in range(3):

@@ -3,11 +3,18 @@ queue, and moves its device's latest state forward. Runs off the hot path.
 
 Order matters for retries: state first (its conditional updates are idempotent), then the queue.
 On the first failure the batch stops and that record and every later one are reported as failed,
-so Lambda resumes from there and nothing earlier is published twice.
+so Lambda resumes from there and nothing earlier is published twice. The queue is FIFO with one
+message group per device and the event's own deduplication id, so a send whose answer was lost,
+or a chunk re-sent after a partial failure, is dropped by SQS instead of reaching apps twice.
+
+Batches Lambda gave up on (OutboxFailureQueue) are published again by `redrive_failed_batches`,
+which the same function runs on a schedule: an outage longer than the stream retry budget heals
+by itself once the dependency is back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -17,11 +24,12 @@ from typing import Any, Protocol
 
 from devicegate import keys
 from devicegate.adapter import AlarmTransition, CommandReply
+from devicegate.aws import CONDITION_FAILED, error_code, failures, unavailable
 from devicegate.ddb_codec import from_item, to_attr
 from devicegate.envelope import ENVELOPE_FIELDS
 from devicegate.errors import StorageUnavailable
 from devicegate.liveness import GATEWAY_KINDS, Liveness
-from devicegate.observability import emit_counts, logger
+from devicegate.observability import emit_counts, innermost_frame, logger
 from devicegate.timeutil import parse_time
 
 SQS_BATCH = 10
@@ -65,9 +73,40 @@ def envelope_from_image(image: dict[str, Any]) -> dict[str, Any]:
     return envelope_of(from_item(image))
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One queue message: the stream record it comes from, its body, and its FIFO identity."""
+
+    sequence: str
+    body: str
+    group: str  # MessageGroupId: one per device, so each device's events stay in publish order
+    dedup: str  # MessageDeduplicationId: the same event always has the same one
+
+
+def outgoing(record: StreamRecord, body: str) -> Outgoing:
+    event = record.event
+    return Outgoing(record.sequence, body, message_group(event["vendor"], event["deviceId"]),
+                    deduplication_id(event["vendor"], event["eventId"]))
+
+
+def message_group(vendor: str, device_id: str) -> str:
+    # SQS takes up to 128 printable ASCII characters; percent-encoding keeps a device's group
+    # unique and printable, and an id too long for that is hashed.
+    group = f"{vendor}:{keys.device_key(device_id)}"
+    if len(group) <= 128:
+        return group
+    return f"{vendor}:~" + hashlib.sha256(device_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def deduplication_id(vendor: str, event_id: str) -> str:
+    # A digest rather than the id itself: vendor ids may be longer than SQS's 128 characters
+    # or hold characters it refuses there.
+    return hashlib.sha256(f"{vendor}\n{event_id}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class Publisher(Protocol):
-    def publish(self, messages: list[tuple[str, str]]) -> list[str]:
-        """Send (id, JSON body) pairs; return the ids that failed."""
+    def publish(self, messages: list[Outgoing]) -> list[str]:
+        """Send the messages; return the sequence numbers of those that failed."""
 
 
 class StateStore(Protocol):
@@ -89,19 +128,18 @@ class SqsPublisher:
         self._sqs = sqs
         self._url = queue_url
 
-    def publish(self, messages: list[tuple[str, str]]) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        entries = [{"Id": str(i), "MessageBody": body} for i, (_, body) in enumerate(messages)]
+    def publish(self, messages: list[Outgoing]) -> list[str]:
+        entries = [{"Id": str(i), "MessageBody": m.body, "MessageGroupId": m.group,
+                    "MessageDeduplicationId": m.dedup} for i, m in enumerate(messages)]
         try:
             result = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-        except (BotoCoreError, ClientError):
-            logger.exception("sqs send_message_batch failed")
-            return [ident for ident, _ in messages]
+        except failures() as exc:
+            logger.warning("sqs send_message_batch failed", extra={"error": error_code(exc) or type(exc).__name__})
+            return [m.sequence for m in messages]
         failed = result.get("Failed", [])
         if failed:
             logger.warning("sqs rejected messages", extra={"codes": sorted({f.get("Code", "") for f in failed})})
-        return [messages[int(f["Id"])][0] for f in failed]
+        return [messages[int(f["Id"])].sequence for f in failed]
 
 
 class DynamoStateStore:
@@ -120,16 +158,14 @@ class DynamoStateStore:
         return resolve_reply(DynamoCommandStore(self._ddb, self._table), vendor, reply)
 
     def advance(self, vendor: str, device_id: str, group: str, at: str, event_id: str, value: dict[str, Any]) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         values = {":v": to_attr(value), ":at": {"S": at}, ":e": {"S": event_id}, ":vendor": {"S": vendor},
                   ":dev": {"S": device_id}, ":g": {"S": group}}
         sets = "#val = :v, #at = :at, eventId = :e, vendor = :vendor, deviceId = :dev, #grp = :g"
         if group == "summary":
-            # The summary item is what "all devices of a vendor" lists (gsi1 V#vendor).
-            values[":g1"] = {"S": keys.vendor_devices_pk(vendor)}
-            values[":g1s"] = {"S": keys.device_key(device_id)}
-            sets += ", gsi1pk = :g1, gsi1sk = :g1s"
+            # The summary item is what "all devices of a vendor" lists (gsi5 V#vendor).
+            values[":g5"] = {"S": keys.vendor_devices_pk(vendor)}
+            values[":g5s"] = {"S": keys.device_key(device_id)}
+            sets += ", gsi5pk = :g5, gsi5sk = :g5s"
         try:
             self._ddb.update_item(
                 TableName=self._table,
@@ -139,22 +175,18 @@ class DynamoStateStore:
                 ExpressionAttributeNames={"#val": "value", "#at": "at", "#grp": "group"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        except failures() as exc:
+            if error_code(exc) == CONDITION_FAILED:
                 return False
-            raise StorageUnavailable(f"state update failed: {exc.response['Error'].get('Code')}") from None
-        except BotoCoreError as exc:
-            raise StorageUnavailable(f"state update failed: {type(exc).__name__}") from None
+            raise unavailable("state update", exc) from None
         return True
 
     def advance_alarm(self, vendor: str, device_id: str, step: AlarmTransition, event_id: str) -> bool:
-        """One item per alarm (pk D#{vendor}#{device}, sk A#{alarm id}), listed by status in gsi1
+        """One item per alarm (pk A#{vendor}#{device}, sk A#{alarm id}), listed by status in gsi1
         (AL#{vendor}#{status}). Steps may arrive in any order (a terminal's backlog, retries): each
         step's own time is kept once (`steps.{status}`), while `status` only moves to a step that
         happened later (same time: the later step in the lifecycle)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        key = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.alarm_item_sk(step.alarm_id)}}
+        key = {"pk": {"S": keys.alarms_pk(vendor, device_id)}, "sk": {"S": keys.alarm_item_sk(step.alarm_id)}}
         values: dict[str, Any] = {":at": {"S": step.at}, ":e": {"SS": [event_id]}, ":empty": {"M": {}}}
         # steps.{status} needs the map to exist first: created by the first update of the item.
         record_step = "#steps = if_not_exists(#steps, :empty)"
@@ -176,8 +208,8 @@ class DynamoStateStore:
                     ExpressionAttributeValues=values,
                 )
                 moved = True
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            except failures() as exc:
+                if error_code(exc) != CONDITION_FAILED:
                     raise
                 moved = False
             # The step's own time, whether or not it is the newest (an "open" arriving after
@@ -188,10 +220,8 @@ class DynamoStateStore:
                 ExpressionAttributeNames={"#steps": "steps", "#step": step.status},
                 ExpressionAttributeValues={":at": {"S": step.at}, ":e": {"SS": [event_id]}},
             )
-        except ClientError as exc:
-            raise StorageUnavailable(f"alarm update failed: {exc.response['Error'].get('Code')}") from None
-        except BotoCoreError as exc:
-            raise StorageUnavailable(f"alarm update failed: {type(exc).__name__}") from None
+        except failures() as exc:
+            raise unavailable("alarm update", exc) from None
         return moved
 
 
@@ -300,10 +330,19 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
         except StorageUnavailable as exc:
             logger.warning("state projection failed", extra={"error": str(exc)})
             return [r.sequence for r in pending[start:]]
-        failed = set(publisher.publish([(r.sequence, bodies[start + i]) for i, r in enumerate(chunk)]))
+        except Exception as exc:
+            # A bug (an adapter's state hook, an unexpected answer) must not fail the invocation:
+            # Lambda would then retry the whole batch and publish the chunks before this one again.
+            # Reported from here on instead; bisection and the failure queue isolate a poison record.
+            logger.error("state projection raised", extra={"error_type": type(exc).__name__,
+                                                            "where": innermost_frame(exc)})
+            return [r.sequence for r in pending[start:]]
+        failed = set(publisher.publish([outgoing(r, bodies[start + i]) for i, r in enumerate(chunk)]))
         if failed:
             first = next(i for i, r in enumerate(chunk) if r.sequence in failed)
             logger.warning("publish failed", extra={"failed": len(failed)})
+            # Those after the first failure that did go out are sent again on the retry; their
+            # deduplication ids make SQS drop the repeats.
             return [r.sequence for r in pending[start + first:]]
     return []
 
@@ -338,3 +377,82 @@ def read_failed_batch(streams: Any, batch_info: dict[str, Any]) -> list[StreamRe
             break
         iterator = page.get("NextShardIterator")
     return stream_records(collected)
+
+
+#: Stream errors that mean the failed batch's records are no longer in the stream (older than its
+#: 24 hours, or the stream was replaced): no retry can bring them back.
+_GONE = frozenset({"TrimmedDataAccessException", "ExpiredIteratorException", "ResourceNotFoundException"})
+#: While a redrive holds a failure record, no other run sees it. Longer than one run (the handler
+#: stops taking records well before 40 s) and shorter than the schedule's minute, so a record
+#: whose dependency is still down is there again for the next run.
+REDRIVE_VISIBILITY_S = 50
+
+
+@dataclass
+class RedriveOutcome:
+    message_id: str
+    status: str  # published | failed | gone | not-a-stream-failure | would-publish
+    events: int = 0
+    published: int = 0
+
+
+def redrive_failed_batches(sqs: Any, failures_url: str, streams: Any,
+                           publish: Callable[[list[StreamRecord]], list[str]], dry_run: bool = False,
+                           time_left_s: Callable[[], float] | None = None) -> list[RedriveOutcome]:
+    """Publish again the stream batches the outbox gave up on (OutboxFailureQueue records, which
+    describe a batch by shard and sequence numbers). `publish` is process_batch with its wiring:
+    state first, then the queue, so a batch redriven twice changes and sends nothing twice. A
+    record is deleted once every event of its batch is done; one whose dependency is still down
+    stays for the next run, one whose events left the stream stays for a person (the alarm)."""
+    outcomes: list[RedriveOutcome] = []
+    seen: set[str] = set()
+    while time_left_s is None or time_left_s() > 0:
+        try:
+            messages = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                           VisibilityTimeout=REDRIVE_VISIBILITY_S).get("Messages", [])
+        except failures() as exc:
+            logger.warning("outbox failure queue unreadable", extra={"error": error_code(exc) or type(exc).__name__})
+            break
+        messages = [m for m in messages if m["MessageId"] not in seen]
+        if not messages:
+            break
+        for message in messages:
+            seen.add(message["MessageId"])
+            outcomes.append(outcome := _redrive_one(message, streams, publish, dry_run))
+            if outcome.status == "published":
+                try:
+                    sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
+                except failures() as exc:  # redriven again next run: nothing happens twice
+                    logger.warning("outbox failure record not deleted",
+                                   extra={"error": error_code(exc) or type(exc).__name__})
+        if dry_run:
+            break
+    if outcomes:
+        logger.info("outbox redrive", extra={status: sum(o.status == status for o in outcomes)
+                                              for status in {o.status for o in outcomes}})
+    return outcomes
+
+
+def _redrive_one(message: dict[str, Any], streams: Any, publish: Callable[[list[StreamRecord]], list[str]],
+                 dry_run: bool) -> RedriveOutcome:
+    ident = message["MessageId"]
+    try:
+        info = json.loads(message["Body"]).get("DDBStreamBatchInfo")
+    except (ValueError, AttributeError):
+        info = None
+    if not isinstance(info, dict):
+        return RedriveOutcome(ident, "not-a-stream-failure")
+    try:
+        records = read_failed_batch(streams, info)
+    except (KeyError, TypeError, ValueError):
+        return RedriveOutcome(ident, "not-a-stream-failure")
+    except failures() as exc:
+        if error_code(exc) in _GONE:
+            logger.error("failed outbox batch is no longer in the stream", extra={"error": error_code(exc)})
+            return RedriveOutcome(ident, "gone")
+        logger.warning("stream unreadable for a redrive", extra={"error": error_code(exc) or type(exc).__name__})
+        return RedriveOutcome(ident, "failed")
+    if dry_run:
+        return RedriveOutcome(ident, "would-publish", len(records))
+    failed = publish(records)
+    return RedriveOutcome(ident, "failed" if failed else "published", len(records), len(records) - len(failed))

@@ -83,9 +83,9 @@ def event_by_id(ddb: Any, table: str, vendor: str, event_id: str) -> dict[str, A
 
 
 def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every device of a vendor with its last seen time (the state summaries, gsi1)."""
-    items = _query(ddb, table, limit, IndexName="gsi1",
-                   KeyConditionExpression="gsi1pk = :pk",
+    """Every device of a vendor with its last seen time (the state summaries, gsi5)."""
+    items = _query(ddb, table, limit, IndexName="gsi5",
+                   KeyConditionExpression="gsi5pk = :pk",
                    ExpressionAttributeValues={":pk": {"S": keys.vendor_devices_pk(vendor)}})
     return [_device_row(vendor, i) for i in items]
 
@@ -156,8 +156,8 @@ def _alarm_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def device_alarms(ddb: Any, table: str, vendor: str, device_id: str) -> list[dict[str, Any]]:
     """The lifecycle items of a device's alarms (open, releasing, release failed, released)."""
-    items = _query(ddb, table, KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
-                   ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, device_id)}, ":a": {"S": "A#"}})
+    items = _query(ddb, table, KeyConditionExpression="pk = :pk",
+                   ExpressionAttributeValues={":pk": {"S": keys.alarms_pk(vendor, device_id)}})
     return sorted((_alarm_item(i) for i in items), key=lambda a: a.get("statusAt", ""), reverse=True)
 
 

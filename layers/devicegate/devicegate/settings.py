@@ -31,6 +31,7 @@ class Settings(BaseModel):
     retention_days: dict[str, int] = Field(default_factory=lambda: {"default": 90}, alias="RETENTION_DAYS")
     quarantine_retention_days: int = Field(default=30, alias="QUARANTINE_RETENTION_DAYS", ge=1)
     outbox_queue_url: str = Field(default="", alias="OUTBOX_QUEUE_URL")
+    outbox_failure_queue_url: str = Field(default="", alias="OUTBOX_FAILURE_QUEUE_URL")
 
     @field_validator("retention_days", mode="before")
     @classmethod

@@ -176,7 +176,7 @@ class DynamoEventStore:
         received = datetime.fromisoformat(event.receivedAt)
         # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
         # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
-        # the sweep has seen it complete, the item stays listed as pending in gsi3 (PARTS), so a
+        # the sweep has seen it complete, the item stays listed as pending in gsi5 (PARTS), so a
         # record whose last part never comes still reaches the queue, marked incomplete.
         names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
         values = {
@@ -197,7 +197,7 @@ class DynamoEventStore:
                                   "lastReceivedAt = :at, "
                                   "transport = if_not_exists(transport, :transport), "
                                   "expiresAt = if_not_exists(expiresAt, :exp), "
-                                  "gsi3pk = if_not_exists(gsi3pk, :pending), gsi3sk = if_not_exists(gsi3sk, :psk)"),
+                                  "gsi5pk = if_not_exists(gsi5pk, :pending), gsi5sk = if_not_exists(gsi5sk, :psk)"),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",

@@ -2,7 +2,7 @@
 parts stopped coming.
 
 1. Offline: every device of every vendor with a reporting interval is listed from its summary
-   items (gsi1 V#{vendor}, one paginated Query per vendor); one whose last contact (`heardAt`)
+   items (gsi5 V#{vendor}, one paginated Query per vendor); one whose last contact (`heardAt`)
    is older than its interval is marked offline (devicegate.liveness). The interval is, for an
    AI camera, MISSED_HEARTBEATS times the heartbeat interval it is told (its configuration
    item, else the deployment default) plus GRACE_SECONDS; for the other vendors the deployment's
@@ -12,7 +12,10 @@ parts stopped coming.
    PARTS_TIMEOUT_SECONDS after the first one is assembled from what came and stored, marked
    incomplete, so the queue still hears of it. Complete ones are only taken off the pending list.
 3. Commands: a command sent to a device that got no answer by its deadline (plus a grace for the
-   outbox's lag) is marked timed_out (gsi3 CMDPENDING, one paginated Query; devicegate.commands).
+   outbox's lag) is marked timed_out (gsi5 CMDPENDING, one paginated Query; devicegate.commands).
+
+The sweep queries gsi5 only, an index that holds nothing but these work lists and projects keys
+plus liveness fields: its role cannot read an event, a person's data or a quarantined body.
 """
 
 from __future__ import annotations
@@ -144,8 +147,8 @@ class Sweep:
 
     def _devices(self, vendor: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk",
+            "TableName": self._table, "IndexName": "gsi5",
+            "KeyConditionExpression": "gsi5pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": keys.vendor_devices_pk(vendor)}},
             # Only what the decision needs: pages stay small however large the state values.
             "ProjectionExpression": "deviceId, heardAt, offlineSince",
@@ -164,7 +167,7 @@ class Sweep:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _configs(self, vendor: str, devices: list[str]) -> dict[str, dict[str, Any] | None]:
-        wanted = {keys.device_pk(vendor, d): d for d in devices}
+        wanted = {keys.config_pk(vendor, d): d for d in devices}
         request = {self._table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": keys.CONFIG_SK}} for pk in wanted],
                                  "ProjectionExpression": "pk, #c", "ExpressionAttributeNames": {"#c": "config"}}}
         found: dict[str, dict[str, Any] | None] = {}
@@ -186,8 +189,8 @@ class Sweep:
     def _sweep_parts(self, now: datetime, report: SweepReport) -> None:
         cutoff = iso_utc(now - timedelta(seconds=self._parts_timeout))
         kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "gsi3",
-            "KeyConditionExpression": "gsi3pk = :pk AND gsi3sk < :cutoff",
+            "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
+            "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
             "ExpressionAttributeValues": {":pk": {"S": keys.PARTS_PARTITION}, ":cutoff": {"S": cutoff}},
         }
         while True:
@@ -197,7 +200,9 @@ class Sweep:
                 raise unavailable("pending parts query", exc) from None
             for raw in page.get("Items", []):
                 try:
-                    self._publish_parts(from_item(raw), now, report)
+                    item = self._parts_item(raw["pk"], raw["sk"])
+                    if item is not None:
+                        self._publish_parts(item, now, report)
                 except StorageUnavailable:
                     raise
                 except Exception as exc:  # an adapter bug on one record must not stop the sweep
@@ -206,6 +211,14 @@ class Sweep:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _parts_item(self, pk: dict[str, Any], sk: dict[str, Any]) -> dict[str, Any] | None:
+        """The whole assembly item (the index holds only its keys), as it is now."""
+        try:
+            found = self._ddb.get_item(TableName=self._table, Key={"pk": pk, "sk": sk}, ConsistentRead=True)
+        except failures() as exc:
+            raise unavailable("pending parts read", exc) from None
+        return from_item(found["Item"]) if found.get("Item") else None
 
     def _publish_parts(self, item: dict[str, Any], now: datetime, report: SweepReport) -> None:
         parts = {name[5:]: value for name, value in item.items() if name.startswith("part_") and isinstance(value, str)}
@@ -225,7 +238,7 @@ class Sweep:
             self._ddb.update_item(
                 TableName=self._table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
                 UpdateExpression=("SET assembledEventId = if_not_exists(assembledEventId, :e), assembledAt = :now, "
-                                  "assembledComplete = if_not_exists(assembledComplete, :c) REMOVE gsi3pk, gsi3sk"),
+                                  "assembledComplete = if_not_exists(assembledComplete, :c) REMOVE gsi5pk, gsi5sk"),
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)},
                                            ":c": {"BOOL": complete}},
