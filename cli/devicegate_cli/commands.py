@@ -1,5 +1,6 @@
 """Query, quarantine and replay commands. With no target options they read the running local
-stack; with --stack (and --profile/--region) they read a deployment."""
+stack; with --stack (and --profile/--region) they read a deployment. Every command that talks to
+AWS (these, `strategy`, and `command --stack`) finds its endpoints with `endpoint_url`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,41 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_endpoint, local_physical_name
+from devicegate_cli.local_names import (
+    LOCAL_CREDENTIALS,
+    LOCAL_REGION,
+    local_endpoint,
+    local_physical_name,
+    local_queue_url,
+)
+
+#: The local emulation's endpoint for every service when nothing else names one.
+ENDPOINT_VARIABLE = "DEVICEGATE_ENDPOINT"
+
+
+def endpoint_url(session: Any, service: str, explicit: str | None = None, fallback: str | None = None) -> str | None:
+    """The endpoint a CLI client for `service` talks to, decided here for every command:
+
+    1. `explicit`: --endpoint-url (or, for the local stack, $DEVICEGATE_ENDPOINT);
+    2. what botocore itself would take: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, or the
+       shared config file's `services` section (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS);
+    3. `fallback`: the local stack's moto (http://127.0.0.1:5000); None for a deployment (AWS).
+    """
+    if explicit:
+        return explicit
+    return _configured_endpoint(session, service) or fallback
+
+
+def _configured_endpoint(session: Any, service: str) -> str | None:
+    # botocore's own lookup, so service names map to variables exactly as botocore maps them
+    # (dynamodbstreams -> AWS_ENDPOINT_URL_DYNAMODB_STREAMS) and the config file counts too. The
+    # class is private to botocore: tests/integration/test_cli_queries.py notices if it moves.
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    core = session._session
+    if core.get_config_variable("ignore_configured_endpoint_urls"):
+        return None
+    return ConfiguredEndpointProvider(core.full_config, core.get_scoped_config(), service).provide()
 
 
 @dataclass
@@ -18,13 +53,17 @@ class Target:
     """Where the commands read and write: a deployed stack, or the local emulation."""
 
     session: Any
-    endpoint: str | None
+    endpoint: str | None  # an explicit endpoint for every service (--endpoint-url), or None
     table: str
     bucket: str
     stack: str | None = None
+    fallback: str | None = None  # the local stack's endpoint, for services nothing else configures
 
-    def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint)
+    def endpoint_for(self, service: str) -> str | None:
+        return endpoint_url(self.session, service, self.endpoint, self.fallback)
+
+    def client(self, service: str, **options: Any) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_for(service), **options)
 
     def physical(self, logical_id: str) -> str:
         """A template resource's physical id (a queue's is its URL)."""
@@ -33,7 +72,7 @@ class Target:
                 StackName=self.stack, LogicalResourceId=logical_id)["StackResourceDetail"]
             return detail["PhysicalResourceId"]
         if logical_id.endswith("Queue"):
-            return self.client("sqs").get_queue_url(QueueName=local_physical_name(logical_id))["QueueUrl"]
+            return local_queue_url(self.client("sqs"), logical_id)
         return local_physical_name(logical_id)
 
     def parameter(self, name: str) -> str:
@@ -57,14 +96,14 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
     if args.stack:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
-        target = Target(session, None, args.table or "", "", stack=args.stack)
+        target = Target(session, args.endpoint_url, args.table or "", "", stack=args.stack)
         target.table = target.table or target.physical("EventsTable")
         target.bucket = target.physical("PayloadBucket")
         return target
-    endpoint = args.endpoint_url or os.environ.get("DEVICEGATE_ENDPOINT") or local_endpoint()
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
-    return Target(session, endpoint, args.table or local_physical_name("EventsTable"),
-                  local_physical_name("PayloadBucket", "AWS::S3::Bucket"))
+    return Target(session, args.endpoint_url or os.environ.get(ENDPOINT_VARIABLE),
+                  args.table or local_physical_name("EventsTable"),
+                  local_physical_name("PayloadBucket", "AWS::S3::Bucket"), fallback=local_endpoint())
 
 
 def event_store(t: Target) -> Any:
@@ -289,41 +328,24 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 
 def _redrive_outbox(t: Target, dry_run: bool) -> int:
-    """Publish again the stream batches the outbox gave up on (their records are re-read from
-    the stream, which keeps them 24 hours); a failure record is deleted once all its events are."""
-    from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, read_failed_batch
+    """Publish again the stream batches the outbox gave up on, as the outbox's own schedule does
+    (devicegate.outbox.redrive_failed_batches: records re-read from the stream, which keeps them
+    24 hours; a failure record is deleted once all its events are done)."""
+    from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, redrive_failed_batches
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
-    sqs, streams = t.client("sqs"), t.client("dynamodbstreams")
-    failures_url = t.physical("OutboxFailureQueue")
-    publisher = SqsPublisher(sqs, t.physical("EventsQueue"))
+    publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))
     state = DynamoStateStore(t.client("dynamodb"), t.table)
-    rows, ok = [], True
-    while True:
-        messages = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=10,
-                                       VisibilityTimeout=60).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            info = json.loads(message["Body"]).get("DDBStreamBatchInfo")
-            if not info:
-                rows.append({"id": message["MessageId"], "status": "not-a-stream-failure", "detail": ""})
-                continue
-            records = read_failed_batch(streams, info)
-            if dry_run:
-                rows.append({"id": message["MessageId"], "status": "would-publish", "detail": f"{len(records)} events"})
-                continue
-            failed = process_batch(records, publisher, state, state_patch_for, table=t.table,
-                                   transition_for=alarm_transition_for, reply_for=command_reply_for)
-            ok &= not failed
-            rows.append({"id": message["MessageId"], "status": "failed" if failed else "published",
-                         "detail": f"{len(records) - len(failed)} of {len(records)} events"})
-            if not failed:
-                sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
-        if dry_run:
-            break
-    print_table(rows, ["id", "status", "detail"])
-    return 0 if ok else 2
+
+    def publish(records: list[Any]) -> list[str]:
+        return process_batch(records, publisher, state, state_patch_for, table=t.table,
+                             transition_for=alarm_transition_for, reply_for=command_reply_for)
+
+    outcomes = redrive_failed_batches(t.client("sqs"), t.physical("OutboxFailureQueue"), t.client("dynamodbstreams"),
+                                      publish, dry_run=dry_run)
+    print_table([{"id": o.message_id, "status": o.status, "detail": f"{o.published} of {o.events} events"}
+                 for o in outcomes], ["id", "status", "detail"])
+    return 0 if all(o.status in ("published", "would-publish") for o in outcomes) else 2
 
 
 def _iso(value: str | None) -> str | None:
@@ -334,6 +356,11 @@ def _iso(value: str | None) -> str | None:
     return iso_utc(parse_time(value))
 
 
+def endpoint_help() -> str:
+    return (f"endpoint for every AWS call (default: ${ENDPOINT_VARIABLE}, else botocore's AWS_ENDPOINT_URL_<SERVICE> "
+            f"/ AWS_ENDPOINT_URL, else the local stack's {local_endpoint()}; with --stack: botocore's, else AWS)")
+
+
 def target_options() -> argparse.ArgumentParser:
     """The options resolve_target reads (a parent parser): the running local stack by default,
     a deployment with --stack. Shared by every command that reads or writes the table."""
@@ -341,7 +368,7 @@ def target_options() -> argparse.ArgumentParser:
     target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
     target.add_argument("--profile", help="AWS profile, with --stack")
     target.add_argument("--region", help="AWS region, with --stack")
-    target.add_argument("--endpoint-url", help="local emulation endpoint (default http://127.0.0.1:5000)")
+    target.add_argument("--endpoint-url", help=endpoint_help())
     target.add_argument("--table", help="table name, overriding discovery")
     return target
 

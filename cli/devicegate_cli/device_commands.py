@@ -92,8 +92,12 @@ def resolve_api(args: argparse.Namespace) -> Api:
     import boto3
 
     if args.stack:
+        from devicegate_cli.commands import endpoint_url
+
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
-        stack = session.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+        cloudformation = session.client("cloudformation",
+                                        endpoint_url=endpoint_url(session, "cloudformation", args.endpoint_url))
+        stack = cloudformation.describe_stacks(StackName=args.stack)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         if "HttpApiUrl" not in outputs:
             raise CommandCliError(f"stack {args.stack} has no HttpApiUrl output")
@@ -202,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--region", help="AWS region, with --stack")
     target.add_argument("--api-url", help="base URL of the HTTP API (default: the stack's HttpApiUrl, "
                                           f"or http://127.0.0.1:{LOCAL_HTTP_PORT})")
+    target.add_argument("--endpoint-url", help="endpoint of the CloudFormation call that finds the stack's "
+                                               "HttpApiUrl, with --stack (default: botocore's AWS_ENDPOINT_URL_"
+                                               "CLOUDFORMATION / AWS_ENDPOINT_URL, else AWS)")
     target.add_argument("--device", required=True, help="the device number (Jointech assetId)")
     target.add_argument("--json", action="store_true", help="machine-readable output")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

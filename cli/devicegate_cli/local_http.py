@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import select
 import sys
 import time
 import traceback
@@ -24,6 +25,14 @@ from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _DRAIN_LIMIT = 64 * 1024 * 1024
+# How long a body may pause before the request is refused: a Content-Length larger than what the
+# client sends would otherwise hold the request (and its thread) for as long as the client waits.
+BODY_TIMEOUT_S = 10.0
+# A POST without Content-Length is taken as bodyless only if nothing follows its headers this soon.
+_UNANNOUNCED_BODY_WAIT_S = 0.05
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+_DIGITS = re.compile(r"[0-9]+")
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 NOT_FOUND = (404, {"message": "Not Found"})
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
 INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
@@ -240,16 +249,39 @@ def _header_value(value: Any) -> str:
 Invoke = Callable[[str, dict[str, Any]], Any]  # (function logical id, event) -> handler result
 
 
+class RequestRefused(Exception):
+    """A request the front end answers itself, before any route runs (API Gateway's 4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def content_length(values: list[str]) -> int:
+    """The body length Content-Length announces; RequestRefused(400) when it is not one
+    non-negative decimal number (repeated headers, or a list, only if every value agrees)."""
+    parts = [part.strip() for value in values for part in value.split(",")]
+    if not all(_DIGITS.fullmatch(part) for part in parts):
+        shown = ", ".join(values)[:40]
+        raise RequestRefused(400, f"invalid Content-Length {shown!r}: it must be a non-negative whole number of bytes")
+    if len(set(int(part) for part in parts)) != 1:
+        raise RequestRefused(400, f"conflicting Content-Length values {', '.join(values)[:40]!r}")
+    return int(parts[0])
+
+
 class LocalHttpServer(ThreadingHTTPServer):
     """Binds on construction (so a busy port fails fast); serve_forever in a thread."""
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, routes: list[Route], invoke: Invoke, quiet: bool = False):
+    def __init__(self, host: str, port: int, routes: list[Route], invoke: Invoke, quiet: bool = False,
+                 body_timeout_s: float = BODY_TIMEOUT_S):
         self.routes = routes
         self.invoke = invoke
         self.quiet = quiet
         self.public_host = host
+        self.body_timeout_s = body_timeout_s
         super().__init__((host, port), _RequestHandler)
 
 
@@ -288,9 +320,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raw_path = raw_path.split("#", 1)[0]
         path = unquote(raw_path)
         matched = match_route(self.server.routes, self.command, path)
-        body = self._read_body()
-        if body is None:
-            return json_response(*TOO_LARGE), matched[0].route_key if matched else f"{self.command} (no route)"
+        try:
+            body = self._read_body()
+        except RequestRefused as refused:
+            # What is left of the body cannot be told from a next request: end the connection.
+            self.close_connection = True
+            label = matched[0].route_key if matched else f"{self.command} (no route)"
+            return json_response(refused.status, {"message": refused.message}), label
         if matched is None:
             return json_response(*NOT_FOUND), f"{self.command} (no route)"
         route, params = matched
@@ -320,37 +356,97 @@ class _RequestHandler(BaseHTTPRequestHandler):
             sys.stderr.flush()
             return json_response(*INTERNAL_ERROR), route.route_key
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None (and the connection closes) when it exceeds the limit."""
+    def _read_body(self) -> bytes:
+        """The request body; RequestRefused for one over the limit (413) or one that does not
+        match its framing (400): a bad Content-Length, fewer bytes than it announces, a body
+        without Content-Length, a broken chunked encoding."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
+            return self._with_timeout(self._read_chunked)
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            if self.command in _BODY_METHODS and self._unannounced_body():
+                raise RequestRefused(400, "the request has a body but no Content-Length header "
+                                          "(or Transfer-Encoding: chunked)")
+            return b""
+        length = content_length(values)
         if length > MAX_BODY_BYTES:
-            self.close_connection = True
             if length <= _DRAIN_LIMIT:  # read it so the client gets to see the 413
-                while length > 0:
-                    chunk = self.rfile.read(min(length, 1 << 20))
-                    if not chunk:
-                        break
-                    length -= len(chunk)
-            return None
-        return self.rfile.read(length) if length > 0 else b""
+                try:
+                    self._with_timeout(lambda: self._drain(length))
+                except RequestRefused:
+                    pass  # it stopped sending: the answer is still that it was too large
+            raise RequestRefused(TOO_LARGE[0], TOO_LARGE[1]["message"])
+        return self._with_timeout(lambda: self._read_exactly(length)) if length else b""
 
-    def _read_chunked(self) -> bytes | None:
+    def _with_timeout(self, read: Callable[[], Any]) -> Any:
+        connection = self.connection
+        previous = connection.gettimeout()
+        connection.settimeout(self.server.body_timeout_s)
+        try:
+            return read()
+        except TimeoutError:
+            raise RequestRefused(400, f"the request body stopped arriving for {self.server.body_timeout_s:g} s "
+                                      "before the end its framing announces (a Content-Length larger than the "
+                                      "body?)") from None
+        finally:
+            connection.settimeout(previous)
+
+    def _read_exactly(self, length: int) -> bytes:
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise RequestRefused(400, f"the request body has {len(body)} bytes but its Content-Length says {length}")
+        return body
+
+    def _drain(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                return
+            length -= len(chunk)
+
+    def _unannounced_body(self) -> bool:
+        """Whether bytes follow the headers although no length was announced. HTTP/1.1 would take
+        them for the next request; a client that sent them meant them as this one's body."""
+        if self._peek():
+            return True
+        readable, _, _ = select.select([self.connection], [], [], _UNANNOUNCED_BODY_WAIT_S)
+        return bool(readable) and self._peek()
+
+    def _peek(self) -> bool:
+        # Non-blocking, so nothing waits and no read timeout marks the stream unusable.
+        connection = self.connection
+        previous = connection.gettimeout()
+        connection.setblocking(False)
+        try:
+            return bool(self.rfile.peek(1))
+        except OSError:
+            return False
+        finally:
+            connection.settimeout(previous)
+
+    def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            line = self.rfile.readline(1024)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _HEX_DIGITS.fullmatch(size_text):
+                raise RequestRefused(400, "invalid chunked request body: expected a chunk size in hex")
+            size = int(size_text, 16)
             if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
+                while True:  # trailers, up to the empty line
+                    trailer = self.rfile.readline(8192)
+                    if not trailer:
+                        raise RequestRefused(400, "invalid chunked request body: it ends before its last chunk")
+                    if trailer in (b"\r\n", b"\n"):
+                        return b"".join(chunks)
             total += size
             if total > MAX_BODY_BYTES:
-                self.close_connection = True
-                return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+                raise RequestRefused(TOO_LARGE[0], TOO_LARGE[1]["message"])
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise RequestRefused(400, "invalid chunked request body: a chunk is shorter than its size")
+            chunks.append(chunk)
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)

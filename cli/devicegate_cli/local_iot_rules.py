@@ -189,11 +189,22 @@ def _check_topic_filter(topic_filter: str, where: str) -> None:
 def decode_document(payload: bytes) -> dict[str, Any] | None:
     """The message as a JSON object, or None: SELECT * with named items needs an object, so IoT
     cannot build a Lambda action's event from anything else."""
+    return read_document(payload)[0]
+
+
+def read_document(payload: bytes) -> tuple[dict[str, Any] | None, str]:
+    """(the message as a JSON object, "") or (None, why the rule cannot build an event from it)."""
     try:
         document = json.loads(payload)
     except ValueError:  # also non-UTF-8 bytes
-        return None
-    return document if isinstance(document, dict) else None
+        return None, "the payload is not a JSON object"
+    except RecursionError:
+        # Deeper than the parser's recursion limit: no event can be built from it here, and a
+        # function handed a document that deep would only fail further down.
+        return None, "the payload is JSON nested too deeply to be read"
+    if not isinstance(document, dict):
+        return None, "the payload is not a JSON object"
+    return document, ""
 
 
 def build_output(query: RuleQuery, document: dict[str, Any], topic: str, now_ms: int,
@@ -494,11 +505,11 @@ class RuleEngine:
             log.warning("MQTT %s: %d bytes, over IoT Core's 128 KB message limit; IoT would refuse it, "
                         "not delivered", message.topic, len(message.payload))
             return
-        document = decode_document(message.payload)
+        document, problem = read_document(message.payload)
         if document is None:
             failures = [
                 {"failedAction": "LambdaAction", "failedResource": target.function_arn,
-                 "errorMessage": "the payload is not a JSON object, so SELECT * cannot build the event "
+                 "errorMessage": f"{problem}, so SELECT * cannot build the event "
                                  f"for the Lambda action. Message arrived on: {message.topic}"}
                 for target in rule.targets
             ]

@@ -30,6 +30,9 @@ CREATED_TYPES = (
     "AWS::S3::Bucket",
     "AWS::SecretsManager::Secret",
 )
+MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
+# Not created in moto but played by the stack itself (local_streams.py, local_iot_rules.py).
+PLAYED_TYPES = (MAPPING_TYPE, "AWS::IoT::TopicRule")
 
 _NO_VALUE = object()  # AWS::NoValue: the enclosing key or list item disappears
 PSEUDO_PARAMETERS: dict[str, Any] = {
@@ -317,7 +320,7 @@ def create_resources(resolver: Resolver, session: Any, token: str) -> LocalResou
         if (spec or {}).get("Type") in CREATED_TYPES and resolver.enabled(lid)
     ]
     for lid, spec in resources.items():
-        if (spec or {}).get("Type") not in CREATED_TYPES and (spec or {}).get("Type") != FUNCTION_TYPE:
+        if (spec or {}).get("Type") not in (*CREATED_TYPES, *PLAYED_TYPES, FUNCTION_TYPE):
             log.debug("local stack skips %s (%s)", lid, (spec or {}).get("Type"))
     clients: dict[str, Any] = {}
 
@@ -329,19 +332,19 @@ def create_resources(resolver: Resolver, session: Any, token: str) -> LocalResou
     for lid in creation_order(resources, wanted):
         resource_type = resources[lid]["Type"]
         properties = resolver.resolve(resources[lid].get("Properties") or {})
-        name = local_physical_name(lid, resource_type)
+        fifo = str(properties.get("FifoQueue", "")).lower() == "true"
+        name = local_physical_name(lid, resource_type, fifo=fifo)
         if resource_type == "AWS::DynamoDB::Table":
             resolver.attributes[lid] = _create_table(client("dynamodb"), name, properties)
             created.tables[lid] = name
         elif resource_type == "AWS::SQS::Queue":
-            if str(properties.get("FifoQueue", "")).lower() == "true":
-                name += ".fifo"
             attributes = _create_queue(client("sqs"), name, properties)
             resolver.attributes[lid] = attributes
             created.queues[lid] = attributes["QueueUrl"]
             created.queue_names[lid] = name
         elif resource_type == "AWS::S3::Bucket":
             client("s3").create_bucket(Bucket=name)
+            _configure_logging(client("s3"), lid, name, properties.get("LoggingConfiguration"))
             resolver.attributes[lid] = {
                 "Ref": name,
                 "Arn": f"arn:aws:s3:::{name}",
@@ -358,6 +361,26 @@ def create_resources(resolver: Resolver, session: Any, token: str) -> LocalResou
             created.secrets[lid] = arn
             created.secret_names[lid] = name
     return created
+
+
+def _configure_logging(s3: Any, logical_id: str, name: str, logging_config: dict[str, Any] | None) -> None:
+    """The bucket's LoggingConfiguration, in moto when it takes it. moto writes no access logs
+    either way; it refuses a target bucket without the log-delivery ACL grant or a policy it can
+    read, so a refusal is noted for --verbose and the stack starts without it."""
+    if not logging_config or not logging_config.get("DestinationBucketName"):
+        return
+    from botocore.exceptions import ClientError
+
+    status = {"LoggingEnabled": {"TargetBucket": logging_config["DestinationBucketName"],
+                                 "TargetPrefix": logging_config.get("LogFilePrefix", "")}}
+    try:
+        s3.put_bucket_logging(Bucket=name, BucketLoggingStatus=status)
+    except ClientError as exc:
+        log.debug("local stack skips %s's LoggingConfiguration (to %s): moto refused it: %s", logical_id,
+                  logging_config["DestinationBucketName"], exc)
+        return
+    log.debug("%s logs access to s3://%s/%s (moto stores the setting, writes no logs)", logical_id,
+              status["LoggingEnabled"]["TargetBucket"], status["LoggingEnabled"]["TargetPrefix"])
 
 
 def _create_table(dynamodb: Any, name: str, properties: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """EventBridge schedules of the template's functions, played locally: a thread per Schedule
-event invokes its function with the event EventBridge would send, every `rate(...)` period
-(or every --schedule-every seconds, to watch a sweep without waiting minutes)."""
+event invokes its function with the event EventBridge would send (the event's Input, when it
+has one), every `rate(...)` period (or every --schedule-every seconds, to watch a sweep without
+waiting minutes). A function may have schedules next to its other triggers (the outbox's
+periodic redrive next to its stream mapping); each is played on its own."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -15,6 +18,7 @@ from typing import Any
 
 from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
 from devicegate_cli.local_names import LOCAL_REGION
+from devicegate_cli.local_resources import TemplateError
 
 log = logging.getLogger("devicegate.local")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -45,6 +49,12 @@ class Schedule:
     event_id: str
     expression: str
     period_s: float
+    input: Any = None  # the event's Input (parsed), which EventBridge sends instead of its own event
+
+    def event(self) -> Any:
+        if self.input is not None:
+            return self.input
+        return scheduled_event(f"{self.function_id}-{self.event_id}")
 
 
 def schedules(specs: list[Any], every: float | None = None) -> tuple[list[Schedule], list[str]]:
@@ -56,20 +66,25 @@ def schedules(specs: list[Any], every: float | None = None) -> tuple[list[Schedu
                 continue
             properties = event.get("Properties") or {}
             expression = str(properties.get("Schedule", ""))
-            if str(properties.get("Enabled", True)).lower() == "false":
+            if (str(properties.get("Enabled", True)).lower() == "false"
+                    or str(properties.get("State", "ENABLED")).upper() == "DISABLED"):
                 skipped.append(f"{spec.logical_id}.{event_id} ({expression}, disabled)")
                 continue
             period = rate_seconds(expression)
             if period is None:
                 skipped.append(f"{spec.logical_id}.{event_id} ({expression}: only rate() is emulated)")
                 continue
-            found.append(Schedule(spec.logical_id, event_id, expression, every or period))
+            try:
+                given = json.loads(properties["Input"]) if "Input" in properties else None
+            except (TypeError, ValueError):
+                raise TemplateError(f"{spec.logical_id}.{event_id}: Input must be a JSON text") from None
+            found.append(Schedule(spec.logical_id, event_id, expression, every or period, given))
     return found, skipped
 
 
 class SchedulePoller(threading.Thread):
     def __init__(self, schedule: Schedule, invoke: Callable[[str, dict[str, Any]], Any], stop: threading.Event):
-        super().__init__(name=f"schedule-{schedule.function_id}", daemon=True)
+        super().__init__(name=f"schedule-{schedule.function_id}-{schedule.event_id}", daemon=True)
         self.schedule = schedule
         self._invoke = invoke
         self._stop = stop
@@ -78,8 +93,7 @@ class SchedulePoller(threading.Thread):
         # EventBridge fires the first time one period after the rule is created.
         while not self._stop.wait(self.schedule.period_s):
             try:
-                result = self._invoke(self.schedule.function_id,
-                                      scheduled_event(f"{self.schedule.function_id}-{self.schedule.event_id}"))
+                result = self._invoke(self.schedule.function_id, self.schedule.event())
                 log.info("%s ran on schedule: %s", self.schedule.function_id, result)
             except Exception as exc:  # a failed run is logged; EventBridge would simply fire again
                 log.warning("%s failed on schedule: %s: %s", self.schedule.function_id, type(exc).__name__, exc)

@@ -31,6 +31,7 @@ from devicegate_cli.local_names import (
     LOCAL_TOKEN,
 )
 from devicegate_cli.local_resources import (
+    MAPPING_TYPE,
     FunctionSpec,
     LocalResources,
     Resolver,
@@ -161,6 +162,10 @@ def _check_ports(host: str, moto_port: int, http_port: int, mqtt_port: int | Non
 def _start_moto(host: str, port: int) -> Any:
     from moto.server import ThreadedMotoServer
 
+    from devicegate_cli.local_moto import keep_streams_through_cancelled_transactions
+
+    keep_streams_through_cancelled_transactions()
+
     # werkzeug logs every request (the stream pollers alone make five a second).
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # Its handler writes headers and body separately; without TCP_NODELAY every botocore call to
@@ -214,19 +219,63 @@ def _routes(specs: list[FunctionSpec]) -> list[Any]:
     return list(routes.values())
 
 
-def _stream_sources(specs: list[FunctionSpec]) -> list[Any]:
-    from devicegate_cli.local_streams import StreamSource
+def _stream_sources(specs: list[FunctionSpec], resolver: Resolver) -> tuple[list[Any], list[str]]:
+    """(the DynamoDB stream triggers to poll, descriptions of the triggers that are not played).
 
-    sources = []
+    A trigger is a function's SAM `Type: DynamoDB` event or an AWS::Lambda::EventSourceMapping
+    resource; SAM turns the first into the second, so both are played the same way."""
+    from devicegate_cli.local_streams import StreamSource, mapping_enabled
+
+    sources, skipped = [], []
     for spec in specs:
         for event_id, event in spec.events.items():
             if (event or {}).get("Type") != "DynamoDB":
                 continue
+            properties = event.get("Properties") or {}
+            if not mapping_enabled(properties):
+                skipped.append(f"{spec.logical_id}.{event_id} (disabled)")
+                continue
             try:
-                sources.append(StreamSource.from_event(spec.logical_id, spec.arn, event.get("Properties") or {}))
+                sources.append(StreamSource.from_event(spec.logical_id, spec.arn, properties))
             except (ValueError, KeyError) as exc:
                 raise TemplateError(f"{spec.logical_id}.{event_id}: {exc}") from exc
-    return sources
+    for logical_id in resolver.resources:
+        source, why = _mapping_source(resolver, logical_id, specs)
+        if source is not None:
+            sources.append(source)
+        elif why:
+            skipped.append(f"{logical_id} ({why})")
+    return sources, skipped
+
+
+def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpec]) -> tuple[Any, str]:
+    """(the StreamSource of an EventSourceMapping, "") or (None, why the stack does not play it);
+    (None, "") for a resource that is no mapping, or one its Condition leaves out."""
+    from devicegate_cli.local_streams import StreamSource, is_dynamodb_stream_arn, mapping_enabled
+
+    resource = resolver.resources[logical_id] or {}
+    if resource.get("Type") != MAPPING_TYPE or not resolver.enabled(logical_id):
+        return None, ""
+    properties = resolver.resolve(resource.get("Properties") or {})
+    target = str(properties.get("FunctionName", ""))
+    spec = _function_named(target, specs)
+    if spec is None:
+        return None, f"FunctionName {target} is not a function of this template"
+    if not is_dynamodb_stream_arn(properties.get("EventSourceArn")):
+        return None, f"{properties.get('EventSourceArn')} -> {spec.logical_id}: only DynamoDB streams are polled"
+    if not mapping_enabled(properties):
+        return None, "disabled"
+    try:
+        return StreamSource.from_mapping(spec.logical_id, spec.arn, properties), ""
+    except (ValueError, KeyError) as exc:
+        raise TemplateError(f"{logical_id}: {exc}") from exc
+
+
+def _function_named(function_name: str, specs: list[FunctionSpec]) -> FunctionSpec | None:
+    """The function an EventSourceMapping's FunctionName means: a name, an ARN or a partial ARN
+    (account:function:name), each optionally with :version or :alias, as Lambda accepts."""
+    name = function_name.split(":function:", 1)[-1].split(":", 1)[0]
+    return next((spec for spec in specs if spec.name == name), None)
 
 
 _NOT_CALLERS = {"AWS::Lambda::Permission", "AWS::CloudWatch::Alarm", "AWS::Logs::LogGroup"}
@@ -243,6 +292,7 @@ def _banner(
     created: LocalResources,
     scheduled: list[Any] = (),
     mqtt: Any = None,
+    not_played: list[str] = (),
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
     lines = [f"devicegate local: {template}", ""]
@@ -257,6 +307,8 @@ def _banner(
         lines.append(f"Stream of {table} -> {source.function_id} (batch {source.batch_size})")
     for schedule in scheduled:
         lines.append(f"Schedule {schedule.expression} -> {schedule.function_id} (every {schedule.period_s:g} s here)")
+    for description in not_played:
+        lines.append(f"Not played locally: {description}")
     served = ({route.target for route in routes} | {source.function_id for source in sources}
               | {schedule.function_id for schedule in scheduled})
     if mqtt is not None:
@@ -379,7 +431,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
         specs = function_specs(resolver, template_path.parent)
         os.environ.update(merged_environment(specs))
         routes = _routes(specs)
-        sources = _stream_sources(specs)
+        sources, sources_not_played = _stream_sources(specs, resolver)
         invoke = Invoker(specs)
         if not args.no_mqtt:
             mqtt = build_local_mqtt(
@@ -413,7 +465,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
             pollers.append(poller)
         from devicegate_cli.local_schedule import SchedulePoller, schedules
 
-        scheduled, _not_emulated = schedules(specs, args.schedule_every)
+        scheduled, schedules_not_played = schedules(specs, args.schedule_every)
         for schedule in scheduled:
             schedule_poller = SchedulePoller(schedule, invoke, stop)
             schedule_poller.start()
@@ -427,7 +479,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
         moto.stop()
         raise
     banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created, scheduled,
-                     mqtt)
+                     mqtt, sources_not_played + schedules_not_played)
     return moto, http_server, pollers, banner, mqtt
 
 

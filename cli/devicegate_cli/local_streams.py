@@ -312,7 +312,8 @@ def failure_destination_record(
 
 @dataclass
 class StreamSource:
-    """One DynamoDB event of a function, with SAM's defaults filled in."""
+    """One DynamoDB stream trigger of a function (a SAM DynamoDB event, or the
+    AWS::Lambda::EventSourceMapping SAM would have made of it), with Lambda's defaults filled in."""
 
     function_id: str
     function_arn: str
@@ -328,11 +329,23 @@ class StreamSource:
 
     @classmethod
     def from_event(cls, function_id: str, function_arn: str, properties: dict[str, Any]) -> StreamSource:
+        """A SAM `Type: DynamoDB` event's Properties."""
+        return cls._from_properties(function_id, function_arn, properties["Stream"], properties)
+
+    @classmethod
+    def from_mapping(cls, function_id: str, function_arn: str, properties: dict[str, Any]) -> StreamSource:
+        """An AWS::Lambda::EventSourceMapping's Properties: SAM's event under other names
+        (EventSourceArn for Stream; FunctionName, already matched to `function_id`)."""
+        return cls._from_properties(function_id, function_arn, properties["EventSourceArn"], properties)
+
+    @classmethod
+    def _from_properties(cls, function_id: str, function_arn: str, stream_arn: str,
+                         properties: dict[str, Any]) -> StreamSource:
         on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         return cls(
             function_id=function_id,
             function_arn=function_arn,
-            stream_arn=properties["Stream"],
+            stream_arn=stream_arn,
             starting_position=str(properties.get("StartingPosition", "LATEST")),
             batch_size=int(properties.get("BatchSize", 100)),
             batching_window_s=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
@@ -342,6 +355,16 @@ class StreamSource:
             filters=parse_filters(properties.get("FilterCriteria")),
             on_failure_arn=on_failure,
         )
+
+
+def is_dynamodb_stream_arn(arn: Any) -> bool:
+    """arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>, what the poller can read."""
+    return isinstance(arn, str) and arn.startswith("arn:") and ":dynamodb:" in arn and "/stream/" in arn
+
+
+def mapping_enabled(properties: dict[str, Any]) -> bool:
+    """A mapping (or SAM event) with `Enabled: false` exists but does not poll."""
+    return str(properties.get("Enabled", True)).lower() != "false"
 
 
 Invoke = Callable[[str, dict[str, Any]], Any]

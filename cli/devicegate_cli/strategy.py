@@ -1,7 +1,7 @@
 """`devicegate strategy get|set --device SERIAL`: an AI camera's configuration, as its heartbeat
 answer tells it (heartbeat interval, event send mode, detection strategy).
 
-The configuration is the item D#ai-camera#{serial} / CONFIG, attribute `config`, that apps may
+The configuration is the item CFG#ai-camera#{serial} / CONFIG, attribute `config`, that apps may
 write too; the gateway reads it for every heartbeat answer, over the deployment default
 (AI_CAMERA_DEFAULT_CONFIG). `set` validates before it writes: an item the camera cannot be told
 is refused here (exit 2), since the gateway would ignore it and tell the default instead.
@@ -105,14 +105,13 @@ def _ddb(t: Any) -> Any:
     from botocore.config import Config
 
     # Few, short retries: an operator at a shell wants "unreachable" in seconds, not minutes.
-    return t.session.client("dynamodb", endpoint_url=t.endpoint,
-                            config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}))
+    return t.client("dynamodb", config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}))
 
 
 def _key(serial: str) -> dict[str, Any]:
     from devicegate import keys
 
-    return {"pk": {"S": keys.device_pk(VENDOR, serial)}, "sk": {"S": keys.CONFIG_SK}}
+    return {"pk": {"S": keys.config_pk(VENDOR, serial)}, "sk": {"S": keys.CONFIG_SK}}
 
 
 def read_item(ddb: Any, table: str, serial: str) -> dict[str, Any] | None:
@@ -241,7 +240,7 @@ def main(argv: list[str]) -> int:
         print(f"devicegate strategy: {exc}", file=sys.stderr)
         return 2
     except EndpointConnectionError:
-        where = (resolved[0].endpoint if resolved else None) or "AWS"
+        where = (resolved[0].endpoint_for("dynamodb") if resolved else None) or "AWS"
         hint = "" if args.stack else "; is the local stack running? start it with: ./run local"
         print(f"devicegate strategy: cannot reach {where}{hint}", file=sys.stderr)
         return 1

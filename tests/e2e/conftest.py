@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name
+from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "devicegate local: ready"
@@ -125,9 +125,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             moto_endpoint=endpoint,
             session=session,
             table_name=local_physical_name("EventsTable", "AWS::DynamoDB::Table"),
-            events_queue_url=sqs.get_queue_url(
-                QueueName=local_physical_name("EventsQueue", "AWS::SQS::Queue")
-            )["QueueUrl"],
+            events_queue_url=local_queue_url(sqs, "EventsQueue"),  # FIFO or not, as the template has it
             bucket_name=local_physical_name("PayloadBucket", "AWS::S3::Bucket"),
             log_path=log_path,
             mqtt_port=mqtt_port,

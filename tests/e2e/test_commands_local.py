@@ -101,3 +101,33 @@ def test_a_command_reaches_the_device_over_mqtt_and_its_answer_marks_it_succeede
         time.sleep(0.5)
         current = status()
     assert current["status"] == "succeeded", current
+
+
+def test_a_refused_command_leaves_the_outbox_publishing_new_events(local_stack):
+    """A command's checks run in one DynamoDB transaction; a refusal cancels it. The outbox must
+    go on reading the table's stream afterwards (moto swaps the table for a copy on a cancelled
+    transaction, which once left the local outbox reading a stream nobody wrote to any more)."""
+    import json
+    import time
+
+    from tests.e2e.test_local_stack import LOCATION, LOCATION_PATH, receive_messages
+
+    # Given a command the gateway refuses in its transaction: the device never reported
+    refused = subprocess.run([sys.executable, "-m", "devicegate_cli.main", "command", "send", "--device",
+                              "794308019902", "--command", "query_time", "--api-url", local_stack.base_url],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and "404" in refused.stderr, refused.stderr
+    # When a device pushes a new location to its webhook
+    device = "8022300077"
+    reply = local_stack.post(LOCATION_PATH, json.dumps(dict(LOCATION, assetId=device)))
+    assert reply.status == 200, reply.body
+    # Then the outbox still publishes it and sets the device's state
+    published, state = [], None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (published and state):
+        published += [m for m in receive_messages(local_stack, 1) if m.get("subject") == device]
+        state = local_stack.client("dynamodb").get_item(
+            TableName=local_stack.table_name, Key={"pk": {"S": f"D#jointech#{device}"}, "sk": {"S": "S#summary"}},
+        ).get("Item")
+    assert [m["type"] for m in published] == ["devicegate.jointech.location"]
+    assert state is not None, "the outbox never set the device's state"

@@ -154,6 +154,17 @@ def test_a_retransmitted_message_is_stored_and_published_once(local_stack, clien
     assert wait_for(lambda: local_stack.log().count('"duplicates": 1') >= 1, timeout_s=5)
 
 
+def deployed_rule_name(logical_id: str) -> str:
+    """The name IoT reports for a rule: its RuleName as the local stack resolves it, else its logical id."""
+    from devicegate_cli.cfn_template import load_template
+    from devicegate_cli.local_resources import Resolver
+    from tests.support import ROOT
+
+    template = load_template(ROOT / "template.yaml")
+    properties = template["Resources"][logical_id]["Properties"]
+    return str(Resolver(template).resolve(properties.get("RuleName")) or logical_id)
+
+
 def test_a_payload_that_is_not_json_lands_in_the_rule_error_bucket(local_stack, client):
     # Given a message that is not JSON on a rule's topic (a command string sent up by mistake)
     payload = b"(794308010642,1,001,BASE,1)"
@@ -167,9 +178,31 @@ def test_a_payload_that_is_not_json_lands_in_the_rule_error_bucket(local_stack, 
                                                                     Prefix=prefix).get("Contents", [])])
     assert len(keys) == 1, keys
     record = json.loads(s3.get_object(Bucket=local_stack.bucket_name, Key=keys[0])["Body"].read())
-    assert record["ruleName"] == "JointechMqttRule" and record["topic"] == topic
+    assert record["ruleName"] == deployed_rule_name("JointechMqttRule") and record["topic"] == topic
     assert base64.b64decode(record["base64OriginalPayload"]) == payload
     assert record["failures"][0]["failedAction"] == "LambdaAction"
+
+
+def test_a_payload_nested_too_deep_to_read_lands_in_the_error_bucket_and_the_rules_go_on(local_stack, client):
+    # Given a message 20,000 levels deep on a rule's topic (about 40 KB: IoT Core takes it)
+    payload = b"[" * 20000 + b"]" * 20000
+    topic = f"upload/{ACCESS_KEY}/8052400298/location"
+    s3 = local_stack.client("s3")
+    # When it is published, and an ordinary record after it
+    client.publish(topic, payload)
+    record = json.loads((EVENTS / "jointech/records/mqtt-location.json").read_text())
+    record.update(assetId="8052400298", gpsTime="2025-02-08T04:05:06Z")
+    client.publish(topic, json.dumps(record).encode())
+    # Then the first is kept by the rule's error action, saying why
+    prefix = f"quarantine/iot-errors/{topic}/"
+    keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=local_stack.bucket_name,
+                                                                    Prefix=prefix).get("Contents", [])])
+    assert len(keys) == 1, keys
+    kept = json.loads(s3.get_object(Bucket=local_stack.bucket_name, Key=keys[0])["Body"].read())
+    assert base64.b64decode(kept["base64OriginalPayload"]) == payload
+    assert "nested too deeply" in kept["failures"][0]["errorMessage"]
+    # And the rules still deliver: the ordinary record is stored
+    assert wait_for(lambda: mqtt_items(local_stack, "8052400298", "location")), local_stack.log()[-3000:]
 
 
 def test_iot_data_publish_reaches_a_subscriber_on_the_command_topic(local_stack, client):

@@ -278,3 +278,140 @@ def test_replayed_face_terminal_record_keeps_its_photo_and_device_and_never_its_
     assert items["alarm"]["deviceId"] == "PSC700C0MC22F02542"
     assert "pin" not in items["record"]["data"]["user"]
     assert items["record"]["data"]["rgb_image"]["key"] in objects(stack)
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+LOCAL_MOTO = "http://127.0.0.1:5000"
+
+
+@pytest.fixture
+def endpoint_env(aws_env, monkeypatch, tmp_path):
+    """No endpoint configured anywhere: no AWS_ENDPOINT_URL* variables, an empty config file."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_", "DEVICEGATE_ENDPOINT")):
+            monkeypatch.delenv(name)
+    (tmp_path / "config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return monkeypatch
+
+
+@pytest.mark.parametrize("env, options, expected", [
+    ({}, [], {"dynamodb": LOCAL_MOTO, "s3": LOCAL_MOTO, "dynamodbstreams": LOCAL_MOTO}),
+    ({"AWS_ENDPOINT_URL": "http://global:1"}, [],
+     {"dynamodb": "http://global:1", "s3": "http://global:1", "sqs": "http://global:1"}),
+    ({"AWS_ENDPOINT_URL": "http://global:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://ddb:2",
+      "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": "http://streams:3"}, [],
+     {"dynamodb": "http://ddb:2", "dynamodbstreams": "http://streams:3", "s3": "http://global:1"}),
+    ({"AWS_ENDPOINT_URL_S3": "http://s3:4"}, [], {"s3": "http://s3:4", "dynamodb": LOCAL_MOTO}),
+    ({"AWS_ENDPOINT_URL": "http://global:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://ddb:2"},
+     ["--endpoint-url", "http://explicit:5"], {"dynamodb": "http://explicit:5", "s3": "http://explicit:5"}),
+    ({"DEVICEGATE_ENDPOINT": "http://devicegate:6", "AWS_ENDPOINT_URL_DYNAMODB": "http://ddb:2"}, [],
+     {"dynamodb": "http://devicegate:6", "sqs": "http://devicegate:6"}),
+    ({"AWS_ENDPOINT_URL": "http://global:1", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, [],
+     {"dynamodb": LOCAL_MOTO}),
+], ids=["local-default", "aws-endpoint-url", "service-specific-wins", "only-that-service", "explicit-wins",
+        "devicegate-endpoint", "botocore-told-to-ignore"])
+def test_every_command_takes_its_endpoints_from_one_place(endpoint_env, env, options, expected):
+    # Given the endpoint settings of the shell (and the command line)
+    for name, value in env.items():
+        endpoint_env.setenv(name, value)
+    # When any query command resolves where it talks to (strategy's and redrive's clients are the same)
+    for command in (["devices", "--offline"], ["quarantine", "--vendor", "jointech"],
+                    ["redrive", "--vendor", "jointech", "--source", "outbox-failures"]):
+        target = commands.resolve_target(commands.build_parser().parse_args([*command, *options]))
+        # Then each service goes where botocore's rules say, the local stack being the last resort
+        assert {service: target.client(service).meta.endpoint_url for service in expected} == expected
+
+
+def test_the_config_files_services_section_counts_as_botocore_says(endpoint_env, tmp_path):
+    (tmp_path / "config").write_text("[default]\nservices = here\n\n[services here]\ndynamodb =\n"
+                                     "  endpoint_url = http://from-config:7\n")
+    target = commands.resolve_target(commands.build_parser().parse_args(["devices", "--offline"]))
+    assert target.client("dynamodb").meta.endpoint_url == "http://from-config:7"
+    assert target.client("s3").meta.endpoint_url == LOCAL_MOTO
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    """A moto server on a port of its own holding the template's resources, as a stack started
+    with --moto-port would."""
+    import urllib.request
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from devicegate_cli.cfn_template import load_template
+    from devicegate_cli.local_names import LOCAL_CREDENTIALS
+    from devicegate_cli.local_resources import Resolver, create_resources
+    from devicegate_cli.local_stack import _EndpointSession
+    from tests.conftest import TEMPLATE
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = "http://{}:{}".format(*server.get_host_and_port())
+    try:
+        session = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS)
+        create_resources(Resolver(load_template(TEMPLATE)), _EndpointSession(session, endpoint), token="dev-token")
+        yield endpoint
+    finally:
+        # The server shares this process's moto backends with the in-process tests that follow.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+        server.stop()
+
+
+@pytest.fixture
+def moto_elsewhere(moto_server, endpoint_env):
+    """The CLI pointed at `moto_server` by AWS_ENDPOINT_URL only."""
+    endpoint_env.setenv("AWS_ENDPOINT_URL", moto_server)
+    endpoint_env.setenv("AWS_MAX_ATTEMPTS", "1")  # a wrong endpoint fails at once, not after retries
+    return moto_server
+
+
+COMMANDS_AGAINST_AN_EMPTY_STACK = [
+    (["quarantine", "--vendor", "jointech", "--json"], 0, "[]"),
+    (["devices", "--vendor", "jointech", "--json"], 0, "[]"),
+    (["devices", "--offline", "--json"], 0, "[]"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--json"], 0, "[]"),
+    (["state", "--vendor", "jointech", "--device", "8052400203"], 1, "no state for jointech device"),
+    (["links", "--vendor", "mettax", "--id", "x", "--json"], 0, "[]"),
+    (["parts", "--vendor", "mettax", "--device", "x", "--json"], 0, "[]"),
+    (["alarms", "--json"], 0, "[]"),
+    (["alarms", "--vendor", "face-terminal", "--status", "open", "--json"], 0, "[]"),
+    (["event", "--vendor", "jointech", "--id", "x"], 1, "no jointech event x"),
+    (["replay", "--vendor", "jointech", "--dry-run"], 0, "(none)"),
+    (["redrive", "--vendor", "jointech", "--source", "ingest-queue", "--dry-run"], 0, "(none)"),
+    (["redrive", "--vendor", "jointech", "--source", "iot-errors", "--dry-run"], 0, "(none)"),
+    (["redrive", "--vendor", "jointech", "--source", "outbox-failures", "--dry-run"], 0, "(none)"),
+    (["strategy", "get", "--device", "I320013590DEA0BE21F6958"], 0, "no device configuration"),
+]
+
+
+@pytest.mark.parametrize("argv, code, says", COMMANDS_AGAINST_AN_EMPTY_STACK,
+                         ids=["-".join(w for w in argv if not w.startswith("-")) for argv, _, _ in
+                              COMMANDS_AGAINST_AN_EMPTY_STACK])
+def test_commands_reach_the_stack_that_aws_endpoint_url_names(moto_elsewhere, capsys, argv, code, says):
+    # Given a local stack whose moto is not on the default port, named by AWS_ENDPOINT_URL only
+    # When an operator runs a command without --endpoint-url
+    got = main(argv)
+    out, err = capsys.readouterr()
+    # Then it read that stack
+    assert got == code and says in out + err, out + err
+    assert "Could not connect" not in err and "is the local stack running" not in err
+
+
+def test_command_with_a_stack_looks_it_up_at_the_endpoint_it_is_given(endpoint_env, capsys):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    endpoint_env.setenv("AWS_MAX_ATTEMPTS", "1")
+    # When `devicegate command` looks up a deployed stack's API with --endpoint-url
+    code = main(["command", "status", "--device", "794308010642", "--stack", "devicegate", "--region", "us-east-1",
+                 "--endpoint-url", closed])
+    # Then its CloudFormation call went there (nothing listens: a one-line error naming it)
+    assert code == 1 and closed in capsys.readouterr().err

@@ -22,6 +22,7 @@ from devicegate.iot import event_from_topic
 from devicegate_cli import local_mqtt, local_stack
 from devicegate_cli.cfn_template import load_template
 from devicegate_cli.local_iot_rules import (
+    IOT_MAX_PAYLOAD_BYTES,
     AsyncInvokeConfig,
     LambdaTarget,
     Message,
@@ -145,6 +146,7 @@ def test_later_items_win_and_missing_topic_levels_are_left_out():
     (b'"text"', None),
     (b"(794308010642,1,001,BASE,1)", None),
     (b"\xff\xfe\x00", None),
+    (b"[" * 20000 + b"]" * 20000, None),
 ])
 def test_only_json_objects_make_an_event(payload, expected):
     assert decode_document(payload) == expected
@@ -322,6 +324,51 @@ def test_a_payload_that_is_not_json_goes_to_the_error_action_as_redrive_reads_it
     assert base64.b64decode(record["base64OriginalPayload"]) == payload
     [failure] = record["failures"]
     assert failure["failedAction"] == "LambdaAction" and failure["failedResource"] == FUNCTION_ARN
+
+
+DEEP_ARRAY = b"[" * 20000 + b"]" * 20000
+DEEP_OBJECT = b'{"a":' * 20000 + b"1" + b"}" * 20000  # about 100 KB: under IoT's message limit
+
+
+@pytest.mark.parametrize("payload, problem", [
+    (DEEP_ARRAY, "nested too deeply"),
+    (DEEP_OBJECT, "nested too deeply"),
+    (b'{"assetId": "\xff\xfe"}', "not a JSON object"),
+], ids=["deep-array", "deep-object", "not-utf8"])
+def test_a_payload_the_rule_cannot_read_goes_to_the_error_action_and_the_worker_carries_on(payload, problem):
+    # Given the worker thread, as paho's messages reach it
+    function = FlakyFunction(failures=0)
+    engine, s3, _ = engine_with(function)
+    engine.start()
+    # When a payload no event can be built from arrives, then an ordinary one
+    engine.submit(Message(RULE, TOPIC, payload, NOW_MS))
+    engine.submit(Message(RULE, TOPIC, b'{"assetId": "8052400203"}', NOW_MS))
+    assert wait_until(lambda: len(function.calls) == 1)
+    alive = engine._thread.is_alive()
+    engine.stop()
+    # Then the first is in the error action in IoT's format, saying why, and the second was delivered
+    [body] = s3.objects.values()
+    record = json.loads(body)
+    assert base64.b64decode(record["base64OriginalPayload"]) == payload and record["topic"] == TOPIC
+    assert problem in record["failures"][0]["errorMessage"]
+    assert function.calls[0][1]["deviceNum"] == "8052400203" and alive
+
+
+def test_no_payload_stops_the_worker():
+    # Given every kind of payload a device could send that the rule cannot take
+    function = FlakyFunction(failures=0)
+    engine, s3, _ = engine_with(function)
+    engine.start()
+    for payload in (DEEP_ARRAY, DEEP_OBJECT, b"\xff" * 64, b"x" * (IOT_MAX_PAYLOAD_BYTES + 1), b"", b"null"):
+        engine.submit(Message(RULE, TOPIC, payload, NOW_MS))
+    # When an ordinary message comes after them
+    engine.submit(Message(RULE, TOPIC, b'{"n": 1}', NOW_MS))
+    # Then it is still delivered: the player thread lived through them all
+    assert wait_until(lambda: len(function.calls) == 1)
+    assert engine._thread.is_alive()
+    engine.stop()
+    # And all but the oversized one (IoT Core refuses those at the broker) are in the error action
+    assert len(s3.objects) == 5
 
 
 def test_a_function_outside_the_template_cannot_be_invoked_so_the_error_action_runs():

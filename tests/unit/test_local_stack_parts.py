@@ -248,7 +248,8 @@ def http_server():
             raise RuntimeError("handler blew up")
         return {"statusCode": 200, "body": json.dumps({"got": event["pathParameters"]})}
 
-    server = LocalHttpServer("127.0.0.1", 0, [Route("POST", "/hooks/jointech/{token}", "Webhook")], invoke)
+    server = LocalHttpServer("127.0.0.1", 0, [Route("POST", "/hooks/jointech/{token}", "Webhook")], invoke,
+                             body_timeout_s=0.5)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", calls
@@ -306,6 +307,74 @@ def test_oversized_body_is_413_without_invoking(http_server):
     assert calls == []
     # While a body of exactly the limit is still accepted
     assert _post(base + "/hooks/jointech/dev-token", b"x" * MAX_BODY_BYTES)[0] == 200
+
+
+def _raw_request(base: str, head: str, body: bytes = b"", half_close: bool = False) -> tuple[int, dict, float]:
+    """Send bytes as they are (urllib would fix the framing); (status, JSON body, seconds taken)."""
+    import socket
+    import time
+
+    host, port = base.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _length(reply):
+            data = connection.recv(65536)
+            if not data:
+                break
+            reply += data
+    status = int(reply.split(b" ", 2)[1])
+    return status, json.loads(reply.split(b"\r\n\r\n", 1)[1] or b"null"), time.monotonic() - started
+
+
+def _length(reply: bytes) -> int:
+    for line in reply.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+REQUEST = "POST /hooks/jointech/dev-token HTTP/1.1\nHost: 127.0.0.1\n"
+
+
+@pytest.mark.parametrize("head, body, half_close, problem", [
+    (REQUEST + "Content-Length: abc\n", b"{}", False, "Content-Length"),
+    (REQUEST + "Content-Length: -1\n", b"{}", False, "Content-Length"),
+    (REQUEST + "Content-Length: 0x2\n", b"{}", False, "Content-Length"),
+    (REQUEST + "Content-Length: 2\nContent-Length: 3\n", b"{}", False, "Content-Length"),
+    (REQUEST + "Content-Length: 100\n", b"{}", True, "100"),
+    (REQUEST + "Content-Length: 100\n", b"{}", False, "stopped"),
+    (REQUEST, b'{"assetId": "8022300001"}', False, "no Content-Length"),
+    (REQUEST + "Transfer-Encoding: chunked\n", b"zz\r\n{}\r\n0\r\n\r\n", False, "chunk"),
+    (REQUEST + "Transfer-Encoding: chunked\n", b"5\r\n{}", True, "chunk"),
+], ids=["not-a-number", "negative", "hex", "conflicting", "longer-than-the-body", "longer-and-the-client-waits",
+        "missing-with-a-body", "bad-chunk-size", "chunk-cut-short"])
+def test_a_body_that_does_not_match_its_framing_is_a_400_without_invoking(http_server, head, body, half_close,
+                                                                           problem):
+    base, calls = http_server
+    # When the request's Content-Length (or chunking) does not describe the body it sends
+    status, answer, seconds = _raw_request(base, head, body, half_close)
+    # Then the front end answers 400 saying what is wrong, promptly, and the handler never runs
+    assert status == 400 and problem in answer["message"], answer
+    assert seconds < 3 and calls == []
+
+
+def test_a_post_without_content_length_or_body_still_reaches_its_route(http_server):
+    # Given `curl -X POST` without -d: no Content-Length, no body
+    base, calls = http_server
+    status, _, _ = _raw_request(base, REQUEST + "Connection: close\n")
+    # Then it is a request with an empty body, as HTTP/1.1 reads it
+    assert status == 200 and "body" not in calls[0][1]
+
+
+def test_repeated_equal_content_lengths_are_one_length(http_server):
+    base, calls = http_server
+    status, _, _ = _raw_request(base, REQUEST + "Content-Length: 2\nContent-Length: 2\n", b"{}")
+    assert status == 200 and calls[0][1]["body"] == "{}"
 
 
 def test_request_log_never_contains_the_token(http_server, capsys):
@@ -534,6 +603,75 @@ def test_bisect_isolates_the_poison_record():
     assert (info["startSequenceNumber"], info["endSequenceNumber"]) == ("102", "102")
 
 
+@pytest.fixture
+def moto_as_the_local_stack_runs_it(aws_env, monkeypatch):
+    """moto in this process with the local stack's corrections (local_moto.py), undone afterwards:
+    the other tests' moto is moto as it comes."""
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    from devicegate_cli.local_moto import keep_streams_through_cancelled_transactions
+
+    for owner, name in ((DynamoDBBackend, "transact_write_items"), (DynamoDBStreamsBackend, "get_shard_iterator"),
+                        (DynamoDBStreamsBackend, "get_records")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    keep_streams_through_cancelled_transactions()
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+def _wait(condition, timeout_s: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_the_outbox_keeps_up_after_a_cancelled_transaction(moto_as_the_local_stack_runs_it):
+    from botocore.exceptions import ClientError
+
+    session = moto_as_the_local_stack_runs_it
+    ddb = session.client("dynamodb")
+    ddb.create_table(TableName="events", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    stream_arn = ddb.describe_table(TableName="events")["Table"]["LatestStreamArn"]
+    delivered: list[str] = []
+    source = StreamSource("Outbox", "arn:outbox", stream_arn, "TRIM_HORIZON",
+                          filters=parse_filters({"Filters": [{"Pattern": json.dumps(OUTBOX_PATTERN)}]}))
+    stop = threading.Event()
+    poller = StreamPoller(source, session.client("dynamodbstreams"), None,
+                          lambda _, event: delivered.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]),
+                          lambda arn: None, stop)
+    # Given the outbox polling the table's stream, and an event it has published
+    poller.start()
+    try:
+        ddb.put_item(TableName="events", Item={"pk": {"S": "E#1"}})
+        assert _wait(lambda: delivered == ["E#1"])
+        # When a transaction is cancelled (a command to an unknown device: its check fails) after
+        # moto has applied one of its writes
+        with pytest.raises(ClientError, match="TransactionCanceled"):
+            ddb.transact_write_items(TransactItems=[
+                {"ConditionCheck": {"TableName": "events", "Key": {"pk": {"S": "D#unknown"}},
+                                    "ConditionExpression": "attribute_exists(pk)"}},
+                {"Put": {"TableName": "events", "Item": {"pk": {"S": "E#never-stored"}}}},
+            ])
+        # And an event is stored afterwards
+        ddb.put_item(TableName="events", Item={"pk": {"S": "E#2"}})
+        # Then the outbox gets the new event, and never the write the transaction took back
+        assert _wait(lambda: "E#2" in delivered), delivered
+    finally:
+        stop.set()
+        poller.join(5)
+    assert delivered == ["E#1", "E#2"]
+    assert "Item" not in ddb.get_item(TableName="events", Key={"pk": {"S": "E#never-stored"}})
+
+
 def test_failure_record_without_function_error_omits_it():
     body = failure_destination_record(
         records=_records(1), shard_id="s", stream_arn=STREAM_ARN, function_arn="arn", invoke_count=2,
@@ -701,3 +839,252 @@ def test_parameter_overrides_replace_defaults_and_unknown_names_are_refused():
     assert (resolver.ref("JointechAccessKey"), resolver.ref("LogLevel")) == ("ak-demo", "DEBUG")
     with pytest.raises(StartupError):
         local_parameters(template, ["NoSuchParameter=1"])
+
+
+# ---------------------------------------------------------------------------------------
+# Template forms: the outbox's stream mapping, FIFO queues, the access-log bucket
+# ---------------------------------------------------------------------------------------
+STREAM_SETTINGS = {
+    "StartingPosition": "TRIM_HORIZON", "BatchSize": 100, "MaximumBatchingWindowInSeconds": 1,
+    "ParallelizationFactor": 4, "BisectBatchOnFunctionError": True, "MaximumRetryAttempts": 10,
+    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    "FilterCriteria": {"Filters": [{"Pattern": json.dumps(OUTBOX_PATTERN, separators=(",", ":"))}]},
+}
+STREAM_ARN_OF_TABLE = {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+FAILURE_QUEUE_ARN = {"Fn::GetAtt": ["OutboxFailureQueue", "Arn"]}
+
+
+def outbox_template(trigger: str, **mapping: Any) -> dict[str, Any]:
+    """The outbox with its stream trigger as a SAM DynamoDB event ("event") or as an explicit
+    AWS::Lambda::EventSourceMapping ("mapping", with `mapping` overriding its Properties), and
+    its scheduled redrive next to it."""
+    events: dict[str, Any] = {"Redrive": {"Type": "Schedule", "Properties": {
+        "Schedule": {"Ref": "OutboxRedriveSchedule"}, "Description": "redrive", "Enabled": True}}}
+    resources: dict[str, Any] = {
+        "EventsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "BillingMode": "PAY_PER_REQUEST", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "StreamSpecification": {"StreamViewType": "NEW_IMAGE"}}},
+        "OutboxFailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}},
+        "OutboxFunction": {"Type": "AWS::Serverless::Function", "Properties": {
+            "CodeUri": "functions/outbox/", "Handler": "app.lambda_handler", "Events": events}},
+    }
+    if trigger == "event":
+        events["Stream"] = {"Type": "DynamoDB", "Properties": {
+            "Stream": STREAM_ARN_OF_TABLE, **STREAM_SETTINGS,
+            "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": FAILURE_QUEUE_ARN}}}}
+    else:
+        resources["OutboxStreamMapping"] = {
+            "Type": "AWS::Lambda::EventSourceMapping", "DependsOn": "OutboxFunctionRole", "Properties": {
+                "FunctionName": {"Ref": "OutboxFunction"}, "EventSourceArn": STREAM_ARN_OF_TABLE, **STREAM_SETTINGS,
+                "DestinationConfig": {"OnFailure": {"Destination": FAILURE_QUEUE_ARN}}, **mapping}}
+    return {"Parameters": {"OutboxRedriveSchedule": {"Type": "String", "Default": "rate(1 minute)"}},
+            "Resources": resources}
+
+
+@pytest.fixture
+def in_moto(aws_env):
+    """Builds a synthetic template in moto as `devicegate local` does: (resolver, created, specs)."""
+    from pathlib import Path
+
+    import boto3
+    from moto import mock_aws
+
+    from devicegate_cli.local_resources import create_resources, function_specs
+
+    with mock_aws() as moto:
+
+        def build(template: dict[str, Any]) -> tuple[Resolver, Any, list[FunctionSpec]]:
+            moto.reset()  # each build is a fresh start of the stack
+            resolver = Resolver(template)
+            created = create_resources(resolver, boto3.Session(region_name="us-east-1"), token="dev-token")
+            return resolver, created, function_specs(resolver, Path("."))
+
+        yield build
+
+
+def test_a_stream_mapping_resource_is_played_exactly_as_the_sam_event_it_replaces(in_moto):
+    import dataclasses
+
+    from devicegate_cli.local_stack import _stream_sources
+
+    sources = {}
+    for trigger in ("event", "mapping"):
+        # Given the outbox's stream trigger in one form or the other
+        resolver, created, specs = in_moto(outbox_template(trigger))
+        # When the stack reads its stream triggers
+        [source], not_played = _stream_sources(specs, resolver)
+        # Then it polls the table's stream for the outbox, failures going to its queue
+        assert not_played == []
+        assert source.stream_arn == resolver.get_att("EventsTable", "StreamArn")
+        assert created.queue_url_for_arn(source.on_failure_arn) == created.queues["OutboxFailureQueue"]
+        sources[trigger] = dataclasses.replace(source, stream_arn="", on_failure_arn="")
+    # And with the very same settings either way
+    assert sources["mapping"] == sources["event"]
+    assert (sources["event"].function_id, sources["event"].function_arn) == (
+        "OutboxFunction", "arn:aws:lambda:us-east-1:123456789012:function:devicegate-local-OutboxFunction")
+    assert (sources["event"].starting_position, sources["event"].batch_size, sources["event"].batching_window_s,
+            sources["event"].max_retries, sources["event"].bisect, sources["event"].report_item_failures) == (
+        "TRIM_HORIZON", 100, 1.0, 10, True, True)
+    assert sources["event"].filters == [OUTBOX_PATTERN]
+
+
+@pytest.mark.parametrize("function_name", [
+    "devicegate-local-OutboxFunction",
+    "arn:aws:lambda:us-east-1:123456789012:function:devicegate-local-OutboxFunction",
+    "arn:aws:lambda:us-east-1:123456789012:function:devicegate-local-OutboxFunction:live",
+    "123456789012:function:devicegate-local-OutboxFunction",
+    "devicegate-local-OutboxFunction:$LATEST",
+    {"Fn::GetAtt": ["OutboxFunction", "Arn"]},
+])
+def test_a_mapping_names_its_function_in_any_form_lambda_takes(in_moto, function_name):
+    from devicegate_cli.local_stack import _stream_sources
+
+    resolver, _, specs = in_moto(outbox_template("mapping", FunctionName=function_name))
+    [source], _ = _stream_sources(specs, resolver)
+    assert source.function_id == "OutboxFunction"
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"Enabled": False}, "disabled"),
+    ({"FunctionName": "someone-elses-function"}, "not a function of this template"),
+    ({"EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q"}, "only DynamoDB streams are polled"),
+])
+def test_a_mapping_the_stack_cannot_play_is_named_not_polled(in_moto, change, why):
+    from devicegate_cli.local_stack import _stream_sources
+
+    resolver, _, specs = in_moto(outbox_template("mapping", **change))
+    sources, not_played = _stream_sources(specs, resolver)
+    assert sources == [] and len(not_played) == 1
+    assert not_played[0].startswith("OutboxStreamMapping (") and why in not_played[0]
+
+
+def test_a_function_with_a_stream_mapping_also_runs_its_schedule(in_moto):
+    from devicegate_cli.local_schedule import schedules
+    from devicegate_cli.local_stack import _stream_sources
+
+    # Given the outbox with its stream mapping and its periodic redrive
+    resolver, _, specs = in_moto(outbox_template("mapping"))
+    # Then both triggers are played: the stream, and the schedule at its rate or --schedule-every's
+    [source], _ = _stream_sources(specs, resolver)
+    [redrive], skipped = schedules(specs)
+    assert source.function_id == redrive.function_id == "OutboxFunction" and skipped == []
+    assert (redrive.event_id, redrive.expression, redrive.period_s) == ("Redrive", "rate(1 minute)", 60)
+    assert [s.period_s for s in schedules(specs, every=3.0)[0]] == [3.0]
+    assert redrive.event()["detail-type"] == "Scheduled Event"
+
+
+def test_a_schedules_input_is_the_event_eventbridge_sends():
+    from types import SimpleNamespace
+
+    from devicegate_cli.local_schedule import schedules
+
+    spec = SimpleNamespace(logical_id="OutboxFunction", events={
+        "Redrive": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)", "Input": '{"redrive": true}'}},
+        "Off": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)", "State": "DISABLED"}}})
+    [redrive], skipped = schedules([spec])
+    assert redrive.event() == {"redrive": True} and "disabled" in skipped[0]
+
+
+FIFO_QUEUES = {"Resources": {
+    "EventsQueue": {"Type": "AWS::SQS::Queue", "Properties": {
+        "FifoQueue": True, "ContentBasedDeduplication": False, "DeduplicationScope": "messageGroup",
+        "FifoThroughputLimit": "perMessageGroupId", "SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1209600,
+        "VisibilityTimeout": 60,
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]},
+                          "maxReceiveCount": 5}}},
+    "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {"FifoQueue": True,
+                                                                        "SqsManagedSseEnabled": True}},
+    "OutboxFailureQueue": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}},
+}}
+
+
+def test_fifo_queues_get_fifo_names_and_are_found_by_logical_id(in_moto):
+    import boto3
+
+    from devicegate_cli.commands import Target
+    from devicegate_cli.local_names import local_queue_url
+
+    # Given FIFO queues without a QueueName (CloudFormation then makes one ending in .fifo)
+    resolver, created, _ = in_moto(FIFO_QUEUES)
+    # Then the local names keep the devicegate-local-<LogicalId> scheme, with the suffix
+    assert created.queue_names == {"EventsDeadLetterQueue": "devicegate-local-EventsDeadLetterQueue.fifo",
+                                   "EventsQueue": "devicegate-local-EventsQueue.fifo",
+                                   "OutboxFailureQueue": "devicegate-local-OutboxFailureQueue"}
+    assert resolver.get_att("EventsQueue", "QueueName") == "devicegate-local-EventsQueue.fifo"
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    attributes = sqs.get_queue_attributes(QueueUrl=created.queues["EventsQueue"], AttributeNames=["All"])["Attributes"]
+    assert (attributes["FifoQueue"], attributes["ContentBasedDeduplication"], attributes["DeduplicationScope"],
+            attributes["FifoThroughputLimit"]) == ("true", "false", "messageGroup", "perMessageGroupId")
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith("EventsDeadLetterQueue.fifo")
+    # And whatever finds a queue by logical id finds it, FIFO or not (the CLI, the e2e helpers)
+    target = Target(boto3.Session(region_name="us-east-1"), None, "t", "b")
+    for logical_id in created.queues:
+        assert target.physical(logical_id) == local_queue_url(sqs, logical_id) == created.queues[logical_id]
+    assert created.queue_url_for_arn(resolver.get_att("EventsQueue", "Arn")) == created.queues["EventsQueue"]
+    # And the outbox's sends (a group per device, a deduplication id per event) are taken once
+    for _ in range(2):
+        sqs.send_message(QueueUrl=created.queues["EventsQueue"], MessageBody="{}", MessageGroupId="jointech#1",
+                         MessageDeduplicationId="event-1")
+    assert len(sqs.receive_message(QueueUrl=created.queues["EventsQueue"], MaxNumberOfMessages=10)["Messages"]) == 1
+
+
+ACCESS_LOGGED_BUCKETS = {"Resources": {
+    "PayloadBucket": {"Type": "AWS::S3::Bucket", "Properties": {
+        "LoggingConfiguration": {"DestinationBucketName": {"Ref": "PayloadAccessLogBucket"},
+                                 "LogFilePrefix": "payload-bucket/"}}},
+    "PayloadAccessLogBucket": {"Type": "AWS::S3::Bucket", "Properties": {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {"Rules": [{"Id": "Expire", "Status": "Enabled", "ExpirationInDays": 90}]}}},
+    "PayloadAccessLogBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": "PayloadAccessLogBucket"},
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${PayloadAccessLogBucket.Arn}/payload-bucket/*"},
+            "Condition": {"ArnLike": {"aws:SourceArn": {"Fn::GetAtt": ["PayloadBucket", "Arn"]}}}}]}}},
+}}
+
+
+def test_an_access_log_bucket_is_created_and_a_refused_logging_setting_does_not_stop_the_start(in_moto, monkeypatch):
+    import io
+    import logging
+
+    import boto3
+
+    # Given a bucket logging to another one that moto will not accept as a target (no ACL grant)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    local_log = logging.getLogger("devicegate.local")
+    monkeypatch.setattr(local_log, "level", logging.DEBUG)
+    local_log.addHandler(handler)
+    try:
+        # When the stack creates them
+        _, created, _ = in_moto(ACCESS_LOGGED_BUCKETS)
+    finally:
+        local_log.removeHandler(handler)
+    # Then both buckets exist, and the setting left out is named for --verbose
+    names = {bucket["Name"] for bucket in boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"]}
+    assert names == set(created.buckets.values()) == {"devicegate-local-payloadbucket",
+                                                     "devicegate-local-payloadaccesslogbucket"}
+    skipped = "skips PayloadBucket's LoggingConfiguration (to devicegate-local-payloadaccesslogbucket)"
+    assert skipped in stream.getvalue()
+
+
+def test_a_logging_setting_moto_takes_is_applied_as_s3_names_it():
+    from devicegate_cli.local_resources import _configure_logging
+
+    calls = []
+
+    class S3:
+        def put_bucket_logging(self, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+    _configure_logging(S3(), "PayloadBucket", "devicegate-local-payloadbucket",
+                       {"DestinationBucketName": "devicegate-local-payloadaccesslogbucket",
+                        "LogFilePrefix": "payload-bucket/"})
+    assert calls == [{"Bucket": "devicegate-local-payloadbucket", "BucketLoggingStatus": {"LoggingEnabled": {
+        "TargetBucket": "devicegate-local-payloadaccesslogbucket", "TargetPrefix": "payload-bucket/"}}}]
