@@ -811,7 +811,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import boto3
 
-    from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name
+    from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
 
     run = os.urandom(4).hex()  # tags this run's records: a running stack may hold earlier ones
     records = Records(args, run)
@@ -824,8 +824,7 @@ def main(argv: list[str]) -> int:
     counter: QueueCounter | None = None
     try:
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
-        queue_url = session.client("sqs", endpoint_url=args.moto_endpoint).get_queue_url(
-            QueueName=local_physical_name("EventsQueue", "AWS::SQS::Queue"))["QueueUrl"]
+        queue_url = local_queue_url(session.client("sqs", endpoint_url=args.moto_endpoint), "EventsQueue")
         table_name = local_physical_name("EventsTable", "AWS::DynamoDB::Table")
         counter = QueueCounter(session, args.moto_endpoint, queue_url)
         counter.start()

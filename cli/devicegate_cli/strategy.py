@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -218,11 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from devicegate.vendors.ai_camera.models import SERIAL_PATTERN
+    from devicegate.fields import PRINTABLE_ID
 
     args = build_parser().parse_args(argv)
-    if not re.match(SERIAL_PATTERN, args.device):
-        args.usage.error("--device must be the camera's serialNumber: 1 to 64 printable ASCII characters")
+    # The ingest rule for camera serials, so the CLI cannot write a configuration no camera has.
+    if not PRINTABLE_ID.accepts(args.device):
+        args.usage.error(f"--device must be the camera's serialNumber: {PRINTABLE_ID.problem}")
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     from devicegate_cli import commands

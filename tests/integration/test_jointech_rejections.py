@@ -301,12 +301,15 @@ def test_overflowing_numbers_are_400_in_typed_fields(stack, path_kind):
 
 
 @pytest.mark.parametrize("path_kind", ["location", None])
-def test_overflowing_numbers_in_unknown_fields_are_stored_as_null(stack, path_kind):
-    # An unknown extra field cannot cost the record; JSON has no infinity, so it becomes null.
+def test_overflowing_numbers_in_unknown_fields_are_refused_naming_the_field(stack, path_kind):
+    # Given an extra field holding a number JSON cannot hold (1e999 overflows to infinity)
     body = _record().replace('"speed": 0', '"speed": 0, "vendorExtra": 1e999')
-    status, _ = post(with_path(with_body(load_event(LOCATION), body), "dev-token", path_kind))
-    [item] = stack.event_items()
-    assert status == 200 and item["data"]["vendorExtra"] is None
+    # When it is pushed on the kind route or the single URL
+    status, answer = post(with_path(with_body(load_event(LOCATION), body), "dev-token", path_kind))
+    # Then it is refused naming the field, nothing is stored, and the payload is quarantined
+    assert status == 400 and "vendorExtra" in [e["field"] for e in answer["errors"]]
+    assert stack.event_items() == []
+    assert len(stack.quarantine_items()) == 1
 
 
 def test_a_retried_quarantine_update_counts_the_sighting_once(stack):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from devicegate import jsonbody
 from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import iso_utc
 
@@ -34,6 +35,13 @@ class RawPush:
     token: str | None = None
     request_id: str = ""
     document: Any = None
+
+    def parsed(self) -> Any:
+        """The payload as JSON under the parsing rules (devicegate.jsonbody): the transport's
+        document with its numbers checked, or the body parsed. InvalidPayload naming the field."""
+        if self.document is not None:
+            return jsonbody.check_document(self.document)
+        return jsonbody.loads(self.body)
 
     def raw_bytes(self) -> bytes:
         """The payload as received, for quarantine (re-encoded only when a transport parsed it).
@@ -60,7 +68,15 @@ def media_key(vendor: str, device_id: str, occurred_at: datetime, event_id: str,
     from urllib.parse import quote
 
     day = occurred_at.astimezone(timezone.utc)
-    return f"media/{vendor}/{quote(device_id, safe='')}/{day:%Y/%m/%d}/{event_id}/{name}.{extension}"
+    device = _not_dots(quote(device_id, safe=""))
+    return f"media/{vendor}/{device}/{day:%Y/%m/%d}/{_not_dots(event_id)}/{name}.{extension}"
+
+
+def _not_dots(segment: str) -> str:
+    # `.` and `..` would be resolved by tools that treat keys as paths (sync clients, URL
+    # normalization). Device ids cannot be dots alone (fields.IdRule); a vendor's event id might.
+    # Still injective: a `%` in a device id is encoded, and event ids (face terminals) have none.
+    return segment.replace(".", "%2E") if not segment.strip(".") else segment
 
 
 def media_ref(media: MediaObject) -> dict[str, Any]:
@@ -128,11 +144,13 @@ ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "recei
 
 
 def canonical_json(value: Any) -> str:
-    # allow_nan=False: NaN/Infinity are not JSON; an extra field holding one is an invalid payload.
+    # allow_nan=False: NaN/Infinity are not JSON. Parsing refuses them already (jsonbody); this
+    # is the backstop for a value computed from a record.
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:
-        raise InvalidPayload("numbers must be finite", [FieldProblem("body", "NaN or Infinity in a field")]) from None
+        field = jsonbody.non_finite_field(value) or "body"
+        raise InvalidPayload("numbers must be finite", [FieldProblem(field, jsonbody.NOT_FINITE)]) from None
 
 
 def derive_event_id(vendor: str, device_id: str, kind: str, occurred_at: str, identity_json: str) -> str:

@@ -6,13 +6,15 @@ sentinel numbers for "none" (-1, -1000) and JSON documents inside JSON strings.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 
 from devicegate import jsonbody
-from devicegate.errors import InvalidPayload
+from devicegate.errors import FieldProblem, InvalidPayload
 from devicegate.timeutil import iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
@@ -75,7 +77,10 @@ def json_in_string(value: Any) -> Any:
         try:
             return jsonbody.loads(value, field="value")
         except InvalidPayload as exc:
-            raise ValueError(f"expected a JSON document inside the string ({exc.reason})") from None
+            # The field is the string's (pydantic names it); where inside it goes in the text.
+            inner = exc.problems[0].field.removeprefix("value").lstrip(".") if exc.problems else ""
+            where = f" at {inner}" if inner else ""
+            raise ValueError(f"expected a JSON document inside the string ({exc.reason}{where})") from None
     return value
 
 
@@ -88,7 +93,75 @@ OptInt = int | None
 OptFloat = float | None
 #: -1 means "none" in many vendor status fields.
 MinusOneNone = Annotated[int | None, sentinel(-1)]
-#: Identifiers that end up in keys, topics and URLs: printable, no delimiters, bounded.
-# (Field(pattern=...) rather than StringConstraints: same rule, without importing pydantic.types.)
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$"), BeforeValidator(
-    lambda v: v.strip() if isinstance(v, str) else v)]
+
+
+# --- device and source ids ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IdRule:
+    """The one rule for every device and source id (they become table keys, S3 path segments, MQTT
+    topic levels, the CLI's device list): trimmed, then 1 to `max_length` characters of `chars`
+    (printable ASCII at most: no blanks, no control characters, no newline at the end), and never
+    dots alone (`.`, `..` are path segments). A number is taken as its text only when it is whole:
+    `1e999` would be the device "inf", `8022300001.0` a second device beside `8022300001`.
+
+    Vendors differ only in the characters (and length) they may use, never in the rule."""
+
+    chars: str  # a regex character-class body
+    description: str  # the characters in words, for the error
+    max_length: int = 64
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pattern", re.compile(f"[{self.chars}]{{1,{self.max_length}}}"))
+
+    @property
+    def problem(self) -> str:
+        return f"1 to {self.max_length} {self.description}, not only dots"
+
+    def check(self, value: Any) -> str:
+        """The id as it is stored, or ValueError saying what an id must be."""
+        if type(value) is not str:
+            if type(value) is int:
+                value = str(value)
+            elif isinstance(value, float):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError(jsonbody.NOT_FINITE)
+                raise ValueError("a number sent as an id must be whole")
+            else:
+                raise ValueError(f"expected text: {self.problem}")
+        text = value.strip()
+        # fullmatch: `$` would let a trailing newline through.
+        if not self._pattern.fullmatch(text) or not text.strip("."):
+            raise ValueError(self.problem)
+        return text
+
+    def require(self, value: Any, name: str) -> str:
+        """check() for ids read outside a model (headers, URL parameters): InvalidPayload naming it."""
+        try:
+            return self.check(value)
+        except ValueError as exc:
+            raise InvalidPayload(f"{name} is not usable as an id", [FieldProblem(name, str(exc))]) from None
+
+    def accepts(self, value: str) -> bool:
+        """The value is an id as it stands (nothing to trim)."""
+        try:
+            return self.check(value) == value
+        except ValueError:
+            return False
+
+    def field_type(self) -> Any:
+        """The pydantic type of a model field holding such an id: one Python call (before
+        pydantic's number-to-text coercion, which would make inf "inf" and 1.0 "1.0")."""
+        return Annotated[str, BeforeValidator(self.check)]
+
+
+#: Ids that also name MQTT topic levels, URL parameters and bridge names (Jointech, face terminals).
+TOPIC_ID = IdRule(r"A-Za-z0-9_.:\-", "letters, digits, '_', '.', ':' or '-'")
+#: Ids that only become keys and paths (percent-encoded there): Mettax, AI camera.
+PRINTABLE_ID = IdRule(r"\x21-\x7e", "printable ASCII characters without blanks")
+#: SenseLink LDIDs are longer ("SPSP-" and 32 hex digits and more).
+LONG_PRINTABLE_ID = IdRule(r"\x21-\x7e", "printable ASCII characters without blanks", max_length=128)
+
+#: Jointech asset ids, face-terminal serials.
+DeviceId = TOPIC_ID.field_type()

@@ -31,7 +31,10 @@ COMMANDS_PENDING_PARTITION = "CMDPENDING"
 
 
 def device_key(device_id: str) -> str:
-    return quote(device_id, safe="")
+    key = quote(device_id, safe="")
+    # The id rule already refuses dots-only ids; should one get here anyway, it must not become
+    # the `.` or `..` segment of an S3 key built from it.
+    return key.replace(".", "%2E") if not key.strip(".") else key
 
 
 def event_pk(vendor: str, event_id: str) -> str:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from devicegate import jsonbody
 from devicegate.adapter import Answer, Outcome, VendorAdapter
 from devicegate.envelope import NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.errors import FieldProblem, InvalidPayload
@@ -125,7 +124,7 @@ class AiCameraAdapter(VendorAdapter):
     # --- decode, validate, normalize ---------------------------------------------------------
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
-        document = push.document if push.document is not None else jsonbody.loads(push.body)
+        document = push.parsed()
         if not isinstance(document, dict):
             raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
         if document.get("operator") == HEARTBEAT:

@@ -19,7 +19,7 @@ Export damage repaired in the fixtures: the answer's strategy object lacks comma
 `isCarDetectEnable` and every line below it.
 
 The configuration half (`Strategy`, `CameraConfig`, `effective_config`) is what apps write per
-device (item D#ai-camera#{serial} / CONFIG, attribute `config`) and the heartbeat answer tells the
+device (item CFG#ai-camera#{serial} / CONFIG, attribute `config`) and the heartbeat answer tells the
 camera; `AI_CAMERA_DEFAULT_CONFIG` is the deployment's default under every device's own keys.
 """
 
@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from devicegate.errors import FieldProblem
-from devicegate.fields import OptText, VendorModel
+from devicegate.fields import PRINTABLE_ID, OptText, VendorModel
 from devicegate.validation import problems_from
 
 HEARTBEAT = "heartbeat"
@@ -45,6 +45,8 @@ HEARTBEAT = "heartbeat"
 # --- messages the box sends ------------------------------------------------------------------
 
 #: Printable ASCII without spaces: the serial is percent-encoded into DynamoDB keys and S3 paths.
+#: The models check it with fields.PRINTABLE_ID (which also refuses dots alone); the CLI's quick
+#: check of `--device` reads this.
 SERIAL_PATTERN = r"^[\x21-\x7e]{1,64}$"
 #: The operator becomes the stored kind (keys, metric dimensions, queue message types): bounded.
 OPERATOR_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
@@ -88,8 +90,7 @@ def parse_device_time(value: Any) -> datetime:
 
 EventId = Annotated[int | str, PlainValidator(_event_id)]
 DeviceTime = Annotated[datetime, PlainValidator(parse_device_time)]
-Serial = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
-                   Field(pattern=SERIAL_PATTERN)]
+Serial = PRINTABLE_ID.field_type()
 
 
 class DeviceInfo(VendorModel):

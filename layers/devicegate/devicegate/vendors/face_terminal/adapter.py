@@ -9,23 +9,27 @@ time) is answered success without a second event.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate import jsonbody, personal
+from devicegate import personal
 from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.envelope import (
     MediaObject, NormalizedEvent, RawPush, canonical_json, derive_event_id, make_event, media_key, media_ref,
 )
 from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.fields import TOPIC_ID
 from devicegate.media import decode_image, image_type
 from devicegate.timeutil import iso_utc
 from devicegate.validation import pick as _pick, validated as _validated
 from devicegate.vendors.face_terminal import codes
 from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, Recognition
 
-#: Device id of alarms that name no device (no deviceSN in the record, no ?device= in the URL).
+#: Device id of alarms that name no device (no deviceSN in the record, no ?device= in the URL): the
+#: vendor's alarm push carries no serial at all, so this is the documented place for them (README
+#: "Face terminal set-up"). A serial or a `device` parameter that is there but unusable (`..`,
+#: control characters, a fraction) is refused instead; only the text nulls vendors send for "none"
+#: ("", "null": absent in every vendor model) count as no serial.
 UNATTRIBUTED = "unattributed"
 
 #: Personal fields of the record's `user` object -> devicegate.personal categories.
@@ -54,7 +58,6 @@ def _body(code: int, message: str, data: dict[str, Any] | None = None) -> dict[s
 
 _PLAIN = {outcome: Answer(status, _body(code, message), constant=True)
           for outcome, (status, code, message) in _STATUS.items()}
-_DEVICE_PATTERN = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
 class FaceTerminalAdapter(VendorAdapter):
@@ -72,8 +75,7 @@ class FaceTerminalAdapter(VendorAdapter):
         return self._policy if self._policy is not None else personal.deployment_policy()
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
-        document = push.document if push.document is not None else jsonbody.loads(push.body)
-        envelope = _validated(Push, document, "", "push")
+        envelope = _validated(Push, push.parsed(), "", "push")
         if envelope.type not in RECORD_MODELS:
             raise InvalidPayload(f"unknown event type {envelope.type}",
                                  [FieldProblem("type", "expected 0 (recognition record) or 1 (device alarm)")])
@@ -134,20 +136,10 @@ class FaceTerminalAdapter(VendorAdapter):
 
     def quarantine_body(self, push: RawPush) -> bytes:
         """The rejected payload minus what the deployment must never store: the PIN removed,
-        masked and dropped categories applied (a replay then stores what ingest would have).
-        Text that does not parse gets the same treatment field by field (personal.scrub_text)."""
-        raw = push.raw_bytes()
-        try:
-            document = jsonbody.loads(raw)
-            data = document.get("data") if isinstance(document, dict) else None
-            if not isinstance(data, dict):
-                return personal.scrub_text(raw, ALL_FIELDS, self.policy)
-            if isinstance(data.get("user"), dict):
-                personal.apply(data["user"], USER_FIELDS, self.policy)
-            personal.apply(data, RECORD_FIELDS, self.policy)
-            return canonical_json(document).encode("utf-8", "surrogatepass")
-        except (InvalidPayload, ValueError, TypeError):
-            return personal.scrub_text(raw, ALL_FIELDS, self.policy)
+        masked and dropped categories applied wherever the fields are, whatever the payload's shape
+        (a replay then stores what ingest would have); text that does not parse is kept as a
+        summary only (personal.scrub_payload)."""
+        return personal.scrub_payload(push.raw_bytes(), ALL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}
@@ -170,5 +162,7 @@ class FaceTerminalAdapter(VendorAdapter):
 
 
 def _route_device(push: RawPush) -> str | None:
-    device = (push.route.get("device") or "").strip()
-    return device if _DEVICE_PATTERN.match(device) else None
+    # Checked only when an alarm needs it: a record names its own device, and refusing it for the
+    # URL's parameter would keep it in quarantine for good (a replay has the same parameter).
+    device = push.route.get("device")
+    return None if device is None else TOPIC_ID.require(device, "device")

@@ -24,6 +24,7 @@ from typing import Any
 
 from devicegate.adapter import CommandReply
 from devicegate.errors import FieldProblem
+from devicegate.fields import TOPIC_ID
 
 #: Far above the documented command (27 characters); a device reads a short line, and a bounded
 #: text keeps an item, a log of who sent what, and an IoT message small.
@@ -34,7 +35,6 @@ DEFAULT_SERIAL = "001"
 
 _WORD = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
 _DIGITS = re.compile(r"[0-9]{1,8}")
-_DEVICE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
@@ -69,8 +69,10 @@ class Rendered:
 
 
 def valid_device(device: str) -> bool:
-    """A device number that can be a topic level: no MQTT wildcard, no level separator."""
-    return bool(_DEVICE.fullmatch(device or ""))
+    """A device number that can be a topic level (no MQTT wildcard, no level separator): the rule
+    the asset ids of its records follow (fields.TOPIC_ID), so every device that reports can be
+    commanded and no other."""
+    return TOPIC_ID.accepts(device or "")
 
 
 def topic(access_key: str, device: str) -> str:

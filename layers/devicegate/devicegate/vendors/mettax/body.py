@@ -33,7 +33,7 @@ def records_of(push: RawPush) -> list[tuple[dict[str, Any], str]]:
     """The push's records, each with the prefix its field problems are named with ("data",
     "data.3" in a batch, "" for a bare record body)."""
     if push.document is not None:
-        value, prefix = _from_document(push.document)
+        value, prefix = _from_document(push.parsed())
     else:
         media, charset = _content_type(push.headers.get("content-type", ""))
         if media == "application/x-www-form-urlencoded":

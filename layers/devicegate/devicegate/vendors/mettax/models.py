@@ -40,7 +40,7 @@ from pydantic import BeforeValidator, Field, computed_field
 
 from devicegate import jsonbody
 from devicegate.errors import InvalidPayload
-from devicegate.fields import OptFloat, OptInt, OptText, VendorModel
+from devicegate.fields import PRINTABLE_ID, OptFloat, OptInt, OptText, VendorModel
 from devicegate.timeutil import parse_time
 from devicegate.vendors.mettax import codes
 
@@ -57,7 +57,7 @@ def _not_bool(value: Any) -> Any:
 
 
 # Printable ASCII, bounded: these become key parts and event ids (keys.py percent-encodes them).
-DeviceId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,64}$")]
+DeviceId = PRINTABLE_ID.field_type()
 RecordId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,128}$")]
 #: Epoch seconds (milliseconds accepted); the bound keeps every value a representable date.
 EpochTime = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, lt=10**13)]
@@ -203,7 +203,8 @@ class PassThrough(_Reported):
         try:
             decoded = jsonbody.loads(self.message, field="message")
         except InvalidPayload:
-            # Device serial data: never dropped, even when it is not what the document shows.
+            # Device serial data: never dropped, even when it is not what the document shows (nor
+            # when it breaks the parsing rules, a NaN or a repeated key: the text is kept as sent).
             return None, "message is not JSON; kept as received"
         if not isinstance(decoded, dict):
             return None, "message is not a JSON object; kept as received"

@@ -11,6 +11,11 @@ arriving by the subscription and by the bridge, or retried, is one event, while 
 records with the same id are two; without an id, the `messageId`. An
 alarm step is its `traceId` (or alarm `id`) + `status` + times: raised and released are two
 events, their retries are not.
+
+Devices: a record's `sn` (the LDID), an alarm's `deviceSn`, else `id-{deviceId}`; an alarm naming
+neither (the vendor's example) is filed under the bridge that forwarded it, `bridge:{name}`, as
+heartbeats are. A record without `sn`, and anything needing a bridge without its header, is
+refused: no payload makes up a device.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
-from devicegate import jsonbody, personal
+from devicegate import personal
 from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.fields import TOPIC_ID
 from devicegate.timeutil import iso_utc
 from devicegate.validation import pick as _pick, validated as _validated
 from devicegate.vendors.senselink import codes
@@ -33,7 +39,6 @@ from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, 
 
 #: Header the bridge names itself in; its heartbeats keep `bridge:{name}` alive.
 SOURCE_HEADER = "x-devicegate-source"
-UNKNOWN_DEVICE = "unknown"
 
 PERSONAL_FIELDS = {
     "name": "name", "receptionUserName": "name", "userId": "user_id", "receptionUserId": "user_id",
@@ -54,9 +59,6 @@ _STATUS = {
 }
 _PLAIN = {outcome: Answer(status, {"code": code, "message": message}, constant=True)
           for outcome, (status, code, message) in _STATUS.items()}
-_SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
-# Printable ASCII: percent-encoded in keys at most 3x, inside DynamoDB's key size limits.
-_DEVICE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
 @cache
@@ -105,10 +107,9 @@ class SenseLinkAdapter(VendorAdapter):
         return self._policy if self._policy is not None else personal.deployment_policy()
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
-        document = push.document if push.document is not None else jsonbody.loads(push.body)
+        document = push.parsed()
         if not isinstance(document, dict):
             raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
-        source = _source(push)
         if "eventType" in document:
             envelope = _validated(Subscription, document, "", "event subscription body")
             code, data, message_id = envelope.eventType, envelope.data, envelope.messageId
@@ -116,7 +117,7 @@ class SenseLinkAdapter(VendorAdapter):
         elif "code" in document:
             frame = _validated(Frame, document, "", "WebSocket frame")
             if frame.code == HEARTBEAT:
-                return [Heartbeat(self.vendor, f"bridge:{source or 'unnamed'}", iso_utc(received_at))]
+                return [Heartbeat(self.vendor, _bridge(push, "a heartbeat"), iso_utc(received_at))]
             code, data, message_id, sent_at = frame.code, frame.data, None, None
         else:
             raise InvalidPayload("neither an event subscription body nor a WebSocket frame",
@@ -128,12 +129,17 @@ class SenseLinkAdapter(VendorAdapter):
         kind, model = KINDS[code]
         record = _validated(model, data if data is not None else {}, "data", kind)
         if isinstance(record, Record):
-            return [self._record(record, push, received_at, message_id, sent_at, source)]
-        return [self._alarm(record, push, received_at, message_id, sent_at, source)]
+            return [self._record(record, push, received_at, message_id, sent_at)]
+        return [self._alarm(record, push, received_at, message_id, sent_at)]
 
     def _record(self, record: Record, push: RawPush, received_at: datetime, message_id: str | None,
-                sent_at: datetime | None, source: str | None) -> NormalizedEvent:
-        device = _device(record.sn, None)
+                sent_at: datetime | None) -> NormalizedEvent:
+        if record.sn is None:
+            # Every record comes from a device, which names itself: no fallback a record could
+            # be filed under without making up a device.
+            raise InvalidPayload("record names no device",
+                                 [FieldProblem("data.sn", "missing or blank: the device's LDID is its id")])
+        device = record.sn
         occurred = record.signTime or sent_at or received_at
         if record.id:
             # Record ids count per SenseLink server: with the device they are unique across
@@ -146,10 +152,10 @@ class SenseLinkAdapter(VendorAdapter):
         return self._event(record, "record", device, occurred, received_at, push, event_id, message_id)
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime, message_id: str | None,
-               sent_at: datetime | None, source: str | None) -> NormalizedEvent:
-        device = _device(record.deviceSn, record.deviceId)
+               sent_at: datetime | None) -> NormalizedEvent:
         raised = local_time(record.alarmTime, "data.alarmTime")
         released = local_time(record.releaseTime, "data.releaseTime")
+        device = _alarm_device(record, push)
         # A release step (2 releasing, 3 released) happened when it was handled, if the server says.
         occurred = (released if record.status in (2, 3) and released else raised) or sent_at or received_at
         alarm_key = record.traceId or record.id
@@ -184,17 +190,10 @@ class SenseLinkAdapter(VendorAdapter):
         return "push"
 
     def quarantine_body(self, push: RawPush) -> bytes:
-        """Masked and dropped categories are applied to a rejected payload's `data` too (field by
-        field in text that does not parse)."""
-        raw = push.raw_bytes()
-        try:
-            document = jsonbody.loads(raw)
-            if isinstance(document, dict) and isinstance(document.get("data"), dict):
-                personal.apply(document["data"], PERSONAL_FIELDS, self.policy)
-                return canonical_json(document).encode("utf-8", "surrogatepass")
-        except (InvalidPayload, ValueError, TypeError):
-            pass
-        return personal.scrub_text(raw, PERSONAL_FIELDS, self.policy)
+        """Masked and dropped categories are applied to a rejected payload too, wherever the
+        fields are and whatever its shape; text that does not parse is kept as a summary only
+        (personal.scrub_payload)."""
+        return personal.scrub_payload(push.raw_bytes(), PERSONAL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}
@@ -216,17 +215,25 @@ class SenseLinkAdapter(VendorAdapter):
                                              "statusName", "resolveOptionName"))
 
 
-def _source(push: RawPush) -> str | None:
-    source = (push.headers.get(SOURCE_HEADER) or "").strip()
-    return source if _SOURCE.match(source) else None
+def _bridge(push: RawPush, what: str) -> str:
+    """`bridge:{name}`, the device id of the bridge that forwarded `push` (its liveness entry).
+    Only the bridge sends the header, and always does: without it there is no source to name."""
+    source = push.headers.get(SOURCE_HEADER)
+    if source is None:
+        raise InvalidPayload(f"{what} needs the bridge's name",
+                             [FieldProblem(SOURCE_HEADER, "missing: the bridge names itself in this header")])
+    return f"bridge:{TOPIC_ID.require(source, SOURCE_HEADER)}"
 
 
-def _device(sn: str | None, server_id: str | None) -> str:
-    if sn:
-        if not _DEVICE.match(sn):
-            raise InvalidPayload("device serial is not usable as an id",
-                                 [FieldProblem("data.sn", "1 to 128 printable ASCII characters expected")])
-        return sn
-    if server_id:
-        return f"id-{server_id}"
-    return UNKNOWN_DEVICE
+def _alarm_device(record: Alarm, push: RawPush) -> str:
+    """The LDID, else the server's device id (`id-{deviceId}`); an alarm naming neither (the
+    vendor's own example, all zeros) is a server's and is filed under the bridge that forwarded it.
+    Without a bridge it is refused: `unknown` would be a device nobody has."""
+    if record.deviceSn is not None:
+        return record.deviceSn
+    if record.deviceId is not None:
+        return f"id-{record.deviceId}"
+    if push.headers.get(SOURCE_HEADER) is None:
+        raise InvalidPayload("alarm names no device",
+                             [FieldProblem("data.deviceSn", "missing or blank, and no data.deviceId")])
+    return _bridge(push, "an alarm naming no device")
