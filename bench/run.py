@@ -121,7 +121,7 @@ def table_items() -> list[dict]:
     from devicegate import keys
     from devicegate.ddb_codec import to_attr
 
-    return [{"pk": {"S": keys.device_pk("ai-camera", CAMERA)}, "sk": {"S": keys.CONFIG_SK},
+    return [{"pk": {"S": keys.config_pk("ai-camera", CAMERA)}, "sk": {"S": keys.CONFIG_SK},
              "config": to_attr(_load("ai-camera/config-example.json"))}]
 
 
