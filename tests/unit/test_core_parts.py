@@ -114,6 +114,27 @@ def test_token_verifier_accepts_current_and_previous_and_rereads_after_cache():
     assert not verifier.verify(_push("token-two-2"))
 
 
+def test_token_verifier_keeps_known_tokens_while_the_secret_cannot_be_refreshed():
+    from devicegate.errors import StorageUnavailable
+
+    # Given tokens read once, then Secrets Manager down when the cache period is over
+    now, down = [0.0], [False]
+
+    def fetch():
+        if down[0]:
+            raise StorageUnavailable("token secret read failed: EndpointConnectionError")
+        return json.dumps({"current": "token-one-1"})
+
+    verifier = TokenVerifier(fetch, clock=lambda: now[0])
+    assert verifier.verify(_push("token-one-1"))
+    down[0], now[0] = True, 301.0
+    # Then pushes are still checked against the known tokens, not all refused
+    assert verifier.verify(_push("token-one-1")) and not verifier.verify(_push("token-two-2"))
+    # But with a cold cache there is nothing to check against: the push is a retryable failure
+    with pytest.raises(StorageUnavailable):
+        TokenVerifier(fetch, clock=lambda: now[0]).verify(_push("token-one-1"))
+
+
 def test_token_verifier_ignores_short_tokens_and_fails_closed():
     verifier = TokenVerifier(lambda: json.dumps({"current": "short"}))
     assert not verifier.verify(_push("short"))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from devicegate.envelope import RawPush
 from devicegate.errors import StorageUnavailable
+from devicegate.observability import logger
 
 CACHE_SECONDS = 300
 
@@ -30,6 +31,12 @@ class TokenVerifier:
             try:
                 secret = json.loads(self._fetch())
             except StorageUnavailable:
+                if self._tokens:
+                    # Refreshing failed, but the tokens read minutes ago are known: keep answering
+                    # with them (and try again on the next push) rather than refuse every push
+                    # while Secrets Manager is down. A cold cache has nothing to go on: 503.
+                    logger.warning("token secret unreadable, using the tokens read before")
+                    return self._tokens
                 raise
             except (ValueError, TypeError):
                 raise StorageUnavailable("token secret is not JSON") from None

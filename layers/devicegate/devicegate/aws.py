@@ -13,6 +13,10 @@ from typing import Any
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
 SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "sqs")
+#: Services whose calls botocore must not repeat by itself. An IoT publish is not idempotent: a
+#: retry after a lost answer (a read timeout, a dropped connection) sends the command to the
+#: device a second time. The caller reports the unknown outcome instead (commands.PublishUnknown).
+NOT_RETRIED = frozenset({"iot-data"})
 
 
 @cache
@@ -39,7 +43,7 @@ def _session() -> Any:
 @cache
 def client(service: str, deadline_s: float | None = None) -> Any:
     """The shared client of a service. `deadline_s`: the sender gives up on answers slower than
-    this (SenseLink: 5 s), so calls get timeouts that fit and no retry of their own."""
+    this (SenseLink: 5 s), so calls get timeouts that fit it, their one retry included."""
     if service not in SERVICES:
         raise ValueError(f"devicegate.aws knows only {SERVICES}; add {service!r} there")
     from botocore.config import Config
@@ -56,6 +60,8 @@ def client(service: str, deadline_s: float | None = None) -> Any:
         # 0.44 s read per attempt; DynamoDB answers in milliseconds when healthy.
         per_attempt = deadline_s * 0.8 / 3 / 2
         connect, read, attempts = per_attempt / 3, per_attempt * 2 / 3, 2
+    if service in NOT_RETRIED:
+        attempts = 1
     config = Config(
         connect_timeout=connect,
         read_timeout=read,
@@ -112,6 +118,19 @@ def cancelled_by_conditions(exc: BaseException) -> bool:
     reasons = cancellation_reasons(exc)
     return bool(reasons) and all(r in ("None", "ConditionalCheckFailed", None) for r in reasons) and \
         "ConditionalCheckFailed" in reasons
+
+
+def maybe_processed(exc: BaseException) -> bool:
+    """The call got no answer after its request may have reached the service (a read timeout, a
+    connection dropped mid-call): what it asked for may have been done. False for an answer with
+    a code, and for failures before anything was sent (endpoint unreachable, connect timeout)."""
+    from botocore.exceptions import ConnectionError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError
+
+    if error_code(exc) or isinstance(exc, (ConnectTimeoutError, EndpointConnectionError)):
+        return False
+    # A reset (ConnectionClosedError) tells nothing about when it happened: before the request
+    # went out or after the service acted on it.
+    return isinstance(exc, (HTTPClientError, ConnectionError))
 
 
 def unavailable(what: str, exc: BaseException):

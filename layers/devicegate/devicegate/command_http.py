@@ -22,6 +22,7 @@ from devicegate.commands import (
     PublishFailed, RateLimited, Requester, UnknownDevice, command_settings,
 )
 from devicegate.errors import FieldProblem, InvalidPayload, StorageUnavailable
+from devicegate.fields import TOPIC_ID
 from devicegate.observability import logger
 from devicegate.timeutil import now_utc
 
@@ -144,7 +145,7 @@ def _list(service: CommandService, device: str, query: dict[str, str]) -> dict[s
     if not (re.fullmatch(r"[0-9]{1,3}", limit_text) and 1 <= int(limit_text) <= MAX_LIST):
         problems.append(FieldProblem("limit", f"a whole number from 1 to {MAX_LIST}"))
     if not service.protocol.valid_device(device):
-        problems.append(FieldProblem("deviceNum", "1 to 64 letters, digits, '.', '_' or '-'"))
+        problems.append(FieldProblem("deviceNum", TOPIC_ID.problem))
     for name in ("id", "before"):
         value = query.get(name)
         if value is not None and not re.fullmatch(r"[0-9A-Za-z-]{1,64}", value):

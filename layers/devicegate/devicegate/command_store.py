@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from devicegate import keys
-from devicegate.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, unavailable
+from devicegate.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, maybe_processed, unavailable
 from devicegate.adapter import CommandReply
 from devicegate.commands import (
     CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT,
@@ -80,9 +80,19 @@ class DynamoCommandStore:
             except failures() as exc:
                 reasons = cancellation_reasons(exc)
                 if not reasons:
+                    # No answer: the transaction may have landed all the same. Told "retry later"
+                    # the app would leave it stored but never sent (with its clientToken, a retry
+                    # would even be answered with it as if sent); so look, and go on if it did.
+                    if maybe_processed(exc) and self._stored(status_item):
+                        return
                     raise unavailable("command store", exc) from None
             # Positions in `actions`: 0 device check, 1 rate counter, 2-3 command, 4 token.
             failed = [r == "ConditionalCheckFailed" for r in reasons] + [False] * len(actions)
+            if failed[2]:
+                # The command's own id (fresh and random) is taken: by this very transaction,
+                # whose answer was lost and which botocore sent again. Its other refusals (the
+                # token, the counter now at the limit) are its own writes too.
+                return
             if client_token and failed[4]:
                 raise DuplicateRequest(*self._by_token(vendor, device_id, client_token, item["text"]))
             if failed[0]:
@@ -93,6 +103,14 @@ class DynamoCommandStore:
             # moment. Short, jittered retries; DynamoDB settles such conflicts in milliseconds.
             time.sleep(0.02 * (attempt + 1) + random.random() * 0.02)
         raise StorageUnavailable(f"command store kept conflicting: {','.join(str(r) for r in reasons)}")
+
+    def _stored(self, status_item: dict[str, Any]) -> bool:
+        try:
+            found = self._ddb.get_item(TableName=self._table, ConsistentRead=True, ProjectionExpression="pk",
+                                       Key={"pk": {"S": status_item["pk"]}, "sk": {"S": status_item["sk"]}})
+        except failures() as exc:
+            raise unavailable("command store check", exc) from None
+        return "Item" in found
 
     def _by_token(self, vendor: str, device_id: str, client_token: str, text: str) -> tuple[dict | None, bool]:
         pk = keys.command_texts_pk(vendor, device_id)

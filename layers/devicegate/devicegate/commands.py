@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from devicegate import keys
 from devicegate.adapter import CommandReply
-from devicegate.errors import FieldProblem
+from devicegate.errors import FieldProblem, StorageUnavailable
+from devicegate.fields import TOPIC_ID
 from devicegate.observability import logger
 from devicegate.settings import vendor_env
 from devicegate.timeutil import days_after, epoch_seconds, iso_utc
@@ -163,19 +164,18 @@ class IotDataPublisher:
         self._iot = iot_data
 
     def publish(self, topic: str, payload: bytes) -> None:
-        from botocore import exceptions as bx
+        from devicegate.aws import error_code, failures, maybe_processed
 
         try:
+            # One attempt (devicegate.aws.NOT_RETRIED): a retry could send the command twice.
             self._iot.publish(topic=topic, qos=1, payload=payload)
-        except bx.ClientError as exc:
-            raise PublishRefused(exc.response.get("Error", {}).get("Code") or "refused") from None
-        except (bx.ConnectTimeoutError, bx.EndpointConnectionError) as exc:
-            raise PublishRefused(type(exc).__name__) from None  # never connected: not sent
-        except (bx.ReadTimeoutError, bx.ConnectionError) as exc:
-            # Sent, maybe: the request may have reached IoT Core before the connection failed.
-            raise PublishUnknown(type(exc).__name__) from None
-        except bx.BotoCoreError as exc:
-            raise PublishRefused(type(exc).__name__) from None  # failed before sending (credentials...)
+        except failures() as exc:
+            if maybe_processed(exc):
+                # Sent, maybe: the request may have reached IoT Core before the answer was lost
+                # (a read timeout, or a connection reset, which may come after the request).
+                raise PublishUnknown(type(exc).__name__) from None
+            # An error answer, or no connection at all (or no credentials): not sent.
+            raise PublishRefused(error_code(exc) or type(exc).__name__) from None
 
 
 @dataclass
@@ -194,7 +194,7 @@ class CommandService:
             raise NotConfigured(f"{self.vendor} commands need the vendor's access key (template parameter)")
         if not self.protocol.valid_device(device_id):
             raise InvalidCommand("invalid device number",
-                                 [FieldProblem("deviceNum", "1 to 64 letters, digits, '.', '_' or '-'")])
+                                 [FieldProblem("deviceNum", TOPIC_ID.problem)])
         if not isinstance(document, dict):
             raise InvalidCommand("expected a JSON object", [FieldProblem("body", "not a JSON object")])
         problems = [FieldProblem(name, "unknown field") for name in sorted(document)
@@ -231,8 +231,14 @@ class CommandService:
         except PublishRefused as exc:
             logger.warning("command publish refused", extra={**log, "error_code": str(exc)})
             error = f"not sent: the IoT data plane refused it ({exc})"
-            if self.store.mark_unsent(self.vendor, device_id, ident, now, error):
-                item.update(status=FAILED, statusAt=iso_utc(now), failedAt=iso_utc(now), error=error)
+            try:
+                if self.store.mark_unsent(self.vendor, device_id, ident, now, error):
+                    item.update(status=FAILED, statusAt=iso_utc(now), failedAt=iso_utc(now), error=error)
+            except StorageUnavailable as unmarked:
+                # Not sent is what the app must hear, or it would retry under the same token and
+                # be handed this command as if it had gone out. It stays pending until the sweep
+                # times it out.
+                logger.warning("unsent command not marked failed", extra={**log, "error": str(unmarked)})
             raise PublishFailed(public_view(item), sent_unknown=False) from None
         except PublishUnknown as exc:
             logger.warning("command publish outcome unknown", extra={**log, "error_type": str(exc)})
