@@ -46,7 +46,7 @@ class VendorAdapter(ABC):
     kinds: ClassVar[tuple[str, ...]] = ()
 
     #: Seconds within which the sender needs its answer, if it gives up on slower ones (SenseLink:
-    #: 5 s). AWS calls then get timeouts that fit, and no client-side retry (the sender retries).
+    #: 5 s). AWS calls then get timeouts that fit, two attempts each included (devicegate.aws.client).
     answer_deadline_s: ClassVar[float | None] = None
 
     @abstractmethod
