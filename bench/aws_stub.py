@@ -100,7 +100,7 @@ class AwsStub:
 
 def install(stub: AwsStub) -> None:
     """Make devicegate's cached client factory hand out stubbed clients."""
-    from devicegate import aws
+    from devicegate.infra import aws
 
     real = aws.client.__wrapped__
 
@@ -111,7 +111,7 @@ def install(stub: AwsStub) -> None:
 
     aws.client.cache_clear()
     aws.client = __import__("functools").cache(stubbed)
-    import devicegate.runtime as runtime
+    import devicegate.ingest.wiring as runtime
 
     runtime.client = aws.client
 
@@ -149,8 +149,8 @@ class _FakeSecrets:
 
 
 def install_fakes(items: Iterable[dict] = ()) -> None:
-    from devicegate import aws
-    import devicegate.runtime as runtime
+    from devicegate.infra import aws
+    import devicegate.ingest.wiring as runtime
 
     fakes = {"dynamodb": _FakeDynamo(items), "secretsmanager": _FakeSecrets(), "s3": _FakeS3()}
     aws.client = runtime.client = lambda service, deadline_s=None: fakes[service]

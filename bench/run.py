@@ -118,8 +118,8 @@ PATHS = (
 
 def table_items() -> list[dict]:
     """What the stubbed table holds before any push: the configured camera's item."""
-    from devicegate import keys
-    from devicegate.ddb_codec import to_attr
+    from devicegate.store import keys
+    from devicegate.store.codec import to_attr
 
     return [{"pk": {"S": keys.config_pk("ai-camera", CAMERA)}, "sk": {"S": keys.CONFIG_SK},
              "config": to_attr(_load("ai-camera/config-example.json"))}]
@@ -224,7 +224,7 @@ def round_trips(items: list[dict]) -> list[tuple[str, str, int, int]]:
         from devicegate_cli.lambda_context import LambdaContext
 
         stub = AwsStub(items)
-        import devicegate.runtime  # noqa: F401  (install patches its client factory)
+        import devicegate.ingest.wiring  # noqa: F401  (install patches its client factory)
 
         install(stub)
         from functions.ai_camera_webhook import app as camera

@@ -167,9 +167,9 @@ def jointech_iot(name: str, record: dict) -> dict:
 
 
 def stream_event(records: dict[str, dict]) -> dict:
-    from devicegate.envelope import RawPush
-    from devicegate.storage import event_item
-    from devicegate.timeutil import days_after
+    from devicegate.core.envelope import RawPush
+    from devicegate.store.events import event_item
+    from devicegate.core.timeutil import days_after
     from devicegate.vendors import get_adapter
 
     adapter = get_adapter("jointech")

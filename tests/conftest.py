@@ -17,7 +17,10 @@ TEMPLATE = ROOT / "template.yaml"
 
 def _clear_caches() -> None:
     # Lambda keeps clients and settings for the life of an environment; each test is a new one.
-    from devicegate import aws, command_http, commands, personal, runtime, settings
+    from devicegate.infra import aws, settings
+    from devicegate.commands import http as command_http, service as commands
+    from devicegate.core import personal
+    from devicegate.ingest import wiring as runtime
     from devicegate.vendors import get_adapter
     from devicegate.vendors.senselink.adapter import server_timezone
 
@@ -77,7 +80,7 @@ def logs(capsys):
     alone would miss it) plus stdout/stderr (EMF metrics). Call it to read what was written."""
     import io
 
-    from devicegate.observability import logger
+    from devicegate.infra.observability import logger
 
     handler = logger.registered_handler
     buffer = io.StringIO()

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from devicegate.ddb_codec import from_item
+from devicegate.store.codec import from_item
 from devicegate_cli.lambda_context import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ class Stack:
         return [from_item(i) for i in items if i["pk"]["S"].startswith(f"Q#{vendor}#")]
 
     def state(self, vendor: str, device: str) -> dict[str, dict[str, Any]]:
-        from devicegate import keys
+        from devicegate.store import keys
 
         items = self.ddb.query(TableName=self.table, KeyConditionExpression="pk = :p",
                                ExpressionAttributeValues={":p": {"S": keys.device_pk(vendor, device)}})["Items"]

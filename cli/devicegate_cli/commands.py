@@ -108,8 +108,8 @@ def resolve_target(args: argparse.Namespace) -> Target:
 
 def event_store(t: Target) -> Any:
     """The same store the functions use, configured with the deployment's retention."""
-    from devicegate.settings import Settings
-    from devicegate.storage import DynamoEventStore
+    from devicegate.infra.settings import Settings
+    from devicegate.store.events import DynamoEventStore
 
     settings = Settings.model_validate({"TABLE_NAME": t.table, "PAYLOAD_BUCKET": t.bucket,
                                         "RETENTION_DAYS": t.parameter("RetentionDays"),
@@ -173,7 +173,7 @@ def emit_json(value: Any) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from devicegate.queries import device_events
+    from devicegate.store.queries import device_events
 
     t = resolve_target(args)
     events = device_events(t.client("dynamodb"), t.table, args.vendor, args.device, kind=args.kind,
@@ -182,7 +182,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from devicegate.queries import device_state
+    from devicegate.store.queries import device_state
 
     t = resolve_target(args)
     state = device_state(t.client("dynamodb"), t.table, args.vendor, args.device)
@@ -202,7 +202,7 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from devicegate.queries import offline_devices, vendor_devices
+    from devicegate.store.queries import offline_devices, vendor_devices
 
     t = resolve_target(args)
     if args.offline:
@@ -219,7 +219,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_links(args: argparse.Namespace) -> int:
-    from devicegate.queries import linked_events
+    from devicegate.store.queries import linked_events
 
     t = resolve_target(args)
     # An id may be a record id (GPS fix + alarm...), an alarm id (its files) or a capture id.
@@ -229,7 +229,7 @@ def cmd_links(args: argparse.Namespace) -> int:
 
 
 def cmd_parts(args: argparse.Namespace) -> int:
-    from devicegate.queries import device_assemblies
+    from devicegate.store.queries import device_assemblies
 
     t = resolve_target(args)
     rows = device_assemblies(t.client("dynamodb"), t.table, args.vendor, args.device, args.kind)
@@ -242,7 +242,7 @@ def cmd_parts(args: argparse.Namespace) -> int:
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
-    from devicegate.queries import alarms_in_status, device_alarms, fleet_alarms
+    from devicegate.store.queries import alarms_in_status, device_alarms, fleet_alarms
 
     t = resolve_target(args)
     if args.status or args.device:
@@ -267,7 +267,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
-    from devicegate.queries import event_by_id
+    from devicegate.store.queries import event_by_id
 
     t = resolve_target(args)
     event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.id)
@@ -279,9 +279,9 @@ def cmd_event(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from devicegate import keys
-    from devicegate.ddb_codec import from_item
-    from devicegate.queries import quarantined
+    from devicegate.store import keys
+    from devicegate.store.codec import from_item
+    from devicegate.store.queries import quarantined
 
     t = resolve_target(args)
     if args.show:
@@ -302,7 +302,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from devicegate.replay import replay
+    from devicegate.ingest.replay import replay
 
     t = resolve_target(args)
     outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, event_store(t), args.vendor,
@@ -312,7 +312,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from devicegate.replay import redrive_iot_errors, redrive_queue
+    from devicegate.ingest.replay import redrive_iot_errors, redrive_queue
 
     t = resolve_target(args)
     if args.source == "outbox-failures":
@@ -331,7 +331,10 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
     """Publish again the stream batches the outbox gave up on, as the outbox's own schedule does
     (devicegate.outbox.redrive_failed_batches: records re-read from the stream, which keeps them
     24 hours; a failure record is deleted once all its events are done)."""
-    from devicegate.outbox import DynamoStateStore, SqsPublisher, process_batch, redrive_failed_batches
+    from devicegate.store.state import DynamoStateStore
+    from devicegate.outbox.messages import SqsPublisher
+    from devicegate.outbox.batch import process_batch
+    from devicegate.outbox.stream import redrive_failed_batches
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
     publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))
@@ -351,7 +354,7 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
 def _iso(value: str | None) -> str | None:
     if value is None:
         return None
-    from devicegate.timeutil import iso_utc, parse_time
+    from devicegate.core.timeutil import iso_utc, parse_time
 
     return iso_utc(parse_time(value))
 

@@ -108,21 +108,21 @@ def _ddb(t: Any) -> Any:
 
 
 def _key(serial: str) -> dict[str, Any]:
-    from devicegate import keys
+    from devicegate.store import keys
 
     return {"pk": {"S": keys.config_pk(VENDOR, serial)}, "sk": {"S": keys.CONFIG_SK}}
 
 
 def read_item(ddb: Any, table: str, serial: str) -> dict[str, Any] | None:
-    from devicegate.ddb_codec import from_item
+    from devicegate.store.codec import from_item
 
     found = ddb.get_item(TableName=table, Key=_key(serial), ConsistentRead=True)
     return from_item(found["Item"]) if "Item" in found else None
 
 
 def write_item(ddb: Any, table: str, serial: str, config: dict[str, Any], by: str) -> str:
-    from devicegate.ddb_codec import to_attr
-    from devicegate.timeutil import iso_utc, now_utc
+    from devicegate.store.codec import to_attr
+    from devicegate.core.timeutil import iso_utc, now_utc
 
     at = iso_utc(now_utc())
     ddb.put_item(TableName=table, Item={**_key(serial), "config": to_attr(config), "updatedAt": {"S": at},
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from devicegate.fields import PRINTABLE_ID
+    from devicegate.core.fields import PRINTABLE_ID
 
     args = build_parser().parse_args(argv)
     # The ingest rule for camera serials, so the CLI cannot write a configuration no camera has.

@@ -7,9 +7,9 @@ stored as an event of its own kind and answered {operator}-Ack.
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from devicegate.http import http_push, http_response
-from devicegate.observability import logger, tracer
-from devicegate.runtime import http_pipeline
+from devicegate.ingest.http import http_push, http_response
+from devicegate.infra.observability import logger, tracer
+from devicegate.ingest.wiring import http_pipeline
 from devicegate.vendors.ai_camera.models import deployment_default
 
 # A broken AiCameraDefaultConfig is a deployment mistake: fail the cold start with the parameter's

@@ -3,12 +3,12 @@ whose parts stopped coming and times out commands that got no answer. See device
 
 from functools import cache
 
-from devicegate.aws import client
-from devicegate.observability import logger, tracer
-from devicegate.runtime import event_store
-from devicegate.settings import get_settings
+from devicegate.infra.aws import client
+from devicegate.infra.observability import logger, tracer
+from devicegate.ingest.wiring import event_store
+from devicegate.infra.settings import get_settings
 from devicegate.sweep import Sweep, offline_after_from_env, parts_timeout_from_env
-from devicegate.timeutil import now_utc
+from devicegate.core.timeutil import now_utc
 from devicegate.vendors import camera_heartbeat_interval, get_adapter, vendor_names
 
 

@@ -5,8 +5,8 @@ status. See devicegate.commands (send, track, time out) and devicegate.command_h
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from devicegate.command_http import handle
-from devicegate.observability import logger, tracer
+from devicegate.commands.http import handle
+from devicegate.infra.observability import logger, tracer
 
 
 # capture_response=False: command texts and answers stay out of traces.

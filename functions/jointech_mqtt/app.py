@@ -5,10 +5,10 @@ this function asynchronously: raising on a storage failure makes Lambda retry an
 event in the failure queue, so nothing is lost; an invalid record is quarantined and not retried.
 """
 
-from devicegate.adapter import Outcome
-from devicegate.iot import iot_push
-from devicegate.observability import logger, tracer
-from devicegate.runtime import mqtt_pipeline
+from devicegate.core.adapter import Outcome
+from devicegate.ingest.iot import iot_push
+from devicegate.infra.observability import logger, tracer
+from devicegate.ingest.wiring import mqtt_pipeline
 
 
 class RetryLater(Exception):

@@ -6,9 +6,9 @@ for all of them (the kind is then told apart by the record's fields).
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from devicegate.http import http_push, http_response
-from devicegate.observability import logger, tracer
-from devicegate.runtime import http_pipeline
+from devicegate.ingest.http import http_push, http_response
+from devicegate.infra.observability import logger, tracer
+from devicegate.ingest.wiring import http_pipeline
 
 
 # capture_response=False: answers and errors stay out of traces (no payloads outside the table).

@@ -8,9 +8,9 @@ itself in the X-Devicegate-Source header. SenseLink stops pushing after one answ
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from devicegate.http import http_push, http_response
-from devicegate.observability import logger, tracer
-from devicegate.runtime import http_pipeline
+from devicegate.ingest.http import http_push, http_response
+from devicegate.infra.observability import logger, tracer
+from devicegate.ingest.wiring import http_pipeline
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -96,7 +96,7 @@ class SqsClock:
 
 @pytest.fixture(scope="module")
 def world():
-    from devicegate import aws
+    from devicegate.infra import aws
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

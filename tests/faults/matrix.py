@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devicegate.ddb_codec import from_item
+from devicegate.store.codec import from_item
 from tests.faults.injector import LOST_ANSWER, SHAPES, Fault, Injector
 from tests.support import Stack, context
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item
+from devicegate.store import keys
+from devicegate.store.codec import from_item
 from functions.jointech_commands import app as commands_app
 from tests.faults.conftest import ACCESS_KEY
 from tests.faults.injector import LOST_ANSWER, Injector

@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import to_attr
+from devicegate.store import keys
+from devicegate.store.codec import to_attr
 from functions.ai_camera_webhook import app as ai_camera_app
 from functions.face_terminal_webhook import app as face_terminal_app
 from functions.jointech_mqtt import app as mqtt_app

@@ -31,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item
-from devicegate.outbox import REDRIVE_VISIBILITY_S, SQS_BATCH
+from devicegate.store import keys
+from devicegate.store.codec import from_item
+from devicegate.outbox.stream import REDRIVE_VISIBILITY_S
+from devicegate.outbox.messages import SQS_BATCH
 from devicegate_cli.lambda_context import LambdaContext
 from functions.device_sweep import app as sweep_app
 from functions.face_terminal_webhook import app as face_terminal_app

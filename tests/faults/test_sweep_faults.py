@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item, to_attr
+from devicegate.store import keys
+from devicegate.store.codec import from_item, to_attr
 from functions.ai_camera_webhook import app as ai_camera_app
 from functions.device_sweep import app as sweep_app
 from functions.jointech_commands import app as commands_app
 from functions.mettax_webhook import app as mettax_app
 from tests.faults.injector import LOST_ANSWER, Injector
-from devicegate.liveness import Liveness
+from devicegate.store.liveness import Liveness
 from tests.faults.matrix import (
     Op, answer_of, cases, run_outbox_to_the_end, stack_events, where_key,
     where_partition,

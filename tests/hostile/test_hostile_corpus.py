@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from devicegate.ddb_codec import from_item
+from devicegate.store.codec import from_item
 from functions.outbox import app as outbox_app
 from tests.hostile.corpus import COMMAND_DEVICE, FAMILIES, PERSONAL_VALUES, ROUTES, Route
 from tests.support import context, load_event, load_record, with_body
@@ -68,7 +68,7 @@ def personal_values_in(text: str) -> list[str]:
 
 def prepare_commands(stack, monkeypatch) -> None:
     """The commands API with a deployment access key, and its device known (it reported)."""
-    from devicegate import command_http, commands
+    from devicegate.commands import http as command_http, service as commands
     from functions.jointech_webhook import app as webhook
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "ak-demo")

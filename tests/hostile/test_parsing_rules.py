@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from devicegate import jsonbody
-from devicegate.envelope import canonical_json, media_key
-from devicegate.errors import InvalidPayload
-from devicegate.fields import LONG_PRINTABLE_ID, PRINTABLE_ID, TOPIC_ID
+from devicegate.core import jsonbody
+from devicegate.core.envelope import canonical_json, media_key
+from devicegate.core.errors import InvalidPayload
+from devicegate.core.fields import LONG_PRINTABLE_ID, PRINTABLE_ID, TOPIC_ID
 
 
 def refusal(text: str, field: str = "body") -> tuple[str, str]:

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import to_attr
-from devicegate.queries import device_state, offline_devices
-from devicegate.timeutil import parse_time
+from devicegate.store import keys
+from devicegate.store.codec import to_attr
+from devicegate.store.queries import device_state, offline_devices
+from devicegate.core.timeutil import parse_time
 from functions.ai_camera_webhook import app as webhook_app
 from functions.device_sweep import app as sweep_app
 from functions.outbox import app as outbox_app
@@ -98,7 +98,7 @@ def test_a_retransmitted_heartbeat_is_acknowledged_the_same_and_stored_once(stac
 def test_the_hot_path_reads_a_cameras_configuration_at_most_once_per_minute(stack, monkeypatch):
     # Given a camera with a configuration, and the reads the function makes counted
     write_config(stack, SERIAL, CONFIG)
-    from devicegate.runtime import http_pipeline
+    from devicegate.ingest.wiring import http_pipeline
 
     configs = http_pipeline("ai-camera").configs
     reads = []

@@ -90,7 +90,7 @@ def test_refusals_exit_2_with_the_fields_and_retry_after(gateway, cli, monkeypat
     assert code == 2 and "HTTP 400" in err and "serial:" in err
     code, _, err = cli("send", "--device", "555", "--raw", "(555,1,001,BASE,1)")
     assert code == 2 and "HTTP 404" in err and "deviceNum:" in err
-    from devicegate import command_http, commands
+    from devicegate.commands import http as command_http, service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "1")
     commands.command_settings.cache_clear()

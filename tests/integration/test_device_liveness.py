@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devicegate.queries import device_state, offline_devices, vendor_devices
-from devicegate.timeutil import iso_utc
+from devicegate.store.queries import device_state, offline_devices, vendor_devices
+from devicegate.core.timeutil import iso_utc
 from functions.device_sweep import app as sweep_app
 from functions.jointech_webhook import app as jointech_app
 from functions.outbox import app as outbox_app
@@ -104,7 +104,7 @@ def test_a_device_heard_from_while_the_sweep_decides_stays_online(stack, monkeyp
     # Given a device whose last contact the sweep has read as overdue
     push_location()
     run_outbox(stack)
-    from devicegate.liveness import Liveness
+    from devicegate.store.liveness import Liveness
 
     heard_at = summary(stack)["heardAt"]
     later = iso_utc(datetime.fromisoformat(heard_at) + timedelta(seconds=10))
@@ -131,7 +131,7 @@ def test_vendors_switched_off_are_never_marked_offline(stack, monkeypatch):
 
 def test_older_news_does_not_move_contact_backwards(stack):
     # Given a device last heard from at 10:00
-    from devicegate.liveness import Liveness
+    from devicegate.store.liveness import Liveness
 
     liveness = Liveness(stack.ddb, stack.table)
     liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
@@ -149,7 +149,7 @@ def test_a_bad_offline_setting_fails_loudly(stack, monkeypatch):
 
 def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(stack):
     # Given an offline device
-    from devicegate.liveness import Liveness
+    from devicegate.store.liveness import Liveness
 
     liveness = Liveness(stack.ddb, stack.table)
     liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
@@ -184,7 +184,7 @@ def test_a_broken_camera_default_does_not_stop_the_sweep_for_other_vendors(stack
     # Given a Jointech device silent for hours, a camera, and a broken AiCameraDefaultConfig
     push_location()
     run_outbox(stack)
-    from devicegate.liveness import Liveness
+    from devicegate.store.liveness import Liveness
     from devicegate.vendors.ai_camera.models import deployment_default
 
     Liveness(stack.ddb, stack.table).heard("ai-camera", "I320013590DEA0BE21F6958", summary(stack)["heardAt"])

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from devicegate.queries import alarms_in_status, device_alarms
+from devicegate.store.queries import alarms_in_status, device_alarms
 from functions.face_terminal_webhook import app as webhook_app
 from functions.outbox import app as outbox_app
 from tests.support import EVENTS, context, load_event, load_record, with_body
@@ -211,7 +211,7 @@ def test_an_alarm_still_raised_is_listed_open_across_the_fleet(stack):
     assert (open_alarm["deviceId"], open_alarm["alarmId"]) == ("TERM-A", "T-A")
     assert open_alarm["details"]["codeName"] == "tamper (device removed)"
     # And the fleet alarm timeline (gsi3) holds all three alarm events
-    from devicegate.queries import fleet_alarms
+    from devicegate.store.queries import fleet_alarms
 
     assert len(fleet_alarms(stack.ddb, stack.table)) == 3
 
@@ -252,7 +252,7 @@ def test_pin_is_never_stored_and_card_numbers_are_masked_by_default(stack):
 def test_deployment_can_drop_names_and_photos(stack, monkeypatch):
     # Given a deployment that stores neither names nor photos
     monkeypatch.setenv("PERSONAL_DATA", "name=drop,photo=drop,id_number=drop")
-    from devicegate import personal
+    from devicegate.core import personal
 
     personal.deployment_policy.cache_clear()
     # When a record with both arrives
@@ -356,7 +356,7 @@ def test_unparseable_payloads_are_kept_without_pin_and_with_masked_numbers(stack
 
 def test_dropped_photos_are_not_kept_in_quarantine_either(stack, monkeypatch):
     monkeypatch.setenv("PERSONAL_DATA", "photo=drop")
-    from devicegate import personal
+    from devicegate.core import personal
 
     personal.deployment_policy.cache_clear()
     record = load_record("face-terminal", "variation-record-with-photo-and-pin")
@@ -370,8 +370,8 @@ def test_a_large_record_retransmitted_days_later_leaves_one_object(stack, monkey
     # Given a record too large for an item (a long remark), sent today and again two days later
     from datetime import timedelta
 
-    from devicegate.runtime import http_pipeline
-    from devicegate.timeutil import now_utc
+    from devicegate.ingest.wiring import http_pipeline
+    from devicegate.core.timeutil import now_utc
 
     record = record_with("c0ffee00-0000-4000-8000-00000000000d", remark="r" * 400_000)
     pipeline = http_pipeline("face-terminal")

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item
+from devicegate.store import keys
+from devicegate.store.codec import from_item
 from functions.device_sweep import app as sweep_app
 from functions.jointech_commands import app as commands_app
 from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
@@ -30,7 +30,7 @@ def gateway(stack, monkeypatch):
 
 def prepare_gateway(stack, monkeypatch):
     """The moto stack with a deployment access key, and the devices of the samples known."""
-    from devicegate import command_http, commands
+    from devicegate.commands import http as command_http, service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", ACCESS_KEY)
     commands.command_settings.cache_clear()
@@ -192,7 +192,7 @@ def test_a_device_number_that_cannot_be_a_topic_level_is_400(gateway):
 
 def test_too_many_commands_for_a_device_are_429_with_retry_after(gateway, monkeypatch):
     # Given a deployment allowing 2 commands per device and minute
-    from devicegate import command_http, commands
+    from devicegate.commands import http as command_http, service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "2")
     commands.command_settings.cache_clear()
@@ -241,7 +241,7 @@ def test_a_request_without_an_iam_identity_is_403_and_nothing_is_sent(gateway):
 
 
 def test_without_an_access_key_commands_answer_503_and_are_not_stored(gateway, monkeypatch):
-    from devicegate import command_http, commands
+    from devicegate.commands import http as command_http, service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "")
     commands.command_settings.cache_clear()
@@ -269,8 +269,8 @@ def _refusals():
 def test_a_refused_publish_is_503_and_the_stored_command_is_marked_failed(gateway, error, code):
     # Given the IoT data plane refusing the publish (the role lacks iot:Publish on the topic), or
     # not reachable at all: either way the message was not sent
-    from devicegate import command_http
-    from devicegate.commands import IotDataPublisher
+    from devicegate.commands import http as command_http
+    from devicegate.commands.service import IotDataPublisher
 
     service = command_http.command_service("jointech")
     service.publisher = IotDataPublisher(_FailingIotData(error))
@@ -286,8 +286,8 @@ def test_a_refused_publish_is_503_and_the_stored_command_is_marked_failed(gatewa
 def test_a_publish_that_timed_out_leaves_the_command_pending_for_its_answer(gateway):
     from botocore.exceptions import ReadTimeoutError
 
-    from devicegate import command_http
-    from devicegate.commands import IotDataPublisher
+    from devicegate.commands import http as command_http
+    from devicegate.commands.service import IotDataPublisher
 
     service = command_http.command_service("jointech")
     service.publisher = IotDataPublisher(_FailingIotData(ReadTimeoutError(endpoint_url="https://iot")))
@@ -405,7 +405,7 @@ def test_an_answer_received_after_the_deadline_does_not_resolve_the_command(gate
     timeout_at = datetime.fromisoformat(sent["timeoutAt"])
     sweep_at(monkeypatch, timeout_at + timedelta(seconds=61))
     # When its answer is received after the deadline
-    from devicegate import runtime
+    from devicegate.ingest import wiring as runtime
 
     monkeypatch.setattr(runtime.mqtt_pipeline("jointech"), "clock", lambda: timeout_at + timedelta(seconds=90))
     answer("iot-mqtt-cmd-success.json")

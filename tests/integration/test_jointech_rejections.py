@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from devicegate import keys
+from devicegate.store import keys
 from functions.jointech_mqtt import app as mqtt_app
 from tests.integration.test_jointech_ingest import mqtt, post
 from tests.support import load_event, load_record, with_body, with_path
@@ -145,7 +145,7 @@ def test_body_over_the_limit_is_413_and_kept(stack):
 
 
 def test_quarantined_payload_too_big_for_an_item_goes_to_s3(stack, monkeypatch):
-    from devicegate import storage
+    from devicegate.store import events as storage
 
     monkeypatch.setattr(storage, "MAX_INLINE_BYTES", 1000)
     body = "{broken" + "x" * 2000
@@ -314,7 +314,7 @@ def test_overflowing_numbers_in_unknown_fields_are_refused_naming_the_field(stac
 
 def test_a_retried_quarantine_update_counts_the_sighting_once(stack):
     # Given a quarantine update that lands, but whose answer is lost so botocore sends it again
-    from devicegate.runtime import http_pipeline
+    from devicegate.ingest.wiring import http_pipeline
 
     store = http_pipeline("jointech").store
     real = store._ddb

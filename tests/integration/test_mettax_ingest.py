@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from devicegate.queries import device_assemblies, device_state, linked_events
+from devicegate.store.queries import device_assemblies, device_state, linked_events
 from functions.device_sweep import app as sweep_app
 from functions.mettax_webhook import app as webhook_app
 from functions.outbox import app as outbox_app

@@ -114,7 +114,7 @@ def scheduled_redrive() -> dict:
     ("dynamodb", ("UpdateItem", "TransactWriteItems")),
 ])
 def test_a_60_second_outage_is_redriven_once_the_dependency_is_back(stack, clock, service, operations):
-    from devicegate.aws import client
+    from devicegate.infra.aws import client
 
     # Given 12 stored events of one device (two SQS chunks), and the outbox's dependency down for
     # 60 s from now
@@ -152,7 +152,7 @@ def test_a_60_second_outage_is_redriven_once_the_dependency_is_back(stack, clock
 
 
 def test_a_parked_batch_partly_published_before_the_outage_is_not_published_twice(stack, clock):
-    from devicegate.aws import client
+    from devicegate.infra.aws import client
 
     # Given 12 events; the queue takes the first chunk of 10, then goes down for 60 s
     event_ids = store_locations(stack, "8022300778", 12)
@@ -179,7 +179,7 @@ def test_a_parked_batch_partly_published_before_the_outage_is_not_published_twic
 def test_a_failure_record_whose_events_left_the_stream_waits_for_a_person(stack):
     from botocore.exceptions import ClientError
 
-    from devicegate.aws import client
+    from devicegate.infra.aws import client
 
     # Given a parked batch whose records the stream no longer holds (older than its 24 hours:
     # DynamoDB Streams answers TrimmedDataAccessException)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from devicegate.queries import device_alarms, device_state, vendor_devices
+from devicegate.store.queries import device_alarms, device_state, vendor_devices
 from functions.outbox import app as outbox_app
 from functions.senselink_webhook import app as webhook_app
 from tests.support import EVENTS, context, load_event, load_record, with_body
@@ -228,7 +228,7 @@ def test_personal_fields_masked_and_never_logged(stack, logs):
 
 def test_aws_calls_get_timeouts_that_fit_senselinks_deadline(stack):
     # Given the SenseLink pipeline's clients (the token secret, the table)
-    from devicegate.runtime import http_pipeline
+    from devicegate.ingest.wiring import http_pipeline
 
     pipeline = http_pipeline("senselink")
     config = pipeline.store._ddb.meta.config
@@ -247,6 +247,6 @@ def test_a_long_non_ascii_trace_id_still_gets_its_lifecycle_item(stack):
     # Then its lifecycle item exists under a sort key that fits DynamoDB's limit
     [alarm] = device_alarms(stack.ddb, stack.table, "senselink", LDID)
     assert alarm["alarmId"] == "警" * 128 and alarm["status"] == "open"
-    from devicegate.keys import alarm_item_sk
+    from devicegate.store.keys import alarm_item_sk
 
     assert len(alarm_item_sk(alarm["alarmId"]).encode()) <= 1024

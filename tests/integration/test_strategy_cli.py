@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item
+from devicegate.store import keys
+from devicegate.store.codec import from_item
 from devicegate.vendors.ai_camera.models import DEFAULT_CONFIG_ENV, deployment_default
 from devicegate_cli import commands
 from devicegate_cli.main import main

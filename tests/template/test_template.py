@@ -537,7 +537,7 @@ def _reaches(patterns: list[str], key: str) -> bool:
 def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, Any]) -> None:
     # Given the keys of the items that apps and the commands function own, for every vendor, and
     # the items the outbox and the sweep move forward
-    from devicegate import keys
+    from devicegate.store import keys
     from devicegate.vendors import vendor_names
 
     foreign = {f"{vendor} {what}": key for vendor in vendor_names() for what, key in (
@@ -756,7 +756,7 @@ def test_the_commands_function_publishes_only_on_its_command_topics(template: di
                                   ["C#jointech#*", "CX#jointech#*"]),
     }
     # And the longest timeout the template allows is the one the outbox's matching window assumes
-    from devicegate.commands import MAX_TIMEOUT_S
+    from devicegate.core.commands import MAX_TIMEOUT_S
 
     assert template["Parameters"]["CommandTimeoutSeconds"]["MaxValue"] == MAX_TIMEOUT_S
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from devicegate.adapter import Outcome
-from devicegate.envelope import RawPush
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import now_utc
+from devicegate.core.adapter import Outcome
+from devicegate.core.envelope import RawPush
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import now_utc
 from devicegate.vendors.ai_camera.adapter import AiCameraAdapter
 from devicegate.vendors.ai_camera.models import (
     DEFAULT_CONFIG_ENV, STRATEGY_FIELDS, ConfigInvalid, deployment_default, effective_config, heartbeat_interval,

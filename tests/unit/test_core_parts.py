@@ -7,16 +7,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from devicegate import jsonbody
-from devicegate.auth import TokenVerifier
-from devicegate.ddb_codec import from_attr, to_attr
-from devicegate.envelope import RawPush, make_event, record_json
+from devicegate.core import jsonbody
+from devicegate.ingest.auth import TokenVerifier
+from devicegate.store.codec import from_attr, to_attr
+from devicegate.core.envelope import RawPush, make_event, record_json
 from devicegate.vendors.jointech.adapter import TRANSPORT_FIELDS as JOINTECH_TRANSPORT_FIELDS
 from devicegate.vendors.jointech.models import Alarm
 from tests.support import load_record
-from devicegate.errors import InvalidPayload, StorageUnavailable
-from devicegate.settings import parse_retention
-from devicegate.timeutil import iso_utc, parse_time
+from devicegate.core.errors import InvalidPayload, StorageUnavailable
+from devicegate.infra.settings import parse_retention
+from devicegate.core.timeutil import iso_utc, parse_time
 
 UTC = timezone.utc
 
@@ -115,7 +115,7 @@ def test_token_verifier_accepts_current_and_previous_and_rereads_after_cache():
 
 
 def test_token_verifier_keeps_known_tokens_while_the_secret_cannot_be_refreshed():
-    from devicegate.errors import StorageUnavailable
+    from devicegate.core.errors import StorageUnavailable
 
     # Given tokens read once, then Secrets Manager down when the cache period is over
     now, down = [0.0], [False]
@@ -162,7 +162,7 @@ def test_retention_spec():
 def test_default_aws_timeouts_answer_before_the_function_times_out(monkeypatch):
     # Given the clients every ingest function uses (no sender deadline)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from devicegate.aws import client
+    from devicegate.infra.aws import client
 
     config = client("dynamodb").meta.config
     # Then a token refresh and a put, both failing slowly, still end before the 15 s timeout,

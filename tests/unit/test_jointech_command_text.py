@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from devicegate.adapter import CommandReply
-from devicegate.command_store import match_order
-from devicegate.commands import command_id
+from devicegate.core.adapter import CommandReply
+from devicegate.store.commands import match_order
+from devicegate.core.commands import command_id
 from devicegate.vendors.jointech import commands as jt
 from devicegate.vendors.jointech.adapter import JointechAdapter
-from devicegate.envelope import RawPush
+from devicegate.core.envelope import RawPush
 from devicegate_cli.local_http import local_iam_identity, route_needs_iam
 from tests.support import load_record
 

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devicegate.iot import event_from_topic
+from devicegate.ingest.iot import event_from_topic
 from devicegate_cli import local_mqtt, local_stack
 from devicegate_cli.cfn_template import load_template
 from devicegate_cli.local_iot_rules import (

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from devicegate.adapter import Outcome
-from devicegate.envelope import NormalizedEvent, Part, RawPush
-from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.core.adapter import Outcome
+from devicegate.core.envelope import NormalizedEvent, Part, RawPush
+from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.vendors.mettax.adapter import MettaxAdapter, detect_kind, state_patch
 from tests.support import load_record
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from devicegate.errors import StorageUnavailable
-from devicegate.outbox import MAX_MESSAGE_BYTES, Outgoing, StreamRecord, cloud_event, message_body, process_batch
+from devicegate.core.errors import StorageUnavailable
+from devicegate.outbox.messages import MAX_MESSAGE_BYTES, Outgoing, cloud_event, message_body
+from devicegate.outbox.stream import StreamRecord
+from devicegate.outbox.batch import process_batch
 
 
 def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
@@ -134,7 +136,7 @@ def test_state_is_written_once_per_device_and_group_per_chunk():
 
 
 def test_sqs_publisher_maps_failed_entries_back_to_their_records():
-    from devicegate.outbox import SqsPublisher
+    from devicegate.outbox.messages import SqsPublisher
 
     class Sqs:
         def send_message_batch(self, QueueUrl, Entries):
@@ -151,7 +153,7 @@ def test_sqs_publisher_maps_failed_entries_back_to_their_records():
 
 
 def test_fifo_identity_is_stable_per_event_and_per_device_and_fits_sqs_limits():
-    from devicegate.outbox import deduplication_id, message_group
+    from devicegate.outbox.messages import deduplication_id, message_group
 
     # Given the same event published twice, and devices with awkward ids
     assert deduplication_id("jointech", "e1") == deduplication_id("jointech", "e1")
@@ -165,7 +167,7 @@ def test_fifo_identity_is_stable_per_event_and_per_device_and_fits_sqs_limits():
 
 def test_accepted_is_counted_once_per_record_that_is_done(monkeypatch):
     # Given a batch of 15 where the queue refuses e12
-    import devicegate.outbox as outbox
+    import devicegate.outbox.batch as outbox
 
     emitted = []
     monkeypatch.setattr(outbox, "emit_counts", lambda vendor, kind, counts: emitted.append((vendor, kind, counts)))

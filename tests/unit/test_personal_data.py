@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from devicegate import personal
+from devicegate.core import personal
 from tests.support import ROOT
 
 
@@ -142,7 +142,7 @@ def test_a_scrubbed_record_replays_to_what_ingest_would_have_stored():
     # Given a valid record with a PIN and numbers, as quarantine would keep it
     from datetime import datetime, timezone
 
-    from devicegate.envelope import RawPush
+    from devicegate.core.envelope import RawPush
     from devicegate.vendors.face_terminal.adapter import ALL_FIELDS, FaceTerminalAdapter
     from tests.support import load_record
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import import_module
 
-from devicegate.adapter import VendorAdapter
+from devicegate.core.adapter import VendorAdapter
 
 # Imported lazily: a function loads only its own vendor's models (cold start).
 _ADAPTERS = {

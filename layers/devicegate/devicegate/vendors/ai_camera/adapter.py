@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.envelope import NormalizedEvent, RawPush, canonical_json, make_event
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import iso_utc, now_utc, parse_time
-from devicegate.validation import pick as _pick, validated as _validated
+from devicegate.core.adapter import Answer, Outcome, VendorAdapter
+from devicegate.core.envelope import NormalizedEvent, RawPush, canonical_json, make_event
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import iso_utc, now_utc, parse_time
+from devicegate.core.validation import pick as _pick, validated as _validated
 from devicegate.vendors.ai_camera.models import (
     DEFAULT_CONFIG_ENV, DEVICE_FIELDS, HEARTBEAT, HeartbeatMessage, Message, deployment_default, effective_config,
     heartbeat_interval, parse_device_time,

@@ -36,9 +36,9 @@ from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, Strict, ValidationError, create_model,
 )
 
-from devicegate.errors import FieldProblem
-from devicegate.fields import PRINTABLE_ID, OptText, VendorModel
-from devicegate.validation import problems_from
+from devicegate.core.errors import FieldProblem
+from devicegate.core.fields import PRINTABLE_ID, OptText, VendorModel
+from devicegate.core.validation import problems_from
 
 HEARTBEAT = "heartbeat"
 
@@ -333,7 +333,7 @@ def effective_config(device_config: Any, default: dict[str, Any] | None = None,
     try:
         return resolve_config(device_config, base)
     except ConfigInvalid as exc:
-        from devicegate.observability import logger
+        from devicegate.infra.observability import logger
 
         # Field names only: the values are the app's, and may be anything.
         logger.warning("ai-camera device configuration invalid, using the deployment default",

@@ -12,16 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate import personal
-from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
-from devicegate.envelope import (
-    MediaObject, NormalizedEvent, RawPush, canonical_json, derive_event_id, make_event, media_key, media_ref,
-)
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.fields import TOPIC_ID
-from devicegate.media import decode_image, image_type
-from devicegate.timeutil import iso_utc
-from devicegate.validation import pick as _pick, validated as _validated
+from devicegate.core import personal
+from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
+from devicegate.core.envelope import MediaObject, NormalizedEvent, RawPush, canonical_json, derive_event_id, make_event, media_key, media_ref
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.fields import TOPIC_ID
+from devicegate.core.media import decode_image, image_type
+from devicegate.core.timeutil import iso_utc
+from devicegate.core.validation import pick as _pick, validated as _validated
 from devicegate.vendors.face_terminal import codes
 from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, Recognition
 

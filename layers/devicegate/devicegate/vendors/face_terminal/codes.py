@@ -3,7 +3,7 @@ translated from the vendor's Chinese. Each coded field is stored with its name n
 
 from __future__ import annotations
 
-from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
 
 RECOGNITION_TYPE = {  # recognitionType 识别类型
     1: "employee",  # 员工

@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import Field, computed_field
 
-from devicegate.fields import DeviceId, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, sentinel
+from devicegate.core.fields import DeviceId, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, sentinel
 from devicegate.vendors.face_terminal import codes
 
 #: uuid and trace_id become event ids / key parts: printable, no delimiters, bounded.

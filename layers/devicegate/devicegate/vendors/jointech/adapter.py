@@ -7,12 +7,11 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.envelope import NormalizedEvent, RawPush, make_event, record_json
-from devicegate.iot import TOPIC_FIELDS
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import parse_time
-from devicegate.validation import pick as _pick, problems_from
+from devicegate.core.adapter import Answer, Outcome, VendorAdapter
+from devicegate.core.envelope import NormalizedEvent, RawPush, make_event, record_json
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import parse_time
+from devicegate.core.validation import pick as _pick, problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
@@ -55,6 +54,9 @@ class JointechAdapter(VendorAdapter):
     vendor: ClassVar[str] = "jointech"
     kinds: ClassVar[tuple[str, ...]] = KINDS
     max_body_bytes: ClassVar[int] = 256 * 1024
+    # The rules' SELECT (template.yaml): topic(2) AS accessKey, topic(3) AS deviceNum, topic(4) AS
+    # kind, and for slave locks topic(4) AS subLockNum.
+    topic_fields: ClassVar[tuple[str, ...]] = ("accessKey", "deviceNum", "kind", "subLockNum")
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         kind = push.route.get("kind")
@@ -69,7 +71,7 @@ class JointechAdapter(VendorAdapter):
         document = push.parsed()
         if not isinstance(document, dict):
             raise InvalidPayload("expected a JSON object", [FieldProblem("body", "not a JSON object")])
-        record = ({k: v for k, v in document.items() if k not in TOPIC_FIELDS}
+        record = ({k: v for k, v in document.items() if k not in self.topic_fields}
                   if push.transport == "mqtt" else document)
         if kind is None:
             kind = detect_kind(record)

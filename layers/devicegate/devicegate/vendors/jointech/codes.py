@@ -6,7 +6,7 @@ the ``networkType``/``reportType`` extension fields) to the vendor's English nam
 with export damage repaired and capitalisation made sentence case.
 """
 
-from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
 
 # Alarm types ("Alarm Type Description"). The spec has two copies: the webhook
 # section and the MQTT section. Both list the same 124 codes with identical names;

@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from devicegate.adapter import CommandReply
-from devicegate.errors import FieldProblem
-from devicegate.fields import TOPIC_ID
+from devicegate.core.adapter import CommandReply
+from devicegate.core.errors import FieldProblem
+from devicegate.core.fields import TOPIC_ID
 
 #: Far above the documented command (27 characters); a device reads a short line, and a bounded
 #: text keeps an item, a log of who sent what, and an IoT message small.

@@ -38,11 +38,11 @@ import hashlib
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate import jsonbody
-from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.envelope import NormalizedEvent, Part, RawPush, Transport, canonical_json, make_event, record_json
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.validation import pick, validated
+from devicegate.core import jsonbody
+from devicegate.core.adapter import Answer, Outcome, VendorAdapter
+from devicegate.core.envelope import NormalizedEvent, Part, RawPush, Transport, canonical_json, make_event, record_json
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.validation import pick, validated
 from devicegate.vendors.mettax.body import records_of
 from devicegate.vendors.mettax.models import (
     DEVICE_INFO_FIELDS, FACE_CHECK_MODELS, FACE_CHECK_PARTS, KINDS, RECORD_MODELS, epoch_moment,

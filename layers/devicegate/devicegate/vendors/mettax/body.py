@@ -16,9 +16,9 @@ from email.utils import collapse_rfc2231_value
 from typing import Any
 from urllib.parse import parse_qs
 
-from devicegate import jsonbody
-from devicegate.envelope import RawPush
-from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.core import jsonbody
+from devicegate.core.envelope import RawPush
+from devicegate.core.errors import FieldProblem, InvalidPayload
 
 #: Records in one push's `data` array; more is refused (each record is a DynamoDB write).
 MAX_BATCH = 500

@@ -7,7 +7,7 @@ kept as sent (its name is the type itself), so a new alarm never costs a record.
 
 from __future__ import annotations
 
-from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
 
 ALARM_TYPES: dict[str, str] = {
     "laneShift": "lane departure",  # the document's AlarmData example

@@ -38,10 +38,10 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, computed_field
 
-from devicegate import jsonbody
-from devicegate.errors import InvalidPayload
-from devicegate.fields import PRINTABLE_ID, OptFloat, OptInt, OptText, VendorModel
-from devicegate.timeutil import parse_time
+from devicegate.core import jsonbody
+from devicegate.core.errors import InvalidPayload
+from devicegate.core.fields import PRINTABLE_ID, OptFloat, OptInt, OptText, VendorModel
+from devicegate.core.timeutil import parse_time
 from devicegate.vendors.mettax import codes
 
 

@@ -27,13 +27,13 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
-from devicegate import personal
-from devicegate.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
-from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.fields import TOPIC_ID
-from devicegate.timeutil import iso_utc
-from devicegate.validation import pick as _pick, validated as _validated
+from devicegate.core import personal
+from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.fields import TOPIC_ID
+from devicegate.core.timeutil import iso_utc
+from devicegate.core.validation import pick as _pick, validated as _validated
 from devicegate.vendors.senselink import codes
 from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, Record, Subscription
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devicegate.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
 
 ENTRY_MODE = {1: "face", 2: "QR code", 3: "card", 4: "face and card", 5: "ID card", 6: "face and ID card"}
 

@@ -24,7 +24,7 @@ from typing import Annotated
 
 from pydantic import Field, computed_field
 
-from devicegate.fields import LONG_PRINTABLE_ID, OptFloat, OptInt, OptText, OptUtcTime, VendorModel, sentinel
+from devicegate.core.fields import LONG_PRINTABLE_ID, OptFloat, OptInt, OptText, OptUtcTime, VendorModel, sentinel
 from devicegate.vendors.senselink import codes
 
 #: 0 is the vendor's "none" for ids (the alarm example is all zeros).

@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from devicegate.envelope import RawPush
-from devicegate.errors import InvalidPayload
-from devicegate.queries import quarantined
-from devicegate.iot import event_from_topic, iot_push
-from devicegate.storage import DynamoEventStore, QuarantineRecord
-from devicegate.timeutil import iso_utc, now_utc
+from devicegate.core.envelope import RawPush
+from devicegate.core.errors import InvalidPayload
+from devicegate.store.queries import quarantined
+from devicegate.ingest.iot import event_from_topic, iot_push
+from devicegate.store.events import DynamoEventStore, QuarantineRecord
+from devicegate.core.timeutil import iso_utc, now_utc
 from devicegate.vendors import get_adapter
 
 

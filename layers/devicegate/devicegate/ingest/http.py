@@ -7,8 +7,8 @@ import binascii
 import json
 from typing import Any
 
-from devicegate.adapter import Answer
-from devicegate.envelope import RawPush
+from devicegate.core.adapter import Answer
+from devicegate.core.envelope import RawPush
 
 
 def http_push(vendor: str, event: dict[str, Any], token: str | None, route: dict[str, str]) -> RawPush:

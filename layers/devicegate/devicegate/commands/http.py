@@ -16,15 +16,13 @@ import json
 from functools import cache
 from typing import Any
 
-from devicegate.command_store import DynamoCommandStore
-from devicegate.commands import (
-    MAX_BODY_BYTES, CommandService, DuplicateRequest, InvalidCommand, IotDataPublisher, NotConfigured,
-    PublishFailed, RateLimited, Requester, UnknownDevice, command_settings,
-)
-from devicegate.errors import FieldProblem, InvalidPayload, StorageUnavailable
-from devicegate.fields import TOPIC_ID
-from devicegate.observability import logger
-from devicegate.timeutil import now_utc
+from devicegate.store.commands import DynamoCommandStore
+from devicegate.core.commands import MAX_BODY_BYTES, DuplicateRequest, InvalidCommand, NotConfigured, PublishFailed, RateLimited, Requester, UnknownDevice
+from devicegate.commands.service import CommandService, IotDataPublisher, command_settings
+from devicegate.core.errors import FieldProblem, InvalidPayload, StorageUnavailable
+from devicegate.core.fields import TOPIC_ID
+from devicegate.infra.observability import logger
+from devicegate.core.timeutil import now_utc
 
 MAX_LIST = 200
 DEFAULT_LIST = 50
@@ -34,8 +32,8 @@ DEFAULT_LIST = 50
 def command_service(vendor: str) -> CommandService:
     from importlib import import_module
 
-    from devicegate.aws import client
-    from devicegate.settings import get_settings
+    from devicegate.infra.aws import client
+    from devicegate.infra.settings import get_settings
 
     settings = get_settings()
     protocol = import_module(f"devicegate.vendors.{vendor.replace('-', '_')}.commands")
@@ -48,7 +46,7 @@ class _LazyIotData:
     """The iot-data client is created on the first publish: listing commands never needs it."""
 
     def __getattr__(self, name: str) -> Any:
-        from devicegate.aws import client
+        from devicegate.infra.aws import client
 
         return getattr(client("iot-data"), name)
 
@@ -120,7 +118,7 @@ class _TooLarge(Exception):
 
 
 def _body(event: dict[str, Any]) -> Any:
-    from devicegate import jsonbody
+    from devicegate.core import jsonbody
 
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):

@@ -11,9 +11,9 @@ import json
 import time
 from collections.abc import Callable
 
-from devicegate.envelope import RawPush
-from devicegate.errors import StorageUnavailable
-from devicegate.observability import logger
+from devicegate.core.envelope import RawPush
+from devicegate.core.errors import StorageUnavailable
+from devicegate.infra.observability import logger
 
 CACHE_SECONDS = 300
 
@@ -61,7 +61,7 @@ class TokenVerifier:
 
 def secrets_manager_fetcher(secret_id: str, deadline_s: float | None = None) -> Callable[[], str]:
     def fetch() -> str:
-        from devicegate.aws import client, failures, unavailable
+        from devicegate.infra.aws import client, failures, unavailable
 
         if not secret_id:
             raise StorageUnavailable("token secret is not configured")

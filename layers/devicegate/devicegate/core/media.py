@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.core.errors import FieldProblem, InvalidPayload
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg", "jpg"),

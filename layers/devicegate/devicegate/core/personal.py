@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from devicegate import jsonbody
-from devicegate.errors import InvalidPayload
+from devicegate.core import jsonbody
+from devicegate.core.errors import InvalidPayload
 
 #: Categories a vendor maps its fields to. `photo`: face pictures (inline images become S3
 #: objects, image ids/URLs stay references); `temperature`: body temperature.
@@ -130,7 +130,7 @@ def scrub_payload(raw: bytes, fields: dict[str, str], policy: dict[str, str]) ->
             return raw
         return _dumps(scrubbed)
     except Exception as exc:  # a bug here must not keep a PIN: the summary holds none
-        from devicegate.observability import logger
+        from devicegate.infra.observability import logger
 
         logger.error("quarantine scrubbing failed; kept a summary only", extra={"error_type": type(exc).__name__})
         return _dumps(redacted(raw))

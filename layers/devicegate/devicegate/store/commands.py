@@ -17,16 +17,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from devicegate import keys
-from devicegate.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, maybe_processed, unavailable
-from devicegate.adapter import CommandReply
-from devicegate.commands import (
-    CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT,
-    DuplicateRequest, RateLimited, UnknownDevice, public_view, stamp,
-)
-from devicegate.ddb_codec import from_item, to_attr
-from devicegate.errors import StorageUnavailable
-from devicegate.timeutil import epoch_seconds, iso_utc, parse_time
+from devicegate.store import keys
+from devicegate.infra.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, maybe_processed, unavailable
+from devicegate.core.adapter import CommandReply
+from devicegate.core.commands import CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT, DuplicateRequest, RateLimited, UnknownDevice, public_view, stamp
+from devicegate.store.codec import from_item, to_attr
+from devicegate.core.errors import StorageUnavailable
+from devicegate.infra.observability import logger
+from devicegate.core.timeutil import epoch_seconds, iso_utc, parse_time
 
 _NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
 #: What matching a reply needs of each command (a projection keeps the Query small).
@@ -280,3 +278,25 @@ def match_order(items: list[dict[str, Any]], reply: CommandReply) -> list[dict[s
         # command the sweep timed out early still takes the answer received in its time.
         eligible.append(((not exact, not same_word, item["commandId"]), item))
     return [item for _, item in sorted(eligible, key=lambda pair: pair[0])]
+
+
+def resolve_reply(store: Any, vendor: str, reply: CommandReply) -> str | None:
+    matched = store.resolve(vendor, reply)
+    if matched is None:
+        logger.info("command reply matched no waiting command",
+                    extra={"vendor": vendor, "device": reply.device_id, "command_type": reply.command_type})
+    else:
+        logger.info("command resolved", extra={"vendor": vendor, "device": reply.device_id, "command_id": matched,
+                                               "ok": reply.ok})
+    return matched
+
+
+def time_out_overdue(store: Any, now: datetime) -> int:
+    """Mark every command past its deadline (and the grace) timed out; how many were."""
+    count = 0
+    for pk, sk in store.overdue(now):
+        if store.time_out(pk, sk, now):
+            count += 1
+    return count
+
+

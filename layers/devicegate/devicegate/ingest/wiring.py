@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 
-from devicegate.auth import TokenVerifier, secrets_manager_fetcher
-from devicegate.aws import client
-from devicegate.device_config import DeviceConfigs
-from devicegate.pipeline import Pipeline
-from devicegate.settings import get_settings, vendor_env
-from devicegate.storage import DynamoEventStore
+from devicegate.ingest.auth import TokenVerifier, secrets_manager_fetcher
+from devicegate.infra.aws import client
+from devicegate.store.configs import DeviceConfigs
+from devicegate.ingest.pipeline import Pipeline
+from devicegate.infra.settings import get_settings, vendor_env
+from devicegate.store.events import DynamoEventStore
 from devicegate.vendors import get_adapter
 
 

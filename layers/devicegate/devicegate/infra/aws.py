@@ -136,6 +136,6 @@ def maybe_processed(exc: BaseException) -> bool:
 def unavailable(what: str, exc: BaseException):
     """The StorageUnavailable to raise for a failed call: the sender (or Lambda) retries. Names the
     code or the exception type, never the message (it may quote request values)."""
-    from devicegate.errors import StorageUnavailable
+    from devicegate.core.errors import StorageUnavailable
 
     return StorageUnavailable(f"{what} failed: {error_code(exc) or type(exc).__name__}")

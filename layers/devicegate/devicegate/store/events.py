@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from devicegate import keys
-from devicegate.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
-from devicegate.ddb_codec import to_attr
-from devicegate.envelope import Heartbeat, NormalizedEvent
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import days_after, epoch_seconds, iso_utc
+from devicegate.store import keys
+from devicegate.store.items import event_item
+from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
+from devicegate.store.codec import to_attr
+from devicegate.core.envelope import Heartbeat, NormalizedEvent
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
 
 # DynamoDB items stop at 400 KB; leave room for keys and attribute names.
 MAX_INLINE_BYTES = 350_000
@@ -70,39 +71,6 @@ class EventStore(Protocol):
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
-
-
-def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
-    """The stored event, already in DynamoDB's attribute format (every value is a string or a
-    number, so it is written directly): the envelope plus the keys of every access pattern."""
-    timeline = keys.timeline_sk(event.occurredAt, event.eventId)
-    device = keys.device_pk(event.vendor, event.deviceId)
-    item: dict[str, Any] = {
-        "pk": {"S": keys.event_pk(event.vendor, event.eventId)},
-        "sk": {"S": keys.EVENT_SK},
-        "vendor": {"S": event.vendor},
-        "deviceId": {"S": event.deviceId},
-        "kind": {"S": event.kind},
-        "eventId": {"S": event.eventId},
-        "occurredAt": {"S": event.occurredAt},
-        "receivedAt": {"S": event.receivedAt},
-        "transport": {"S": event.transport},
-        # Stored as its canonical JSON text: the same bytes the id was derived from, no 32-level
-        # nesting limit, no Decimal surprises for apps, and no per-value encoding on the hot path.
-        "data": {"S": event.dataJson},
-        "expiresAt": {"N": str(epoch_seconds(expires_at))},
-        "gsi1pk": {"S": device},
-        "gsi1sk": {"S": timeline},
-        "gsi2pk": {"S": f"{device}#{event.kind}"},
-        "gsi2sk": {"S": timeline},
-    }
-    if event.is_alarm:
-        item["gsi3pk"] = {"S": keys.ALARM_PARTITION}
-        item["gsi3sk"] = {"S": keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)}
-    if event.link:
-        item["gsi4pk"] = {"S": keys.link_pk(event.vendor, event.link)}
-        item["gsi4sk"] = {"S": timeline}
-    return item
 
 
 class DynamoEventStore:
@@ -158,7 +126,7 @@ class DynamoEventStore:
             raise unavailable("s3 put_object", exc) from None
 
     def heartbeat(self, beat: Heartbeat) -> None:
-        from devicegate.outbox import DynamoStateStore
+        from devicegate.store.state import DynamoStateStore
 
         summary = {"lastSeen": beat.at, "lastKind": "heartbeat", "lastReceivedAt": beat.at}
         # The same conditional "summary" update the outbox makes for events: the source shows in

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from devicegate.envelope import RawPush
-
-TOPIC_FIELDS = ("accessKey", "deviceNum", "kind", "subLockNum")
-
+from devicegate.core.envelope import RawPush
 
 def iot_push(vendor: str, event: Any, request_id: str = "") -> RawPush:
-    route = {k: str(event[k]) for k in TOPIC_FIELDS if isinstance(event, dict) and event.get(k) is not None}
+    from devicegate.vendors import get_adapter
+
+    fields = get_adapter(vendor).topic_fields
+    route = {k: str(event[k]) for k in fields if isinstance(event, dict) and event.get(k) is not None}
     return RawPush(vendor=vendor, transport="mqtt", body=b"", route=route, document=event, request_id=request_id)
 
 

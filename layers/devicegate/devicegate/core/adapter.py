@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
-from devicegate.errors import FieldProblem
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush
+from devicegate.core.errors import FieldProblem
 
 
 class Outcome(enum.Enum):
@@ -48,6 +48,9 @@ class VendorAdapter(ABC):
     #: Seconds within which the sender needs its answer, if it gives up on slower ones (SenseLink:
     #: 5 s). AWS calls then get timeouts that fit, two attempts each included (devicegate.aws.client).
     answer_deadline_s: ClassVar[float | None] = None
+    #: Fields an IoT topic rule adds to an MQTT message from its topic (`topic(n) AS name`): they
+    #: are routing facts (RawPush.route), not part of the record.
+    topic_fields: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from devicegate import jsonbody
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import iso_utc
+from devicegate.core import jsonbody
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import iso_utc
 
 #: "gateway": events the gateway writes itself (device.offline / device.online).
 Transport = Literal["http", "mqtt", "replay", "gateway"]

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from devicegate.adapter import Answer, Outcome, VendorAdapter
-from devicegate.auth import TokenVerifier
-from devicegate.device_config import DeviceConfigs
-from devicegate.envelope import Heartbeat, NormalizedEvent, RawPush
-from devicegate.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
-from devicegate.observability import emit_counts, innermost_frame, logger
-from devicegate.storage import EventStore, QuarantineRecord
-from devicegate.timeutil import now_utc
+from devicegate.core.adapter import Answer, Outcome, VendorAdapter
+from devicegate.ingest.auth import TokenVerifier
+from devicegate.store.configs import DeviceConfigs
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush
+from devicegate.core.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
+from devicegate.infra.observability import emit_counts, innermost_frame, logger
+from devicegate.store.events import EventStore, QuarantineRecord
+from devicegate.core.timeutil import now_utc
 
 @dataclass
 class IngestResult:

@@ -20,11 +20,12 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from devicegate import keys
-from devicegate.aws import CONDITION_FAILED, cancelled_by_conditions, error_code, failures, unavailable
-from devicegate.envelope import NormalizedEvent, canonical_json, make_event
-from devicegate.observability import logger
-from devicegate.timeutil import days_after, iso_utc, parse_time
+from devicegate.store import keys
+from devicegate.store.items import event_item
+from devicegate.infra.aws import CONDITION_FAILED, cancelled_by_conditions, error_code, failures, unavailable
+from devicegate.core.envelope import NormalizedEvent, canonical_json, make_event
+from devicegate.infra.observability import logger
+from devicegate.core.timeutil import days_after, iso_utc, parse_time
 
 OFFLINE = "device.offline"
 ONLINE = "device.online"
@@ -129,8 +130,6 @@ class Liveness:
         }, now)
 
     def _transition(self, event: NormalizedEvent, update: dict[str, Any], now: datetime) -> bool:
-        from devicegate.storage import event_item
-
         item = event_item(event, days_after(now, self._retention_days(event.vendor, event.kind)))
         try:
             self._ddb.transact_write_items(TransactItems=[

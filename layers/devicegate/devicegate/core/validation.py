@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.core.errors import FieldProblem, InvalidPayload
 
 
 def problems_from(error: ValidationError, prefix: str = "") -> list[FieldProblem]:

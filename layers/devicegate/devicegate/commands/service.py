@@ -18,95 +18,24 @@ the status it leaves, so a retried outbox batch or sweep never resolves a comman
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devicegate import keys
-from devicegate.adapter import CommandReply
-from devicegate.errors import FieldProblem, StorageUnavailable
-from devicegate.fields import TOPIC_ID
-from devicegate.observability import logger
-from devicegate.settings import vendor_env
-from devicegate.timeutil import days_after, epoch_seconds, iso_utc
-
-PENDING, SUCCEEDED, FAILED, TIMED_OUT = "pending", "succeeded", "failed", "timed_out"
-STATUSES = (PENDING, SUCCEEDED, FAILED, TIMED_OUT)
-#: The item attribute stamping when a command entered each status.
-STATUS_AT = {PENDING: "requestedAt", SUCCEEDED: "succeededAt", FAILED: "failedAt", TIMED_OUT: "timedOutAt"}
-#: Rate-limit windows are calendar minutes (one counter item each, no read before the write).
-RATE_WINDOW_S = 60
-#: The longest timeout the template allows (CommandTimeoutSeconds MaxValue): an answer can only be
-#: for a command sent at most this long before it, which bounds the outbox's Query.
-MAX_TIMEOUT_S = 3600
-#: Answers are received by another function on another clock; a command stored a little "after"
-#: its answer by the clocks' difference is still the one it answers.
-CLOCK_SLACK_S = 5
-#: The sweep leaves a command this long past its deadline before timing it out: an answer that
-#: came in time may still be on its way through the outbox.
-SWEEP_GRACE_S = 60
-MAX_BODY_BYTES = 4096
+from devicegate.store import keys
+from devicegate.core.commands import (
+    FAILED, MAX_TIMEOUT_S, PENDING, InvalidCommand, NotConfigured, PublishFailed, Requester, command_id, public_view,
+)
+from devicegate.core.errors import FieldProblem, StorageUnavailable
+from devicegate.core.fields import TOPIC_ID
+from devicegate.infra.observability import logger
+from devicegate.infra.settings import vendor_env
+from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
 
 
-# --- errors: each maps to exactly one answer (devicegate.command_http) ---------------------------
-
-class CommandError(Exception):
-    """Base of everything a command request is answered on purpose."""
-
-
-@dataclass
-class InvalidCommand(CommandError):
-    reason: str
-    problems: list[FieldProblem] = field(default_factory=list)
-
-
-@dataclass
-class UnknownDevice(CommandError):
-    device_id: str
-
-
-@dataclass
-class RateLimited(CommandError):
-    limit: int
-    retry_after_s: int
-
-
-@dataclass
-class DuplicateRequest(CommandError):
-    """The clientToken was used before: for the same command (answered with that command) or not."""
-
-    command: dict[str, Any] | None
-    same: bool
-
-
-@dataclass
-class PublishFailed(CommandError):
-    """Stored but not (or not surely) sent. `sent_unknown`: the publish timed out, so the message
-    may have gone; the command stays pending and an answer still resolves it."""
-
-    command: dict[str, Any]
-    sent_unknown: bool
-
-
-class NotConfigured(CommandError):
-    """The deployment lacks what commands need (the vendor's access key)."""
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who asked, from API Gateway's IAM authorizer context. The access key id is left out: it is
-    a credential's name, and the ARN already says who."""
-
-    user_arn: str
-    account_id: str
-    user_id: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {"userArn": self.user_arn, "accountId": self.account_id, "userId": self.user_id}
 
 
 class CommandSettings(BaseModel):
@@ -125,24 +54,6 @@ def command_settings(vendor: str) -> CommandSettings:
               "timeout_s": vendor_env(vendor, "COMMAND_TIMEOUT_SECONDS") or 300}
     return CommandSettings.model_validate(values)
 
-
-def command_id(now: datetime) -> str:
-    """Time-sortable and unique: `20250207T035239964Z-` + 10 random hex digits."""
-    return f"{stamp(now)}-{secrets.token_hex(5)}"
-
-
-def stamp(moment: datetime) -> str:
-    text = iso_utc(moment)  # 2025-02-07T03:52:39.964Z
-    return text[0:4] + text[5:7] + text[8:13] + text[14:16] + text[17:19] + text[20:23] + "Z"
-
-
-def public_view(item: dict[str, Any]) -> dict[str, Any]:
-    """A command item as apps see it: everything but the keys and the TTL."""
-    hidden = {"pk", "sk", "gsi5pk", "gsi5sk", "expiresAt", "kind"}
-    return {k: v for k, v in sorted(item.items()) if k not in hidden}
-
-
-# --- the service -------------------------------------------------------------------------------
 
 class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes) -> None:
@@ -164,7 +75,7 @@ class IotDataPublisher:
         self._iot = iot_data
 
     def publish(self, topic: str, payload: bytes) -> None:
-        from devicegate.aws import error_code, failures, maybe_processed
+        from devicegate.infra.aws import error_code, failures, maybe_processed
 
         try:
             # One attempt (devicegate.aws.NOT_RETRIED): a retry could send the command twice.
@@ -257,23 +168,3 @@ def _valid_token(token: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", token) is not None
 
 
-# --- off the hot path: the outbox and the sweep ------------------------------------------------
-
-def resolve_reply(store: Any, vendor: str, reply: CommandReply) -> str | None:
-    matched = store.resolve(vendor, reply)
-    if matched is None:
-        logger.info("command reply matched no waiting command",
-                    extra={"vendor": vendor, "device": reply.device_id, "command_type": reply.command_type})
-    else:
-        logger.info("command resolved", extra={"vendor": vendor, "device": reply.device_id, "command_id": matched,
-                                               "ok": reply.ok})
-    return matched
-
-
-def time_out_overdue(store: Any, now: datetime) -> int:
-    """Mark every command past its deadline (and the grace) timed out; how many were."""
-    count = 0
-    for pk, sk in store.overdue(now):
-        if store.time_out(pk, sk, now):
-            count += 1
-    return count

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devicegate.errors import FieldProblem, InvalidPayload
+from devicegate.core.errors import FieldProblem, InvalidPayload
 
 # Vendor records need 4 levels; deeper input is hostile or broken (and slow to walk).
 MAX_DEPTH = 16

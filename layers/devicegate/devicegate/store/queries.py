@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from devicegate import keys
-from devicegate.ddb_codec import from_item
-from devicegate.outbox import envelope_of as envelope
+from devicegate.store import keys
+from devicegate.store.codec import from_item
+from devicegate.store.items import envelope_of as envelope
 
 _MAX_TIME = "9999"  # sorts after every ISO timestamp
 

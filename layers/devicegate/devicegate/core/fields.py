@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 
-from devicegate import jsonbody
-from devicegate.errors import FieldProblem, InvalidPayload
-from devicegate.timeutil import iso_utc, parse_time
+from devicegate.core import jsonbody
+from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.timeutil import iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
 # Exact spellings, so the check is one set lookup per value (this runs on every field of every record).
