@@ -133,8 +133,10 @@ def mettax_http(name: str, record: dict, *, by_service: bool = True, form: bool 
                       user_agent="okhttp/4.9.3")
 
 
-def ai_camera_http(name: str, record: dict) -> dict:
-    return http_event("POST /hooks/ai-camera/{token}", f"/hooks/ai-camera/{TOKEN}", {"token": TOKEN},
+def webhook_http(vendor: str, record: dict) -> dict:
+    """Any vendor's record on its plain route, POST /hooks/{vendor}/{token} with a JSON body: a
+    new vendor's fixtures need no code here."""
+    return http_event(f"POST /hooks/{vendor}/{{token}}", f"/hooks/{vendor}/{TOKEN}", {"token": TOKEN},
                       json.dumps(record, ensure_ascii=False), user_agent="")
 
 
@@ -217,8 +219,13 @@ def build() -> dict[Path, str]:
     if mettax:
         files[HERE / "mettax" / "http-auto-doc-alarm.json"] = mettax_http("doc-alarm", mettax["doc-alarm"], by_service=False)
         files[HERE / "mettax" / "http-form-doc-gps.json"] = mettax_http("doc-gps", mettax["doc-gps"], form=True)
-    for path in sorted((HERE / "ai-camera" / "records").glob("*.json")):
-        files[HERE / "ai-camera" / f"http-{path.stem}.json"] = ai_camera_http(path.stem, json.loads(path.read_text()))
+    # Every other vendor (the AI camera, and any added since): its plain route.
+    special = {"jointech", "jointech-commands", "face-terminal", "senselink", "mettax"}
+    for records_dir in sorted(HERE.glob("*/records")):
+        vendor = records_dir.parent.name
+        if vendor not in special:
+            for path in sorted(records_dir.glob("*.json")):
+                files[HERE / vendor / f"http-{path.stem}.json"] = webhook_http(vendor, json.loads(path.read_text()))
     files[HERE / "device-sweep" / "scheduled.json"] = scheduled_event()
     # The command API (apps, IAM-signed): each documented command body, and a device's list.
     for path in sorted((HERE / "jointech-commands" / "records").glob("*.json")):

@@ -141,19 +141,17 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 70 else text[:67] + "..."
 
 
-_SUMMARY_FIELDS = ("alarmName", "eventName", "eventTypeName", "error", "commandType", "subAssetID",
-                   "latitude", "longitude", "battery", "charging", "locTypeName",
-                   # face terminal and SenseLink (names of people are left out of summaries)
-                   "recognitionTypeName", "pass", "entry_mode_name", "entryModeName", "abnormal_type_name",
-                   "abnormalTypeName", "codeName", "statusName", "trace_id", "traceId",
-                   # Mettax, AI camera, and the gateway's own online/offline events
-                   "alarmTypes", "lat", "lon", "compaResultName", "similarityPercent", "complete", "fileTypeName",
-                   "backfill", "acc", "deviceType", "strategyVersion", "operator", "offlineSince", "onlineAt",
-                   "lastHeardAt")
+#: The gateway's own device.offline / device.online events.
+_GATEWAY_SUMMARY = ("offlineSince", "onlineAt", "lastHeardAt")
 
 
-def summarize(data: dict[str, Any]) -> str:
-    parts = [f"{k}={data[k]}" for k in _SUMMARY_FIELDS if data.get(k) not in (None, "")]
+def summarize(event: dict[str, Any]) -> str:
+    """A few fields that say what the event is: the ones its vendor's adapter names."""
+    from devicegate.vendors import get_adapter, vendor_names
+
+    vendor, data = event.get("vendor"), event.get("data") or {}
+    fields = get_adapter(vendor).summary_fields if vendor in vendor_names() else ()
+    parts = [f"{k}={data[k]}" for k in (*fields, *_GATEWAY_SUMMARY) if data.get(k) not in (None, "")]
     return " ".join(parts[:4])
 
 
@@ -161,7 +159,7 @@ def print_events(events: list[dict[str, Any]], as_json: bool, columns: list[str]
     if as_json:
         emit_json(events)
     else:
-        print_table([dict(e, summary=summarize(e.get("data", {}))) for e in events], columns)
+        print_table([dict(e, summary=summarize(e)) for e in events], columns)
     return 0
 
 
@@ -324,7 +322,8 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     else:
         outcomes = redrive_iot_errors(t.client("s3"), t.bucket, store, args.vendor, dry_run=args.dry_run)
     print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
-    return 0 if all(o.status in ("stored", "duplicate", "would-replay", "quarantined") for o in outcomes) else 2
+    return 0 if all(o.status in ("stored", "duplicate", "would-replay", "would-quarantine", "quarantined")
+                    for o in outcomes) else 2
 
 
 def _redrive_outbox(t: Target, dry_run: bool) -> int:

@@ -3,20 +3,20 @@ whose parts stopped coming and times out commands that got no answer. See device
 
 from functools import cache
 
+from devicegate.core.timeutil import now_utc
 from devicegate.infra.aws import client
 from devicegate.infra.observability import logger, tracer
-from devicegate.ingest.wiring import event_store
 from devicegate.infra.settings import get_settings
+from devicegate.ingest.wiring import event_store
 from devicegate.sweep import Sweep, offline_after_from_env, parts_timeout_from_env
-from devicegate.core.timeutil import now_utc
-from devicegate.vendors import camera_heartbeat_interval, get_adapter, vendor_names
+from devicegate.vendors import get_adapter, vendor_names
 
 
 @cache
 def _sweep() -> Sweep:
     settings = get_settings()
     return Sweep(client("dynamodb"), settings.table_name, event_store(), offline_after_from_env(), vendor_names(),
-                 get_adapter, camera_heartbeat_interval, parts_timeout_from_env(), settings.retention_for)
+                 get_adapter, parts_timeout_from_env(), settings.retention_for)
 
 
 @logger.inject_lambda_context

@@ -992,3 +992,83 @@ def test_senselink_answers_within_its_deadline_and_photos_have_their_retention(t
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["PERSONAL_DATA"] == {"Ref": "PersonalData"}
     assert template["Parameters"]["PersonalData"]["Default"] == "id_number=mask,ic_number=mask"
+
+
+# ---------------------------------------------------------------------------------------
+# the vendor seam: a vendor in the registry is wired in everywhere, or a test says where not
+# ---------------------------------------------------------------------------------------
+def _vendor_functions(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """vendor -> (function id, properties) of the webhook function serving /hooks/{vendor}/..."""
+    found = {}
+    for function_id, function in _functions(template).items():
+        for event in function["Properties"].get("Events", {}).values():
+            path = event.get("Properties", {}).get("Path", "")
+            if event.get("Type") == "HttpApi" and path.startswith("/hooks/"):
+                found[path.split("/")[2]] = (function_id, function["Properties"])
+    return found
+
+
+def _metric_ids(alarm: dict[str, Any]) -> dict[str, Any]:
+    return {m["Id"]: m for m in alarm["Properties"]["Metrics"] if "MetricStat" in m}
+
+
+@pytest.mark.parametrize("vendor", __import__("devicegate.vendors", fromlist=["vendor_names"]).vendor_names())
+def test_every_vendor_in_the_registry_is_wired_in_completely(template: dict[str, Any], vendor: str) -> None:
+    resources = template["Resources"]
+    # Given the vendor's webhook function
+    functions = _vendor_functions(template)
+    assert vendor in functions, f"no function serves /hooks/{vendor}/{{token}}"
+    function_id, props = functions[vendor]
+    # Then its handler is the one factory call for this vendor
+    app = REPO_ROOT / props["CodeUri"] / "app.py"
+    assert f'webhook_handler("{vendor}")' in app.read_text(), f"{app} is not webhook_handler({vendor!r})"
+    # And every route of it has its throttling settings
+    routes = [f"{e['Properties']['Method']} {e['Properties']['Path']}" for e in props["Events"].values()
+              if e["Type"] == "HttpApi"]
+    settings = resources["HttpApi"]["Properties"]["RouteSettings"]
+    assert [r for r in routes if r not in settings] == []
+    # And its own log group with a retention
+    group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert resources[group]["Type"] == "AWS::Logs::LogGroup" and resources[group]["Properties"]["RetentionInDays"]
+    # And its own token secret, which only it may read
+    env = props["Environment"]["Variables"]
+    secret = env[f"{vendor.upper().replace('-', '_')}_TOKEN_SECRET"]["Ref"]
+    assert resources[secret]["Type"] == "AWS::SecretsManager::Secret"
+    readers = [where.split("/")[0] for where, st in _policy_statements(template)
+               if "secretsmanager:GetSecretValue" in _as_list(st.get("Action")) and {"Ref": secret} in _as_list(st["Resource"])]
+    assert readers == [function_id]
+    # And its throttles count in the throttle alarm
+    alarm = resources["ThrottleAlarm"]
+    ids = [i for i, m in _metric_ids(alarm).items()
+           if m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] == {"Ref": function_id}]
+    expression = next(m["Expression"] for m in alarm["Properties"]["Metrics"] if "Expression" in m)
+    assert len(ids) == 1 and re.search(rf"\b{ids[0]}\b", expression), f"{function_id} missing from ThrottleAlarm"
+    # And an output hands the integrator its URL
+    urls = [name for name, output in template["Outputs"].items()
+            if f"/hooks/{vendor}/{{token}}" in json.dumps(output["Value"])]
+    assert urls, f"no output names the {vendor} webhook URL"
+    # And it has fixtures (records the events/ generator turns into invocation events)
+    assert list((EVENTS_DIR / vendor / "records").glob("*.json")), f"no events/{vendor}/records"
+
+
+def test_every_ingest_function_in_the_template_serves_a_registry_vendor(template: dict[str, Any]) -> None:
+    from devicegate.vendors import vendor_names
+
+    # Given every function whose throttles the alarm counts (the ingest functions)
+    counted = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+               for m in _metric_ids(template["Resources"]["ThrottleAlarm"]).values()}
+    webhooks = {function_id for function_id, _ in _vendor_functions(template).values()}
+    # Then every webhook function serves a vendor the registry knows, and every one is counted
+    assert set(_vendor_functions(template)) == set(vendor_names())
+    assert webhooks <= counted
+
+
+def test_the_offline_default_is_the_vendors_own(template: dict[str, Any]) -> None:
+    from devicegate.sweep import offline_after_spec, parse_offline_after
+    from devicegate.vendors import get_adapter, vendor_names
+
+    # Given the OfflineAfter parameter's default and each vendor's own interval
+    default = template["Parameters"]["OfflineAfter"]["Default"]
+    own = offline_after_spec([get_adapter(v) for v in vendor_names()])
+    # Then they say the same, so a deployment that keeps the default gets the adapters' intervals
+    assert parse_offline_after(default) == parse_offline_after(own)

@@ -3,11 +3,12 @@ parts stopped coming.
 
 1. Offline: every device of every vendor with a reporting interval is listed from its summary
    items (gsi5 V#{vendor}, one paginated Query per vendor); one whose last contact (`heardAt`)
-   is older than its interval is marked offline (devicegate.liveness). The interval is, for an
-   AI camera, MISSED_HEARTBEATS times the heartbeat interval it is told (its configuration
-   item, else the deployment default) plus GRACE_SECONDS; for the other vendors the deployment's
-   OFFLINE_AFTER setting (seconds per vendor, or "off" for vendors whose devices only speak when
-   something happens, such as access terminals on a quiet door).
+   is older than its interval (plus GRACE_SECONDS) is marked offline (devicegate.store.liveness).
+   The interval is the deployment's OFFLINE_AFTER entry for the vendor (seconds, or "off"), else
+   the vendor adapter's own: a fixed `offline_after_s` (None for devices that only speak when
+   something happens, such as access terminals on a quiet door), or, for vendors whose devices
+   are told an interval (AI cameras: a heartbeat interval), `offline_after(config)` from each
+   device's configuration item.
 2. Parts: a record sent in parts (a Mettax face check) whose parts are not all there
    PARTS_TIMEOUT_SECONDS after the first one is assembled from what came and stored, marked
    incomplete, so the queue still hears of it. Complete ones are only taken off the pending list.
@@ -34,15 +35,24 @@ from devicegate.store.liveness import Liveness
 from devicegate.infra.observability import logger
 from devicegate.core.timeutil import iso_utc, parse_time
 
-CAMERA = "ai-camera"
-MISSED_HEARTBEATS = 3
+#: Contact is recorded by the outbox, a little after the device spoke: no device goes offline for
+#: the outbox's lag.
 GRACE_SECONDS = 30
-DEFAULT_OFFLINE_AFTER = "default=3600,mettax=1800,face-terminal=off,senselink=off"
 DEFAULT_PARTS_TIMEOUT = 600
+#: The adapter's own interval (no OFFLINE_AFTER entry for the vendor).
+FROM_ADAPTER = object()
+
+
+def offline_after_spec(adapters: list[Any]) -> str:
+    """The vendors' own intervals as an OFFLINE_AFTER value: the template parameter's default
+    (a test holds the two together). Vendors whose devices are told an interval are left out."""
+    return ",".join(f"{a.vendor}={'off' if a.offline_after_s is None else a.offline_after_s}"
+                    for a in adapters if not a.offline_from_config)
 
 
 def parse_offline_after(spec: str) -> dict[str, int | None]:
-    """`default=3600,mettax=1800,face-terminal=off` -> seconds per vendor (None = not tracked)."""
+    """`jointech=3600,mettax=1800,face-terminal=off` -> seconds per vendor (None = not tracked);
+    `default=` applies to listed-nowhere vendors with a fixed interval of their own."""
     table: dict[str, int | None] = {}
     for part in (spec or "").split(","):
         part = part.strip()
@@ -53,7 +63,6 @@ def parse_offline_after(spec: str) -> dict[str, int | None]:
         if not sep or not (value == "off" or (value.isdigit() and int(value) >= 60)):
             raise ValueError(f"bad OFFLINE_AFTER entry {part!r}: expected vendor=seconds (>= 60) or vendor=off")
         table[name.strip()] = None if value == "off" else int(value)
-    table.setdefault("default", 3600)
     return table
 
 
@@ -70,7 +79,6 @@ class SweepReport:
 class Sweep:
     def __init__(self, dynamodb: Any, table: str, store: Any, offline_after: dict[str, int | None],
                  vendors: list[str], adapter_for: Callable[[str], Any],
-                 camera_interval: Callable[[dict[str, Any] | None], int],
                  parts_timeout_s: int = DEFAULT_PARTS_TIMEOUT, retention_days=None):
         self._ddb = dynamodb
         self._table = table
@@ -78,7 +86,6 @@ class Sweep:
         self._offline_after = offline_after
         self._vendors = vendors
         self._adapter_for = adapter_for
-        self._camera_interval = camera_interval
         self._parts_timeout = parts_timeout_s
         self._liveness = Liveness(dynamodb, table, retention_days)
 
@@ -106,17 +113,21 @@ class Sweep:
         return report
 
     # -- offline -------------------------------------------------------------------------
-    def _limit_for(self, vendor: str) -> int | None:
+    def _limit_for(self, vendor: str) -> Any:
+        """Seconds, None (not tracked) or FROM_ADAPTER's per-device configuration path."""
+        adapter = self._adapter_for(vendor)
         if vendor in self._offline_after:
             return self._offline_after[vendor]
-        return None if vendor == CAMERA else self._offline_after.get("default")
+        if adapter.offline_from_config:
+            return FROM_ADAPTER
+        if adapter.offline_after_s is not None and "default" in self._offline_after:
+            return self._offline_after["default"]
+        return adapter.offline_after_s
 
     def _sweep_vendor(self, vendor: str, now: datetime, report: SweepReport) -> None:
         fixed = self._limit_for(vendor)
-        if fixed is None and vendor != CAMERA:
+        if fixed is None:
             return
-        if vendor == CAMERA and CAMERA in self._offline_after and fixed is None:
-            return  # ai-camera=off
         candidates: list[tuple[str, str, float]] = []
         for item in self._devices(vendor):
             report.devices += 1
@@ -124,20 +135,22 @@ class Sweep:
             if not heard or "offlineSince" in item:
                 continue
             silent = (now - parse_time(heard)).total_seconds()
-            if fixed is not None:
-                # GRACE_SECONDS for everyone: contact is recorded by the outbox, a little after
-                # the device spoke; a device must not go offline for the outbox's lag.
+            if fixed is not FROM_ADAPTER:
                 if silent > fixed + GRACE_SECONDS:
                     self._mark(vendor, item["deviceId"], heard, fixed, now, report)
             elif silent > GRACE_SECONDS:
                 candidates.append((item["deviceId"], heard, silent))
-        # Cameras: each is told its own heartbeat interval (its configuration item), so only the
-        # ones silent for longer than the grace period have theirs read, 100 per call.
+        # Devices told their own interval: only those silent for longer than the grace period
+        # have their configuration read, 100 per call.
+        adapter = self._adapter_for(vendor)
         for start in range(0, len(candidates), 100):
             chunk = candidates[start:start + 100]
             configs = self._configs(vendor, [device for device, _, _ in chunk])
             for device, heard, silent in chunk:
-                limit = MISSED_HEARTBEATS * self._camera_interval(configs.get(device)) + GRACE_SECONDS
+                interval = adapter.offline_after(configs.get(device))
+                if interval is None:
+                    continue
+                limit = interval + GRACE_SECONDS
                 if silent > limit:
                     self._mark(vendor, device, heard, limit, now, report)
 
@@ -248,7 +261,8 @@ class Sweep:
 
 
 def offline_after_from_env() -> dict[str, int | None]:
-    return parse_offline_after(os.environ.get("OFFLINE_AFTER") or DEFAULT_OFFLINE_AFTER)
+    """OFFLINE_AFTER (template parameter OfflineAfter); unset: every vendor's own interval."""
+    return parse_offline_after(os.environ.get("OFFLINE_AFTER") or "")
 
 
 def parts_timeout_from_env() -> int:

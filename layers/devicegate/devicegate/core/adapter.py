@@ -51,6 +51,19 @@ class VendorAdapter(ABC):
     #: Fields an IoT topic rule adds to an MQTT message from its topic (`topic(n) AS name`): they
     #: are routing facts (RawPush.route), not part of the record.
     topic_fields: ClassVar[tuple[str, ...]] = ()
+    #: Path parameters (after {token}) and query parameters of the vendor's webhook routes that
+    #: are routing facts (RawPush.route): Jointech's {kind}, Mettax's {service}, ?device=.
+    route_path_params: ClassVar[tuple[str, ...]] = ()
+    route_query_params: ClassVar[tuple[str, ...]] = ()
+    #: Fields of `data` that say what an event is at a glance (the CLI's one-line summary); never
+    #: a person's name or number.
+    summary_fields: ClassVar[tuple[str, ...]] = ()
+    #: Seconds of silence after which the sweep marks a device offline (the template's
+    #: OfflineAfter overrides it per deployment); None for devices that only speak when something
+    #: happens (a quiet door). Vendors whose devices are told an interval override offline_after.
+    offline_after_s: ClassVar[int | None] = 3600
+    #: The sweep reads a device's configuration item to decide (offline_after(config)).
+    offline_from_config: ClassVar[bool] = False
 
     @abstractmethod
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
@@ -60,6 +73,16 @@ class VendorAdapter(ABC):
     @abstractmethod
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         """The vendor-shaped reply for an outcome (a retrying status for UNAVAILABLE)."""
+
+    def check_deployment(self) -> None:
+        """Called when a function serving this vendor starts: raise on a broken deployment
+        setting, so the cold start fails naming it instead of every answer failing later."""
+        return None
+
+    def offline_after(self, config: dict[str, Any] | None) -> int | None:
+        """The silence after which one device is offline, from its configuration item (None:
+        apps wrote none) when offline_from_config; else the vendor's default."""
+        return self.offline_after_s
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Latest-state groups this event updates, e.g. {"position": {...}, "battery": {...}}.

@@ -28,16 +28,21 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: bool = False
+    reason: str = ""  # why it was refused (INVALID, TOO_LARGE)
 
 
 class Pipeline:
     def __init__(self, adapter: VendorAdapter, store: EventStore, verifier: TokenVerifier | None,
-                 clock: Callable[[], datetime] = now_utc, configs: DeviceConfigs | None = None):
+                 clock: Callable[[], datetime] = now_utc, configs: DeviceConfigs | None = None,
+                 quarantine: bool = True):
         self.adapter = adapter
         self.store = store
-        self.verifier = verifier  # None: the transport already authenticated (IoT Core)
+        self.verifier = verifier  # None: the transport already authenticated (IoT Core), or a replay
         self.clock = clock
         self.configs = configs  # devices' configuration items, for answers that carry them
+        # False for a replay of what is in quarantine already: a payload still refused is not a
+        # new sighting of it.
+        self.quarantine = quarantine
 
     def ingest(self, push: RawPush) -> IngestResult:
         vendor = self.adapter.vendor
@@ -169,10 +174,12 @@ class Pipeline:
             body=body, received_at=received_at,
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
+        if not self.quarantine:
+            return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), reason=reason)
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
         emit_counts(vendor, kind, {"rejected": 1, "quarantined": 1})
         logger.info("payload quarantined", extra={
             "vendor": vendor, "kind": kind, "reason": reason, "first_seen": first,
             "fields": [p.field for p in problems], "quarantine_id": record.digest,
         })
-        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True)
+        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True, reason=reason)

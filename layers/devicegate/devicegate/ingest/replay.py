@@ -1,9 +1,10 @@
-"""Re-ingest what was kept instead of stored (README "Quarantine and replay"): quarantined
-payloads after a fix, events Lambda parked in the MQTT failure queue, and messages the IoT rules
-could not deliver.
+"""Re-ingest what was kept instead of stored (docs/deploy.md "Quarantine and replay"):
+quarantined payloads after a fix, events Lambda parked in the MQTT failure queue, and messages the
+IoT rules could not deliver.
 
-Everything goes through the same adapter and the same conditional write as a live push, so
-replaying twice, or replaying something that meanwhile arrived again, stores it once.
+Everything goes through the live Pipeline (authentication skipped: the payload was received
+before), so a replay assembles parts, answers heartbeats and stores exactly as a live push would,
+and replaying twice, or replaying something that meanwhile arrived again, stores it once.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from devicegate.core.adapter import Outcome
 from devicegate.core.envelope import RawPush
 from devicegate.core.errors import InvalidPayload
-from devicegate.store.queries import quarantined
 from devicegate.ingest.iot import event_from_topic, iot_push
-from devicegate.store.events import DynamoEventStore, QuarantineRecord
+from devicegate.ingest.pipeline import Pipeline
+from devicegate.store.configs import DeviceConfigs
+from devicegate.store.events import DynamoEventStore
+from devicegate.store.queries import quarantined
 from devicegate.core.timeutil import iso_utc, now_utc
 from devicegate.vendors import get_adapter
 
@@ -25,8 +29,9 @@ from devicegate.vendors import get_adapter
 @dataclass
 class ReplayOutcome:
     id: str
-    status: str  # "stored", "duplicate", "still-invalid", "would-replay"
+    status: str  # stored, duplicate, quarantined, still-invalid, failed, would-replay
     detail: str = ""
+    answer: Any = None  # what the sender would have been answered (a camera's strategy...)
 
 
 def _body(item: dict[str, Any], s3: Any) -> bytes:
@@ -38,26 +43,23 @@ def _body(item: dict[str, Any], s3: Any) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _reingest(push: RawPush, store: DynamoEventStore, dry_run: bool,
-              quarantine_invalid: bool = True) -> tuple[str, str]:
-    """Through the adapter and the conditional write, like a live push; invalid -> quarantine."""
+def _reingest(push: RawPush, store: DynamoEventStore, dry_run: bool, quarantine_invalid: bool = True,
+              configs: DeviceConfigs | None = None) -> tuple[str, str, Any]:
+    """(status, detail, answer) of one payload through the live pipeline; a dry run only decodes."""
     adapter = get_adapter(push.vendor)
-    received = now_utc()
-    try:
-        events = adapter.normalize(push, received)
-    except InvalidPayload as exc:
-        if not quarantine_invalid:
-            return "still-invalid", exc.reason
-        if not dry_run:
-            store.quarantine(QuarantineRecord(
-                vendor=push.vendor, kind=adapter.quarantine_kind(push), transport=push.transport,
-                reason=exc.reason, problems=exc.problems, body=push.raw_bytes(), received_at=received,
-                route=dict(push.route)))
-        return "quarantined", exc.reason
     if dry_run:
-        return "would-replay", ",".join(e.eventId for e in events)
-    new = [store.put_event(e) for e in events]
-    return ("stored" if any(new) else "duplicate"), ",".join(e.eventId for e in events)
+        try:
+            events = adapter.normalize(push, now_utc())
+        except InvalidPayload as exc:
+            return ("would-quarantine" if quarantine_invalid else "still-invalid"), exc.reason, None
+        return "would-replay", ",".join(getattr(e, "eventId", "") for e in events), None
+    result = Pipeline(adapter, store, verifier=None, configs=configs, quarantine=quarantine_invalid).ingest(push)
+    ids = ",".join(e.eventId for e in result.events)
+    if result.outcome in (Outcome.INVALID, Outcome.TOO_LARGE):
+        return ("quarantined" if result.quarantined else "still-invalid"), result.reason, result.answer.body
+    if result.outcome is Outcome.UNAVAILABLE:
+        return "failed", "storage unavailable; nothing was changed, replay again later", result.answer.body
+    return ("duplicate" if result.outcome is Outcome.DUPLICATE else "stored"), ids, result.answer.body
 
 
 def redrive_queue(sqs: Any, queue_url: str, store: DynamoEventStore, vendor: str,
@@ -81,9 +83,9 @@ def redrive_queue(sqs: Any, queue_url: str, store: DynamoEventStore, vendor: str
             except (ValueError, KeyError, TypeError):
                 outcomes.append(ReplayOutcome(message["MessageId"], "not-an-invocation-record"))
                 continue
-            status, detail = _reingest(iot_push(vendor, payload), store, dry_run)
-            outcomes.append(ReplayOutcome(message["MessageId"], status, detail))
-            if not dry_run:
+            status, detail, answer = _reingest(iot_push(vendor, payload), store, dry_run)
+            outcomes.append(ReplayOutcome(message["MessageId"], status, detail, answer))
+            if not dry_run and status != "failed":
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
@@ -108,9 +110,9 @@ def redrive_iot_errors(s3: Any, bucket: str, store: DynamoEventStore, vendor: st
                 push = iot_push(vendor, event_from_topic(topic, message))
             except ValueError:
                 push = RawPush(vendor, "mqtt", raw, route={"topic": topic})
-            status, detail = _reingest(push, store, dry_run)
-            outcomes.append(ReplayOutcome(key, status, detail))
-            if not dry_run:
+            status, detail, answer = _reingest(push, store, dry_run)
+            outcomes.append(ReplayOutcome(key, status, detail, answer))
+            if not dry_run and status != "failed":
                 s3.delete_object(Bucket=bucket, Key=key)
     return outcomes
 
@@ -125,6 +127,7 @@ def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
 def replay(ddb: Any, s3: Any, table: str, store: DynamoEventStore, vendor: str,
            ids: list[str] | None = None, dry_run: bool = False) -> list[ReplayOutcome]:
     outcomes = []
+    configs = DeviceConfigs(ddb, table)
     for item in quarantined(ddb, table, vendor, limit=None):
         if ids and item["id"] not in ids:
             continue
@@ -133,15 +136,16 @@ def replay(ddb: Any, s3: Any, table: str, store: DynamoEventStore, vendor: str,
         except ValueError as exc:
             outcomes.append(ReplayOutcome(item["id"], "still-invalid", str(exc)))
             continue
-        status, detail = _reingest(push, store, dry_run, quarantine_invalid=False)
-        outcomes.append(ReplayOutcome(item["id"], status, detail if status != "would-replay" else item.get("reason", "")))
+        status, detail, answer = _reingest(push, store, dry_run, quarantine_invalid=False, configs=configs)
+        outcomes.append(ReplayOutcome(item["id"], status, detail if status != "would-replay" else item.get("reason", ""),
+                                      answer))
         if status in ("stored", "duplicate"):
             ddb.update_item(
                 TableName=table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
                 # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
                 UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
                 ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
-                                           ":ids": {"L": [{"S": e} for e in detail.split(",")]}},
+                                           ":ids": {"L": [{"S": e} for e in detail.split(",") if e]}},
             )
     if ids:
         missing = set(ids) - {o.id for o in outcomes}

@@ -46,11 +46,3 @@ def command_reply_for(event: dict):
     """What a stored event says about a command sent to its device, by its vendor's adapter (or None)."""
     vendor = event.get("vendor")
     return get_adapter(vendor).command_reply(event) if vendor in _ADAPTERS else None
-
-
-def camera_heartbeat_interval(config: dict | None) -> int:
-    """Seconds between the heartbeats an AI camera is told to send, from its configuration item
-    (None: the deployment default). The offline sweep allows a few of them."""
-    from devicegate.vendors.ai_camera.adapter import heartbeat_interval
-
-    return heartbeat_interval(config)

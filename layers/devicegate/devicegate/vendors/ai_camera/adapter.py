@@ -93,6 +93,10 @@ _RESOLVED_ENTRIES = 10_000
 GATEWAY_KIND_PREFIX = "device."
 
 
+#: Heartbeats a camera may miss before the sweep marks it offline.
+MISSED_HEARTBEATS = 3
+
+
 class AiCameraAdapter(VendorAdapter):
     vendor: ClassVar[str] = "ai-camera"
     #: Only the documented kind; other operators are stored under their own name as they come.
@@ -101,6 +105,18 @@ class AiCameraAdapter(VendorAdapter):
     # invocation, the API Gateway event around the body included (headers, request context, the
     # body's JSON escaping): 256 KiB is left for that envelope. Larger data goes to S3 in storage.
     max_body_bytes: ClassVar[int] = 6 * 1024 * 1024 - 256 * 1024
+    summary_fields: ClassVar[tuple[str, ...]] = ("deviceType", "strategyVersion", "operator")
+    # Each camera is told its own heartbeat interval (its configuration item, else the deployment
+    # default): offline after MISSED_HEARTBEATS of them (the sweep adds its grace period).
+    offline_from_config: ClassVar[bool] = True
+
+    def check_deployment(self) -> None:
+        # A broken AiCameraDefaultConfig fails the cold start with the parameter's name in the log
+        # rather than answering every heartbeat 500.
+        deployment_default()
+
+    def offline_after(self, config: dict[str, Any] | None) -> int | None:
+        return MISSED_HEARTBEATS * heartbeat_interval(config)
 
     def __init__(self, clock: Callable[[], datetime] = now_utc):
         self._clock = clock

@@ -61,6 +61,12 @@ _PLAIN = {outcome: Answer(status, _body(code, message), constant=True)
 class FaceTerminalAdapter(VendorAdapter):
     vendor: ClassVar[str] = "face-terminal"
     kinds: ClassVar[tuple[str, ...]] = ("record", "alarm")
+    route_query_params: ClassVar[tuple[str, ...]] = ("device",)
+    # Names and numbers of people are left out of summaries.
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "recognitionTypeName", "pass", "entry_mode_name", "abnormal_type_name", "codeName", "statusName", "trace_id")
+    # A terminal speaks only when someone passes: silence on a quiet door says nothing.
+    offline_after_s: ClassVar[int | None] = None
     # Two inline JPEGs at most, tens to hundreds of KB each; Lambda's 6 MB request limit is the
     # real ceiling (API Gateway's 10 MB cannot reach a function).
     max_body_bytes: ClassVar[int] = 6 * 1024 * 1024

@@ -57,6 +57,12 @@ class JointechAdapter(VendorAdapter):
     # The rules' SELECT (template.yaml): topic(2) AS accessKey, topic(3) AS deviceNum, topic(4) AS
     # kind, and for slave locks topic(4) AS subLockNum.
     topic_fields: ClassVar[tuple[str, ...]] = ("accessKey", "deviceNum", "kind", "subLockNum")
+    route_path_params: ClassVar[tuple[str, ...]] = ("kind",)
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "alarmName", "eventName", "eventTypeName", "error", "commandType", "subAssetID", "latitude", "longitude",
+        "battery", "charging", "locTypeName")
+    # Trackers report on a timer (minutes apart when moving, hourly when parked).
+    offline_after_s: ClassVar[int | None] = 3600
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         kind = push.route.get("kind")

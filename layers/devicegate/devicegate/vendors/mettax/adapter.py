@@ -100,6 +100,12 @@ class MettaxAdapter(VendorAdapter):
     vendor: ClassVar[str] = "mettax"
     kinds: ClassVar[tuple[str, ...]] = KINDS
     max_body_bytes: ClassVar[int] = 1024 * 1024  # records carry file URLs, never files
+    route_path_params: ClassVar[tuple[str, ...]] = ("service",)
+    summary_fields: ClassVar[tuple[str, ...]] = (
+        "alarmTypes", "lat", "lon", "compaResultName", "similarityPercent", "complete", "fileTypeName", "backfill",
+        "acc")
+    # A vehicle with ignition on reports GPS every few seconds to minutes.
+    offline_after_s: ClassVar[int | None] = 1800
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         service = _service(push)

@@ -98,6 +98,9 @@ class SenseLinkAdapter(VendorAdapter):
     kinds: ClassVar[tuple[str, ...]] = ("record", "alarm")
     max_body_bytes: ClassVar[int] = 1024 * 1024  # records carry image ids, not images
     answer_deadline_s: ClassVar[float | None] = 5.0
+    summary_fields: ClassVar[tuple[str, ...]] = ("entryModeName", "abnormalTypeName", "codeName", "statusName", "traceId")
+    # Records come when someone passes a device; the bridge's heartbeats are its own liveness.
+    offline_after_s: ClassVar[int | None] = None
 
     def __init__(self, policy: dict[str, str] | None = None):
         self._policy = policy
