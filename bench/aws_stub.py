@@ -149,8 +149,8 @@ class _FakeSecrets:
 
 
 def install_fakes(items: Iterable[dict] = ()) -> None:
-    from devicegate.infra import aws
     import devicegate.ingest.wiring as runtime
+    from devicegate.infra import aws
 
     fakes = {"dynamodb": _FakeDynamo(items), "secretsmanager": _FakeSecrets(), "s3": _FakeS3()}
     aws.client = runtime.client = lambda service, deadline_s=None: fakes[service]

@@ -38,9 +38,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -668,43 +669,9 @@ def evaluate(args: argparse.Namespace, records: Records, face: PhaseResult, sens
          + (f"; {q_foreign:,} from earlier runs" if q_foreign else "")),
     ]
     if sense is not None:
-        s_lat = sense.latencies
-        over = sum(1 for x in s_lat if x > SENSELINK_DEADLINE_S)
-        expected_ids = {records.senselink_message_id(k) for k in sense.sent_items}
-
-        def of_run(message_id: str) -> bool:
-            return message_id.startswith(f"bk-{records.run}-sl-")
-
-        s_stored = {i for i in table.senselink_events if of_run(i)}
-        s_foreign = len(table.senselink_events) - len(s_stored)
-        s_queue = Counter({i: c for i, c in queue.ids.get(f"devicegate/{SENSELINK}", Counter()).items() if of_run(i)})
-        s_dupes = sum(c - 1 for c in s_queue.values() if c > 1)
-        s_stored_dupes = sum(c - 1 for i, c in table.senselink_events.items() if of_run(i) and c > 1)
-        if own_stack and (s_foreign or sum(queue.ids.get(f"devicegate/{SENSELINK}", Counter()).values())
-                          != sum(s_queue.values())):
-            failures.append("SenseLink events not sent by this run in a fresh stack")
-        rows += [
-            ("SenseLink pushes", f"{sense.sent:,} Event Subscription records, {sense.rate:,.1f}/s, "
-                                 f"{args.connections} connections"),
-            ("SenseLink answer p50 / p99 / max",
-             f"{_ms(percentile(s_lat, 0.5))} / {_ms(percentile(s_lat, 0.99))} / {_ms(s_lat[-1] if s_lat else math.nan)}"),
-            ("SenseLink answers over its 5 s deadline", f"{over:,}"),
-            ("SenseLink answers over 1 s", _slow(sense)),
-            ("SenseLink answer errors", _errors(sense)),
-            ("SenseLink stored / on the queue (by messageId)",
-             f"{len(s_stored & expected_ids):,} / {len(set(s_queue) & expected_ids):,} of {len(expected_ids):,}; "
-             f"duplicates stored {s_stored_dupes} / queued {s_dupes}, quarantined {table.senselink_quarantine}"
-             + (f"; queue {sense_wait[0]}" if sense_wait else "")),
-        ]
-        if over:
-            failures.append(f"{over} SenseLink answers slower than 5 s (SenseLink would stop pushing)")
-        if sense.errors:
-            failures.append(f"{sum(sense.errors.values())} SenseLink answers were not the expected ones")
-        if sense.stopped_early:
-            failures.append(f"--max-seconds reached during SenseLink: {sense.sent:,} of {sense.planned:,} sent")
-        if (s_stored != expected_ids or set(s_queue) != expected_ids or s_dupes or s_stored_dupes
-                or table.senselink_quarantine):
-            failures.append("SenseLink counts are not exact")
+        sense_rows, sense_failures = _senselink_report(args, records, sense, queue, table, sense_wait, own_stack)
+        rows += sense_rows
+        failures += sense_failures
     other = ", ".join(f"{k} {v:,}" for k, v in sorted(table.other.items())) or "none"
     rows.append(("other items in the table", f"{other} (D#: device state written by the outbox)"))
     if own_stack:
@@ -714,6 +681,51 @@ def evaluate(args: argparse.Namespace, records: Records, face: PhaseResult, sens
     rows.append(("verdict", "all answers as expected, every count exact" if not failures
                  else "FAILED: " + "; ".join(failures)))
     return Outcome(rows, failures)
+
+
+def _senselink_report(args: argparse.Namespace, records: Records, sense: PhaseResult, queue: QueueCounter,
+                      table: TableCounts, sense_wait: tuple[str, float] | None,
+                      own_stack: bool) -> tuple[list[tuple[str, str]], list[str]]:
+    """The SenseLink phase's rows and failures."""
+    failures: list[str] = []
+    s_lat = sense.latencies
+    over = sum(1 for x in s_lat if x > SENSELINK_DEADLINE_S)
+    expected_ids = {records.senselink_message_id(k) for k in sense.sent_items}
+
+    def of_run(message_id: str) -> bool:
+        return message_id.startswith(f"bk-{records.run}-sl-")
+
+    s_stored = {i for i in table.senselink_events if of_run(i)}
+    s_foreign = len(table.senselink_events) - len(s_stored)
+    s_queue = Counter({i: c for i, c in queue.ids.get(f"devicegate/{SENSELINK}", Counter()).items() if of_run(i)})
+    s_dupes = sum(c - 1 for c in s_queue.values() if c > 1)
+    s_stored_dupes = sum(c - 1 for i, c in table.senselink_events.items() if of_run(i) and c > 1)
+    if own_stack and (s_foreign or sum(queue.ids.get(f"devicegate/{SENSELINK}", Counter()).values())
+                      != sum(s_queue.values())):
+        failures.append("SenseLink events not sent by this run in a fresh stack")
+    rows = [
+        ("SenseLink pushes", f"{sense.sent:,} Event Subscription records, {sense.rate:,.1f}/s, "
+                             f"{args.connections} connections"),
+        ("SenseLink answer p50 / p99 / max",
+         f"{_ms(percentile(s_lat, 0.5))} / {_ms(percentile(s_lat, 0.99))} / {_ms(s_lat[-1] if s_lat else math.nan)}"),
+        ("SenseLink answers over its 5 s deadline", f"{over:,}"),
+        ("SenseLink answers over 1 s", _slow(sense)),
+        ("SenseLink answer errors", _errors(sense)),
+        ("SenseLink stored / on the queue (by messageId)",
+         f"{len(s_stored & expected_ids):,} / {len(set(s_queue) & expected_ids):,} of {len(expected_ids):,}; "
+         f"duplicates stored {s_stored_dupes} / queued {s_dupes}, quarantined {table.senselink_quarantine}"
+         + (f"; queue {sense_wait[0]}" if sense_wait else "")),
+    ]
+    if over:
+        failures.append(f"{over} SenseLink answers slower than 5 s (SenseLink would stop pushing)")
+    if sense.errors:
+        failures.append(f"{sum(sense.errors.values())} SenseLink answers were not the expected ones")
+    if sense.stopped_early:
+        failures.append(f"--max-seconds reached during SenseLink: {sense.sent:,} of {sense.planned:,} sent")
+    if (s_stored != expected_ids or set(s_queue) != expected_ids or s_dupes or s_stored_dupes
+            or table.senselink_quarantine):
+        failures.append("SenseLink counts are not exact")
+    return rows, failures
 
 
 def _slow(phase: PhaseResult) -> str:

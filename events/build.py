@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "dev-token"
-RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=UTC)
 KIND_OF = {"location": "location", "alarm": "alarm", "event": "event", "cmd": "cmd", "sublock": "sublock"}
 VARIATION_KIND = {
     "variation-strings-for-numbers": "location",
@@ -170,8 +170,8 @@ def jointech_iot(name: str, record: dict) -> dict:
 
 def stream_event(records: dict[str, dict]) -> dict:
     from devicegate.core.envelope import RawPush
-    from devicegate.store.events import event_item
     from devicegate.core.timeutil import days_after
+    from devicegate.store.events import event_item
     from devicegate.vendors import get_adapter
 
     adapter = get_adapter("jointech")

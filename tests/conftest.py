@@ -17,14 +17,14 @@ TEMPLATE = ROOT / "template.yaml"
 
 def _clear_caches() -> None:
     # Lambda keeps clients and settings for the life of an environment; each test is a new one.
-    from devicegate.infra import aws, settings
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
     from devicegate.core import personal
+    from devicegate.infra import aws, settings
     from devicegate.ingest import wiring as runtime
     from devicegate.vendors import get_adapter
-    from devicegate.vendors.senselink.adapter import server_timezone
-
     from devicegate.vendors.ai_camera.models import deployment_default
+    from devicegate.vendors.senselink.adapter import server_timezone
 
     for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
                    settings.get_settings, get_adapter, personal.deployment_policy, server_timezone,

@@ -330,10 +330,10 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
     """Publish again the stream batches the outbox gave up on, as the outbox's own schedule does
     (devicegate.outbox.redrive_failed_batches: records re-read from the stream, which keeps them
     24 hours; a failure record is deleted once all its events are done)."""
-    from devicegate.store.state import DynamoStateStore
-    from devicegate.outbox.messages import SqsPublisher
     from devicegate.outbox.batch import process_batch
+    from devicegate.outbox.messages import SqsPublisher
     from devicegate.outbox.stream import redrive_failed_batches
+    from devicegate.store.state import DynamoStateStore
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
     publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devicegate_cli.local_names import LOCAL_REGION
 
@@ -38,7 +38,7 @@ class LambdaContext:
             f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{function_name}"
         )
         self.log_group_name = f"/aws/lambda/{function_name}"
-        day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
         self.log_stream_name = f"{day}/[$LATEST]{uuid.uuid4().hex}"
         self._deadline = time.monotonic() + float(timeout_s)
 

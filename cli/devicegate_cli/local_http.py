@@ -7,6 +7,7 @@ API Gateway does it, so a handler that works here works behind the deployed HTTP
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import select
@@ -16,9 +17,9 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
@@ -140,7 +141,7 @@ def build_http_event(
 ) -> dict[str, Any]:
     """An API Gateway HTTP API payload-format 2.0 event. `raw_path` is the decoded path, as
     HTTP API delivers it; `raw_query` stays percent-encoded."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     merged: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in headers:
@@ -418,7 +419,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         previous = connection.gettimeout()
         connection.setblocking(False)
         try:
-            return bool(self.rfile.peek(1))
+            # StreamRequestHandler buffers its rfile (rbufsize -1): a BufferedReader, which
+            # typeshed widens to BufferedIOBase, where peek is missing.
+            return bool(cast(io.BufferedReader, self.rfile).peek(1))
         except OSError:
             return False
         finally:

@@ -24,7 +24,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from devicegate_cli.local_resources import FunctionSpec, Resolver, TemplateError, merge_globals
@@ -289,7 +289,7 @@ def async_failure_record(*, request_id: str, function_arn: str, payload: Any, in
     retries are exhausted; `devicegate redrive --source ingest-queue` reads requestPayload."""
     return {
         "version": "1.0",
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestContext": {
             "requestId": request_id,
             "functionArn": f"{function_arn}:$LATEST",

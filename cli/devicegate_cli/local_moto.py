@@ -48,9 +48,14 @@ def keep_streams_through_cancelled_transactions() -> None:
                         table.stream_shard = shard
 
     setattr(transact_write_items, _PATCHED, True)
-    DynamoDBBackend.transact_write_items = transact_write_items
+    _replace(DynamoDBBackend, "transact_write_items", transact_write_items)
     for name in ("get_shard_iterator", "get_records"):
-        setattr(DynamoDBStreamsBackend, name, _locked(getattr(DynamoDBStreamsBackend, name)))
+        _replace(DynamoDBStreamsBackend, name, _locked(getattr(DynamoDBStreamsBackend, name)))
+
+
+def _replace(backend: type, name: str, method: Any) -> None:
+    # Replaced on the class: the server's backends are this process's instances of it.
+    setattr(backend, name, method)
 
 
 def _locked(method: Any) -> Any:

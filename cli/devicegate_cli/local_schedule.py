@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
@@ -35,7 +35,7 @@ def rate_seconds(expression: str) -> float | None:
 
 def scheduled_event(rule_name: str, now: datetime | None = None) -> dict[str, Any]:
     """The event an EventBridge schedule rule hands its Lambda target."""
-    moment = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    moment = (now or datetime.now(UTC)).replace(microsecond=0)
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
         "account": LOCAL_ACCOUNT_ID, "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": LOCAL_REGION,

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,9 +291,9 @@ def _banner(
     sources: list[Any],
     specs: list[FunctionSpec],
     created: LocalResources,
-    scheduled: list[Any] = (),
+    scheduled: Sequence[Any] = (),
     mqtt: Any = None,
-    not_played: list[str] = (),
+    not_played: Sequence[str] = (),
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
     lines = [f"devicegate local: {template}", ""]
@@ -451,7 +452,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
             raise StartupError(f"cannot listen on {args.host}:{args.http_port}: {exc}") from exc
         started.append(http_server)
         threading.Thread(target=http_server.serve_forever, name="http", daemon=True).start()
-        pollers = []
+        pollers: list[threading.Thread] = []
         for source in sources:
             poller = StreamPoller(
                 source,

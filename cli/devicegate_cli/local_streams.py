@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from devicegate_cli.local_names import LOCAL_REGION
@@ -267,7 +267,7 @@ def first_failed_index(result: Any, records: list[dict[str, Any]]) -> int | None
 
 
 def _iso(epoch: Any) -> str:
-    moment = datetime.fromtimestamp(float(epoch or 0), timezone.utc)
+    moment = datetime.fromtimestamp(float(epoch or 0), UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -538,7 +538,7 @@ class StreamPoller(threading.Thread):
         )
         destination = self.source.on_failure_arn
         url = self.queue_url_for_arn(destination) if destination else None
-        if url:
+        if destination and url:
             body = failure_destination_record(
                 records=records,
                 shard_id=shard_id,

@@ -41,9 +41,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
 from devicegate_cli.senselink_spool import PendingFrame, Spool, SpoolClosed, read_stats
 
@@ -83,7 +83,7 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     # argparse exits 2 on bad arguments, but 2 means "credentials refused" to whatever
     # supervises the bridge, so usage errors are turned into exit 1 by main().
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         raise UsageError(message)
 
@@ -293,7 +293,7 @@ def _kv(event: str, **fields: Any) -> str:
 def _iso(at: float | None) -> str | None:
     if at is None:
         return None
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _record_id(message: dict[str, Any]) -> str | None:
@@ -715,20 +715,23 @@ class Bridge:
         """Deals with one frame; returns its code when it has one."""
         if isinstance(raw, bytes):
             try:
-                text: str | bytes = raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                return self._junk(raw, "binary frame, not UTF-8")
+                self._junk(raw, "binary frame, not UTF-8")
+                return None
         else:
             text = raw
         try:
             message = json.loads(text)
         except ValueError:
-            return self._junk(text, "not JSON")
+            self._junk(text, "not JSON")
+            return None
         code = message.get("code") if isinstance(message, dict) else None
         if isinstance(code, str) and code.strip().isdigit():  # "30000": the gateway reads it too
             code = int(code)
         if not isinstance(code, int) or isinstance(code, bool):
-            return self._junk(text, "JSON without an integer code")
+            self._junk(text, "JSON without an integer code")
+            return None
         record_id = _record_id(message)
         if code in RECORD_CODES:
             # Spooled first and committed: from here on a crash or an outage cannot lose it.
@@ -756,7 +759,6 @@ class Bridge:
     def _junk(self, frame: str | bytes, reason: str) -> None:
         self.spool.reject_frame(frame, None, None, reason)
         log.warning(_kv("junk_frame", length=len(frame), reason=reason, msg="kept in the spool's rejected table"))
-        return None
 
     def _forward_heartbeat(self, text: str) -> None:
         interval = self.config.heartbeat_forward_interval

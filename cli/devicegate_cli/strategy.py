@@ -121,8 +121,8 @@ def read_item(ddb: Any, table: str, serial: str) -> dict[str, Any] | None:
 
 
 def write_item(ddb: Any, table: str, serial: str, config: dict[str, Any], by: str) -> str:
-    from devicegate.store.codec import to_attr
     from devicegate.core.timeutil import iso_utc, now_utc
+    from devicegate.store.codec import to_attr
 
     at = iso_utc(now_utc())
     ddb.put_item(TableName=table, Item={**_key(serial), "config": to_attr(config), "updatedAt": {"S": at},

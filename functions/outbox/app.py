@@ -8,11 +8,11 @@ from functools import cache
 
 from devicegate.infra.aws import client
 from devicegate.infra.observability import logger, tracer
-from devicegate.store.state import DynamoStateStore
-from devicegate.outbox.messages import SqsPublisher
-from devicegate.outbox.batch import process_batch
-from devicegate.outbox.stream import redrive_failed_batches, stream_records
 from devicegate.infra.settings import get_settings
+from devicegate.outbox.batch import process_batch
+from devicegate.outbox.messages import SqsPublisher
+from devicegate.outbox.stream import redrive_failed_batches, stream_records
+from devicegate.store.state import DynamoStateStore
 from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
 #: Seconds a scheduled redrive leaves itself before the function's timeout.

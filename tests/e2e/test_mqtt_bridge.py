@@ -57,7 +57,6 @@ mqtt = pytest.importorskip("paho.mqtt.client")
 
 from tests.e2e.conftest import _free_ports  # noqa: E402  (after the skips above)
 
-
 # --------------------------------------------------------------------------- certificates
 
 
@@ -69,7 +68,7 @@ def _write_certificates(folder: Path) -> dict[str, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(common_name: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -44,7 +44,13 @@ from functions.mettax_webhook import app as mettax_app
 from functions.senselink_webhook import app as senselink_app
 from tests.faults.injector import LOST_ANSWER, Injector
 from tests.faults.matrix import (
-    Op, answer_of, assert_each_event_queued_once, cases, run_outbox_to_the_end, where_key, where_values,
+    Op,
+    answer_of,
+    assert_each_event_queued_once,
+    cases,
+    run_outbox_to_the_end,
+    where_key,
+    where_values,
 )
 from tests.support import EVENTS, Stack, context, load_event, with_body
 

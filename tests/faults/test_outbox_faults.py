@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 
+from devicegate.outbox.messages import SQS_BATCH
+from devicegate.outbox.stream import REDRIVE_VISIBILITY_S
 from devicegate.store import keys
 from devicegate.store.codec import from_item
-from devicegate.outbox.stream import REDRIVE_VISIBILITY_S
-from devicegate.outbox.messages import SQS_BATCH
 from devicegate_cli.lambda_context import LambdaContext
 from functions.device_sweep import app as sweep_app
 from functions.face_terminal_webhook import app as face_terminal_app
@@ -44,8 +44,16 @@ from functions.jointech_webhook import app as jointech_app
 from functions.outbox import app as outbox_app
 from tests.faults.injector import LOST_ANSWER, Injector
 from tests.faults.matrix import (
-    Op, answer_of, assert_each_event_queued_once, cases, new_event_records, run_outbox_to_the_end, stack_events,
-    where_key, where_partition, where_values,
+    Op,
+    answer_of,
+    assert_each_event_queued_once,
+    cases,
+    new_event_records,
+    run_outbox_to_the_end,
+    stack_events,
+    where_key,
+    where_partition,
+    where_values,
 )
 from tests.support import Stack, context, load_event, with_body
 

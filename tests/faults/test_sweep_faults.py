@@ -26,14 +26,19 @@ import pytest
 
 from devicegate.store import keys
 from devicegate.store.codec import from_item, to_attr
+from devicegate.store.liveness import Liveness
 from functions.ai_camera_webhook import app as ai_camera_app
 from functions.device_sweep import app as sweep_app
 from functions.jointech_commands import app as commands_app
 from functions.mettax_webhook import app as mettax_app
 from tests.faults.injector import LOST_ANSWER, Injector
-from devicegate.store.liveness import Liveness
 from tests.faults.matrix import (
-    Op, answer_of, cases, run_outbox_to_the_end, stack_events, where_key,
+    Op,
+    answer_of,
+    cases,
+    run_outbox_to_the_end,
+    stack_events,
+    where_key,
     where_partition,
 )
 from tests.faults.test_outbox_faults import push_locations

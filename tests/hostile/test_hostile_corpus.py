@@ -68,7 +68,8 @@ def personal_values_in(text: str) -> list[str]:
 
 def prepare_commands(stack, monkeypatch) -> None:
     """The commands API with a deployment access key, and its device known (it reported)."""
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
     from functions.jointech_webhook import app as webhook
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "ak-demo")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -108,7 +108,7 @@ def test_require_names_the_field_outside_a_model():
 
 
 def test_no_object_key_segment_is_dots_alone():
-    at = datetime(2023, 5, 29, tzinfo=timezone.utc)
+    at = datetime(2023, 5, 29, tzinfo=UTC)
     assert media_key("face-terminal", "S1", at, "..", "rgb_image", "jpg") == \
         "media/face-terminal/S1/2023/05/29/%2E%2E/rgb_image.jpg"
     assert media_key("face-terminal", "a/b", at, "e-1", "rgb_image", "jpg").split("/")[2] == "a%2Fb"

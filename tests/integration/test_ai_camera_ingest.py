@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devicegate.core.timeutil import parse_time
 from devicegate.store import keys
 from devicegate.store.codec import to_attr
 from devicegate.store.queries import device_state, offline_devices
-from devicegate.core.timeutil import parse_time
 from functions.ai_camera_webhook import app as webhook_app
 from functions.device_sweep import app as sweep_app
 from functions.outbox import app as outbox_app
@@ -62,7 +62,7 @@ def test_a_heartbeat_without_configuration_gets_the_deployment_default(stack):
     assert "strategy" not in info  # the camera keeps its own switches
     assert info["time"].endswith("+08")
     told = datetime.strptime(info["time"] + "00", "%Y%m%dT%H%M%S%z")
-    assert abs((told - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert abs((told - datetime.now(UTC)).total_seconds()) < 60
     # And the heartbeat is stored once, as an event of kind heartbeat
     [item] = stack.event_items("ai-camera")
     assert item["kind"] == "heartbeat" and item["occurredAt"] == "2020-03-31T02:10:01.000Z"

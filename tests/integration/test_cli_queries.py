@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from devicegate.vendors.jointech.adapter import JointechAdapter
 from devicegate_cli import commands
 from devicegate_cli.main import main
-from devicegate.vendors.jointech.adapter import JointechAdapter
 from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
 from tests.support import load_event, load_record, with_body
 
@@ -255,7 +255,8 @@ def test_replayed_face_terminal_record_keeps_its_photo_and_device_and_never_its_
     # Given an adapter bug that quarantined a terminal alarm with a photo (attributed by ?device=)
     # and a record carrying a PIN
     from devicegate.vendors.face_terminal.adapter import FaceTerminalAdapter
-    from tests.integration.test_face_terminal_ingest import objects, post as face_post
+    from tests.integration.test_face_terminal_ingest import objects
+    from tests.integration.test_face_terminal_ingest import post as face_post
 
     original = FaceTerminalAdapter.normalize
 

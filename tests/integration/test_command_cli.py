@@ -14,7 +14,12 @@ from devicegate_cli.local_http import LocalHttpServer, Route
 from devicegate_cli.main import main
 from functions.jointech_commands import app as commands_app
 from tests.integration.test_jointech_commands import (
-    ACCESS_KEY, DEVICE, answer, command_items, prepare_gateway, published,
+    ACCESS_KEY,
+    DEVICE,
+    answer,
+    command_items,
+    prepare_gateway,
+    published,
 )
 from tests.integration.test_jointech_ingest import run_outbox
 from tests.support import context
@@ -90,7 +95,8 @@ def test_refusals_exit_2_with_the_fields_and_retry_after(gateway, cli, monkeypat
     assert code == 2 and "HTTP 400" in err and "serial:" in err
     code, _, err = cli("send", "--device", "555", "--raw", "(555,1,001,BASE,1)")
     assert code == 2 and "HTTP 404" in err and "deviceNum:" in err
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "1")
     commands.command_settings.cache_clear()

@@ -5,12 +5,12 @@ transition is one stored event that reaches the queue once."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devicegate.store.queries import device_state, offline_devices, vendor_devices
 from devicegate.core.timeutil import iso_utc
+from devicegate.store.queries import device_state, offline_devices, vendor_devices
 from functions.device_sweep import app as sweep_app
 from functions.jointech_webhook import app as jointech_app
 from functions.outbox import app as outbox_app
@@ -111,7 +111,7 @@ def test_a_device_heard_from_while_the_sweep_decides_stays_online(stack, monkeyp
     liveness = Liveness(stack.ddb, stack.table)
     # When contact is recorded before the sweep writes its decision
     liveness.heard("jointech", DEVICE, later)
-    marked = liveness.mark_offline("jointech", DEVICE, heard_at, 3600, datetime.now(timezone.utc) + timedelta(hours=2))
+    marked = liveness.mark_offline("jointech", DEVICE, heard_at, 3600, datetime.now(UTC) + timedelta(hours=2))
     # Then the decision is refused: no offline state, no device.offline event
     assert marked is False
     assert "offlineSince" not in summary(stack)
@@ -124,7 +124,7 @@ def test_vendors_switched_off_are_never_marked_offline(stack, monkeypatch):
     push_location()
     run_outbox(stack)
     # When the sweep runs long after the last contact
-    report = run_sweep(monkeypatch, datetime.now(timezone.utc) + timedelta(days=2))
+    report = run_sweep(monkeypatch, datetime.now(UTC) + timedelta(days=2))
     # Then the device stays as it was
     assert report["markedOffline"] == 0 and "offlineSince" not in summary(stack)
 
@@ -144,7 +144,7 @@ def test_older_news_does_not_move_contact_backwards(stack):
 def test_a_bad_offline_setting_fails_loudly(stack, monkeypatch):
     monkeypatch.setenv("OFFLINE_AFTER", "jointech=5")
     with pytest.raises(ValueError, match="OFFLINE_AFTER"):
-        run_sweep(monkeypatch, datetime.now(timezone.utc))
+        run_sweep(monkeypatch, datetime.now(UTC))
 
 
 def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(stack):
@@ -154,7 +154,7 @@ def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(sta
     liveness = Liveness(stack.ddb, stack.table)
     liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
     assert liveness.mark_offline("jointech", DEVICE, "2026-01-01T10:00:00.000Z", 3600,
-                                 datetime(2026, 1, 1, 12, tzinfo=timezone.utc))
+                                 datetime(2026, 1, 1, 12, tzinfo=UTC))
 
     class Interleaved:
         """The table, except that another outbox batch's comeback (older contact) lands just
@@ -191,7 +191,7 @@ def test_a_broken_camera_default_does_not_stop_the_sweep_for_other_vendors(stack
     monkeypatch.setenv("AI_CAMERA_DEFAULT_CONFIG", "{broken")
     deployment_default.cache_clear()
     # When the sweep runs
-    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(hours=5))
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(UTC) + timedelta(hours=5))
     with pytest.raises(RuntimeError, match="incomplete"):
         sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
     deployment_default.cache_clear()

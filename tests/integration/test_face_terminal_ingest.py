@@ -370,8 +370,8 @@ def test_a_large_record_retransmitted_days_later_leaves_one_object(stack, monkey
     # Given a record too large for an item (a long remark), sent today and again two days later
     from datetime import timedelta
 
-    from devicegate.ingest.wiring import http_pipeline
     from devicegate.core.timeutil import now_utc
+    from devicegate.ingest.wiring import http_pipeline
 
     record = record_with("c0ffee00-0000-4000-8000-00000000000d", remark="r" * 400_000)
     pipeline = http_pipeline("face-terminal")

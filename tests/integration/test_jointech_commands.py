@@ -30,7 +30,8 @@ def gateway(stack, monkeypatch):
 
 def prepare_gateway(stack, monkeypatch):
     """The moto stack with a deployment access key, and the devices of the samples known."""
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", ACCESS_KEY)
     commands.command_settings.cache_clear()
@@ -192,7 +193,8 @@ def test_a_device_number_that_cannot_be_a_topic_level_is_400(gateway):
 
 def test_too_many_commands_for_a_device_are_429_with_retry_after(gateway, monkeypatch):
     # Given a deployment allowing 2 commands per device and minute
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "2")
     commands.command_settings.cache_clear()
@@ -241,7 +243,8 @@ def test_a_request_without_an_iam_identity_is_403_and_nothing_is_sent(gateway):
 
 
 def test_without_an_access_key_commands_answer_503_and_are_not_stored(gateway, monkeypatch):
-    from devicegate.commands import http as command_http, service as commands
+    from devicegate.commands import http as command_http
+    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "")
     commands.command_settings.cache_clear()

@@ -336,3 +336,18 @@ def test_a_retried_quarantine_update_counts_the_sighting_once(stack):
     assert status == 400
     [kept] = stack.quarantine_items()
     assert kept["seenCount"] == 1
+
+
+@pytest.mark.parametrize("route", ["location", None])
+def test_a_body_with_a_lone_surrogate_is_refused_and_kept_not_a_crash(stack, route):
+    # Given a body whose JSON text holds a lone surrogate (API Gateway's event carries it as text,
+    # but no UTF-8 byte sequence stands for it)
+    body = _record().replace('"speed": 0', '"speed": 0, "note": "\ud800"')
+    event = with_path(with_body(load_event(LOCATION), "x"), "dev-token", route)
+    event["body"] = json.loads(json.dumps(body)).replace("\\ud800", "\ud800")
+    assert "\ud800" in event["body"]
+    # When it is pushed
+    status, answer = post(event)
+    # Then it is a clear 400 (not a 500 from the handler) and the payload is in quarantine
+    assert status == 400 and answer["errors"][0]["field"] == "body"
+    assert stack.event_items() == [] and len(stack.quarantine_items()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -159,7 +159,7 @@ def test_a_face_check_whose_picture_never_comes_is_published_incomplete_by_the_s
         monkeypatch.setattr(sweep_app, "now_utc", lambda: at)
         return sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # When the sweep runs before the parts timeout (10 minutes), then after it, twice
     assert sweep(now + timedelta(minutes=5))["partsPublished"] == 0
     assert sweep(now + timedelta(minutes=11))["partsPublished"] == 1
@@ -179,7 +179,7 @@ def test_a_face_check_whose_picture_never_comes_is_published_incomplete_by_the_s
 def test_a_picture_arriving_after_the_sweep_published_the_check_incomplete_is_published_too(stack, monkeypatch):
     # Given a face check the sweep published incomplete (its picture did not come in time)
     assert push_record(face_check("result"), "face-check") == (200, SUCCESS)
-    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(minutes=11))
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(UTC) + timedelta(minutes=11))
     assert sweep_app.lambda_handler({}, context("DeviceSweepFunction"))["partsPublished"] == 1
     [incomplete] = run_outbox(stack)
     # When the picture arrives after all, twice
@@ -191,7 +191,7 @@ def test_a_picture_arriving_after_the_sweep_published_the_check_incomplete_is_pu
     assert completed["id"] == f"{incomplete['id']}-complete"
     assert completed["data"]["data"]["complete"] is True and completed["data"]["data"]["imageUrl"]
     # and a later sweep adds nothing
-    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(timezone.utc) + timedelta(minutes=30))
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(UTC) + timedelta(minutes=30))
     sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
     assert run_outbox(stack) == []
 

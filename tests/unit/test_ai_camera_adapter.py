@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,11 +16,16 @@ from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import now_utc
 from devicegate.vendors.ai_camera.adapter import AiCameraAdapter
 from devicegate.vendors.ai_camera.models import (
-    DEFAULT_CONFIG_ENV, STRATEGY_FIELDS, ConfigInvalid, deployment_default, effective_config, heartbeat_interval,
+    DEFAULT_CONFIG_ENV,
+    STRATEGY_FIELDS,
+    ConfigInvalid,
+    deployment_default,
+    effective_config,
+    heartbeat_interval,
 )
 from tests.support import EVENTS, load_record
 
-RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=UTC)
 FULL_CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
 
 

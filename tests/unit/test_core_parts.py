@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from devicegate.core import jsonbody
+from devicegate.core.envelope import RawPush, make_event, record_json
+from devicegate.core.errors import InvalidPayload, StorageUnavailable
+from devicegate.core.timeutil import iso_utc, parse_time
+from devicegate.infra.settings import parse_retention
 from devicegate.ingest.auth import TokenVerifier
 from devicegate.store.codec import from_attr, to_attr
-from devicegate.core.envelope import RawPush, make_event, record_json
 from devicegate.vendors.jointech.adapter import TRANSPORT_FIELDS as JOINTECH_TRANSPORT_FIELDS
 from devicegate.vendors.jointech.models import Alarm
 from tests.support import load_record
-from devicegate.core.errors import InvalidPayload, StorageUnavailable
-from devicegate.infra.settings import parse_retention
-from devicegate.core.timeutil import iso_utc, parse_time
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize("text, expected", [

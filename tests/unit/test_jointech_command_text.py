@@ -3,20 +3,20 @@ answer is matched to waiting commands, and the local stack's SigV4 check on IAM 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from devicegate.core.adapter import CommandReply
-from devicegate.store.commands import match_order
 from devicegate.core.commands import command_id
+from devicegate.core.envelope import RawPush
+from devicegate.store.commands import match_order
 from devicegate.vendors.jointech import commands as jt
 from devicegate.vendors.jointech.adapter import JointechAdapter
-from devicegate.core.envelope import RawPush
 from devicegate_cli.local_http import local_iam_identity, route_needs_iam
 from tests.support import load_record
 
-RECEIVED = datetime(2025, 2, 7, 3, 52, 40, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 2, 7, 3, 52, 40, tzinfo=UTC)
 
 
 def stored_event(name: str) -> dict:
@@ -99,8 +99,8 @@ def test_commands_past_their_deadline_at_receipt_are_not_candidates():
 
 
 def test_command_ids_sort_by_time():
-    early = command_id(datetime(2025, 2, 7, 3, 52, 39, 964000, tzinfo=timezone.utc))
-    late = command_id(datetime(2025, 2, 7, 3, 52, 40, 1000, tzinfo=timezone.utc))
+    early = command_id(datetime(2025, 2, 7, 3, 52, 39, 964000, tzinfo=UTC))
+    late = command_id(datetime(2025, 2, 7, 3, 52, 40, 1000, tzinfo=UTC))
     assert early.startswith("20250207T035239964Z-") and early < late
 
 

@@ -8,7 +8,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -125,7 +125,7 @@ def _event(body: bytes, **overrides: Any) -> dict[str, Any]:
         "body": body,
         "source_ip": "10.0.0.9",
         "domain_name": "127.0.0.1",
-        "now": datetime(2022, 9, 1, 8, 59, 56, 964000, tzinfo=timezone.utc),
+        "now": datetime(2022, 9, 1, 8, 59, 56, 964000, tzinfo=UTC),
         "request_id": "req-1",
     }
     kwargs.update(overrides)
@@ -463,7 +463,7 @@ def _raw(seq: int, event_name: str = "INSERT", pk: str = "E#jointech#1", image: 
         "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": {
-            "ApproximateCreationDateTime": datetime(2024, 1, 1, 0, 0, seq, tzinfo=timezone.utc),
+            "ApproximateCreationDateTime": datetime(2024, 1, 1, 0, 0, seq, tzinfo=UTC),
             "Keys": keys,
             "NewImage": image if image is not None else {**keys, "blob": {"B": b"\x00\x01"}},
             "SequenceNumber": str(100 + seq),

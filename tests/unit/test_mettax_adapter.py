@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
@@ -18,7 +18,7 @@ from devicegate.vendors.mettax.adapter import MettaxAdapter, detect_kind, state_
 from tests.support import load_record
 
 ADAPTER = MettaxAdapter()
-RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=timezone.utc)
+RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=UTC)
 RECEIVED_ISO = "2025-02-07T07:30:05.000Z"
 FACE_ID = "333777444585_198669678696111100"
 BOUNDARY = "----MettaxBoundary7MA4YWxkTrZu0gW"
@@ -267,7 +267,7 @@ def test_assembly_is_the_same_in_either_order():
     # Given both parts, arrived in either order (and assembled at different times)
     first = ADAPTER.assemble("333777444585", FACE_ID, _parts("result", "picture"), RECEIVED, "http")
     second = ADAPTER.assemble("333777444585", FACE_ID, _parts("picture", "result"),
-                              datetime(2025, 2, 7, 7, 31, tzinfo=timezone.utc), "http")
+                              datetime(2025, 2, 7, 7, 31, tzinfo=UTC), "http")
     # Then one event: same id, same data, the result's time
     assert first.eventId == second.eventId == f"face-check-{FACE_ID}"
     assert first.dataJson == second.dataJson and first.occurredAt == second.occurredAt == "2025-11-07T07:26:39.000Z"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from devicegate.core.errors import StorageUnavailable
+from devicegate.outbox.batch import process_batch
 from devicegate.outbox.messages import MAX_MESSAGE_BYTES, Outgoing, cloud_event, message_body
 from devicegate.outbox.stream import StreamRecord
-from devicegate.outbox.batch import process_batch
 
 
 def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 
 import pytest
 import yaml
@@ -140,7 +141,7 @@ def test_the_deployment_policy_applies_in_quarantine_too():
 
 def test_a_scrubbed_record_replays_to_what_ingest_would_have_stored():
     # Given a valid record with a PIN and numbers, as quarantine would keep it
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from devicegate.core.envelope import RawPush
     from devicegate.vendors.face_terminal.adapter import ALL_FIELDS, FaceTerminalAdapter
@@ -151,7 +152,7 @@ def test_a_scrubbed_record_replays_to_what_ingest_would_have_stored():
     raw = json.dumps(record, ensure_ascii=False).encode()
     kept = personal.scrub_payload(raw, ALL_FIELDS, policy)
     # When it is replayed, Then it makes the event the original would have made
-    adapter, now = FaceTerminalAdapter(policy), datetime.now(timezone.utc)
+    adapter, now = FaceTerminalAdapter(policy), datetime.now(UTC)
     [direct] = adapter.normalize(RawPush("face-terminal", "http", raw), now)
     [replayed] = adapter.normalize(RawPush("face-terminal", "http", kept), now)
     assert replayed.dataJson == direct.dataJson and b"4321" not in kept

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from devicegate.store import keys
-from devicegate.infra.aws import failures, unavailable
-from devicegate.store.codec import from_item
 from devicegate.core.errors import StorageUnavailable
-from devicegate.store.liveness import Liveness
-from devicegate.infra.observability import logger
 from devicegate.core.timeutil import iso_utc, parse_time
+from devicegate.infra.aws import failures, unavailable
+from devicegate.infra.observability import logger
+from devicegate.store import keys
+from devicegate.store.codec import from_item
+from devicegate.store.liveness import Liveness
 
 #: Contact is recorded by the outbox, a little after the device spoke: no device goes offline for
 #: the outbox's lag.
@@ -103,8 +103,7 @@ class Sweep:
             logger.error("sweeping pending parts failed", extra={"error_type": type(exc).__name__})
             report.errors.append(f"parts: {type(exc).__name__}")
         try:
-            from devicegate.store.commands import DynamoCommandStore
-            from devicegate.store.commands import time_out_overdue
+            from devicegate.store.commands import DynamoCommandStore, time_out_overdue
 
             report.commands_timed_out = time_out_overdue(DynamoCommandStore(self._ddb, self._table), now)
         except Exception as exc:  # like the steps above: reported (the run fails), the others still ran

@@ -25,17 +25,23 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devicegate.store import keys
 from devicegate.core.commands import (
-    FAILED, MAX_TIMEOUT_S, PENDING, InvalidCommand, NotConfigured, PublishFailed, Requester, command_id, public_view,
+    FAILED,
+    MAX_TIMEOUT_S,
+    PENDING,
+    InvalidCommand,
+    NotConfigured,
+    PublishFailed,
+    Requester,
+    command_id,
+    public_view,
 )
 from devicegate.core.errors import FieldProblem, StorageUnavailable
 from devicegate.core.fields import TOPIC_ID
+from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
 from devicegate.infra.observability import logger
 from devicegate.infra.settings import vendor_env
-from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
-
-
+from devicegate.store import keys
 
 
 class CommandSettings(BaseModel):

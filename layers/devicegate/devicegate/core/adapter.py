@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -66,9 +67,9 @@ class VendorAdapter(ABC):
     offline_from_config: ClassVar[bool] = False
 
     @abstractmethod
-    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
+    def normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat]:
         """Turn one push into events (or liveness beats), or raise InvalidPayload naming the bad
-        fields."""
+        fields. (A Sequence, so an adapter that never sends beats may say list[NormalizedEvent].)"""
 
     @abstractmethod
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
 from devicegate.core.errors import FieldProblem
 from devicegate.core.timeutil import iso_utc
-
 
 PENDING, SUCCEEDED, FAILED, TIMED_OUT = "pending", "succeeded", "failed", "timed_out"
 STATUSES = (PENDING, SUCCEEDED, FAILED, TIMED_OUT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -67,7 +67,7 @@ def media_key(vendor: str, device_id: str, occurred_at: datetime, event_id: str,
     a retransmission a day later lands on the same key) and event id."""
     from urllib.parse import quote
 
-    day = occurred_at.astimezone(timezone.utc)
+    day = occurred_at.astimezone(UTC)
     device = _not_dots(quote(device_id, safe=""))
     return f"media/{vendor}/{device}/{day:%Y/%m/%d}/{_not_dots(event_id)}/{name}.{extension}"
 

@@ -150,10 +150,12 @@ class IdRule:
         except ValueError:
             return False
 
-    def field_type(self) -> Any:
-        """The pydantic type of a model field holding such an id: one Python call (before
-        pydantic's number-to-text coercion, which would make inf "inf" and 1.0 "1.0")."""
-        return Annotated[str, BeforeValidator(self.check)]
+    def validator(self) -> BeforeValidator:
+        """The check as a model field's validator, `Annotated[str, RULE.validator()]`: one Python
+        call, before pydantic's number-to-text coercion (which would make inf "inf" and 1.0 "1.0").
+        Spelt out as an Annotated alias at each use, not returned whole, so type checkers see a
+        type (`str`) where a call would give them only a value."""
+        return BeforeValidator(self.check)
 
 
 #: Ids that also name MQTT topic levels, URL parameters and bridge names (Jointech, face terminals).
@@ -164,4 +166,4 @@ PRINTABLE_ID = IdRule(r"\x21-\x7e", "printable ASCII characters without blanks")
 LONG_PRINTABLE_ID = IdRule(r"\x21-\x7e", "printable ASCII characters without blanks", max_length=128)
 
 #: Jointech asset ids, face-terminal serials.
-DeviceId = TOPIC_ID.field_type()
+DeviceId = Annotated[str, TOPIC_ID.validator()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
 SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "sqs")

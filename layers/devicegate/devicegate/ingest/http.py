@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from devicegate.core.adapter import Answer
 from devicegate.core.envelope import RawPush
+from devicegate.infra.http import body_bytes, json_response
 
 
 def http_push(vendor: str, event: dict[str, Any], token: str | None, route: dict[str, str]) -> RawPush:
     """Build the raw push from an HTTP API (payload 2.0) event."""
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raw = body.encode("utf-8", "surrogateescape")
-    else:
-        raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+    raw = body_bytes(event, base64_fallback=True, keep_unpaired=True)
     context = event.get("requestContext") or {}
     return RawPush(
         vendor=vendor,
@@ -48,10 +39,4 @@ def http_response(answer: Answer) -> dict[str, Any]:
 
 
 def _serialize(answer: Answer) -> dict[str, Any]:
-    headers = {"content-type": "application/json; charset=utf-8", **answer.headers}
-    return {
-        "statusCode": answer.status,
-        "headers": headers,
-        "body": json.dumps(answer.body, ensure_ascii=False, separators=(",", ":")),
-        "isBase64Encoded": False,
-    }
+    return json_response(answer.status, answer.body, answer.headers)

@@ -12,6 +12,7 @@ from typing import Any
 
 from devicegate.core.envelope import RawPush
 
+
 def iot_push(vendor: str, event: Any, request_id: str = "") -> RawPush:
     from devicegate.vendors import get_adapter
 

@@ -7,18 +7,19 @@ in quarantine), 503 when storage is down so the sender keeps the record and retr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
-from devicegate.ingest.auth import TokenVerifier
-from devicegate.store.configs import DeviceConfigs
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush
 from devicegate.core.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
-from devicegate.infra.observability import emit_counts, innermost_frame, logger
-from devicegate.store.events import EventStore, QuarantineRecord
 from devicegate.core.timeutil import now_utc
+from devicegate.infra.observability import emit_counts, innermost_frame, logger
+from devicegate.ingest.auth import TokenVerifier
+from devicegate.store.configs import DeviceConfigs
+from devicegate.store.events import EventStore, QuarantineRecord
+
 
 @dataclass
 class IngestResult:
@@ -73,20 +74,24 @@ class Pipeline:
         try:
             if len(push.body) > adapter.max_body_bytes:
                 raise PayloadTooLarge(len(push.body), adapter.max_body_bytes)
-            events = self._normalize(push, received_at)
+            records = self._normalize(push, received_at)
         except PayloadTooLarge as exc:
             problems = [FieldProblem("body", str(exc))]
             return self._reject(push, Outcome.TOO_LARGE, "payload too large", problems, received_at)
         except InvalidPayload as exc:
             return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
 
-        beats = [e for e in events if isinstance(e, Heartbeat)]
-        if beats:
-            for beat in beats:
-                self.store.heartbeat(beat)
-            events = [e for e in events if not isinstance(e, Heartbeat)]
-            if not events:
-                return IngestResult(Outcome.ACCEPTED, adapter.answer(Outcome.ACCEPTED))
+        beats: list[Heartbeat] = []
+        events: list[NormalizedEvent] = []
+        for record in records:
+            if isinstance(record, Heartbeat):
+                beats.append(record)
+            else:
+                events.append(record)
+        for beat in beats:
+            self.store.heartbeat(beat)
+        if beats and not events:
+            return IngestResult(Outcome.ACCEPTED, adapter.answer(Outcome.ACCEPTED))
         stored = duplicates = 0
         for event in events:
             # "accepted" is counted by the outbox from the stream (one metric line per batch and
@@ -136,12 +141,15 @@ class Pipeline:
 
     def _accepted_answer(self, outcome: Outcome, events: list[NormalizedEvent]) -> Answer:
         adapter = self.adapter
-        device = adapter.config_device(events) if self.configs is not None else None
-        # At most one (cached) read, and only for vendors whose answer carries configuration.
-        config = self.configs.get(adapter.vendor, device) if device is not None else None
+        config = None
+        if self.configs is not None:
+            # At most one (cached) read, and only for vendors whose answer carries configuration.
+            device = adapter.config_device(events)
+            if device is not None:
+                config = self.configs.get(adapter.vendor, device)
         return adapter.accepted_answer(outcome, events, config)
 
-    def _normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
+    def _normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat]:
         try:
             events = self.adapter.normalize(push, received_at)
         except InvalidPayload:

@@ -17,12 +17,12 @@ from typing import Any
 from devicegate.core.adapter import Outcome
 from devicegate.core.envelope import RawPush
 from devicegate.core.errors import InvalidPayload
+from devicegate.core.timeutil import iso_utc, now_utc
 from devicegate.ingest.iot import event_from_topic, iot_push
 from devicegate.ingest.pipeline import Pipeline
 from devicegate.store.configs import DeviceConfigs
 from devicegate.store.events import DynamoEventStore
 from devicegate.store.queries import quarantined
-from devicegate.core.timeutil import iso_utc, now_utc
 from devicegate.vendors import get_adapter
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from devicegate.ingest.auth import TokenVerifier, secrets_manager_fetcher
 from devicegate.infra.aws import client
-from devicegate.store.configs import DeviceConfigs
-from devicegate.ingest.pipeline import Pipeline
 from devicegate.infra.settings import get_settings, vendor_env
+from devicegate.ingest.auth import TokenVerifier, secrets_manager_fetcher
+from devicegate.ingest.pipeline import Pipeline
+from devicegate.store.configs import DeviceConfigs
 from devicegate.store.events import DynamoEventStore
 from devicegate.vendors import get_adapter
 

@@ -19,12 +19,19 @@ from typing import Any, Protocol
 
 from devicegate.core.adapter import AlarmTransition, CommandReply
 from devicegate.core.errors import StorageUnavailable
-from devicegate.store.liveness import GATEWAY_KINDS
-from devicegate.infra.observability import emit_counts, innermost_frame, logger
 from devicegate.core.timeutil import parse_time
-from devicegate.outbox.messages import MAX_BATCH_BYTES, SQS_BATCH, Outgoing, Publisher, deduplication_id, message_body, message_group
+from devicegate.infra.observability import emit_counts, innermost_frame, logger
+from devicegate.outbox.messages import (
+    MAX_BATCH_BYTES,
+    SQS_BATCH,
+    Outgoing,
+    Publisher,
+    deduplication_id,
+    message_body,
+    message_group,
+)
 from devicegate.outbox.stream import StreamRecord
-
+from devicegate.store.liveness import GATEWAY_KINDS
 
 # An event stamped more than a day after it was received has a broken device clock; letting it
 # into state would freeze that state until the clock catches up.
@@ -51,7 +58,11 @@ class StateStore(Protocol):
         """Mark the command a device's answer is for succeeded or failed (once); its id or None."""
 
 
-def state_updates(event: dict[str, Any], patch: dict[str, dict[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]]:
+#: (vendor, device, group) -> (at, event id, value): the state writes of some events.
+StateUpdates = dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]]
+
+
+def state_updates(event: dict[str, Any], patch: dict[str, dict[str, Any]]) -> StateUpdates:
     """(vendor, device, group) -> (at, event id, value) for one event: its patch plus the summary."""
     if event["kind"] in GATEWAY_KINDS:
         return {}  # the gateway's own device.offline/online events say nothing new about state
@@ -109,34 +120,9 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
     bodies = [message_body(r.event, table) for r in pending]
     for start, end in _chunks(pending, bodies):
         chunk = pending[start:end]
-        # One write per device and state group per chunk: the newest value wins, older ones in the
-        # same chunk would be refused by the condition anyway.
-        newest: dict[tuple[str, str, str], tuple[str, str, dict[str, Any]]] = {}
-        for record in chunk:
-            for key, update in state_updates(record.event, patch_for(record.event)).items():
-                if key not in newest or update[0] > newest[key][0]:
-                    newest[key] = update
-        # Contact, by receive time: the newest per device in this chunk (one write per device).
-        heard: dict[tuple[str, str], str] = {}
-        for record in chunk:
-            event = record.event
-            if event["kind"] not in GATEWAY_KINDS:
-                device_key = (event["vendor"], event["deviceId"])
-                heard[device_key] = max(heard.get(device_key, ""), event["receivedAt"])
+        newest, heard = _newest_states(chunk, patch_for), _last_heard(chunk)
         try:
-            for (vendor, device, group), (at, event_id, value) in newest.items():
-                state.advance(vendor, device, group, at, event_id, value)
-            for (vendor, device), at in heard.items():
-                state.heard(vendor, device, at)
-            for record in chunk if transition_for else ():
-                if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
-                    state.advance_alarm(record.event["vendor"], record.event["deviceId"], step,
-                                        record.event["eventId"])
-            # Answers to commands: the command each answers, in stream order (a device answers in
-            # the order it was asked); conditional, and a retried chunk finds its match done.
-            for record in chunk if reply_for else ():
-                if (reply := reply_for(record.event)) is not None:
-                    state.resolve_command(record.event["vendor"], reply)
+            _project(chunk, state, newest, heard, transition_for, reply_for)
         except StorageUnavailable as exc:
             logger.warning("state projection failed", extra={"error": str(exc)})
             return [r.sequence for r in pending[start:]]
@@ -155,5 +141,48 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
             # deduplication ids make SQS drop the repeats.
             return [r.sequence for r in pending[start + first:]]
     return []
+
+
+
+def _newest_states(chunk: list[StreamRecord],
+                   patch_for: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]) -> StateUpdates:
+    """One write per device and state group per chunk: the newest value wins, older ones in the
+    same chunk would be refused by the condition anyway."""
+    newest: StateUpdates = {}
+    for record in chunk:
+        for key, update in state_updates(record.event, patch_for(record.event)).items():
+            if key not in newest or update[0] > newest[key][0]:
+                newest[key] = update
+    return newest
+
+
+def _last_heard(chunk: list[StreamRecord]) -> dict[tuple[str, str], str]:
+    """Contact, by receive time: the newest per device in this chunk (one write per device)."""
+    heard: dict[tuple[str, str], str] = {}
+    for record in chunk:
+        event = record.event
+        if event["kind"] not in GATEWAY_KINDS:
+            device_key = (event["vendor"], event["deviceId"])
+            heard[device_key] = max(heard.get(device_key, ""), event["receivedAt"])
+    return heard
+
+
+def _project(chunk: list[StreamRecord], state: StateStore, newest: StateUpdates, heard: dict[tuple[str, str], str],
+             transition_for: TransitionFor | None, reply_for: ReplyFor | None) -> None:
+    """One chunk's state writes, before its messages go out."""
+    for (vendor, device, group), (at, event_id, value) in newest.items():
+        state.advance(vendor, device, group, at, event_id, value)
+    for (vendor, device), at in heard.items():
+        state.heard(vendor, device, at)
+    if transition_for is not None:
+        for record in chunk:
+            if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
+                state.advance_alarm(record.event["vendor"], record.event["deviceId"], step, record.event["eventId"])
+    # Answers to commands: the command each answers, in stream order (a device answers in the
+    # order it was asked); conditional, and a retried chunk finds its match done.
+    if reply_for is not None:
+        for record in chunk:
+            if (reply := reply_for(record.event)) is not None:
+                state.resolve_command(record.event["vendor"], reply)
 
 

@@ -8,10 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from devicegate.store import keys
 from devicegate.infra.aws import error_code, failures
 from devicegate.infra.observability import logger
-
+from devicegate.store import keys
 
 SQS_BATCH = 10
 

@@ -17,14 +17,36 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from devicegate.store import keys
-from devicegate.infra.aws import CONDITION_FAILED, cancellation_reasons, error_code, failures, maybe_processed, unavailable
 from devicegate.core.adapter import CommandReply
-from devicegate.core.commands import CLOCK_SLACK_S, FAILED, MAX_TIMEOUT_S, PENDING, RATE_WINDOW_S, STATUS_AT, SUCCEEDED, SWEEP_GRACE_S, TIMED_OUT, DuplicateRequest, RateLimited, UnknownDevice, public_view, stamp
-from devicegate.store.codec import from_item, to_attr
+from devicegate.core.commands import (
+    CLOCK_SLACK_S,
+    FAILED,
+    MAX_TIMEOUT_S,
+    PENDING,
+    RATE_WINDOW_S,
+    STATUS_AT,
+    SUCCEEDED,
+    SWEEP_GRACE_S,
+    TIMED_OUT,
+    DuplicateRequest,
+    RateLimited,
+    UnknownDevice,
+    public_view,
+    stamp,
+)
 from devicegate.core.errors import StorageUnavailable
-from devicegate.infra.observability import logger
 from devicegate.core.timeutil import epoch_seconds, iso_utc, parse_time
+from devicegate.infra.aws import (
+    CONDITION_FAILED,
+    cancellation_reasons,
+    error_code,
+    failures,
+    maybe_processed,
+    unavailable,
+)
+from devicegate.infra.observability import logger
+from devicegate.store import keys
+from devicegate.store.codec import from_item, to_attr
 
 _NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
 #: What matching a reply needs of each command (a projection keeps the Query small).

@@ -13,10 +13,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from devicegate.store import keys
 from devicegate.infra.aws import failures, unavailable
-from devicegate.store.codec import from_item
 from devicegate.infra.observability import logger
+from devicegate.store import keys
+from devicegate.store.codec import from_item
 
 CACHE_SECONDS = 60.0
 # Bounded: one warm function may serve a large fleet; the least recently used entries go first.

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from devicegate.store import keys
-from devicegate.store.items import event_item
-from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
-from devicegate.store.codec import to_attr
 from devicegate.core.envelope import Heartbeat, NormalizedEvent
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
+from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
+from devicegate.store import keys
+from devicegate.store.codec import to_attr
+from devicegate.store.items import event_item
 
 # DynamoDB items stop at 400 KB; leave room for keys and attribute names.
 MAX_INLINE_BYTES = 350_000
@@ -201,7 +201,7 @@ class DynamoEventStore:
         }
         # Decide on what would be stored (base64 grows a third), not on the raw size.
         try:
-            inline: tuple[str, str] | None = ("body", record.body.decode("utf-8"))
+            inline = ("body", record.body.decode("utf-8"))
         except UnicodeDecodeError:
             inline = ("bodyBase64", base64.b64encode(record.body).decode())
         if len(inline[1].encode("utf-8", "surrogatepass")) > MAX_INLINE_BYTES:

@@ -20,12 +20,12 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from devicegate.core.envelope import NormalizedEvent, canonical_json, make_event
+from devicegate.core.timeutil import days_after, iso_utc, parse_time
+from devicegate.infra.aws import CONDITION_FAILED, cancelled_by_conditions, error_code, failures, unavailable
+from devicegate.infra.observability import logger
 from devicegate.store import keys
 from devicegate.store.items import event_item
-from devicegate.infra.aws import CONDITION_FAILED, cancelled_by_conditions, error_code, failures, unavailable
-from devicegate.core.envelope import NormalizedEvent, canonical_json, make_event
-from devicegate.infra.observability import logger
-from devicegate.core.timeutil import days_after, iso_utc, parse_time
 
 OFFLINE = "device.offline"
 ONLINE = "device.online"

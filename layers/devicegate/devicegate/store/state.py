@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from devicegate.store import keys
 from devicegate.core.adapter import AlarmTransition, CommandReply
 from devicegate.infra.aws import CONDITION_FAILED, error_code, failures, unavailable
+from devicegate.store import keys
 from devicegate.store.codec import to_attr
 from devicegate.store.liveness import Liveness
 
@@ -23,8 +23,7 @@ class DynamoStateStore:
         return self._liveness.heard(vendor, device_id, at)
 
     def resolve_command(self, vendor: str, reply: CommandReply) -> str | None:
-        from devicegate.store.commands import DynamoCommandStore
-        from devicegate.store.commands import resolve_reply
+        from devicegate.store.commands import DynamoCommandStore, resolve_reply
 
         return resolve_reply(DynamoCommandStore(self._ddb, self._table), vendor, reply)
 

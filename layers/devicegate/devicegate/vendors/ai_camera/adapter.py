@@ -16,17 +16,25 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import iso_utc, now_utc, parse_time
-from devicegate.core.validation import pick as _pick, validated as _validated
+from devicegate.core.validation import pick as _pick
+from devicegate.core.validation import validated as _validated
 from devicegate.vendors.ai_camera.models import (
-    DEFAULT_CONFIG_ENV, DEVICE_FIELDS, HEARTBEAT, HeartbeatMessage, Message, deployment_default, effective_config,
-    heartbeat_interval, parse_device_time,
+    DEFAULT_CONFIG_ENV,
+    DEVICE_FIELDS,
+    HEARTBEAT,
+    HeartbeatMessage,
+    Message,
+    deployment_default,
+    effective_config,
+    heartbeat_interval,
+    parse_device_time,
 )
 
 __all__ = ["AiCameraAdapter", "DEFAULT_CONFIG_ENV", "deployment_default", "effective_config", "heartbeat_interval",
@@ -65,7 +73,7 @@ def format_offset(offset: timedelta | None, basic: bool = False) -> str:
 def answer_time(moment: datetime, offset: str | None) -> str:
     """Server time as the answer gives it: basic ISO 8601 in the device's own offset,
     20200331T101002+08 (the box shows and sets its clock from it)."""
-    zone = timezone.utc
+    zone: tzinfo = UTC
     if offset:
         try:
             zone = parse_device_time(f"2000-01-01T00:00:00{offset}").tzinfo or zone
@@ -230,7 +238,8 @@ class AiCameraAdapter(VendorAdapter):
             if "strategy" in told:
                 info["strategy"] = told["strategy"]
             return Answer(200, {"operator": "heartbeat-Ack", "info": info, "result": dict(_OK)})
-        sent = data.get("info") if isinstance(data.get("info"), dict) else {}
+        given = data.get("info")
+        sent = given if isinstance(given, dict) else {}
         ack: dict[str, Any] = {"eventId": sent["eventId"]} if "eventId" in sent else {}
         return Answer(200, {"operator": f"{event.kind}-Ack", "info": ack, "result": dict(_OK)})
 

@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, Strict, ValidationError, create_model,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationError,
+    create_model,
 )
 
 from devicegate.core.errors import FieldProblem
@@ -82,7 +89,7 @@ def parse_device_time(value: Any) -> datetime:
     if offset % timedelta(minutes=1):
         raise ValueError("UTC offset must be whole minutes")
     try:
-        moment.astimezone(timezone.utc)
+        moment.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+08 has no UTC equivalent
         raise ValueError("time out of range") from None
     return moment
@@ -90,7 +97,7 @@ def parse_device_time(value: Any) -> datetime:
 
 EventId = Annotated[int | str, PlainValidator(_event_id)]
 DeviceTime = Annotated[datetime, PlainValidator(parse_device_time)]
-Serial = PRINTABLE_ID.field_type()
+Serial = Annotated[str, PRINTABLE_ID.validator()]
 
 
 class DeviceInfo(VendorModel):
@@ -122,20 +129,26 @@ class EventInfo(VendorModel):
     """`info` of an operator the document does not cover: nothing in it is known for sure, so only
     `eventId` is checked (it is echoed); `time` is read when it can be (see the adapter)."""
 
-    eventId: Optional[EventId] = Field(None, description="event id, as for a heartbeat")
+    eventId: EventId | None = Field(None, description="event id, as for a heartbeat")
     time: Any = Field(None, description="when it happened, if the operator says")
 
 
-class Message(VendorModel):
-    """Any message: an operator, the device, and `info`; other top-level fields are kept."""
+class _Envelope(VendorModel):
+    """What every message starts with; other top-level fields are kept. Message and
+    HeartbeatMessage add their own `info` (a heartbeat's is not a kind of any message's)."""
 
     operator: str = Field(pattern=OPERATOR_PATTERN, description="message name: heartbeat, or a detection "
                                                                 "event kind (personDetect, ...)")
     deviceInfo: DeviceInfo = Field(description="the sending device")
-    info: Optional[EventInfo] = Field(None, description="the event")
 
 
-class HeartbeatMessage(Message):
+class Message(_Envelope):
+    """Any message: an operator, the device, and `info`; other top-level fields are kept."""
+
+    info: EventInfo | None = Field(None, description="the event")
+
+
+class HeartbeatMessage(_Envelope):
     """`operator: heartbeat`, sent every heartbeatInterval seconds; its answer configures the box."""
 
     info: HeartbeatInfo = Field(description="the heartbeat")
@@ -211,12 +224,17 @@ class Strategy(BaseModel):
 
 STRATEGY_FIELDS = tuple(Strategy.model_fields)
 
-#: The same fields, each optional: what a device's configuration may give, over the default's.
-StrategyPatch = create_model(
-    "StrategyPatch", __config__=ConfigDict(extra="forbid"), __doc__="Some of Strategy's fields (extra='forbid').",
-    **{name: (Optional[Annotated[(info.annotation, *info.metadata)]], Field(None, description=info.description))
-       for name, info in Strategy.model_fields.items()},
-)
+if TYPE_CHECKING:
+    # A model made by create_model is a value to a type checker, not a class it can check fields
+    # against: it sees the patch as the BaseModel it is.
+    StrategyPatch = BaseModel
+else:
+    #: The same fields, each optional: what a device's configuration may give, over the default's.
+    StrategyPatch = create_model(
+        "StrategyPatch", __config__=ConfigDict(extra="forbid"), __doc__="Some of Strategy's fields (extra='forbid').",
+        **{name: (Annotated[(info.annotation, *info.metadata)] | None, Field(None, description=info.description))
+           for name, info in Strategy.model_fields.items()},
+    )
 
 
 class CameraConfig(BaseModel):
@@ -225,10 +243,10 @@ class CameraConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    heartbeatInterval: Optional[Seconds] = Field(None, description="seconds between heartbeats, 1 to 86400")
-    eventSendMode: Optional[Literal["realTime", "retransmission"]] = Field(
+    heartbeatInterval: Seconds | None = Field(None, description="seconds between heartbeats, 1 to 86400")
+    eventSendMode: Literal["realTime", "retransmission"] | None = Field(
         None, description="realTime: live events first (the vendor's default); retransmission: the backlog first")
-    strategy: Optional[StrategyPatch] = Field(  # type: ignore[valid-type]
+    strategy: StrategyPatch | None = Field(
         None, description="report switches and intervals; partial is allowed over a default strategy, as long "
                           "as the result has every field")
 
@@ -320,7 +338,8 @@ def deployment_default() -> dict[str, Any]:
     return json.loads(_default_json())  # a fresh copy: callers may change what they get
 
 
-# Cleared like every other cached setting (tests, and a test's changed environment).
+# Cleared like every other cached setting (tests, and a test's changed environment); mypy does not
+# let a function take an attribute, which is what every other setting's cache_clear is.
 deployment_default.cache_clear = _default_json.cache_clear  # type: ignore[attr-defined]
 
 

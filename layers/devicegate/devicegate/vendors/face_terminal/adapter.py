@@ -14,12 +14,22 @@ from typing import Any, ClassVar
 
 from devicegate.core import personal
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
-from devicegate.core.envelope import MediaObject, NormalizedEvent, RawPush, canonical_json, derive_event_id, make_event, media_key, media_ref
+from devicegate.core.envelope import (
+    MediaObject,
+    NormalizedEvent,
+    RawPush,
+    canonical_json,
+    derive_event_id,
+    make_event,
+    media_key,
+    media_ref,
+)
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.fields import TOPIC_ID
 from devicegate.core.media import decode_image, image_type
 from devicegate.core.timeutil import iso_utc
-from devicegate.core.validation import pick as _pick, validated as _validated
+from devicegate.core.validation import pick as _pick
+from devicegate.core.validation import validated as _validated
 from devicegate.vendors.face_terminal import codes
 from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, Recognition
 
@@ -156,7 +166,8 @@ class FaceTerminalAdapter(VendorAdapter):
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
         data = event.get("data") or {}
-        step = codes.ALARM_LIFECYCLE.get(data.get("status"))
+        code = data.get("status")
+        step = codes.ALARM_LIFECYCLE.get(code) if code is not None else None
         trace_id = data.get("trace_id")
         if not trace_id:
             return None

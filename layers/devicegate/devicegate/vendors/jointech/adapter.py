@@ -11,7 +11,8 @@ from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import parse_time
-from devicegate.core.validation import pick as _pick, problems_from
+from devicegate.core.validation import pick as _pick
+from devicegate.core.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)

@@ -132,6 +132,11 @@ def _key(word: str, params: tuple[str, ...] | list[str]) -> str:
     return word + (params[0] if params else "")
 
 
+def _leading_word(text: str) -> str | None:
+    match = re.match(r"[A-Za-z_]+", text)
+    return match.group(0) if match else None
+
+
 def command_reply(event: dict[str, Any]) -> CommandReply | None:
     """What a stored `cmd` event says about the command it answers."""
     if event.get("kind") != "cmd":
@@ -145,7 +150,7 @@ def command_reply(event: dict[str, Any]) -> CommandReply | None:
         key = None  # the cloud's failure names no command: it answers the oldest one waiting
     elif command_type:
         key = command_type
-        word = word or re.match(r"[A-Za-z_]*", command_type).group(0) or None
+        word = word or _leading_word(command_type)
     else:
         key = _key(word, fields[4:5]) if word else None
     return CommandReply(

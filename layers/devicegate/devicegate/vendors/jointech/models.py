@@ -13,7 +13,19 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BeforeValidator, Field, computed_field, field_validator, model_validator
 
-from devicegate.core.fields import DeviceId, MinusOneNone, OptFloat, OptInt, OptText, OptUtcTime, UtcTime, VendorModel, blank_to_none, json_in_string, sentinel
+from devicegate.core.fields import (
+    DeviceId,
+    MinusOneNone,
+    OptFloat,
+    OptInt,
+    OptText,
+    OptUtcTime,
+    UtcTime,
+    VendorModel,
+    blank_to_none,
+    json_in_string,
+    sentinel,
+)
 from devicegate.core.timeutil import parse_time
 from devicegate.vendors.jointech import codes
 

@@ -45,7 +45,12 @@ from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.validation import pick, validated
 from devicegate.vendors.mettax.body import records_of
 from devicegate.vendors.mettax.models import (
-    DEVICE_INFO_FIELDS, FACE_CHECK_MODELS, FACE_CHECK_PARTS, KINDS, RECORD_MODELS, epoch_moment,
+    DEVICE_INFO_FIELDS,
+    FACE_CHECK_MODELS,
+    FACE_CHECK_PARTS,
+    KINDS,
+    RECORD_MODELS,
+    epoch_moment,
 )
 
 #: Fields every timed record has; a record with these alone is taken for device info.

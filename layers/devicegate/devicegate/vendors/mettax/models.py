@@ -31,7 +31,6 @@ id/alarmId/captureId 1..128 printable ASCII characters (no blanks, no control ch
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
@@ -57,7 +56,7 @@ def _not_bool(value: Any) -> Any:
 
 
 # Printable ASCII, bounded: these become key parts and event ids (keys.py percent-encodes them).
-DeviceId = PRINTABLE_ID.field_type()
+DeviceId = Annotated[str, PRINTABLE_ID.validator()]
 RecordId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,128}$")]
 #: Epoch seconds (milliseconds accepted); the bound keeps every value a representable date.
 EpochTime = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, lt=10**13)]
@@ -105,22 +104,26 @@ class _Record(VendorModel):
 class _Reported(_Record):
     """A record stamped by the device (reportCt) and the gateway (deviceCt)."""
 
+    # Computed fields are properties so that code reading them gets their type; mypy does not
+    # support a decorator over @property (python/mypy#1362), hence the ignore pydantic's
+    # documentation prescribes on each @computed_field line of this module.
+
     # Documented for AlarmData, GPS and DeviceInfo only (required there); typed wherever sent.
     actual: bool | None = Field(None, description=_ACTUAL)
     reportCt: EpochTime = Field(description=_REPORT_CT)
     deviceCt: EpochTime = Field(description=_DEVICE_CT)
 
-    @computed_field(description="true when actual is false: backfilled data, never newer than the state")
+    @computed_field(description="true when actual is false: backfilled data, never newer than the state")  # type: ignore[prop-decorator]
     @property
     def backfill(self) -> bool | None:
         return None if self.actual is None else not self.actual
 
-    @computed_field(description="reportCt as the device's local wall-clock time, ISO 8601 without offset")
+    @computed_field(description="reportCt as the device's local wall-clock time, ISO 8601 without offset")  # type: ignore[prop-decorator]
     @property
     def reportedLocal(self) -> str:
         return wall_clock(self.reportCt)
 
-    @computed_field(description="the device's UTC offset, (reportCt - deviceCt) to 15 min; absent beyond +-14 h")
+    @computed_field(description="the device's UTC offset, (reportCt - deviceCt) to 15 min; absent beyond +-14 h")  # type: ignore[prop-decorator]
     @property
     def deviceUtcOffset(self) -> str | None:
         return utc_offset(self.reportCt, self.deviceCt)
@@ -140,17 +143,17 @@ class Alarm(_Reported):
     alarmAttribute: OptText = Field(None, description="storage anomaly: storage id; camera loss: camera serial "
                                                       "number; fence entry/exit: fence name")
 
-    @computed_field(description="alarmType split at commas, blanks dropped")
+    @computed_field(description="alarmType split at commas, blanks dropped")  # type: ignore[prop-decorator]
     @property
     def alarmTypes(self) -> list[str]:
         return [t for t in (part.strip() for part in self.alarmType.split(",")) if t]
 
-    @computed_field(description="a name per alarm type (codes.ALARM_TYPES); unknown types as sent")
+    @computed_field(description="a name per alarm type (codes.ALARM_TYPES); unknown types as sent")  # type: ignore[prop-decorator]
     @property
     def alarmTypeNames(self) -> list[str]:
         return [codes.alarm_type_name(t) for t in self.alarmTypes]
 
-    @computed_field(description="the link of this alarm's files: query gsi4 L#mettax#alarm:{alarmId}")
+    @computed_field(description="the link of this alarm's files: query gsi4 L#mettax#alarm:{alarmId}")  # type: ignore[prop-decorator]
     @property
     def alarmFilesLink(self) -> str:
         return f"alarm:{self.alarmId}"
@@ -215,12 +218,12 @@ class PassThrough(_Reported):
             return None, "message holds text that is not valid Unicode; kept as received"
         return decoded, None
 
-    @computed_field(description="`message` decoded: {'com1': hex, 'com2': hex}; absent when it is not JSON")
+    @computed_field(description="`message` decoded: {'com1': hex, 'com2': hex}; absent when it is not JSON")  # type: ignore[prop-decorator]
     @property
     def messageDecoded(self) -> dict[str, Any] | None:
         return self.decoded[0]
 
-    @computed_field(description="why messageDecoded is absent")
+    @computed_field(description="why messageDecoded is absent")  # type: ignore[prop-decorator]
     @property
     def messageNote(self) -> str | None:
         return self.decoded[1]
@@ -233,7 +236,7 @@ class AlarmFile(_Record):
     fileUrl: str = Field(min_length=1, description="file URL")
     fileType: str = Field(max_length=8, description="00 picture, 01 audio, 02 audio and video, 03 text, 04 others")
 
-    @computed_field(description="name of fileType (codes.FILE_TYPES)")
+    @computed_field(description="name of fileType (codes.FILE_TYPES)")  # type: ignore[prop-decorator]
     @property
     def fileTypeName(self) -> str | None:
         code = self.fileType.strip()
@@ -273,12 +276,12 @@ class FaceCheckResult(_Reported):
                                          "4 abnormal connection, 5 no driver picture, 6 terminal face library empty")
     similarity: float = Field(description="similarity in units of 0.01 % (7577 = 75.77 %)")
 
-    @computed_field(description="similarity in percent (similarity / 100)")
+    @computed_field(description="similarity in percent (similarity / 100)")  # type: ignore[prop-decorator]
     @property
     def similarityPercent(self) -> float:
         return round(self.similarity / 100, 2)
 
-    @computed_field(description="name of compaResult (codes.COMPARE_RESULTS)")
+    @computed_field(description="name of compaResult (codes.COMPARE_RESULTS)")  # type: ignore[prop-decorator]
     @property
     def compaResultName(self) -> str | None:
         return codes.name_of(codes.COMPARE_RESULTS, self.compaResult)
@@ -292,7 +295,7 @@ class FaceCheckPicture(_Record):
     imageUrl: OptText = Field(None, description="driver image URL")
     status: int = Field(description="0 failure, 1 success")
 
-    @computed_field(description="name of status (codes.PICTURE_STATUS)")
+    @computed_field(description="name of status (codes.PICTURE_STATUS)")  # type: ignore[prop-decorator]
     @property
     def statusName(self) -> str | None:
         return codes.name_of(codes.PICTURE_STATUS, self.status)
@@ -309,7 +312,7 @@ class Rfid(_Reported):
     lon: Longitude = Field(description="longitude, WGS-84")
     status: int = Field(description="1 enter, 2 exit")
 
-    @computed_field(description="name of status (codes.RFID_STATUS)")
+    @computed_field(description="name of status (codes.RFID_STATUS)")  # type: ignore[prop-decorator]
     @property
     def statusName(self) -> str | None:
         return codes.name_of(codes.RFID_STATUS, self.status)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
@@ -33,7 +33,8 @@ from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canoni
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.fields import TOPIC_ID
 from devicegate.core.timeutil import iso_utc
-from devicegate.core.validation import pick as _pick, validated as _validated
+from devicegate.core.validation import pick as _pick
+from devicegate.core.validation import validated as _validated
 from devicegate.vendors.senselink import codes
 from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, Record, Subscription
 
@@ -67,7 +68,7 @@ def server_timezone() -> timezone:
     text = os.environ.get("SENSELINK_TIMEZONE", "+00:00").strip() or "+00:00"
     match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
     if text.upper() in ("Z", "UTC") or not match:
-        return timezone.utc
+        return UTC
     sign = -1 if match.group(1) == "-" else 1
     return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
 
@@ -80,13 +81,13 @@ def local_time(value: str | None, field: str) -> datetime | None:
     try:
         if text.isdigit():
             number = int(text)
-            return datetime.fromtimestamp(number / 1000 if number > 10_000_000_000 else number, tz=timezone.utc)
+            return datetime.fromtimestamp(number / 1000 if number > 10_000_000_000 else number, tz=UTC)
         moment = datetime.fromisoformat(text.replace("/", "-"))
     except (ValueError, OverflowError, OSError):
         raise InvalidPayload(f"{field} is not a time", [FieldProblem(field, "expected a date and time")]) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=server_timezone())
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _hash(*parts: str) -> str:
@@ -212,7 +213,9 @@ class SenseLinkAdapter(VendorAdapter):
         alarm_id = data.get("traceId") or data.get("id")
         if not alarm_id:
             return None
-        status, rank = codes.ALARM_LIFECYCLE.get(data.get("status"), ("unknown", 0))
+        code = data.get("status")
+        step = codes.ALARM_LIFECYCLE.get(code) if code is not None else None
+        status, rank = step or ("unknown", 0)
         return AlarmTransition(alarm_id=str(alarm_id), status=status, rank=rank, at=event["occurredAt"],
                                details=_pick(data, "code", "codeName", "level", "levelName", "description",
                                              "statusName", "resolveOptionName"))

@@ -30,7 +30,7 @@ from devicegate.vendors.senselink import codes
 #: 0 is the vendor's "none" for ids (the alarm example is all zeros).
 OptId = Annotated[str | None, sentinel(0)]
 #: A device's LDID, or its id on the server: the gateway's device id (fields.IdRule).
-DeviceRef = LONG_PRINTABLE_ID.field_type()
+DeviceRef = Annotated[str, LONG_PRINTABLE_ID.validator()]
 
 
 class Group(VendorModel):
