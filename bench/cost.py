@@ -1,0 +1,595 @@
+"""What one event costs, path by path, at AWS list prices (us-east-1, on demand).
+
+    ./run bench            # every benchmark; or: uv run python bench/cost.py [--write]
+
+For each vendor path an event is sent three ways — new, retransmitted, invalid — through the real
+handlers and (for a new one) the real outbox, on moto built from template.yaml. Every AWS request
+the functions make is recorded at botocore's `before-call`/`after-call` hooks. DynamoDB write and
+read units are not taken from moto (it does not meter them): they are computed from the items
+themselves, before and after each request, by DynamoDB's size rules, for the table and for every
+index of the template with its projection. Log bytes are what the functions really log (the
+Powertools logger's stream and stdout, where metrics go as EMF), plus Lambda's own platform lines
+as the template's SystemLogLevel lets them through.
+
+What cannot be measured here is stated and used as an assumption (ASSUMPTIONS): billed durations,
+how many events a stream batch carries, the platform log lines' size. Prices are list prices
+(PRICES), read from AWS's pricing pages; change them there if yours differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the functions/ handlers, as SAM packages them
+
+#: us-east-1 list prices in USD, read from the AWS pricing pages (first pricing tier).
+PRICES = {
+    "apigw_http_request": 1.00 / 1e6,  # HTTP API, per request (metered per 512 KB)
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second_arm64": 0.0000133334,
+    "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit (1 KB)
+    "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit (4 KB strongly, 8 KB eventually consistent)
+    "sqs_fifo_request": 0.50 / 1e6,  # per 64 KB chunk of a request
+    "sqs_standard_request": 0.40 / 1e6,
+    "iot_rule_triggered": 0.15 / 1e6,
+    "iot_rule_action": 0.15 / 1e6,
+    "iot_message": 1.00 / 1e6,  # per 5 KB; Basic Ingest ($aws/rules/...) is not charged
+    "s3_put": 0.005 / 1e3,
+    "xray_trace": 5.00 / 1e6,  # traces recorded
+    "logs_gb_ingested": 0.50,
+    "secrets_manager_call": 0.05 / 1e4,
+}
+
+ASSUMPTIONS = {
+    # Billed duration of one warm invocation, rounded up to the millisecond as Lambda bills: the
+    # handler's own time (bench/run.py measures it: well under 1 ms) plus its AWS round trips in
+    # the region (a DynamoDB write answers in ~4-6 ms, an S3 put in ~15-25 ms).
+    "webhook_ms_per_round_trip": 6,
+    "webhook_ms_own": 2,
+    # The outbox handles a stream batch: per event its share of the SQS batch call and its
+    # state read and write (the writes run one after the other per device).
+    "outbox_ms_per_event": 4,
+    # Events per outbox invocation in steady state (BatchSize 100, a 1 s batching window: at
+    # 100 events/s and more the batches are full).
+    "outbox_batch_events": 100,
+    # Lambda's platform lines per invocation at SystemLogLevel INFO (START, END, REPORT in JSON);
+    # none at WARN, the template's default.
+    "platform_log_bytes_info": 700,
+    # X-Ray at Tracing Active samples 1 request/s + 5 % (Lambda's own rule); at high rates 5 %.
+    "xray_sampled_share_active": 0.05,
+    # Token secrets are read once per 5 minutes per warm environment: negligible per event.
+}
+
+TEMPLATE = ROOT / "template.yaml"
+FIXTURE_TOKEN = "dev-token"
+
+
+# --- DynamoDB's size rules ---------------------------------------------------------------------
+
+def attribute_size(value: dict[str, Any]) -> int:
+    """Bytes of one attribute value (developer guide, "Item sizes and formats")."""
+    (kind, raw), = value.items()
+    if kind == "S":
+        return len(raw.encode("utf-8"))
+    if kind == "N":
+        return number_size(raw)
+    if kind == "B":
+        return len(raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(v.encode("utf-8")) for v in raw)
+    if kind == "NS":
+        return sum(number_size(v) for v in raw)
+    if kind == "BS":
+        return sum(len(v) for v in raw)
+    if kind == "M":
+        # 3 bytes for the map, then each entry's name and value (plus 1 byte each).
+        return 3 + sum(len(k.encode("utf-8")) + attribute_size(v) + 1 for k, v in raw.items())
+    if kind == "L":
+        return 3 + sum(attribute_size(v) + 1 for v in raw)
+    raise ValueError(kind)
+
+
+def number_size(text: str) -> int:
+    digits = str(Decimal(text).normalize()).replace("-", "").replace(".", "").lstrip("0")
+    digits = digits.split("E")[0].rstrip("0") or "0"
+    return math.ceil(len(digits) / 2) + 1
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    if not item:
+        return 0
+    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    keys: tuple[str, ...]  # its key attributes
+    projection: str  # ALL | KEYS_ONLY | INCLUDE
+    include: tuple[str, ...] = ()
+
+    def entry(self, item: dict[str, Any] | None, table_keys: tuple[str, ...]) -> dict[str, Any] | None:
+        """The item's entry in this index (None when the item is not in it: sparse)."""
+        if not item or any(k not in item for k in self.keys[:1]):
+            return None
+        if self.projection == "ALL":
+            return item
+        wanted = set(self.keys) | set(table_keys) | (set(self.include) if self.projection == "INCLUDE" else set())
+        return {k: v for k, v in item.items() if k in wanted}
+
+
+@dataclass(frozen=True)
+class Table:
+    keys: tuple[str, ...]
+    indexes: tuple[Index, ...]
+
+    @classmethod
+    def from_template(cls) -> Table:
+        from devicegate_cli.cfn_template import load_template
+
+        props = load_template(TEMPLATE)["Resources"]["EventsTable"]["Properties"]
+        keys = tuple(k["AttributeName"] for k in props["KeySchema"])
+        indexes = []
+        for gsi in props.get("GlobalSecondaryIndexes", []):
+            projection = gsi["Projection"]
+            indexes.append(Index(gsi["IndexName"], tuple(k["AttributeName"] for k in gsi["KeySchema"]),
+                                 projection["ProjectionType"], tuple(projection.get("NonKeyAttributes", ()))))
+        return cls(keys, tuple(indexes))
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def read_units(size: int, consistent: bool) -> float:
+    units = max(1, math.ceil(size / 4096))
+    return units if consistent else units / 2
+
+
+def index_write_units(index: Index, table: Table, before: dict | None, after: dict | None) -> int:
+    """What one item write costs in one index: nothing when its entry does not change; a put, a
+    delete, or both when the entry's key moves."""
+    old, new = index.entry(before, table.keys), index.entry(after, table.keys)
+    if old is None and new is None or old == new:
+        return 0
+    if old is None:
+        return write_units(item_size(new))
+    if new is None:
+        return write_units(item_size(old))
+    if all(old.get(k) == new.get(k) for k in index.keys):
+        return write_units(max(item_size(old), item_size(new)))
+    return write_units(item_size(old)) + write_units(item_size(new))
+
+
+# --- the meter ---------------------------------------------------------------------------------
+
+@dataclass
+class Usage:
+    requests: Counter = field(default_factory=Counter)  # "service Operation" -> count
+    wru: Counter = field(default_factory=Counter)  # "table" / index name -> write units
+    rru: float = 0.0
+    sqs_requests: int = 0
+    s3_puts: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.requests.update(other.requests)
+        self.wru.update(other.wru)
+        self.rru += other.rru
+        self.sqs_requests += other.sqs_requests
+        self.s3_puts += other.s3_puts
+
+
+class Meter:
+    """Records every request the functions' botocore session makes, and what it costs. Item
+    images come from `inspector`, a client of another session (not metered itself)."""
+
+    def __init__(self, table_name: str, inspector: Any, model: Table):
+        self.table_name, self.inspector, self.model = table_name, inspector, model
+        self.usage = Usage()
+
+    def install(self) -> None:
+        from devicegate.infra.aws import _session
+
+        events = _session().get_component("event_emitter")
+        events.register("before-parameter-build.*.*", self._before)
+        events.register("after-call.*.*", self._after)
+
+    def take(self) -> Usage:
+        usage, self.usage = self.usage, Usage()
+        return usage
+
+    def _before(self, params: dict, model: Any, context: dict, **_: Any) -> None:
+        context["meter_params"] = copy.deepcopy(params)
+        if model.service_model.endpoint_prefix == "dynamodb":
+            context["meter_before"] = [(key, self._get(key)) for key in _written_keys(model.name, params)]
+
+    def _after(self, model: Any, parsed: dict, context: dict, **_: Any) -> None:
+        service, name = model.service_model.endpoint_prefix, model.name
+        params = context.get("meter_params", {})
+        self.usage.requests[f"{service} {name}"] += 1
+        if service == "sqs" and name.startswith("SendMessage"):
+            size = sum(len(e["MessageBody"].encode()) for e in params.get("Entries", [])) or \
+                len(params.get("MessageBody", "").encode())
+            self.usage.sqs_requests += max(1, math.ceil(size / 65536))
+        elif service == "s3" and name == "PutObject":
+            self.usage.s3_puts += 1
+        elif service == "dynamodb":
+            self._dynamodb(name, params, parsed, context.get("meter_before", []))
+
+    def _dynamodb(self, name: str, params: dict, parsed: dict, before: list[tuple[dict, dict | None]]) -> None:
+        failed = "Error" in parsed
+        transactional = 2 if name.startswith("Transact") else 1
+        for key, old in before:
+            new = old if failed else self._get(key)
+            if failed:
+                # A refused conditional write is charged like a write of the item there.
+                self.usage.wru["table"] += transactional * write_units(item_size(old))
+                continue
+            self.usage.wru["table"] += transactional * write_units(max(item_size(old), item_size(new)))
+            for index in self.model.indexes:
+                self.usage.wru[index.name] += transactional * index_write_units(index, self.model, old, new)
+        if name == "GetItem" and not failed:
+            item = self._get(params["Key"]) if "Item" in parsed else None
+            self.usage.rru += read_units(item_size(item), params.get("ConsistentRead", False))
+        elif name == "BatchGetItem" and not failed:
+            for request in params["RequestItems"].values():
+                for key in request["Keys"]:
+                    item = self._get(key)
+                    if item is not None:
+                        self.usage.rru += read_units(item_size(item), request.get("ConsistentRead", False))
+        elif name == "Query" and not failed:
+            index = next((i for i in self.model.indexes if i.name == params.get("IndexName")), None)
+            total = 0
+            for found in parsed.get("Items", []):
+                item = self._get({"pk": found["pk"], "sk": found["sk"]})
+                total += item_size(index.entry(item, self.model.keys) if index else item)
+            self.usage.rru += read_units(total, params.get("ConsistentRead", False))
+
+    def _get(self, key: dict) -> dict | None:
+        return self.inspector.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+
+
+def _written_keys(operation: str, params: dict) -> list[dict]:
+    if operation == "PutItem":
+        item = params["Item"]
+        return [{"pk": item["pk"], "sk": item["sk"]}]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [params["Key"]]
+    if operation == "TransactWriteItems":
+        keys = []
+        for action in params["TransactItems"]:
+            (kind, spec), = action.items()
+            if kind == "Put":
+                keys.append({"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]})
+            elif kind in ("Update", "Delete"):
+                keys.append(spec["Key"])
+        return keys
+    if operation == "BatchWriteItem":
+        keys = []
+        for requests in params["RequestItems"].values():
+            for request in requests:
+                if "PutRequest" in request:
+                    item = request["PutRequest"]["Item"]
+                    keys.append({"pk": item["pk"], "sk": item["sk"]})
+                else:
+                    keys.append(request["DeleteRequest"]["Key"])
+        return keys
+    return []
+
+
+# --- the paths ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PathSpec:
+    title: str
+    function: str  # logical id in template.yaml
+    module: str  # functions.<name>.app
+    fixture: str  # events/<...>.json: the new event (sent again: its retransmission)
+    transport: str  # https | mqtt
+    invalid: Callable[[dict], dict]  # the fixture made invalid
+
+
+def _bad_http_body(event: dict) -> dict:
+    bad = copy.deepcopy(event)
+    bad["body"], bad["isBase64Encoded"] = '{"not": "a record"}', False
+    return bad
+
+
+def _bad_mqtt(event: dict) -> dict:
+    return {k: v for k, v in event.items() if k in ("accessKey", "deviceNum", "kind")}
+
+
+PATHS = (
+    PathSpec("Jointech location (HTTPS)", "JointechWebhookFunction", "functions.jointech_webhook.app",
+             "jointech/http-webhook-location.json", "https", _bad_http_body),
+    PathSpec("Jointech location (MQTT)", "JointechMqttFunction", "functions.jointech_mqtt.app",
+             "jointech/iot-mqtt-location.json", "mqtt", _bad_mqtt),
+    PathSpec("Jointech alarm (HTTPS)", "JointechWebhookFunction", "functions.jointech_webhook.app",
+             "jointech/http-webhook-alarm.json", "https", _bad_http_body),
+    PathSpec("Face terminal record", "FaceTerminalWebhookFunction", "functions.face_terminal_webhook.app",
+             "face-terminal/http-doc-record.json", "https", _bad_http_body),
+    PathSpec("Face terminal record with photo", "FaceTerminalWebhookFunction", "functions.face_terminal_webhook.app",
+             "face-terminal/http-variation-record-with-photo-and-pin.json", "https", _bad_http_body),
+    PathSpec("Face terminal alarm (lifecycle)", "FaceTerminalWebhookFunction", "functions.face_terminal_webhook.app",
+             "face-terminal/http-doc-alarm-raised-with-device.json", "https", _bad_http_body),
+    PathSpec("SenseLink record", "SenseLinkWebhookFunction", "functions.senselink_webhook.app",
+             "senselink/http-sub-record-employee.json", "https", _bad_http_body),
+    PathSpec("Mettax GPS", "MettaxWebhookFunction", "functions.mettax_webhook.app",
+             "mettax/http-doc-gps.json", "https", _bad_http_body),
+    PathSpec("AI camera heartbeat", "AiCameraWebhookFunction", "functions.ai_camera_webhook.app",
+             "ai-camera/http-doc-heartbeat.json", "https", _bad_http_body),
+)
+
+
+@dataclass
+class Measured:
+    usage: Usage
+    log_bytes: int
+    invocations: int = 1
+
+
+@dataclass
+class PathResult:
+    spec: PathSpec
+    new: Measured
+    outbox: Measured
+    retransmission: Measured
+    invalid: Measured
+
+
+class Stack:
+    """The template's resources in moto (in process), the functions' environment applied."""
+
+    def __init__(self) -> None:
+        import boto3
+        from moto import mock_aws
+
+        from devicegate_cli.cfn_template import load_template
+        from devicegate_cli.local_resources import Resolver, create_resources, function_specs, merged_environment
+
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
+                           "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
+            os.environ[key] = value
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        self._mock = mock_aws()
+        self._mock.start()
+        self.session = boto3.Session(region_name="us-east-1")
+        resolver = Resolver(load_template(TEMPLATE))
+        self.created = create_resources(resolver, self.session, token=FIXTURE_TOKEN)
+        self.specs = {s.logical_id: s for s in function_specs(resolver, ROOT)}
+        os.environ.update(merged_environment(self.specs.values()))
+        self.table = self.created.tables["EventsTable"]
+        self.ddb = self.session.client("dynamodb")
+        self._position: dict[str, str] = {}
+
+    def stop(self) -> None:
+        self._mock.stop()
+
+    def new_stream_records(self) -> list[dict]:
+        streams = self.session.client("dynamodbstreams")
+        arn = self.ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
+        out = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            after = self._position.get(shard["ShardId"])
+            where = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after} if after
+                     else {"ShardIteratorType": "TRIM_HORIZON"})
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], **where)["ShardIterator"]
+            for record in streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]:
+                record.setdefault("eventSourceARN", arn)
+                out.append(record)
+                self._position[shard["ShardId"]] = record["dynamodb"]["SequenceNumber"]
+        return out
+
+
+def _invoke(handler: Callable, event: dict, function: str) -> tuple[Any, int]:
+    """(result, bytes logged): the Powertools logger's stream and stdout (EMF metrics)."""
+    import contextlib
+
+    from devicegate.infra.observability import logger
+    from devicegate_cli.lambda_context import LambdaContext
+
+    buffer, out = io.StringIO(), io.StringIO()
+    handler_ = logger.registered_handler
+    previous = handler_.setStream(buffer)
+    try:
+        with contextlib.redirect_stdout(out):
+            try:
+                result = handler(event, LambdaContext.for_function(function, timeout_s=60))
+            except Exception as exc:  # the MQTT function raises to make Lambda retry
+                result = exc
+    finally:
+        handler_.setStream(previous)
+    return result, len(buffer.getvalue().encode()) + len(out.getvalue().encode())
+
+
+def measure() -> list[PathResult]:
+    import importlib
+
+    stack = Stack()
+    try:
+        model = Table.from_template()
+        meter = Meter(stack.table, stack.session.client("dynamodb"), model)
+        meter.install()
+        outbox = importlib.import_module("functions.outbox.app").lambda_handler
+        results = []
+        for spec in PATHS:
+            handler = importlib.import_module(spec.module).lambda_handler
+            event = json.loads((ROOT / "events" / spec.fixture).read_text())
+            # Warm first (token secret read, clients made) with another bad payload, so the measured
+            # ones meet a function as it runs in steady state.
+            warm = spec.invalid(event)
+            if "body" in warm:
+                warm["body"] = '{"warm": "up"}'
+            else:
+                warm["warm"] = "up"
+            _invoke(handler, warm, spec.function)
+            stack.new_stream_records()
+            meter.take()
+            _, logged = _invoke(handler, event, spec.function)
+            new = Measured(meter.take(), logged)
+            _, logged = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+            drained = Measured(meter.take(), logged)
+            _, logged = _invoke(handler, event, spec.function)
+            again = Measured(meter.take(), logged)
+            _, logged = _invoke(handler, spec.invalid(event), spec.function)
+            invalid = Measured(meter.take(), logged)
+            results.append(PathResult(spec, new, drained, again, invalid))
+        return results
+    finally:
+        stack.stop()
+
+
+# --- prices ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """What the template decides about the bill: memory, tracing, platform logs."""
+
+    memory_mb: dict[str, int]
+    tracing: str
+    system_log_level: str
+    basic_ingest: bool
+
+    @classmethod
+    def from_template(cls) -> Settings:
+        from devicegate_cli.cfn_template import load_template
+
+        template = load_template(TEMPLATE)
+        params = template["Parameters"]
+        globals_ = template.get("Globals", {}).get("Function", {})
+        memory = {}
+        for name, resource in template["Resources"].items():
+            if resource.get("Type") == "AWS::Serverless::Function":
+                memory[name] = int(resource["Properties"].get("MemorySize", globals_.get("MemorySize", 128)))
+
+        def value(setting: Any, default: str) -> str:
+            if isinstance(setting, dict) and "Ref" in setting:
+                return str(params[setting["Ref"]]["Default"])
+            return str(setting) if setting is not None else default
+
+        logging = globals_.get("LoggingConfig", {})
+        rules = [r["Properties"]["TopicRulePayload"]["Sql"] for r in template["Resources"].values()
+                 if r.get("Type") == "AWS::IoT::TopicRule"]
+        policy = json.dumps(template["Resources"].get("JointechBridgePolicy", {}))
+        return cls(memory, value(globals_.get("Tracing"), "PassThrough"),
+                   value(logging.get("SystemLogLevel"), "INFO"),
+                   bool(rules) and "$aws/rules/" in policy)
+
+
+def dollars_per_million(result: PathResult, settings: Settings) -> dict[str, float]:
+    """$ per million new events of this path, by service."""
+    a, price = ASSUMPTIONS, PRICES
+    new, outbox = result.new, result.outbox
+    per_batch = 1 / a["outbox_batch_events"]
+    round_trips = sum(new.usage.requests.values())
+    ingest_ms = a["webhook_ms_own"] + a["webhook_ms_per_round_trip"] * round_trips
+    gb = settings.memory_mb[result.spec.function] / 1024
+    outbox_gb = settings.memory_mb["OutboxFunction"] / 1024
+    lambda_cost = (price["lambda_request"] * (1 + per_batch)
+                   + price["lambda_gb_second_arm64"] * (gb * ingest_ms + outbox_gb * a["outbox_ms_per_event"]) / 1000)
+    if result.spec.transport == "https":
+        front = price["apigw_http_request"]
+    else:
+        front = price["iot_rule_triggered"] + price["iot_rule_action"]
+        if not settings.basic_ingest:
+            front += price["iot_message"]
+    wru = sum(new.usage.wru.values()) + sum(outbox.usage.wru.values())
+    rru = new.usage.rru + outbox.usage.rru
+    # SQS batches of up to 10 messages per request in steady state (the outbox's chunks).
+    sqs = price["sqs_fifo_request"] * outbox.usage.sqs_requests / max(1, len_published(result)) / 10 \
+        if outbox.usage.sqs_requests else 0.0
+    platform = a["platform_log_bytes_info"] * (1 + per_batch) if settings.system_log_level in ("INFO", "DEBUG") else 0
+    log_bytes = new.log_bytes + outbox.log_bytes * per_batch + platform
+    xray = price["xray_trace"] * a["xray_sampled_share_active"] * (1 + per_batch) if settings.tracing == "Active" else 0
+    costs = {
+        "API Gateway" if result.spec.transport == "https" else "IoT Core": front,
+        "Lambda": lambda_cost,
+        "DynamoDB": price["dynamodb_wru"] * wru + price["dynamodb_rru"] * rru,
+        "SQS": sqs,
+        "S3": price["s3_put"] * (new.usage.s3_puts + outbox.usage.s3_puts),
+        "CloudWatch Logs": price["logs_gb_ingested"] * log_bytes / 1e9,
+        "X-Ray": xray,
+    }
+    return {service: cost * 1e6 for service, cost in costs.items()}
+
+
+def len_published(result: PathResult) -> int:
+    # One event per measured push: the outbox sent one message (one chunk).
+    return 1
+
+
+def write_unit_breakdown(result: PathResult) -> str:
+    parts = Counter(result.new.usage.wru) + Counter(result.outbox.usage.wru)
+    return " + ".join(f"{name} {units}" for name, units in sorted(parts.items()) if units) or "0"
+
+
+def report(results: list[PathResult], settings: Settings) -> str:
+    lines = ["## Cost per event", "",
+             "Produced by `python bench/cost.py --write` (also run by `./run bench`): every AWS request of each path,",
+             "counted through the real handlers and the real outbox on moto built from template.yaml; write and read",
+             "units computed from the stored items by DynamoDB's size rules, for the table and every index with its",
+             "projection; list prices of us-east-1 (bench/cost.py PRICES) and the stated assumptions below.", "",
+             f"Template settings priced: Tracing `{settings.tracing}`, SystemLogLevel `{settings.system_log_level}`, "
+             f"MQTT through Basic Ingest: {'yes' if settings.basic_ingest else 'no'}.", "",
+             "### AWS requests and DynamoDB units per event", "",
+             "| path | new: ingest requests | outbox requests (per batch of its events) | write units (new, end to end) "
+             "| read units | retransmission | invalid |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        def reqs(m: Measured) -> str:
+            return ", ".join(f"{op} {n}" for op, n in sorted(m.usage.requests.items())) or "-"
+        again = f"{reqs(r.retransmission)}; {sum(r.retransmission.usage.wru.values())} WU"
+        bad = f"{reqs(r.invalid)}; {sum(r.invalid.usage.wru.values())} WU"
+        lines.append(f"| {r.spec.title} | {reqs(r.new)} | {reqs(r.outbox)} | "
+                     f"{sum(r.new.usage.wru.values()) + sum(r.outbox.usage.wru.values())} ({write_unit_breakdown(r)}) "
+                     f"| {r.new.usage.rru + r.outbox.usage.rru:g} | {again} | {bad} |")
+    services = ["API Gateway", "IoT Core", "Lambda", "DynamoDB", "SQS", "S3", "CloudWatch Logs", "X-Ray"]
+    lines += ["", "### $ per million new events, by service", "",
+              "| path | " + " | ".join(services) + " | total |", "|---" * (len(services) + 2) + "|"]
+    totals = {}
+    for r in results:
+        costs = dollars_per_million(r, settings)
+        totals[r.spec.title] = sum(costs.values())
+        lines.append(f"| {r.spec.title} | " + " | ".join(f"{costs[s]:.3f}" if s in costs else "-" for s in services)
+                     + f" | **{totals[r.spec.title]:.2f}** |")
+    lines += ["", "Log bytes per new event (what the functions logged here): "
+              + ", ".join(f"{r.spec.title} {r.new.log_bytes} + outbox {r.outbox.log_bytes} per batch" for r in results[:2]),
+              "", "Assumptions:", ""]
+    lines += [f"- `{name}` = {value}" for name, value in ASSUMPTIONS.items()]
+    lines += ["", "Prices (USD):", ""] + [f"- `{name}` = {value:g}" for name, value in PRICES.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    settings = Settings.from_template()
+    text = report(measure(), settings)
+    print(text)
+    if args.write:
+        from bench.doc_sections import replace_section
+
+        replace_section(text)
+        print("written to docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
