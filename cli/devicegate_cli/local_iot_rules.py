@@ -2,7 +2,8 @@
 
 Deployed, IoT Core runs each rule's `SELECT *, topic(2) AS accessKey, ... FROM 'upload/+/+/+'`
 and invokes the rule's Lambda action asynchronously; a message a rule cannot deliver goes to its
-error action. Here the same rules are read from template.yaml (so the local and the deployed path
+error action. A rule gets the messages its FROM filter matches and, by Basic Ingest, those
+published on `$aws/rules/<its name>/<topic>` (the Mosquitto bridge's way, bridge/). Here the same rules are read from template.yaml (so the local and the deployed path
 cannot drift), with a parser for exactly the SQL the template uses: anything else fails the start
 instead of being approximated. The event each SELECT builds goes to the same function through
 the stack's Invoker, with Lambda's async retries, the function's OnFailure queue and the rule's S3
@@ -40,6 +41,13 @@ LOCAL_RETRY_DELAYS_S = (1.0, 2.0)
 # clientid() is the publisher's MQTT client id; a subscriber never learns it, so the local rules
 # answer what IoT answers for messages that did not come over MQTT.
 UNKNOWN_CLIENT_ID = "n/a"
+# Basic Ingest: a message published on $aws/rules/<rule name>/<topic> goes to that one rule, past
+# IoT Core's message broker (no messaging charge, nobody can subscribe to it). The rule sees
+# <topic>: the prefix is not available to topic(n) (AWS IoT developer guide, "Reducing messaging
+# costs with Basic Ingest"), so the same SELECT reads the same levels either way. The rule is
+# chosen by its name, not by its FROM filter (a rule used only by Basic Ingest may leave FROM
+# out): whoever publishes there must send it only topics its SELECT reads right.
+BASIC_INGEST_PREFIX = "$aws/rules/"
 
 
 # --------------------------------------------------------------------------- rule SQL
@@ -229,6 +237,32 @@ def build_output(query: RuleQuery, document: dict[str, Any], topic: str, now_ms:
     return output
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether an MQTT topic filter ("+" one level, "#" the rest, the parent included) matches `topic`."""
+    levels = topic.split("/")
+    for index, level in enumerate(topic_filter.split("/")):
+        if level == "#":
+            return True
+        if index >= len(levels) or level not in ("+", levels[index]):
+            return False
+    return len(levels) == len(topic_filter.split("/"))
+
+
+def basic_ingest_filter(rule_name: str) -> str:
+    """The filter of a rule's Basic Ingest topics (it matches $aws/rules/<name> itself too)."""
+    return f"{BASIC_INGEST_PREFIX}{rule_name}/#"
+
+
+def rule_topic(rule_name: str, topic: str) -> tuple[str, bool]:
+    """(the topic a rule sees for a message published on `topic`, whether it came by Basic Ingest)."""
+    prefix = f"{BASIC_INGEST_PREFIX}{rule_name}"
+    if topic == prefix:
+        return "", True
+    if topic.startswith(prefix + "/"):
+        return topic[len(prefix) + 1:], True
+    return topic, False
+
+
 # --------------------------------------------------------------------------- error-action keys
 
 _SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
@@ -412,9 +446,10 @@ def async_invoke_config(resolver: Resolver, function_id: str) -> AsyncInvokeConf
 @dataclass
 class Message:
     rule: TopicRule
-    topic: str
+    topic: str  # as the rule sees it: without a Basic Ingest prefix
     payload: bytes
     received_ms: int
+    basic_ingest: bool = False
 
 
 @dataclass
@@ -422,6 +457,7 @@ class _AsyncInvocation:
     rule: TopicRule
     target: LambdaTarget
     event: dict[str, Any]
+    basic_ingest: bool = False
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: int = 0
 
@@ -525,7 +561,7 @@ class RuleEngine:
                                                  f"stack cannot invoke it. Message arrived on: {message.topic}"})
                 continue
             # IoT's Lambda action is an asynchronous invoke: accepted now, retried by Lambda.
-            self._attempt(_AsyncInvocation(rule, target, event))
+            self._attempt(_AsyncInvocation(rule, target, event, message.basic_ingest))
         if failures:
             self._run_error_action(message, failures)
 
@@ -539,7 +575,8 @@ class RuleEngine:
             self._after_failure(invocation, exc)
             return
         if not self._quiet:
-            log.info("MQTT %s -> %s: %s %.0fms", invocation.rule.logical_id, function_id,
+            log.info("MQTT %s%s -> %s: %s %.0fms", invocation.rule.logical_id,
+                     " (Basic Ingest)" if invocation.basic_ingest else "", function_id,
                      json.dumps(result, default=str), (time.monotonic() - started) * 1000)
 
     def _after_failure(self, invocation: _AsyncInvocation, error: Exception) -> None:

@@ -4,7 +4,8 @@ IoT data-plane `Publish` API that botocore's `iot-data` client calls.
 
 Deployed, devices publish into AWS IoT Core and its topic rules invoke the MQTT function. Here
 Debian's `mosquitto` is the broker; each rule's client subscribes with the rule's FROM filter and
-hands what it receives to the rules engine's worker thread.
+its Basic Ingest filter ($aws/rules/<rule name>/#, where the Mosquitto bridge publishes) and hands
+what it receives to the rules engine's worker thread.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devicegate_cli.local_iot_rules import (
+    BASIC_INGEST_PREFIX,
     Message,
     RuleEngine,
     TopicRule,
     async_invoke_config,
+    basic_ingest_filter,
+    rule_topic,
+    topic_matches,
     topic_rules,
 )
 from devicegate_cli.local_resources import FunctionSpec, Resolver
@@ -218,15 +223,17 @@ def _client(client_id: str) -> Any:
 
 
 class RuleSubscriber:
-    """One MQTT client per rule, subscribed with the rule's FROM filter at QoS 1: a client with
-    several overlapping filters may be sent a message once per filter, and each rule must see a
-    message exactly once, as in IoT."""
+    """One MQTT client per rule, subscribed at QoS 1 with the rule's FROM filter and its Basic
+    Ingest filter. A client with overlapping filters may be sent a message once per filter, and
+    each rule must see a message exactly once, as in IoT: these two never overlap, since a filter
+    starting with a wildcard or another word never matches a topic starting with "$"."""
 
     def __init__(self, rule: TopicRule, host: str, port: int, engine: RuleEngine) -> None:
         self.rule = rule
         self._host = _connect_host(host)
         self._port = port
         self._engine = engine
+        self._filters = (rule.query.topic_filter, basic_ingest_filter(rule.name))
         self._subscribed = threading.Event()
         self._client = _client(f"devicegate-local-rule-{rule.logical_id}")
         self._client.on_connect = self._on_connect
@@ -242,7 +249,8 @@ class RuleSubscriber:
         # Ready only once subscribed: a message published right after the banner must not be lost.
         if not self._subscribed.wait(_CLIENT_TIMEOUT_S):
             self.stop()
-            raise BrokerError(f"rule {self.rule.logical_id} could not subscribe to {self.rule.query.topic_filter!r}")
+            raise BrokerError(f"rule {self.rule.logical_id} could not subscribe to "
+                              f"{' and '.join(repr(f) for f in self._filters)}")
 
     def stop(self) -> None:
         self._client.disconnect()
@@ -251,14 +259,15 @@ class RuleSubscriber:
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if not reason_code.is_failure:
             # Also after a reconnect: clean sessions forget their subscriptions.
-            client.subscribe(self.rule.query.topic_filter, qos=1)
+            client.subscribe([(topic_filter, 1) for topic_filter in self._filters])
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
-        if reason_codes and not reason_codes[0].is_failure:
+        if len(reason_codes) == len(self._filters) and not any(code.is_failure for code in reason_codes):
             self._subscribed.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._engine.submit(Message(self.rule, message.topic, bytes(message.payload), int(time.time() * 1000)))
+        topic, basic_ingest = rule_topic(self.rule.name, message.topic)
+        self._engine.submit(Message(self.rule, topic, bytes(message.payload), int(time.time() * 1000), basic_ingest))
 
 
 class Publisher:
@@ -447,20 +456,28 @@ class LocalMqtt:
         lines = [f"MQTT broker (mosquitto) on {self.broker_url}, anonymous; IoT topic rules played from the template:"]
         for rule in self.rules:
             targets = ", ".join(t.function_id or f"{t.function_arn} (not local: error action)" for t in rule.targets)
-            lines.append(f"  MQTT rule {rule.logical_id}: '{rule.query.topic_filter}' -> {targets or 'no actions'}")
+            lines.append(f"  MQTT rule {rule.logical_id}: '{rule.query.topic_filter}', Basic Ingest "
+                         f"'{basic_ingest_filter(rule.name)}' -> {targets or 'no actions'}")
             if rule.error_action:
                 prefix = rule.error_action.key.split("${", 1)[0]
                 lines.append(f"    errors -> s3://{rule.error_action.bucket}/{prefix}")
         for logical_id in self.disabled:
             lines.append(f"  MQTT rule {logical_id}: disabled in the template (RuleDisabled)")
+        topic = "upload/ak-demo/8052400203/location"
         lines += [
             f"IoT data plane (iot-data Publish) on {self.iot_data_endpoint}, set as {IOT_DATA_ENDPOINT_VARIABLE}",
             "Publish a documented Jointech record (mosquitto_pub is in Debian's mosquitto-clients):",
-            f"  mosquitto_pub -h {host} -p {self.port} -q 1 -t upload/ak-demo/8052400203/location "
-            "-f events/jointech/records/mqtt-location.json",
+            f"  mosquitto_pub -h {host} -p {self.port} -q 1 -t {topic} -f events/jointech/records/mqtt-location.json",
             "  uv run python -c \"import paho.mqtt.publish as p; p.single('upload/ak-demo/8052400203/location', "
             f"open('events/jointech/records/mqtt-location.json').read(), qos=1, hostname='{host}', port={self.port})\"",
         ]
+        upload = next((rule for rule in self.rules if topic_matches(rule.query.topic_filter, topic)), None)
+        if upload is not None:
+            lines += [
+                "or by Basic Ingest, the way the Mosquitto bridge publishes it into IoT Core:",
+                f"  mosquitto_pub -h {host} -p {self.port} -q 1 -t '{BASIC_INGEST_PREFIX}{upload.name}/{topic}' "
+                "-f events/jointech/records/mqtt-location.json",
+            ]
         return lines
 
 

@@ -1,13 +1,16 @@
-"""`devicegate mqtt-bridge config`: the Mosquitto bridge between Jointech's broker and AWS IoT Core.
+"""`devicegate mqtt-bridge config | check`: the Mosquitto bridge between Jointech's broker and AWS IoT Core.
 
-Renders bridge/mosquitto-bridge.conf (shipped with the docs, see docs/bridge.md) for one
-deployment. Standard library only, so it runs on the machine that will run the bridge; boto3 is
-imported only for --stack, which reads the endpoint, thing name and access key the stack deployed.
+`config` renders bridge/mosquitto-bridge.conf (shipped with the docs, see docs/bridge.md) for one
+deployment; `check` holds a rendered (and perhaps edited) file to what IoT Core and the stack's
+policy accept, which `config` does to its own result too. Standard library only, so it runs on
+the machine that will run the bridge; boto3 is imported only for --stack, which reads the
+endpoint, thing name and access key the stack deployed.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import sys
@@ -30,11 +33,39 @@ KEY_FILE = "private.pem.key"
 OUTPUT_ENDPOINT = "IotDataEndpoint"
 OUTPUT_THING = "JointechBridgeThingName"
 PARAMETER_ACCESS_KEY = "JointechAccessKey"
+# The template names the thing "<stack name>-jointech-bridge" and the rules "<stack name with _
+# for ->_jointech_upload" and "..._jointech_sublock" (tests/template pins both), so the Basic
+# Ingest topics follow from the thing name the bridge is given anyway.
+THING_SUFFIX = "-jointech-bridge"
+UPLOAD_RULE_SUFFIX = "_jointech_upload"
+SUBLOCK_RULE_SUFFIX = "_jointech_sublock"
+# Each rule's FROM filter in template.yaml (pinned by tests/template). A Basic Ingest topic names
+# its rule and IoT Core does not check it against FROM, so the bridge must send each rule only
+# what its SELECT reads right: a sub-lock topic given to the upload rule would be read with its
+# sub-lock number as the kind.
+RULE_FILTERS = {UPLOAD_RULE_SUFFIX: "upload/+/+/+", SUBLOCK_RULE_SUFFIX: "upload/+/+/+/sublock"}
+BASIC_INGEST_PREFIX = "$aws/rules/"
+# What every connection to IoT Core must say, and why (see the shipped file): a notification, an
+# UNSUBSCRIBE or a retained publish the policy refuses makes IoT Core close the connection, and
+# without the local session a record taken from Jointech during an IoT Core outage is lost.
+IOT_CONNECTION_PREFIX = "aws-iot"
+IOT_REQUIRED_OPTIONS = {
+    "bridge_protocol_version": "mqttv311",
+    "bridge_insecure": "false",
+    "try_private": "false",
+    "notifications": "false",
+    "cleansession": "true",
+    "local_cleansession": "false",
+    "bridge_attempt_unsubscribe": "false",
+    "bridge_outgoing_retain": "false",
+}
+IOT_REQUIRED_FILES = ("bridge_cafile", "bridge_certfile", "bridge_keyfile")
 
 # The same pattern as the template's JointechAccessKey parameter (minus "empty"): one topic level
 # (no "/", and no "+" or "#", which are MQTT wildcards), and none of IoT policy's "*", "?" or "${",
 # since the key is also spliced into the policy's resource ARNs.
 ACCESS_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+RULE_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")  # IoT's rule-name pattern
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 # Mosquitto reads one option per line and splits it at spaces: a value with a space, a newline or
 # another control character would end up cut short or add an option of its own.
@@ -61,6 +92,11 @@ class BridgeSettings:
     local_port: int = LOCAL_PORT
     data_dir: str = DATA_DIR
 
+    @property
+    def rules(self) -> tuple[str, str]:
+        """(upload rule, sub-lock rule): the names Basic Ingest publishes to."""
+        return rule_names(self.thing_name)
+
     def values(self) -> dict[str, str | None]:
         """Placeholder -> value; None drops the lines that use it (no vendor credentials)."""
         return {
@@ -72,6 +108,8 @@ class BridgeSettings:
             "VENDOR_PASSWORD": self.vendor_password,
             "IOT_ENDPOINT": self.iot_endpoint,
             "CLIENT_ID": self.thing_name,
+            "UPLOAD_RULE": self.rules[0],
+            "SUBLOCK_RULE": self.rules[1],
             "CA_FILE": self.ca_file,
             "CERT_FILE": self.cert_file,
             "KEY_FILE": self.key_file,
@@ -86,6 +124,19 @@ def check_access_key(access_key: str) -> str:
             f"access key {access_key!r} is not one MQTT topic level: use the rule's key as Jointech shows it "
             "(letters, digits, '_' and '-'; no '/', '+', '#', '*' or spaces)")
     return access_key
+
+
+def rule_names(thing_name: str) -> tuple[str, str]:
+    """(upload rule, sub-lock rule) of the stack whose bridge thing is `thing_name`."""
+    if not thing_name.endswith(THING_SUFFIX) or thing_name == THING_SUFFIX:
+        raise BridgeConfigError(
+            f"thing name {thing_name!r} is not the stack's {OUTPUT_THING} output (<stack name>{THING_SUFFIX}), "
+            "which the rule names are derived from")
+    prefix = thing_name[:-len(THING_SUFFIX)].replace("-", "_")
+    names = (prefix + UPLOAD_RULE_SUFFIX, prefix + SUBLOCK_RULE_SUFFIX)
+    if not all(RULE_NAME.fullmatch(name) for name in names):
+        raise BridgeConfigError(f"thing name {thing_name!r} gives no valid IoT rule names")
+    return names
 
 
 def render(text: str, values: Mapping[str, str | None]) -> str:
@@ -111,10 +162,216 @@ def render(text: str, values: Mapping[str, str | None]) -> str:
 
 
 def render_file(settings: BridgeSettings, template: Path) -> str:
+    """The configuration for `settings`, checked (check_config): a file whose connections IoT Core
+    or the stack's policy would refuse is an error, not something to find out in Mosquitto's log."""
     check_access_key(settings.access_key)
     if (settings.vendor_username is None) != (settings.vendor_password is None):
         raise BridgeConfigError("the vendor user name and password go together")
-    return render(template.read_text(encoding="utf-8"), settings.values())
+    text = render(template.read_text(encoding="utf-8"), settings.values())
+    report = check_config(text, settings.access_key)
+    if report.problems:
+        raise BridgeConfigError("; ".join(report.problems))
+    return text
+
+
+# --------------------------------------------------------------------------- checking a configuration
+
+
+@dataclass(frozen=True)
+class BridgeTopic:
+    """A `topic` line: pattern [direction [qos [local-prefix remote-prefix]]]."""
+
+    pattern: str
+    direction: str = "out"
+    qos: int = 0
+    local_prefix: str = ""
+    remote_prefix: str = ""
+
+    @property
+    def local(self) -> str:
+        return self.local_prefix + self.pattern
+
+    @property
+    def remote(self) -> str:
+        return self.remote_prefix + self.pattern
+
+
+@dataclass
+class Connection:
+    name: str
+    options: dict[str, list[str]]
+    topics: list[BridgeTopic]
+
+    def option(self, name: str) -> str | None:
+        values = self.options.get(name)
+        return values[-1] if values else None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    problems: list[str]
+    notes: list[str]  # fine for IoT Core, but worth knowing (records no connection carries)
+    client_ids: list[str]  # of the IoT Core connections: what the policy's iot:Connect must allow
+    publishes: list[str]  # the Basic Ingest topic filters the connections publish on
+
+    @property
+    def publish_resources(self) -> list[str]:
+        """What the policy's iot:Publish must allow for `publishes`, as topic/... resource names."""
+        return sorted({f"topic/{policy_topic(topic_filter)}" for topic_filter in self.publishes})
+
+
+def policy_topic(topic_filter: str) -> str:
+    """The IoT policy topic that covers an MQTT filter: in a policy "+" and "#" are plain
+    characters and "*" matches across levels, so everything from the first wildcard on is "*"."""
+    levels = topic_filter.split("/")
+    fixed = list(itertools.takewhile(lambda level: level not in ("+", "#"), levels))
+    return topic_filter if len(fixed) == len(levels) else "/".join([*fixed, "*"])
+
+
+def _unquote(token: str) -> str:
+    return "" if token == '""' else token
+
+
+def parse_connections(text: str) -> list[Connection]:
+    """The `connection` sections of a Mosquitto configuration, with their options and topics."""
+    connections: list[Connection] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.partition(" ")
+        if name == "connection":
+            connections.append(Connection(rest.strip(), {}, []))
+        elif connections:
+            if name == "topic":
+                tokens = [_unquote(token) for token in rest.split()]
+                if not 1 <= len(tokens) <= 5 or len(tokens) == 4:
+                    raise BridgeConfigError(f"line {number}: cannot read the topic line {line!r}")
+                try:
+                    qos = int(tokens[2]) if len(tokens) > 2 else 0
+                except ValueError as error:
+                    raise BridgeConfigError(f"line {number}: {tokens[2]!r} is not a QoS") from error
+                local_prefix, remote_prefix = tokens[3:5] if len(tokens) == 5 else ("", "")
+                direction = tokens[1] if len(tokens) > 1 else "out"
+                connections[-1].topics.append(BridgeTopic(tokens[0], direction, qos, local_prefix, remote_prefix))
+            else:
+                connections[-1].options.setdefault(name, []).append(rest.strip())
+    return connections
+
+
+def filter_covers(general: str, specific: str) -> bool:
+    """Whether every topic the MQTT filter `specific` matches is matched by `general` too."""
+    general_levels, specific_levels = general.split("/"), specific.split("/")
+    for index, level in enumerate(general_levels):
+        if level == "#":
+            return True
+        if index >= len(specific_levels):
+            return False
+        if specific_levels[index] == "#" or (level != "+" and level != specific_levels[index]):
+            return False
+    return len(general_levels) == len(specific_levels)
+
+
+def filters_overlap(first: str, second: str) -> bool:
+    """Whether some topic is matched by both MQTT filters."""
+    a, b = first.split("/"), second.split("/")
+    for index in range(max(len(a), len(b))):
+        left, right = (a[index] if index < len(a) else None), (b[index] if index < len(b) else None)
+        if "#" in (left, right):
+            return True  # "x/#" matches "x" as well, so a shorter filter still meets it
+        if left is None or right is None:
+            return False
+        if "+" not in (left, right) and left != right:
+            return False
+    return True
+
+
+def _rule_filter(rule: str, access_key: str) -> str | None:
+    """The FROM filter of `rule` (by its name's suffix) narrowed to this access key."""
+    for suffix, topic_filter in RULE_FILTERS.items():
+        if rule.endswith(suffix) and RULE_NAME.fullmatch(rule):
+            levels = topic_filter.split("/")
+            return "/".join([levels[0], access_key, *levels[2:]])
+    return None
+
+
+def _check_iot_connection(connection: Connection, access_key: str, problems: list[str]) -> None:
+    where = f"connection {connection.name}"
+    for option, wanted in IOT_REQUIRED_OPTIONS.items():
+        if connection.option(option) != wanted:
+            problems.append(f"{where}: needs `{option} {wanted}` (it says {connection.option(option) or 'nothing'})")
+    for option in (*IOT_REQUIRED_FILES, "address", "remote_clientid"):
+        if not connection.option(option):
+            problems.append(f"{where}: has no {option}")
+    for topic in connection.topics:
+        if topic.direction == "in":
+            if (topic.local, topic.remote) != (f"download/{access_key}/#", f"download/{access_key}/#"):
+                problems.append(f"{where}: takes in {topic.remote!r}; only download/{access_key}/# (commands) comes "
+                                "from IoT Core")
+            continue
+        if topic.direction != "out":
+            problems.append(f"{where}: a `{topic.direction}` topic ({topic.pattern!r}); records go out, commands in")
+            continue
+        rule, _, rest = topic.remote.removeprefix(BASIC_INGEST_PREFIX).partition("/")
+        rule_filter = _rule_filter(rule, access_key)
+        if not topic.remote.startswith(BASIC_INGEST_PREFIX) or rule_filter is None:
+            problems.append(f"{where}: publishes {topic.remote!r}, not a Basic Ingest topic of a Jointech rule "
+                            f"({BASIC_INGEST_PREFIX}<stack>{UPLOAD_RULE_SUFFIX}/... or ...{SUBLOCK_RULE_SUFFIX}/...)")
+        elif rest != topic.local:
+            problems.append(f"{where}: {topic.local!r} would reach its rule as {rest!r}; the rule reads the "
+                            "levels of the record's own topic, so nothing may be renamed")
+        elif not filter_covers(rule_filter, topic.local):
+            problems.append(f"{where}: sends {topic.local!r} to {rule}, whose SQL reads only {rule_filter!r}")
+
+
+def check_config(text: str, access_key: str | None = None) -> CheckReport:
+    """What IoT Core and the stack's policy would refuse in a bridge configuration, or make of it.
+
+    The connections to IoT Core (named aws-iot...) must have the settings IoT Core needs, publish
+    records only by Basic Ingest to the rule whose SQL reads that topic, each record once (no two
+    connections' topics overlap), and take in the commands on exactly one connection.
+    """
+    problems: list[str] = []
+    notes: list[str] = []
+    connections = parse_connections(text)
+    iot = [c for c in connections if c.name.startswith(IOT_CONNECTION_PREFIX)]
+    if not iot:
+        return CheckReport([f"no connection to IoT Core (named {IOT_CONNECTION_PREFIX}...)"], [], [], [])
+    outgoing = [(c, t) for c in iot for t in c.topics if t.direction == "out"]
+    if access_key is None:
+        keys = {t.local.split("/")[1] for _, t in outgoing if t.local.count("/") >= 2}
+        access_key = keys.pop() if len(keys) == 1 else ""
+    if not ACCESS_KEY.fullmatch(access_key):
+        return CheckReport(["the IoT Core connections do not send the records of one access key "
+                            "(upload/<access key>/...)"], [], [], [])
+    for connection in iot:
+        _check_iot_connection(connection, access_key, problems)
+    client_ids = [c.option("remote_clientid") or "" for c in iot]
+    for client_id in sorted({i for i in client_ids if client_ids.count(i) > 1}):
+        problems.append(f"client id {client_id!r} is used by more than one connection: IoT Core keeps one of them")
+    for index, (connection, topic) in enumerate(outgoing):
+        for other_connection, other in outgoing[index + 1:]:
+            if filters_overlap(topic.local, other.local):
+                problems.append(f"{topic.local!r} ({connection.name}) and {other.local!r} ({other_connection.name}) "
+                                "overlap: a record matching both would be published for each")
+    commands = [c.name for c in iot for t in c.topics if t.direction == "in"]
+    if len(commands) != 1:
+        problems.append(f"commands (download/{access_key}/#) must come in on exactly one IoT Core connection, "
+                        f"not {len(commands)}: each would deliver every command to the device")
+    rules = {t.remote.removeprefix(BASIC_INGEST_PREFIX).split("/")[0] for _, t in outgoing}
+    stacks = {rule[:-len(suffix)] for rule in rules for suffix in RULE_FILTERS if rule.endswith(suffix)}
+    if len(stacks) > 1:
+        problems.append(f"the records go to the rules of {len(stacks)} stacks ({', '.join(sorted(stacks))}); "
+                        "the policy allows one stack's")
+    for rule in sorted(rules):
+        rule_filter = _rule_filter(rule, access_key)
+        if rule_filter and not any(t.local == rule_filter for _, t in outgoing):
+            notes.append(f"no connection carries all of {rule_filter!r} ({rule}): records of that rule that no "
+                         "topic line names stay on the bridge")
+    for suffix in RULE_FILTERS:
+        if not any(rule.endswith(suffix) for rule in rules):
+            notes.append(f"no connection publishes to the ...{suffix} rule: its records stay on the bridge")
+    return CheckReport(problems, notes, client_ids, sorted({t.remote for _, t in outgoing}))
 
 
 def find_shipped_config() -> Path | None:
@@ -237,7 +494,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     config.add_argument("--region", help="AWS region, with --stack")
     config.add_argument("--template", type=Path, help=f"the file to render (default: {SHIPPED_CONFIG})")
     config.add_argument("--output", "-o", type=Path, help="write here (mode 600) instead of stdout")
+    check = commands.add_parser(
+        "check", help="check a rendered (or edited) configuration against what IoT Core and the stack's policy accept",
+        description="Check the connections to IoT Core of a rendered configuration, e.g. after adding one "
+                    "(docs/bridge.md), and print the client ids and Basic Ingest topics the stack's policy must allow.")
+    check.add_argument("file", type=Path, help="the rendered configuration")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return args
     if not args.stack:
         missing = [f"--{name.replace('_', '-')}" for name in ("access_key", "iot_endpoint", "thing_name")
                    if not getattr(args, name)]
@@ -248,8 +512,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _check(path: Path) -> int:
+    try:
+        report = check_config(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, BridgeConfigError) as error:
+        print(f"devicegate mqtt-bridge: {error}", file=sys.stderr)
+        return 2
+    for problem in report.problems:
+        print(f"devicegate mqtt-bridge: {path}: {problem}", file=sys.stderr)
+    for note in report.notes:
+        print(f"devicegate mqtt-bridge: {path}: note: {note}", file=sys.stderr)
+    if report.problems:
+        return 2
+    print(f"{path}: {len(report.client_ids)} connections to IoT Core; the stack's policy must allow")
+    print(f"  iot:Connect  {' '.join(f'client/{client_id}' for client_id in report.client_ids)}")
+    print(f"  iot:Publish  {' '.join(report.publish_resources)}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.command == "check":
+        return _check(args.file)
     template = args.template or find_shipped_config()
     if template is None:
         print(f"devicegate mqtt-bridge: cannot find {SHIPPED_CONFIG}; run from the checkout or pass --template",
@@ -263,6 +547,8 @@ def main(argv: list[str]) -> int:
     except BridgeConfigError as error:
         print(f"devicegate mqtt-bridge: {error}", file=sys.stderr)
         return 2
+    for note in check_config(text, settings.access_key).notes:
+        print(f"devicegate mqtt-bridge: note: {note}", file=sys.stderr)
     for path in (settings.ca_file, settings.cert_file, settings.key_file):
         if not Path(path).is_file():
             # Not fatal: the file may be rendered here and run on the bridge machine.

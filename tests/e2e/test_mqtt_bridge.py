@@ -2,11 +2,13 @@
 
 Three real Mosquitto processes: a "vendor" broker standing in for Jointech's (user and password
 required, like the real one), an "iot" broker standing in for AWS IoT Core (TLS with a client
-certificate, the thing's name as identity, an ACL with the same topics as the stack's IoT policy),
-and the bridge, run from the shipped file as `devicegate mqtt-bridge config` renders it. The only
-line the test changes is the IoT endpoint's port (8883 is not ours to bind); the topic, TLS and
-session lines are the shipped ones, since they are what is being tested. A test CA stands in for
-Amazon Root CA 1.
+certificate, the thing's name as identity, an ACL with the same topics as the stack's IoT policy:
+the rules' Basic Ingest topics to publish on, the commands to read), and the bridge, run from the
+shipped file as `devicegate mqtt-bridge config` renders it. The only line the test changes is the
+IoT endpoint's port (8883 is not ours to bind); the topic, TLS and session lines are the shipped
+ones, since they are what is being tested. A test CA stands in for Amazon Root CA 1. Unlike IoT
+Core, the stand-in lets the test's own clients subscribe to the Basic Ingest topics, which is how
+they see what reached each rule.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from pathlib import Path
 
 import pytest
 
-from devicegate_cli.mqtt_bridge import CA_FILE, CERT_FILE, KEY_FILE, BridgeSettings, render_file
+from devicegate_cli.mqtt_bridge import CA_FILE, CERT_FILE, KEY_FILE, BridgeSettings, check_config, render_file
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 
 ACCESS_KEY = "B176C0FF1DFF41D0126BFF7908C76E17"  # the shape of Jointech's keys (32 hex digits)
-THING = "devicegate-test-jointech-bridge"
+THING = "devicegate-test-jointech-bridge"  # the thing of the stack "devicegate-test"...
+UPLOAD_RULE, SUBLOCK_RULE = "devicegate_test_jointech_upload", "devicegate_test_jointech_sublock"  # ...its rules
+# Where each rule's records arrive in IoT Core, and what the test's IoT-side clients watch.
+UPLOAD_INGEST = f"$aws/rules/{UPLOAD_RULE}/upload/{ACCESS_KEY}"
+SUBLOCK_INGEST = f"$aws/rules/{SUBLOCK_RULE}/upload/{ACCESS_KEY}"
+BASIC_INGEST = f"$aws/rules/+/upload/{ACCESS_KEY}/#"
 VENDOR_USER, VENDOR_PASSWORD = "u8vngl", "0cc175b9c0f1b6a831c399e269772661"
 START_TIMEOUT_S = 10
 ARRIVAL_TIMEOUT_S = 10
@@ -160,12 +167,14 @@ def _stop(broker: Broker) -> None:
 
 
 def loopback_bridge_config(rendered: str, endpoint: str, port: int) -> str:
-    """The rendered bridge with the aws-iot connection pointed at `port` instead of 8883.
+    """The rendered bridge with its IoT Core connections pointed at `port` instead of 8883.
 
-    Asserts the line is there as shipped, so a change to the shipped endpoint line shows here.
+    Asserts the line is there as shipped, once per IoT Core connection, so a change to the
+    shipped endpoint lines shows here.
     """
     shipped = f"address {endpoint}:8883\n"
-    assert rendered.count(shipped) == 1, "the aws-iot connection's address line changed"
+    connections = len(check_config(rendered).client_ids)
+    assert connections == 2 and rendered.count(shipped) == connections, "the aws-iot address lines changed"
     return rendered.replace(shipped, f"address {endpoint}:{port}\n")
 
 
@@ -204,11 +213,12 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
     passwords = folder / "vendor.passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), VENDOR_USER, VENDOR_PASSWORD],
                    check=True, capture_output=True)
-    # IoT Core's side of the stack's policy: the thing may publish upload/{ak}/# and subscribe to
-    # and receive download/{ak}/#, nothing else. The plain listener is for the test's own clients.
+    # IoT Core's side of the stack's policy: the thing may publish on the two rules' Basic Ingest
+    # topics for its access key and subscribe to and receive download/{ak}/#, nothing else. The
+    # plain listener is for the test's own clients.
     acl = folder / "iot.acl"
-    acl.write_text(f"user {THING}\ntopic write upload/{ACCESS_KEY}/#\ntopic read download/{ACCESS_KEY}/#\n",
-                   encoding="utf-8")
+    acl.write_text(f"user {THING}\ntopic write {UPLOAD_INGEST}/#\ntopic write {SUBLOCK_INGEST}/#\n"
+                   f"topic read download/{ACCESS_KEY}/#\n", encoding="utf-8")
     brokers: list[Broker] = []
     try:
         brokers.append(vendor := _start("vendor", (
@@ -316,23 +326,28 @@ def clients(loopback: Loopback) -> Iterator[dict[str, Client]]:
 
 
 def _wait_until_bridged(setup: Loopback) -> None:
-    """Both bridge connections carry messages: probe each direction until a probe gets across."""
+    """Every bridge connection carries messages: probe each way until a probe gets across (the
+    records of each IoT Core connection, and the commands)."""
     vendor = Client(setup.vendor.port, VENDOR_USER, VENDOR_PASSWORD)
     iot = Client(setup.iot_plain_port)
     try:
-        for sender, receiver, topic in ((vendor, iot, f"upload/{ACCESS_KEY}/probe/location"),
-                                        (iot, vendor, f"download/{ACCESS_KEY}/probe/cmd")):
-            receiver.subscribe(topic)
+        for sender, receiver, topic, arrives_on in (
+                (vendor, iot, f"upload/{ACCESS_KEY}/probe/location", f"{UPLOAD_INGEST}/probe/location"),
+                (vendor, iot, f"upload/{ACCESS_KEY}/probe/p/sublock", f"{SUBLOCK_INGEST}/probe/p/sublock"),
+                (iot, vendor, f"download/{ACCESS_KEY}/probe/cmd", f"download/{ACCESS_KEY}/probe/cmd")):
+            receiver.subscribe(arrives_on)
             # After an outage the bridge reconnects only after its back-off.
             deadline = time.monotonic() + OUTAGE_TIMEOUT_S
             while True:
                 sender.publish(topic, b"probe")
                 try:
-                    receiver.messages.get(timeout=0.2)
-                    break
+                    # (a late probe of the connection before does not count for this one)
+                    if receiver.messages.get(timeout=0.2).topic == arrives_on:
+                        break
                 except queue.Empty:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"the bridge does not carry {topic}:\n{setup.logs()}")
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the bridge does not carry {topic}:\n{setup.logs()}")
     finally:
         vendor.close()
         iot.close()
@@ -346,20 +361,23 @@ def _device() -> str:
 # --------------------------------------------------------------------------- the tests
 
 
-def test_records_go_from_the_vendor_broker_to_iot_core_once(clients: dict[str, Client]) -> None:
-    # Given subscribers to this customer's records on both sides
+def test_records_go_from_the_vendor_broker_to_their_rules_in_iot_core_once(clients: dict[str, Client]) -> None:
+    # Given subscribers to this customer's records on both sides (in IoT Core, the rules' Basic
+    # Ingest topics and the plain ones)
     device = _device()
-    iot = clients["iot"].subscribe(f"upload/{ACCESS_KEY}/#")
+    iot = clients["iot"].subscribe(f"upload/{ACCESS_KEY}/#", BASIC_INGEST)
     vendor = clients["vendor"].subscribe(f"upload/{ACCESS_KEY}/#")
     location = f'{{"assetId":"{device}","latitude":22.67,"longitude":113.92,"gpsTime":"2025-02-07T07:26:30Z"}}'
     sublock = f'{{"assetId":"{device}","subAssetID":"E0171E0366","eventType":3}}'
     # When Jointech publishes a location and a sub-lock record (the five-level topic)
     clients["vendor"].publish(f"upload/{ACCESS_KEY}/{device}/location", location)
     clients["vendor"].publish(f"upload/{ACCESS_KEY}/{device}/E0171E0366/sublock", sublock)
-    # Then IoT Core receives each once, same topic, same bytes
+    # Then IoT Core receives each once, same bytes, by Basic Ingest to the rule that reads its
+    # topic: the location to the upload rule, the sub-lock record to the sub-lock rule, each on
+    # $aws/rules/<rule>/ + its own topic (and nothing on the plain topics, IoT Core's broker)
     assert sorted(iot.wait_for(2), key=lambda m: m.topic) == [
-        Received(f"upload/{ACCESS_KEY}/{device}/E0171E0366/sublock", sublock.encode(), False),
-        Received(f"upload/{ACCESS_KEY}/{device}/location", location.encode(), False),
+        Received(f"{SUBLOCK_INGEST}/{device}/E0171E0366/sublock", sublock.encode(), False),
+        Received(f"{UPLOAD_INGEST}/{device}/location", location.encode(), False),
     ]
     # And the vendor broker sees only the originals: nothing came back from the bridge
     assert len(vendor.wait_for(2)) == 2
@@ -381,26 +399,31 @@ def test_commands_go_from_iot_core_to_the_vendor_broker_once(clients: dict[str, 
 def test_other_access_keys_and_wrong_directions_are_not_forwarded(clients: dict[str, Client]) -> None:
     # Given subscribers to everything on both sides
     device = _device()
-    iot = clients["iot"].subscribe("upload/#", "download/#")
+    iot = clients["iot"].subscribe("upload/#", "download/#", "$aws/rules/#")
     vendor = clients["vendor"].subscribe("upload/#", "download/#")
     # When messages the bridge must not carry are published: another customer's records and
-    # commands, a command on the vendor side, a record on the IoT side
+    # commands, a command on the vendor side, a record on the IoT side, and records on topics no
+    # rule reads (IoT Core would hand a Basic Ingest message to its rule whatever the topic)
     clients["vendor"].publish(f"upload/OTHERKEY/{device}/location", "{}")
     clients["iot"].publish(f"download/OTHERKEY/{device}/cmd", "(x)")
     clients["vendor"].publish(f"download/{ACCESS_KEY}/{device}/cmd", "(from the vendor side)")
     clients["iot"].publish(f"upload/{ACCESS_KEY}/{device}/location", '{"from":"iot side"}')
+    clients["vendor"].publish(f"upload/{ACCESS_KEY}/{device}", "{}")
+    clients["vendor"].publish(f"upload/{ACCESS_KEY}/{device}/E0171E0366/unlock", "{}")
     # And then one record that must cross, as a marker that the bridge is working
     clients["vendor"].publish(f"upload/{ACCESS_KEY}/{device}/alarm", '{"marker":true}')
-    # Then IoT Core got its own two messages plus the marker, and the vendor broker only the three
+    # Then IoT Core got its own two messages plus the marker, and the vendor broker only the five
     # it published itself (each once): nothing else crossed, in either direction
     assert sorted(m.topic for m in iot.wait_for(3)) == sorted([
         f"download/OTHERKEY/{device}/cmd",
         f"upload/{ACCESS_KEY}/{device}/location",
-        f"upload/{ACCESS_KEY}/{device}/alarm",
+        f"{UPLOAD_INGEST}/{device}/alarm",
     ])
-    assert sorted(m.topic for m in vendor.wait_for(3)) == sorted([
+    assert sorted(m.topic for m in vendor.wait_for(5)) == sorted([
         f"upload/OTHERKEY/{device}/location",
         f"download/{ACCESS_KEY}/{device}/cmd",
+        f"upload/{ACCESS_KEY}/{device}",
+        f"upload/{ACCESS_KEY}/{device}/E0171E0366/unlock",
         f"upload/{ACCESS_KEY}/{device}/alarm",
     ])
 
@@ -410,22 +433,23 @@ def test_retained_records_reach_iot_core_without_the_retain_flag(
     # Given a record Jointech's broker keeps as retained
     device = _device()
     topic = f"upload/{ACCESS_KEY}/{device}/location"
-    iot = clients["iot"].subscribe(f"upload/{ACCESS_KEY}/{device}/#")
+    arrives_on = f"{UPLOAD_INGEST}/{device}/location"
+    iot = clients["iot"].subscribe(f"{UPLOAD_INGEST}/{device}/#")
     try:
         clients["vendor"].publish(topic, '{"retained":true}', retain=True)
-        assert [m.topic for m in iot.wait_for(1)] == [topic]
+        assert [m.topic for m in iot.wait_for(1)] == [arrives_on]
         # When the bridge reconnects: the vendor broker sends it again, this time with the retain
         # flag set (MQTT sends retained messages flagged to a new subscription only)
         # (once or twice: the bridge's own broker keeps a retained copy too, and hands it to the
         # aws-iot connection if that connects after the vendor's delivery - at least once, and
         # devicegate stores a retransmission once)
         loopback.restart_bridge()
-        assert {m.topic for m in iot.wait_for(1)} == {topic}
+        assert {m.topic for m in iot.wait_for(1)} == {arrives_on}
         # Then IoT Core did not keep it as a retained message (publishing with retain needs
         # iot:RetainPublish, which the bridge's policy does not grant): a new subscriber gets nothing
         late = Client(loopback.iot_plain_port)
         try:
-            assert late.subscribe(topic).drain() == []
+            assert late.subscribe(arrives_on).drain() == []
         finally:
             late.close()
     finally:
@@ -436,7 +460,7 @@ def test_messages_published_on_the_bridge_itself_go_only_their_way(
         loopback: Loopback, clients: dict[str, Client]) -> None:
     # Given subscribers to everything on both sides, and a client of the bridge's own listener
     device = _device()
-    iot = clients["iot"].subscribe("upload/#", "download/#")
+    iot = clients["iot"].subscribe("upload/#", "download/#", "$aws/rules/#")
     vendor = clients["vendor"].subscribe("upload/#", "download/#")
     local = Client(loopback.bridge.port)
     try:
@@ -447,7 +471,7 @@ def test_messages_published_on_the_bridge_itself_go_only_their_way(
     finally:
         local.close()
     # Then the record reaches IoT Core only, the command Jointech only, the other key neither
-    assert [m.topic for m in iot.wait_for(1)] == [f"upload/{ACCESS_KEY}/{device}/event"]
+    assert [m.topic for m in iot.wait_for(1)] == [f"{UPLOAD_INGEST}/{device}/event"]
     assert [m.topic for m in vendor.wait_for(1)] == [f"download/{ACCESS_KEY}/{device}/cmd"]
     # And the bridge never attempted what the stack's policy refuses (the test broker drops it
     # quietly; IoT Core would close the bridge's connection)
@@ -458,13 +482,15 @@ def test_the_bridge_logs_in_to_each_side_as_the_docs_say(loopback: Loopback) -> 
     # Given the rendered configuration the bridge runs
     config = loopback.bridge_config
     # Then it authenticates to the vendor with the rule's user and to "IoT Core" with the
-    # certificate whose identity is the thing, under the thing's name as client id
+    # certificate whose identity is the thing, under the thing's name as client id for the records
+    # and commands and a second one for the sub-lock records: exactly the ids the policy allows
     assert f"remote_username {VENDOR_USER}\n" in config
-    assert f"remote_clientid {THING}\n" in config
+    assert f"remote_clientid {THING}\n" in config and f"remote_clientid {THING}-sublock\n" in config
     assert "bridge_insecure false\n" in config
     vendor_log, iot_log = loopback.vendor.log(), loopback.iot.log()
     assert f"as {VENDOR_USER}_devicegate (" in vendor_log and f"u'{VENDOR_USER}')" in vendor_log, vendor_log
-    assert f"as {THING} (" in iot_log and f"u'{THING}')" in iot_log, iot_log
+    connected = set(re.findall(rf" as (\S+) \(p\d+, c\d+, k\d+, u'{re.escape(THING)}'\)", iot_log))
+    assert connected == {THING, f"{THING}-sublock"} == set(check_config(config).client_ids), iot_log
     # And its own listener is on loopback only
     assert f"listener {loopback.bridge.port} 127.0.0.1\n" in config
 
@@ -476,6 +502,7 @@ def _record_waits_for_iot_core(loopback: Loopback, restart_bridge: bool) -> None
     # Given IoT Core unreachable, and a record the bridge has taken from Jointech meanwhile
     device = _device()
     topic = f"upload/{ACCESS_KEY}/{device}/location"
+    arrives_on = f"{UPLOAD_INGEST}/{device}/location"
     loopback.stop("iot")
     vendor = Client(loopback.vendor.port, VENDOR_USER, VENDOR_PASSWORD)
     local = Client(loopback.bridge.port).subscribe(topic)
@@ -488,7 +515,7 @@ def _record_waits_for_iot_core(loopback: Loopback, restart_bridge: bool) -> None
         if restart_bridge:
             loopback.stop("bridge")
         loopback.start_again("iot")
-        iot = Client(loopback.iot_plain_port).subscribe(f"upload/{ACCESS_KEY}/{device}/#")
+        iot = Client(loopback.iot_plain_port).subscribe(f"{UPLOAD_INGEST}/{device}/#")
         if restart_bridge:
             loopback.start_again("bridge")  # connects at once: no back-off to wait for
         # Then the record reaches IoT Core once the bridge reconnects
@@ -496,7 +523,7 @@ def _record_waits_for_iot_core(loopback: Loopback, restart_bridge: bool) -> None
             arrived = iot.messages.get(timeout=ARRIVAL_TIMEOUT_S if restart_bridge else OUTAGE_TIMEOUT_S)
         except queue.Empty:
             pytest.fail(f"the record queued during the outage never reached IoT Core:\n{loopback.logs()}")
-        assert (arrived.topic, arrived.payload) == (topic, b'{"during":"outage"}')
+        assert (arrived.topic, arrived.payload) == (arrives_on, b'{"during":"outage"}')
         assert iot.drain() == []
     finally:
         vendor.close()

@@ -1,6 +1,7 @@
 """End to end over MQTT: paho → the stack's mosquitto → the template's IoT topic rules (played
-locally) → the MQTT function → DynamoDB → stream → outbox → SQS; and the iot-data Publish
-stand-in → mosquitto → a subscriber, the way device commands go down.
+locally, on their topics and by Basic Ingest as the Mosquitto bridge publishes) → the MQTT
+function → DynamoDB → stream → outbox → SQS; and the iot-data Publish stand-in → mosquitto → a
+subscriber, the way device commands go down.
 """
 
 from __future__ import annotations
@@ -163,6 +164,48 @@ def deployed_rule_name(logical_id: str) -> str:
     template = load_template(ROOT / "template.yaml")
     properties = template["Resources"][logical_id]["Properties"]
     return str(Resolver(template).resolve(properties.get("RuleName")) or logical_id)
+
+
+def basic_ingest(rule_id: str, topic: str) -> str:
+    """The topic the Mosquitto bridge publishes `topic` on for the rule `rule_id`."""
+    return f"$aws/rules/{deployed_rule_name(rule_id)}/{topic}"
+
+
+def test_a_record_by_basic_ingest_is_stored_once_also_when_it_comes_plain_too(local_stack, client):
+    # Given a sub-lock record the stack has not seen
+    record = json.loads((EVENTS / "jointech/records/mqtt-sublock.json").read_text())
+    record.update(assetId="8052400297")
+    payload = json.dumps(record).encode()
+    topic = f"upload/{ACCESS_KEY}/8052400297/{record['subAssetID']}/sublock"
+    # When the bridge publishes it by Basic Ingest to the sub-lock rule, and a device on its plain topic
+    client.publish(basic_ingest("JointechSublockRule", topic), payload)
+    client.publish(topic, payload)
+    # Then the rule read the same topic levels both times: one sub-lock event, published once
+    items = wait_for(lambda: mqtt_items(local_stack, "8052400297", "sublock"))
+    assert len(items) == 1, (items, local_stack.log()[-3000:])
+    seen = drain(local_stack, {items[0]["eventId"]["S"]})
+    assert seen[items[0]["eventId"]["S"]] == 1, seen
+    assert wait_for(lambda: "MQTT JointechSublockRule (Basic Ingest) -> JointechMqttFunction" in local_stack.log(),
+                    timeout_s=5)
+
+
+def test_a_payload_by_basic_ingest_that_is_not_json_lands_in_the_error_bucket_under_its_own_topic(
+        local_stack, client):
+    # Given a message that is not JSON, published by Basic Ingest to the upload rule
+    payload = b"(794308010643,1,001,BASE,1)"
+    topic = f"upload/{ACCESS_KEY}/794308010643/cmd"
+    s3 = local_stack.client("s3")
+    # When it is published
+    client.publish(basic_ingest("JointechMqttRule", topic), payload)
+    # Then the rule's error action keeps it under its own topic, without the Basic Ingest prefix
+    # (${topic()} does not see it, as in IoT Core), for the rule it named
+    prefix = f"quarantine/iot-errors/{topic}/"
+    keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=local_stack.bucket_name,
+                                                                    Prefix=prefix).get("Contents", [])])
+    assert len(keys) == 1, keys
+    record = json.loads(s3.get_object(Bucket=local_stack.bucket_name, Key=keys[0])["Body"].read())
+    assert (record["ruleName"], record["topic"]) == (deployed_rule_name("JointechMqttRule"), topic)
+    assert base64.b64decode(record["base64OriginalPayload"]) == payload
 
 
 def test_a_payload_that_is_not_json_lands_in_the_rule_error_bucket(local_stack, client):

@@ -32,14 +32,24 @@ from devicegate_cli.local_iot_rules import (
     SelectItem,
     TopicRule,
     async_invoke_config,
+    basic_ingest_filter,
     build_output,
     decode_document,
     error_action_record,
     parse_rule_sql,
+    rule_topic,
     substitute,
+    topic_matches,
     topic_rules,
 )
-from devicegate_cli.local_mqtt import IOT_DATA_ENDPOINT_VARIABLE, Broker, BrokerError, IotDataServer, find_mosquitto
+from devicegate_cli.local_mqtt import (
+    IOT_DATA_ENDPOINT_VARIABLE,
+    Broker,
+    BrokerError,
+    IotDataServer,
+    RuleSubscriber,
+    find_mosquitto,
+)
 from devicegate_cli.local_resources import Resolver, TemplateError, create_resources, function_specs
 from tests.support import ROOT, load_event, load_record
 
@@ -129,6 +139,40 @@ def test_output_is_the_sample_event_the_function_is_tested_with(name, topic):
     # Then it is exactly the sample rule event (events/jointech/iot-*.json) and what replay rebuilds
     assert event == load_event(f"jointech/iot-{name}.json")
     assert event == event_from_topic(topic, load_record("jointech", name))
+    # And a record that failed on its Basic Ingest topic replays the same
+    assert event == event_from_topic(f"$aws/rules/devicegate_jointech_upload/{topic}", load_record("jointech", name))
+
+
+@pytest.mark.parametrize("name, topic", [
+    ("mqtt-location", "upload/ak-demo/8052400203/location"),
+    ("mqtt-sublock", "upload/ak-demo/8052400203/E0171E0366/sublock"),
+])
+def test_by_basic_ingest_a_rule_reads_the_same_levels(name, topic):
+    # Given a record published by Basic Ingest, as the Mosquitto bridge does, on
+    # $aws/rules/<the rule's name>/<its topic>
+    rule = "JointechSublockRule" if topic.endswith("/sublock") else "JointechMqttRule"
+    rule_name = f"devicegate_local_{rule}"
+    seen, basic_ingest = rule_topic(rule_name, f"$aws/rules/{rule_name}/{topic}")
+    # When the local rule builds the Lambda event from it
+    event = build_output(parse_rule_sql(template_sql(rule), rule), load_record("jointech", name), seen, NOW_MS)
+    # Then the rule saw the topic without the prefix (topic(n) does not count it, as in IoT Core),
+    # so the event is the sample rule event, as for the plain topic
+    assert (seen, basic_ingest) == (topic, True)
+    assert event == load_event(f"jointech/iot-{name}.json")
+
+
+def test_only_a_rules_own_basic_ingest_topics_are_its_own():
+    # A plain topic is seen as it is; another rule's Basic Ingest topic is not this rule's
+    assert rule_topic("r_upload", "upload/ak/d/location") == ("upload/ak/d/location", False)
+    assert rule_topic("r_upload", "$aws/rules/r_upload_2/upload/ak/d/location")[1] is False
+    # The rule's prefix alone is a message with an empty topic (IoT Core takes it; topic(n) is undefined)
+    assert rule_topic("r_upload", "$aws/rules/r_upload") == ("", True)
+    # And the filter a subscriber uses matches exactly those, never a plain topic
+    assert basic_ingest_filter("r_upload") == "$aws/rules/r_upload/#"
+    assert topic_matches("$aws/rules/r_upload/#", "$aws/rules/r_upload")
+    assert topic_matches("$aws/rules/r_upload/#", "$aws/rules/r_upload/upload/ak/d/location")
+    assert not topic_matches("$aws/rules/r_upload/#", "$aws/rules/r_upload_2/upload/ak/d/location")
+    assert not topic_matches("upload/+/+/+", "upload/ak/d/e/sublock")
 
 
 def test_later_items_win_and_missing_topic_levels_are_left_out():
@@ -528,3 +572,66 @@ def test_a_busy_port_is_a_clear_error():
         with pytest.raises(BrokerError, match=f"port {port} .*already in use.*--mqtt-port"):
             broker.start()
         assert not broker.running
+
+
+class RecordingEngine:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def submit(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+@needs_mosquitto
+def test_a_rule_gets_its_topics_and_its_basic_ingest_topics_once_each():
+    # Given the broker and the upload rule's subscriber
+    import paho.mqtt.publish as publish
+
+    port = _free_port()
+    broker = Broker("127.0.0.1", port)
+    broker.start()
+    rule = TopicRule("JointechMqttRule", "dg_jointech_upload", RULE.query, RULE.targets, RULE.error_action)
+    engine = RecordingEngine()
+    subscriber = RuleSubscriber(rule, "127.0.0.1", port, engine)
+    try:
+        subscriber.start()
+        # When records are published on a plain topic, on the rule's Basic Ingest topic, on
+        # another rule's, and a sub-lock topic by Basic Ingest to this rule
+        publish.multiple([
+            {"topic": "upload/ak/8052400203/location", "payload": b"plain", "qos": 1},
+            {"topic": "$aws/rules/dg_jointech_upload/upload/ak/8052400203/location", "payload": b"basic", "qos": 1},
+            {"topic": "$aws/rules/dg_jointech_sublock/upload/ak/8052400203/E01/sublock", "payload": b"other", "qos": 1},
+            {"topic": "$aws/rules/dg_jointech_upload/upload/ak/8052400203/E01/sublock", "payload": b"named", "qos": 1},
+            {"topic": "upload/ak/marker/location", "payload": b"marker", "qos": 1},
+        ], hostname="127.0.0.1", port=port)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(m.payload == b"marker" for m in engine.messages):
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        subscriber.stop()
+        broker.stop()
+    # Then the rule got its plain and its Basic Ingest message once each, both seen on the plain
+    # topic; not the other rule's; and the sub-lock topic named for it too: IoT Core hands a Basic
+    # Ingest message to the rule it names, whatever its FROM filter (the bridge must not send it)
+    got = [(m.payload, m.topic, m.basic_ingest) for m in engine.messages]
+    assert got == [
+        (b"plain", "upload/ak/8052400203/location", False),
+        (b"basic", "upload/ak/8052400203/location", True),
+        (b"named", "upload/ak/8052400203/E01/sublock", True),
+        (b"marker", "upload/ak/marker/location", False),
+    ]
+
+
+def test_the_banner_shows_each_rules_basic_ingest_topics():
+    # Given the local MQTT side (not started) with the template's two rules under their local names
+    template = load_template(TEMPLATE)
+    rules = [TopicRule(rule_id, Resolver(template).resolve(template["Resources"][rule_id]["Properties"]["RuleName"]),
+                       parse_rule_sql(template_sql(rule_id), rule_id), RULE.targets, None)
+             for rule_id in ("JointechMqttRule", "JointechSublockRule")]
+    mqtt = local_mqtt.LocalMqtt("127.0.0.1", 1883, 0, rules, RecordingEngine())
+    # Then the banner names both filters of each rule and a Basic Ingest example for the upload rule
+    lines = "\n".join(mqtt.banner_lines())
+    assert "'upload/+/+/+', Basic Ingest '$aws/rules/devicegate_local_jointech_upload/#'" in lines
+    assert "'upload/+/+/+/sublock', Basic Ingest '$aws/rules/devicegate_local_jointech_sublock/#'" in lines
+    assert "-t '$aws/rules/devicegate_local_jointech_upload/upload/ak-demo/8052400203/location'" in lines

@@ -22,8 +22,12 @@ def iot_push(vendor: str, event: Any, request_id: str = "") -> RawPush:
 
 
 def event_from_topic(topic: str, message: Any) -> Any:
-    """What the rule's SELECT would have produced for `message` published on `topic`."""
+    """What the rule's SELECT would have produced for `message` published on `topic` (a Basic
+    Ingest topic, $aws/rules/<rule>/upload/..., reads as the topic after the rule's prefix, as
+    topic(n) does in the rule)."""
     parts = topic.split("/")
+    if parts[:2] == ["$aws", "rules"]:
+        parts = parts[3:]
     if not isinstance(message, dict) or len(parts) < 4 or parts[0] != "upload":
         return message
     event = dict(message, accessKey=parts[1], deviceNum=parts[2])
