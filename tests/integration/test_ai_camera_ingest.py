@@ -1,6 +1,7 @@
 """AI camera end to end in one process: heartbeats answered with the camera's own configuration
-or the deployment default (one cached read), retransmissions, other operators, device info in
-state, and the offline sweep following each camera's heartbeat interval."""
+or the deployment default (read for every heartbeat, the last one read kept for outages),
+retransmissions, other operators, device info in state, and the offline sweep following each
+camera's heartbeat interval."""
 
 from __future__ import annotations
 
@@ -95,20 +96,90 @@ def test_a_retransmitted_heartbeat_is_acknowledged_the_same_and_stored_once(stac
     assert len(run_outbox(stack)) == 1
 
 
-def test_the_hot_path_reads_a_cameras_configuration_at_most_once_per_minute(stack, monkeypatch):
-    # Given a camera with a configuration, and the reads the function makes counted
-    write_config(stack, SERIAL, CONFIG)
+def counted_reads(monkeypatch) -> list[dict]:
+    """The configuration reads the camera's function makes, counted as they go through."""
     from devicegate.ingest.wiring import http_pipeline
 
     configs = http_pipeline("ai-camera").configs
-    reads = []
+    reads: list[dict] = []
     real = configs._ddb.get_item
     monkeypatch.setattr(configs._ddb, "get_item", lambda **kw: reads.append(kw) or real(**kw), raising=False)
-    # When it beats three times in a row
-    for n in range(3):
-        assert post(heartbeat(event_id=n + 10))[0] == 200
-    # Then the configuration was read once
-    assert len(reads) == 1
+    return reads
+
+
+def failing_reads(monkeypatch) -> None:
+    """From now on the table cannot be read (throttled, or unreachable)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from devicegate.ingest.wiring import http_pipeline
+
+    def unreachable(**kw):
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(http_pipeline("ai-camera").configs._ddb, "get_item", unreachable, raising=False)
+
+
+def strategy_set(stack, monkeypatch, tmp_path, config: dict) -> None:
+    """`devicegate strategy set --device SERIAL --file ...` against this stack."""
+    from devicegate_cli import commands
+    from devicegate_cli.main import main
+
+    monkeypatch.setattr(commands, "resolve_target",
+                        lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
+    path = tmp_path / "strategy.json"
+    path.write_text(json.dumps(config))
+    assert main(["strategy", "set", "--device", SERIAL, "--file", str(path), "--by", "ops"]) == 0
+
+
+def test_a_strategy_set_between_two_heartbeats_is_in_the_answer_to_the_next_one(stack, monkeypatch, tmp_path):
+    # Given a camera answered with the deployment default (no strategy), its reads counted
+    reads = counted_reads(monkeypatch)
+    status, first = post(heartbeat(event_id=10))
+    assert status == 200 and "strategy" not in first["info"]
+    # When an operator sets its strategy with the CLI, right before the camera's next heartbeat
+    strategy_set(stack, monkeypatch, tmp_path, CONFIG)
+    status, second = post(heartbeat(event_id=11))
+    # Then that very heartbeat is told the strategy and the interval: one read per heartbeat,
+    # no cache in between
+    assert status == 200
+    assert second["info"]["strategy"] == CONFIG["strategy"]
+    assert second["info"]["heartbeatInterval"] == CONFIG["heartbeatInterval"]
+    assert len(reads) == 2
+
+
+def test_a_failing_read_answers_with_the_strategy_this_environment_read_last(stack, monkeypatch, logs):
+    # Given a configured camera whose configuration this environment has read
+    write_config(stack, SERIAL, CONFIG)
+    assert post(heartbeat(event_id=20))[1]["info"]["strategy"] == CONFIG["strategy"]
+    # When the table cannot be read at its next heartbeat
+    failing_reads(monkeypatch)
+    status, answer = post(heartbeat(event_id=21))
+    # Then it is still answered, with the strategy read last rather than the deployment default
+    assert status == 200 and answer["result"]["errorNo"] == 0
+    assert answer["info"]["strategy"] == CONFIG["strategy"]
+    assert answer["info"]["heartbeatInterval"] == CONFIG["heartbeatInterval"]
+    assert "answering with the last one read" in logs()
+    # And a camera this environment never read is told to retry (503), not the default in place
+    # of a configuration it may have: its heartbeat is stored, the retry answered in full
+    other_status, other = post(heartbeat(event_id=1, serial="I320013590DEA0BE21F0002"))
+    assert other_status == 503 and other["result"]["errorNo"] == 503
+
+
+def test_an_unchanged_configuration_is_handed_out_as_the_same_map(stack):
+    from devicegate.store.configs import DeviceConfigs
+
+    # Given a configured camera, read once
+    write_config(stack, SERIAL, CONFIG)
+    configs = DeviceConfigs(stack.ddb, stack.table)
+    first = configs.get("ai-camera", SERIAL)
+    # When it is read again unchanged, then after an app changed it
+    again = configs.get("ai-camera", SERIAL)
+    write_config(stack, SERIAL, {**CONFIG, "heartbeatInterval": 45})
+    changed = configs.get("ai-camera", SERIAL)
+    # Then the unchanged read is the same object (the adapter validates once per change, not per
+    # heartbeat) and the changed one is new
+    assert again is first and first == CONFIG
+    assert changed is not first and changed["heartbeatInterval"] == 45
 
 
 def test_an_invalid_configuration_written_by_an_app_falls_back_to_the_default(stack):
@@ -184,7 +255,8 @@ def test_a_camera_goes_offline_after_three_missed_heartbeats_of_its_own_interval
     assert sorted(d["deviceId"] for d in offline_devices(stack.ddb, stack.table, "ai-camera")) == sorted(
         [SERIAL, "I320013590DEA0BE21F0002"])
     messages = run_outbox(stack)
-    assert sorted(m["data"]["data"]["offlineAfterSeconds"] for m in messages) == [120, 210]
+    # (offline since last contact + its interval, three heartbeats: as for every vendor)
+    assert sorted(m["data"]["data"]["offlineAfterSeconds"] for m in messages) == [90, 180]
 
     # When the 30 s camera beats again
     post(heartbeat(event_id=2, time="2020-03-31T10:20:00+08"))

@@ -10,7 +10,9 @@ a token, a raw path or a personal field.
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger(service="devicegate")
+# RFC 3339 timestamps: with the functions logging JSON (LoggingConfig), Lambda filters lines by
+# their "level" and reads a line whose timestamp is not RFC 3339 as INFO.
+logger = Logger(service="devicegate", use_rfc3339=True)
 # Only botocore is traced: patching every library X-Ray knows means importing them all at cold start.
 tracer = Tracer(service="devicegate", patch_modules=("botocore",))
 metrics = Metrics(namespace="Devicegate", service="devicegate")

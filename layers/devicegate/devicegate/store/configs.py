@@ -2,15 +2,14 @@
 
 Item: pk CFG#{vendor}#{device}, sk CONFIG, attribute `config` (a map whose shape the vendor's
 adapter documents: the AI camera's heartbeat interval, send mode and strategy). The ingest
-function reads it at most once per device per CACHE_SECONDS (a warm Lambda answers a camera's
-heartbeats from memory), so a change reaches a device within that time plus one heartbeat.
+function reads it for every answer that carries it, so a change (`devicegate strategy set`)
+reaches a device with its very next heartbeat. What each environment read last is kept only as
+the answer for when the table cannot be read.
 """
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 from devicegate.infra.aws import failures, unavailable
@@ -18,28 +17,26 @@ from devicegate.infra.observability import logger
 from devicegate.store import keys
 from devicegate.store.codec import from_item
 
-CACHE_SECONDS = 60.0
 # Bounded: one warm function may serve a large fleet; the least recently used entries go first.
-CACHE_ENTRIES = 10_000
+LAST_READ_ENTRIES = 10_000
 
 
 class DeviceConfigs:
-    def __init__(self, dynamodb: Any, table: str, ttl_s: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, dynamodb: Any, table: str):
         self._ddb = dynamodb
         self._table = table
-        self._ttl = ttl_s
-        self._clock = clock
-        self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
+        # (vendor, device) -> the `config` map last read (None: the device had none).
+        self._last_read: OrderedDict[tuple[str, str], dict[str, Any] | None] = OrderedDict()
 
     def get(self, vendor: str, device_id: str) -> dict[str, Any] | None:
-        """The device's `config` map, or None when apps have written none."""
+        """The device's `config` map, or None when apps have written none.
+
+        Read on every call rather than cached: one eventually consistent GetItem of an item
+        under 4 KB is 0.5 read request unit, about $0.06 per million heartbeats on demand, the
+        price of a change reaching the device at once. When the read fails, the map this
+        environment read last is answered; with none, StorageUnavailable (the answer is retried).
+        """
         key = (vendor, device_id)
-        now = self._clock()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
-            self._cache.move_to_end(key)
-            return cached[1]
         try:
             result = self._ddb.get_item(
                 TableName=self._table,
@@ -47,20 +44,29 @@ class DeviceConfigs:
                 ProjectionExpression="#c", ExpressionAttributeNames={"#c": "config"},
             )
         except failures() as exc:
-            if cached is not None:
+            if key in self._last_read:
                 # A stale configuration beats a fallback to the default: the device would
                 # otherwise flip its detections back and forth with the table's availability.
-                logger.warning("device configuration unreadable, answering with the cached one",
+                self._last_read.move_to_end(key)
+                logger.warning("device configuration unreadable, answering with the last one read",
                                extra={"vendor": vendor, "error_type": type(exc).__name__})
-                return cached[1]
+                return self._last_read[key]
+            # Nothing read yet: not the deployment default either, since the device may have
+            # its own (a camera told another heartbeat interval than the sweep expects would go
+            # offline). The event is stored; the sender's retry is a duplicate answered in full.
             raise unavailable("configuration read", exc) from None
         item = result.get("Item")
         config = from_item(item).get("config") if item else None
         if config is not None and not isinstance(config, dict):
             logger.warning("device configuration is not a map; ignored", extra={"vendor": vendor})
             config = None
-        self._cache[key] = (now, config)
-        self._cache.move_to_end(key)
-        while len(self._cache) > CACHE_ENTRIES:
-            self._cache.popitem(last=False)
+        previous = self._last_read.get(key)
+        if previous is not None and previous == config:
+            # The same map object as long as the item is unchanged: the adapter resolves a
+            # configuration (pydantic, 29 strategy fields) once per object, not per heartbeat.
+            config = previous
+        self._last_read[key] = config
+        self._last_read.move_to_end(key)
+        while len(self._last_read) > LAST_READ_ENTRIES:
+            self._last_read.popitem(last=False)
         return config

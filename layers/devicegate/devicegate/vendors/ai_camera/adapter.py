@@ -129,9 +129,9 @@ class AiCameraAdapter(VendorAdapter):
     def __init__(self, clock: Callable[[], datetime] = now_utc):
         self._clock = clock
         # Resolved configurations by the configuration map they came from. DeviceConfigs hands
-        # out the same map object for a device until it re-reads the item, so validating and
-        # merging (pydantic, 29 fields: a third of the heartbeat's own cost) happens once per
-        # read, not once per heartbeat. The entry holds the map, so its id cannot be reused.
+        # out the same map object for a device as long as its item is unchanged, so validating
+        # and merging (pydantic, 29 fields: a third of the heartbeat's own cost) happens once per
+        # change, not once per heartbeat. The entry holds the map, so its id cannot be reused.
         self._resolved: OrderedDict[int | None, tuple[Any, dict[str, Any]]] = OrderedDict()
 
     def _told(self, config: dict[str, Any] | None, device: str) -> dict[str, Any]:
