@@ -55,16 +55,23 @@ PRICES = {
 
 ASSUMPTIONS = {
     # Billed duration of one warm invocation, rounded up to the millisecond as Lambda bills: the
-    # handler's own time (bench/run.py measures it: well under 1 ms) plus its AWS round trips in
-    # the region (a DynamoDB write answers in ~4-6 ms, an S3 put in ~15-25 ms).
+    # handler's own CPU time, scaled to the function's memory (Lambda gives one vCPU at 1,769 MB
+    # and a proportional share below; bench/run.py measures the warm work at well under 1 ms of
+    # one core, 1 ms is used), plus its AWS round trips in the region (a DynamoDB write answers
+    # in ~4-6 ms, an S3 put in ~15-25 ms).
     "webhook_ms_per_round_trip": 6,
-    "webhook_ms_own": 2,
+    "webhook_cpu_ms_at_one_vcpu": 1.0,
+    "mb_per_vcpu": 1769,
     # The outbox handles a stream batch: per event its share of the SQS batch call and its
     # state read and write (the writes run one after the other per device).
     "outbox_ms_per_event": 4,
-    # Events per outbox invocation in steady state (BatchSize 100, a 1 s batching window: at
-    # 100 events/s and more the batches are full).
-    "outbox_batch_events": 100,
+    # ... and per invocation, whatever its size: the batch's state read, its queue send, the
+    # handler's own overhead.
+    "outbox_ms_per_batch": 20,
+    # Events per outbox invocation (BatchSize 100, a 1 s batching window): one invocation per
+    # stream shard and window, and a large table has many shards each carrying few writes/s
+    # (docs/capacity.md), so 10 rather than a full batch.
+    "outbox_batch_events": 10,
     # Lambda's platform lines per invocation at SystemLogLevel INFO (START, END, REPORT in JSON);
     # none at WARN, the template's default.
     "platform_log_bytes_info": 700,
@@ -302,6 +309,13 @@ class PathSpec:
     fixture: str  # events/<...>.json: the new event (sent again: its retransmission)
     transport: str  # https | mqtt
     invalid: Callable[[dict], dict]  # the fixture made invalid
+    #: The device's next event, where the same record sent again would not be an ordinary one
+    #: (an alarm's next step); else the fixture itself is stored again as a new event.
+    next_fixture: str | None = None
+
+    @property
+    def vendor(self) -> str:
+        return self.fixture.split("/")[0]
 
 
 def _bad_http_body(event: dict) -> dict:
@@ -326,7 +340,8 @@ PATHS = (
     PathSpec("Face terminal record with photo", "FaceTerminalWebhookFunction", "functions.face_terminal_webhook.app",
              "face-terminal/http-variation-record-with-photo-and-pin.json", "https", _bad_http_body),
     PathSpec("Face terminal alarm (lifecycle)", "FaceTerminalWebhookFunction", "functions.face_terminal_webhook.app",
-             "face-terminal/http-doc-alarm-raised-with-device.json", "https", _bad_http_body),
+             "face-terminal/http-doc-alarm-raised-with-device.json", "https", _bad_http_body,
+             next_fixture="face-terminal/http-variation-alarm-released.json"),
     PathSpec("SenseLink record", "SenseLinkWebhookFunction", "functions.senselink_webhook.app",
              "senselink/http-sub-record-employee.json", "https", _bad_http_body),
     PathSpec("Mettax GPS", "MettaxWebhookFunction", "functions.mettax_webhook.app",
@@ -346,10 +361,13 @@ class Measured:
 @dataclass
 class PathResult:
     spec: PathSpec
-    new: Measured
-    outbox: Measured
+    first: Measured  # the device's first event (its item and list entries are created)
+    first_outbox: Measured
     retransmission: Measured
     invalid: Measured
+    new: Measured  # a new event of a device already known: the steady state, what is priced
+    outbox: Measured
+    sizes: dict[str, int] = field(default_factory=dict)  # stored item bytes (DynamoDB's rules)
 
 
 class Stack:
@@ -380,6 +398,29 @@ class Stack:
 
     def stop(self) -> None:
         self._mock.stop()
+
+    def _items(self, prefixes: tuple[str, ...]) -> list[dict]:
+        items, kwargs = [], {}
+        while True:
+            page = self.ddb.scan(TableName=self.table, **kwargs)
+            items += [i for i in page["Items"] if i["pk"]["S"].startswith(prefixes)]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def forget_events(self, vendor: str) -> dict[str, int]:
+        """Delete the vendor's stored events and id markers (consuming their stream records);
+        returns the largest event item's size."""
+        items = self._items((f"E#{vendor}#", f"EID#{vendor}#"))
+        size = max((item_size(i) for i in items if i["pk"]["S"].startswith("E#")), default=0)
+        for item in items:
+            self.ddb.delete_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+        self.new_stream_records()
+        return {"event item": size}
+
+    def state_sizes(self, vendor: str) -> dict[str, int]:
+        items = self._items((f"D#{vendor}#",))
+        return {"device item": max((item_size(i) for i in items), default=0)}
 
     def new_stream_records(self) -> list[dict]:
         streams = self.session.client("dynamodbstreams")
@@ -442,14 +483,27 @@ def measure() -> list[PathResult]:
             stack.new_stream_records()
             meter.take()
             _, logged = _invoke(handler, event, spec.function)
-            new = Measured(meter.take(), logged)
+            first = Measured(meter.take(), logged)
             _, logged = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
-            drained = Measured(meter.take(), logged)
+            first_drained = Measured(meter.take(), logged)
             _, logged = _invoke(handler, event, spec.function)
             again = Measured(meter.take(), logged)
             _, logged = _invoke(handler, spec.invalid(event), spec.function)
             invalid = Measured(meter.take(), logged)
-            results.append(PathResult(spec, new, drained, again, invalid))
+            # The steady state: the same record as a new event of the now known device (its event
+            # item and id marker taken away, so it is stored again, same size, received later).
+            if spec.next_fixture:
+                sizes = {}
+                # Its body on the first one's route (the same device, as the route names it).
+                event = dict(event, body=json.loads((ROOT / "events" / spec.next_fixture).read_text())["body"])
+            else:
+                sizes = stack.forget_events(spec.vendor)
+            _, logged = _invoke(handler, event, spec.function)
+            new = Measured(meter.take(), logged)
+            _, logged = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+            drained = Measured(meter.take(), logged)
+            sizes.update(stack.state_sizes(spec.vendor))
+            results.append(PathResult(spec, first, first_drained, again, invalid, new, drained, sizes))
         return results
     finally:
         stack.stop()
@@ -473,15 +527,16 @@ class Settings:
         template = load_template(TEMPLATE)
         params = template["Parameters"]
         globals_ = template.get("Globals", {}).get("Function", {})
-        memory = {}
-        for name, resource in template["Resources"].items():
-            if resource.get("Type") == "AWS::Serverless::Function":
-                memory[name] = int(resource["Properties"].get("MemorySize", globals_.get("MemorySize", 128)))
 
         def value(setting: Any, default: str) -> str:
             if isinstance(setting, dict) and "Ref" in setting:
                 return str(params[setting["Ref"]]["Default"])
             return str(setting) if setting is not None else default
+
+        memory = {}
+        for name, resource in template["Resources"].items():
+            if resource.get("Type") == "AWS::Serverless::Function":
+                memory[name] = int(value(resource["Properties"].get("MemorySize", globals_.get("MemorySize")), "128"))
 
         logging = globals_.get("LoggingConfig", {})
         rules = [r["Properties"]["TopicRulePayload"]["Sql"] for r in template["Resources"].values()
@@ -492,17 +547,21 @@ class Settings:
                    bool(rules) and "$aws/rules/" in policy)
 
 
-def dollars_per_million(result: PathResult, settings: Settings) -> dict[str, float]:
-    """$ per million new events of this path, by service."""
+def dollars_per_million(result: PathResult, settings: Settings, batch_events: float | None = None) -> dict[str, float]:
+    """$ per million new events of this path, by service (`batch_events`: events per outbox
+    invocation, the assumption's unless given)."""
     a, price = ASSUMPTIONS, PRICES
     new, outbox = result.new, result.outbox
-    per_batch = 1 / a["outbox_batch_events"]
+    per_batch = 1 / (batch_events or a["outbox_batch_events"])
     round_trips = sum(new.usage.requests.values())
-    ingest_ms = a["webhook_ms_own"] + a["webhook_ms_per_round_trip"] * round_trips
-    gb = settings.memory_mb[result.spec.function] / 1024
+    memory = settings.memory_mb[result.spec.function]
+    own_ms = a["webhook_cpu_ms_at_one_vcpu"] * max(1.0, a["mb_per_vcpu"] / memory)
+    ingest_ms = math.ceil(own_ms + a["webhook_ms_per_round_trip"] * round_trips)
+    gb = memory / 1024
     outbox_gb = settings.memory_mb["OutboxFunction"] / 1024
     lambda_cost = (price["lambda_request"] * (1 + per_batch)
-                   + price["lambda_gb_second_arm64"] * (gb * ingest_ms + outbox_gb * a["outbox_ms_per_event"]) / 1000)
+                   + price["lambda_gb_second_arm64"] * (gb * ingest_ms + outbox_gb * (a["outbox_ms_per_event"]
+                                                                         + a["outbox_ms_per_batch"] * per_batch)) / 1000)
     if result.spec.transport == "https":
         front = price["apigw_http_request"]
     else:
@@ -546,19 +605,26 @@ def report(results: list[PathResult], settings: Settings) -> str:
              "units computed from the stored items by DynamoDB's size rules, for the table and every index with its",
              "projection; list prices of us-east-1 (bench/cost.py PRICES) and the stated assumptions below.", "",
              f"Template settings priced: Tracing `{settings.tracing}`, SystemLogLevel `{settings.system_log_level}`, "
-             f"MQTT through Basic Ingest: {'yes' if settings.basic_ingest else 'no'}.", "",
+             f"MQTT through Basic Ingest: {'yes' if settings.basic_ingest else 'no'}, ingest memory "
+             f"{settings.memory_mb.get('JointechWebhookFunction')} MB.", "",
+             "A *new* event is one of a device the gateway already knows (the steady state, what the prices are for);",
+             "a device's *first* event also creates its item and its entries in the device list and the due list.",
+             "The outbox's requests are per batch: with several events of a device in one batch its state is still",
+             "one read and one write, so these per-event figures are the worst case (one event per device per batch).", "",
              "### AWS requests and DynamoDB units per event", "",
-             "| path | new: ingest requests | outbox requests (per batch of its events) | write units (new, end to end) "
-             "| read units | retransmission | invalid |",
-             "|---|---|---|---|---|---|---|"]
+             "| path | new: ingest requests | outbox requests (per batch of its events) | write units, new event "
+             "(end to end) | first event of a device | read units | retransmission | invalid | item bytes |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         def reqs(m: Measured) -> str:
             return ", ".join(f"{op} {n}" for op, n in sorted(m.usage.requests.items())) or "-"
         again = f"{reqs(r.retransmission)}; {sum(r.retransmission.usage.wru.values())} WU"
         bad = f"{reqs(r.invalid)}; {sum(r.invalid.usage.wru.values())} WU"
+        first = sum(r.first.usage.wru.values()) + sum(r.first_outbox.usage.wru.values())
+        sizes = ", ".join(f"{name} {size}" for name, size in r.sizes.items())
         lines.append(f"| {r.spec.title} | {reqs(r.new)} | {reqs(r.outbox)} | "
-                     f"{sum(r.new.usage.wru.values()) + sum(r.outbox.usage.wru.values())} ({write_unit_breakdown(r)}) "
-                     f"| {r.new.usage.rru + r.outbox.usage.rru:g} | {again} | {bad} |")
+                     f"**{sum(r.new.usage.wru.values()) + sum(r.outbox.usage.wru.values())}** ({write_unit_breakdown(r)}) "
+                     f"| {first} | {r.new.usage.rru + r.outbox.usage.rru:g} | {again} | {bad} | {sizes} |")
     services = ["API Gateway", "IoT Core", "Lambda", "DynamoDB", "SQS", "S3", "CloudWatch Logs", "X-Ray"]
     lines += ["", "### $ per million new events, by service", "",
               "| path | " + " | ".join(services) + " | total |", "|---" * (len(services) + 2) + "|"]
@@ -568,7 +634,15 @@ def report(results: list[PathResult], settings: Settings) -> str:
         totals[r.spec.title] = sum(costs.values())
         lines.append(f"| {r.spec.title} | " + " | ".join(f"{costs[s]:.3f}" if s in costs else "-" for s in services)
                      + f" | **{totals[r.spec.title]:.2f}** |")
-    lines += ["", "Log bytes per new event (what the functions logged here): "
+    sensitivity = [(n, {r.spec.title: sum(dollars_per_million(r, settings, n).values()) for r in results[:2]})
+                   for n in (100, 10, 3, 1)]
+    lines += ["", "Events per outbox invocation move the outbox's share: a young table has few stream shards, each",
+              "carrying many writes, and its batches fill (100); a table of many terabytes has about one stream shard",
+              "per partition, each carrying few writes per second, and batches shrink toward one event within the",
+              "1 s batching window (docs/capacity.md). Totals at 100 / 10 / 3 / 1 events per batch: "
+              + "; ".join(f"{title} " + " / ".join(f"${costs[title]:.2f}" for _, costs in sensitivity)
+                          for title in sensitivity[0][1]) + ".",
+              "", "Log bytes per new event (what the functions logged here): "
               + ", ".join(f"{r.spec.title} {r.new.log_bytes} + outbox {r.outbox.log_bytes} per batch" for r in results[:2]),
               "", "Assumptions:", ""]
     lines += [f"- `{name}` = {value}" for name, value in ASSUMPTIONS.items()]

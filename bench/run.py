@@ -471,14 +471,12 @@ def main() -> int:
     text += NOTES
     print(text)
     if args.write:
-        path = ROOT / "docs" / "benchmarks.md"
-        # Sections other benchmarks own (bench/backlog.py's "Backlog burst") are kept as they are.
-        existing = path.read_text() if path.exists() else ""
-        others = existing.find("\n## Backlog burst")
-        tail = existing[others:] if others >= 0 else ""
-        path.write_text("# Benchmarks\n\nProduced by `bench/run.py`; rerun it after changing the hot path.\n\n"
-                        + text.rstrip("\n") + "\n" + tail)
-        print(f"written to {path.relative_to(ROOT)}")
+        sys.path.insert(0, str(ROOT))
+        from bench.doc_sections import DOCS, replace_section
+
+        # Its own section only: the others (bench/backlog.py's, bench/cost.py's) stay as they are.
+        replace_section(text)
+        print(f"written to {DOCS.relative_to(ROOT)}")
     return 0
 
 

@@ -88,12 +88,29 @@ class Stack:
         return [from_item(i) for i in items if i["pk"]["S"].startswith(f"Q#{vendor}#")]
 
     def state(self, vendor: str, device: str) -> dict[str, dict[str, Any]]:
+        """The device's state groups by name ({at, eventId, value}), read from its one item; the
+        summary also carries the item's liveness fields (heardAt, online, offlineSince)."""
         from devicegate.store import keys
 
-        items = self.ddb.query(TableName=self.table, KeyConditionExpression="pk = :p",
-                               ExpressionAttributeValues={":p": {"S": keys.device_pk(vendor, device)}})["Items"]
-        # State groups only (S#...): the partition also holds alarm lifecycles and configuration.
-        return {i["group"]: i for i in map(from_item, items) if i["sk"].startswith("S#")}
+        found = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
+                                  Key={"pk": {"S": keys.device_pk(vendor, device)}, "sk": {"S": keys.STATE_SK}})
+        if "Item" not in found:
+            return {}
+        item = from_item(found["Item"])
+        groups = {name: dict(group, group=name) for name, group in item.get("state", {}).items()}
+        if "summary" in groups:
+            summary = groups["summary"]
+            summary["value"] = dict(summary["value"], lastSeen=summary["at"], lastEventId=summary["eventId"])
+            summary.update({k: item[k] for k in ("heardAt", "online", "offlineSince", "gsi3pk", "gsi3sk",
+                                                  "gsi5pk", "gsi5sk") if k in item})
+        return groups
+
+    def device_item(self, vendor: str, device: str) -> dict[str, Any] | None:
+        from devicegate.store import keys
+
+        found = self.ddb.get_item(TableName=self.table, ConsistentRead=True,
+                                  Key={"pk": {"S": keys.device_pk(vendor, device)}, "sk": {"S": keys.STATE_SK}})
+        return from_item(found["Item"]) if "Item" in found else None
 
     def queue_messages(self) -> list[dict[str, Any]]:
         sqs = self.session.client("sqs")

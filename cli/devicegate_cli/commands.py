@@ -268,7 +268,7 @@ def cmd_event(args: argparse.Namespace) -> int:
     from devicegate.store.queries import event_by_id
 
     t = resolve_target(args)
-    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.id)
+    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.device, args.id, _iso(args.at))
     if event is None:
         print(f"no {args.vendor} event {args.id}", file=sys.stderr)
         return 1
@@ -428,9 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alarms)
 
-    p = sub.add_parser("event", parents=[target], help="one event by id")
+    p = sub.add_parser("event", parents=[target], help="one event by id (events are filed by device)")
     p.add_argument("--vendor", required=True)
+    p.add_argument("--device", required=True)
     p.add_argument("--id", required=True)
+    p.add_argument("--at", help="its occurredAt (a queue message's `time`): one read instead of a search")
     p.set_defaults(func=cmd_event)
 
     p = sub.add_parser("quarantine", parents=[target], help="payloads kept after a rejection")

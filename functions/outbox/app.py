@@ -6,6 +6,7 @@ retries (OutboxFailureQueue) are published again once the queue or the table ans
 
 from functools import cache
 
+from devicegate.core.offline import OfflinePolicy, offline_after_from_env
 from devicegate.infra.aws import client
 from devicegate.infra.observability import logger, tracer
 from devicegate.infra.settings import get_settings
@@ -13,7 +14,7 @@ from devicegate.outbox.batch import process_batch
 from devicegate.outbox.messages import SqsPublisher
 from devicegate.outbox.stream import redrive_failed_batches, stream_records
 from devicegate.store.state import DynamoStateStore
-from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
+from devicegate.vendors import alarm_transition_for, command_reply_for, get_adapter, state_patch_for
 
 #: Seconds a scheduled redrive leaves itself before the function's timeout.
 REDRIVE_RESERVE_S = 20
@@ -23,7 +24,8 @@ REDRIVE_RESERVE_S = 20
 def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
     settings = get_settings()
     return (SqsPublisher(client("sqs"), settings.outbox_queue_url),
-            DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for))
+            DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for,
+                             OfflinePolicy(offline_after_from_env(), get_adapter)))
 
 
 def publish(records):

@@ -60,7 +60,7 @@ def test_a_command_reaches_the_device_over_mqtt_and_its_answer_marks_it_succeede
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and known is None:
             got = local_stack.client("dynamodb").get_item(
-                TableName=local_stack.table_name, Key={"pk": {"S": f"D#jointech#{device}"}, "sk": {"S": "S#summary"}})
+                TableName=local_stack.table_name, Key={"pk": {"S": f"D#jointech#{device}"}, "sk": {"S": "S"}})
             known = got.get("Item")
             time.sleep(0.3)
         assert known, "the device never appeared in the table"
@@ -127,7 +127,7 @@ def test_a_refused_command_leaves_the_outbox_publishing_new_events(local_stack):
     while time.monotonic() < deadline and not (published and state):
         published += [m for m in receive_messages(local_stack, 1) if m.get("subject") == device]
         state = local_stack.client("dynamodb").get_item(
-            TableName=local_stack.table_name, Key={"pk": {"S": f"D#jointech#{device}"}, "sk": {"S": "S#summary"}},
+            TableName=local_stack.table_name, Key={"pk": {"S": f"D#jointech#{device}"}, "sk": {"S": "S"}},
         ).get("Item")
     assert [m["type"] for m in published] == ["devicegate.jointech.location"]
     assert state is not None, "the outbox never set the device's state"

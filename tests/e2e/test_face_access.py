@@ -22,10 +22,11 @@ EVENTS = Path(__file__).resolve().parents[1].parent / "events"
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 
 
-def event_item(stack, vendor: str, event_id: str) -> dict | None:
-    got = stack.client("dynamodb").get_item(TableName=stack.table_name,
-                                            Key={"pk": {"S": f"E#{vendor}#{event_id}"}, "sk": {"S": "E"}})
-    return got.get("Item")
+def event_item(stack, vendor: str, device: str, event_id: str) -> dict | None:
+    """The stored event, found as apps find one by id: in its device's timeline."""
+    from devicegate.store.queries import event_by_id
+
+    return event_by_id(stack.client("dynamodb"), stack.table_name, vendor, device, event_id)
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
@@ -48,8 +49,8 @@ def test_terminal_push_with_photo_lands_in_table_bucket_and_queue(local_stack):
     assert reply.status == 200, reply.body
     assert reply.json() == {"code": 200, "msg": "success", "message": "success", "data": {}}
     # And the event references the photo, which is in the bucket as image/jpeg
-    item = event_item(local_stack, "face-terminal", record["data"]["uuid"])
-    ref = json.loads(item["data"]["S"])["rgb_image"]
+    item = event_item(local_stack, "face-terminal", record["data"]["deviceSN"], record["data"]["uuid"])
+    ref = item["data"]["rgb_image"]
     s3 = local_stack.client("s3")
     obj = s3.get_object(Bucket=local_stack.bucket_name, Key=ref["key"])
     assert obj["ContentType"] == "image/jpeg" and obj["Body"].read() == JPEG
@@ -86,19 +87,21 @@ def test_bridge_carries_websocket_frames_into_the_gateway(local_stack, tmp_path)
 
         # Then the record is stored once under its SenseLink id, and the alarm too
         event_id = "rec-" + hashlib.sha256(f"{record['data']['sn']}\n99000001".encode()).hexdigest()[:32]
-        wait_for(lambda: event_item(local_stack, "senselink", event_id), what="the bridged record")
+        wait_for(lambda: event_item(local_stack, "senselink", record["data"]["sn"], event_id), what="the bridged record")
         ddb = local_stack.client("dynamodb")
-        alarms = wait_for(lambda: [i for i in ddb.query(
-            TableName=local_stack.table_name, IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
-            ExpressionAttributeValues={":p": {"S": "D#senselink#SPSP-f26131cf5301be29b3a6f7be150ed330#alarm"}},
-        )["Items"] if json.loads(i["data"]["S"]).get("status") == 2], what="the bridged alarm")
+        from devicegate.store.queries import device_events
+
+        alarms = wait_for(lambda: [e for e in device_events(
+            ddb, local_stack.table_name, "senselink", "SPSP-f26131cf5301be29b3a6f7be150ed330", kind="alarm")
+            if e["data"].get("status") == 2], what="the bridged alarm")
         assert len(alarms) == 1
         # And the bridge's spool drains, its heartbeat marks it alive in the gateway
         wait_for(lambda: not bridge.pending(), what="an empty spool")
-        summary = wait_for(lambda: ddb.get_item(TableName=local_stack.table_name, Key={
-            "pk": {"S": "D#senselink#bridge%3Alobby-bridge"}, "sk": {"S": "S#summary"}}).get("Item"),
-            what="the bridge's liveness item")
-        assert summary["value"]["M"]["lastKind"]["S"] == "heartbeat"
+        from devicegate.store.queries import device_state
+
+        state = wait_for(lambda: device_state(ddb, local_stack.table_name, "senselink", "bridge:lobby-bridge"),
+                         what="the bridge's liveness item")
+        assert state["lastKind"] == "heartbeat" and state["online"] is True
         # And the queue carries the record exactly once
         messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == event_id],
                             what="the bridged record on the queue")

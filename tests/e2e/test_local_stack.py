@@ -29,15 +29,15 @@ LOCATION_PATH = "/hooks/jointech/dev-token/location"
 
 
 def device_events(stack, device: str) -> list[dict[str, Any]]:
-    """The device's event items, through gsi1 (D#jointech#<device>), as the query CLI reads them."""
+    """The device's event items: its partition (E#jointech#<device>), as the query CLI reads it."""
+    from devicegate.store import keys
+
     ddb = stack.client("dynamodb")
-    items = ddb.query(
-        TableName=stack.table_name,
-        IndexName="gsi1",
-        KeyConditionExpression="gsi1pk = :d",
-        ExpressionAttributeValues={":d": {"S": f"D#jointech#{device}"}},
+    return ddb.query(
+        TableName=stack.table_name, ConsistentRead=True,
+        KeyConditionExpression="pk = :d",
+        ExpressionAttributeValues={":d": {"S": keys.event_pk("jointech", device)}},
     )["Items"]
-    return [item for item in items if item["pk"]["S"].startswith("E#jointech#")]
 
 
 def receive_messages(stack, wait_s: float) -> list[dict[str, Any]]:

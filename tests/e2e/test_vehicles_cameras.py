@@ -40,8 +40,8 @@ def test_a_mettax_face_check_in_two_requests_reaches_the_queue_once(local_stack)
                                  content_type="application/x-www-form-urlencoded")
         assert reply.status == 200, reply.body
     # Then one complete face check is stored and published once
-    item = event_item(local_stack, "mettax", f"face-check-{group}")
-    data = json.loads(item["data"]["S"])
+    item = event_item(local_stack, "mettax", result["deviceId"], f"face-check-{group}")
+    data = item["data"]
     assert data["complete"] is True and data["similarityPercent"] == 75.77
     messages = wait_for(lambda: [m for m in receive_messages(local_stack, 2) if m["id"] == f"face-check-{group}"],
                         what="the face check on the queue")

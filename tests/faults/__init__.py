@@ -14,7 +14,11 @@ meets the result:
     lost answer         processed by moto, then ConnectionClosedError (writes only)
     error answers       throttled (ThrottlingException, ProvisionedThroughputExceededException,
                         SlowDown), server-error (HTTP 500), denied (AccessDeniedException)
+    throttled answers   of a BatchGetItem, unprocessed (every key handed back in UnprocessedKeys),
+                        and of a TransactWriteItems, cancelled (TransactionCanceledException,
+                        ThrottlingError): botocore retries neither, so on every call and on the
+                        first only, the code's own retry following
 
-Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 54 calls x the
-shapes that apply to each = 166 ingest + 90 commands + 108 outbox + 70 sweep = 434 cases.
+Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 60 calls x the
+shapes that apply to each = 192 ingest + 94 commands + 118 outbox + 92 sweep = 496 cases.
 """

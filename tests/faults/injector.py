@@ -15,12 +15,19 @@ for `Injector._send`, which wraps it:
                                                           drops: the write landed, unanswered
                        throttled, server-error, denied    an error answer in the service's wire
                                                           protocol; moto never sees the request
+                       unprocessed, cancelled             throttling as DynamoDB answers it for a
+                                                          batch read (200, every key handed back in
+                                                          UnprocessedKeys) and a transaction
+                                                          (TransactionCanceledException, reason
+                                                          ThrottlingError); moto never sees it
 
 `before-send` is where botocore's HTTP layer raises and answers in production, so everything
 above it runs for real: the response parser turns an error answer into a ClientError with its
 code, and the standard retry handler (total_max_attempts=2, devicegate.aws) sees the same
 exception classes and codes it would in AWS and retries once. `attempts="first"` fails only the
-first try, so that retry is what meets the state the failed attempt left.
+first try, so that retry is what meets the state the failed attempt left. botocore retries neither
+of the throttled answers DynamoDB gives in the body of a batch read or a transaction: for those,
+"first" fails only the first call the fault matches, and what follows is the code's own retry.
 
 Time: botocore's backoff sleeps (botocore.endpoint.time.sleep) and the time an injected timeout
 would take (the client's own connect/read timeout) go to a simulated clock, `elapsed`, instead of
@@ -51,6 +58,10 @@ LOST_ANSWER = "lost-answer"
 SHAPES = (*NOTHING_SENT, LOST_ANSWER, *ERROR_ANSWERS)
 #: Shapes botocore's standard retry mode retries (an AccessDenied is not retried).
 RETRIED = frozenset(SHAPES) - {"denied"}
+#: Throttling told in an answer botocore does not retry, by the operations that answer so: the
+#: caller has to ask again itself (a batch read for the keys handed back, a cancelled transaction).
+UNPROCESSED, CANCELLED = "unprocessed", "cancelled"
+THROTTLED_ANSWERS = {"BatchGetItem": UNPROCESSED, "TransactWriteItems": CANCELLED}
 
 # (HTTP status, code) per shape and service, as each service spells them. Throttling codes are in
 # botocore's throttling list (longer backoff), the 500s in its transient-status list.
@@ -82,13 +93,24 @@ class Fault:
     hits: int = 0  # attempts this fault made fail
 
     def __post_init__(self) -> None:
-        if self.shape not in SHAPES or self.attempts not in ("every", "first"):
-            raise ValueError(f"unknown fault shape {self.shape!r} / attempts {self.attempts!r}")
+        answered = self.shape == THROTTLED_ANSWERS.get(self.operation)
+        if (self.shape not in SHAPES and not answered) or self.attempts not in ("every", "first"):
+            raise ValueError(f"unknown fault shape {self.shape!r} / attempts {self.attempts!r} "
+                             f"for {self.operation}")
 
     @property
     def absorbed(self) -> bool:
-        """botocore's own retry succeeds: only the first attempt fails, and it is retried."""
-        return self.attempts == "first" and self.shape in RETRIED
+        """A retry succeeds: only the first attempt fails, and botocore retries it (or, for a
+        throttled answer it leaves alone, the code asks again)."""
+        return self.attempts == "first" and (self.shape in RETRIED or self.shape in (UNPROCESSED, CANCELLED))
+
+    def fails(self, attempt: int) -> bool:
+        """Whether this attempt of a call the fault matched fails."""
+        if self.attempts == "every":
+            return True
+        if self.shape in (UNPROCESSED, CANCELLED):
+            return self.hits == 0  # the first call only: the code's own retry is a call of its own
+        return attempt == 1
 
     def label(self) -> str:
         nth = f"#{self.call}" if self.call else ""
@@ -161,7 +183,7 @@ class Injector:
             return self._moto(event_name=event_name, request=request, **kwargs)
         call.attempt += 1
         fault = call.fault
-        if fault is None or (fault.attempts == "first" and call.attempt > 1):
+        if fault is None or not fault.fails(call.attempt):
             return self._moto(event_name=event_name, request=request, **kwargs)
         fault.hits += 1
         url = request.url
@@ -178,11 +200,31 @@ class Injector:
         if fault.shape == LOST_ANSWER:
             self._moto(event_name=event_name, request=request, **kwargs)
             raise ConnectionClosedError(endpoint_url=url)
+        if fault.shape == UNPROCESSED:
+            asked = json.loads(request.body)["RequestItems"]
+            return _json_answer(url, 200, {"Responses": {table: [] for table in asked}, "UnprocessedKeys": asked})
+        if fault.shape == CANCELLED:
+            actions = json.loads(request.body)["TransactItems"]
+            reasons = [{"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity of your "
+                        "table or index."}] + [{"Code": "None"}] * (len(actions) - 1)
+            return _json_answer(url, 400, {
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                           f"[{', '.join(r['Code'] for r in reasons)}]",
+                "CancellationReasons": reasons}, error="TransactionCanceledException")
         status, code = _ERRORS.get(call.service, _DEFAULT_ERRORS)[fault.shape]
         return _error_answer(url, call.protocol, status, code)
 
     def _sleep(self, seconds: float) -> None:
         self.elapsed += seconds
+
+
+def _json_answer(url: str, status: int, body: dict[str, Any], error: str = "") -> AWSResponse:
+    """A DynamoDB answer (JSON 1.0) of our own making."""
+    from moto.core.botocore_stubber import MockRawResponse
+
+    headers = {"content-type": "application/x-amz-json-1.0", **({"x-amzn-ErrorType": error} if error else {})}
+    return AWSResponse(url, status, HTTPHeaders(headers), MockRawResponse(json.dumps(body)))
 
 
 def _error_answer(url: str, protocol: str, status: int, code: str) -> AWSResponse:

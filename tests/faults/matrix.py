@@ -11,8 +11,21 @@ from typing import Any
 import pytest
 
 from devicegate.store.codec import from_item
-from tests.faults.injector import LOST_ANSWER, SHAPES, Fault, Injector
+from tests.faults.injector import LOST_ANSWER, SHAPES, THROTTLED_ANSWERS, Fault, Injector
 from tests.support import Stack, context
+
+
+@dataclass(frozen=True)
+class Also:
+    """A fault armed with an op's own, on every call it matches: what the op's path needs first
+    (the publish refused, for the command marked unsent; a write's answer lost once, for the
+    re-read of the lost race its retry meets)."""
+
+    service: str
+    operation: str
+    shape: str
+    attempts: str = "every"
+    where: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,25 +43,26 @@ class Op:
     #: timeout). The code tells them from a reset only on the IoT publish; every function's
     #: first call meets them too, so each sees all four network error classes.
     network: bool = False
-    #: Faults armed with this one, on every call: (service, operation, shape). What the call's
-    #: path needs first (the publish refused, for the command marked unsent).
-    also: tuple[tuple[str, str, str], ...] = ()
+    also: tuple[Also, ...] = ()
 
     def arm(self, injector: Injector, shape: str, attempts: str) -> Fault:
         """Arm this op's fault (and its companions); the op's own fault is returned."""
-        for service, operation, companion in self.also:
-            injector.arm(Fault(service, operation, companion))
+        for other in self.also:
+            injector.arm(Fault(other.service, other.operation, other.shape, other.attempts, where=other.where))
         return injector.arm(Fault(self.service, self.operation, shape, attempts, call=self.call, where=self.where))
 
 
 def variants(op: Op) -> list[tuple[str, str]]:
     """Every shape that applies to `op` on every attempt, plus two that only the first attempt
     meets, so botocore's own retry is what follows: a throttle (the retry succeeds) and, for a
-    write, a lost answer (the retry meets the item its first attempt wrote)."""
+    write, a lost answer (the retry meets the item its first attempt wrote). A batch read and a
+    transaction also meet throttling as DynamoDB tells it in their answers, on every call and on
+    the first only (the code's own retry follows)."""
     shapes = [s for s in SHAPES if (op.writes or s != LOST_ANSWER)
               and (op.network or s not in ("unreachable", "connect-timeout"))]
     firsts = ["throttled", *([LOST_ANSWER] if op.writes else [])]
-    return [(s, "every") for s in shapes] + [(s, "first") for s in firsts]
+    answered = [THROTTLED_ANSWERS[op.operation]] if op.operation in THROTTLED_ANSWERS else []
+    return [(s, "every") for s in shapes + answered] + [(s, "first") for s in firsts + answered]
 
 
 def cases(targets: Iterable[tuple[str, Any, tuple[Op, ...]]]) -> list[Any]:
@@ -61,30 +75,58 @@ def cases(targets: Iterable[tuple[str, Any, tuple[Op, ...]]]) -> list[Any]:
 
 
 def where_key(prefix: str) -> Callable[[dict[str, Any]], bool]:
-    """Calls on items whose partition key starts with `prefix` (D#, A#, C#, P#...)."""
+    """Calls on one item whose partition key starts with `prefix` (D#, A#, C#, P#, EID#...): the
+    `Key` of a GetItem or UpdateItem, the `Item` of a PutItem."""
     def match(params: dict[str, Any]) -> bool:
-        return params.get("Key", {}).get("pk", {}).get("S", "").startswith(prefix)
+        return (params.get("Key") or params.get("Item") or {}).get("pk", {}).get("S", "").startswith(prefix)
 
     match.__name__ = f"key_{prefix}"
     return match
 
 
-def where_values(name: str) -> Callable[[dict[str, Any]], bool]:
-    """Calls whose expression uses the value placeholder `name` (tells apart the UpdateItems that
-    share an item: the state summary's `:v`, liveness's `:h`)."""
+def where_batch(prefix: str = "", consistent: bool | None = None) -> Callable[[dict[str, Any]], bool]:
+    """BatchGetItems asking for an item whose partition key starts with `prefix`; with
+    `consistent`, only the consistent ones (a lost race's re-read) or only the others."""
     def match(params: dict[str, Any]) -> bool:
-        return name in params.get("ExpressionAttributeValues", {})
+        requests = params.get("RequestItems", {}).values()
+        return any((consistent is None or bool(r.get("ConsistentRead")) == consistent)
+                   and any(k["pk"]["S"].startswith(prefix) for k in r.get("Keys", [])) for r in requests)
 
     return match
 
 
-def where_partition(prefix: str) -> Callable[[dict[str, Any]], bool]:
+def where_transaction(prefix: str) -> Callable[[dict[str, Any]], bool]:
+    """TransactWriteItems whose first action is on an item whose partition key starts with
+    `prefix` (a device's transition: its item, then its event)."""
+    def match(params: dict[str, Any]) -> bool:
+        [first, *_] = params["TransactItems"]
+        [action] = first.values()
+        return (action.get("Item") or action.get("Key") or {})["pk"]["S"].startswith(prefix)
+
+    return match
+
+
+def where_partition(prefix: str, exact: bool = False) -> Callable[[dict[str, Any]], bool]:
     """Queries of a partition starting with `prefix` (named by the `:pk` of their key condition):
-    a device's commands (C#), their texts (CX#), a gsi5 work list (V#vendor, PARTS, CMDPENDING)."""
+    a device's commands (C#), their texts (CX#); `exact`: of that partition only (one shard of a
+    gsi5 work list, DUE#n, PARTS#n or CMDPENDING#n, not DUE#n0)."""
     def match(params: dict[str, Any]) -> bool:
-        return params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "").startswith(prefix)
+        partition = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
+        return partition == prefix if exact else partition.startswith(prefix)
 
     return match
+
+
+# --- the calls of a device's state item (store.devices), from the outbox and from heartbeats ------
+
+#: The read of the devices' items (BatchGetItem, eventually consistent), ...
+STATE_READ = Op("state-read", "dynamodb", "BatchGetItem", writes=False, where=where_batch("D#", consistent=False))
+#: ... the conditional put of a changed one (its `version` moved, or created) ...
+STATE_WRITE = Op("state-write", "dynamodb", "PutItem", where=where_key("D#"))
+#: ... and the consistent re-read of a lost race: here the put's own retry, after its first
+#: answer was lost, finds the version it moved itself.
+STATE_REREAD = Op("state-reread", "dynamodb", "BatchGetItem", writes=False, where=where_batch("D#", consistent=True),
+                  also=(Also("dynamodb", "PutItem", LOST_ANSWER, "first", where_key("D#")),))
 
 
 # --- the end of every case -----------------------------------------------------------------------

@@ -9,20 +9,26 @@ execution environment):
     jointech (invalid record)  quarantine UpdateItem
     face-terminal (photo)      token, photo PutObject, event PutItem
     senselink (record)         token, event PutItem                   on its 5 s-deadline clients
-    senselink (heartbeat)      summary UpdateItem, liveness UpdateItem
+    senselink (heartbeat)      (after the token, as a record) the bridge's item BatchGetItem, its
+                               PutItem, the consistent re-read after a lost race (the put
+                               retried after its answer was lost)
     mettax (gps)               token, event PutItem
     mettax (face check)        part UpdateItem, assembled event PutItem
+    mettax (alarm file)        id marker PutItem, event PutItem       no device time: the marker
+                                                                      keys the resend
     ai-camera (heartbeat)      token, event PutItem, configuration GetItem (its answer carries it)
     jointech MQTT              event PutItem
 
 Every case: the answer is the vendor's retryable failure (never a 500, never an exception; the
-MQTT function raises RetryLater and nothing else) or, when botocore's own retry absorbed the
-fault, its success; "accepted" only once the record is in the table (checked right at the
-answer); within the deadline; the sender's resend is accepted and stores the record once; the
-outbox queues each event once.
+MQTT function raises RetryLater and nothing else) or, when a retry absorbed the fault (botocore's,
+or the store's own for keys a batch read handed back), its success; "accepted" only once the
+record is in the table (checked right at the answer); within the deadline; the sender's resend, a
+minute later (a receipt time of its own), is accepted and stores the record once, an event
+without device time under its first copy's key; the outbox queues each event once.
 
-Matrix: 10 targets, 20 calls: 7 reads x 6 shape variants + 13 writes x 8, plus the 2 other network
-errors on each target's first call (10 x 2) = 166 cases.
+Matrix: 11 targets, 23 calls: 9 reads x 6 shape variants + 14 writes x 8, plus the 2 other network
+errors on each target's first call (11 x 2) and the 2 throttled answers of the 2 batch reads
+= 192 cases.
 """
 
 from __future__ import annotations
@@ -30,12 +36,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from devicegate.core.timeutil import iso_utc, now_utc
+from devicegate.ingest.pipeline import Pipeline
+from devicegate.ingest.wiring import http_pipeline, mqtt_pipeline
 from devicegate.store import keys
-from devicegate.store.codec import to_attr
+from devicegate.store.codec import from_item, to_attr
 from functions.ai_camera_webhook import app as ai_camera_app
 from functions.face_terminal_webhook import app as face_terminal_app
 from functions.jointech_mqtt import app as mqtt_app
@@ -44,13 +54,15 @@ from functions.mettax_webhook import app as mettax_app
 from functions.senselink_webhook import app as senselink_app
 from tests.faults.injector import LOST_ANSWER, Injector
 from tests.faults.matrix import (
+    STATE_READ,
+    STATE_REREAD,
+    STATE_WRITE,
     Op,
     answer_of,
     assert_each_event_queued_once,
     cases,
     run_outbox_to_the_end,
     where_key,
-    where_values,
 )
 from tests.support import EVENTS, Stack, context, load_event, with_body
 
@@ -67,15 +79,17 @@ SENSELINK_DEADLINE_S = 5.0
 CAMERA = "I320013590DEA0BE21F6958"
 CAMERA_CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
 BRIDGE = "bridge:lobby-server"  # the SenseLink bridge of the heartbeat fixture, as a device
+#: When the sender's resend arrives: later than the first copy, so an event timed by its receipt
+#: gets another time, and only its id marker can hand it the first copy's key.
+RESENT_AFTER = timedelta(minutes=1)
 
 TOKEN = Op("token", "secretsmanager", "GetSecretValue", writes=False)
-EVENT = Op("event", "dynamodb", "PutItem")
+EVENT = Op("event", "dynamodb", "PutItem", where=where_key("E#"))
+MARKER = Op("marker", "dynamodb", "PutItem", where=where_key("EID#"))
 PHOTO = Op("photo", "s3", "PutObject")
 CONFIG = Op("config", "dynamodb", "GetItem", writes=False)
 QUARANTINE = Op("quarantine", "dynamodb", "UpdateItem")
 PART = Op("part", "dynamodb", "UpdateItem", where=where_key("P#"))
-SUMMARY = Op("summary", "dynamodb", "UpdateItem", where=where_values(":v"))
-HEARD = Op("heard", "dynamodb", "UpdateItem", where=where_values(":h"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,12 @@ class Ingest:
     given: Callable[[Stack], None] | None = None
     kept: str = "event"  # what a push leaves: an "event", a "heartbeat" (liveness), a "quarantine" item
     mqtt: bool = False
+    #: The record carries no time of its own: its event is timed by its receipt, keyed by an id marker.
+    receipt_timed: bool = False
+
+    def pipeline(self) -> Pipeline:
+        """The function's pipeline, as its execution environment keeps it."""
+        return mqtt_pipeline(self.vendor) if self.mqtt else http_pipeline(self.vendor)
 
     def deliver(self) -> Any:
         """One delivery: the HTTP answer (status, body), or the MQTT function's result."""
@@ -142,6 +162,8 @@ METTAX_FACE = Ingest("mettax", "MettaxWebhookFunction", mettax_app.lambda_handle
                      _fixture("mettax/http-doc-face-check-picture.json"), given=_face_check_result_first)
 CAMERA_BEAT = Ingest("ai-camera", "AiCameraWebhookFunction", ai_camera_app.lambda_handler,
                      _fixture("ai-camera/http-doc-heartbeat.json"), given=_camera_configured)
+METTAX_FILE = Ingest("mettax", "MettaxWebhookFunction", mettax_app.lambda_handler,
+                     _fixture("mettax/http-doc-alarm-file.json"), receipt_timed=True)
 MQTT = Ingest("jointech", "JointechMqttFunction", mqtt_app.lambda_handler,
               _fixture("jointech/iot-webhook-location.json"), mqtt=True)
 
@@ -151,9 +173,10 @@ CASES = cases([
     ("jointech-invalid", JOINTECH_INVALID, (QUARANTINE,)),
     ("face-terminal-photo", FACE_PHOTO, (TOKEN, PHOTO, EVENT)),
     ("senselink-record", SENSELINK_RECORD, (TOKEN, EVENT)),
-    ("senselink-heartbeat", SENSELINK_BEAT, (SUMMARY, HEARD)),
+    ("senselink-heartbeat", SENSELINK_BEAT, (STATE_READ, STATE_WRITE, STATE_REREAD)),
     ("mettax-gps", METTAX_GPS, (TOKEN, EVENT)),
     ("mettax-face-check", METTAX_FACE, (PART, EVENT)),
+    ("mettax-alarm-file", METTAX_FILE, (MARKER, EVENT)),
     ("ai-camera-heartbeat", CAMERA_BEAT, (TOKEN, EVENT, CONFIG)),
     ("jointech-mqtt", MQTT, (EVENT,)),
 ])
@@ -161,7 +184,8 @@ CASES = cases([
 
 @pytest.mark.parametrize("target, op, shape, attempts", CASES)
 def test_a_push_whose_call_fails_is_retried_by_its_sender_and_stored_once(world, stack, faults: Injector, logs,
-                                                                        target: Ingest, op: Op, shape, attempts):
+                                                                        monkeypatch, target: Ingest, op: Op,
+                                                                        shape, attempts):
     # Given a cold function (no token cached) and what the push builds on
     if target.given:
         target.given(stack)
@@ -173,8 +197,8 @@ def test_a_push_whose_call_fails_is_retried_by_its_sender_and_stored_once(world,
     elapsed = faults.elapsed
     faults.disarm()
 
-    # Then the fault was met, and the sender is told to keep the record and retry (or, when
-    # botocore's own retry absorbed the fault, that it is accepted, the record durable already)
+    # Then the fault was met, and the sender is told to keep the record and retry (or, when a
+    # retry absorbed the fault, that it is accepted, the record durable already)
     assert fault.hits >= 1, f"{fault.label()} never happened: the case tests nothing"
     if fault.absorbed:
         assert_accepted(stack, target, first)
@@ -188,13 +212,22 @@ def test_a_push_whose_call_fails_is_retried_by_its_sender_and_stored_once(world,
     budget = SENSELINK_DEADLINE_S * 0.8 if target.vendor == "senselink" else world.timeouts[target.function]
     assert elapsed <= budget
 
-    # When the sender delivers it again (its retry; after a success, a retransmission)
+    # When the sender delivers it again, a minute later (its retry; after a success, a
+    # retransmission)
+    resent = iso_utc(now_utc() + RESENT_AFTER / 2)  # after the first copy's receipt, before the resend's
+    monkeypatch.setattr(target.pipeline(), "clock", lambda: now_utc() + RESENT_AFTER)
     second = target.deliver()
 
     # Then it is accepted, and kept exactly once
     assert_accepted(stack, target, second)
     landed_before = fault.absorbed or shape == LOST_ANSWER
     assert_kept_once(stack, target, deliveries_counted=1 + landed_before)
+    if target.receipt_timed:
+        # ...timed by the receipt of the copy whose id marker landed first: the first copy's
+        # whenever its marker did (the event's own write is what failed, or the marker's answer)
+        first_claimed = op.label != MARKER.label or landed_before
+        [event] = stack.event_items(target.vendor)
+        assert (event["receivedAt"] < resent) is first_claimed
     # And the outbox queues each stored event exactly once
     run_outbox_to_the_end(stack)
     assert_each_event_queued_once(stack, [target.vendor])
@@ -231,7 +264,15 @@ def assert_accepted(stack: Stack, target: Ingest, answer: Any) -> None:
 
 def assert_kept_once(stack: Stack, target: Ingest, deliveries_counted: int) -> None:
     if target.kept == "event":
-        assert len(stack.event_items(target.vendor)) == 1
+        [event] = stack.event_items(target.vendor)
+        markers = id_markers(stack, target.vendor)
+        if target.receipt_timed:
+            # One marker, and the event under the key it claimed
+            [marker] = markers
+            assert marker["sk"] == event["eventId"] and marker["eventSk"] == event["sk"]
+            assert event["occurredAt"] == event["receivedAt"]
+        else:
+            assert markers == []
     elif target.kept == "heartbeat":
         assert stack.event_items(target.vendor) == []  # liveness only: nothing stored, nothing published
         assert list(stack.state(target.vendor, BRIDGE)) == ["summary"]
@@ -240,6 +281,11 @@ def assert_kept_once(stack: Stack, target: Ingest, deliveries_counted: int) -> N
         # retried by botocore itself is not counted twice).
         [item] = stack.quarantine_items(target.vendor)
         assert item["seenCount"] == deliveries_counted
+
+
+def id_markers(stack: Stack, vendor: str) -> list[dict[str, Any]]:
+    return [from_item(i) for i in stack.ddb.scan(TableName=stack.table)["Items"]
+            if i["pk"]["S"].startswith(f"EID#{vendor}#")]
 
 
 def _media_refs(data: Any) -> list[dict[str, Any]]:

@@ -1,24 +1,29 @@
 """Faults in the outbox: each of its calls, on the stream path and on the scheduled redrive.
 
-    11 locations of one device (two SQS chunks), the fault in the second chunk's
-        state UpdateItem (summary), liveness UpdateItem, SQS SendMessageBatch
+    11 locations of one device (two SQS chunks)
+        the batch's state: device items BatchGetItem, the device's PutItem, the consistent
+        re-read after a lost race (the put retried after its answer was lost); the second
+        chunk's SQS SendMessageBatch
     a device back online after the sweep marked it offline
-        liveness UpdateItem (contact), TransactWriteItems (back online + device.online event)
-    a face-terminal alarm raised, then released
-        alarm status UpdateItem, alarm step UpdateItem
+        TransactWriteItems (its item + the device.online event), the consistent re-read after
+        a lost race (the transaction retried after its answer was lost)
+    a face-terminal alarm's release, then (a terminal's backlog) the raise it ends
+        alarm UpdateItem (status and step), the older step's own UpdateItem
     a device's answer to a pending command
         command match Query, command UpdateItem (succeeded)
     a batch of 3 that Lambda parked in OutboxFailureQueue, redriven on the schedule
         ReceiveMessage, GetShardIterator, GetRecords, DeleteMessage
 
-Every case: the outbox never raises; a stream batch reports the failed chunk's records and every
-later one (those before it are done: their messages are on the queue already); Lambda delivering
-the reported records again finishes them, a later scheduled run finishes a parked batch; each
-event reaches the queue exactly once, and state, liveness, alarm lifecycles and commands move
-exactly once.
+Every case: the outbox never raises; a stream batch whose state fails reports every record (none
+is published before the batch's state is written), one whose publish fails reports the failed
+chunk's records and every later one (those before it are done: their messages are on the queue
+already); Lambda delivering the reported records again finishes them, a later scheduled run
+finishes a parked batch; each event reaches the queue exactly once, and state, liveness, alarm
+lifecycles and commands move exactly once.
 
-Matrix: 4 batches + 1 redrive, 13 calls: 3 reads x 6 shape variants + 10 writes x 8, plus the 2
-other network errors on each target's first call (5 x 2) = 108 cases.
+Matrix: 4 batches + 1 redrive, 14 calls: 6 reads x 6 shape variants + 8 writes x 8, plus the 2
+other network errors on each target's first call (5 x 2) and the 2 throttled answers of the 3
+batch reads and the transaction (4 x 2) = 118 cases.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ from functions.jointech_webhook import app as jointech_app
 from functions.outbox import app as outbox_app
 from tests.faults.injector import LOST_ANSWER, Injector
 from tests.faults.matrix import (
+    STATE_READ,
+    STATE_REREAD,
+    STATE_WRITE,
+    Also,
     Op,
     answer_of,
     assert_each_event_queued_once,
@@ -51,9 +60,10 @@ from tests.faults.matrix import (
     new_event_records,
     run_outbox_to_the_end,
     stack_events,
+    where_batch,
     where_key,
     where_partition,
-    where_values,
+    where_transaction,
 )
 from tests.support import Stack, context, load_event, with_body
 
@@ -63,26 +73,21 @@ TERMINAL = "TERM-FAULTS"
 VENDORS = ("jointech", "face-terminal")
 
 
-def _summary_advance(params: dict[str, Any]) -> bool:
-    return where_values(":v")(params) and params["Key"]["sk"]["S"] == keys.state_sk("summary")
-
-
 def _alarm_status(params: dict[str, Any]) -> bool:
     return where_key("A#")(params) and "statusRank" in params["UpdateExpression"]
 
 
-def _alarm_step(params: dict[str, Any]) -> bool:
-    return where_key("A#")(params) and "#steps.#step" in params["UpdateExpression"]
+def _alarm_older_step(params: dict[str, Any]) -> bool:
+    return where_key("A#")(params) and "statusRank" not in params["UpdateExpression"]
 
 
-SECOND_CHUNK = 2  # the calls of the second chunk: the first chunk's ten records are done by then
-STATE = Op("state", "dynamodb", "UpdateItem", where=_summary_advance, call=SECOND_CHUNK)
-CONTACT = Op("liveness", "dynamodb", "UpdateItem", where=where_values(":h"), call=SECOND_CHUNK)
+SECOND_CHUNK = 2  # the second chunk's send: the first chunk's ten records are done by then
 SEND = Op("send", "sqs", "SendMessageBatch", call=SECOND_CHUNK)
-HEARD_AGAIN = Op("liveness", "dynamodb", "UpdateItem", where=where_values(":h"))
-BACK_ONLINE = Op("online", "dynamodb", "TransactWriteItems")
+BACK_ONLINE = Op("online", "dynamodb", "TransactWriteItems", where=where_transaction("D#"))
+ONLINE_REREAD = Op("online-reread", "dynamodb", "BatchGetItem", writes=False, where=where_batch("D#", consistent=True),
+                   also=(Also("dynamodb", "TransactWriteItems", LOST_ANSWER, "first", where_transaction("D#")),))
 ALARM_STATUS = Op("alarm-status", "dynamodb", "UpdateItem", where=_alarm_status)
-ALARM_STEP = Op("alarm-step", "dynamodb", "UpdateItem", where=_alarm_step)
+ALARM_OLDER_STEP = Op("alarm-older-step", "dynamodb", "UpdateItem", where=_alarm_older_step)
 MATCH = Op("match", "dynamodb", "Query", writes=False, where=where_partition("C#"))
 RESOLVE = Op("resolve", "dynamodb", "UpdateItem", where=where_key("C#"))
 RECEIVE = Op("receive", "sqs", "ReceiveMessage")  # a write of sorts: a lost answer hides the messages
@@ -94,8 +99,8 @@ DELETE = Op("delete", "sqs", "DeleteMessage")
 # --- what each batch builds on --------------------------------------------------------------------
 
 def push_locations(count: int, device: str = DEVICE, hour: int = 10) -> None:
-    # The minimal record (a time, no fix): its only state is the summary, the state call the
-    # matrix fails; a fuller record would add UpdateItems of the same kind.
+    # The minimal record (a time, no fix): its only state is the summary; a fuller record would
+    # add groups to the same item, and the same calls.
     template = load_event("jointech/http-variation-minimal.json")
     for n in range(count):
         body = {"assetId": device, "gpsTime": f"2025-02-07T{hour}:{n:02d}:00Z"}
@@ -123,8 +128,10 @@ def back_online(stack: Stack, monkeypatch) -> None:
     push_locations(1, hour=11)
 
 
-def alarm_raised_and_released(stack: Stack, monkeypatch) -> None:
-    for status, at in ((1, 1684381433398), (3, 1684381500123)):
+def alarm_released_before_raised(stack: Stack, monkeypatch) -> None:
+    # The release first, then the raise it ends (a terminal's backlog): the raise is older than
+    # the status, so it only records its own step, in the second, smaller update.
+    for status, at in ((3, 1684381500123), (1, 1684381433398)):
         data = {"trace_id": "SPX-FAULTS-1", "description": " ", "event_time": at, "status": status,
                 "alarm_photo": " ", **({"code": 10001} if status == 1 else {})}
         event = with_body(load_event("face-terminal/http-doc-record.json"), json.dumps({"type": 1, "data": data}))
@@ -162,7 +169,8 @@ def alarm_released(stack: Stack) -> None:
                            ExpressionAttributeValues={":p": {"S": keys.alarms_pk("face-terminal", TERMINAL)}})
     [alarm] = [from_item(i) for i in rows["Items"]]
     assert alarm["status"] == "released"
-    assert alarm["steps"] == {"open": "2023-05-18T03:43:53.398Z", "released": "2023-05-18T03:45:00.123Z"}
+    assert {k: v for k, v in alarm.items() if k.startswith("step_")} == {
+        "step_open": "2023-05-18T03:43:53.398Z", "step_released": "2023-05-18T03:45:00.123Z"}
     assert sorted(alarm["eventIds"]) == sorted(i["eventId"] for i in stack.event_items("face-terminal"))
 
 
@@ -184,13 +192,13 @@ class Batch:
 LOCATIONS = Batch(two_chunks, newest_state)
 FEW_LOCATIONS = Batch(one_chunk, newest_state)
 COMEBACK = Batch(back_online, online_once)
-ALARM = Batch(alarm_raised_and_released, alarm_released)
+ALARM = Batch(alarm_released_before_raised, alarm_released)
 COMMAND = Batch(command_answered, command_succeeded)
 
 STREAM_CASES = cases([
-    ("chunks", LOCATIONS, (STATE, CONTACT, SEND)),
-    ("comeback", COMEBACK, (HEARD_AGAIN, BACK_ONLINE)),
-    ("alarm", ALARM, (ALARM_STATUS, ALARM_STEP)),
+    ("chunks", LOCATIONS, (STATE_READ, STATE_WRITE, STATE_REREAD, SEND)),
+    ("comeback", COMEBACK, (BACK_ONLINE, ONLINE_REREAD)),
+    ("alarm", ALARM, (ALARM_STATUS, ALARM_OLDER_STEP)),
     ("command", COMMAND, (MATCH, RESOLVE)),
 ])
 REDRIVE_CASES = cases([("redrive", FEW_LOCATIONS, (RECEIVE, SHARD_ITERATOR, GET_RECORDS, DELETE))])
@@ -217,7 +225,8 @@ def test_a_stream_batch_whose_call_fails_is_finished_by_lambdas_retry_and_publis
     faults.disarm()
 
     # Then it does not raise, it reports the failed chunk's records and every later one (or
-    # nothing, when botocore's retry absorbed the fault), and the chunks before are queued
+    # nothing, when a retry absorbed the fault: botocore's, or the store's own), and the chunks
+    # before are queued; a state call fails the whole batch, before anything is published
     assert fault.hits >= 1, f"{fault.label()} never happened: the case tests nothing"
     failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
     if fault.absorbed:

@@ -92,7 +92,7 @@ def test_devices_and_fleet_alarms_and_event_by_id(stack, cli):
     _, alarms = cli("alarms", "--since", "2025-01-01T00:00:00Z", "--json")
     [alarm] = json.loads(alarms)
     assert alarm["deviceId"] == "8052400203"
-    _, one = cli("event", "--vendor", "jointech", "--id", alarm["eventId"])
+    _, one = cli("event", "--vendor", "jointech", "--device", alarm["deviceId"], "--id", alarm["eventId"])
     assert json.loads(one)["eventId"] == alarm["eventId"]
 
 
@@ -382,7 +382,7 @@ COMMANDS_AGAINST_AN_EMPTY_STACK = [
     (["parts", "--vendor", "mettax", "--device", "x", "--json"], 0, "[]"),
     (["alarms", "--json"], 0, "[]"),
     (["alarms", "--vendor", "face-terminal", "--status", "open", "--json"], 0, "[]"),
-    (["event", "--vendor", "jointech", "--id", "x"], 1, "no jointech event x"),
+    (["event", "--vendor", "jointech", "--device", "d", "--id", "x"], 1, "no jointech event x"),
     (["replay", "--vendor", "jointech", "--dry-run"], 0, "(none)"),
     (["redrive", "--vendor", "jointech", "--source", "ingest-queue", "--dry-run"], 0, "(none)"),
     (["redrive", "--vendor", "jointech", "--source", "iot-errors", "--dry-run"], 0, "(none)"),

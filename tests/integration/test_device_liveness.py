@@ -44,6 +44,15 @@ def summary(stack) -> dict:
     return stack.state("jointech", DEVICE)["summary"]
 
 
+def heard(ddb, table: str, at: str, vendor: str = "jointech", device: str = DEVICE) -> bool:
+    """Contact as the outbox records it (one device's news); True when it came back online."""
+    from devicegate.store.devices import DeviceNews, DeviceStore, GroupNews
+
+    news = DeviceNews(vendor, device, heard_at=at, groups={"summary": GroupNews(at, "", {"lastKind": "location"})})
+    [applied] = DeviceStore(ddb, table).apply_many([news], datetime.fromisoformat(at), None)
+    return applied.came_online
+
+
 def test_a_silent_device_goes_offline_once_and_comes_back_online_once(stack, monkeypatch):
     # Given a Jointech device heard from once, its event published by the outbox
     push_location()
@@ -104,14 +113,13 @@ def test_a_device_heard_from_while_the_sweep_decides_stays_online(stack, monkeyp
     # Given a device whose last contact the sweep has read as overdue
     push_location()
     run_outbox(stack)
-    from devicegate.store.liveness import Liveness
+    from devicegate.store.devices import DeviceStore
 
-    heard_at = summary(stack)["heardAt"]
-    later = iso_utc(datetime.fromisoformat(heard_at) + timedelta(seconds=10))
-    liveness = Liveness(stack.ddb, stack.table)
+    seen_by_sweep = stack.device_item("jointech", DEVICE)
+    later = iso_utc(datetime.fromisoformat(seen_by_sweep["heardAt"]) + timedelta(seconds=10))
     # When contact is recorded before the sweep writes its decision
-    liveness.heard("jointech", DEVICE, later)
-    marked = liveness.mark_offline("jointech", DEVICE, heard_at, 3600, datetime.now(UTC) + timedelta(hours=2))
+    heard(stack.ddb, stack.table, later)
+    marked = DeviceStore(stack.ddb, stack.table).mark_offline(seen_by_sweep, 3600, datetime.now(UTC) + timedelta(hours=2))
     # Then the decision is refused: no offline state, no device.offline event
     assert marked is False
     assert "offlineSince" not in summary(stack)
@@ -131,12 +139,9 @@ def test_vendors_switched_off_are_never_marked_offline(stack, monkeypatch):
 
 def test_older_news_does_not_move_contact_backwards(stack):
     # Given a device last heard from at 10:00
-    from devicegate.store.liveness import Liveness
-
-    liveness = Liveness(stack.ddb, stack.table)
-    liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
+    heard(stack.ddb, stack.table, "2026-01-01T10:00:00.000Z")
     # When an outbox batch that was delayed reports contact at 09:00
-    liveness.heard("jointech", DEVICE, "2026-01-01T09:00:00.000Z")
+    heard(stack.ddb, stack.table, "2026-01-01T09:00:00.000Z")
     # Then heardAt stays at 10:00
     assert summary(stack)["heardAt"] == "2026-01-01T10:00:00.000Z"
 
@@ -149,12 +154,11 @@ def test_a_bad_offline_setting_fails_loudly(stack, monkeypatch):
 
 def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(stack):
     # Given an offline device
-    from devicegate.store.liveness import Liveness
+    from devicegate.store.devices import DeviceStore
 
-    liveness = Liveness(stack.ddb, stack.table)
-    liveness.heard("jointech", DEVICE, "2026-01-01T10:00:00.000Z")
-    assert liveness.mark_offline("jointech", DEVICE, "2026-01-01T10:00:00.000Z", 3600,
-                                 datetime(2026, 1, 1, 12, tzinfo=UTC))
+    heard(stack.ddb, stack.table, "2026-01-01T10:00:00.000Z")
+    assert DeviceStore(stack.ddb, stack.table).mark_offline(stack.device_item("jointech", DEVICE), 3600,
+                                                            datetime(2026, 1, 1, 12, tzinfo=UTC))
 
     class Interleaved:
         """The table, except that another outbox batch's comeback (older contact) lands just
@@ -169,11 +173,11 @@ def test_two_batches_bringing_a_device_back_at_once_leave_the_newest_contact(sta
         def transact_write_items(self, **kwargs):
             if not self.raced:
                 self.raced = True
-                assert Liveness(self._ddb, stack.table).heard("jointech", DEVICE, "2026-01-01T12:10:00.000Z")
+                assert heard(self._ddb, stack.table, "2026-01-01T12:10:00.000Z")
             return self._ddb.transact_write_items(**kwargs)
 
     # When this batch records newer contact while the other one brings the device back
-    came_back = Liveness(Interleaved(stack.ddb), stack.table).heard("jointech", DEVICE, "2026-01-01T12:11:00.000Z")
+    came_back = heard(Interleaved(stack.ddb), stack.table, "2026-01-01T12:11:00.000Z")
     # Then the device is online once (one device.online event) and holds the newest contact
     assert came_back is False
     assert summary(stack)["heardAt"] == "2026-01-01T12:11:00.000Z" and summary(stack)["online"] is True
@@ -184,10 +188,13 @@ def test_a_broken_camera_default_does_not_stop_the_sweep_for_other_vendors(stack
     # Given a Jointech device silent for hours, a camera, and a broken AiCameraDefaultConfig
     push_location()
     run_outbox(stack)
-    from devicegate.store.liveness import Liveness
+    from devicegate.core.offline import OfflinePolicy
+    from devicegate.store.devices import DeviceNews, DeviceStore
+    from devicegate.vendors import get_adapter
     from devicegate.vendors.ai_camera.models import deployment_default
 
-    Liveness(stack.ddb, stack.table).heard("ai-camera", "I320013590DEA0BE21F6958", summary(stack)["heardAt"])
+    camera = DeviceNews("ai-camera", "I320013590DEA0BE21F6958", heard_at=summary(stack)["heardAt"])
+    DeviceStore(stack.ddb, stack.table).apply_many([camera], datetime.now(UTC), OfflinePolicy({}, get_adapter))
     monkeypatch.setenv("AI_CAMERA_DEFAULT_CONFIG", "{broken")
     deployment_default.cache_clear()
     # When the sweep runs

@@ -177,8 +177,8 @@ def test_wrong_content_type_is_still_read_as_json(stack):
 def test_devices_with_delimiter_like_ids_never_share_a_partition():
     # Given device ids that would collide if keys were joined naively
     ids = ["a", "a#K#alarm", "a/b", "a%2Fb", "设备", "a#"]
-    # Then every device partition and device-kind partition is distinct
-    partitions = {keys.device_pk("x", i) for i in ids} | {keys.device_kind_pk("x", i, "alarm") for i in ids}
+    # Then every device partition and event partition is distinct
+    partitions = {keys.device_pk("x", i) for i in ids} | {keys.event_pk("x", i) for i in ids}
     assert len(partitions) == 2 * len(ids)
 
 

@@ -111,7 +111,7 @@ def scheduled_redrive() -> dict:
 
 @pytest.mark.parametrize("service, operations", [
     ("sqs", ("SendMessageBatch", "ReceiveMessage")),
-    ("dynamodb", ("UpdateItem", "TransactWriteItems")),
+    ("dynamodb", ("BatchGetItem", "PutItem", "TransactWriteItems")),
 ])
 def test_a_60_second_outage_is_redriven_once_the_dependency_is_back(stack, clock, service, operations):
     from devicegate.infra.aws import client

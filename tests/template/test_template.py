@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import itertools
 import json
 import os
 import re
@@ -35,7 +36,7 @@ EVENTS_DIR = REPO_ROOT / "events"
 LINT_REGION = "us-east-1"
 
 # Managed policies SAM itself attaches to function roles: basic logging and X-Ray tracing
-# (Tracing: Active). Anything else would be a grant this template did not ask for — notably
+# (any Tracing, the Tracing parameter's included). Anything else would be a grant this template did not ask for — notably
 # AWSLambdaDynamoDBExecutionRole, which SAM adds for a DynamoDB event and which reads every
 # stream in the account (the outbox's stream mapping is its own resource for that reason).
 SAM_MANAGED_POLICIES = {
@@ -445,9 +446,11 @@ def test_the_sweep_writes_only_device_rows_parts_and_its_own_events(template: di
         ]
         for function_id in ("DeviceSweepFunction", "OutboxFunction")
     }
-    # Then they may only create the events they write themselves
-    assert puts == {"DeviceSweepFunction": ["E#*#device.offline-*", "E#mettax#face-check-*"],
-                    "OutboxFunction": ["E#*#device.online-*"]}
+    # Then they may put only device items and events (keyed by device, so the grant cannot name
+    # the kinds they write: the code's conditional puts do), and the sweep the id markers of the
+    # face checks it assembles
+    assert puts == {"DeviceSweepFunction": ["D#*", "E#*", "EID#mettax#*"],
+                    "OutboxFunction": ["D#*", "E#*"]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -542,17 +545,21 @@ def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, A
 
     foreign = {f"{vendor} {what}": key for vendor in vendor_names() for what, key in (
         ("configuration", keys.config_pk(vendor, "d1")), ("command text", keys.command_texts_pk(vendor, "d1")),
-        ("event", keys.event_pk(vendor, "e1")), ("quarantine", keys.quarantine_pk(vendor, "q1")))}
+        ("quarantine", keys.quarantine_pk(vendor, "q1")))}
+    events = [keys.event_pk(vendor, "d1") for vendor in vendor_names()]
     owned = {"OutboxFunction": [keys.device_pk("mettax", "d1"), keys.alarms_pk("face-terminal", "d1"),
                                 keys.commands_pk("jointech", "d1")],
              "DeviceSweepFunction": [keys.device_pk("ai-camera", "d1"), keys.parts_pk("mettax", "d1"),
                                      keys.commands_pk("jointech", "d1")]}
     for function_id, own in owned.items():
-        # When their UpdateItem and Query grants are read
+        # When their UpdateItem, PutItem and Query grants are read
         updates, queries = _grants(template, function_id, "UpdateItem"), _grants(template, function_id, "Query")
-        # Then they reach the items they own, and no configuration, command text, event or quarantine
-        assert all(_reaches(updates, key) for key in own), (function_id, updates)
-        assert [what for what, key in foreign.items() if _reaches(updates + queries, key)] == [], function_id
+        puts = _grants(template, function_id, "PutItem")
+        # Then they reach the items they own, and no configuration, command text or quarantine
+        assert all(_reaches(updates + puts, key) for key in own), (function_id, updates, puts)
+        assert [what for what, key in foreign.items() if _reaches(updates + puts + queries, key)] == [], function_id
+        # And an event only to create it (a conditional PutItem), never to change or query it
+        assert not any(_reaches(updates + queries, key) for key in events), function_id
     # And the outbox reaches the commands of vendors with commands only (their answers resolve them)
     assert not _reaches(_grants(template, "OutboxFunction", "UpdateItem"), keys.commands_pk("mettax", "d1"))
     assert _grants(template, "OutboxFunction", "Query") == ["C#jointech#*"]
@@ -565,13 +572,11 @@ def test_the_sweep_queries_only_its_work_index_which_holds_no_event_data(templat
     indexes = {i["IndexName"]: i for i in template["Resources"]["EventsTable"]["Properties"]["GlobalSecondaryIndexes"]}
     # Then its one Query grant is on gsi5, with no other resource and no condition to widen it
     assert [_as_list(st["Resource"]) for st in queries] == [[{"Fn::Sub": "${EventsTable.Arn}/index/gsi5"}]]
-    # And gsi5 projects keys plus liveness fields only: no event data, person or payload
-    assert indexes["gsi5"]["Projection"] == {
-        "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["vendor", "deviceId", "heardAt", "online", "offlineSince", "value"]}
-    # And the sweep reads whole items only of pending parts and camera configurations
+    # And gsi5 projects keys only: no event data, person or payload, and no write unless a key moves
+    assert indexes["gsi5"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # And the sweep reads whole items only of pending parts, devices and camera configurations
     assert _grants(template, "DeviceSweepFunction", "GetItem") == ["P#*"]
-    assert _grants(template, "DeviceSweepFunction", "BatchGetItem") == ["CFG#ai-camera#*"]
+    assert _grants(template, "DeviceSweepFunction", "BatchGetItem") == ["D#*", "CFG#ai-camera#*"]
 
 
 def test_stream_reads_only_reach_the_events_table_stream(template: dict[str, Any],
@@ -782,16 +787,99 @@ def test_the_bridge_policy_allows_exactly_its_four_grants(template: dict[str, An
         (st["Effect"], tuple(_as_list(st["Action"])), tuple(r["Fn::Sub"] for r in _as_list(st["Resource"])))
         for st in statements
     )
-    # Then it may connect as the thing, publish records under upload/{ak}/, subscribe to and
-    # receive commands under download/{ak}/ - one action on one resource each, nothing else
+    # Then it may connect with the bridge's two client ids, publish records by Basic Ingest to the
+    # two Jointech rules only, subscribe to and receive commands under download/{ak}/ - one action
+    # each, nothing else (no publish on a topic anyone can subscribe to)
     arn = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
     assert grants == sorted([
-        ("Allow", ("iot:Connect",), (arn + "client/${JointechBridgeThing}",)),
-        ("Allow", ("iot:Publish",), (arn + "topic/upload/${JointechAccessKey}/*",)),
+        ("Allow", ("iot:Connect",), (arn + "client/${JointechBridgeThing}", arn + "client/${JointechBridgeThing}-sublock")),
+        ("Allow", ("iot:Publish",), (arn + "topic/$aws/rules/${JointechMqttRule}/upload/${JointechAccessKey}/*",
+                                     arn + "topic/$aws/rules/${JointechSublockRule}/upload/${JointechAccessKey}/*")),
         ("Allow", ("iot:Subscribe",), (arn + "topicfilter/download/${JointechAccessKey}/*",)),
         ("Allow", ("iot:Receive",), (arn + "topic/download/${JointechAccessKey}/*",)),
     ])
     assert all(set(st) <= {"Sid", "Effect", "Action", "Resource"} for st in statements), statements
+
+
+def _deployed_bridge(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, access_key: str) -> Any:
+    """A resolver for the stack "dg-prod" deployed with `access_key`, whose Ref of a rule or of the
+    thing is its name, as CloudFormation's is."""
+    from devicegate_cli import local_resources
+
+    for name, value in {"AWS::StackName": "dg-prod", "AWS::Partition": "aws", "AWS::Region": "eu-west-1",
+                        "AWS::AccountId": "123456789012"}.items():
+        monkeypatch.setitem(local_resources.PSEUDO_PARAMETERS, name, value)
+    resolver = local_resources.Resolver(copy.deepcopy(template), {"JointechAccessKey": access_key})
+    resolver.attributes["JointechBridgeThing"] = {
+        "Ref": resolver.resolve(template["Resources"]["JointechBridgeThing"]["Properties"]["ThingName"])}
+    for rule_id in _iot_rules(template):
+        resolver.attributes[rule_id] = {"Ref": resolver.resolve(template["Resources"][rule_id]["Properties"]["RuleName"])}
+    return resolver
+
+
+def test_the_bridge_publishes_only_on_the_basic_ingest_topics_of_the_jointech_rules(
+        template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the stack "dg-prod" deployed with an access key, its rules and the bridge's policy
+    from devicegate_cli.local_iot_rules import parse_rule_sql
+
+    resolver = _deployed_bridge(template, monkeypatch, "AK1")
+    statements = resolver.resolve(template["Resources"]["JointechBridgePolicy"]["Properties"]["PolicyDocument"])
+    publish = sorted(r for st in _statements(statements) if "iot:Publish" in _as_list(st["Action"])
+                     for r in _as_list(st["Resource"]))
+    # When each rule's Basic Ingest topic is built from its name and its FROM filter (the access
+    # key's level filled in; from the first wildcard on, "*", which in a policy spans levels)
+    expected = []
+    for rule_id, sql in _iot_rules(template).items():
+        levels = parse_rule_sql(sql, rule_id).topic_filter.split("/")
+        assert levels[:2] == ["upload", "+"], rule_id  # topic(2) is the access key
+        fixed = list(itertools.takewhile(lambda level: level not in ("+", "#"), ["upload", "AK1", *levels[2:]]))
+        rule = resolver.attributes[rule_id]["Ref"]
+        expected.append(f"arn:aws:iot:eu-west-1:123456789012:topic/$aws/rules/{rule}/{'/'.join(fixed)}/*")
+    # Then the policy allows publishing on exactly those, one per Jointech rule, and nothing else
+    assert publish == sorted(expected) == [
+        "arn:aws:iot:eu-west-1:123456789012:topic/$aws/rules/dg_prod_jointech_sublock/upload/AK1/*",
+        "arn:aws:iot:eu-west-1:123456789012:topic/$aws/rules/dg_prod_jointech_upload/upload/AK1/*",
+    ]
+
+
+def test_the_shipped_bridge_uses_exactly_what_the_policy_allows(
+        template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the policy of "dg-prod" and the shipped bridge configuration rendered for it
+    from devicegate_cli.mqtt_bridge import BridgeSettings, check_config, render_file
+
+    resolver = _deployed_bridge(template, monkeypatch, "AK1")
+    statements = _statements(resolver.resolve(
+        template["Resources"]["JointechBridgePolicy"]["Properties"]["PolicyDocument"]))
+    allowed = {action: sorted(r.split(":", 5)[5] for st in statements if action in _as_list(st["Action"])
+                              for r in _as_list(st["Resource"])) for action in ("iot:Connect", "iot:Publish")}
+    settings = BridgeSettings(
+        access_key="AK1", vendor_host="mqtt.assetscontrols.com", vendor_port=1883, vendor_username=None,
+        vendor_password=None, vendor_client_id="c", iot_endpoint="e-ats.iot.eu-west-1.amazonaws.com",
+        thing_name=resolver.attributes["JointechBridgeThing"]["Ref"], ca_file="/c", cert_file="/c", key_file="/k")
+    # When its connections to IoT Core are read
+    report = check_config(render_file(settings, REPO_ROOT / "bridge" / "mosquitto-bridge.conf"))
+    # Then it connects with exactly the client ids the policy allows, and publishes on exactly the
+    # topics it allows: adding a connection needs both changed, or this fails
+    assert report.problems == [] and report.notes == []
+    assert sorted(f"client/{client_id}" for client_id in report.client_ids) == allowed["iot:Connect"] == [
+        "client/dg-prod-jointech-bridge", "client/dg-prod-jointech-bridge-sublock"]
+    assert report.publish_resources == allowed["iot:Publish"]
+
+
+def test_the_bridge_knows_the_templates_rule_names_and_filters(
+        template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the names and FROM filters of the rules as deployed for "dg-prod"
+    from devicegate_cli import mqtt_bridge
+    from devicegate_cli.local_iot_rules import parse_rule_sql
+
+    resolver = _deployed_bridge(template, monkeypatch, "AK1")
+    deployed = {resolver.attributes[rule_id]["Ref"]: parse_rule_sql(sql, rule_id).topic_filter
+                for rule_id, sql in _iot_rules(template).items()}
+    # Then `devicegate mqtt-bridge` derives the same names from the thing's, and knows each rule's filter
+    thing = resolver.attributes["JointechBridgeThing"]["Ref"]
+    assert sorted(mqtt_bridge.rule_names(thing)) == sorted(deployed)
+    assert {suffix: deployed[name] for name in deployed for suffix in mqtt_bridge.RULE_FILTERS
+            if name.endswith(suffix)} == mqtt_bridge.RULE_FILTERS
 
 
 def test_the_bridge_exists_only_with_an_access_key(template: dict[str, Any]) -> None:
@@ -842,7 +930,7 @@ def test_the_endpoint_lookup_can_only_read_the_endpoint_and_write_its_logs(templ
         (["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": ["IotEndpointLogGroup", "Arn"]}),
     ]
     assert function["Role"] == {"Fn::GetAtt": ["IotEndpointFunctionRole", "Arn"]}
-    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "IotEndpointLogGroup"}}
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "IotEndpointLogGroup"}
     assert resources["IotEndpointLogGroup"]["Properties"]["RetentionInDays"] == 30
     # And CloudFormation never waits longer for the custom resource than it takes to fail
     assert function["Timeout"] < resources["IotDataEndpoint"]["Properties"]["ServiceTimeout"] <= 300
@@ -1072,3 +1160,69 @@ def test_the_offline_default_is_the_vendors_own(template: dict[str, Any]) -> Non
     own = offline_after_spec([get_adapter(v) for v in vendor_names()])
     # Then they say the same, so a deployment that keeps the default gets the adapters' intervals
     assert parse_offline_after(default) == parse_offline_after(own)
+
+
+# ---------------------------------------------------------------------------------------
+# observability and sizing: deployment choices, each one parameter
+# ---------------------------------------------------------------------------------------
+def test_every_function_logs_json_filtered_at_the_deployment_levels(template: dict[str, Any],
+                                                                   translated: dict[str, Any]) -> None:
+    from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
+
+    # Given every Lambda function the stack deploys (SAM's, Globals merged, and the plain one)
+    functions = _resources(translated, "AWS::Lambda::Function")
+    assert set(_functions(template)) | {"IotEndpointFunction"} <= set(functions)
+    # Then each logs JSON into its own group, Lambda's lines at SystemLogLevel and the code's at
+    # LogLevel in Lambda's words
+    for function_id, function in functions.items():
+        config = function["Properties"]["LoggingConfig"]
+        assert config["LogFormat"] == "JSON", function_id
+        assert config["SystemLogLevel"] == {"Ref": "SystemLogLevel"}, function_id
+        assert config["ApplicationLogLevel"] == {"Fn::FindInMap": ["LambdaLogLevel", {"Ref": "LogLevel"},
+                                                                   "Application"]}, function_id
+        assert translated["Resources"][config["LogGroup"]["Ref"]]["Type"] == "AWS::Logs::LogGroup"
+    parameters = template["Parameters"]
+    assert parameters["SystemLogLevel"]["Default"] == "WARN"
+    assert parameters["SystemLogLevel"]["AllowedValues"] == ["DEBUG", "INFO", "WARN"]
+    # And every LogLevel is one Lambda knows, meaning what Powertools takes it for: Lambda sets
+    # AWS_LAMBDA_LOG_LEVEL from ApplicationLogLevel, which Powertools prefers to POWERTOOLS_LOG_LEVEL
+    levels = template["Mappings"]["LambdaLogLevel"]
+    assert set(levels) == set(parameters["LogLevel"]["AllowedValues"])
+    for level, mapped in levels.items():
+        assert LAMBDA_ADVANCED_LOGGING_LEVELS[mapped["Application"]] == level
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_the_tracing_parameter_drives_every_function(template: dict[str, Any], translated: dict[str, Any]) -> None:
+    # Given the Tracing parameter (HTTP APIs start no traces: PassThrough records none)
+    parameter = template["Parameters"]["Tracing"]
+    assert parameter["Default"] == "PassThrough" and set(parameter["AllowedValues"]) == {"Active", "PassThrough"}
+    # Then Globals take it, no function overrides it, and every SAM function gets it as its mode
+    assert template["Globals"]["Function"]["Tracing"] == {"Ref": "Tracing"}
+    assert [f for f, fn in _functions(template).items() if "Tracing" in fn["Properties"]] == []
+    modes = {function_id: translated["Resources"][function_id]["Properties"].get("TracingConfig")
+             for function_id in _functions(template)}
+    assert {function_id: {"Mode": {"Ref": "Tracing"}} for function_id in modes} == modes
+
+
+def test_ingest_functions_take_the_memory_parameter_unless_their_sender_has_a_deadline(
+        template: dict[str, Any]) -> None:
+    from devicegate.vendors import get_adapter
+
+    # Given the functions that run once per push: every vendor's webhook and the MQTT function
+    ingest = {function_id: (get_adapter(vendor), props) for vendor, (function_id, props)
+              in _vendor_functions(template).items()}
+    ingest["JointechMqttFunction"] = (get_adapter("jointech"), template["Resources"]["JointechMqttFunction"]["Properties"])
+    parameter = template["Parameters"]["IngestMemorySize"]
+    assert parameter["Default"] == 256 and parameter["AllowedValues"] == [128, 256, 512, 1024]
+    for function_id, (adapter, props) in ingest.items():
+        # Then each takes IngestMemorySize, except a webhook whose sender gives up on slow answers
+        # (SenseLink, 5 s): its cold start must fit in them, and CPU follows memory
+        if adapter.answer_deadline_s is not None and function_id != "JointechMqttFunction":
+            assert props["MemorySize"] >= 512, function_id
+        else:
+            assert props["MemorySize"] == {"Ref": "IngestMemorySize"}, function_id
+    # And the others keep the Globals' 512
+    others = [fn for function_id, fn in _functions(template).items() if function_id not in ingest]
+    assert others and [fn["Properties"]["MemorySize"] for fn in others if "MemorySize" in fn["Properties"]] == []
+    assert template["Globals"]["Function"]["MemorySize"] == 512

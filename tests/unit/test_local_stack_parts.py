@@ -1059,13 +1059,16 @@ def test_an_access_log_bucket_is_created_and_a_refused_logging_setting_does_not_
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     local_log = logging.getLogger("devicegate.local")
-    monkeypatch.setattr(local_log, "level", logging.DEBUG)
+    # setLevel, not the attribute: the logger caches isEnabledFor answers an earlier test got
+    level = local_log.level
+    local_log.setLevel(logging.DEBUG)
     local_log.addHandler(handler)
     try:
         # When the stack creates them
         _, created, _ = in_moto(ACCESS_LOGGED_BUCKETS)
     finally:
         local_log.removeHandler(handler)
+        local_log.setLevel(level)
     # Then both buckets exist, and the setting left out is named for --verbose
     names = {bucket["Name"] for bucket in boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"]}
     assert names == set(created.buckets.values()) == {"devicegate-local-payloadbucket",

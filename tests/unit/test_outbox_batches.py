@@ -33,25 +33,28 @@ class FakeQueue:
 
 
 class FakeState:
+    """The state store's contract in memory: newest wins per group, one write per device news."""
+
     def __init__(self, fail_on=None):
         self.groups: dict[tuple, str] = {}
         self.heard_at: dict[tuple, str] = {}
         self.writes = 0
+        self.calls = 0
         self.fail_on = fail_on
 
-    def advance(self, vendor, device, group, at, event_id, value):
-        self.writes += 1
-        if event_id == self.fail_on:
+    def apply_many(self, news, now):
+        self.calls += 1
+        if any(g.event_id == self.fail_on for n in news for g in n.groups.values()):
             raise StorageUnavailable("boom")
-        key = (vendor, device, group)
-        if key in self.groups and self.groups[key] >= at:
-            return False
-        self.groups[key] = at
-        return True
-
-    def heard(self, vendor, device, at):
-        self.heard_at[(vendor, device)] = max(self.heard_at.get((vendor, device), ""), at)
-        return False
+        for one in news:
+            self.writes += 1
+            for group, value in one.groups.items():
+                key = (one.vendor, one.device_id, group)
+                if key not in self.groups or self.groups[key] < value.at:
+                    self.groups[key] = value.at
+            if one.heard_at:
+                self.heard_at[(one.vendor, one.device_id)] = max(self.heard_at.get((one.vendor, one.device_id), ""),
+                                                                 one.heard_at)
 
 
 def _records(n: int) -> list[StreamRecord]:
@@ -75,13 +78,29 @@ def test_a_publish_failure_reports_it_and_everything_after_it():
     assert queue.sent == [f"e{i}" for i in range(20) if i != 12]
 
 
-def test_a_state_failure_stops_before_publishing_its_chunk():
-    # Given 15 events (chunks of 10 and 5) and a state write failing for e10
-    queue, state = FakeQueue(), FakeState(fail_on="e10")
+def test_a_state_failure_publishes_nothing_and_fails_the_whole_batch():
+    # Given 15 events (two chunks of messages) and the state write failing
+    queue, state = FakeQueue(), FakeState(fail_on="e1")
     failed = process_batch(_records(15), queue, state, lambda e: {})
-    # Then the first chunk is published, the second is not, and Lambda resumes at its start
-    assert queue.sent == [f"e{i}" for i in range(10)]
-    assert failed == [f"seq{i:03d}" for i in range(10, 15)]
+    # Then nothing is published (state comes first, for the whole batch) and Lambda retries it all
+    assert queue.sent == []
+    assert failed == [f"seq{i:03d}" for i in range(15)]
+
+
+def test_a_raising_state_hook_leaves_that_event_s_groups_alone_and_still_publishes():
+    # Given an adapter hook that raises for one event
+    def patch(event):
+        if event["eventId"] == "e3":
+            raise KeyError("lat")
+        return {"position": {"n": event["eventId"]}}
+
+    queue, state = FakeQueue(), FakeState()
+    records = [StreamRecord(f"s{i}", _event(i, occurred=f"2025-02-07T10:00:0{i}.000Z")) for i in range(4)]
+    failed = process_batch(records, queue, state, patch)
+    # Then every message goes out, and dev1's position is from e1 (e3's patch was dropped)
+    assert failed == [] and queue.sent == ["e0", "e1", "e2", "e3"]
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:00:01.000Z"
+    assert state.groups[("jointech", "dev1", "summary")] == "2025-02-07T10:00:03.000Z"
 
 
 def test_events_far_in_the_future_do_not_touch_state():
@@ -115,7 +134,8 @@ def test_big_records_are_batched_by_size_and_all_published():
 def test_a_record_too_big_for_a_message_goes_as_a_claim_check():
     event = dict(_event(1), data={"blob": "x" * (MAX_MESSAGE_BYTES + 10)})
     message = json.loads(message_body(event, table="tbl"))
-    assert "data" not in message["data"] and message["dataref"] == "dynamodb://tbl/E#jointech#e1"
+    assert "data" not in message["data"] and message["dataref"] == (
+        "dynamodb://tbl?pk=E%23jointech%23dev1&sk=2025-02-07T10%3A00%3A00.000Z%23e1")
 
 
 def test_messages_are_ascii_so_sqs_never_rejects_a_character():
@@ -124,15 +144,17 @@ def test_messages_are_ascii_so_sqs_never_rejects_a_character():
     assert body.isascii() and json.loads(body)["data"]["data"]["describe"] == "货箱门 \ufffe"
 
 
-def test_state_is_written_once_per_device_and_group_per_chunk():
-    # Given ten events of two devices in one chunk, each touching "position"
+def test_state_is_one_write_per_device_for_the_whole_batch():
+    # Given 25 events of two devices (three chunks of messages), each touching "position"
     state = FakeState()
-    records = [StreamRecord(f"s{i}", _event(i, occurred=f"2025-02-07T10:00:0{i}.000Z")) for i in range(10)]
+    records = [StreamRecord(f"s{i}", _event(i, occurred=f"2025-02-07T10:00:{i:02d}.000Z")) for i in range(25)]
     process_batch(records, FakeQueue(), state, lambda e: {"position": {"n": e["eventId"]}})
-    # Then each device's summary and position were written once, with the newest value
-    assert state.writes == 4
-    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:00:09.000Z"
-    assert state.groups[("jointech", "dev0", "position")] == "2025-02-07T10:00:08.000Z"
+    # Then the state store got one call, with one news per device, and the newest values
+    assert state.calls == 1 and state.writes == 2
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:00:23.000Z"
+    assert state.groups[("jointech", "dev0", "position")] == "2025-02-07T10:00:24.000Z"
+    assert state.heard_at == {("jointech", "dev0"): "2025-02-07T10:00:01.000Z",
+                              ("jointech", "dev1"): "2025-02-07T10:00:01.000Z"}
 
 
 def test_sqs_publisher_maps_failed_entries_back_to_their_records():

@@ -3,7 +3,7 @@
     app ── POST /devices/{vendor}/{device}/commands (IAM) ──► CommandService.send
         1. validate      the vendor's protocol renders the body to the command text, or names the
                          fields at fault
-        2. store         ONE transaction: the device exists (its summary item), the device's counter
+        2. store         ONE transaction: the device exists (its state item), the device's counter
                          for this minute is below the limit, the command's status item (pending,
                          who/when, timeoutAt), its text item and, with a clientToken, the token item
         3. publish       IoT data plane, QoS 1, on the vendor's command topic
@@ -133,7 +133,7 @@ class CommandService:
             "requestId": request_id, "text": rendered.text, "word": rendered.word, "matchKey": rendered.match_key,
             "serial": rendered.serial, "timeoutAt": timeout_at,
             "expiresAt": epoch_seconds(days_after(now, self.retention_days)),
-            "gsi5pk": keys.COMMANDS_PENDING_PARTITION,
+            "gsi5pk": keys.commands_pending_pk(self.vendor, device_id),
             "gsi5sk": keys.pending_command_sk(timeout_at, self.vendor, device_id, ident),
         }
         if rendered.typed:

@@ -129,6 +129,10 @@ class NormalizedEvent:
     #: Groups records the vendor ties together (Mettax: a GPS fix and the alarm with the same
     #: `id`; an alarm's files). Items with one link share a gsi4 partition L#{vendor}#{link}.
     link: str | None = None
+    #: False when occurredAt is the gateway's receipt (the record carried no time of its own): a
+    #: retransmission then has another occurredAt, so the store finds it by id (an id marker)
+    #: rather than by its timeline key.
+    device_time: bool = True
 
     @property
     def data(self) -> dict[str, Any]:
@@ -194,7 +198,7 @@ def record_json(model: BaseModel, transport_fields: frozenset[str] = frozenset()
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
                event_id: str | None = None, media: tuple[MediaObject, ...] = (),
-               part: Part | None = None, link: str | None = None) -> NormalizedEvent:
+               part: Part | None = None, link: str | None = None, device_time: bool = True) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`)."""
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
@@ -204,4 +208,6 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, identity_json or data_json),
         occurredAt=occurred, receivedAt=iso_utc(received_at), transport=transport, dataJson=data_json,
         media=media, part=part, link=link,
+        # A fallback to the receipt time is a receipt time, whoever forgot to say so.
+        device_time=device_time and occurred_at != received_at,
     )

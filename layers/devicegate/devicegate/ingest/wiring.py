@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from devicegate.core.offline import OfflinePolicy, offline_after_from_env
 from devicegate.infra.aws import client
 from devicegate.infra.settings import get_settings, vendor_env
 from devicegate.ingest.auth import TokenVerifier, secrets_manager_fetcher
@@ -34,6 +35,7 @@ def event_store(deadline_s: float | None = None) -> DynamoEventStore:
         bucket=settings.payload_bucket,
         retention_days=settings.retention_for,
         quarantine_days=settings.quarantine_retention_days,
+        policy=OfflinePolicy(offline_after_from_env(), get_adapter),
     )
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from devicegate.infra.aws import error_code, failures
 from devicegate.infra.observability import logger
@@ -91,12 +92,15 @@ class SqsPublisher:
 
 def message_body(event: dict[str, Any], table: str = "") -> str:
     """The queue message for a stored event. ASCII escapes keep every character SQS accepts; a
-    record too big for one message travels as a claim check pointing at its table item."""
+    record too big for one message travels as a claim check naming its table item's key
+    (dynamodb://{table}?pk=...&sk=..., URL-encoded)."""
     envelope = {k: v for k, v in event.items() if k != "dataRef"}
     body = json.dumps(cloud_event(envelope, event.get("dataRef")), ensure_ascii=True, separators=(",", ":"))
     if len(body) > MAX_MESSAGE_BYTES:
         envelope.pop("data", None)
-        ref = event.get("dataRef") or f"dynamodb://{table}/E#{event['vendor']}#{event['eventId']}"
+        ref = event.get("dataRef") or "dynamodb://{}?{}".format(table, urlencode({
+            "pk": keys.event_pk(event["vendor"], event["deviceId"]),
+            "sk": keys.event_sk(event["occurredAt"], event["eventId"])}))
         body = json.dumps(cloud_event(envelope, ref), ensure_ascii=True, separators=(",", ":"))
     return body
 

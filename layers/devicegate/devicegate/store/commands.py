@@ -72,9 +72,9 @@ class DynamoCommandStore:
         status_item.update(pk=pk["S"], sk=keys.command_sk(item["commandId"]))
         text_item = {"pk": texts_pk, "sk": keys.command_sk(item["commandId"]), "text": item["text"],
                      "expiresAt": item["expiresAt"]}
-        summary = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.state_sk("summary")}}
+        summary = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.STATE_SK}}
         actions: list[dict[str, Any]] = [
-            # The device must have reported at least once: its summary item exists.
+            # The device must have reported at least once: its state item exists.
             {"ConditionCheck": {"TableName": self._table, "Key": summary,
                                 "ConditionExpression": "attribute_exists(pk)"}},
             {"Update": {"TableName": self._table, "Key": {"pk": pk, "sk": {"S": keys.command_rate_sk(window)}},
@@ -229,23 +229,25 @@ class DynamoCommandStore:
         return None
 
     def overdue(self, now: datetime) -> Iterator[tuple[str, str]]:
-        """(pk, sk) of pending commands whose deadline passed more than SWEEP_GRACE_S ago."""
+        """(pk, sk) of pending commands whose deadline passed more than SWEEP_GRACE_S ago, from
+        every shard of the pending list (gsi5 CMDPENDING#{n})."""
         cutoff = iso_utc(now - timedelta(seconds=SWEEP_GRACE_S))
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
-            "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
-            "ExpressionAttributeValues": {":pk": {"S": keys.COMMANDS_PENDING_PARTITION}, ":cutoff": {"S": cutoff}},
-        }
-        while True:
-            try:
-                page = self._ddb.query(**kwargs)
-            except failures() as exc:
-                raise unavailable("pending commands query", exc) from None
-            for raw in page.get("Items", []):
-                yield raw["pk"]["S"], raw["sk"]["S"]
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for partition in keys.all_shards(keys.COMMANDS_PENDING_PREFIX):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
+                "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
+                "ExpressionAttributeValues": {":pk": {"S": partition}, ":cutoff": {"S": cutoff}},
+            }
+            while True:
+                try:
+                    page = self._ddb.query(**kwargs)
+                except failures() as exc:
+                    raise unavailable("pending commands query", exc) from None
+                for raw in page.get("Items", []):
+                    yield raw["pk"]["S"], raw["sk"]["S"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def time_out(self, pk: str, sk: str, now: datetime) -> bool:
         return self._update({"pk": {"S": pk}, "sk": {"S": sk}}, TIMED_OUT, now, {}, "#st = :pending")

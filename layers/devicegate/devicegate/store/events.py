@@ -1,8 +1,11 @@
 """Storage behind a small interface; one DynamoDB (+ S3 for large payloads) implementation.
 
-Hot path: one conditional PutItem per event. The condition is the dedup: an event's key is
-derived from its id, so a retransmission finds its own item and is answered as accepted without a
-second item (and so without a second stream record or queue message).
+Hot path: one conditional PutItem per event. The condition is the dedup: an event's key is its
+device, its time and its id (store.keys.event_pk/event_sk), all three the same for a
+retransmission, which so finds its own item and is answered as accepted without a second item (and
+so without a second stream record or queue message). An event timed by its receipt (no device
+time: NormalizedEvent.device_time) would get a new key each time it is sent; its id claims an id
+marker first, which hands a retransmission the key the first copy was stored under.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any, Protocol
 
 from devicegate.core.envelope import Heartbeat, NormalizedEvent
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
+from devicegate.core.offline import OfflinePolicy
+from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc, parse_time
 from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
 from devicegate.store import keys
 from devicegate.store.codec import to_attr
@@ -75,13 +79,14 @@ class EventStore(Protocol):
 
 class DynamoEventStore:
     def __init__(self, dynamodb: Any, s3: Any, table: str, bucket: str,
-                 retention_days, quarantine_days: int):
+                 retention_days, quarantine_days: int, policy: OfflinePolicy | None = None):
         self._ddb = dynamodb
         self._s3 = s3
         self._table = table
         self._bucket = bucket
         self._retention_days = retention_days  # callable (vendor, kind) -> days
         self._quarantine_days = quarantine_days
+        self._policy = policy  # offline intervals, for the sources of heartbeats
 
     def put_event(self, event: NormalizedEvent) -> bool:
         received = datetime.fromisoformat(event.receivedAt)
@@ -93,6 +98,8 @@ class DynamoEventStore:
         # references exists too. A retransmission rewrites the same keys with the same bytes.
         for media in event.media:
             self._put_object(media.key, media.body, media.content_type)
+        if not event.device_time:
+            item = self._claim_id(event, item)
         try:
             self._ddb.put_item(
                 TableName=self._table,
@@ -110,6 +117,31 @@ class DynamoEventStore:
             raise unavailable("dynamodb put_item", exc) from None
         return True
 
+    def _claim_id(self, event: NormalizedEvent, item: dict[str, Any]) -> dict[str, Any]:
+        """The item under the key the event's first copy claimed. Marker first, event second: a
+        copy whose event write failed after its marker landed is retried by the vendor, and the
+        retry finds the marker, writes the event under the marker's key, and only then is
+        answered; a retry after both landed finds the event too (a duplicate)."""
+        marker = {"pk": {"S": keys.event_id_pk(event.vendor, event.deviceId)}, "sk": {"S": event.eventId},
+                  "eventSk": item["sk"], "occurredAt": item["occurredAt"], "receivedAt": item["receivedAt"],
+                  "expiresAt": item["expiresAt"]}
+        try:
+            self._ddb.put_item(TableName=self._table, Item=marker, ConditionExpression="attribute_not_exists(pk)",
+                               ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return item
+        except failures() as exc:
+            if error_code(exc) != CONDITION_FAILED:
+                raise unavailable("dynamodb put_item (id marker)", exc) from None
+            first = (getattr(exc, "response", None) or {}).get("Item") or {}
+        if "eventSk" not in first:
+            return item  # cannot happen with this code's markers; the event's own key is safe
+        claimed = dict(item, sk=first["eventSk"], occurredAt=first["occurredAt"], receivedAt=first["receivedAt"])
+        if "gsi4sk" in claimed:
+            claimed["gsi4sk"] = first["eventSk"]
+        if "gsi3sk" in claimed:
+            claimed["gsi3sk"] = {"S": keys.alarm_sk(first["occurredAt"]["S"], event.vendor, event.eventId)}
+        return claimed
+
     def _offload_data(self, event: NormalizedEvent, item: dict[str, Any], received: datetime) -> dict[str, Any]:
         # The day it happened, not the day received: a retransmission days later (a terminal's
         # backlog) must find the same key, not leave a second, orphaned object.
@@ -126,13 +158,13 @@ class DynamoEventStore:
             raise unavailable("s3 put_object", exc) from None
 
     def heartbeat(self, beat: Heartbeat) -> None:
-        from devicegate.store.state import DynamoStateStore
+        from devicegate.store.devices import DeviceNews, DeviceStore, GroupNews
 
-        summary = {"lastSeen": beat.at, "lastKind": "heartbeat", "lastReceivedAt": beat.at}
-        # The same conditional "summary" update the outbox makes for events: the source shows in
-        # the vendor's device list with its last-seen time, and an older beat never wins.
-        DynamoStateStore(self._ddb, self._table).advance(beat.vendor, beat.source, "summary", beat.at, "", summary)
-        DynamoStateStore(self._ddb, self._table).heard(beat.vendor, beat.source, beat.at)
+        # The device item the outbox keeps for events: the source shows in the vendor's device
+        # list with its last-seen time, an older beat never wins, and it counts as contact.
+        news = DeviceNews(beat.vendor, beat.source, heard_at=beat.at,
+                          groups={"summary": GroupNews(beat.at, "", {"lastKind": "heartbeat", "lastReceivedAt": beat.at})})
+        DeviceStore(self._ddb, self._table, self._retention_days).apply_many([news], parse_time(beat.at), self._policy)
 
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         part = event.part
@@ -152,7 +184,7 @@ class DynamoEventStore:
             ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
             ":transport": {"S": event.transport},
             ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
-            ":pending": {"S": keys.PARTS_PARTITION},
+            ":pending": {"S": keys.parts_pending_pk(event.vendor, event.deviceId)},
             ":psk": {"S": f"{event.receivedAt}#{event.vendor}#{keys.device_key(event.deviceId)}#{part.group}"},
         }
         try:
@@ -194,7 +226,7 @@ class DynamoEventStore:
             "contentType": record.content_type,
             "route": record.route,
             "firstSeenAt": received,
-            "gsi1pk": keys.quarantine_list_pk(record.vendor),
+            "gsi1pk": keys.quarantine_list_pk(record.vendor, digest),
             "gsi1sk": f"{received}#{digest}",
             "expiresAt": epoch_seconds(days_after(record.received_at, self._quarantine_days)),
             "bodySize": len(record.body),

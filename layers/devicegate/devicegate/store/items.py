@@ -16,12 +16,15 @@ from devicegate.store.codec import from_item
 
 def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
     """The stored event, already in DynamoDB's attribute format (every value is a string or a
-    number, so it is written directly): the envelope plus the keys of every access pattern."""
-    timeline = keys.timeline_sk(event.occurredAt, event.eventId)
-    device = keys.device_pk(event.vendor, event.deviceId)
+    number, so it is written directly): the envelope plus its keys.
+
+    Keyed by device and time (keys.event_pk / event_sk), so a device's timeline, of every kind or
+    of one, is a Query of the table itself: an ordinary event lands in no index at all, one write
+    unit per KB. Alarms also land in gsi3 (fleet-wide by time, sharded), linked records in gsi4.
+    """
     item: dict[str, Any] = {
-        "pk": {"S": keys.event_pk(event.vendor, event.eventId)},
-        "sk": {"S": keys.EVENT_SK},
+        "pk": {"S": keys.event_pk(event.vendor, event.deviceId)},
+        "sk": {"S": keys.event_sk(event.occurredAt, event.eventId)},
         "vendor": {"S": event.vendor},
         "deviceId": {"S": event.deviceId},
         "kind": {"S": event.kind},
@@ -33,17 +36,13 @@ def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
         # nesting limit, no Decimal surprises for apps, and no per-value encoding on the hot path.
         "data": {"S": event.dataJson},
         "expiresAt": {"N": str(epoch_seconds(expires_at))},
-        "gsi1pk": {"S": device},
-        "gsi1sk": {"S": timeline},
-        "gsi2pk": {"S": f"{device}#{event.kind}"},
-        "gsi2sk": {"S": timeline},
     }
     if event.is_alarm:
-        item["gsi3pk"] = {"S": keys.ALARM_PARTITION}
+        item["gsi3pk"] = {"S": keys.alarm_pk(event.vendor, event.deviceId)}
         item["gsi3sk"] = {"S": keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)}
     if event.link:
         item["gsi4pk"] = {"S": keys.link_pk(event.vendor, event.link)}
-        item["gsi4sk"] = {"S": timeline}
+        item["gsi4sk"] = {"S": keys.event_sk(event.occurredAt, event.eventId)}
     return item
 
 

@@ -13,21 +13,47 @@ CFG# device configuration (apps write it, ingest and sweep read it).
 
 from __future__ import annotations
 
+import hashlib
+import os
 from urllib.parse import quote
 
-EVENT_SK = "E"
 #: A device's configuration item (pk CFG#{vendor}#{device}), written by apps, read by the gateway.
 CONFIG_SK = "CONFIG"
-#: gsi3 (app-facing, overloaded, every use sparse): fleet-wide alarm events by time, and every
-#: device offline now.
-ALARM_PARTITION = "ALARM"
-OFFLINE_PARTITION = "OFFLINE"
-#: gsi5 (the sweep's work lists, sparse; projects only keys and non-personal liveness fields, so
-#: the one function that queries it cannot read event data through it): records sent in parts
-#: still waiting (sk {firstReceivedAt}#{vendor}#{device}#{group}), commands still waiting for an
-#: answer (sk {timeoutAt}#{vendor}#{device}#{id}) and each vendor's devices (V#{vendor}).
-PARTS_PARTITION = "PARTS"
-COMMANDS_PENDING_PARTITION = "CMDPENDING"
+#: The one state item of a device (pk D#{vendor}#{device}): every state group, liveness, index keys.
+STATE_SK = "S"
+#: Default number of write shards of every partition many devices write (a template parameter,
+#: Shards, sets it for a deployment: SHARDS in every function's environment).
+DEFAULT_SHARDS = 8
+#: gsi3 (app-facing, ALL, every use sparse): alarm events by time, devices offline now.
+ALARM_PREFIX = "ALARM"
+OFFLINE_PREFIX = "OFFLINE"
+#: gsi5 (KEYS_ONLY, the sweep's work lists): devices by the bucket in which they become overdue,
+#: records sent in parts still waiting, commands still waiting for an answer.
+DUE_PREFIX = "DUE"
+PARTS_PREFIX = "PARTS"
+COMMANDS_PENDING_PREFIX = "CMDPENDING"
+
+
+def shard_count() -> int:
+    """SHARDS from the environment (template parameter Shards); the default when unset."""
+    text = (os.environ.get("SHARDS") or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_SHARDS
+
+
+def shard(vendor: str, device_id: str, shards: int | None = None) -> int:
+    """The write shard of a device: stable (a hash of vendor and id, never Python's salted
+    hash()), so every item of one device lands in the same shard of each fleet-wide list."""
+    digest = hashlib.sha256(f"{vendor}\n{device_id}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") % (shards or shard_count())
+
+
+def sharded(prefix: str, number: int) -> str:
+    return f"{prefix}#{number}"
+
+
+def all_shards(prefix: str, shards: int | None = None) -> list[str]:
+    """Every partition of a sharded list: what a reader queries (in parallel) and merges."""
+    return [sharded(prefix, n) for n in range(shards or shard_count())]
 
 
 def device_key(device_id: str) -> str:
@@ -37,8 +63,20 @@ def device_key(device_id: str) -> str:
     return key.replace(".", "%2E") if not key.strip(".") else key
 
 
-def event_pk(vendor: str, event_id: str) -> str:
-    return f"E#{vendor}#{event_id}"
+def event_pk(vendor: str, device_id: str) -> str:
+    """A device's events: one partition per device, sorted by time (event_sk), so its timeline,
+    its timeline of one kind (a filter) and a time window are one Query of the table itself."""
+    return f"E#{vendor}#{device_key(device_id)}"
+
+
+def event_sk(occurred_at: str, event_id: str) -> str:
+    return f"{occurred_at}#{event_id}"
+
+
+def event_id_pk(vendor: str, device_id: str) -> str:
+    """Id markers of events whose time is the gateway's receipt (no device time): a
+    retransmission has another receipt time, so the id (sk) finds the event's key instead."""
+    return f"EID#{vendor}#{device_key(device_id)}"
 
 
 def device_pk(vendor: str, device_id: str) -> str:
@@ -46,25 +84,35 @@ def device_pk(vendor: str, device_id: str) -> str:
     return f"D#{vendor}#{device_key(device_id)}"
 
 
-def device_kind_pk(vendor: str, device_id: str, kind: str) -> str:
-    return f"{device_pk(vendor, device_id)}#{kind}"
-
-
-def timeline_sk(occurred_at: str, event_id: str) -> str:
-    return f"{occurred_at}#{event_id}"
+def alarm_pk(vendor: str, device_id: str) -> str:
+    """gsi3 partition of alarm events by time: the device's shard of ALARM."""
+    return sharded(ALARM_PREFIX, shard(vendor, device_id))
 
 
 def alarm_sk(occurred_at: str, vendor: str, event_id: str) -> str:
     return f"{occurred_at}#{vendor}#{event_id}"
 
 
-def state_sk(group: str) -> str:
-    return f"S#{group}"
+def vendor_devices_pk(vendor: str, number: int) -> str:
+    """gsi2 (KEYS_ONLY) partition listing one shard of a vendor's devices (sk the device key)."""
+    return f"V#{vendor}#{number}"
 
 
-def vendor_devices_pk(vendor: str) -> str:
-    """gsi5 partition listing a vendor's devices (their summary items, sk the device key)."""
-    return f"V#{vendor}"
+def offline_pk(vendor: str, device_id: str) -> str:
+    return sharded(OFFLINE_PREFIX, shard(vendor, device_id))
+
+
+def offline_sk(vendor: str, device_id: str) -> str:
+    return f"{vendor}#{device_key(device_id)}"
+
+
+def due_pk(vendor: str, device_id: str) -> str:
+    return sharded(DUE_PREFIX, shard(vendor, device_id))
+
+
+def due_sk(bucket: str, vendor: str, device_id: str) -> str:
+    """{the time the device becomes overdue, rounded up to its bucket}#{vendor}#{device}."""
+    return f"{bucket}#{vendor}#{device_key(device_id)}"
 
 
 def config_pk(vendor: str, device_id: str) -> str:
@@ -92,8 +140,11 @@ def quarantine_pk(vendor: str, digest: str) -> str:
     return f"Q#{vendor}#{digest}"
 
 
-def quarantine_list_pk(vendor: str) -> str:
-    return f"Q#{vendor}"
+def quarantine_list_pk(vendor: str, digest: str) -> str:
+    """gsi1 partition of one shard of a vendor's quarantine (a flood of one bad payload shape
+    from many devices spreads by the payload's digest)."""
+    number = int(digest[:8], 16) % shard_count() if digest[:8].isalnum() else 0
+    return f"Q#{vendor}#{number}"
 
 
 def alarm_item_sk(alarm_id: str) -> str:
@@ -107,9 +158,17 @@ def alarm_item_sk(alarm_id: str) -> str:
     return f"A#{encoded}"
 
 
-def alarm_status_pk(vendor: str, status: str) -> str:
-    """gsi1 partition listing a vendor's alarms in one status (AL#face-terminal#open)."""
-    return f"AL#{vendor}#{status}"
+def alarm_status_pk(vendor: str, status: str, device_id: str) -> str:
+    """gsi1 partition listing one shard of a vendor's alarms in one status (AL#face-terminal#open#3)."""
+    return f"AL#{vendor}#{status}#{shard(vendor, device_id)}"
+
+
+def parts_pending_pk(vendor: str, device_id: str) -> str:
+    return sharded(PARTS_PREFIX, shard(vendor, device_id))
+
+
+def commands_pending_pk(vendor: str, device_id: str) -> str:
+    return sharded(COMMANDS_PENDING_PREFIX, shard(vendor, device_id))
 
 
 def parts_pk(vendor: str, device_id: str) -> str:

@@ -1,11 +1,17 @@
-"""The app-facing access patterns, each a single DynamoDB Query (never a Scan).
+"""The app-facing access patterns, each a DynamoDB Query (never a Scan), or one Query per shard
+of a sharded list, run in parallel and merged (store.keys: lists many devices write are split in
+SHARDS partitions so that no key takes the whole fleet's writes).
 
-Not used by the ingest functions; the CLI uses it, and apps can copy the calls (README "Data
-model" shows the same calls as plain boto3).
+Not used by the ingest functions; the CLI uses it, and apps can copy the calls (docs/consuming.md
+shows the same calls as plain boto3).
 """
 
 from __future__ import annotations
 
+import heapq
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from devicegate.store import keys
@@ -28,86 +34,144 @@ def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> lis
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def _query_shards(ddb: Any, table: str, partitions: Iterable[str], index: str, limit: int | None = None,
+                  newest_first: bool = False, condition: str = "", values: dict[str, Any] | None = None,
+                  shards: int | None = None) -> list[dict[str, Any]]:
+    """The same Query on every shard of a list (in parallel: one round trip however many
+    shards), merged in sort-key order; at most `limit` items overall."""
+    pk_name, sk_name = f"{index}pk", f"{index}sk"
+    parts = list(partitions)
+
+    def one(partition: str) -> list[dict[str, Any]]:
+        return _query(ddb, table, limit, IndexName=index, ScanIndexForward=not newest_first,
+                      KeyConditionExpression=f"{pk_name} = :pk" + (f" AND {condition}" if condition else ""),
+                      ExpressionAttributeValues={":pk": {"S": partition}, **(values or {})})
+
+    with ThreadPoolExecutor(max_workers=min(16, len(parts))) as pool:
+        results = list(pool.map(one, parts))
+    merged = heapq.merge(*results, key=lambda i: i.get(sk_name, ""), reverse=newest_first)
+    return list(merged)[:limit] if limit else list(merged)
+
+
 def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,
                   since: str | None = None, until: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """A device's events in [since, until), newest first; optionally of one kind (gsi2)."""
-    index, pk_name, sk_name = ("gsi2", "gsi2pk", "gsi2sk") if kind else ("gsi1", "gsi1pk", "gsi1sk")
-    pk = keys.device_kind_pk(vendor, device_id, kind) if kind else keys.device_pk(vendor, device_id)
-    items = _query(ddb, table, limit, IndexName=index, ScanIndexForward=False,
-                   KeyConditionExpression=f"{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi",
-                   ExpressionAttributeValues={":pk": {"S": pk}, ":lo": {"S": since or "0"},
-                                              ":hi": {"S": until or _MAX_TIME}})
+    """A device's events in [since, until), newest first; optionally of one kind (a filter on
+    the same Query: the device's partition is its timeline)."""
+    values = {":pk": {"S": keys.event_pk(vendor, device_id)}, ":lo": {"S": since or "0"},
+              ":hi": {"S": until or _MAX_TIME}}
+    extra: dict[str, Any] = {}
+    if kind:
+        extra = {"FilterExpression": "#kind = :kind", "ExpressionAttributeNames": {"#kind": "kind"}}
+        values[":kind"] = {"S": kind}
+    items = _query(ddb, table, limit, ScanIndexForward=False,
+                   KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                   ExpressionAttributeValues=values, **extra)
     return [envelope(i) for i in items]
 
 
-def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str, Any] | None:
-    """Latest state: every state group of the device, from its own partition."""
-    items = _query(ddb, table, KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
-                   ExpressionAttributeValues={":pk": {"S": keys.device_pk(vendor, device_id)}, ":s": {"S": "S#"}},
-                   ConsistentRead=True)
-    if not items:
-        return None
-    groups = {i["group"]: i for i in items}
-    summary_item = groups.pop("summary", {})
-    summary = summary_item.get("value", {})
-    state = {
-        "vendor": vendor,
-        "deviceId": device_id,
-        "lastSeen": summary.get("lastSeen"),
-        "lastKind": summary.get("lastKind"),
-        "lastEventId": summary.get("lastEventId"),
-        # Liveness (devicegate.liveness): last contact, and since when it is offline if it is.
-        "online": summary_item.get("online"),
-        "heardAt": summary_item.get("heardAt"),
-        "state": {name: dict(g["value"], at=g["at"]) for name, g in sorted(groups.items()) if "value" in g},
+def state_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A device's state item as apps see it: last seen, liveness, and each group's newest value
+    with the time it is from."""
+    groups = dict(item.get("state") or {})
+    summary = groups.pop("summary", {})
+    state: dict[str, Any] = {
+        "vendor": item["vendor"],
+        "deviceId": item["deviceId"],
+        "lastSeen": summary.get("at"),
+        "lastKind": (summary.get("value") or {}).get("lastKind"),
+        "lastEventId": summary.get("eventId") or None,
+        # Liveness: last contact (a receive time), and since when it is offline if it is.
+        "online": item.get("online"),
+        "heardAt": item.get("heardAt"),
+        "state": {name: dict(g.get("value") or {}, at=g["at"], eventId=g.get("eventId"))
+                  for name, g in sorted(groups.items())},
     }
-    if "offlineSince" in summary_item:
-        state["offlineSince"] = summary_item["offlineSince"]
+    if "offlineSince" in item:
+        state["offlineSince"] = item["offlineSince"]
     return state
+
+
+def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str, Any] | None:
+    """Latest state: every state group of the device, and its liveness, from its one item."""
+    found = ddb.get_item(TableName=table, Key={"pk": {"S": keys.device_pk(vendor, device_id)},
+                                               "sk": {"S": keys.STATE_SK}}, ConsistentRead=True)
+    return state_view(from_item(found["Item"])) if found.get("Item") else None
 
 
 def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | None = None,
                  limit: int = 100) -> list[dict[str, Any]]:
-    """Alarms of every vendor and device in [since, until), newest first (gsi3)."""
-    items = _query(ddb, table, limit, IndexName="gsi3", ScanIndexForward=False,
-                   KeyConditionExpression="gsi3pk = :pk AND gsi3sk BETWEEN :lo AND :hi",
-                   ExpressionAttributeValues={":pk": {"S": keys.ALARM_PARTITION}, ":lo": {"S": since or "0"},
-                                              ":hi": {"S": until or _MAX_TIME}})
+    """Alarms of every vendor and device in [since, until), newest first (gsi3 ALARM#{shard})."""
+    items = _query_shards(ddb, table, keys.all_shards(keys.ALARM_PREFIX), "gsi3", limit, newest_first=True,
+                          condition="gsi3sk BETWEEN :lo AND :hi",
+                          values={":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}})
     return [envelope(i) for i in items]
 
 
-def event_by_id(ddb: Any, table: str, vendor: str, event_id: str) -> dict[str, Any] | None:
-    items = _query(ddb, table, KeyConditionExpression="pk = :pk",
-                   ExpressionAttributeValues={":pk": {"S": keys.event_pk(vendor, event_id)}})
+def event_by_id(ddb: Any, table: str, vendor: str, device_id: str, event_id: str,
+                occurred_at: str | None = None) -> dict[str, Any] | None:
+    """One event. With its time (a queue message's `time`) one GetItem; without, the device's
+    timeline is searched for the id (a filtered Query of its partition: fine for a person,
+    not for a hot path)."""
+    pk = {"S": keys.event_pk(vendor, device_id)}
+    if occurred_at:
+        found = ddb.get_item(TableName=table, Key={"pk": pk, "sk": {"S": keys.event_sk(occurred_at, event_id)}})
+        if found.get("Item"):
+            return envelope(from_item(found["Item"]))
+    items = _query(ddb, table, 1, KeyConditionExpression="pk = :pk", FilterExpression="eventId = :id",
+                   ExpressionAttributeValues={":pk": pk, ":id": {"S": event_id}})
     return envelope(items[0]) if items else None
 
 
-def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every device of a vendor with its last seen time (the state summaries, gsi5)."""
-    items = _query(ddb, table, limit, IndexName="gsi5",
-                   KeyConditionExpression="gsi5pk = :pk",
-                   ExpressionAttributeValues={":pk": {"S": keys.vendor_devices_pk(vendor)}})
-    return [_device_row(vendor, i) for i in items]
+def _states(ddb: Any, table: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Device state items by (vendor, device id), 100 per BatchGetItem."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(pairs), 100):
+        request: dict[str, Any] = {table: {"Keys": [
+            {"pk": {"S": keys.device_pk(v, d)}, "sk": {"S": keys.STATE_SK}} for v, d in pairs[start:start + 100]]}}
+        while request:
+            answer = ddb.batch_get_item(RequestItems=request)
+            for raw in answer.get("Responses", {}).get(table, []):
+                item = from_item(raw)
+                found[(item["vendor"], item["deviceId"])] = item
+            request = answer.get("UnprocessedKeys") or {}
+    return found
 
 
-def _device_row(vendor: str, item: dict[str, Any]) -> dict[str, Any]:
-    value = item.get("value") or {}
-    row = {"vendor": vendor, "deviceId": item["deviceId"], "lastSeen": value.get("lastSeen"),
-           "lastKind": value.get("lastKind"), "heardAt": item.get("heardAt"), "online": item.get("online")}
-    if "offlineSince" in item:
-        row["offlineSince"] = item["offlineSince"]
+def _device_row(item: dict[str, Any]) -> dict[str, Any]:
+    view = state_view(item)
+    row = {k: view[k] for k in ("vendor", "deviceId", "lastSeen", "lastKind", "heardAt", "online")}
+    if "offlineSince" in view:
+        row["offlineSince"] = view["offlineSince"]
     return row
 
 
+def _rows(ddb: Any, table: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pairs = []
+    for entry in listed:
+        vendor, device_key = entry["pk"].split("#", 2)[1:]
+        from urllib.parse import unquote
+
+        pairs.append((vendor, unquote(device_key)))
+    found = _states(ddb, table, pairs)
+    return [_device_row(found[p]) for p in pairs if p in found]
+
+
+def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every device of a vendor with its last seen time and liveness: the device list (gsi2
+    V#{vendor}#{shard}, keys only), then the items themselves (BatchGetItem)."""
+    listed = _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(keys.shard_count())],
+                           "gsi2", limit)
+    return _rows(ddb, table, listed)
+
+
 def offline_devices(ddb: Any, table: str, vendor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every device offline now, across vendors or of one (gsi3 OFFLINE, sk {vendor}#{device})."""
-    condition, values = "gsi3pk = :pk", {":pk": {"S": keys.OFFLINE_PARTITION}}
+    """Every device offline now, across vendors or of one (gsi3 OFFLINE#{shard}, sk {vendor}#{device})."""
+    condition, values = "", {}
     if vendor:
-        condition += " AND begins_with(gsi3sk, :v)"
-        values[":v"] = {"S": f"{vendor}#"}
-    items = _query(ddb, table, limit, IndexName="gsi3", KeyConditionExpression=condition,
-                   ExpressionAttributeValues=values)
-    return [_device_row(i["vendor"], i) for i in items]
+        condition, values = "begins_with(gsi3sk, :v)", {":v": {"S": f"{vendor}#"}}
+    items = _query_shards(ddb, table, keys.all_shards(keys.OFFLINE_PREFIX), "gsi3", limit,
+                          condition=condition, values=values)
+    return [_device_row(i) for i in items]
 
 
 def linked_events(ddb: Any, table: str, vendor: str, link: str, limit: int | None = 100) -> list[dict[str, Any]]:
@@ -127,8 +191,6 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
     if kind:
         condition += " AND begins_with(sk, :k)"
         values[":k"] = {"S": f"{kind}#"}
-    import json
-
     rows = []
     for item in _query(ddb, table, limit, KeyConditionExpression=condition, ExpressionAttributeValues=values,
                        ScanIndexForward=False):
@@ -140,18 +202,18 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
 
 
 def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:
-    """Payloads waiting in quarantine, newest first (gsi1 Q#vendor); replayed ones drop out."""
-    items = _query(ddb, table, limit, IndexName="gsi1", ScanIndexForward=False,
-                   KeyConditionExpression="gsi1pk = :pk",
-                   ExpressionAttributeValues={":pk": {"S": keys.quarantine_list_pk(vendor)}})
+    """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out."""
+    items = _query_shards(ddb, table, [f"Q#{vendor}#{n}" for n in range(keys.shard_count())], "gsi1", limit,
+                          newest_first=True)
     for item in items:
         item["id"] = item["pk"].rsplit("#", 1)[-1]
     return items
 
 
 def _alarm_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: item[k] for k in ("vendor", "deviceId", "alarmId", "status", "statusAt", "steps",
-                                 "details") if k in item} | {"eventIds": sorted(item.get("eventIds", ()))}
+    steps = {name[5:]: value for name, value in item.items() if name.startswith("step_")}
+    return {k: item[k] for k in ("vendor", "deviceId", "alarmId", "status", "statusAt", "details") if k in item} | {
+        "steps": steps, "eventIds": sorted(item.get("eventIds", ()))}
 
 
 def device_alarms(ddb: Any, table: str, vendor: str, device_id: str) -> list[dict[str, Any]]:
@@ -164,8 +226,7 @@ def device_alarms(ddb: Any, table: str, vendor: str, device_id: str) -> list[dic
 def alarms_in_status(ddb: Any, table: str, vendor: str, status: str = "open",
                      limit: int | None = 100) -> list[dict[str, Any]]:
     """A vendor's alarms whose lifecycle is now in `status` (e.g. every open alarm), newest
-    step first (gsi1 AL#{vendor}#{status})."""
-    items = _query(ddb, table, limit, IndexName="gsi1", ScanIndexForward=False,
-                   KeyConditionExpression="gsi1pk = :pk",
-                   ExpressionAttributeValues={":pk": {"S": keys.alarm_status_pk(vendor, status)}})
+    step first (gsi1 AL#{vendor}#{status}#{shard})."""
+    items = _query_shards(ddb, table, [f"AL#{vendor}#{status}#{n}" for n in range(keys.shard_count())], "gsi1",
+                          limit, newest_first=True)
     return [_alarm_item(i) for i in items]

@@ -160,7 +160,7 @@ class MettaxAdapter(VendorAdapter):
             vendor=self.vendor, device_id=model.deviceId, kind="face-check",
             occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
             received_at=received_at, transport=transport, data_json=data_json,
-            event_id=f"face-check-{model.id}", link=model.id,
+            event_id=f"face-check-{model.id}", link=model.id, device_time=device_ct is not None,
             part=Part(group=model.id, name=name, needs=FACE_CHECK_PARTS),
         )
 
@@ -187,7 +187,8 @@ class MettaxAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=device_id, kind="face-check",
                           occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
                           received_at=received_at, transport=transport,  # type: ignore[arg-type]
-                          data_json=canonical_json(data), event_id=f"face-check-{group}", link=group)
+                          data_json=canonical_json(data), event_id=f"face-check-{group}", link=group,
+                          device_time=device_ct is not None)
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE) or not (problems or reason):

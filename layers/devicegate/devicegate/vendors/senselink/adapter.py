@@ -153,7 +153,8 @@ class SenseLinkAdapter(VendorAdapter):
             event_id = f"msg-{_hash(message_id)}"
         else:
             event_id = f"rec-{_hash(device, iso_utc(occurred), record.userId or '', record.name or '')}"
-        return self._event(record, "record", device, occurred, received_at, push, event_id, message_id)
+        return self._event(record, "record", device, occurred, received_at, push, event_id, message_id,
+                           device_time=record.signTime is not None)
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime, message_id: str | None,
                sent_at: datetime | None) -> NormalizedEvent:
@@ -170,17 +171,18 @@ class SenseLinkAdapter(VendorAdapter):
             event_id = f"msg-{_hash(message_id)}"
         else:
             event_id = "alm-" + _hash(device, canonical_json(record.model_dump(mode="json", exclude_none=True)))
-        return self._event(record, "alarm", device, occurred, received_at, push, event_id, message_id)
+        return self._event(record, "alarm", device, occurred, received_at, push, event_id, message_id,
+                           device_time=bool(raised or released))
 
     def _event(self, record: Any, kind: str, device: str, occurred: datetime, received_at: datetime,
-               push: RawPush, event_id: str, message_id: str | None) -> NormalizedEvent:
+               push: RawPush, event_id: str, message_id: str | None, device_time: bool) -> NormalizedEvent:
         data = record.model_dump(mode="json", exclude_none=True)
         personal.apply(data, PERSONAL_FIELDS, self.policy)
         if message_id:
             data["messageId"] = message_id
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=event_id)
+                          event_id=event_id, device_time=device_time)
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if not problems:
