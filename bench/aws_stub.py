@@ -42,7 +42,7 @@ class AwsStub:
 
     def __init__(self, items: Iterable[dict] = ()) -> None:
         self.calls: Counter[str] = Counter()
-        self.keys: set[str] = set()
+        self.keys: set[tuple[str, str]] = set()
         self.items = _by_key(items)
 
     def total(self) -> int:
@@ -61,7 +61,7 @@ class AwsStub:
         status, body = 200, {}
         if operation == "PutItem":
             item = json.loads(request.body)["Item"]
-            key = item["pk"]["S"]
+            key = (item["pk"]["S"], item["sk"]["S"])  # the table's whole key, as the condition sees it
             if key in self.keys:
                 status, body = 400, {"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
                                      "message": "The conditional request failed"}
@@ -118,7 +118,7 @@ def install(stub: AwsStub) -> None:
 
 class _FakeDynamo:
     def __init__(self, items: Iterable[dict] = ()) -> None:
-        self.keys: set[str] = set()
+        self.keys: set[tuple[str, str]] = set()
         self.items = _by_key(items)
 
     def get_item(self, **kwargs):
@@ -126,7 +126,7 @@ class _FakeDynamo:
         return {"Item": item} if item is not None else {}
 
     def put_item(self, **kwargs):
-        key = kwargs["Item"]["pk"]["S"]
+        key = (kwargs["Item"]["pk"]["S"], kwargs["Item"]["sk"]["S"])  # the table's whole key
         if key in self.keys:
             from botocore.exceptions import ClientError
 

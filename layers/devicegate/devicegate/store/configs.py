@@ -27,6 +27,8 @@ class DeviceConfigs:
         self._table = table
         # (vendor, device) -> the `config` map last read (None: the device had none).
         self._last_read: OrderedDict[tuple[str, str], dict[str, Any] | None] = OrderedDict()
+        # ... and as it came from the table (attribute values), to see it is unchanged cheaply.
+        self._raw: dict[tuple[str, str], Any] = {}
 
     def get(self, vendor: str, device_id: str) -> dict[str, Any] | None:
         """The device's `config` map, or None when apps have written none.
@@ -56,17 +58,19 @@ class DeviceConfigs:
             # offline). The event is stored; the sender's retry is a duplicate answered in full.
             raise unavailable("configuration read", exc) from None
         item = result.get("Item")
-        config = from_item(item).get("config") if item else None
-        if config is not None and not isinstance(config, dict):
-            logger.warning("device configuration is not a map; ignored", extra={"vendor": vendor})
-            config = None
-        previous = self._last_read.get(key)
-        if previous is not None and previous == config:
-            # The same map object as long as the item is unchanged: the adapter resolves a
-            # configuration (pydantic, 29 strategy fields) once per object, not per heartbeat.
-            config = previous
+        raw = item.get("config") if item else None
+        if key in self._last_read and raw == self._raw.get(key):
+            # Unchanged since the last read: the same map object, not decoded again, so the
+            # adapter resolves a configuration (pydantic, 29 strategy fields) once per change.
+            config = self._last_read[key]
+        else:
+            config = from_item(item).get("config") if item else None
+            if config is not None and not isinstance(config, dict):
+                logger.warning("device configuration is not a map; ignored", extra={"vendor": vendor})
+                config = None
+            self._raw[key] = raw
         self._last_read[key] = config
         self._last_read.move_to_end(key)
         while len(self._last_read) > LAST_READ_ENTRIES:
-            self._last_read.popitem(last=False)
+            self._raw.pop(self._last_read.popitem(last=False)[0], None)
         return config
