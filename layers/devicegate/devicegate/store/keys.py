@@ -1,11 +1,12 @@
-"""Every DynamoDB key the gateway writes, in one place (see README "Data model").
+"""Every DynamoDB key the gateway writes, in one place (docs/consuming.md, "The table").
 
 Device ids are percent-encoded inside keys: a device named `a#K#alarm` or `x/y` must never land in
 another device's partition, and quoting is injective, so two ids never share a key.
 
 Partition-key prefixes double as the IAM boundary (dynamodb:LeadingKeys): each kind of item that
 a different function owns has its own prefix, so a grant can name exactly the items a function
-writes. E# events, Q# quarantine, P# parts (ingest functions); D# device state (outbox, sweep);
+writes. E# events and EID# their id markers, Q# quarantine, P# parts (ingest functions); D# device
+state (outbox, sweep; a SenseLink bridge's own item: its heartbeats);
 A# alarm lifecycles (outbox); C# command status items (commands function, outbox, sweep); CX#
 command texts and idempotency tokens (commands function only: a text may hold a lock's password);
 CFG# device configuration (apps write it, ingest and sweep read it).
@@ -143,7 +144,10 @@ def quarantine_pk(vendor: str, digest: str) -> str:
 def quarantine_list_pk(vendor: str, digest: str) -> str:
     """gsi1 partition of one shard of a vendor's quarantine (a flood of one bad payload shape
     from many devices spreads by the payload's digest)."""
-    number = int(digest[:8], 16) % shard_count() if digest[:8].isalnum() else 0
+    return quarantine_list_shard_pk(vendor, int(digest[:8], 16) % shard_count() if digest[:8].isalnum() else 0)
+
+
+def quarantine_list_shard_pk(vendor: str, number: int) -> str:
     return f"Q#{vendor}#{number}"
 
 
@@ -160,7 +164,11 @@ def alarm_item_sk(alarm_id: str) -> str:
 
 def alarm_status_pk(vendor: str, status: str, device_id: str) -> str:
     """gsi1 partition listing one shard of a vendor's alarms in one status (AL#face-terminal#open#3)."""
-    return f"AL#{vendor}#{status}#{shard(vendor, device_id)}"
+    return alarm_status_shard_pk(vendor, status, shard(vendor, device_id))
+
+
+def alarm_status_shard_pk(vendor: str, status: str, number: int) -> str:
+    return f"AL#{vendor}#{status}#{number}"
 
 
 def parts_pending_pk(vendor: str, device_id: str) -> str:

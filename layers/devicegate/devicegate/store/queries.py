@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote
 
 from devicegate.store import keys
 from devicegate.store.codec import from_item
@@ -148,9 +149,7 @@ def _device_row(item: dict[str, Any]) -> dict[str, Any]:
 def _rows(ddb: Any, table: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     pairs = []
     for entry in listed:
-        vendor, device_key = entry["pk"].split("#", 2)[1:]
-        from urllib.parse import unquote
-
+        vendor, device_key = entry["pk"].split("#", 2)[1:]  # D#{vendor}#{quoted device id}
         pairs.append((vendor, unquote(device_key)))
     found = _states(ddb, table, pairs)
     return [_device_row(found[p]) for p in pairs if p in found]
@@ -203,8 +202,8 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
 
 def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:
     """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out."""
-    items = _query_shards(ddb, table, [f"Q#{vendor}#{n}" for n in range(keys.shard_count())], "gsi1", limit,
-                          newest_first=True)
+    partitions = [keys.quarantine_list_shard_pk(vendor, n) for n in range(keys.shard_count())]
+    items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True)
     for item in items:
         item["id"] = item["pk"].rsplit("#", 1)[-1]
     return items
@@ -227,6 +226,6 @@ def alarms_in_status(ddb: Any, table: str, vendor: str, status: str = "open",
                      limit: int | None = 100) -> list[dict[str, Any]]:
     """A vendor's alarms whose lifecycle is now in `status` (e.g. every open alarm), newest
     step first (gsi1 AL#{vendor}#{status}#{shard})."""
-    items = _query_shards(ddb, table, [f"AL#{vendor}#{status}#{n}" for n in range(keys.shard_count())], "gsi1",
-                          limit, newest_first=True)
+    partitions = [keys.alarm_status_shard_pk(vendor, status, n) for n in range(keys.shard_count())]
+    items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True)
     return [_alarm_item(i) for i in items]
