@@ -38,7 +38,7 @@ from devicegate.core.offline import (  # noqa: F401 (the sweep's settings, re-ex
     parse_offline_after,
 )
 from devicegate.core.timeutil import iso_utc, parse_time
-from devicegate.infra.aws import failures, unavailable
+from devicegate.infra.aws import failures, query_pages, unavailable
 from devicegate.infra.observability import logger
 from devicegate.store import keys
 from devicegate.store.codec import from_item
@@ -120,49 +120,28 @@ class Sweep:
 
     def _keys(self, partition: str, now_text: str) -> Iterator[str]:
         """Sort keys of the entries in `partition` whose bucket has passed."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "gsi5sk",
-            "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :now",
-            "ExpressionAttributeValues": {":pk": {"S": partition}, ":now": {"S": now_text}},
-        }
-        while True:
-            try:
-                page = self._ddb.query(**kwargs)
-            except failures() as exc:
-                raise unavailable("due devices query", exc) from None
-            for raw in page.get("Items", []):
-                yield raw["gsi5sk"]["S"]
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for raw in query_pages(self._ddb, "due devices query", TableName=self._table, IndexName="gsi5",
+                               ProjectionExpression="gsi5sk", KeyConditionExpression="gsi5pk = :pk AND gsi5sk < :now",
+                               ExpressionAttributeValues={":pk": {"S": partition}, ":now": {"S": now_text}}):
+            yield raw["gsi5sk"]["S"]
 
     # -- parts ---------------------------------------------------------------------------
     def _sweep_parts(self, now: datetime, report: SweepReport) -> None:
         cutoff = iso_utc(now - timedelta(seconds=self._parts_timeout))
         for partition in keys.all_shards(keys.PARTS_PREFIX):
-            kwargs: dict[str, Any] = {
-                "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
-                "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
-                "ExpressionAttributeValues": {":pk": {"S": partition}, ":cutoff": {"S": cutoff}},
-            }
-            while True:
+            for raw in query_pages(self._ddb, "pending parts query", TableName=self._table, IndexName="gsi5",
+                                   ProjectionExpression="pk, sk",
+                                   KeyConditionExpression="gsi5pk = :pk AND gsi5sk < :cutoff",
+                                   ExpressionAttributeValues={":pk": {"S": partition}, ":cutoff": {"S": cutoff}}):
                 try:
-                    page = self._ddb.query(**kwargs)
-                except failures() as exc:
-                    raise unavailable("pending parts query", exc) from None
-                for raw in page.get("Items", []):
-                    try:
-                        item = self._parts_item(raw["pk"], raw["sk"])
-                        if item is not None:
-                            self._publish_parts(item, now, report)
-                    except StorageUnavailable:
-                        raise
-                    except Exception as exc:  # an adapter bug on one record must not stop the sweep
-                        logger.error("assembling pending parts failed", extra={"error_type": type(exc).__name__})
-                        report.errors.append(f"parts: {type(exc).__name__}")
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                    item = self._parts_item(raw["pk"], raw["sk"])
+                    if item is not None:
+                        self._publish_parts(item, now, report)
+                except StorageUnavailable:
+                    raise
+                except Exception as exc:  # an adapter bug on one record must not stop the sweep
+                    logger.error("assembling pending parts failed", extra={"error_type": type(exc).__name__})
+                    report.errors.append(f"parts: {type(exc).__name__}")
 
     def _parts_item(self, pk: dict[str, Any], sk: dict[str, Any]) -> dict[str, Any] | None:
         """The whole assembly item (the index holds only its keys), as it is now."""

@@ -6,6 +6,7 @@ for clients a function never uses, would show up in every cold start.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -138,3 +139,17 @@ def unavailable(what: str, exc: BaseException):
     from devicegate.core.errors import StorageUnavailable
 
     return StorageUnavailable(f"{what} failed: {error_code(exc) or type(exc).__name__}")
+
+
+def query_pages(dynamodb: Any, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query finds (raw attribute values), page after page; a failed page raises
+    StorageUnavailable naming `what`."""
+    while True:
+        try:
+            page = dynamodb.query(**kwargs)
+        except failures() as exc:
+            raise unavailable(what, exc) from None
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -42,6 +42,7 @@ from devicegate.infra.aws import (
     error_code,
     failures,
     maybe_processed,
+    query_pages,
     unavailable,
 )
 from devicegate.infra.observability import logger
@@ -233,21 +234,11 @@ class DynamoCommandStore:
         every shard of the pending list (gsi5 CMDPENDING#{n})."""
         cutoff = iso_utc(now - timedelta(seconds=SWEEP_GRACE_S))
         for partition in keys.all_shards(keys.COMMANDS_PENDING_PREFIX):
-            kwargs: dict[str, Any] = {
-                "TableName": self._table, "IndexName": "gsi5", "ProjectionExpression": "pk, sk",
-                "KeyConditionExpression": "gsi5pk = :pk AND gsi5sk < :cutoff",
-                "ExpressionAttributeValues": {":pk": {"S": partition}, ":cutoff": {"S": cutoff}},
-            }
-            while True:
-                try:
-                    page = self._ddb.query(**kwargs)
-                except failures() as exc:
-                    raise unavailable("pending commands query", exc) from None
-                for raw in page.get("Items", []):
-                    yield raw["pk"]["S"], raw["sk"]["S"]
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            for raw in query_pages(self._ddb, "pending commands query", TableName=self._table, IndexName="gsi5",
+                                   ProjectionExpression="pk, sk",
+                                   KeyConditionExpression="gsi5pk = :pk AND gsi5sk < :cutoff",
+                                   ExpressionAttributeValues={":pk": {"S": partition}, ":cutoff": {"S": cutoff}}):
+                yield raw["pk"]["S"], raw["sk"]["S"]
 
     def time_out(self, pk: str, sk: str, now: datetime) -> bool:
         return self._update({"pk": {"S": pk}, "sk": {"S": sk}}, TIMED_OUT, now, {}, "#st = :pending")
