@@ -92,7 +92,7 @@ def test_each_kind_through_both_url_styles_and_every_body_encoding(stack, encodi
     # And each is stored once, as its own kind, with the documented values decoded
     items = {i["kind"]: i for i in stack.event_items("mettax")}
     assert sorted(items) == sorted(n[4:] for n in names)
-    assert items["gps"]["eventId"] == "gps-105045133913_1234567893043003392"
+    assert items["gps"]["eventId"] == "gps-105045133913_1234567893043003392-1724793630"  # kind, id, deviceCt
     assert items["gps"]["occurredAt"] == "2024-08-27T21:20:30.000Z"  # deviceCt, UTC
     assert items["gps"]["data"]["reportedLocal"] == "2024-08-28T05:20:45"  # reportCt: the device's wall clock
     assert items["gps"]["data"]["deviceUtcOffset"] == "+08:00"
@@ -215,7 +215,7 @@ def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack)
     # Then it is stored and published marked as backfill...
     assert message["data"]["data"]["backfill"] is True
     stored = {i["eventId"]: i for i in stack.event_items("mettax")}
-    assert stored[f"gps-{backfill['id']}"]["data"]["backfill"] is True
+    assert stored[f"gps-{backfill['id']}-{backfill['deviceCt']}"]["data"]["backfill"] is True
     # ...and the position is still the newer one
     after = device_state(stack.ddb, stack.table, "mettax", "105045133913")["state"]["position"]
     assert after == before and after["lat"] == 22.577894

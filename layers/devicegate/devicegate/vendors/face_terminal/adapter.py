@@ -107,9 +107,11 @@ class FaceTerminalAdapter(VendorAdapter):
         if isinstance(user, dict):
             personal.apply(user, USER_FIELDS, self.policy)
         personal.apply(data, {"bodyTemperature": "temperature"}, self.policy)
+        # The document makes `uuid` the record's identity: a copy restating `timestamp` is the
+        # same passage (unique_id), found by its id rather than stored a second time.
         return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
                           occurred_at=record.timestamp, received_at=received_at, transport=push.transport,
-                          data_json=canonical_json(data), event_id=event_id, media=media)
+                          data_json=canonical_json(data), event_id=event_id, media=media, unique_id=True)
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime) -> NormalizedEvent:
         device = record.deviceSN or _route_device(push) or UNATTRIBUTED

@@ -10,10 +10,13 @@ captureId -> capture-file, alarmType/alarmId -> alarm, message -> passthrough, a
 fileUrl -> alarm-file, rfidNo or status with lat/lon -> rfid, num -> gps, a DeviceInfo field or
 only the common fields -> device-info.
 
-Event ids are the vendor's ids, so a retransmission is a duplicate of the stored event:
-`{kind}-{id}` (gps, device-info, passthrough, rfid, face-check), `alarm-{alarmId}`,
-`alarm-file-{alarmId}-{sha256(fileUrl)[:16]}`, `capture-file-{captureId}-{channelId}-{sha256(
-fileUrl)[:16]}`; sensor data, whose `id` the document calls an alarm id, gets a content-derived id.
+Event ids are the vendor's ids with the record's time, so a retransmission (Mettax's cloud resends
+a record as it stored it) is a duplicate of the stored event: `{kind}-{id}-{deviceCt}` (gps,
+device-info, passthrough, rfid), `alarm-{alarmId}-{deviceCt}`, `face-check-{id}` (assembled once
+from its parts), `alarm-file-{alarmId}-{sha256(fileUrl)[:16]}` and `capture-file-{captureId}-
+{channelId}-{sha256(fileUrl)[:16]}` (file records carry no time: found again by id); sensor data,
+whose `id` the document calls an alarm id, gets a content-derived id (time included). The same id
+with another deviceCt is another event under another event id, never a second item under one.
 
 Links (gsi4, partition L#mettax#{link}): the package id `{deviceId}_{snowflake}` for gps, alarm,
 device-info, passthrough, rfid, face-check and sensor, so Query gsi4 L#mettax#{id} returns a GPS
@@ -127,8 +130,12 @@ class MettaxAdapter(VendorAdapter):
             return self._face_check_part(record, prefix, transport, received_at)
         model = validated(RECORD_MODELS[kind], record, prefix, f"{kind} record")
         data_json, identity_json = record_json(model)
+        # deviceCt is part of a timed record's identity (module doc): without it in the id, a
+        # record restating its time would be a second item under one event id.
+        device_ct = getattr(model, "deviceCt", None)
+        at = "" if device_ct is None else f"-{device_ct}"
         if kind == "alarm":
-            event_id, link = f"alarm-{model.alarmId}", model.id
+            event_id, link = f"alarm-{model.alarmId}{at}", model.id
         elif kind == "alarm-file":
             event_id, link = f"alarm-file-{model.id}-{_url_hash(model.fileUrl)}", f"alarm:{model.id}"
         elif kind == "capture-file":
@@ -137,9 +144,8 @@ class MettaxAdapter(VendorAdapter):
         elif kind == "sensor":
             event_id, link = None, model.id  # content-derived id (make_event)
         else:
-            event_id, link = f"{kind}-{model.id}", model.id
+            event_id, link = f"{kind}-{model.id}{at}", model.id
         # File records carry no time: received_at (their ids do not depend on it).
-        device_ct = getattr(model, "deviceCt", None)
         occurred_at = epoch_moment(device_ct) if device_ct is not None else received_at
         return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
                           received_at=received_at, transport=transport, data_json=data_json,
