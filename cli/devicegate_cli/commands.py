@@ -299,6 +299,19 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state_failures(args: argparse.Namespace) -> int:
+    from devicegate.store.state_failures import StateFailures
+
+    t = resolve_target(args)
+    items = StateFailures(t.client("dynamodb"), t.table).for_vendor(args.vendor)
+    if args.json:
+        emit_json(items)
+        return 0
+    rows = [dict(item, eventIds=" ".join(item.get("eventIds") or [])) for item in items]
+    print_table(rows, ["lastAt", "deviceId", "what", "error", "count", "firstAt", "eventIds"])
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from devicegate.ingest.replay import replay
 
@@ -333,15 +346,18 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
     from devicegate.outbox.batch import process_batch
     from devicegate.outbox.messages import SqsPublisher
     from devicegate.outbox.stream import redrive_failed_batches
+    from devicegate.store.events import load_offloaded
     from devicegate.store.state import DynamoStateStore
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
     publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))
     state = DynamoStateStore(t.client("dynamodb"), t.table)
+    s3 = t.client("s3")
 
     def publish(records: list[Any]) -> list[str]:
         return process_batch(records, publisher, state, state_patch_for, table=t.table,
-                             transition_for=alarm_transition_for, reply_for=command_reply_for)
+                             transition_for=alarm_transition_for, reply_for=command_reply_for,
+                             load_data=lambda ref: load_offloaded(s3, ref))
 
     outcomes = redrive_failed_batches(t.client("sqs"), t.physical("OutboxFailureQueue"), t.client("dynamodbstreams"),
                                       publish, dry_run=dry_run)
@@ -441,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("state-failures", parents=[target],
+                       help="state writes the outbox gave up on (their events were published), newest first")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_state_failures)
 
     p = sub.add_parser("replay", parents=[target], help="re-ingest quarantined payloads after a fix")
     p.add_argument("--vendor", required=True)

@@ -13,19 +13,6 @@ from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
 from tests.support import load_event, load_record, with_body
 
 
-@pytest.fixture
-def cli(stack, monkeypatch, capsys):
-    monkeypatch.setattr(commands, "resolve_target",
-                        lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
-
-    def run(*argv: str) -> tuple[int, str]:
-        capsys.readouterr()  # drop the handlers' metric lines printed before
-        code = main(list(argv))
-        return code, capsys.readouterr().out
-
-    return run
-
-
 def _push_history():
     base = load_event("jointech/http-webhook-location.json")
     for hour, battery in ((8, 90), (9, 85), (10, 80)):

@@ -254,6 +254,59 @@ def test_links_tie_a_gps_fix_to_its_alarm_and_an_alarm_to_its_files(stack):
     assert [e["kind"] for e in files] == ["alarm-file"] and files[0]["data"]["fileUrl"] == alarm_file["fileUrl"]
 
 
+def push_batch(records: list[dict]) -> tuple[int, dict]:
+    event = with_body(load_event("mettax/http-doc-gps.json"), json.dumps({"data": json.dumps(records)}))
+    return post(event)
+
+
+def test_a_batch_is_judged_record_by_record_and_a_retry_stores_nothing_twice(stack):
+    # Given a push of three GPS records whose second has a latitude that is not a number
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}") for n in (1, 2, 3)]
+    records[1]["lat"] = "north"
+    # When Mettax pushes it
+    status, answer = push_batch(records)
+    # Then it is answered as delivered, naming the refused record's field
+    assert status == 200 and answer["code"] == 200 and answer["message"].startswith("partially accepted")
+    assert [e["field"] for e in answer["errors"]] == ["data.1.lat"]
+    # And records 0 and 2 are stored and published once, record 1 is kept in quarantine alone
+    assert sorted(i["data"]["id"] for i in stack.event_items("mettax")) == [records[0]["id"], records[2]["id"]]
+    assert sorted(m["data"]["data"]["id"] for m in run_outbox(stack)) == [records[0]["id"], records[2]["id"]]
+    [kept] = stack.quarantine_items("mettax")
+    assert json.loads(kept["body"]) == {"data": records[1]} and kept["kind"] == "gps"
+
+    # When Mettax sends the same push again
+    assert push_batch(records)[0] == 200
+    # Then nothing is stored or published twice; the refused record is seen again
+    assert len(stack.event_items("mettax")) == 2 and run_outbox(stack) == []
+    [kept] = stack.quarantine_items("mettax")
+    assert kept["seenCount"] == 2
+
+
+def test_a_batch_whose_every_record_is_refused_is_a_400_each_kept_alone(stack):
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}", lat="north") for n in (1, 2)]
+    status, answer = push_batch(records)
+    assert status == 400 and [e["field"] for e in answer["errors"]] == ["data.0.lat", "data.1.lat"]
+    assert stack.event_items("mettax") == []
+    assert sorted(json.loads(q["body"])["data"]["id"] for q in stack.quarantine_items("mettax")) == [
+        records[0]["id"], records[1]["id"]]
+
+
+def test_a_record_too_big_for_an_item_in_a_batch_is_offloaded_and_the_rest_stored(stack):
+    # Given three records, the middle one 400 KB (too big for an item, under the 1 MB route cap)
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}") for n in (1, 2, 3)]
+    records[1]["padding"] = "p" * 400_000
+    # When they are pushed
+    status, answer = push_batch(records)
+    # Then every record is stored (the big one in S3, its item pointing there) and published
+    assert (status, answer) == (200, SUCCESS)
+    items = {i["data"].get("id") or i["dataRef"]: i for i in stack.event_items("mettax")}
+    assert len(items) == 3 and sum("dataRef" in i for i in items.values()) == 1
+    assert len(run_outbox(stack)) == 3
+
+
 @pytest.mark.parametrize("body, field", [
     (json.dumps({"data": "{not json"}), "data"),
     (json.dumps({"nothing": 1}), "data"),

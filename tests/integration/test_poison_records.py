@@ -65,7 +65,7 @@ def test_two_huge_free_texts_neither_break_the_device_item_nor_hold_back_a_bysta
     assert StateFailures(stack.ddb, stack.table).for_vendor("jointech") == []
 
 
-def test_a_refused_state_write_fails_one_device_of_a_hundred_and_is_listed(stack, logs):
+def test_a_refused_state_write_fails_one_device_of_a_hundred_and_is_listed(stack, logs, cli):
     # Given 100 devices' locations in one outbox batch, and DynamoDB refusing one device's state
     # item as such (ValidationException: what a 400 KB item gets)
     location = load_record("jointech", "webhook-location")
@@ -102,6 +102,10 @@ def test_a_refused_state_write_fails_one_device_of_a_hundred_and_is_listed(stack
     assert failure["eventIds"] == [stored["eventId"]]
     written = logs()
     assert '"stateWriteFailed"' in written and "state write given up for one device" in written
+    # And `devicegate state-failures` lists it
+    code, out = cli("state-failures", "--vendor", "jointech")
+    assert code == 0 and devices[42] in out and "ValidationException" in out and stored["eventId"] in out
+    assert cli("state-failures", "--vendor", "mettax") == (0, "(none)\n")
 
 
 def test_a_record_too_big_for_an_item_in_bytes_is_offloaded_and_keeps_its_state(stack):

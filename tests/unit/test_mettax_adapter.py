@@ -300,10 +300,18 @@ def test_data_array_gives_one_event_per_record():
     assert [e.kind for e in events] == ["gps", "alarm"]
 
 
-def test_problem_in_a_batch_names_the_record():
-    records = [load_record("mettax", "doc-gps"), dict(load_record("mettax", "doc-gps"), lat="north")]
-    error = invalid(json.dumps({"data": records}).encode())
-    assert fields_of(error) == ["data.1.lat"]
+def test_a_bad_record_in_a_batch_is_refused_alone_and_named():
+    # Given a batch whose second record has a latitude that is not a number
+    bad = dict(load_record("mettax", "doc-gps"), lat="north")
+    records = [load_record("mettax", "doc-gps"), bad, load_record("mettax", "doc-alarm")]
+    judged = ADAPTER.normalize(push(json.dumps({"data": records}).encode()), RECEIVED)
+    # Then the others are events, and the bad one is refused naming its field, as a push of its own
+    assert [type(j).__name__ for j in judged] == ["NormalizedEvent", "RefusedRecord", "NormalizedEvent"]
+    refused = judged[1]
+    assert [p.field for p in refused.problems] == ["data.1.lat"]
+    assert json.loads(refused.body) == {"data": bad}
+    # Which, pushed on its own, is refused again (a replay finds it still invalid)
+    assert fields_of(invalid(refused.body)) == ["data.lat"]
 
 
 def test_bare_record_body_and_sniffed_bodies():

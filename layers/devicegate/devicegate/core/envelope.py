@@ -110,6 +110,17 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedRecord:
+    """One record of a push carrying several that cannot become an event: kept in quarantine on
+    its own, as a push of its own (`body`, replayable on the same route), while the push's other
+    records are stored."""
+
+    reason: str
+    problems: list[FieldProblem]
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class NormalizedEvent:
     """One device record, the same shape for every vendor (the stored item and the queue
     message's `data`). Built only through `make_event`; adapters validate the vendor side."""

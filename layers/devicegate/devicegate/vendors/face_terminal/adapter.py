@@ -53,6 +53,7 @@ ALL_FIELDS = {**USER_FIELDS, **RECORD_FIELDS}
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
     Outcome.DUPLICATE: (200, 200, "success"),
+    Outcome.PARTIAL: (200, 200, "success"),
     Outcome.INVALID: (400, 400, "invalid record"),
     Outcome.TOO_LARGE: (413, 413, "record too large"),
     Outcome.FORBIDDEN: (403, 403, "forbidden"),

@@ -51,6 +51,7 @@ PERSONAL_FIELDS = {
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
     Outcome.DUPLICATE: (200, 200, "success"),
+    Outcome.PARTIAL: (200, 200, "success"),
     # 200 on purpose: a non-200 makes SenseLink retry and then disable the subscription; the
     # payload is in quarantine, and the body says why.
     Outcome.INVALID: (200, 400, "invalid payload, kept in quarantine"),
