@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from botocore.exceptions import ClientError
 
 from devicegate.infra.aws import client
@@ -133,3 +134,35 @@ def test_a_record_too_big_for_an_item_in_bytes_is_offloaded_and_keeps_its_state(
     # And its message names where the record is (too big for a message as ASCII JSON)
     [message] = stack.queue_messages()
     assert message["dataref"] == item["dataRef"] and message["id"] == item["eventId"]
+
+
+def _senselink_push(name: str) -> tuple[object, str, dict]:
+    from functions.senselink_webhook import app
+
+    body = json.loads(load_event("senselink/http-sub-record-employee.json")["body"])
+    body["data"]["name"] = name
+    return app, "SenseLinkWebhookFunction", with_body(load_event("senselink/http-sub-record-employee.json"),
+                                                      json.dumps(body, ensure_ascii=False))
+
+
+def _mettax_push(name: str) -> tuple[object, str, dict]:
+    from functions.mettax_webhook import app
+
+    record = dict(load_record("mettax", "doc-rfid"), driverName=name)
+    return app, "MettaxWebhookFunction", with_body(load_event("mettax/http-doc-rfid.json"),
+                                                   json.dumps({"data": record}, ensure_ascii=False))
+
+
+@pytest.mark.parametrize("vendor, build", [("senselink", _senselink_push), ("mettax", _mettax_push)])
+def test_multibyte_records_over_an_item_are_offloaded_for_every_vendor(stack, vendor, build):
+    # Given a record under the route's 1 MB cap whose name is 300,000 CJK characters (900 KB)
+    app, function, event = build("张" * 300_000)
+    # When it is pushed and the outbox runs
+    response = app.lambda_handler(event, context(function))
+    # Then it is accepted and stored with its record in S3, and published with its dataref
+    assert response["statusCode"] == 200 and json.loads(response["body"])["code"] == 200
+    [item] = stack.event_items(vendor)
+    assert item["data"] == {} and item["dataRef"].startswith(f"s3://{stack.bucket}/payloads/{vendor}/")
+    assert run_outbox(stack) == {"batchItemFailures": []}
+    [message] = stack.queue_messages()
+    assert message["dataref"] == item["dataRef"]
