@@ -196,11 +196,28 @@ def test_a_picture_arriving_after_the_sweep_published_the_check_incomplete_is_pu
     assert run_outbox(stack) == []
 
 
-def test_a_part_too_large_to_share_the_check_item_is_refused_clearly(stack):
-    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 200_000)
-    status, answer = push_record(picture, "face-check")
-    assert status == 400 and "part too large" in answer["message"]
-    assert len(stack.quarantine_items("mettax")) == 1
+def test_a_part_too_large_to_share_the_check_item_is_kept_in_s3_and_assembled(stack):
+    # Given a driver picture message of 300 KB (too large to share the check's item with its result)
+    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 300_000)
+    # When it comes, then its result
+    assert push_record(picture, "face-check") == (200, SUCCESS)
+    assert push_record(face_check("result"), "face-check") == (200, SUCCESS)
+    # Then nothing is refused: the part waited in S3, and the one assembled check holds both
+    assert stack.quarantine_items("mettax") == []
+    [event] = stack.event_items("mettax")
+    assert event["data"]["complete"] is True and event["data"]["imageUrl"] == picture["imageUrl"]
+    [message] = run_outbox(stack)
+    assert message["data"]["data"]["imageUrl"] == picture["imageUrl"]
+
+
+def test_a_large_part_whose_partner_never_comes_is_published_incomplete_by_the_sweep(stack, monkeypatch):
+    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 300_000)
+    assert push_record(picture, "face-check") == (200, SUCCESS)
+    later = datetime.now(UTC) + timedelta(minutes=11)  # past the parts timeout
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: later)
+    assert sweep_app.lambda_handler({}, context("DeviceSweepFunction"))["partsPublished"] == 1
+    [event] = stack.event_items("mettax")
+    assert event["data"]["complete"] is False and event["data"]["imageUrl"] == picture["imageUrl"]
 
 
 def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack):

@@ -1102,8 +1102,12 @@ def test_each_webhook_touches_only_its_own_vendors_rows_objects_and_secret(
             prefixes = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
             assert all(p.split("#")[1] == vendor for p in prefixes), prefixes
         if any(a.startswith("s3:") for a in actions):
-            assert actions == ["s3:PutObject"]
-            assert all(r["Fn::Sub"].endswith(f"/{vendor}/*") for r in resources), resources
+            # Objects are written under the vendor's own prefixes; read back only its offloaded parts
+            if actions == ["s3:GetObject"]:
+                assert resources == [{"Fn::Sub": f"${{PayloadBucket.Arn}}/payloads/{vendor}/*/parts/*"}]
+            else:
+                assert actions == ["s3:PutObject"]
+                assert all(r["Fn::Sub"].endswith(f"/{vendor}/*") for r in resources), resources
         if any(a.startswith("secretsmanager:") for a in actions):
             assert resources == [{"Ref": secret}]
 

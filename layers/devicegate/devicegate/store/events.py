@@ -49,7 +49,11 @@ class QuarantineRecord:
 
 
 #: A record's parts share one item; two of them must fit in DynamoDB's 400 KB with room to spare.
+#: A larger part is kept as an S3 object and the item holds its reference (OFFLOADED_PART).
 MAX_PART_BYTES = 180_000
+#: How an assembly item's part attribute names a part kept in S3: the part's JSON text always
+#: starts with `{`, so the two cannot be confused.
+OFFLOADED_PART = "s3://"
 
 
 @dataclass
@@ -96,6 +100,10 @@ class EventStore(Protocol):
 
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         """Keep one part of a record sent in parts (event.part) on its assembly item, once."""
+
+    def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
+        """Parts as an assembly item holds them (name -> JSON text or an S3 reference) -> name ->
+        JSON text, the offloaded ones read back."""
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
@@ -194,10 +202,14 @@ class DynamoEventStore:
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         part = event.part
         assert part is not None
-        if not fits_inline(event.dataJson, MAX_PART_BYTES):
-            # Every part shares one item (400 KB); a part this large cannot be kept beside the others.
-            raise InvalidPayload("part too large to assemble",
-                                 [FieldProblem("data", f"over {MAX_PART_BYTES} bytes as one of a record's parts")])
+        held = event.dataJson
+        if not fits_inline(held, MAX_PART_BYTES):
+            # Every part shares one item (400 KB): a part this large is kept beside it, in S3, under
+            # a key of its own (a retransmission rewrites the same object).
+            key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/parts/{event.kind}/"
+                   f"{keys.device_key(part.group)}/{part.name}.json")
+            self._put_object(key, held.encode("utf-8", "surrogatepass"), "application/json")
+            held = f"{OFFLOADED_PART}{self._bucket}/{key}"
         received = datetime.fromisoformat(event.receivedAt)
         # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
         # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
@@ -205,7 +217,7 @@ class DynamoEventStore:
         # record whose last part never comes still reaches the queue, marked incomplete.
         names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
         values = {
-            ":data": {"S": event.dataJson}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
+            ":data": {"S": held}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
             ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
             ":transport": {"S": event.transport},
             ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
@@ -233,11 +245,23 @@ class DynamoEventStore:
                                      [FieldProblem("body", "a value is too large for a table key")]) from None
             raise unavailable("dynamodb update_item", exc) from None
         before = result.get("Attributes", {})
-        parts = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
-        new = part.name not in parts
+        stored = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
+        new = part.name not in stored
+        parts = self.load_parts(stored)
         parts.setdefault(part.name, event.dataJson)
         published = before.get("assembledComplete", {}).get("BOOL")
         return PartsSoFar(parts, new, published_incomplete=published is False)
+
+    def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
+        return {name: self._get_text(value) if value.startswith(OFFLOADED_PART) else value
+                for name, value in stored.items()}
+
+    def _get_text(self, ref: str) -> str:
+        bucket, _, key = ref.removeprefix(OFFLOADED_PART).partition("/")
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "surrogatepass")
+        except failures() as exc:
+            raise unavailable("s3 get_object (offloaded part)", exc) from None
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest
