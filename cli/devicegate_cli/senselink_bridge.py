@@ -66,13 +66,15 @@ FORWARD_TIMEOUT_S = 10.0
 DEPTH_LOG_INTERVAL_S = 60.0
 # The largest frame read at all. websockets ends the connection on a bigger one (close 1009), and
 # whatever SenseLink had sent behind it on that connection is lost: the legacy push has no
-# acknowledgement. Records carry image ids, not images (a few KB), so this is a margin for what a
-# server sends by mistake, bounded so that one frame cannot take the machine's memory.
-MAX_FRAME_BYTES = 64 * 1024 * 1024
-# What the gateway's SenseLink route can keep (tests/bridge checks both against the gateway's
-# code): bodies up to SenseLinkAdapter.max_body_bytes, JSON nested up to jsonbody.MAX_DEPTH. Of a
-# body past either limit, or of text that is not JSON, its quarantine keeps a summary only, so
-# such a frame stays whole in this spool's `rejected` table instead of being sent.
+# acknowledgement. Records carry image ids, not images (a few KB); this is over three times the
+# largest frame seen from a misbehaving server (9 MB), and bounded because websockets buffers up
+# to 16 frames: a burst of them costs at most about half a gigabyte.
+MAX_FRAME_BYTES = 32 * 1024 * 1024
+# What the gateway's SenseLink route can use (tests/bridge checks both against the gateway's
+# code). A body over SenseLinkAdapter.max_body_bytes is refused and can never be replayed (past
+# Lambda's 6 MB invocation limit it does not even reach the function); of JSON nested deeper than
+# jsonbody.MAX_DEPTH, or of text that is not JSON, the quarantine keeps a summary only. Such a
+# frame stays whole in this spool's `rejected` table instead of being sent.
 GATEWAY_MAX_BODY_BYTES = 1024 * 1024
 GATEWAY_MAX_DEPTH = 16
 # Long enough for a TLS handshake on a slow LAN, short enough that a dead server is noticed soon.
@@ -388,7 +390,7 @@ def _retry_after(value: str | None) -> float | None:
 RECORD = "record"  # a record or an alarm: spooled, then forwarded
 MALFORMED = "malformed"  # JSON the gateway cannot use: spooled and forwarded all the same, so that
 # the gateway keeps it in quarantine (personal data masked), where an operator sees and replays it
-KEEP = "keep"  # what the gateway could keep only a summary of: kept whole in `rejected`, not sent
+KEEP = "keep"  # what the gateway cannot keep whole or replay: kept whole in `rejected`, not sent
 HEARTBEAT, CONNECTED, DENIED = "heartbeat", "connected", "denied"
 
 # A code sent as text ("30000") is read as the gateway reads it; only ASCII digits, and few enough
@@ -853,7 +855,7 @@ class Bridge:
         elif action == KEEP:
             self.spool.reject_frame(incoming.frame, None, None, incoming.reason)
             log.warning(_kv("frame_kept", reason=incoming.reason, length=len(raw),
-                            msg="the gateway could not keep it whole; kept in the spool's rejected table"))
+                            msg="not for the gateway; kept whole in the spool's rejected table"))
         elif action == HEARTBEAT:
             log.debug(_kv("heartbeat"))
             self._forward_heartbeat(incoming.frame)

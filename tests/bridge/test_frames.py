@@ -1,7 +1,7 @@
 """What the SenseLink bridge makes of one frame (read_frame), checked against what the gateway's
 SenseLink route does with the same bytes: a frame the bridge forwards although it is malformed
-must be one the gateway keeps in quarantine, and one the bridge keeps to itself must be one of
-which the gateway could keep only a summary."""
+must be one the gateway keeps in quarantine, and one the bridge keeps to itself must be one the
+gateway refuses for its size or of which it could keep only a summary."""
 
 from __future__ import annotations
 
