@@ -29,7 +29,8 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: bool = False
-    reason: str = ""  # why it was refused (INVALID, TOO_LARGE)
+    reason: str = ""  # why it was refused (INVALID, TOO_LARGE) or failed (UNAVAILABLE)
+    problems: list[FieldProblem] = field(default_factory=list)  # the fields at fault, for a refusal
 
 
 class Pipeline:
@@ -52,7 +53,8 @@ class Pipeline:
         except StorageUnavailable as exc:
             logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
             emit_counts(vendor, self.adapter.quarantine_kind(push), {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"storage unavailable ({exc})")
         except Exception as exc:
             # Last resort: whatever broke (a bug on the storage path, an unexpected answer), the
             # sender gets its retryable failure and keeps the record, never a crash that the
@@ -61,7 +63,8 @@ class Pipeline:
                                                                          "error_type": type(exc).__name__,
                                                                          "where": innermost_frame(exc)})
             emit_counts(vendor, "unknown", {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"{type(exc).__name__} at {innermost_frame(exc)}")
 
     def _ingest(self, push: RawPush) -> IngestResult:
         adapter, vendor = self.adapter, self.adapter.vendor
@@ -183,11 +186,13 @@ class Pipeline:
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
         if not self.quarantine:
-            return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), reason=reason)
+            return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), reason=reason,
+                                problems=problems)
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
         emit_counts(vendor, kind, {"rejected": 1, "quarantined": 1})
         logger.info("payload quarantined", extra={
             "vendor": vendor, "kind": kind, "reason": reason, "first_seen": first,
             "fields": [p.field for p in problems], "quarantine_id": record.digest,
         })
-        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True, reason=reason)
+        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True, reason=reason,
+                            problems=problems)
