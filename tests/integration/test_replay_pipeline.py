@@ -301,3 +301,30 @@ def test_the_cli_prints_a_line_per_item_and_a_count_per_outcome_without_a_traceb
         [surrogate] = [line for line in lines if " still-invalid " in line]
         assert surrogate.endswith("fields: " + ",".join(p["field"] for p in next(
             i for i in stack.quarantine_items() if quarantine_id(i) == surrogate.split()[0])["problems"]))
+
+
+def test_a_dry_run_of_the_ingest_failure_queue_predicts_the_redrive_and_leaves_the_queue_as_it_was(stack):
+    from devicegate.ingest.replay import redrive_queue
+
+    # Given two MQTT events Lambda gave up on, one of them invalid
+    sqs = stack.session.client("sqs")
+    url = sqs.get_queue_url(QueueName="devicegate-local-IngestFailureQueue")["QueueUrl"]
+    good = load_event("jointech/iot-mqtt-alarm.json")
+    bad = dict(load_event("jointech/iot-mqtt-location.json"), gpsTime="not a time")
+    for payload in (good, bad):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"requestPayload": payload}))
+    before = snapshot(stack)
+
+    def redrive(dry_run: bool) -> list:
+        return sorted(redrive_queue(sqs, url, stack.ddb, stack.session.client("s3"), stack.table, event_store,
+                                    "jointech", dry_run=dry_run), key=lambda o: o.status)
+
+    # When the operator runs a dry run, then at once the redrive
+    predicted = redrive(dry_run=True)
+    assert snapshot(stack) == before
+    done = redrive(dry_run=False)
+    # Then the dry run saw both messages, wrote nothing, left them for the redrive, and predicted it
+    assert [o.status for o in predicted] == ["would-quarantine", "would-replay"]
+    assert [o.status for o in done] == ["quarantined", "stored"]
+    assert [(o.id, o.detail, o.fields) for o in done] == [(o.id, o.detail, o.fields) for o in predicted]
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None

@@ -189,21 +189,32 @@ def redrive_queue(sqs: Any, queue_url: str, ddb: Any, s3: Any, table: str, store
     """Re-ingest the events Lambda parked in a failure queue after its async retries (the
     destination record carries the original event as `requestPayload`). A message is deleted
     once its event is stored, found stored, or quarantined; a failure leaves it. A dry run
-    receives the messages too (they are back on the queue after 30 s), but deletes nothing."""
+    receives the messages too, deletes none, and makes them visible again when it is done, so
+    that the real run can follow at once."""
     run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=True)
     seen: set[str] = set()
-    while True:
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                  VisibilityTimeout=30)
-        messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
-        if not messages:
-            return
-        for message in messages:
-            seen.add(message["MessageId"])
-            outcome = run.each(message["MessageId"], partial(_redrive_message, run, message, vendor))
-            if not dry_run and outcome.status not in ("failed", "not-an-invocation-record"):
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            yield outcome
+    received: list[str] = []
+    try:
+        while True:
+            # Each message stays invisible for the rest of the run, so that every receive brings
+            # new ones until the queue has none left.
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                      VisibilityTimeout=30)
+            messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
+            if not messages:
+                return
+            for message in messages:
+                seen.add(message["MessageId"])
+                outcome = run.each(message["MessageId"], partial(_redrive_message, run, message, vendor))
+                if dry_run:
+                    received.append(message["ReceiptHandle"])
+                elif outcome.status not in ("failed", "not-an-invocation-record"):
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                yield outcome
+    finally:
+        if dry_run:
+            for handle in received:
+                sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
 
 
 def _redrive_message(run: _Run, message: dict[str, Any], vendor: str) -> ReplayOutcome:
