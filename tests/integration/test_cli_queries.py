@@ -261,7 +261,7 @@ def test_replayed_face_terminal_record_keeps_its_photo_and_device_and_never_its_
 
     # Then both are stored as ingest would have stored them: the alarm on its terminal, the
     # record with its photo in S3, and no PIN anywhere
-    assert code == 0 and out.count("stored") == 2
+    assert code == 0 and out.count("  stored  ") == 2 and out.splitlines()[-1] == "2 stored"
     items = {i["kind"]: i for i in stack.event_items("face-terminal")}
     assert items["alarm"]["deviceId"] == "PSC700C0MC22F02542"
     assert "pin" not in items["record"]["data"]["user"]

@@ -34,7 +34,8 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: bool = False
-    reason: str = ""  # why it was refused (INVALID, TOO_LARGE, PARTIAL)
+    reason: str = ""  # why it was refused (INVALID, TOO_LARGE, PARTIAL) or failed (UNAVAILABLE)
+    problems: list[FieldProblem] = field(default_factory=list)  # the fields at fault, for a refusal
     refused: int = 0  # records of the push kept in quarantine (PARTIAL, or INVALID record by record)
 
 
@@ -58,7 +59,8 @@ class Pipeline:
         except StorageUnavailable as exc:
             logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
             emit_counts(vendor, self.adapter.quarantine_kind(push), {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"storage unavailable ({exc})")
         except Exception as exc:
             # Last resort: whatever broke (a bug on the storage path, an unexpected answer), the
             # sender gets its retryable failure and keeps the record, never a crash that the
@@ -67,7 +69,8 @@ class Pipeline:
                                                                          "error_type": type(exc).__name__,
                                                                          "where": innermost_frame(exc)})
             emit_counts(vendor, "unknown", {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"{type(exc).__name__} at {innermost_frame(exc)}")
 
     def _ingest(self, push: RawPush) -> IngestResult:
         adapter, vendor = self.adapter, self.adapter.vendor
@@ -155,7 +158,7 @@ class Pipeline:
         outcome = Outcome.PARTIAL if stored or duplicates else Outcome.INVALID
         answer = self.adapter.answer(outcome, problems, reason)
         return IngestResult(outcome, answer, events, stored, duplicates, quarantined=self.quarantine, reason=reason,
-                            refused=len(refused))
+                            problems=problems, refused=len(refused))
 
     def _put_part(self, event: NormalizedEvent, received_at: datetime) -> NormalizedEvent | None:
         """Store one part; the assembled event once every part is there (a retransmitted last
@@ -213,7 +216,7 @@ class Pipeline:
                 received_at: datetime) -> IngestResult:
         quarantined = self._keep(push, reason, problems, received_at)
         return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=quarantined,
-                            reason=reason)
+                            reason=reason, problems=problems)
 
     def _keep(self, push: RawPush, reason: str, problems: list[FieldProblem], received_at: datetime) -> bool:
         """Quarantine a refused payload (scrubbed by its vendor); False when this pipeline does not
