@@ -328,3 +328,17 @@ def test_a_dry_run_of_the_ingest_failure_queue_predicts_the_redrive_and_leaves_t
     assert [o.status for o in done] == ["quarantined", "stored"]
     assert [(o.id, o.detail, o.fields) for o in done] == [(o.id, o.detail, o.fields) for o in predicted]
     assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+
+
+def test_a_replayed_push_only_partly_stored_stays_in_quarantine_as_partial():
+    # Given what the pipeline says of a push whose records were stored in part, replay not quarantining
+    from devicegate.core.adapter import Answer, Outcome
+    from devicegate.core.errors import FieldProblem
+    from devicegate.ingest.pipeline import IngestResult
+    from devicegate.ingest.replay import _outcome
+
+    result = IngestResult(Outcome.PARTIAL, Answer(200, {}), stored=2, reason="1 of 3 records refused",
+                          problems=[FieldProblem("data.1.lat", "not a number")], refused=1)
+    # Then the item is not counted as replayed: its refused record would be lost with it
+    outcome = _outcome("q1", result)
+    assert (outcome.status, outcome.fields) == ("partial", ["data.1.lat"])
