@@ -1,12 +1,14 @@
 """Reusable field types for vendor models: the quirks vendors share, handled once.
 
 Vendors send numbers as strings ("35.926264"), strings as numbers (device ids), "null" as text,
-sentinel numbers for "none" (-1, -1000) and JSON documents inside JSON strings.
+sentinel numbers for "none" (-1, -1000), JSON documents inside JSON strings, and times as ISO
+text, epoch seconds or epoch milliseconds (one type each: the field says which).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, mo
 
 from devicegate.core import jsonbody
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import iso_utc, parse_time
+from devicegate.core.timeutil import EpochUnit, from_epoch, iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
 # Exact spellings, so the check is one set lookup per value (this runs on every field of every record).
@@ -84,9 +86,27 @@ def json_in_string(value: Any) -> Any:
     return value
 
 
-UtcTime = Annotated[datetime, BeforeValidator(parse_time), PlainSerializer(iso_utc, return_type=str)]
-OptUtcTime = Annotated[datetime | None, BeforeValidator(lambda v: None if blank_to_none(v) is None else parse_time(v)),
-                       PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)]
+# --- times: one type per documented form (core/timeutil.py says why a number's size picks nothing)
+
+def _optional(read: Callable[[Any], datetime]) -> Callable[[Any], datetime | None]:
+    return lambda value: None if blank_to_none(value) is None else read(value)
+
+
+def _epoch(unit: EpochUnit) -> Callable[[Any], datetime]:
+    return lambda value: from_epoch(value, unit)
+
+
+_AS_TEXT = PlainSerializer(iso_utc, return_type=str)
+_OPT_AS_TEXT = PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)
+#: ISO 8601 text (Z, +hh, +hh:mm; without an offset: UTC). A number is refused.
+IsoTime = Annotated[datetime, BeforeValidator(parse_time), _AS_TEXT]
+OptIsoTime = Annotated[datetime | None, BeforeValidator(_optional(parse_time)), _OPT_AS_TEXT]
+#: Epoch seconds, a number or its digits (a 13-digit millisecond value is beyond the year 9999: refused).
+EpochSeconds = Annotated[datetime, BeforeValidator(_epoch("s")), _AS_TEXT]
+OptEpochSeconds = Annotated[datetime | None, BeforeValidator(_optional(_epoch("s"))), _OPT_AS_TEXT]
+#: Epoch milliseconds, a number or its digits.
+EpochMillis = Annotated[datetime, BeforeValidator(_epoch("ms")), _AS_TEXT]
+OptEpochMillis = Annotated[datetime | None, BeforeValidator(_optional(_epoch("ms"))), _OPT_AS_TEXT]
 # Inside a VendorModel, text nulls are already None: plain lax types parse "12" and "35.9".
 OptText = str | None
 OptInt = int | None

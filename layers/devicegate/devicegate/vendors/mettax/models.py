@@ -14,7 +14,9 @@ Quirks handled here:
   `reportedLocal` (that wall-clock time as ISO text without offset) and `deviceUtcOffset`
   (reportCt - deviceCt rounded to 15 minutes, "+08:00"), the latter only when the two are within
   14 hours of each other: beyond that one of the clocks is wrong, and no zone is implied.
-  A value above 10^10 (13-digit milliseconds) is read as milliseconds, as everywhere in the gateway.
+  All three (and `accUpdateTime`) are documented as epoch seconds, every example has 10 digits, and
+  nothing suggests Mettax sends milliseconds: they are read as seconds only, so a 13-digit value is
+  beyond the year 9999 and refused naming the field, not read as milliseconds because of its size.
 - `actual: false` marks supplementary (backfilled) data sent after an outage: derived
   `backfill: true`. It is stored like any record; latest state never moves back to it, because the
   outbox only moves a state group forward to a newer occurredAt.
@@ -35,12 +37,12 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, computed_field
+from pydantic import AfterValidator, BeforeValidator, Field, computed_field
 
 from devicegate.core import jsonbody
 from devicegate.core.errors import InvalidPayload
 from devicegate.core.fields import PRINTABLE_ID, OptFloat, OptInt, OptText, VendorModel
-from devicegate.core.timeutil import parse_time
+from devicegate.core.timeutil import from_epoch
 from devicegate.vendors.mettax import codes
 
 
@@ -58,8 +60,15 @@ def _not_bool(value: Any) -> Any:
 # Printable ASCII, bounded: these become key parts and event ids (keys.py percent-encodes them).
 DeviceId = Annotated[str, PRINTABLE_ID.validator()]
 RecordId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,128}$")]
-#: Epoch seconds (milliseconds accepted); the bound keeps every value a representable date.
-EpochTime = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, lt=10**13)]
+
+
+def _epoch_seconds(value: int) -> int:
+    from_epoch(value, "s")  # ValueError: negative, or beyond the year 9999 (milliseconds?)
+    return value
+
+
+#: Epoch seconds, kept as the vendor's number; read as seconds it must be a date.
+EpochTime = Annotated[int, BeforeValidator(_not_bool), AfterValidator(_epoch_seconds)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -75,8 +84,8 @@ _ID = ("unique package id, '{deviceId}_{snowflake}'; records with the same id (a
 
 
 def epoch_moment(value: int) -> datetime:
-    """An epoch value of these records as an aware UTC datetime (the model bounds it)."""
-    return parse_time(value)
+    """An epoch-seconds value of these records as an aware UTC datetime (the model checked it)."""
+    return from_epoch(value, "s")
 
 
 def wall_clock(value: int) -> str:
