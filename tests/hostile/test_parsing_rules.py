@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -118,3 +119,109 @@ def test_a_computed_non_finite_value_is_named_too():
     with pytest.raises(InvalidPayload) as caught:
         canonical_json({"ok": 1, "ratio": [0, float("nan")]})
     assert caught.value.problems[0].field == "ratio.1"
+
+
+# --- integers of bounded length -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, field", [
+    ('{"speed": ' + "1" * 5000 + "}", "speed"),
+    ('{"data": {"readings": [1, -' + "9" * 41 + "]}}", "data.readings.1"),
+    ('{"a": NaN, "n": ' + "1" * 5000 + "}", "a"),  # the first in document order
+])
+def test_an_over_long_integer_is_refused_with_our_message_naming_its_path(text, field):
+    named, problem = refusal(text)
+    assert named == field
+    assert problem == (jsonbody.TOO_LONG if field != "a" else jsonbody.NOT_FINITE)
+    assert "sys.set_int_max_str_digits" not in problem
+
+
+def test_integers_up_to_the_limit_are_numbers():
+    assert jsonbody.loads('{"n": ' + "9" * jsonbody.MAX_INT_DIGITS + "}") == {"n": 10 ** jsonbody.MAX_INT_DIGITS - 1}
+    assert refusal('{"n": ' + "9" * (jsonbody.MAX_INT_DIGITS + 1) + "}") == ("n", jsonbody.TOO_LONG)
+
+
+def test_an_over_long_integer_inside_a_json_string_is_named_by_the_string_and_the_inner_path():
+    # Given Jointech's statusJson holding a 5,000-digit integer
+    from devicegate.core.fields import json_in_string
+
+    with pytest.raises(ValueError) as refused:
+        json_in_string('{"lockStatus": ' + "1" * 5000 + "}")
+    assert "number too long at lockStatus" in str(refused.value)
+
+
+def test_an_over_long_integer_in_a_parsed_document_is_named():
+    # Given an IoT rule's message (Lambda parsed it: integers of any length up to Python's limit)
+    with pytest.raises(InvalidPayload) as caught:
+        jsonbody.check_document({"assetId": "1", "expand": {"t": [1, 10 ** 50]}})
+    assert caught.value.problems[0].as_dict() == {"field": "expand.t.1", "problem": jsonbody.TOO_LONG}
+    assert jsonbody.check_document({"n": 10 ** 39, "m": -(10 ** 39)}) == {"n": 10 ** 39, "m": -(10 ** 39)}
+
+
+def test_lenient_reading_takes_an_over_long_integer_and_says_so():
+    document, exact = jsonbody.loads_lenient('{"pin": "1", "n": ' + "1" * 5000 + "}")
+    assert document["pin"] == "1" and not exact
+
+
+# --- depth ----------------------------------------------------------------------------------------
+
+def test_too_deep_names_the_path_down_to_where_it_went_too_deep():
+    # Given a record whose field holds 100,000 nested arrays (the pre-scan keeps it from the parser)
+    text = '{"data": {"a": {"b": ' + "[" * 100_000 + "]" * 100_000 + "}}}"
+    field, problem = refusal(text)
+    # Then the refusal names data.a.b and the indexes down to the 16th level, not `body`
+    assert field == "data.a.b." + ".".join(["0"] * 13) and problem == jsonbody.TOO_DEEP
+
+
+def test_too_deep_paths_count_array_positions_and_decode_keys():
+    inner = "[" * 20 + "]" * 20
+    text = '{"x": "[[[[{{{{", "data": {"k\\u00e9\\"y": [1, "a,b", {"z": ' + inner + "}]}}"
+    assert refusal(text)[0] == 'data.ké"y.2.z.' + ".".join(["0"] * 12)
+    assert refusal("[" * 17 + "]" * 17)[0] == "body." + ".".join(["0"] * 16)
+
+
+def test_too_deep_inside_a_json_string_names_the_string_and_the_inner_path():
+    from devicegate.core.fields import json_in_string
+
+    with pytest.raises(ValueError) as refused:
+        json_in_string('{"t": ' + "[" * 30 + "]" * 30 + "}")
+    assert "JSON nested too deeply at t.0.0" in str(refused.value)
+
+
+# --- Unicode text ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, field", [
+    ('{"cells": "460,0,\\ud800,1"}', "cells"),
+    ('{"data": {"user": {"name": "\\udc00x"}}}', "data.user.name"),
+    ('{"data": [{"ok": "\\ud83d\\ude00"}, "\\uDBFF"]}', "data.1"),  # a pair is fine, a lone high is not
+    ('{"k\\ud800": 1}', "k\\ud800"),  # a key: named with the escape, so the name is storable text
+])
+def test_a_lone_surrogate_is_refused_where_it_sits(text, field):
+    assert refusal(text) == (field, jsonbody.NOT_UNICODE)
+
+
+def test_text_that_only_spells_an_escape_or_holds_a_pair_is_fine():
+    assert jsonbody.loads('{"a": "\\\\ud800", "b": "\\ud83d\\ude00", "c": "货箱"}') == {
+        "a": "\\ud800", "b": "\U0001f600", "c": "货箱"}
+
+
+def test_a_lone_surrogate_in_a_parsed_document_is_refused_where_it_sits():
+    # Given an MQTT message as Lambda hands it over ("\ud800" decoded into a lone surrogate)
+    with pytest.raises(InvalidPayload) as caught:
+        jsonbody.check_document({"assetId": "8052400203", "cells": "460,0,\ud800"})
+    assert caught.value.problems[0].as_dict() == {"field": "cells", "problem": jsonbody.NOT_UNICODE}
+    assert jsonbody.check_document({"name": "货箱 \U0001f600"})
+
+
+def test_a_lone_surrogate_at_ingest_names_the_jointech_field_not_body():
+    # Given the Jointech location of issue 16 (item 6): `cells` holds an escaped lone surrogate
+    from devicegate.core.envelope import RawPush
+    from devicegate.vendors.jointech.adapter import JointechAdapter
+    from tests.support import load_record
+
+    text = json.dumps(load_record("jointech", "webhook-location")).replace('"cells": "', '"cells": "\\ud800')
+    for push in (RawPush("jointech", "http", text.encode(), route={"kind": "location"}),
+                 RawPush("jointech", "mqtt", b"", route={"kind": "location"}, document=json.loads(text))):
+        with pytest.raises(InvalidPayload) as caught:
+            JointechAdapter().normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
+        assert [p.field for p in caught.value.problems] == ["cells"], push.transport
+

@@ -32,7 +32,6 @@ id/alarmId/captureId 1..128 printable ASCII characters (no blanks, no control ch
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
@@ -214,17 +213,15 @@ class PassThrough(_Reported):
             return self.message, None
         try:
             decoded = jsonbody.loads(self.message, field="message")
-        except InvalidPayload:
+        except InvalidPayload as exc:
             # Device serial data: never dropped, even when it is not what the document shows (nor
-            # when it breaks the parsing rules, a NaN or a repeated key: the text is kept as sent).
+            # when it breaks the parsing rules, a NaN or a repeated key: the text is kept as sent;
+            # "\ud800" escapes would decode into text no store can hold, the escaped original can).
+            if any(p.problem == jsonbody.NOT_UNICODE for p in exc.problems):
+                return None, "message holds text that is not valid Unicode; kept as received"
             return None, "message is not JSON; kept as received"
         if not isinstance(decoded, dict):
             return None, "message is not a JSON object; kept as received"
-        try:
-            # "\ud800" escapes decode into text no store can hold; the escaped original can.
-            json.dumps(decoded, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            return None, "message holds text that is not valid Unicode; kept as received"
         return decoded, None
 
     @computed_field(description="`message` decoded: {'com1': hex, 'com2': hex}; absent when it is not JSON")  # type: ignore[prop-decorator]
