@@ -225,3 +225,47 @@ def test_a_lone_surrogate_at_ingest_names_the_jointech_field_not_body():
             JointechAdapter().normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
         assert [p.field for p in caught.value.problems] == ["cells"], push.transport
 
+# --- numbers sent as text -------------------------------------------------------------------------
+
+def _jointech(**changes) -> list[str]:
+    """The fields a Jointech location with `changes` is refused for ([] when accepted)."""
+    from devicegate.core.envelope import RawPush
+    from devicegate.vendors.jointech.adapter import JointechAdapter
+    from tests.support import load_record
+
+    record = dict(load_record("jointech", "webhook-location"), **changes)
+    push = RawPush("jointech", "http", json.dumps(record).encode(), route={"kind": "location"})
+    try:
+        JointechAdapter().normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
+    except InvalidPayload as exc:
+        return [f"{p.field}: {p.problem}" for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize("text", ["12_000", " 1_0 ", "0x10", "1e5", "1.0", "+5", "007", " 10", "١٢", "1" * 41])
+def test_integer_text_must_be_a_json_integer(text):
+    # Given battery (an integer field) sent as text that is no JSON integer
+    [problem] = _jointech(battery=text)
+    # Then it is refused naming the field, in our words
+    assert problem.startswith("battery: an integer sent as text must be written as a JSON integer")
+
+
+@pytest.mark.parametrize("text", ["12_000", " 1_0 ", "0x10", "+5", "007", "1.", ".5", "NaN", "Infinity", "1e"])
+def test_number_text_must_be_a_json_number(text):
+    [problem] = _jointech(speed=text)
+    assert problem.startswith("speed: a number sent as text must be written as a JSON number")
+
+
+@pytest.mark.parametrize("changes", [
+    {"speed": "35.926264"}, {"speed": "0"}, {"speed": "-1000.0"}, {"speed": "1e5"}, {"speed": "-0"},
+    {"battery": "0"}, {"battery": "-1"}, {"battery": "100"},
+    {"statusJson": '{"lockStatus": "1", "lockRope": "-1"}'},
+])
+def test_number_text_as_vendors_send_it_is_read(changes):
+    assert _jointech(**changes) == []
+
+
+def test_number_text_rule_reaches_json_inside_strings():
+    [problem] = _jointech(statusJson='{"lockStatus": "1_0"}')
+    assert problem.startswith("statusJson.lockStatus: an integer sent as text")
+

@@ -8,10 +8,11 @@ text, epoch seconds or epoch milliseconds (one type each: the field says which).
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 
@@ -38,8 +39,71 @@ def blank_nulls(data: Any) -> Any:
     return data
 
 
+# --- numbers sent as text ------------------------------------------------------------------------
+# Vendors send numbers as text ("35.926264", "0", "-1000.0"). Such text must be a JSON number,
+# exactly (docs/architecture.md "Parsing rules"): pydantic's lax parsing alone would also take
+# "12_000", " 1_0 ", "+5" and "007", which no JSON number spells, so one record would mean
+# different things to different readers. A text integer field takes an integer (at most
+# jsonbody.MAX_INT_DIGITS digits: "1.0" and "1e5" say the sender is confused about the field), a
+# text number field any JSON number.
+INT_TEXT = re.compile(rf"-?(?:0|[1-9][0-9]{{0,{jsonbody.MAX_INT_DIGITS - 1}}})")
+NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+INT_TEXT_PROBLEM = (f"an integer sent as text must be written as a JSON integer (digits, an optional "
+                    f"leading '-', at most {jsonbody.MAX_INT_DIGITS} digits, no blanks, '_', '+' or leading zeros)")
+NUMBER_TEXT_PROBLEM = ("a number sent as text must be written as a JSON number (e.g. 35.926264 or -1000.0: "
+                       "no blanks, '_', '+', hexadecimal or leading zeros)")
+
+
+class NotANumber:
+    """Stands in for numeric text that breaks the rule above: the field's own type refuses it, so
+    the refusal names the field, and core.validation says why in these words. Only a record whose
+    text breaks the rule pays for more than a set lookup per text value."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
+#: Per vendor model: the text pattern of each numeric field, by every key the field is read from.
+_NUMBER_FIELDS: dict[type, dict[str, tuple[re.Pattern[str], str]]] = {}
+
+
+def _numeric_pattern(annotation: Any) -> tuple[re.Pattern[str], str] | None:
+    members = set(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else {annotation}
+    members.discard(type(None))
+    if members == {int}:
+        return INT_TEXT, INT_TEXT_PROBLEM
+    if members and members <= {int, float}:
+        return NUMBER_TEXT, NUMBER_TEXT_PROBLEM
+    return None
+
+
+def _number_fields(model: type[BaseModel]) -> dict[str, tuple[re.Pattern[str], str]]:
+    found = {}
+    for name, info in model.model_fields.items():
+        pattern = _numeric_pattern(info.annotation)
+        if pattern is None:
+            continue
+        keys = {name}
+        alias = info.validation_alias or info.alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif alias is not None:
+            keys.update(choice for choice in getattr(alias, "choices", ()) if isinstance(choice, str))
+        found.update(dict.fromkeys(keys, pattern))
+    return found
+
+
+def _checked_text(value: str, rule: tuple[re.Pattern[str], str] | None) -> Any:
+    if rule is None or rule[0].fullmatch(value):
+        return value
+    return NotANumber(rule[1])
+
+
 class VendorModel(BaseModel):
-    """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text."""
+    """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text
+    (written as JSON numbers)."""
 
     # coerce_numbers_to_str: vendors send ids and serial numbers as numbers or text; a native
     # rule is much cheaper than a Python validator on every text field.
@@ -49,10 +113,22 @@ class VendorModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True, defer_build=True,
                               allow_inf_nan=False)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _NUMBER_FIELDS[cls] = _number_fields(cls)
+
     @model_validator(mode="before")
     @classmethod
     def _blank_nulls(cls, data: Any) -> Any:
-        return blank_nulls(data)
+        # blank_nulls and the numeric text rule in the same one pass over the record's values.
+        if not isinstance(data, dict):
+            return data
+        numbers = _NUMBER_FIELDS.get(cls)
+        if not numbers:
+            return blank_nulls(data)
+        return {k: (v if type(v) is not str else None if v in _NULL_FORMS else _checked_text(v, numbers.get(k)))
+                for k, v in data.items()}
 
 
 def sentinel(*absent: float):

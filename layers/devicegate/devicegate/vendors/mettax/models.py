@@ -7,7 +7,7 @@ a JSON string (JSON inside JSON). Nothing in a record names its kind: the URL do
 
 Quirks handled here:
 - The examples send numbers as text (`"lat": "35.926264"`, `"compaResult": "0"`, `"status": "1"`)
-  and `actual` may come as "true"/"false": pydantic's lax mode parses them; text nulls are absent.
+  and `actual` may come as "true"/"false": both are read; text nulls are absent.
 - Times. `deviceCt` is the gateway's time, UTC epoch seconds: it is the event's occurredAt.
   `reportCt` is the device's *local* wall-clock time written as if it were UTC epoch seconds
   (1724822445 means 05:20:45 on the device's clock, wherever it is). It is stored as sent, plus
@@ -17,6 +17,8 @@ Quirks handled here:
   All three (and `accUpdateTime`) are documented as epoch seconds, every example has 10 digits, and
   nothing suggests Mettax sends milliseconds: they are read as seconds only, so a 13-digit value is
   beyond the year 9999 and refused naming the field, not read as milliseconds because of its size.
+- Numbers as text follow the gateway's rule (docs/architecture.md "Parsing rules"): `"35.926264"`
+  and `"0"` are read, `"12_000"` or `" 1 "` are refused naming the field.
 - `actual: false` marks supplementary (backfilled) data sent after an outage: derived
   `backfill: true`. It is stored like any record; latest state never moves back to it, because the
   outbox only moves a state group forward to a newer occurredAt.
