@@ -269,3 +269,77 @@ def test_number_text_rule_reaches_json_inside_strings():
     [problem] = _jointech(statusJson='{"lockStatus": "1_0"}')
     assert problem.startswith("statusJson.lockStatus: an integer sent as text")
 
+# --- inline photos --------------------------------------------------------------------------------
+
+# A real (tiny) JPEG: SOI, JFIF APP0, a comment, EOI; its base64 ends in padding and holds '+' and
+# '/', which the URL-safe alphabet writes '-' and '_'.
+JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000fffe0005fbefbeffd9")
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
+
+
+def _b64(data: bytes, url_safe: bool = False, padded: bool = True) -> str:
+    import base64
+
+    text = (base64.urlsafe_b64encode if url_safe else base64.b64encode)(data).decode()
+    return text if padded else text.rstrip("=")
+
+
+@pytest.mark.parametrize("text", [
+    _b64(JPEG), _b64(JPEG, padded=False), _b64(JPEG, url_safe=True), _b64(JPEG, url_safe=True, padded=False),
+    "data:image/jpeg;base64," + _b64(JPEG), _b64(JPEG)[:10] + "\n" + _b64(JPEG)[10:], _b64(PNG, padded=False),
+])
+def test_a_photo_in_either_base64_alphabet_padded_or_not_is_read(text):
+    from devicegate.core.media import decode_image
+
+    assert "-" in _b64(JPEG, url_safe=True) and "+" in _b64(JPEG) and _b64(JPEG).endswith("=")  # the cases differ
+    assert decode_image(text, "data.rgb_image") in (JPEG, PNG)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"<!DOCTYPE html><html><script>alert(1)</script></html>", "decoded content is not a JPEG or PNG image"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "decoded content is not a JPEG or PNG image"),
+    (b"just some text", "decoded content is not a JPEG or PNG image"),
+    (b"PK\x03\x04 an archive", "decoded content is not a JPEG or PNG image"),
+])
+def test_content_that_is_not_an_image_is_never_a_photo(content, problem):
+    from devicegate.core.media import decode_image
+
+    for text in (_b64(content), _b64(content, url_safe=True, padded=False)):
+        with pytest.raises(InvalidPayload) as caught:
+            decode_image(text, "data.alarm_photo")
+        assert caught.value.problems[0].as_dict() == {"field": "data.alarm_photo", "problem": problem}
+
+
+@pytest.mark.parametrize("text", [_b64(JPEG)[:-4] + "-_+/", _b64(JPEG).rstrip("=") + "AB", "#### not base64"])
+def test_text_that_is_no_base64_is_refused(text):
+    from devicegate.core.media import decode_image
+
+    with pytest.raises(InvalidPayload) as caught:
+        decode_image(text, "data.rgb_image")
+    assert caught.value.problems[0].field == "data.rgb_image"
+
+
+@pytest.mark.parametrize("record, field", [("variation-record-with-photo-and-pin", "rgb_image"),
+                                           ("variation-alarm-with-photo-and-serial", "alarm_photo")])
+def test_the_face_terminal_stores_url_safe_photos_and_refuses_markup(record, field):
+    from devicegate.core.envelope import RawPush
+    from devicegate.vendors.face_terminal.adapter import FaceTerminalAdapter
+    from tests.support import load_record
+
+    policy = {"photo": "keep", "user_id": "keep", "temperature": "keep", "name": "keep", "id_number": "mask",
+              "ic_number": "mask", "job_number": "keep", "mobile": "keep", "remark": "keep", "pin": "drop"}
+
+    def normalize(photo: str):
+        pushed = load_record("face-terminal", record)
+        pushed["data"][field] = photo
+        push = RawPush("face-terminal", "http", json.dumps(pushed).encode())
+        return FaceTerminalAdapter(policy).normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
+
+    # Given the terminal's photo unpadded in the URL-safe alphabet, Then it is stored as a JPEG
+    [event] = normalize(_b64(JPEG, url_safe=True, padded=False))
+    [media] = event.media
+    assert media.body == JPEG and media.content_type == "image/jpeg"
+    # Given an SVG instead, Then the record is refused naming the field (kept in quarantine)
+    with pytest.raises(InvalidPayload) as caught:
+        normalize(_b64(b"<svg onload='alert(1)'/>"))
+    assert [p.field for p in caught.value.problems] == [f"data.{field}"]
