@@ -95,12 +95,6 @@ def _number_fields(model: type[BaseModel]) -> dict[str, tuple[re.Pattern[str], s
     return found
 
 
-def _checked_text(value: str, rule: tuple[re.Pattern[str], str] | None) -> Any:
-    if rule is None or rule[0].fullmatch(value):
-        return value
-    return NotANumber(rule[1])
-
-
 class VendorModel(BaseModel):
     """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text
     (written as JSON numbers)."""
@@ -127,7 +121,9 @@ class VendorModel(BaseModel):
         numbers = _NUMBER_FIELDS.get(cls)
         if not numbers:
             return blank_nulls(data)
-        return {k: (v if type(v) is not str else None if v in _NULL_FORMS else _checked_text(v, numbers.get(k)))
+        # Inline, not a call per value: most text values are not numeric fields.
+        return {k: (v if type(v) is not str else None if v in _NULL_FORMS else v if (rule := numbers.get(k)) is None
+                    or rule[0].fullmatch(v) else NotANumber(rule[1]))
                 for k, v in data.items()}
 
 

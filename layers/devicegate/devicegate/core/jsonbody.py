@@ -320,18 +320,20 @@ def _find(value: Any, path: list[str | int], duplicates: bool,
         members = value.items()
     else:
         members = enumerate(value)
-    skipped = _SKIPPED[parsed]
     for key, item in members:
         if parsed and type(key) is str and not key.isascii() and _SURROGATE.search(key):
             return [*path, key], NOT_UNICODE
-        if type(item) in skipped:
-            continue
-        found = _find(item, [*path, key], duplicates, parsed)
-        if found is not None:
-            return found
+        kind = type(item)
+        # Text and integers are looked at here, without a call per value: the MQTT path walks
+        # every message, and most of a record is short ASCII text and small numbers.
+        if kind is str:
+            if parsed and not item.isascii() and _SURROGATE.search(item):
+                return [*path, key], NOT_UNICODE
+        elif kind is int:
+            if parsed and not -_INT_BOUND < item < _INT_BOUND:
+                return [*path, key], TOO_LONG
+        elif kind is not bool and item is not None:
+            found = _find(item, [*path, key], duplicates, parsed)
+            if found is not None:
+                return found
     return None
-
-
-#: Types that can hold nothing to refuse, skipped without a call (the MQTT path walks every
-#: message): for a parsed document, ASCII text and short integers still need a look.
-_SKIPPED = {False: frozenset({str, int, bool, type(None)}), True: frozenset({bool, type(None)})}
