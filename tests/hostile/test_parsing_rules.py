@@ -265,6 +265,20 @@ def test_number_text_as_vendors_send_it_is_read(changes):
     assert _jointech(**changes) == []
 
 
+def test_number_text_rule_covers_optional_fields_with_validators_of_their_own():
+    # Given Mettax's optional accUpdateTime (epoch seconds, `EpochTime | None`) as "1_724_808_355"
+    from devicegate.core.envelope import RawPush
+    from devicegate.vendors.mettax.adapter import MettaxAdapter
+    from tests.support import load_record
+
+    record = dict(load_record("mettax", "doc-device-info"), accUpdateTime="1_724_808_355")
+    push = RawPush("mettax", "http", json.dumps({"data": json.dumps(record)}).encode(),
+                   route={"service": "device-info"}, headers={"content-type": "application/json"})
+    with pytest.raises(InvalidPayload) as caught:
+        MettaxAdapter().normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
+    assert [p.field for p in caught.value.problems] == ["data.accUpdateTime"]
+
+
 def test_number_text_rule_reaches_json_inside_strings():
     [problem] = _jointech(statusJson='{"lockStatus": "1_0"}')
     assert problem.startswith("statusJson.lockStatus: an integer sent as text")

@@ -72,6 +72,8 @@ _NUMBER_FIELDS: dict[type, dict[str, tuple[re.Pattern[str], str]]] = {}
 def _numeric_pattern(annotation: Any) -> tuple[re.Pattern[str], str] | None:
     members = set(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else {annotation}
     members.discard(type(None))
+    # `EpochTime | None`: a member may carry its own validators.
+    members = {get_args(member)[0] if get_origin(member) is Annotated else member for member in members}
     if members == {int}:
         return INT_TEXT, INT_TEXT_PROBLEM
     if members and members <= {int, float}:
