@@ -63,9 +63,10 @@ PatchFor = Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
 
 def state_at(event: dict[str, Any]) -> str:
     """The time a stored event orders its device's state by (core/timeutil.py state_time): its
-    occurredAt, but at most CLOCK_TOLERANCE (5 minutes) after its receipt, so a record stamped ahead (a clock
-    that drifted, a zone mis-set by hours) cannot hold a group against the correct-clock records
-    that follow it. Both texts are fixed-width ISO, so only a record stamped ahead is parsed."""
+    occurredAt, but at most CLOCK_TOLERANCE (5 minutes) after its receipt, so a record stamped
+    ahead (a clock that drifted, a zone mis-set by hours) cannot hold a group against the
+    correct-clock records that follow it. Both texts are fixed-width ISO: only a record stamped
+    ahead is parsed."""
     occurred, received = event["occurredAt"], event["receivedAt"]
     if occurred <= received:
         return occurred
