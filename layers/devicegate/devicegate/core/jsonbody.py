@@ -324,14 +324,17 @@ def _find(value: Any, path: list[str | int], duplicates: bool,
         if parsed and type(key) is str and not key.isascii() and _SURROGATE.search(key):
             return [*path, key], NOT_UNICODE
         kind = type(item)
-        # Text and integers are looked at here, without a call per value: the MQTT path walks
-        # every message, and most of a record is short ASCII text and small numbers.
+        # Scalars are looked at here, without a call per value: the MQTT path walks every
+        # message, and most of a record is short ASCII text and numbers.
         if kind is str:
             if parsed and not item.isascii() and _SURROGATE.search(item):
                 return [*path, key], NOT_UNICODE
         elif kind is int:
             if parsed and not -_INT_BOUND < item < _INT_BOUND:
                 return [*path, key], TOO_LONG
+        elif kind is float:
+            if item != item or item in _INFINITIES:
+                return [*path, key], NOT_FINITE
         elif kind is not bool and item is not None:
             found = _find(item, [*path, key], duplicates, parsed)
             if found is not None:
