@@ -271,14 +271,36 @@ _SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
 def _substitution_value(expression: str, where: str, topic: str, now_ms: int, client_id: str,
                         new_uuid: Callable[[], str]) -> str:
     cursor = _Cursor(_tokens(expression, where), where)
+    value = _substitution_call(cursor, expression, topic, now_ms, client_id, new_uuid)
+    if cursor.peek()[0] != "end":
+        raise cursor.fail(f"substitution ${{{expression}}} is not emulated")
+    return value
+
+
+def _substitution_call(cursor: _Cursor, expression: str, topic: str, now_ms: int, client_id: str,
+                       new_uuid: Callable[[], str]) -> str:
+    """One function call of a substitution: topic(), topic(n), timestamp() (ms), newuuid(),
+    clientid(), or regexp_replace(<one of those>, '<pattern>', '<replacement>')."""
     kind, name = cursor.take()
     if kind != "name":
         raise cursor.fail(f"substitution ${{{expression}}} is not emulated")
     function = name.lower()
     cursor.expect("punct", "(")
+    if function == "regexp_replace":
+        subject = _substitution_call(cursor, expression, topic, now_ms, client_id, new_uuid)
+        cursor.expect("punct", ",")
+        pattern = cursor.expect("string")[1:-1]
+        cursor.expect("punct", ",")
+        replacement = cursor.expect("string")[1:-1]
+        cursor.expect("punct", ")")
+        # IoT's regular expressions are Java's; for a character class and a replacement without
+        # group references (all the template uses) Python's re means the same.
+        if "$" in replacement or "\\" in replacement:
+            raise cursor.fail(f"substitution ${{{expression}}}: group references are not emulated")
+        return re.sub(pattern, replacement, subject)
     level = int(cursor.take()[1]) if cursor.peek()[0] == "number" else None
     cursor.expect("punct", ")")
-    if cursor.peek()[0] != "end" or (level is not None and function != "topic"):
+    if level is not None and function != "topic":
         raise cursor.fail(f"substitution ${{{expression}}} is not emulated")
     if function == "topic":
         if level is None:
@@ -297,7 +319,8 @@ def _substitution_value(expression: str, where: str, topic: str, now_ms: int, cl
 def substitute(template: str, *, topic: str, now_ms: int, client_id: str = UNKNOWN_CLIENT_ID,
                new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()), where: str = "ErrorAction") -> str:
     """An IoT substitution template (`quarantine/iot-errors/${topic()}/${timestamp()}-${newuuid()}.json`)
-    filled in for one message: topic(), topic(n), timestamp() (ms), newuuid(), clientid()."""
+    filled in for one message: topic(), topic(n), timestamp() (ms), newuuid(), clientid(), and
+    regexp_replace() of one of them."""
     return _SUBSTITUTION.sub(
         lambda match: _substitution_value(match.group(1), where, topic, now_ms, client_id, new_uuid), template
     )

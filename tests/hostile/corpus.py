@@ -12,6 +12,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,6 +53,9 @@ class Route:
     in_string: tuple[str, str] | None = None  # a JSON-in-string field and a key inside it
     parsed: bool = False  # arrives parsed (IoT rule + Lambda): numbers as floats, keys deduplicated
     personal: bool = False
+    integer: tuple[str | int, ...] | None = None  # a typed integer field (numbers as text)
+    time: tuple[str, ...] | None = None  # the field the event's time comes from
+    time_unit: str = "iso"  # how that field is written: "iso" text or "s" (epoch seconds)
 
     def name_of(self, path: tuple[str | int, ...]) -> str:
         return self.prefix + ".".join(str(p) for p in path)
@@ -214,25 +218,32 @@ def _mqtt_location() -> dict:
 
 
 JOINTECH = frozenset({"8022300001"})
+_JOINTECH_TIME = {"integer": ("battery",), "time": ("gpsTime",)}
+_METTAX = {"prefix": "data.", "integer": ("num",), "time": ("deviceCt",), "time_unit": "s"}
 ROUTES = {route.name: route for route in (
     Route("jointech-kind", "jointech", lambda: load_record("jointech", "webhook-location"), ("assetId",),
-          ("speed",), ("vendorExtra",), jointech_http("location"), JOINTECH, in_string=("statusJson", "lockStatus")),
+          ("speed",), ("vendorExtra",), jointech_http("location"), JOINTECH, in_string=("statusJson", "lockStatus"),
+          **_JOINTECH_TIME),
     Route("jointech-auto", "jointech", lambda: load_record("jointech", "webhook-location"), ("assetId",),
-          ("speed",), ("vendorExtra",), jointech_http(None), JOINTECH, in_string=("statusJson", "lockStatus")),
+          ("speed",), ("vendorExtra",), jointech_http(None), JOINTECH, in_string=("statusJson", "lockStatus"),
+          **_JOINTECH_TIME),
     Route("jointech-mqtt", "jointech", _mqtt_location, ("assetId",), ("speed",), ("vendorExtra",), jointech_mqtt,
-          frozenset({"8052400203"}), in_string=("statusJson", "lockStatus"), parsed=True),
+          frozenset({"8052400203"}), in_string=("statusJson", "lockStatus"), parsed=True, **_JOINTECH_TIME),
     Route("face-terminal", "face-terminal", _face_record, ("data", "deviceSN"), ("data", "recognizeScore"),
-          ("data", "vendorExtra"), face_terminal, frozenset({"PSC700C0MC22F02542"}), personal=True),
+          ("data", "vendorExtra"), face_terminal, frozenset({"PSC700C0MC22F02542"}), personal=True,
+          integer=("data", "mode"), time=("data", "timestamp"), time_unit="s"),
     Route("senselink", "senselink", _senselink_record, ("data", "sn"), ("data", "verifyScore"),
-          ("data", "vendorExtra"), senselink, frozenset({"SPSP-f26131cf5301be29b3a6f7be150ed330"}), personal=True),
+          ("data", "vendorExtra"), senselink, frozenset({"SPSP-f26131cf5301be29b3a6f7be150ed330"}), personal=True,
+          integer=("data", "entryMode"), time=("data", "signTime"), time_unit="s"),
     Route("mettax-service", "mettax", lambda: load_record("mettax", "doc-gps"), ("deviceId",), ("lat",),
-          ("vendorExtra",), mettax("gps", "json"), frozenset({"105045133913"}), prefix="data."),
+          ("vendorExtra",), mettax("gps", "json"), frozenset({"105045133913"}), **_METTAX),
     Route("mettax-auto", "mettax", lambda: load_record("mettax", "doc-gps"), ("deviceId",), ("lat",),
-          ("vendorExtra",), mettax(None, "json"), frozenset({"105045133913"}), prefix="data."),
+          ("vendorExtra",), mettax(None, "json"), frozenset({"105045133913"}), **_METTAX),
     Route("mettax-form", "mettax", lambda: load_record("mettax", "doc-gps"), ("deviceId",), ("lat",),
-          ("vendorExtra",), mettax("gps", "form"), frozenset({"105045133913"}), prefix="data."),
+          ("vendorExtra",), mettax("gps", "form"), frozenset({"105045133913"}), **_METTAX),
     Route("ai-camera", "ai-camera", lambda: load_record("ai-camera", "doc-heartbeat"), ("deviceInfo", "serialNumber"),
-          ("info", "eventId"), ("vendorExtra",), ai_camera, frozenset({"I320013590DEA0BE21F6958"})),
+          ("info", "eventId"), ("vendorExtra",), ai_camera, frozenset({"I320013590DEA0BE21F6958"}),
+          time=("info", "time")),
     # The body of an app's command; its device is the path's (ids below). Devices the gateway
     # knows: the one the test reports, so a command could be sent to it.
     Route("commands", "jointech", lambda: dict(load_record("jointech-commands", "typed-query-base-info"),
@@ -409,6 +420,92 @@ def senselink_personal_cases() -> list[Case]:
     return out
 
 
+def _raw(route: Route, path: tuple[str | int, ...], token: str, parsed_value: Any) -> Any:
+    """The payload with raw JSON `token` at `path`, or for a parsed route `parsed_value` there."""
+    if route.parsed:
+        return put(route.base(), path, parsed_value)
+    text = json.dumps(put(route.base(), path, _SLOT), ensure_ascii=False)
+    return text.replace(json.dumps(_SLOT), token)
+
+
+def _nested(levels: int) -> Any:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def _written(route: Route, moment: datetime) -> Any:
+    return int(moment.timestamp()) if route.time_unit == "s" else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bounds_cases(route: Route) -> list[Case]:
+    """Integers of 5,000 digits, lone surrogates, nesting past 16 levels, numbers as text that are
+    no JSON numbers, and times beyond the horizon: each refused naming where it sits (README
+    "Parsing rules"); times a day ahead and vendor-shaped numeric text accepted."""
+    from devicegate.core.jsonbody import MAX_DEPTH
+
+    # A parsed route gets 50 digits (Lambda's own JSON parser stops at Python's 4,300 before the
+    # gateway), the commands API 500 (its bodies are at most 4 KB).
+    long_int = "1" * (50 if route.parsed else 500 if route.name == "commands" else 5000)
+    big = int(long_int) if route.parsed else None
+    cases = [
+        Case("long-int-typed", _raw(route, route.number, long_int, big), route.name_of(route.number)),
+        Case("long-int-extra", _raw(route, route.extra, "-" + long_int, big and -big), route.name_of(route.extra)),
+        Case("surrogate-extra", _raw(route, route.extra, '"x\\ud800y"', "x\ud800y"), route.name_of(route.extra)),
+        # Nested arrays 100 levels deep (20 for a parsed route): named down to the 16th level.
+        Case("deep-extra", _raw(route, route.extra, "[" * 100 + "]" * 100, _nested(20)),
+             route.name_of((*route.extra, *[0] * (MAX_DEPTH - len(route.extra))))),
+    ]
+    if route.in_string is not None:
+        name, key = route.in_string
+        cases.append(Case("long-int-in-string", with_value(route, (name,), f'{{"{key}": {"1" * 5000}}}'), name))
+        cases.append(Case("surrogate-in-string", with_value(route, (name,), f'{{"{key}": "\\udc00"}}'), name))
+    if route.integer is not None:
+        for name, text in {"underscore": "12_000", "blank-underscore": " 1_0 ", "hex": "0x10", "exponent": "1e5",
+                           "plus": "+5"}.items():
+            cases.append(Case(f"integer-text={name}", with_value(route, route.integer, text),
+                              route.name_of(route.integer)))
+        cases.append(Case("integer-text=plain", with_value(route, route.integer, "0"), None))
+        for name, text in {"underscore": "12_000", "blank-underscore": " 1_0 ", "hex": "0x10"}.items():
+            cases.append(Case(f"number-text={name}", with_value(route, route.number, text),
+                              route.name_of(route.number)))
+        cases.append(Case("number-text=plain", with_value(route, route.number, "35.926264"), None))
+    if route.time is not None:
+        for year in (2100, 5138, 9999):
+            cases.append(Case(f"time={year}", with_value(route, route.time,
+                                                         _written(route, datetime(year, 11, 16, 9, 46, 39, tzinfo=UTC))),
+                              route.name_of(route.time)))
+        if route.time_unit == "s":  # 1978 if read as milliseconds; the year 10000 as seconds
+            cases.append(Case("time=253402300800", with_value(route, route.time, 253402300800),
+                              route.name_of(route.time)))
+        ahead = datetime.now(UTC) + timedelta(hours=23)
+        cases.append(Case("time=23h-ahead", with_value(route, route.time, _written(route, ahead)), None))
+    return cases
+
+
+def photo_cases() -> list[Case]:
+    """The face terminal's inline photos: either base64 alphabet, padded or not, is a photo; decoded
+    content that is not an image never is."""
+    import base64
+
+    jpeg = bytes.fromhex("ffd8ffe000104a46494600010100000100010000fffe0005fbefbeffd9")
+
+    def record(photo: str, uuid: str) -> str:
+        pushed = _face_record()
+        pushed["data"].update(rgb_image=photo, uuid=uuid)
+        return json.dumps(pushed, ensure_ascii=False)
+
+    cases = [Case("url-safe-unpadded", record(base64.urlsafe_b64encode(jpeg).decode().rstrip("="), "photo-1"), None),
+             Case("standard-unpadded", record(base64.b64encode(jpeg).decode().rstrip("="), "photo-2"), None)]
+    for name, content in {"html": b"<html><body><script>alert(1)</script></body></html>",
+                          "svg": b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+                          "text": b"hello, not a picture"}.items():
+        cases.append(Case(f"photo={name}", record(base64.b64encode(content).decode(), f"photo-{name}"),
+                          "data.rgb_image"))
+    return cases
+
+
 #: (route, family) -> cases. Every route gets numbers, ids and duplicates; the vendors with personal
 #: fields get the shapes personal data can hide in; the sources of ids outside records their own.
 FAMILIES: dict[tuple[str, str], Callable[[], list[Case]]] = {
@@ -416,6 +513,8 @@ FAMILIES: dict[tuple[str, str], Callable[[], list[Case]]] = {
     **{(name, "ids"): (lambda r=route: id_cases(r)) for name, route in ROUTES.items()},
     **{(name, "duplicates"): (lambda r=route: duplicate_cases(r)) for name, route in ROUTES.items()
        if not route.parsed},
+    **{(name, "bounds"): (lambda r=route: bounds_cases(r)) for name, route in ROUTES.items()},
+    ("face-terminal", "photos"): photo_cases,
     ("senselink", "sources"): source_cases,
     ("face-terminal", "sources"): face_alarm_cases,
     ("face-terminal", "personal"): face_personal_cases,

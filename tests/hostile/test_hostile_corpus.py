@@ -1,5 +1,7 @@
 """Hostile input, every vendor and route, through the real handlers on moto: non-finite numbers,
-unusable ids, repeated keys and personal data in odd shapes (the cases: tests/hostile/corpus.py).
+unusable ids, repeated keys, personal data in odd shapes, over-long integers, lone surrogates,
+nesting past the limit, numbers as text that are no JSON numbers, times beyond the horizon and
+photos that are no images (the cases: tests/hostile/corpus.py).
 
 Whatever comes in: never a 5xx; a refusal names the offending field and keeps the payload in
 quarantine; nothing becomes a device that no device is; and no PIN or unmasked ID/IC number is
@@ -141,5 +143,11 @@ def test_the_corpus_covers_every_vendor_and_route():
     assert {"jointech-kind", "jointech-auto", "jointech-mqtt", "mettax-service", "mettax-auto", "mettax-form",
             "commands"} <= set(ROUTES)
     families = {family for _, family in FAMILIES}
-    assert families == {"numbers", "ids", "duplicates", "sources", "personal"}
+    assert families == {"numbers", "ids", "duplicates", "sources", "personal", "bounds", "photos"}
     assert {name for name, family in FAMILIES if family == "personal"} == {"face-terminal", "senselink"}
+    # Every route meets the bounds (long integers, lone surrogates, depth); every vendor's event time
+    # the horizon; the vendor with inline photos their rule
+    assert {name for name, family in FAMILIES if family == "bounds"} == set(ROUTES)
+    assert {route.vendor for route in ROUTES.values() if route.time is not None} == \
+        {route.vendor for route in ROUTES.values()}
+    assert {name for name, family in FAMILIES if family == "photos"} == {"face-terminal"}

@@ -155,7 +155,7 @@ def test_redrive_reingests_messages_the_iot_rule_could_not_deliver(stack, cli):
     # Given an IoT rule errorAction record in the bucket (topic + original payload, base64)
     record = load_record("jointech", "mqtt-sublock")
     s3 = stack.session.client("s3")
-    key = "quarantine/iot-errors/upload/ak/8052400203/E0171E0366/sublock/1738912514000-x.json"
+    key = "quarantine/iot-errors/upload_ak_8052400203_E0171E0366_sublock/1738912514000-x.json"
     s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps({
         "ruleName": "JointechSublockRule", "topic": "upload/ak/8052400203/E0171E0366/sublock",
         "base64OriginalPayload": base64.b64encode(json.dumps(record).encode()).decode(),

@@ -158,6 +158,8 @@ def test_a_lone_surrogate_between_two_good_payloads_is_reported_and_both_are_rep
     good = "would-replay" if dry_run else "stored"
     assert [o.status for o in outcomes] == [good, "still-invalid", good]
     assert outcomes[1].id == quarantine_id(bad) and outcomes[1].fields == [p["field"] for p in bad["problems"]]
+    # ...which is the field the surrogate sits in, not `body`
+    assert outcomes[1].fields == ["cells"]
     assert len(stack.event_items()) == (0 if dry_run else 2)
 
 
@@ -295,7 +297,7 @@ def test_the_cli_prints_a_line_per_item_and_a_count_per_outcome_without_a_traceb
         lines = out.splitlines()
         assert code == 2 and "Traceback" not in out + err
         # (the layer's own log lines on stderr: stdout is the report)
-        assert '"message":"adapter failed on a payload"' in err
+        assert '"message":"replay of one item failed"' in err and '"message"' not in out
         assert {line.split()[0] for line in lines[:-1]} == ids and len(lines) == 4, out
         assert lines[-1] == f"1 failed, 1 still-invalid, 1 {good}"
         [surrogate] = [line for line in lines if " still-invalid " in line]

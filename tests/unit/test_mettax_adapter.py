@@ -18,8 +18,8 @@ from devicegate.vendors.mettax.adapter import MettaxAdapter, detect_kind, state_
 from tests.support import load_record
 
 ADAPTER = MettaxAdapter()
-RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=UTC)
-RECEIVED_ISO = "2025-02-07T07:30:05.000Z"
+RECEIVED = datetime(2026, 2, 7, 7, 30, 5, tzinfo=UTC)  # after every documented record (the latest: November 2025)
+RECEIVED_ISO = "2026-02-07T07:30:05.000Z"
 FACE_ID = "333777444585_198669678696111100"
 BOUNDARY = "----MettaxBoundary7MA4YWxkTrZu0gW"
 
@@ -267,7 +267,7 @@ def test_assembly_is_the_same_in_either_order():
     # Given both parts, arrived in either order (and assembled at different times)
     first = ADAPTER.assemble("333777444585", FACE_ID, _parts("result", "picture"), RECEIVED, "http")
     second = ADAPTER.assemble("333777444585", FACE_ID, _parts("picture", "result"),
-                              datetime(2025, 2, 7, 7, 31, tzinfo=UTC), "http")
+                              datetime(2026, 2, 7, 7, 31, tzinfo=UTC), "http")
     # Then one event: same id, same data, the result's time
     assert first.eventId == second.eventId == f"face-check-{FACE_ID}"
     assert first.dataJson == second.dataJson and first.occurredAt == second.occurredAt == "2025-11-07T07:26:39.000Z"

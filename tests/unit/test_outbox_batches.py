@@ -154,11 +154,32 @@ def test_an_offloaded_record_is_projected_from_the_record_read_back():
     assert seen == [{"card": "1234567"}]
 
 
-def test_events_far_in_the_future_do_not_touch_state():
+def test_a_record_stamped_23_hours_ahead_does_not_hold_state_against_later_correct_records():
+    # Given a record received at 10:00:01 but stamped 23 hours ahead (a zone mis-set on the device)
     state = FakeState()
-    future = StreamRecord("s1", _event(1, occurred="2031-01-01T00:00:00.000Z"))
-    process_batch([future], FakeQueue(), state, lambda e: {"position": {}})
-    assert state.groups == {}
+    ahead = dict(_event(1, occurred="2025-02-08T09:00:01.000Z"), eventId="ahead")
+    process_batch([StreamRecord("s1", ahead)], FakeQueue(), state, lambda e: {"position": {"n": e["eventId"]}})
+    # Then it moves state, ordered by its receipt plus the tolerance, not by its own stamp
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:05:01.000Z"
+    # When correct-clock records come after the tolerance, in a later batch and in the same batch
+    later = dict(_event(1, occurred="2025-02-07T10:06:00.000Z"), eventId="later",
+                 receivedAt="2025-02-07T10:06:00.500Z")
+    process_batch([StreamRecord("s2", later)], FakeQueue(), state, lambda e: {"position": {"n": e["eventId"]}})
+    # Then state follows them
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:06:00.000Z"
+    both = FakeState()
+    process_batch([StreamRecord("s1", ahead), StreamRecord("s2", later)], FakeQueue(), both,
+                  lambda e: {"position": {}})
+    assert both.groups[("jointech", "dev1", "position")] == "2025-02-07T10:06:00.000Z"
+
+
+def test_a_record_a_little_ahead_keeps_its_own_time_within_the_tolerance():
+    # Given a device clock 2 minutes fast (within the 5-minute tolerance)
+    state = FakeState()
+    fast = _event(1, occurred="2025-02-07T10:02:01.000Z")
+    process_batch([StreamRecord("s1", fast)], FakeQueue(), state, lambda e: {"position": {}})
+    # Then state is ordered by the record's own time
+    assert state.groups[("jointech", "dev1", "position")] == "2025-02-07T10:02:01.000Z"
 
 
 def test_cloud_event_shape():

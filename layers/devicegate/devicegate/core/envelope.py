@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from devicegate.core import jsonbody
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import iso_utc
+from devicegate.core.timeutil import check_horizon, iso_utc
 
 #: "gateway": events the gateway writes itself (device.offline / device.online).
 Transport = Literal["http", "mqtt", "replay", "gateway"]
@@ -222,8 +222,14 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
                event_id: str | None = None, media: tuple[MediaObject, ...] = (),
                part: Part | None = None, link: str | None = None, device_time: bool = True,
-               unique_id: bool = False) -> NormalizedEvent:
-    """The one way adapters build events, from the record's JSON texts (`record_json`)."""
+               unique_id: bool = False, time_field: str = "occurredAt") -> NormalizedEvent:
+    """The one way adapters build events, from the record's JSON texts (`record_json`).
+    `time_field` is the vendor field `occurred_at` was read from (`gpsTime`, `data.timestamp`),
+    named when the time is beyond the horizon (core/timeutil.py FUTURE_HORIZON)."""
+    try:
+        check_horizon(occurred_at, received_at)
+    except ValueError as exc:
+        raise InvalidPayload("time too far in the future", [FieldProblem(time_field, str(exc))]) from None
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
     occurred = iso_utc(occurred_at)

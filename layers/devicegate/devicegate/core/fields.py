@@ -1,21 +1,24 @@
 """Reusable field types for vendor models: the quirks vendors share, handled once.
 
 Vendors send numbers as strings ("35.926264"), strings as numbers (device ids), "null" as text,
-sentinel numbers for "none" (-1, -1000) and JSON documents inside JSON strings.
+sentinel numbers for "none" (-1, -1000), JSON documents inside JSON strings, and times as ISO
+text, epoch seconds or epoch milliseconds (one type each: the field says which).
 """
 
 from __future__ import annotations
 
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
 
 from devicegate.core import jsonbody
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import iso_utc, parse_time
+from devicegate.core.timeutil import EpochUnit, from_epoch, iso_utc, parse_time
 
 _NULLS = {"", "null", "none", "nil", "undefined"}
 # Exact spellings, so the check is one set lookup per value (this runs on every field of every record).
@@ -36,8 +39,67 @@ def blank_nulls(data: Any) -> Any:
     return data
 
 
+# --- numbers sent as text ------------------------------------------------------------------------
+# Vendors send numbers as text ("35.926264", "0", "-1000.0"). Such text must be a JSON number,
+# exactly (docs/architecture.md "Parsing rules"): pydantic's lax parsing alone would also take
+# "12_000", " 1_0 ", "+5" and "007", which no JSON number spells, so one record would mean
+# different things to different readers. A text integer field takes an integer (at most
+# jsonbody.MAX_INT_DIGITS digits: "1.0" and "1e5" say the sender is confused about the field), a
+# text number field any JSON number.
+INT_TEXT = re.compile(rf"-?(?:0|[1-9][0-9]{{0,{jsonbody.MAX_INT_DIGITS - 1}}})")
+NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+INT_TEXT_PROBLEM = (f"an integer sent as text must be written as a JSON integer (digits, an optional "
+                    f"leading '-', at most {jsonbody.MAX_INT_DIGITS} digits, no blanks, '_', '+' or leading zeros)")
+NUMBER_TEXT_PROBLEM = ("a number sent as text must be written as a JSON number (e.g. 35.926264 or -1000.0: "
+                       "no blanks, '_', '+', hexadecimal or leading zeros)")
+
+
+class NotANumber:
+    """Stands in for numeric text that breaks the rule above: the field's own type refuses it, so
+    the refusal names the field, and core.validation says why in these words. The accepted path
+    pays a dict lookup per text value and a pattern match per numeric one, no call."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
+#: Per vendor model: the text pattern of each numeric field, by every key the field is read from.
+_NUMBER_FIELDS: dict[type, dict[str, tuple[re.Pattern[str], str]]] = {}
+
+
+def _numeric_pattern(annotation: Any) -> tuple[re.Pattern[str], str] | None:
+    members = set(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else {annotation}
+    members.discard(type(None))
+    # `EpochTime | None`: a member may carry its own validators.
+    members = {get_args(member)[0] if get_origin(member) is Annotated else member for member in members}
+    if members == {int}:
+        return INT_TEXT, INT_TEXT_PROBLEM
+    if members and members <= {int, float}:
+        return NUMBER_TEXT, NUMBER_TEXT_PROBLEM
+    return None
+
+
+def _number_fields(model: type[BaseModel]) -> dict[str, tuple[re.Pattern[str], str]]:
+    found = {}
+    for name, info in model.model_fields.items():
+        pattern = _numeric_pattern(info.annotation)
+        if pattern is None:
+            continue
+        keys = {name}
+        alias = info.validation_alias or info.alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif alias is not None:
+            keys.update(choice for choice in getattr(alias, "choices", ()) if isinstance(choice, str))
+        found.update(dict.fromkeys(keys, pattern))
+    return found
+
+
 class VendorModel(BaseModel):
-    """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text."""
+    """Base of vendor record models: extra fields kept, text nulls are absent, numbers may be text
+    (written as JSON numbers)."""
 
     # coerce_numbers_to_str: vendors send ids and serial numbers as numbers or text; a native
     # rule is much cheaper than a Python validator on every text field.
@@ -47,10 +109,26 @@ class VendorModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True, defer_build=True,
                               allow_inf_nan=False)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _NUMBER_FIELDS[cls] = _number_fields(cls)
+
     @model_validator(mode="before")
     @classmethod
     def _blank_nulls(cls, data: Any) -> Any:
-        return blank_nulls(data)
+        # blank_nulls and the numeric text rule in the same one pass over the record's values.
+        if not isinstance(data, dict):
+            return data
+        numbers = _NUMBER_FIELDS.get(cls)
+        if not numbers:
+            return blank_nulls(data)
+        # Inline, not a call per value: most text values are not numeric fields.
+        return {k: v if type(v) is not str
+                else None if v in _NULL_FORMS
+                else v if (rule := numbers.get(k)) is None or rule[0].fullmatch(v)
+                else NotANumber(rule[1])
+                for k, v in data.items()}
 
 
 def sentinel(*absent: float):
@@ -84,9 +162,27 @@ def json_in_string(value: Any) -> Any:
     return value
 
 
-UtcTime = Annotated[datetime, BeforeValidator(parse_time), PlainSerializer(iso_utc, return_type=str)]
-OptUtcTime = Annotated[datetime | None, BeforeValidator(lambda v: None if blank_to_none(v) is None else parse_time(v)),
-                       PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)]
+# --- times: one type per documented form (core/timeutil.py says why a number's size picks nothing)
+
+def _optional(read: Callable[[Any], datetime]) -> Callable[[Any], datetime | None]:
+    return lambda value: None if blank_to_none(value) is None else read(value)
+
+
+def _epoch(unit: EpochUnit) -> Callable[[Any], datetime]:
+    return lambda value: from_epoch(value, unit)
+
+
+_AS_TEXT = PlainSerializer(iso_utc, return_type=str)
+_OPT_AS_TEXT = PlainSerializer(lambda v: iso_utc(v) if v else None, return_type=str | None)
+#: ISO 8601 text (Z, +hh, +hh:mm; without an offset: UTC). A number is refused.
+IsoTime = Annotated[datetime, BeforeValidator(parse_time), _AS_TEXT]
+OptIsoTime = Annotated[datetime | None, BeforeValidator(_optional(parse_time)), _OPT_AS_TEXT]
+#: Epoch seconds, a number or its digits (a 13-digit millisecond value is beyond the year 9999: refused).
+EpochSeconds = Annotated[datetime, BeforeValidator(_epoch("s")), _AS_TEXT]
+OptEpochSeconds = Annotated[datetime | None, BeforeValidator(_optional(_epoch("s"))), _OPT_AS_TEXT]
+#: Epoch milliseconds, a number or its digits.
+EpochMillis = Annotated[datetime, BeforeValidator(_epoch("ms")), _AS_TEXT]
+OptEpochMillis = Annotated[datetime | None, BeforeValidator(_optional(_epoch("ms"))), _OPT_AS_TEXT]
 # Inside a VendorModel, text nulls are already None: plain lax types parse "12" and "35.9".
 OptText = str | None
 OptInt = int | None

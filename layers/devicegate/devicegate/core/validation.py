@@ -8,15 +8,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from devicegate.core.errors import FieldProblem, InvalidPayload
+from devicegate.core.fields import NotANumber
 
 
 def problems_from(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
     problems = []
-    for item in error.errors(include_url=False, include_input=False, include_context=False):
+    # The input is read only to recognise numeric text the models refused (fields.NotANumber);
+    # it is never put into a problem.
+    for item in error.errors(include_url=False, include_input=True, include_context=False):
         # Drop the union/validator plumbing pydantic puts in loc; keep field names and indexes.
         parts = [str(p) for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         field = ".".join(([prefix] if prefix else []) + parts) or prefix or "body"
-        problems.append(FieldProblem(field, item["msg"]))
+        given = item.get("input")
+        problems.append(FieldProblem(field, given.problem if isinstance(given, NotANumber) else item["msg"]))
     return problems
 
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
 from devicegate.core.adapter import AlarmTransition, CommandReply
 from devicegate.core.errors import ItemRefused, StorageUnavailable
-from devicegate.core.timeutil import parse_time
+from devicegate.core.timeutil import iso_utc, parse_time, state_time
 from devicegate.infra.observability import emit_counts, innermost_frame, logger
 from devicegate.outbox.messages import (
     MAX_BATCH_BYTES,
@@ -49,9 +49,6 @@ from devicegate.store.events import PayloadMissing
 from devicegate.store.liveness import GATEWAY_KINDS
 from devicegate.store.state_failures import StateFailure
 
-# An event stamped more than a day after it was received has a broken device clock; letting it
-# into state would freeze that state until the clock catches up.
-MAX_CLOCK_SKEW = timedelta(days=1)
 
 def outgoing(record: StreamRecord, body: str) -> Outgoing:
     event = record.event
@@ -79,11 +76,24 @@ PatchFor = Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
 LoadData = Callable[[str], dict[str, Any]]
 
 
+def state_at(event: dict[str, Any]) -> str:
+    """The time a stored event orders its device's state by (core/timeutil.py state_time): its
+    occurredAt, but at most CLOCK_TOLERANCE (5 minutes) after its receipt, so a record stamped
+    ahead (a clock that drifted, a zone mis-set by hours) cannot hold a group against the
+    correct-clock records that follow it. Both texts are fixed-width ISO: only a record stamped
+    ahead is parsed."""
+    occurred, received = event["occurredAt"], event["receivedAt"]
+    if occurred <= received:
+        return occurred
+    return iso_utc(state_time(parse_time(occurred), parse_time(received)))
+
+
 def device_news(records: Iterable[StreamRecord], patch_for: PatchFor,
                 failed: list[StateFailure] | None = None) -> list[DeviceNews]:
-    """What a batch says about each device: per state group the newest value (by occurredAt),
-    the summary (last kind and receipt), and the newest contact (by receivedAt). An event whose
-    state hook raises is left out of state and, with `failed`, recorded there."""
+    """What a batch says about each device: per state group the newest value (by state_at: the
+    occurredAt, bounded), the summary (last kind and receipt), and the newest contact (by
+    receivedAt). An event whose state hook raises is left out of state and, with `failed`,
+    recorded there."""
     news: dict[tuple[str, str], DeviceNews] = {}
     for record in records:
         event = record.event
@@ -91,11 +101,10 @@ def device_news(records: Iterable[StreamRecord], patch_for: PatchFor,
             continue  # the gateway's own device.offline/online events say nothing new about the device
         device = news.setdefault((event["vendor"], event["deviceId"]), DeviceNews(event["vendor"], event["deviceId"]))
         device.heard_at = max(device.heard_at or "", event["receivedAt"])
-        occurred, received = parse_time(event["occurredAt"]), parse_time(event["receivedAt"])
-        if occurred - received > MAX_CLOCK_SKEW:
-            logger.warning("event time far in the future, state left alone",
-                           extra={"vendor": event["vendor"], "event_id": event["eventId"]})
-            continue
+        at = state_at(event)
+        if at != event["occurredAt"]:
+            logger.info("event stamped ahead of its receipt, state ordered by receipt",
+                        extra={"vendor": event["vendor"], "event_id": event["eventId"]})
         try:
             patch = patch_for(event)
         except Exception as exc:
@@ -110,8 +119,8 @@ def device_news(records: Iterable[StreamRecord], patch_for: PatchFor,
         summary = {"lastKind": event["kind"], "lastReceivedAt": event["receivedAt"]}
         for group, value in {"summary": summary, **patch}.items():
             held = device.groups.get(group)
-            if held is None or event["occurredAt"] > held.at:
-                device.groups[group] = GroupNews(event["occurredAt"], event["eventId"], value)
+            if held is None or at > held.at:
+                device.groups[group] = GroupNews(at, event["eventId"], value)
     return list(news.values())
 
 

@@ -69,7 +69,9 @@ MIN_BUCKET_S = 300
 
 @dataclass(frozen=True)
 class GroupNews:
-    at: str  # when it happened (the event's occurredAt)
+    #: What the group is ordered by: the event's occurredAt, but at most 5 minutes past its
+    #: receipt (outbox.batch.state_at), so a clock running ahead cannot freeze a group.
+    at: str
     event_id: str
     value: dict[str, Any]
 

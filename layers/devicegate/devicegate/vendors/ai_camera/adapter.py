@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import iso_utc, now_utc, parse_time
+from devicegate.core.timeutil import from_epoch_digits, iso_utc, now_utc
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import validated as _validated
 from devicegate.vendors.ai_camera.models import (
@@ -178,7 +178,8 @@ class AiCameraAdapter(VendorAdapter):
             data["extra"] = extra
         return make_event(vendor=self.vendor, device_id=device.serialNumber, kind=HEARTBEAT, occurred_at=info.time,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=_event_id(HEARTBEAT, device.serialNumber, info.eventId, info.time))
+                          event_id=_event_id(HEARTBEAT, device.serialNumber, info.eventId, info.time),
+                          time_field="info.time")
 
     def _other(self, message: Message, document: dict[str, Any], push: RawPush,
                received_at: datetime) -> NormalizedEvent:
@@ -200,7 +201,7 @@ class AiCameraAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=serial, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=data_json,
                           event_id=(_event_id(kind, serial, event_id, stated or _raw_time(info))
-                                    if event_id is not None else None))
+                                    if event_id is not None else None), time_field="info.time")
 
     # --- answers -----------------------------------------------------------------------------
 
@@ -259,15 +260,17 @@ def _raw_time(info: Any) -> str | None:
 
 
 def _lenient_time(value: Any) -> datetime | None:
-    """An undocumented operator's time, if it reads as one (the heartbeat's form, or epoch
-    seconds/milliseconds); otherwise None and receipt time stands in. It is kept in data as sent."""
+    """An undocumented operator's time, if it reads as one (the heartbeat's form, or an epoch:
+    nothing documents its unit, so the digit-count rule of core/timeutil.py decides, 10 digits
+    seconds and 13 milliseconds); otherwise None and receipt time stands in. It is kept in data
+    as sent."""
     if value is None or isinstance(value, bool):
         return None
     try:
         if isinstance(value, str):
             return parse_device_time(value)
         if isinstance(value, (int, float)):
-            return parse_time(value)
+            return from_epoch_digits(value)
     except ValueError:
         return None
     return None

@@ -112,7 +112,8 @@ class FaceTerminalAdapter(VendorAdapter):
         # same passage (unique_id), found by its id rather than stored a second time.
         return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
                           occurred_at=record.timestamp, received_at=received_at, transport=push.transport,
-                          data_json=canonical_json(data), event_id=event_id, media=media, unique_id=True)
+                          data_json=canonical_json(data), event_id=event_id, media=media, unique_id=True,
+                          time_field="data.timestamp")
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime) -> NormalizedEvent:
         device = record.deviceSN or _route_device(push) or UNATTRIBUTED
@@ -128,7 +129,7 @@ class FaceTerminalAdapter(VendorAdapter):
             data["user_id"] = personal.mask(data["user_id"])
         return make_event(vendor=self.vendor, device_id=device, kind="alarm", occurred_at=record.event_time,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=event_id, media=media)
+                          event_id=event_id, media=media, time_field="data.event_time")
 
     def _media(self, data: dict[str, Any], field: str, device: str, occurred: datetime,
                event_id: str) -> tuple[MediaObject, ...]:

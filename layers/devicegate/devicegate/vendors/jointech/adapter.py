@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.core.errors import FieldProblem, InvalidPayload
-from devicegate.core.timeutil import parse_time
+from devicegate.core.timeutil import from_epoch
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import problems_from
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
@@ -95,9 +95,11 @@ class JointechAdapter(VendorAdapter):
                                  [FieldProblem("assetId", "does not match the topic's device number")])
 
         data_json, identity_json = record_json(model, TRANSPORT_FIELDS)
+        occurred_at, time_field = _occurred_at(model)
         return [make_event(
-            vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=_occurred_at(model),
+            vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=occurred_at,
             received_at=received_at, transport=push.transport, data_json=data_json, identity_json=identity_json,
+            time_field=time_field,
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -133,18 +135,19 @@ def _validated(kind: str, record: dict[str, Any]) -> Any:
         raise InvalidPayload(f"invalid {kind} record", problems_from(exc)) from None
 
 
-def _occurred_at(model: Any) -> datetime:
+def _occurred_at(model: Any) -> tuple[datetime, str]:
+    """When the record happened, and the field that says so."""
     if isinstance(model, Location):
-        return model.gpsTime
+        return model.gpsTime, "gpsTime"
     if isinstance(model, SubLock):
         if model.subGpsTime:
-            return model.subGpsTime
+            return model.subGpsTime, "subGpsTime"
         if model.subGpsTimestamp:
-            return parse_time(model.subGpsTimestamp)  # checked by the model
+            return from_epoch(model.subGpsTimestamp, "ms"), "subGpsTimestamp"  # checked by the model
         if model.gpsTime:
-            return model.gpsTime
+            return model.gpsTime, "gpsTime"
         raise InvalidPayload("slave record has no time", [FieldProblem("subGpsTime", "missing (and no gpsTime)")])
-    return model.dateTime
+    return model.dateTime, "dateTime"
 
 
 def _has_fix(data: dict[str, Any]) -> bool:

@@ -5,6 +5,10 @@ mqtt.txt). Quirks handled here: `statusJson`, `expandInfo` and `ksInfo` are JSON
 inside them "null" is text, temperature -1000 and fuel -1 mean "none", battery 255 means
 "charging"; numbers may arrive as strings. Unknown extra fields are kept, never dropped.
 Code tables live in `codes.py`; each coded field gets a `...Name` next to it.
+
+Times: `gpsTime`, `recvTime`, `dateTime`, `subGpsTime` and a peripheral's `dateTime` are ISO 8601
+UTC text, as documented (a number there is refused, not guessed); `subGpsTimestamp` is epoch
+milliseconds (the documented example, 1701937790000, is the `subGpsTime` beside it).
 """
 
 from __future__ import annotations
@@ -15,18 +19,18 @@ from pydantic import AliasChoices, BeforeValidator, Field, computed_field, field
 
 from devicegate.core.fields import (
     DeviceId,
+    IsoTime,
     MinusOneNone,
     OptFloat,
     OptInt,
+    OptIsoTime,
     OptText,
-    OptUtcTime,
-    UtcTime,
     VendorModel,
     blank_to_none,
     json_in_string,
     sentinel,
 )
-from devicegate.core.timeutil import parse_time
+from devicegate.core.timeutil import from_epoch
 from devicegate.vendors.jointech import codes
 
 Temperature = Annotated[float | None, sentinel(-1000)]
@@ -106,7 +110,7 @@ class SubSensor(_Model):
     """One peripheral inside `ksInfo.subInfo`."""
 
     subId: OptText = None
-    dateTime: OptUtcTime = None
+    dateTime: OptIsoTime = None
     temperature: Temperature = None
     humidity: OptFloat = None
     lux: OptFloat = None
@@ -159,8 +163,8 @@ class Location(_Positioned):
     """Positioning data (webhook rule "location", topic upload/{ak}/{dev}/location)."""
 
     direction: OptFloat = Field(None, description="degrees, 0-360")
-    gpsTime: UtcTime = Field(description="positioning time, UTC")
-    recvTime: OptUtcTime = Field(None, description="platform receive time, UTC")
+    gpsTime: IsoTime = Field(description="positioning time, UTC")
+    recvTime: OptIsoTime = Field(None, description="platform receive time, UTC")
     locType: OptInt = Field(None, description="0 none, 1 GPS, 2 base station, 3 cells")
     cellSignal: OptInt = None
     gnssSignal: OptInt = None
@@ -190,7 +194,7 @@ class Alarm(_Positioned):
     """Alarm data (rule "alarm", topic .../alarm)."""
 
     alarmType: int = Field(description="code, see codes.ALARM_TYPES")
-    dateTime: UtcTime = Field(description="UTC")
+    dateTime: IsoTime = Field(description="UTC")
     describe: OptText = None
     fileIndex: OptText = Field(None, description="serial number of media files")
 
@@ -204,7 +208,7 @@ class Event(_Positioned):
 
     eventType: int = Field(description="code, see codes.EVENT_TYPES")
     unLockType: OptInt = Field(None, description="lock events only, see codes.UNLOCK_TYPES")
-    dateTime: UtcTime = Field(description="UTC")
+    dateTime: IsoTime = Field(description="UTC")
     card: OptText = Field(None, description="swiped card number")
     password: OptText = Field(None, description="unlock password (never logged)")
     describe: OptText = Field(None, description="text; JSON with waybillGUID/waybillNo for events 13-18")
@@ -236,7 +240,7 @@ class CommandResponse(_Record):
 
     commandType: OptText = None
     content: OptText = None
-    dateTime: UtcTime
+    dateTime: IsoTime
 
     def _parsed(self) -> list[Any] | None:
         text = (self.content or "").strip()
@@ -265,10 +269,10 @@ class SubLock(_Positioned):
     """Slave lock / sensor data (rule "slave lock", topic .../{subLockNum}/sublock)."""
 
     direction: OptFloat = Field(None, description="degrees, 0-360")
-    gpsTime: OptUtcTime = Field(None, description="host positioning time, UTC")
-    recvTime: OptUtcTime = None
+    gpsTime: OptIsoTime = Field(None, description="host positioning time, UTC")
+    recvTime: OptIsoTime = None
     subAssetID: DeviceId = Field(description="slave device number")
-    subGpsTime: OptUtcTime = Field(None, description="slave positioning time, UTC")
+    subGpsTime: OptIsoTime = Field(None, description="slave positioning time, UTC")
     subGpsTimestamp: OptInt = Field(None, description="slave positioning time, epoch ms")
     battery: OptInt = Field(None, description="slave battery %")
     voltage: OptFloat = Field(None, description="slave voltage, V")
@@ -292,16 +296,12 @@ class SubLock(_Positioned):
     def eventTypeName(self) -> str | None:
         return codes.name_of(codes.SLAVE_EVENT_TYPES, self.eventType)
 
-    @field_validator("subGpsTimestamp", mode="before")
-    @classmethod
-    def _int_ms(cls, value: Any) -> Any:
-        return int(float(value)) if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit() else value
-
     @field_validator("subGpsTimestamp")
     @classmethod
-    def _plausible_ms(cls, value: int | None) -> int | None:
+    def _epoch_ms(cls, value: int | None) -> int | None:
+        # Kept as the vendor's number; read as milliseconds, it must be a date (adapter._occurred_at).
         if value is not None:
-            parse_time(value)  # ValueError for epochs no calendar can hold
+            from_epoch(value, "ms")
         return value
 
 

@@ -178,7 +178,8 @@ class MettaxAdapter(VendorAdapter):
         occurred_at = epoch_moment(device_ct) if device_ct is not None else received_at
         return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
                           received_at=received_at, transport=transport, data_json=data_json,
-                          identity_json=identity_json, event_id=event_id, link=link)
+                          identity_json=identity_json, event_id=event_id, link=link,
+                          time_field=_field(prefix, "deviceCt"))
 
     def _face_check_part(self, record: dict[str, Any], prefix: str, transport: Transport,
                          received_at: datetime) -> NormalizedEvent:
@@ -196,7 +197,7 @@ class MettaxAdapter(VendorAdapter):
             occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
             received_at=received_at, transport=transport, data_json=data_json,
             event_id=f"face-check-{model.id}", link=model.id, device_time=device_ct is not None,
-            part=Part(group=model.id, name=name, needs=FACE_CHECK_PARTS),
+            part=Part(group=model.id, name=name, needs=FACE_CHECK_PARTS), time_field=_field(prefix, "deviceCt"),
         )
 
     def assemble(self, device_id: str, group: str, parts: dict[str, str], received_at: datetime,
@@ -223,7 +224,7 @@ class MettaxAdapter(VendorAdapter):
                           occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
                           received_at=received_at, transport=transport,  # type: ignore[arg-type]
                           data_json=canonical_json(data), event_id=f"face-check-{group}", link=group,
-                          device_time=device_ct is not None)
+                          device_time=device_ct is not None, time_field="result.deviceCt")
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE) or not (problems or reason):

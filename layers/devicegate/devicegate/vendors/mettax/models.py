@@ -7,14 +7,18 @@ a JSON string (JSON inside JSON). Nothing in a record names its kind: the URL do
 
 Quirks handled here:
 - The examples send numbers as text (`"lat": "35.926264"`, `"compaResult": "0"`, `"status": "1"`)
-  and `actual` may come as "true"/"false": pydantic's lax mode parses them; text nulls are absent.
+  and `actual` may come as "true"/"false": both are read; text nulls are absent.
 - Times. `deviceCt` is the gateway's time, UTC epoch seconds: it is the event's occurredAt.
   `reportCt` is the device's *local* wall-clock time written as if it were UTC epoch seconds
   (1724822445 means 05:20:45 on the device's clock, wherever it is). It is stored as sent, plus
   `reportedLocal` (that wall-clock time as ISO text without offset) and `deviceUtcOffset`
   (reportCt - deviceCt rounded to 15 minutes, "+08:00"), the latter only when the two are within
   14 hours of each other: beyond that one of the clocks is wrong, and no zone is implied.
-  A value above 10^10 (13-digit milliseconds) is read as milliseconds, as everywhere in the gateway.
+  All three (and `accUpdateTime`) are documented as epoch seconds, every example has 10 digits, and
+  nothing suggests Mettax sends milliseconds: they are read as seconds only, so a 13-digit value is
+  beyond the year 9999 and refused naming the field, not read as milliseconds because of its size.
+- Numbers as text follow the gateway's rule (docs/architecture.md "Parsing rules"): `"35.926264"`
+  and `"0"` are read, `"12_000"` or `" 1 "` are refused naming the field.
 - `actual: false` marks supplementary (backfilled) data sent after an outage: derived
   `backfill: true`. It is stored like any record; latest state never moves back to it, because the
   outbox only moves a state group forward to a newer occurredAt.
@@ -30,17 +34,16 @@ id/alarmId/captureId 1..128 printable ASCII characters (no blanks, no control ch
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, computed_field
+from pydantic import AfterValidator, BeforeValidator, Field, computed_field
 
 from devicegate.core import jsonbody
 from devicegate.core.errors import InvalidPayload
 from devicegate.core.fields import PRINTABLE_ID, OptFloat, OptInt, OptText, VendorModel
-from devicegate.core.timeutil import parse_time
+from devicegate.core.timeutil import from_epoch
 from devicegate.vendors.mettax import codes
 
 
@@ -58,8 +61,15 @@ def _not_bool(value: Any) -> Any:
 # Printable ASCII, bounded: these become key parts and event ids (keys.py percent-encodes them).
 DeviceId = Annotated[str, PRINTABLE_ID.validator()]
 RecordId = Annotated[str, BeforeValidator(_strip), Field(pattern=r"^[\x21-\x7e]{1,128}$")]
-#: Epoch seconds (milliseconds accepted); the bound keeps every value a representable date.
-EpochTime = Annotated[int, BeforeValidator(_not_bool), Field(ge=0, lt=10**13)]
+
+
+def _epoch_seconds(value: int) -> int:
+    from_epoch(value, "s")  # ValueError: negative, or beyond the year 9999 (milliseconds?)
+    return value
+
+
+#: Epoch seconds, kept as the vendor's number; read as seconds it must be a date.
+EpochTime = Annotated[int, BeforeValidator(_not_bool), AfterValidator(_epoch_seconds)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -75,8 +85,8 @@ _ID = ("unique package id, '{deviceId}_{snowflake}'; records with the same id (a
 
 
 def epoch_moment(value: int) -> datetime:
-    """An epoch value of these records as an aware UTC datetime (the model bounds it)."""
-    return parse_time(value)
+    """An epoch-seconds value of these records as an aware UTC datetime (the model checked it)."""
+    return from_epoch(value, "s")
 
 
 def wall_clock(value: int) -> str:
@@ -205,17 +215,15 @@ class PassThrough(_Reported):
             return self.message, None
         try:
             decoded = jsonbody.loads(self.message, field="message")
-        except InvalidPayload:
+        except InvalidPayload as exc:
             # Device serial data: never dropped, even when it is not what the document shows (nor
-            # when it breaks the parsing rules, a NaN or a repeated key: the text is kept as sent).
+            # when it breaks the parsing rules, a NaN or a repeated key: the text is kept as sent;
+            # "\ud800" escapes would decode into text no store can hold, the escaped original can).
+            if any(p.problem == jsonbody.NOT_UNICODE for p in exc.problems):
+                return None, "message holds text that is not valid Unicode; kept as received"
             return None, "message is not JSON; kept as received"
         if not isinstance(decoded, dict):
             return None, "message is not a JSON object; kept as received"
-        try:
-            # "\ud800" escapes decode into text no store can hold; the escaped original can.
-            json.dumps(decoded, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            return None, "message holds text that is not valid Unicode; kept as received"
         return decoded, None
 
     @computed_field(description="`message` decoded: {'com1': hex, 'com2': hex}; absent when it is not JSON")  # type: ignore[prop-decorator]

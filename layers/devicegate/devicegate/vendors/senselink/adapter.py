@@ -32,7 +32,7 @@ from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdap
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.fields import TOPIC_ID
-from devicegate.core.timeutil import iso_utc
+from devicegate.core.timeutil import from_epoch_digits, iso_utc
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import validated as _validated
 from devicegate.vendors.senselink import codes
@@ -75,20 +75,23 @@ def server_timezone() -> timezone:
 
 
 def local_time(value: str | None, field: str) -> datetime | None:
-    """Server-local text ("2023-05-18 10:30:05", ISO, or epoch digits) -> aware UTC."""
+    """Server-local text ("2023-05-18 10:30:05", ISO) or epoch digits, by the digit-count rule
+    (models.py says why) -> aware UTC."""
     if value is None or not value.strip():
         return None
     text = value.strip()
+    if text.isascii() and text.isdigit():
+        try:
+            return from_epoch_digits(text)
+        except ValueError as exc:
+            raise InvalidPayload(f"{field} is not a time", [FieldProblem(field, str(exc))]) from None
     try:
-        if text.isdigit():
-            number = int(text)
-            return datetime.fromtimestamp(number / 1000 if number > 10_000_000_000 else number, tz=UTC)
         moment = datetime.fromisoformat(text.replace("/", "-"))
-    except (ValueError, OverflowError, OSError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=server_timezone())
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01 east of UTC has no UTC time
         raise InvalidPayload(f"{field} is not a time", [FieldProblem(field, "expected a date and time")]) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=server_timezone())
-    return moment.astimezone(UTC)
 
 
 def _hash(*parts: str) -> str:
@@ -146,6 +149,7 @@ class SenseLinkAdapter(VendorAdapter):
                                  [FieldProblem("data.sn", "missing or blank: the device's LDID is its id")])
         device = record.sn
         occurred = record.signTime or sent_at or received_at
+        time_field = "data.signTime" if record.signTime else "sendTime"
         if record.id:
             # Record ids count per SenseLink server: with the device they are unique across
             # servers pushing to one gateway, and the same for subscription and bridge.
@@ -157,7 +161,8 @@ class SenseLinkAdapter(VendorAdapter):
         # A record id (or a subscription's messageId) names the record whatever its time says: the
         # bridge's frame and the subscription's body may state signTime differently (unique_id).
         return self._event(record, "record", device, occurred, received_at, push, event_id, message_id,
-                           device_time=record.signTime is not None, unique_id=bool(record.id or message_id))
+                           device_time=record.signTime is not None, unique_id=bool(record.id or message_id),
+                           time_field=time_field)
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime, message_id: str | None,
                sent_at: datetime | None) -> NormalizedEvent:
@@ -165,7 +170,9 @@ class SenseLinkAdapter(VendorAdapter):
         released = local_time(record.releaseTime, "data.releaseTime")
         device = _alarm_device(record, push)
         # A release step (2 releasing, 3 released) happened when it was handled, if the server says.
-        occurred = (released if record.status in (2, 3) and released else raised) or sent_at or received_at
+        step_released = record.status in (2, 3) and released is not None
+        occurred = (released if step_released else raised) or sent_at or received_at
+        time_field = "data.releaseTime" if step_released else "data.alarmTime" if raised else "sendTime"
         alarm_key = record.traceId or record.id
         if alarm_key:
             event_id = "alm-" + _hash(device, alarm_key, str(record.status), record.alarmTime or "",
@@ -177,18 +184,20 @@ class SenseLinkAdapter(VendorAdapter):
         # An alarm step's id holds its times (alarm key, status, alarmTime, releaseTime): the same
         # key and status at another time is another step, never a second item under one id.
         return self._event(record, "alarm", device, occurred, received_at, push, event_id, message_id,
-                           device_time=bool(raised or released), unique_id=not alarm_key and bool(message_id))
+                           device_time=bool(raised or released), unique_id=not alarm_key and bool(message_id),
+                           time_field=time_field)
 
     def _event(self, record: Any, kind: str, device: str, occurred: datetime, received_at: datetime,
                push: RawPush, event_id: str, message_id: str | None, device_time: bool,
-               unique_id: bool) -> NormalizedEvent:
+               unique_id: bool, time_field: str) -> NormalizedEvent:
         data = record.model_dump(mode="json", exclude_none=True)
         personal.apply(data, PERSONAL_FIELDS, self.policy)
         if message_id:
             data["messageId"] = message_id
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=event_id, device_time=device_time, unique_id=unique_id)
+                          event_id=event_id, device_time=device_time, unique_id=unique_id,
+                          time_field=time_field)
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if not problems:

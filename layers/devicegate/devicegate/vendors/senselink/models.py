@@ -10,9 +10,14 @@ records:
   `{"code": 30000|30100|10000|20000|20002, "message": "...", "desc": "...", "data": {...}}`
 
 30000 is a recognition record, 30100 an alarm, 10000 a heartbeat. Record `signTime` is epoch
-seconds (with `signTimeZone` for display); alarm `alarmTime` / `releaseTime` are text, read in the
-server's time zone (SENSELINK_TIMEZONE) when they carry no offset. Avatars and photos are image ids
-or URLs on the SenseLink server, never inline images. Coded fields get a `...Name` next to them.
+seconds ("認証時間(秒)"; `signTimeZone` is for display), read as seconds only. Alarm `alarmTime` /
+`releaseTime` and the subscription's `sendTime` are typed "string" with no format given (the
+examples are blank): a date and time, read in the server's time zone (SENSELINK_TIMEZONE) when it
+carries no offset, or epoch digits. SenseLink counts in seconds here (`signTime`) and in
+milliseconds elsewhere (the WebSocket URL's timestamp, per public clients), so epoch digits in
+these text fields are read by the gateway's digit-count rule (core/timeutil.py: 10 digits
+seconds, 13 milliseconds, anything else refused). Avatars and photos are image ids or URLs on the
+SenseLink server, never inline images. Coded fields get a `...Name` next to them.
 
 Export damage repaired in the fixtures: `"message""push alarm"` (missing colon) and a `// ...`
 comment inside the alarm example.
@@ -24,7 +29,15 @@ from typing import Annotated
 
 from pydantic import Field, computed_field
 
-from devicegate.core.fields import LONG_PRINTABLE_ID, OptFloat, OptInt, OptText, OptUtcTime, VendorModel, sentinel
+from devicegate.core.fields import (
+    LONG_PRINTABLE_ID,
+    OptEpochSeconds,
+    OptFloat,
+    OptInt,
+    OptText,
+    VendorModel,
+    sentinel,
+)
 from devicegate.vendors.senselink import codes
 
 #: 0 is the vendor's "none" for ids (the alarm example is all zeros).
@@ -61,7 +74,7 @@ class Record(VendorModel):
     avatar: OptText = Field(None, description="registered face photo (image id or URL)")
     signAvatar: OptText = Field(None, description="capture thumbnail (image id or URL)")
     signBgAvatar: OptText = Field(None, description="capture, large (image id or URL)")
-    signTime: OptUtcTime = Field(None, description="recognition time, epoch seconds")
+    signTime: OptEpochSeconds = Field(None, description="recognition time, epoch seconds")
     mobile: OptText = Field(None, description="user's mobile number (personal data)")
     icNumber: OptText = Field(None, description="IC card number (masked by default)")
     idNumber: OptText = Field(None, description="ID number (masked by default; 'not available' per vendor)")
@@ -104,8 +117,9 @@ class Alarm(VendorModel):
     deviceName: OptText = Field(None, description="device name")
     deviceSn: DeviceRef | None = Field(None, description="device LDID (the device id)")
     deviceLocation: OptText = Field(None, description="where the device is installed")
-    alarmTime: OptText = Field(None, description="when the alarm was raised (server-local text)")
-    releaseTime: OptText = Field(None, description="when it was released (server-local text)")
+    alarmTime: OptText = Field(None, description="when the alarm was raised: server-local date and time, or "
+                                                  "epoch digits (10 seconds, 13 milliseconds)")
+    releaseTime: OptText = Field(None, description="when it was released, as alarmTime")
     alarmPhoto: OptText = Field(None, description="alarm photo (image id or URL)")
     resloveOption: OptInt = Field(None, description="(sic) 0 no release needed, 1 on the device only, "
                                                     "2 remotely only, 3 on the device or remotely")
@@ -133,7 +147,7 @@ class Subscription(VendorModel):
 
     eventType: int = Field(description="30000 record, 30100 alarm")
     messageId: OptText = Field(None, max_length=256, description="unique per event; the same on a retry")
-    sendTime: OptText = Field(None, description="when SenseLink sent it")
+    sendTime: OptText = Field(None, description="when SenseLink sent it, as an alarm's alarmTime")
     data: dict = Field(description="the record or alarm")
 
 
