@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from devicegate.core import jsonbody
+from devicegate.core import jsonbody, personal
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import iso_utc
 
@@ -200,6 +200,9 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
                event_id: str | None = None, media: tuple[MediaObject, ...] = (),
                part: Part | None = None, link: str | None = None, device_time: bool = True) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`)."""
+    # Every event's data passes here: the one place personal data is masked or dropped before
+    # anything is stored or published, and kept out of content-derived ids (core/personal.py).
+    data_json, identity_json = personal.scrub_event(data_json, identity_json, derived=not event_id)
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
     occurred = iso_utc(occurred_at)
