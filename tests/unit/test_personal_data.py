@@ -432,3 +432,13 @@ def test_every_vendor_quarantines_without_pins_or_passwords(deployment, vendor):
     # Then it holds neither, and the number masked
     assert PIN.encode() not in kept and b"S3CR3T" not in kept and ID.encode() not in kept and b"7777" in kept
 
+
+def test_the_module_lists_what_the_docs_list():
+    # The deploy guide's table names every spelling matched, category by category
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs.split("## Personal data", 1)[1].split("\n## ", 1)[0]
+    for category, names in personal.SPELLINGS.items():
+        assert f"`{category}`" in section, category
+        for name in names:
+            assert f"`{name}`" in section, name
+
