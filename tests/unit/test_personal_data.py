@@ -216,6 +216,8 @@ def test_the_prefilter_passes_records_holding_no_candidate_without_reading_them(
     # one written with blanks before its colon
     assert personal.IDENTITY.candidate(json.dumps({"t": '{"\\u0070in": "1"}'}))
     assert personal.IDENTITY.candidate(json.dumps({"t": '{"Id_Number"\n\t: "1"}'}))
+    # And a name that only case folding makes one (ß folds to ss)
+    assert personal.IDENTITY.candidate('{"PAßWORD": "1"}') and personal.category_of("PAßWORD") == "password"
 
 
 # --- accepted records: make_event, the one place every event passes ----------------------------------
@@ -347,6 +349,9 @@ def test_keys_spelled_with_escapes_are_the_fields_they_spell():
 def test_a_key_given_twice_keeps_neither_value_of_a_dropped_field():
     text = scrubbed('{"user": {"pin": "%s"}, "user": {"pin": "1"}, "n": NaN}' % PIN)
     assert PIN not in text and text == '{"user":{},"n":NaN}'  # NaN as sent: a replay refuses it again
+    # The first value is gone from what was read even when the last holds nothing to scrub
+    text = scrubbed('{"user": {"pin": "%s"}, "user": {"name": "x"}}' % PIN)
+    assert text == '{"user":{"name":"x"}}'
 
 
 @pytest.mark.parametrize("payload", [
@@ -399,6 +404,19 @@ def test_a_form_body_is_scrubbed_as_a_form_and_stays_one(charset):
     assert json.loads(fields["data"])["driver"] == {"idNumber": "**************7777", "name": "王五"}
     plain = urlencode({"data": json.dumps({"deviceId": "1"})}, encoding=charset).encode()
     assert personal.scrub_form(plain, personal.parse_policy(None), charset) is plain
+
+
+def test_mettax_keeps_a_refused_form_replayable_without_personal_data(deployment):
+    # Given a Mettax form push (no content type: a body not starting like JSON is a form)
+    from urllib.parse import parse_qsl, urlencode
+
+    record = dict(load_record("mettax", "doc-gps"), lat="north", PIN=PIN, visitor={"ID_NUMBER": ID})
+    raw = urlencode({"data": json.dumps(record)}).encode()
+    # When its quarantine body is made
+    kept = get_adapter("mettax").quarantine_body(RawPush("mettax", "http", raw))
+    # Then it is still the form Mettax sent, its record without the PIN, the number masked
+    [(name, value)] = parse_qsl(kept.decode())
+    assert name == "data" and PIN not in value and json.loads(value)["visitor"] == {"ID_NUMBER": "*" * 14 + "7777"}
 
 
 def test_named_fields_that_cannot_be_rewritten_are_kept_only_without_personal_data():

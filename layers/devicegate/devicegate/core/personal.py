@@ -122,13 +122,14 @@ class Matcher:
     # Compiled on first use, not at import: a cold start pays only for the one it needs.
     @cached_property
     def _keys(self) -> re.Pattern[bytes]:
-        """A key backwards, right after its colon: `:"nip"`, or `:"\\nip"` in JSON inside a string."""
-        return re.compile(rb':"\\*' + self._backwards + rb'"')
+        """A key backwards, right after its colon: `:"nip"` (text without a backslash)."""
+        return re.compile(rb':"' + self._backwards + rb'"')
 
     @cached_property
     def _escaped_keys(self) -> re.Pattern[bytes]:
-        """The same, with whitespace escapes between the key and its colon (JSON inside a string
-        written with blanks): slower, so only for text holding a backslash."""
+        """The same in JSON inside strings: escaped quotes (`:"\\nip"`), and whitespace escapes
+        between the key and its colon (JSON written with blanks); slower, so only for text
+        holding a backslash."""
         return re.compile(rb':(?:[ntr]\\+)*"\\*' + self._backwards + rb'"')
 
     @cached_property
