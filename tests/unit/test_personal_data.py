@@ -419,6 +419,32 @@ def test_mettax_keeps_a_refused_form_replayable_without_personal_data(deployment
     assert name == "data" and PIN not in value and json.loads(value)["visitor"] == {"ID_NUMBER": "*" * 14 + "7777"}
 
 
+@pytest.mark.parametrize("encoding", ["json-string", "json-object", "form", "multipart"])
+def test_mettax_quarantine_reads_each_encoding_and_keeps_no_pin(deployment, encoding):
+    from devicegate.core.errors import InvalidPayload
+    from tests.unit.test_mettax_adapter import ENCODINGS
+
+    # Given a refused Mettax record (a latitude that is no number) with a PIN, in each encoding
+    record = dict(load_record("mettax", "doc-gps"), lat="north", vendorNote={"Pin": PIN, "idNumber": ID})
+    body, content_type = ENCODINGS[encoding](record)
+    push = RawPush("mettax", "http", body, headers={"content-type": content_type})
+    # When quarantine keeps it, Then the PIN and the whole number are gone
+    adapter = get_adapter("mettax")
+    kept = adapter.quarantine_body(push)
+    assert PIN.encode() not in kept and ID.encode() not in kept
+    if encoding == "multipart":
+        # a multipart body is not rewritten: with a personal field in it, a summary
+        assert json.loads(kept)["sha256"] == hashlib.sha256(body).hexdigest()
+        clean = ENCODINGS[encoding](dict(record, vendorNote={}))[0]
+        assert adapter.quarantine_body(RawPush("mettax", "http", clean, headers={"content-type": content_type})) \
+            is clean
+    else:
+        # the rest is still a body a replay reads and refuses for the same field
+        with pytest.raises(InvalidPayload) as refused:
+            adapter.normalize(RawPush("mettax", "http", kept, headers={"content-type": content_type}), NOW)
+        assert [p.field for p in refused.value.problems] == ["data.lat"]
+
+
 def test_named_fields_that_cannot_be_rewritten_are_kept_only_without_personal_data():
     policy = personal.parse_policy(None)
     raw = b"--b\r\n..."
