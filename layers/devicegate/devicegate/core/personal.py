@@ -35,7 +35,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -88,6 +88,8 @@ _GROUP_KEYS = frozenset({"group", "groups"})
 _SEPARATORS = str.maketrans("", "", "_-. ")
 
 
+# Cached: records of one vendor repeat the same few dozen keys, and the walk asks for each.
+@lru_cache(maxsize=4096)
 def normalized(key: str) -> str:
     """The name the matcher compares: case-folded, `_`, `-`, `.` and spaces taken out."""
     return key.casefold().translate(_SEPARATORS)
@@ -362,17 +364,25 @@ def _scrub(value: Any, matcher: Matcher, levels: int, in_group: bool = False) ->
     """`value` with the matcher's actions applied everywhere in it: a new value when anything
     changed, else `value` itself (so "nothing to do" needs no deep comparison)."""
     if isinstance(value, dict):
+        actions = matcher.actions
         out: dict[str, Any] = {}
         changed = False
         for key, item in value.items():
             name = normalized(key)
-            action = matcher.actions.get(name)
+            action = actions.get(name)
             if action is not None and in_group and name == "name":
                 action = None
             if action == "drop":
                 changed = True
                 continue
-            new = _masked(item) if action == "mask" else _scrub(item, matcher, levels, name in _GROUP_KEYS)
+            if action == "mask":
+                new = _masked(item)
+            elif isinstance(item, (dict, list)):
+                new = _scrub(item, matcher, levels, name in _GROUP_KEYS)
+            elif isinstance(item, str) and '"' in item:  # no quote, no key: most values stop here
+                new = _scrub_string(item, matcher, levels)
+            else:
+                new = item
             changed = changed or new is not item
             out[key] = new
         return out if changed else value
@@ -385,8 +395,9 @@ def _scrub(value: Any, matcher: Matcher, levels: int, in_group: bool = False) ->
 
 
 def _scrub_string(text: str, matcher: Matcher, levels: int) -> str:
-    # Only text that names a candidate key is read as JSON: the rest cannot hold a personal field.
-    if not matcher.candidate(text):
+    # Only text that names a candidate key is read as JSON: the rest cannot hold a personal field
+    # (and text without a quote, most values, names no key at all).
+    if '"' not in text or not matcher.candidate(text):
         return text
     if levels == 0:
         return _summary(text)
