@@ -5,9 +5,13 @@ AWS (these, `strategy`, and `command --stack`) finds its endpoints with `endpoin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,16 +110,21 @@ def resolve_target(args: argparse.Namespace) -> Target:
                   local_physical_name("PayloadBucket", "AWS::S3::Bucket"), fallback=local_endpoint())
 
 
-def event_store(t: Target) -> Any:
-    """The same store the functions use, configured with the deployment's retention."""
+def store_over(t: Target) -> Any:
+    """How a replay builds the store the functions use, configured with the deployment's retention,
+    over the clients of its run (a dry run's withhold their writes)."""
     from devicegate.infra.settings import Settings
     from devicegate.store.events import DynamoEventStore
 
     settings = Settings.model_validate({"TABLE_NAME": t.table, "PAYLOAD_BUCKET": t.bucket,
                                         "RETENTION_DAYS": t.parameter("RetentionDays"),
                                         "QUARANTINE_RETENTION_DAYS": t.parameter("QuarantineRetentionDays")})
-    return DynamoEventStore(t.client("dynamodb"), t.client("s3"), t.table, t.bucket, settings.retention_for,
-                            settings.quarantine_retention_days)
+
+    def build(dynamodb: Any, s3: Any) -> DynamoEventStore:
+        return DynamoEventStore(dynamodb, s3, t.table, t.bucket, settings.retention_for,
+                                settings.quarantine_retention_days)
+
+    return build
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -299,14 +308,26 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state_failures(args: argparse.Namespace) -> int:
+    from devicegate.store.state_failures import StateFailures
+
+    t = resolve_target(args)
+    items = StateFailures(t.client("dynamodb"), t.table).for_vendor(args.vendor)
+    if args.json:
+        emit_json(items)
+        return 0
+    rows = [dict(item, eventIds=" ".join(item.get("eventIds") or [])) for item in items]
+    print_table(rows, ["lastAt", "deviceId", "what", "error", "count", "firstAt", "eventIds"])
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from devicegate.ingest.replay import replay
 
     t = resolve_target(args)
-    outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, event_store(t), args.vendor,
+    outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, store_over(t), args.vendor,
                       ids=args.id or None, dry_run=args.dry_run)
-    print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
-    return 0 if all(o.status in ("stored", "duplicate", "would-replay") for o in outcomes) else 2
+    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay"))
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
@@ -315,15 +336,47 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     t = resolve_target(args)
     if args.source == "outbox-failures":
         return _redrive_outbox(t, args.dry_run)
-    store = event_store(t)
+    ddb, s3 = t.client("dynamodb"), t.client("s3")
     if args.source == "ingest-queue":
-        outcomes = redrive_queue(t.client("sqs"), t.physical("IngestFailureQueue"), store, args.vendor,
-                                 dry_run=args.dry_run)
+        outcomes = redrive_queue(t.client("sqs"), t.physical("IngestFailureQueue"), ddb, s3, t.table, store_over(t),
+                                 args.vendor, dry_run=args.dry_run)
     else:
-        outcomes = redrive_iot_errors(t.client("s3"), t.bucket, store, args.vendor, dry_run=args.dry_run)
-    print_table([o.__dict__ for o in outcomes], ["id", "status", "detail"])
-    return 0 if all(o.status in ("stored", "duplicate", "would-replay", "would-quarantine", "quarantined")
-                    for o in outcomes) else 2
+        outcomes = redrive_iot_errors(s3, t.bucket, ddb, t.table, store_over(t), args.vendor, dry_run=args.dry_run)
+    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay", "would-quarantine", "quarantined"))
+
+
+def print_outcomes(outcomes: Iterable[Any], ok: tuple[str, ...]) -> int:
+    """One line per item as it is done (a long run shows its progress, and what was done before an
+    interruption), then the count of each outcome. Exit status 2 when any outcome is not in `ok`."""
+    report = sys.stdout
+    counts: Counter[str] = Counter()
+    with _layer_output_on_stderr():
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+            fields = f"  fields: {','.join(outcome.fields)}" if outcome.fields else ""
+            print(f"{outcome.id}  {outcome.status}  {outcome.detail or '-'}{fields}".rstrip(), file=report,
+                  flush=True)
+    if not counts:
+        print("(none)")
+        return 0
+    print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+    return 0 if set(counts) <= set(ok) else 2
+
+
+@contextlib.contextmanager
+def _layer_output_on_stderr() -> Iterator[None]:
+    """The layer writes its JSON logs and metric lines (EMF) to stdout, where Lambda collects them;
+    run from the CLI, stdout is the report, so for the while they go to stderr."""
+    from devicegate.infra.observability import logger
+
+    handler = logger.registered_handler
+    previous = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # metric lines are print()ed
+            yield
+    finally:
+        if previous is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(previous)
 
 
 def _redrive_outbox(t: Target, dry_run: bool) -> int:
@@ -333,15 +386,18 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
     from devicegate.outbox.batch import process_batch
     from devicegate.outbox.messages import SqsPublisher
     from devicegate.outbox.stream import redrive_failed_batches
+    from devicegate.store.events import load_offloaded
     from devicegate.store.state import DynamoStateStore
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
     publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))
     state = DynamoStateStore(t.client("dynamodb"), t.table)
+    s3 = t.client("s3")
 
     def publish(records: list[Any]) -> list[str]:
         return process_batch(records, publisher, state, state_patch_for, table=t.table,
-                             transition_for=alarm_transition_for, reply_for=command_reply_for)
+                             transition_for=alarm_transition_for, reply_for=command_reply_for,
+                             load_data=lambda ref: load_offloaded(s3, ref))
 
     outcomes = redrive_failed_batches(t.client("sqs"), t.physical("OutboxFailureQueue"), t.client("dynamodbstreams"),
                                       publish, dry_run=dry_run)
@@ -441,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("state-failures", parents=[target],
+                       help="state writes the outbox gave up on (their events were published), newest first")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_state_failures)
 
     p = sub.add_parser("replay", parents=[target], help="re-ingest quarantined payloads after a fix")
     p.add_argument("--vendor", required=True)

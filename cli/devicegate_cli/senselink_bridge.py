@@ -37,6 +37,7 @@ import ssl
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -63,7 +64,19 @@ _SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 FORWARD_TIMEOUT_S = 10.0
 DEPTH_LOG_INTERVAL_S = 60.0
-MAX_FRAME_BYTES = 8 * 1024 * 1024
+# The largest frame read at all. websockets ends the connection on a bigger one (close 1009), and
+# whatever SenseLink had sent behind it on that connection is lost: the legacy push has no
+# acknowledgement. Records carry image ids, not images (a few KB); this is over three times the
+# largest frame seen from a misbehaving server (9 MB), and bounded because websockets buffers up
+# to 16 frames: a burst of them costs at most about half a gigabyte.
+MAX_FRAME_BYTES = 32 * 1024 * 1024
+# What the gateway's SenseLink route can use (tests/bridge checks both against the gateway's
+# code). A body over SenseLinkAdapter.max_body_bytes is refused and can never be replayed (past
+# Lambda's 6 MB invocation limit it does not even reach the function); of JSON nested deeper than
+# jsonbody.MAX_DEPTH, or of text that is not JSON, the quarantine keeps a summary only. Such a
+# frame stays whole in this spool's `rejected` table instead of being sent.
+GATEWAY_MAX_BODY_BYTES = 1024 * 1024
+GATEWAY_MAX_DEPTH = 16
 # Long enough for a TLS handshake on a slow LAN, short enough that a dead server is noticed soon.
 OPEN_TIMEOUT_S = 10.0
 # A dead peer never answers the close handshake; waiting the library's default 10 s only delays
@@ -296,17 +309,6 @@ def _iso(at: float | None) -> str | None:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _record_id(message: dict[str, Any]) -> str | None:
-    # data.id is the only field of the payload that may be logged: everything else in a record
-    # can be personal data (names, phone and ID numbers).
-    data = message.get("data")
-    if isinstance(data, dict):
-        ident = data.get("id")
-        if isinstance(ident, (int, str)) and not isinstance(ident, bool):
-            return str(ident)[:64]
-    return None
-
-
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file:
@@ -355,8 +357,9 @@ class Poster:
             _NoRedirect, urllib.request.HTTPSHandler(context=_ssl_context(config.ca_file)))
         self._redact = redact
 
-    def post(self, body: str, timeout: float = FORWARD_TIMEOUT_S) -> PostResult:
-        request = urllib.request.Request(self._url, data=body.encode("utf-8"), headers=self._headers, method="POST")
+    def post(self, body: str | bytes, timeout: float = FORWARD_TIMEOUT_S) -> PostResult:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        request = urllib.request.Request(self._url, data=data, headers=self._headers, method="POST")
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 response.read(64 * 1024)
@@ -378,6 +381,123 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: not worth parsing, the backoff is a fine substitute
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+# What the receive loop does with a frame (Incoming.action).
+RECORD = "record"  # a record or an alarm: spooled, then forwarded
+MALFORMED = "malformed"  # JSON the gateway cannot use: spooled and forwarded all the same, so that
+# the gateway keeps it in quarantine (personal data masked), where an operator sees and replays it
+KEEP = "keep"  # what the gateway cannot keep whole or replay: kept whole in `rejected`, not sent
+HEARTBEAT, CONNECTED, DENIED = "heartbeat", "connected", "denied"
+
+# A code sent as text ("30000") is read as the gateway reads it; only ASCII digits, and few enough
+# to be an SQLite integer ("²" is a digit to str.isdigit, not to int()).
+_CODE_TEXT = re.compile(r"\s*[0-9]{1,18}\s*", re.ASCII)
+_SQLITE_INTEGER = range(-(2 ** 63), 2 ** 63)
+# The only field of a payload that may be logged (everything else in a record can be personal
+# data): printable ASCII, so it is also safe to store and to print.
+_LOGGABLE_ID = re.compile(r"[!-~]{1,64}")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One frame as the receive loop reads it. Built by `read_frame` from the frame's content
+    alone; every value in it can be spooled and logged (frame aside, which is never logged)."""
+
+    action: str
+    frame: str | bytes  # as received: text when it is UTF-8
+    code: int | None = None
+    record_id: str | None = None
+    reason: str = ""  # why a frame is MALFORMED or KEEP
+    desc: str | None = None  # SenseLink's words on a refusal (20002)
+
+
+def read_frame(raw: bytes) -> Incoming:
+    """What a frame is and what becomes of it. Never raises on content: no frame, however made,
+    may end the session, since the records SenseLink sent behind it would be lost with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Incoming(KEEP, raw, reason="not UTF-8")
+    if len(raw) > GATEWAY_MAX_BODY_BYTES:
+        return Incoming(KEEP, text, reason=f"{len(raw)} bytes, over the gateway's {GATEWAY_MAX_BODY_BYTES}")
+    try:
+        # The gateway drops a byte-order mark; json.loads refuses one.
+        message = json.loads(text.removeprefix("\ufeff"))
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested beyond the C stack's limit
+        return Incoming(KEEP, text, reason="not JSON")
+    if _deeper_than(message, GATEWAY_MAX_DEPTH):
+        return Incoming(KEEP, text, reason=f"JSON nested deeper than {GATEWAY_MAX_DEPTH} levels")
+    if not isinstance(message, dict):
+        return Incoming(MALFORMED, text, reason="not a JSON object")
+    code, record_id = _code(message.get("code")), _record_id(message)
+    if code in RECORD_CODES:
+        return Incoming(RECORD, text, code, record_id)
+    if code == CODE_HEARTBEAT:
+        return Incoming(HEARTBEAT, text, code)
+    if code == CODE_CONNECTED:
+        return Incoming(CONNECTED, text, code)
+    if code == CODE_PERMISSION_DENIED:
+        desc = message.get("desc") or message.get("message")
+        return Incoming(DENIED, text, code, desc=_printable(desc, 100) if isinstance(desc, str) else None)
+    # An unknown code may be a record type SenseLink added: the gateway keeps it for replay.
+    reason = "no integer code" if code is None else f"unknown code {code}"
+    return Incoming(MALFORMED, text, code, record_id, reason)
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value in _SQLITE_INTEGER else None
+    if isinstance(value, str) and _CODE_TEXT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _record_id(message: dict[str, Any]) -> str | None:
+    data = message.get("data")
+    if not isinstance(data, dict):
+        return None
+    ident = data.get("id")
+    if isinstance(ident, bool) or not isinstance(ident, (int, str)):
+        return None
+    # An int from json.loads has at most 4,300 digits (its limit), so str() cannot fail.
+    text = str(ident)[:64]
+    return text if _LOGGABLE_ID.fullmatch(text) else None
+
+
+def _printable(text: str, limit: int) -> str:
+    return "".join(c if c.isprintable() and c.isascii() else "?" for c in text[:limit])
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (the top one is level 1), counted
+    as the gateway counts brackets. A loop, not recursion: json.loads builds documents (some
+    thousands of levels) deeper than Python's recursion limit (1,000) would let a walk go."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if level > limit:
+            return True
+        pending.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _where(error: BaseException) -> str:
+    """Where an exception was raised ("senselink_bridge.py:412 in read_frame"): logged instead of
+    its message, which may quote the frame."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +815,9 @@ class Bridge:
         reached = False
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(), self.config.silence_timeout)
+                # Bytes, text frames too: websockets would end the connection on a text frame that
+                # is not UTF-8 (close 1007), and the frames behind it would be lost with it.
+                raw = await asyncio.wait_for(ws.recv(decode=False), self.config.silence_timeout)
             except TimeoutError:
                 log.warning(_kv("silence", host=self.config.ws_host, app_key=self.config.app_key,
                                 seconds=self.config.silence_timeout, msg="no frame, not even a heartbeat; reconnecting"))
@@ -705,62 +827,48 @@ class Bridge:
                 detail = f"closed code={received.code}" if received is not None else "connection lost"
                 return detail, reached
             self.state.update(last_frame_at=time.time())
-            code = self._handle(raw)
-            if code == CODE_CONNECTED:
+            action = self._handle(raw)
+            if action == CONNECTED:
                 reached = True
-            elif code == CODE_PERMISSION_DENIED:
+            elif action == DENIED:
                 return "refused", reached
 
-    def _handle(self, raw: str | bytes) -> int | None:
-        """Deals with one frame; returns its code when it has one."""
-        if isinstance(raw, bytes):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self._junk(raw, "binary frame, not UTF-8")
-                return None
-        else:
-            text = raw
+    def _handle(self, raw: bytes) -> str:
+        """Deals with one frame; returns what it was (Incoming.action)."""
         try:
-            message = json.loads(text)
-        except ValueError:
-            self._junk(text, "not JSON")
-            return None
-        code = message.get("code") if isinstance(message, dict) else None
-        if isinstance(code, str) and code.strip().isdigit():  # "30000": the gateway reads it too
-            code = int(code)
-        if not isinstance(code, int) or isinstance(code, bool):
-            self._junk(text, "JSON without an integer code")
-            return None
-        record_id = _record_id(message)
-        if code in RECORD_CODES:
+            incoming = read_frame(raw)
+        except Exception as error:
+            # read_frame is total by design; should it still fail, the frame is kept whole and the
+            # session goes on, since ending it would lose every record SenseLink sent behind it.
+            incoming = Incoming(KEEP, raw, reason=f"the bridge could not read it ({type(error).__name__})")
+            log.error(_kv("frame_unreadable", error_type=type(error).__name__, where=_where(error), length=len(raw)))
+        action, code, record_id = incoming.action, incoming.code, incoming.record_id
+        if action in (RECORD, MALFORMED):
             # Spooled first and committed: from here on a crash or an outage cannot lose it.
-            seq, depth = self.spool.add(text, code, record_id)
+            seq, depth = self.spool.add(incoming.frame, code, record_id)
             self.forwarder.wake()
-            log.debug(_kv("spooled", code=code, id=record_id, seq=seq, pending=depth))
-        elif code == CODE_HEARTBEAT:
+            if action == RECORD:
+                log.debug(_kv("spooled", code=code, id=record_id, seq=seq, pending=depth))
+            else:
+                log.warning(_kv("malformed_frame", reason=incoming.reason, code=code, id=record_id, length=len(raw),
+                                seq=seq, msg="forwarded all the same: the gateway keeps it in quarantine"))
+        elif action == KEEP:
+            self.spool.reject_frame(incoming.frame, None, None, incoming.reason)
+            log.warning(_kv("frame_kept", reason=incoming.reason, length=len(raw),
+                            msg="not for the gateway; kept whole in the spool's rejected table"))
+        elif action == HEARTBEAT:
             log.debug(_kv("heartbeat"))
-            self._forward_heartbeat(text)
-        elif code == CODE_CONNECTED:
+            self._forward_heartbeat(incoming.frame)
+        elif action == CONNECTED:
             self.state.update(connected=True)
             log.info(_kv("connected", host=self.config.ws_host, app_key=self.config.app_key))
-        elif code == CODE_PERMISSION_DENIED:
-            desc = message.get("desc") or message.get("message")
+        elif action == DENIED:
             log.error(_kv("credentials_refused", host=self.config.ws_host, app_key=self.config.app_key,
-                          desc=str(desc)[:100] if desc else None,
+                          desc=incoming.desc or None,
                           msg="SenseLink refused the credentials: app key / secret / clock?"))
-        else:
-            # Unknown to this bridge but maybe a record type SenseLink added: kept, not dropped.
-            self.spool.reject_frame(text, code, record_id, f"unknown code {code}")
-            log.warning(_kv("unknown_code", code=code, id=record_id, length=len(text),
-                            msg="kept in the spool's rejected table"))
-        return code
+        return action
 
-    def _junk(self, frame: str | bytes, reason: str) -> None:
-        self.spool.reject_frame(frame, None, None, reason)
-        log.warning(_kv("junk_frame", length=len(frame), reason=reason, msg="kept in the spool's rejected table"))
-
-    def _forward_heartbeat(self, text: str) -> None:
+    def _forward_heartbeat(self, text: str | bytes) -> None:
         interval = self.config.heartbeat_forward_interval
         now = time.monotonic()
         if not interval or (self._heartbeat_sent_at is not None and now - self._heartbeat_sent_at < interval):

@@ -3,13 +3,17 @@ arrival from SenseLink and the gateway's 2xx, and the frames the gateway refused
 
 Standard library only: the bridge runs on an on-prem machine without the AWS libraries.
 
-Schema (PRAGMA user_version = 1):
+Schema (PRAGMA user_version = 2):
 
-    pending   seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL, code INTEGER,
-              record_id TEXT, frame TEXT (exact received text), attempts INTEGER, last_error TEXT
+    pending   seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL, code INTEGER (NULL for a
+              malformed frame without a usable one), record_id TEXT, frame TEXT (exact received
+              text), attempts INTEGER, last_error TEXT
     rejected  seq INTEGER PRIMARY KEY AUTOINCREMENT, pending_seq INTEGER, received_at REAL,
               rejected_at REAL, code INTEGER, record_id TEXT, status INTEGER (HTTP status, NULL
               when the frame never reached the gateway), reason TEXT, frame BLOB
+
+Version 1 had `pending.code NOT NULL` (only records were spooled); opening such a spool rebuilds
+the table in one transaction, frames and their order kept.
 """
 
 from __future__ import annotations
@@ -21,20 +25,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # AUTOINCREMENT, not a plain rowid: a rowid may be reused once the newest row is deleted, and
 # the forwarder's "oldest first" relies on seq never going backwards across restarts.
-_SCHEMA = """
+_PENDING = """
 CREATE TABLE IF NOT EXISTS pending (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at REAL    NOT NULL,
-    code        INTEGER NOT NULL,
+    code        INTEGER,
     record_id   TEXT,
     frame       TEXT    NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT
-);
+)"""
+_REJECTED = """
 CREATE TABLE IF NOT EXISTS rejected (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     pending_seq INTEGER,
@@ -45,10 +50,33 @@ CREATE TABLE IF NOT EXISTS rejected (
     status      INTEGER,
     reason      TEXT    NOT NULL,
     frame       BLOB    NOT NULL
-);
-"""
+)"""
 # frame in `rejected` is declared BLOB so that junk arriving as undecodable bytes is kept
 # byte for byte, while text frames stay text (BLOB affinity converts nothing).
+
+
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    """Version 1 -> 2: `pending.code` may be NULL. SQLite cannot drop a NOT NULL, so the table is
+    rebuilt, in one transaction (a crash leaves version 1 whole), seq numbers and the AUTOINCREMENT
+    counter kept: the forwarder's "oldest first" and `rejected.pending_seq` rely on them."""
+    if db.execute("PRAGMA user_version").fetchone()[0] != 1:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE pending RENAME TO pending_v1")
+        db.execute(_PENDING)
+        db.execute("INSERT INTO pending SELECT seq, received_at, code, record_id, frame, attempts, last_error"
+                   " FROM pending_v1 ORDER BY seq")
+        counter = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'pending_v1'").fetchone()
+        db.execute("DROP TABLE pending_v1")
+        if counter is not None:
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'pending'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('pending', ?)", counter)
+        db.execute("PRAGMA user_version=2")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class SpoolClosed(RuntimeError):
@@ -59,9 +87,9 @@ class SpoolClosed(RuntimeError):
 class PendingFrame:
     seq: int
     received_at: float
-    code: int
+    code: int | None
     record_id: str | None
-    frame: str
+    frame: str | bytes  # as spooled (the bridge spools text)
     attempts: int
 
 
@@ -82,7 +110,9 @@ class Spool:
             raise sqlite3.OperationalError(f"spool {path}: WAL journal mode unavailable (got {mode})")
         # WAL's default NORMAL may lose the last commits on power loss; FULL syncs every commit.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        _migrate_v1(self._db)
+        self._db.execute(_PENDING)
+        self._db.execute(_REJECTED)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._pending = self._db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
 
@@ -95,8 +125,9 @@ class Spool:
     def pending(self) -> int:
         return self._pending
 
-    def add(self, frame: str, code: int, record_id: str | None, received_at: float | None = None) -> tuple[int, int]:
-        """Store a record frame; returns (seq, pending depth) once it is committed."""
+    def add(self, frame: str | bytes, code: int | None, record_id: str | None,
+            received_at: float | None = None) -> tuple[int, int]:
+        """Store a frame to forward; returns (seq, pending depth) once it is committed."""
         with self._lock:
             cursor = self._conn().execute(
                 "INSERT INTO pending (received_at, code, record_id, frame) VALUES (?, ?, ?, ?)",

@@ -13,6 +13,7 @@ from devicegate.infra.settings import get_settings
 from devicegate.outbox.batch import process_batch
 from devicegate.outbox.messages import SqsPublisher
 from devicegate.outbox.stream import redrive_failed_batches, stream_records
+from devicegate.store.events import load_offloaded
 from devicegate.store.state import DynamoStateStore
 from devicegate.vendors import alarm_transition_for, command_reply_for, get_adapter, state_patch_for
 
@@ -25,13 +26,20 @@ def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
     settings = get_settings()
     return (SqsPublisher(client("sqs"), settings.outbox_queue_url),
             DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for,
-                             OfflinePolicy(offline_after_from_env(), get_adapter)))
+                             OfflinePolicy(offline_after_from_env(), get_adapter),
+                             failures_retention_days=settings.quarantine_retention_days))
+
+
+def _load_offloaded(ref: str) -> dict:
+    # Only for records over the item limit, which went to S3 (rare): the client is made then.
+    return load_offloaded(client("s3"), ref)
 
 
 def publish(records):
     publisher, state = _wiring()
     return process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
-                         transition_for=alarm_transition_for, reply_for=command_reply_for)
+                         transition_for=alarm_transition_for, reply_for=command_reply_for,
+                         load_data=_load_offloaded)
 
 
 @logger.inject_lambda_context

@@ -79,6 +79,10 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition", log=No
 # Fake SenseLink
 
 
+class TextBytes(bytes):
+    """Bytes the fake server sends as a text frame, whether they are UTF-8 or not."""
+
+
 @dataclass
 class Attempt:
     at: float
@@ -140,11 +144,12 @@ class FakeSenseLink:
         wait_until(lambda: self._accepted >= count, timeout, f"{count} accepted SenseLink connection(s)", log)
 
     def send(self, *frames: str | bytes) -> None:
+        """Sends str as text frames, bytes as binary frames, TextBytes as text frames byte for byte."""
         async def go() -> None:
             for frame in frames:
-                await self._current.send(frame)
+                await self._current.send(frame, text=True if isinstance(frame, TextBytes) else None)
 
-        asyncio.run_coroutine_threadsafe(go(), self.loop).result(5)
+        asyncio.run_coroutine_threadsafe(go(), self.loop).result(30)
 
     def drop(self) -> None:
         """Closes the TCP connection without a WebSocket close frame, as a crashing server would."""
@@ -226,9 +231,9 @@ class FakeGateway:
     def _answer(self, body: bytes) -> tuple[int, dict[str, str]]:
         if self.mode != "ok":
             return int(self.mode), {"message": "not now"}
-        ident = json.loads(body).get("data", {}).get("id")
-        if ident in self.reject_ids:
+        if _record_id(body) in self.reject_ids:
             return 400, {"message": "schema: field deviceSn missing"}
+        # The real route answers what it cannot use 200 too, and keeps it in quarantine.
         return 202, {"message": "accepted"}
 
     def stop(self) -> None:
@@ -238,12 +243,35 @@ class FakeGateway:
             self._server = None
 
     def record_ids(self) -> list[int]:
+        """data.id of the records and alarms delivered, in order (malformed frames left out)."""
         with self._lock:
-            return [d.message["data"]["id"] for d in self.delivered if d.message["code"] in (30000, 30100)]
+            return [_record_id(d.body) for d in self.delivered if _code(d.body) in (30000, 30100)]
+
+    def bodies(self) -> list[bytes]:
+        with self._lock:
+            return [d.body for d in self.delivered]
 
     def heartbeats(self) -> list[Delivery]:
         with self._lock:
-            return [d for d in self.delivered if d.message["code"] == 10000]
+            return [d for d in self.delivered if _code(d.body) == 10000]
+
+
+def _document(body: bytes) -> dict[str, Any]:
+    # Malformed frames reach the gateway too: anything but an object is no record.
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _code(body: bytes) -> Any:
+    return _document(body).get("code")
+
+
+def _record_id(body: bytes) -> Any:
+    data = _document(body).get("data")
+    return data.get("id") if isinstance(data, dict) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,9 +588,69 @@ def test_binary_and_junk_frames_are_tolerated_and_kept(senselink, gateway, bridg
     wait_until(lambda: gateway.record_ids() == [701, 702], what="records around junk", log=bridge.log)
     assert gateway.delivered[0].body == binary_record
     assert bridge.rejected() == [(None, None, "not JSON", "<html>oops</html>"),
-                                 (None, None, "binary frame, not UTF-8", b"\xff\xfe\x00junk")]
-    assert "event=junk_frame length=17" in bridge.log()
+                                 (None, None, "not UTF-8", b"\xff\xfe\x00junk")]
+    assert 'event=frame_kept reason="not JSON" length=17' in bridge.log()
     assert bridge.process.poll() is None and bridge.stop() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames that must not end the session: the legacy push has no acknowledgement, so a session that
+# ends loses whatever SenseLink had sent behind the frame that ended it.
+
+FORWARDED = "forwarded"  # malformed JSON: the gateway keeps it in quarantine (answered 200)
+DEEP = "[" * 100_000 + "]" * 100_000
+NINE_MB = record(960, remark="x" * (9 * 1024 * 1024))
+NESTED_17 = json.dumps({"code": 30000, "data": {"id": 961, "x": json.loads("[" * 15 + "]" * 15)}})
+# (frame as SenseLink sends it, where it ends up: FORWARDED or the reason it is kept in the spool)
+BAD_FRAMES = {
+    "code-superscript-two": ('{"code": "²", "data": {"id": 950}}', FORWARDED),
+    "code-superscript-two-escaped": (r'{"code": "\u00b2", "data": {"id": 950}}', FORWARDED),
+    "code-10^30": (f'{{"code": {10 ** 30}, "data": {{"id": 951}}}}', FORWARDED),
+    "code-10^30-text": (f'{{"code": "{10 ** 30}", "data": {{"id": 951}}}}', FORWARDED),
+    "code-5000-digits-text": (f'{{"code": "{"9" * 5000}", "data": {{"id": 952}}}}', FORWARDED),
+    "code-5000-digits": (f'{{"code": {"9" * 5000}, "data": {{"id": 952}}}}', "not JSON"),
+    "array-100k-deep": (DEEP, "not JSON"),
+    "nested-17-levels": (NESTED_17, "JSON nested deeper than 16 levels"),
+    "9-MB-record": (NINE_MB, f"{len(NINE_MB)} bytes, over the gateway's 1048576"),
+    "text-frame-not-utf8": (TextBytes(b'{"code": 30000, "data": {"name": "\xe5\xbc"}}'), "not UTF-8"),
+    "binary-frame-not-utf8": (b"\x89PNG\r\n\x1a\n\x00", "not UTF-8"),
+    "not-json": ("<html><body>502 Bad Gateway</body></html>", "not JSON"),
+    "record-id-lone-surrogate": (r'{"code": 30000, "data": {"id": "\ud800", "sn": "SN-1"}}', FORWARDED),
+    "unknown-code": ('{"code": 40404, "data": {"id": 953, "name": "Zhang Wei"}}', FORWARDED),
+    "no-code": ('{"message": "push record", "data": {"id": 954}}', FORWARDED),
+    "not-an-object": ("[30000, 30100]", FORWARDED),
+}
+
+
+@pytest.mark.parametrize("shape", BAD_FRAMES)
+def test_a_bad_frame_neither_ends_the_session_nor_loses_the_records_behind_it(senselink, gateway, bridges, shape):
+    frame, fate = BAD_FRAMES[shape]
+    sent = frame if isinstance(frame, bytes) else frame.encode()
+    behind = [record(1001), alarm(1002)]
+    # Given a connected bridge
+    bridge = bridges()
+    senselink.wait_accepted(1, log=bridge.log)
+    # When SenseLink sends the bad frame and two records right behind it on the same connection
+    senselink.send(frame, *behind)
+    # Then both records reach the gateway, in order, on that same connection
+    wait_until(lambda: gateway.record_ids()[-2:] == [1001, 1002], timeout=30, what="the two records", log=bridge.log)
+    log = bridge.log()
+    assert len(senselink.attempts) == 1 and "event=disconnected" not in log, log
+    if fate == FORWARDED:
+        # And the bad frame went first, byte for byte, for the gateway's quarantine
+        assert gateway.bodies() == [sent, *(r.encode() for r in behind)]
+        assert bridge.rejected() == []
+    else:
+        # And it is kept whole in the spool, never sent
+        assert gateway.bodies() == [r.encode() for r in behind]
+        [(record_id, status, reason, kept)] = bridge.rejected()
+        assert (record_id, status, reason) == (None, None, fate)
+        assert (kept if isinstance(kept, bytes) else kept.encode()) == sent
+        assert f'event=frame_kept reason="{fate}" length={len(sent)}' in log
+    # And never logged
+    assert "Zhang Wei" not in log and "502 Bad Gateway" not in log and "\\ud800" not in log
+    wait_until(lambda: bridge.pending() == [], what="pending empty", log=bridge.log)
+    assert bridge.stop() == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 The stack is started once per test session from the repository root, exactly as a developer
 runs it, and stopped with SIGINT (Ctrl-C) at the end: the teardown asserts it exits 0 promptly
-and without a traceback, which is the Ctrl-C test.
+and without a traceback, which is the Ctrl-C test. Before that, it checks that the table and the
+queue agree over everything the session's tests did: every stored event published exactly once,
+every published message a stored event (assert_table_and_queue_agree). Tests read the queue only
+through LocalStack.receive_messages, which keeps what they read for that check.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 READY = "devicegate local: ready"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
+#: How long the session's end waits for the outbox to publish what the last tests stored.
+AGREEMENT_TIMEOUT_S = 30
 
 
 def _free_ports(count: int) -> list[int]:
@@ -86,6 +92,67 @@ class LocalStack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    #: Every EventsQueue message the session received, in order: what the table is checked against
+    #: when the stack stops (assert_table_and_queue_agree).
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def receive_messages(self, wait_s: float) -> list[dict[str, Any]]:
+        """Every EventsQueue message that arrives within `wait_s` seconds (deleted once read). The
+        one way tests read the queue, so the session sees every message that was published."""
+        sqs = self.client("sqs")
+        bodies: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            got = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10,
+                                      WaitTimeSeconds=min(1, max(0, int(remaining))))
+            for message in got.get("Messages", []):
+                bodies.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if not got.get("Messages") and remaining < 1:
+                break
+        self.received.extend(bodies)
+        return bodies
+
+
+def stored_event_identities(stack: LocalStack) -> list[tuple[str, str]]:
+    """(CloudEvents source, id) of every event item in the table, as the outbox publishes them."""
+    from devicegate.outbox.messages import event_source
+
+    ddb = stack.client("dynamodb")
+    found: list[tuple[str, str]] = []
+    kwargs: dict[str, Any] = {"TableName": stack.table_name, "ProjectionExpression": "pk, vendor, deviceId, eventId"}
+    while True:
+        page = ddb.scan(**kwargs)
+        found += [(event_source(item["vendor"]["S"], item["deviceId"]["S"]), item["eventId"]["S"])
+                  for item in page["Items"] if item["pk"]["S"].startswith("E#")]
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def assert_table_and_queue_agree(stack: LocalStack, settle_s: float = AGREEMENT_TIMEOUT_S) -> None:
+    """After every end-to-end test: each stored event was published exactly once, and each
+    published message is a stored event (no item without its message, no two items under one
+    identity, no message twice). Waits for the outbox to publish what is still in flight."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        stored = stored_event_identities(stack)
+        stack.receive_messages(1)
+        published = [(m["source"], m["id"]) for m in stack.received]
+        if set(published) >= set(stored) or time.monotonic() > deadline:
+            break
+    repeated_items = sorted(identity for identity, count in Counter(stored).items() if count > 1)
+    repeated_messages = sorted(identity for identity, count in Counter(published).items() if count > 1)
+    never_published = sorted(set(stored) - set(published))
+    never_stored = sorted(set(published) - set(stored))
+    assert not repeated_items, f"two items under one event identity: {repeated_items[:10]}"
+    assert not repeated_messages, f"events published more than once: {repeated_messages[:10]}"
+    assert not never_published, f"{len(never_published)} stored events never published: {never_published[:10]}"
+    assert not never_stored, f"{len(never_stored)} published events not in the table: {never_stored[:10]}"
+
 
 def _wait_ready(process: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -132,6 +199,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             iot_data_endpoint=f"http://127.0.0.1:{iot_data_port}",
         )
         yield stack
+        assert_table_and_queue_agree(stack)
     finally:
         if process.poll() is None:
             stopping_at = len(log_path.read_text(errors="replace"))

@@ -41,22 +41,9 @@ def device_events(stack, device: str) -> list[dict[str, Any]]:
 
 
 def receive_messages(stack, wait_s: float) -> list[dict[str, Any]]:
-    """Every EventsQueue message that arrives within `wait_s` seconds (deleted once read)."""
-    sqs = stack.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    deadline = time.monotonic() + wait_s
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bodies
-        got = sqs.receive_message(
-            QueueUrl=stack.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=min(1, max(0, int(remaining)))
-        )
-        for message in got.get("Messages", []):
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=stack.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if not got.get("Messages") and remaining < 1:
-            return bodies
+    """Every EventsQueue message that arrives within `wait_s` seconds (deleted once read; kept by
+    the session for its table-and-queue check)."""
+    return stack.receive_messages(wait_s)
 
 
 def stored_keys(stack) -> set[str]:

@@ -19,6 +19,6 @@ meets the result:
                         ThrottlingError): botocore retries neither, so on every call and on the
                         first only, the code's own retry following
 
-Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 60 calls x the
-shapes that apply to each = 192 ingest + 94 commands + 118 outbox + 92 sweep = 496 cases.
+Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 62 calls x the
+shapes that apply to each = 208 ingest + 94 commands + 118 outbox + 92 sweep = 512 cases.
 """

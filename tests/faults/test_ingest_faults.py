@@ -7,8 +7,9 @@ execution environment):
     jointech (kind route)      token, event PutItem
     jointech (single URL)      token, event PutItem
     jointech (invalid record)  quarantine UpdateItem
-    face-terminal (photo)      token, photo PutObject, event PutItem
-    senselink (record)         token, event PutItem                   on its 5 s-deadline clients
+    face-terminal (photo)      token, photo PutObject, id marker PutItem, event PutItem   (uuid is
+                                                                      the identity: the marker)
+    senselink (record)         token, id marker PutItem, event PutItem   on its 5 s-deadline clients
     senselink (heartbeat)      (after the token, as a record) the bridge's item BatchGetItem, its
                                PutItem, the consistent re-read after a lost race (the put
                                retried after its answer was lost)
@@ -26,9 +27,9 @@ record is in the table (checked right at the answer); within the deadline; the s
 minute later (a receipt time of its own), is accepted and stores the record once, an event
 without device time under its first copy's key; the outbox queues each event once.
 
-Matrix: 11 targets, 23 calls: 9 reads x 6 shape variants + 14 writes x 8, plus the 2 other network
+Matrix: 11 targets, 25 calls: 9 reads x 6 shape variants + 16 writes x 8, plus the 2 other network
 errors on each target's first call (11 x 2) and the 2 throttled answers of the 2 batch reads
-= 192 cases.
+= 208 cases.
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ class Ingest:
     mqtt: bool = False
     #: The record carries no time of its own: its event is timed by its receipt, keyed by an id marker.
     receipt_timed: bool = False
+    #: The vendor's id alone is the record's identity (NormalizedEvent.unique_id): an id marker too.
+    unique_id: bool = False
+
+    @property
+    def id_marker(self) -> bool:
+        return self.receipt_timed or self.unique_id
 
     def pipeline(self) -> Pipeline:
         """The function's pipeline, as its execution environment keeps it."""
@@ -152,9 +159,9 @@ JOINTECH_AUTO = Ingest("jointech", "JointechWebhookFunction", jointech_app.lambd
 JOINTECH_INVALID = Ingest("jointech", "JointechWebhookFunction", jointech_app.lambda_handler, _invalid_location,
                           kept="quarantine")
 FACE_PHOTO = Ingest("face-terminal", "FaceTerminalWebhookFunction", face_terminal_app.lambda_handler,
-                    _fixture("face-terminal/http-variation-record-with-photo-and-pin.json"))
+                    _fixture("face-terminal/http-variation-record-with-photo-and-pin.json"), unique_id=True)
 SENSELINK_RECORD = Ingest("senselink", "SenseLinkWebhookFunction", senselink_app.lambda_handler,
-                          _fixture("senselink/http-sub-record-employee.json"))
+                          _fixture("senselink/http-sub-record-employee.json"), unique_id=True)
 SENSELINK_BEAT = Ingest("senselink", "SenseLinkWebhookFunction", senselink_app.lambda_handler,
                         _fixture("senselink/http-ws-doc-heartbeat.json"), kept="heartbeat")
 METTAX_GPS = Ingest("mettax", "MettaxWebhookFunction", mettax_app.lambda_handler, _fixture("mettax/http-doc-gps.json"))
@@ -171,8 +178,8 @@ CASES = cases([
     ("jointech-kind", JOINTECH_KIND, (TOKEN, EVENT)),
     ("jointech-auto", JOINTECH_AUTO, (TOKEN, EVENT)),
     ("jointech-invalid", JOINTECH_INVALID, (QUARANTINE,)),
-    ("face-terminal-photo", FACE_PHOTO, (TOKEN, PHOTO, EVENT)),
-    ("senselink-record", SENSELINK_RECORD, (TOKEN, EVENT)),
+    ("face-terminal-photo", FACE_PHOTO, (TOKEN, PHOTO, MARKER, EVENT)),
+    ("senselink-record", SENSELINK_RECORD, (TOKEN, MARKER, EVENT)),
     ("senselink-heartbeat", SENSELINK_BEAT, (STATE_READ, STATE_WRITE, STATE_REREAD)),
     ("mettax-gps", METTAX_GPS, (TOKEN, EVENT)),
     ("mettax-face-check", METTAX_FACE, (PART, EVENT)),
@@ -266,11 +273,12 @@ def assert_kept_once(stack: Stack, target: Ingest, deliveries_counted: int) -> N
     if target.kept == "event":
         [event] = stack.event_items(target.vendor)
         markers = id_markers(stack, target.vendor)
-        if target.receipt_timed:
+        if target.id_marker:
             # One marker, and the event under the key it claimed
             [marker] = markers
             assert marker["sk"] == event["eventId"] and marker["eventSk"] == event["sk"]
-            assert event["occurredAt"] == event["receivedAt"]
+            if target.receipt_timed:
+                assert event["occurredAt"] == event["receivedAt"]
         else:
             assert markers == []
     elif target.kept == "heartbeat":

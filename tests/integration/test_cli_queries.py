@@ -13,19 +13,6 @@ from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
 from tests.support import load_event, load_record, with_body
 
 
-@pytest.fixture
-def cli(stack, monkeypatch, capsys):
-    monkeypatch.setattr(commands, "resolve_target",
-                        lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
-
-    def run(*argv: str) -> tuple[int, str]:
-        capsys.readouterr()  # drop the handlers' metric lines printed before
-        code = main(list(argv))
-        return code, capsys.readouterr().out
-
-    return run
-
-
 def _push_history():
     base = load_event("jointech/http-webhook-location.json")
     for hour, battery in ((8, 90), (9, 85), (10, 80)):
@@ -274,7 +261,7 @@ def test_replayed_face_terminal_record_keeps_its_photo_and_device_and_never_its_
 
     # Then both are stored as ingest would have stored them: the alarm on its terminal, the
     # record with its photo in S3, and no PIN anywhere
-    assert code == 0 and out.count("stored") == 2
+    assert code == 0 and out.count("  stored  ") == 2 and out.splitlines()[-1] == "2 stored"
     items = {i["kind"]: i for i in stack.event_items("face-terminal")}
     assert items["alarm"]["deviceId"] == "PSC700C0MC22F02542"
     assert "pin" not in items["record"]["data"]["user"]

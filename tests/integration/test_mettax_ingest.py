@@ -92,7 +92,7 @@ def test_each_kind_through_both_url_styles_and_every_body_encoding(stack, encodi
     # And each is stored once, as its own kind, with the documented values decoded
     items = {i["kind"]: i for i in stack.event_items("mettax")}
     assert sorted(items) == sorted(n[4:] for n in names)
-    assert items["gps"]["eventId"] == "gps-105045133913_1234567893043003392"
+    assert items["gps"]["eventId"] == "gps-105045133913_1234567893043003392-1724793630"  # kind, id, deviceCt
     assert items["gps"]["occurredAt"] == "2024-08-27T21:20:30.000Z"  # deviceCt, UTC
     assert items["gps"]["data"]["reportedLocal"] == "2024-08-28T05:20:45"  # reportCt: the device's wall clock
     assert items["gps"]["data"]["deviceUtcOffset"] == "+08:00"
@@ -196,11 +196,28 @@ def test_a_picture_arriving_after_the_sweep_published_the_check_incomplete_is_pu
     assert run_outbox(stack) == []
 
 
-def test_a_part_too_large_to_share_the_check_item_is_refused_clearly(stack):
-    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 200_000)
-    status, answer = push_record(picture, "face-check")
-    assert status == 400 and "part too large" in answer["message"]
-    assert len(stack.quarantine_items("mettax")) == 1
+def test_a_part_too_large_to_share_the_check_item_is_kept_in_s3_and_assembled(stack):
+    # Given a driver picture message of 300 KB (too large to share the check's item with its result)
+    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 300_000)
+    # When it comes, then its result
+    assert push_record(picture, "face-check") == (200, SUCCESS)
+    assert push_record(face_check("result"), "face-check") == (200, SUCCESS)
+    # Then nothing is refused: the part waited in S3, and the one assembled check holds both
+    assert stack.quarantine_items("mettax") == []
+    [event] = stack.event_items("mettax")
+    assert event["data"]["complete"] is True and event["data"]["imageUrl"] == picture["imageUrl"]
+    [message] = run_outbox(stack)
+    assert message["data"]["data"]["imageUrl"] == picture["imageUrl"]
+
+
+def test_a_large_part_whose_partner_never_comes_is_published_incomplete_by_the_sweep(stack, monkeypatch):
+    picture = dict(face_check("picture"), imageUrl="https://files.example/" + "x" * 300_000)
+    assert push_record(picture, "face-check") == (200, SUCCESS)
+    later = datetime.now(UTC) + timedelta(minutes=11)  # past the parts timeout
+    monkeypatch.setattr(sweep_app, "now_utc", lambda: later)
+    assert sweep_app.lambda_handler({}, context("DeviceSweepFunction"))["partsPublished"] == 1
+    [event] = stack.event_items("mettax")
+    assert event["data"]["complete"] is False and event["data"]["imageUrl"] == picture["imageUrl"]
 
 
 def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack):
@@ -215,7 +232,7 @@ def test_backfilled_data_is_stored_marked_and_never_moves_state_backwards(stack)
     # Then it is stored and published marked as backfill...
     assert message["data"]["data"]["backfill"] is True
     stored = {i["eventId"]: i for i in stack.event_items("mettax")}
-    assert stored[f"gps-{backfill['id']}"]["data"]["backfill"] is True
+    assert stored[f"gps-{backfill['id']}-{backfill['deviceCt']}"]["data"]["backfill"] is True
     # ...and the position is still the newer one
     after = device_state(stack.ddb, stack.table, "mettax", "105045133913")["state"]["position"]
     assert after == before and after["lat"] == 22.577894
@@ -252,6 +269,59 @@ def test_links_tie_a_gps_fix_to_its_alarm_and_an_alarm_to_its_files(stack):
     # Then one Query finds the fix and the alarm, another the alarm's file
     assert sorted(e["kind"] for e in package) == ["alarm", "gps"]
     assert [e["kind"] for e in files] == ["alarm-file"] and files[0]["data"]["fileUrl"] == alarm_file["fileUrl"]
+
+
+def push_batch(records: list[dict]) -> tuple[int, dict]:
+    event = with_body(load_event("mettax/http-doc-gps.json"), json.dumps({"data": json.dumps(records)}))
+    return post(event)
+
+
+def test_a_batch_is_judged_record_by_record_and_a_retry_stores_nothing_twice(stack):
+    # Given a push of three GPS records whose second has a latitude that is not a number
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}") for n in (1, 2, 3)]
+    records[1]["lat"] = "north"
+    # When Mettax pushes it
+    status, answer = push_batch(records)
+    # Then it is answered as delivered, naming the refused record's field
+    assert status == 200 and answer["code"] == 200 and answer["message"].startswith("partially accepted")
+    assert [e["field"] for e in answer["errors"]] == ["data.1.lat"]
+    # And records 0 and 2 are stored and published once, record 1 is kept in quarantine alone
+    assert sorted(i["data"]["id"] for i in stack.event_items("mettax")) == [records[0]["id"], records[2]["id"]]
+    assert sorted(m["data"]["data"]["id"] for m in run_outbox(stack)) == [records[0]["id"], records[2]["id"]]
+    [kept] = stack.quarantine_items("mettax")
+    assert json.loads(kept["body"]) == {"data": records[1]} and kept["kind"] == "gps"
+
+    # When Mettax sends the same push again
+    assert push_batch(records)[0] == 200
+    # Then nothing is stored or published twice; the refused record is seen again
+    assert len(stack.event_items("mettax")) == 2 and run_outbox(stack) == []
+    [kept] = stack.quarantine_items("mettax")
+    assert kept["seenCount"] == 2
+
+
+def test_a_batch_whose_every_record_is_refused_is_a_400_each_kept_alone(stack):
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}", lat="north") for n in (1, 2)]
+    status, answer = push_batch(records)
+    assert status == 400 and [e["field"] for e in answer["errors"]] == ["data.0.lat", "data.1.lat"]
+    assert stack.event_items("mettax") == []
+    assert sorted(json.loads(q["body"])["data"]["id"] for q in stack.quarantine_items("mettax")) == [
+        records[0]["id"], records[1]["id"]]
+
+
+def test_a_record_too_big_for_an_item_in_a_batch_is_offloaded_and_the_rest_stored(stack):
+    # Given three records, the middle one 400 KB (too big for an item, under the 1 MB route cap)
+    base = load_record("mettax", "doc-gps")
+    records = [dict(base, id=f"105045133913_{n}") for n in (1, 2, 3)]
+    records[1]["padding"] = "p" * 400_000
+    # When they are pushed
+    status, answer = push_batch(records)
+    # Then every record is stored (the big one in S3, its item pointing there) and published
+    assert (status, answer) == (200, SUCCESS)
+    items = {i["data"].get("id") or i["dataRef"]: i for i in stack.event_items("mettax")}
+    assert len(items) == 3 and sum("dataRef" in i for i in items.values()) == 1
+    assert len(run_outbox(stack)) == 3
 
 
 @pytest.mark.parametrize("body, field", [

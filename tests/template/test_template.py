@@ -548,7 +548,7 @@ def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, A
         ("quarantine", keys.quarantine_pk(vendor, "q1")))}
     events = [keys.event_pk(vendor, "d1") for vendor in vendor_names()]
     owned = {"OutboxFunction": [keys.device_pk("mettax", "d1"), keys.alarms_pk("face-terminal", "d1"),
-                                keys.commands_pk("jointech", "d1")],
+                                keys.commands_pk("jointech", "d1"), keys.state_failure_pk("jointech", "d1")],
              "DeviceSweepFunction": [keys.device_pk("ai-camera", "d1"), keys.parts_pk("mettax", "d1"),
                                      keys.commands_pk("jointech", "d1")]}
     for function_id, own in owned.items():
@@ -563,6 +563,46 @@ def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, A
     # And the outbox reaches the commands of vendors with commands only (their answers resolve them)
     assert not _reaches(_grants(template, "OutboxFunction", "UpdateItem"), keys.commands_pk("mettax", "d1"))
     assert _grants(template, "OutboxFunction", "Query") == ["C#jointech#*"]
+
+
+def test_the_outbox_reads_back_offloaded_records_and_nothing_else_of_the_bucket(template: dict[str, Any]) -> None:
+    # Given the outbox's S3 grants
+    grants = [(tuple(_as_list(st["Action"])), _as_list(st["Resource"])) for where, st in _policy_statements(template)
+              if where.startswith("OutboxFunction/") and any(a.startswith("s3:") for a in _as_list(st["Action"]))]
+    # Then it may read the objects records were offloaded to (payloads/...), never a photo or quarantine
+    assert grants == [(("s3:GetObject",), [{"Fn::Sub": "${PayloadBucket.Arn}/payloads/*"}])]
+
+
+def test_the_table_cannot_be_deleted_by_accident(template: dict[str, Any]) -> None:
+    table = template["Resources"]["EventsTable"]
+    # Neither by a stack delete or replacement, nor by a DeleteTable call outside CloudFormation
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+
+
+def test_senselink_keeps_reserved_concurrency_unless_the_parameter_is_zero(template: dict[str, Any],
+                                                                          translated: dict[str, Any]) -> None:
+    # Given the SenseLink function (5 s deadline) and the reservation parameter
+    parameter = template["Parameters"]["SenseLinkReservedConcurrency"]
+    assert parameter["Default"] > 0 and parameter["MinValue"] == 0
+    reserved = template["Resources"]["SenseLinkWebhookFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    # Then it is reserved with the parameter, and left out entirely when the parameter is 0
+    assert reserved == {"Fn::If": ["HasSenseLinkReservation", {"Ref": "SenseLinkReservedConcurrency"},
+                                   {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["HasSenseLinkReservation"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SenseLinkReservedConcurrency"}, 0]}]}
+    # And no other function is capped by a reservation (SenseLink's is the one the deadline needs)
+    capped = [name for name, resource in translated["Resources"].items()
+              if resource["Type"] == "AWS::Lambda::Function" and "ReservedConcurrentExecutions" in resource["Properties"]]
+    assert capped == ["SenseLinkWebhookFunction"]
+
+
+def test_given_up_state_writes_raise_an_alarm(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["StateFailureAlarm"]["Properties"]
+    [query] = alarm["Metrics"]
+    # Summed over every vendor and kind, as the outbox emits it (emit_counts "stateWriteFailed")
+    assert query["Expression"] == "SELECT SUM(stateWriteFailed) FROM SCHEMA(Devicegate, kind, service, vendor)"
+    assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_the_sweep_queries_only_its_work_index_which_holds_no_event_data(template: dict[str, Any]) -> None:
@@ -1062,8 +1102,12 @@ def test_each_webhook_touches_only_its_own_vendors_rows_objects_and_secret(
             prefixes = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
             assert all(p.split("#")[1] == vendor for p in prefixes), prefixes
         if any(a.startswith("s3:") for a in actions):
-            assert actions == ["s3:PutObject"]
-            assert all(r["Fn::Sub"].endswith(f"/{vendor}/*") for r in resources), resources
+            # Objects are written under the vendor's own prefixes; read back only its offloaded parts
+            if actions == ["s3:GetObject"]:
+                assert resources == [{"Fn::Sub": f"${{PayloadBucket.Arn}}/payloads/{vendor}/*/parts/*"}]
+            else:
+                assert actions == ["s3:PutObject"]
+                assert all(r["Fn::Sub"].endswith(f"/{vendor}/*") for r in resources), resources
         if any(a.startswith("secretsmanager:") for a in actions):
             assert resources == [{"Ref": secret}]
 

@@ -30,14 +30,14 @@ def _url_hash(name: str) -> str:
 
 # fixture -> (kind, event id (None: content-derived), occurredAt, link)
 EXPECTED = {
-    "doc-gps": ("gps", "gps-105045133913_1234567893043003392", "2024-08-27T21:20:30.000Z",
+    "doc-gps": ("gps", "gps-105045133913_1234567893043003392-1724793630", "2024-08-27T21:20:30.000Z",
                 "105045133913_1234567893043003392"),
-    "doc-alarm": ("alarm", "alarm-1843895343409950720", "2024-12-27T10:49:35.000Z",
+    "doc-alarm": ("alarm", "alarm-1843895343409950720-1735296575", "2024-12-27T10:49:35.000Z",
                   "105045133913_1843895343409950720"),
-    "doc-device-info": ("device-info", "device-info-105045133913_1234567895482220544", "2024-08-28T01:25:55.000Z",
-                        "105045133913_1234567895482220544"),
-    "doc-passthrough": ("passthrough", "passthrough-105045133913_1878721045339443200", "2025-01-13T08:29:36.000Z",
-                        "105045133913_1878721045339443200"),
+    "doc-device-info": ("device-info", "device-info-105045133913_1234567895482220544-1724808355",
+                        "2024-08-28T01:25:55.000Z", "105045133913_1234567895482220544"),
+    "doc-passthrough": ("passthrough", "passthrough-105045133913_1878721045339443200-1736756976",
+                        "2025-01-13T08:29:36.000Z", "105045133913_1878721045339443200"),
     "doc-alarm-file": ("alarm-file", f"alarm-file-1924683352005763072-{_url_hash('doc-alarm-file')}", RECEIVED_ISO,
                        "alarm:1924683352005763072"),
     "doc-sensor": ("sensor", None, "2025-01-13T08:29:36.000Z", "1924683352005763072"),
@@ -45,13 +45,13 @@ EXPECTED = {
                          "capture:1009759838"),
     "doc-face-check-result": ("face-check", f"face-check-{FACE_ID}", "2025-11-07T07:26:39.000Z", FACE_ID),
     "doc-face-check-picture": ("face-check", f"face-check-{FACE_ID}", RECEIVED_ISO, FACE_ID),
-    "doc-rfid": ("rfid", "rfid-333845765947_1988448015257571328", "2025-11-12T03:25:25.000Z",
+    "doc-rfid": ("rfid", "rfid-333845765947_1988448015257571328-1762917925", "2025-11-12T03:25:25.000Z",
                  "333845765947_1988448015257571328"),
-    "variation-gps-backfill": ("gps", "gps-105045133913_1234567880000000000", "2024-08-27T18:10:00.000Z",
+    "variation-gps-backfill": ("gps", "gps-105045133913_1234567880000000000-1724782200", "2024-08-27T18:10:00.000Z",
                                "105045133913_1234567880000000000"),
-    "variation-alarm-multiple-types": ("alarm", "alarm-1843895343409950721", "2024-12-27T10:49:35.000Z",
+    "variation-alarm-multiple-types": ("alarm", "alarm-1843895343409950721-1735296575", "2024-12-27T10:49:35.000Z",
                                        "105045133913_1843895343409950721"),
-    "variation-device-info-minimal": ("device-info", "device-info-105045133913_1234567895733878784",
+    "variation-device-info-minimal": ("device-info", "device-info-105045133913_1234567895733878784-1724808415",
                                       "2024-08-28T01:26:55.000Z", "105045133913_1234567895733878784"),
 }
 
@@ -300,10 +300,18 @@ def test_data_array_gives_one_event_per_record():
     assert [e.kind for e in events] == ["gps", "alarm"]
 
 
-def test_problem_in_a_batch_names_the_record():
-    records = [load_record("mettax", "doc-gps"), dict(load_record("mettax", "doc-gps"), lat="north")]
-    error = invalid(json.dumps({"data": records}).encode())
-    assert fields_of(error) == ["data.1.lat"]
+def test_a_bad_record_in_a_batch_is_refused_alone_and_named():
+    # Given a batch whose second record has a latitude that is not a number
+    bad = dict(load_record("mettax", "doc-gps"), lat="north")
+    records = [load_record("mettax", "doc-gps"), bad, load_record("mettax", "doc-alarm")]
+    judged = ADAPTER.normalize(push(json.dumps({"data": records}).encode()), RECEIVED)
+    # Then the others are events, and the bad one is refused naming its field, as a push of its own
+    assert [type(j).__name__ for j in judged] == ["NormalizedEvent", "RefusedRecord", "NormalizedEvent"]
+    refused = judged[1]
+    assert [p.field for p in refused.problems] == ["data.1.lat"]
+    assert json.loads(refused.body) == {"data": bad}
+    # Which, pushed on its own, is refused again (a replay finds it still invalid)
+    assert fields_of(invalid(refused.body)) == ["data.lat"]
 
 
 def test_bare_record_body_and_sniffed_bodies():

@@ -8,6 +8,7 @@ from devicegate.core.errors import StorageUnavailable
 from devicegate.outbox.batch import process_batch
 from devicegate.outbox.messages import MAX_MESSAGE_BYTES, Outgoing, cloud_event, message_body
 from devicegate.outbox.stream import StreamRecord
+from devicegate.store.devices import Applied
 
 
 def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
@@ -35,18 +36,28 @@ class FakeQueue:
 class FakeState:
     """The state store's contract in memory: newest wins per group, one write per device news."""
 
-    def __init__(self, fail_on=None):
+    def __init__(self, fail_on=None, refuse_device=None):
         self.groups: dict[tuple, str] = {}
         self.heard_at: dict[tuple, str] = {}
         self.writes = 0
         self.calls = 0
         self.fail_on = fail_on
+        self.refuse_device = refuse_device  # its write is refused as such (ValidationException)
+        self.failures: list = []
+
+    def record_failure(self, failure, now):
+        self.failures.append(failure)
 
     def apply_many(self, news, now):
         self.calls += 1
         if any(g.event_id == self.fail_on for n in news for g in n.groups.values()):
             raise StorageUnavailable("boom")
+        applied = []
         for one in news:
+            if one.device_id == self.refuse_device:
+                applied.append(Applied(changed=False, failure="ValidationException"))
+                continue
+            applied.append(Applied(changed=True))
             self.writes += 1
             for group, value in one.groups.items():
                 key = (one.vendor, one.device_id, group)
@@ -55,6 +66,7 @@ class FakeState:
             if one.heard_at:
                 self.heard_at[(one.vendor, one.device_id)] = max(self.heard_at.get((one.vendor, one.device_id), ""),
                                                                  one.heard_at)
+        return applied
 
 
 def _records(n: int) -> list[StreamRecord]:
@@ -103,6 +115,45 @@ def test_a_raising_state_hook_leaves_that_event_s_groups_alone_and_still_publish
     assert state.groups[("jointech", "dev1", "summary")] == "2025-02-07T10:00:03.000Z"
 
 
+def test_a_device_whose_state_write_is_refused_fails_alone_and_every_event_is_published():
+    # Given a batch of 100 devices, one of whose state items DynamoDB refuses as such
+    records = [StreamRecord(f"s{i:03d}", dict(_event(i), deviceId=f"dev{i}")) for i in range(100)]
+    queue, state = FakeQueue(), FakeState(refuse_device="dev42")
+    # When the outbox processes the batch
+    failed = process_batch(records, queue, state, lambda e: {"position": {"n": e["eventId"]}})
+    # Then nothing is retried, every event is published once, and the one failure is recorded
+    assert failed == [] and queue.sent == [f"e{i}" for i in range(100)]
+    assert [(f.device_id, f.what, f.error, f.event_ids) for f in state.failures] == [
+        ("dev42", "device", "ValidationException", ("e42",))]
+    assert state.writes == 99
+
+
+def test_a_raising_alarm_hook_fails_that_event_alone():
+    # Given an alarm event whose lifecycle hook raises, beside an ordinary one
+    records = [StreamRecord("s1", dict(_event(1), kind="alarm")), StreamRecord("s2", _event(2))]
+    queue, state = FakeQueue(), FakeState()
+
+    def transition(event):
+        raise KeyError("status")
+
+    failed = process_batch(records, queue, state, lambda e: {}, transition_for=transition)
+    # Then both are published and the alarm's failure is recorded
+    assert failed == [] and queue.sent == ["e1", "e2"]
+    assert [(f.what, f.error, f.event_ids) for f in state.failures] == [("alarm", "KeyError", ("e1",))]
+
+
+def test_an_offloaded_record_is_projected_from_the_record_read_back():
+    # Given an event whose record went to S3 (its item holds {} and a dataRef)
+    event = dict(_event(1), data={}, dataRef="s3://bucket/payloads/x.json")
+    seen = []
+    state = FakeState()
+    process_batch([StreamRecord("s1", event)], FakeQueue(), state,
+                  lambda e: seen.append(e["data"]) or {"lastEvent": {"card": e["data"]["card"][:4]}},
+                  load_data=lambda ref: {"card": "1234567"})
+    # Then the state hook saw the record, not {}
+    assert seen == [{"card": "1234567"}]
+
+
 def test_events_far_in_the_future_do_not_touch_state():
     state = FakeState()
     future = StreamRecord("s1", _event(1, occurred="2031-01-01T00:00:00.000Z"))
@@ -114,7 +165,7 @@ def test_cloud_event_shape():
     event = _event(7)
     message = cloud_event(event)
     assert message == {
-        "specversion": "1.0", "id": "e7", "source": "devicegate/jointech", "type": "devicegate.jointech.location",
+        "specversion": "1.0", "id": "e7", "source": "devicegate/jointech/dev1", "type": "devicegate.jointech.location",
         "subject": "dev1", "time": "2025-02-07T10:00:00.000Z", "datacontenttype": "application/json", "data": event,
     }
     assert cloud_event(event, "s3://b/k")["dataref"] == "s3://b/k"
@@ -178,8 +229,10 @@ def test_fifo_identity_is_stable_per_event_and_per_device_and_fits_sqs_limits():
     from devicegate.outbox.messages import deduplication_id, message_group
 
     # Given the same event published twice, and devices with awkward ids
-    assert deduplication_id("jointech", "e1") == deduplication_id("jointech", "e1")
-    assert deduplication_id("jointech", "e1") != deduplication_id("mettax", "e1")
+    assert deduplication_id("jointech", "d1", "e1") == deduplication_id("jointech", "d1", "e1")
+    assert deduplication_id("jointech", "d1", "e1") != deduplication_id("mettax", "d1", "e1")
+    # Two devices' events with one vendor id (two terminals, one record uuid) are two messages
+    assert deduplication_id("face-terminal", "T-1", "u1") != deduplication_id("face-terminal", "T-2", "u1")
     # Then groups are per device, printable ASCII and at most 128 characters, however long the id
     assert message_group("jointech", "a/b#c") == "jointech:a%2Fb%23c"
     long = message_group("senselink", "x" * 200)

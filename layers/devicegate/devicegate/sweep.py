@@ -152,7 +152,8 @@ class Sweep:
         return from_item(found["Item"]) if found.get("Item") else None
 
     def _publish_parts(self, item: dict[str, Any], now: datetime, report: SweepReport) -> None:
-        parts = {name[5:]: value for name, value in item.items() if name.startswith("part_") and isinstance(value, str)}
+        parts = self._store.load_parts({name[5:]: value for name, value in item.items()
+                                        if name.startswith("part_") and isinstance(value, str)})
         adapter = self._adapter_for(item["vendor"])
         # Received when its last part was, not now: the event says when the gateway heard it.
         received = parse_time(item.get("lastReceivedAt") or item.get("firstReceivedAt") or iso_utc(now))

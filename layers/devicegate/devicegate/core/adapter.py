@@ -10,13 +10,17 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import personal
-from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem
 
 
 class Outcome(enum.Enum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
+    #: A push of several records, some stored (or found stored) and some refused, each refused
+    #: one kept in quarantine alone. Answered as delivered (retrying cannot fix what was refused,
+    #: and would only store nothing again), naming the refused records' fields.
+    PARTIAL = "partial"
     INVALID = "invalid"
     TOO_LARGE = "too_large"
     FORBIDDEN = "forbidden"
@@ -68,13 +72,17 @@ class VendorAdapter(ABC):
     offline_from_config: ClassVar[bool] = False
 
     @abstractmethod
-    def normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat]:
+    def normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat | RefusedRecord]:
         """Turn one push into events (or liveness beats), or raise InvalidPayload naming the bad
-        fields. (A Sequence, so an adapter that never sends beats may say list[NormalizedEvent].)"""
+        fields. A push carrying several records (Mettax's `data` array) is judged record by record:
+        a record that cannot become an event is a RefusedRecord in the result, quarantined alone
+        while the others are stored. (A Sequence, so an adapter that never sends beats may say
+        list[NormalizedEvent].)"""
 
     @abstractmethod
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
-        """The vendor-shaped reply for an outcome (a retrying status for UNAVAILABLE)."""
+        """The vendor-shaped reply for an outcome (a retrying status for UNAVAILABLE, the
+        delivered status for PARTIAL, with the refused records' problems)."""
 
     def check_deployment(self) -> None:
         """Called when a function serving this vendor starts: raise on a broken deployment

@@ -110,6 +110,17 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedRecord:
+    """One record of a push carrying several that cannot become an event: kept in quarantine on
+    its own, as a push of its own (`body`, replayable on the same route), while the push's other
+    records are stored."""
+
+    reason: str
+    problems: list[FieldProblem]
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class NormalizedEvent:
     """One device record, the same shape for every vendor (the stored item and the queue
     message's `data`). Built only through `make_event`; adapters validate the vendor side."""
@@ -133,6 +144,18 @@ class NormalizedEvent:
     #: retransmission then has another occurredAt, so the store finds it by id (an id marker)
     #: rather than by its timeline key.
     device_time: bool = True
+    #: True when the vendor documents its id as unique per record whatever its time field says
+    #: (a face terminal's `uuid`, a SenseLink record `id`): a copy restating the time (a
+    #: fraction added, milliseconds instead of seconds, another path's clock) is the same event,
+    #: so the store finds it by id too. Otherwise the time is part of the identity, and every
+    #: adapter puts it into the event id (derived ids hash it, vendor ids carry it), so two items
+    #: under one id cannot happen (docs/consuming.md, "What makes two records one event").
+    unique_id: bool = False
+
+    @property
+    def keyed_by_id(self) -> bool:
+        """The store claims the id before writing the event (store.events: the EID# marker)."""
+        return self.unique_id or not self.device_time
 
     @property
     def data(self) -> dict[str, Any]:
@@ -198,7 +221,8 @@ def record_json(model: BaseModel, transport_fields: frozenset[str] = frozenset()
 def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime, received_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
                event_id: str | None = None, media: tuple[MediaObject, ...] = (),
-               part: Part | None = None, link: str | None = None, device_time: bool = True) -> NormalizedEvent:
+               part: Part | None = None, link: str | None = None, device_time: bool = True,
+               unique_id: bool = False) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`)."""
     # Every event's data passes here: the one place personal data is masked or dropped before
     # anything is stored or published, and kept out of content-derived ids (core/personal.py).
@@ -213,4 +237,5 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         media=media, part=part, link=link,
         # A fallback to the receipt time is a receipt time, whoever forgot to say so.
         device_time=device_time and occurred_at != received_at,
+        unique_id=unique_id,
     )

@@ -41,3 +41,13 @@ class PayloadTooLarge(IngestError):
 
 class StorageUnavailable(IngestError):
     """A dependency (DynamoDB, S3, Secrets Manager) failed: the sender must retry."""
+
+
+class ItemRefused(Exception):
+    """DynamoDB refused the item itself (ValidationException: over 400 KB, a key too long): the
+    same write fails on every retry, so the caller records it and goes on rather than retrying."""
+
+    def __init__(self, what: str, code: str):
+        super().__init__(f"{what} refused: {code}")
+        self.what = what
+        self.code = code

@@ -120,6 +120,14 @@ def cancelled_by_conditions(exc: BaseException) -> bool:
         "ConditionalCheckFailed" in reasons
 
 
+def refused_item(exc: BaseException) -> bool:
+    """The request's item is unstorable as it is (too large, a key too long): a ValidationException,
+    or a transaction cancelled because one of its items was. Retrying the same write cannot help."""
+    if error_code(exc) == INVALID_REQUEST:
+        return True
+    return "ValidationError" in cancellation_reasons(exc)
+
+
 def maybe_processed(exc: BaseException) -> bool:
     """The call got no answer after its request may have reached the service (a read timeout, a
     connection dropped mid-call): what it asked for may have been done. False for an answer with

@@ -3,6 +3,11 @@
 "Accepted" is only said after the event is durably stored (or found already stored). Every other
 path says why, in the vendor's shape: 403 for a bad token, 4xx with the bad fields (payload kept
 in quarantine), 503 when storage is down so the sender keeps the record and retries.
+
+A push of several records is judged record by record: the valid ones are stored, each refused
+one is quarantined alone (as a push of its own, replayable), and the answer says which were
+refused (Outcome.PARTIAL, answered as delivered: a retry would store nothing twice and could not
+fix what was refused). Only when every record is refused is the push answered as invalid.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
-from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
 from devicegate.core.timeutil import now_utc
 from devicegate.infra.observability import emit_counts, innermost_frame, logger
@@ -29,7 +34,9 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: bool = False
-    reason: str = ""  # why it was refused (INVALID, TOO_LARGE)
+    reason: str = ""  # why it was refused (INVALID, TOO_LARGE, PARTIAL) or failed (UNAVAILABLE)
+    problems: list[FieldProblem] = field(default_factory=list)  # the fields at fault, for a refusal
+    refused: int = 0  # records of the push kept in quarantine (PARTIAL, or INVALID record by record)
 
 
 class Pipeline:
@@ -52,7 +59,8 @@ class Pipeline:
         except StorageUnavailable as exc:
             logger.warning("storage unavailable, asking sender to retry", extra={"vendor": vendor, "error": str(exc)})
             emit_counts(vendor, self.adapter.quarantine_kind(push), {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"storage unavailable ({exc})")
         except Exception as exc:
             # Last resort: whatever broke (a bug on the storage path, an unexpected answer), the
             # sender gets its retryable failure and keeps the record, never a crash that the
@@ -61,7 +69,8 @@ class Pipeline:
                                                                          "error_type": type(exc).__name__,
                                                                          "where": innermost_frame(exc)})
             emit_counts(vendor, "unknown", {"failed": 1})
-            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE))
+            return IngestResult(Outcome.UNAVAILABLE, self.adapter.answer(Outcome.UNAVAILABLE),
+                                reason=f"{type(exc).__name__} at {innermost_frame(exc)}")
 
     def _ingest(self, push: RawPush) -> IngestResult:
         adapter, vendor = self.adapter, self.adapter.vendor
@@ -83,15 +92,31 @@ class Pipeline:
 
         beats: list[Heartbeat] = []
         events: list[NormalizedEvent] = []
+        refused: list[RefusedRecord] = []
         for record in records:
             if isinstance(record, Heartbeat):
                 beats.append(record)
+            elif isinstance(record, RefusedRecord):
+                refused.append(record)
             else:
                 events.append(record)
         for beat in beats:
             self.store.heartbeat(beat)
-        if beats and not events:
+        if beats and not events and not refused:
             return IngestResult(Outcome.ACCEPTED, adapter.answer(Outcome.ACCEPTED))
+        try:
+            stored, duplicates = self._store(push, events, refused, received_at)
+        except InvalidPayload as exc:  # the table refused the push's one record itself (key too large)
+            return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
+        if refused:
+            return self._refused_records(push, refused, events, stored, duplicates, received_at)
+        outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
+        return IngestResult(outcome, self._accepted_answer(outcome, events), events, stored, duplicates)
+
+    def _store(self, push: RawPush, events: list[NormalizedEvent], refused: list[RefusedRecord],
+               received_at: datetime) -> tuple[int, int]:
+        """(stored, duplicates) of the push's events, each stored once. A record the table refuses
+        as an item raises InvalidPayload when it is the push's only one, else joins `refused`."""
         stored = duplicates = 0
         for event in events:
             # "accepted" is counted by the outbox from the stream (one metric line per batch and
@@ -104,17 +129,36 @@ class Pipeline:
                         continue
                     event = complete
                 new = self.store.put_event(event)
-            except InvalidPayload as exc:  # the table refused the item itself (key too large)
-                return self._reject(push, Outcome.INVALID, exc.reason, exc.problems, received_at)
+            except InvalidPayload as exc:
+                if len(events) + len(refused) == 1:
+                    raise
+                # Which record of the push it came from is the adapter's knowledge, not the
+                # store's: the push is kept whole (a replay stores the others once, again).
+                refused.append(RefusedRecord(exc.reason, exc.problems, push.raw_bytes()))
+                continue
             if new:
                 stored += 1
             else:
                 duplicates += 1
-                emit_counts(vendor, event.kind, {"duplicate": 1})
-                logger.info("retransmission recognised", extra={"vendor": vendor, "kind": event.kind,
+                emit_counts(self.adapter.vendor, event.kind, {"duplicate": 1})
+                logger.info("retransmission recognised", extra={"vendor": self.adapter.vendor, "kind": event.kind,
                                                                 "event_id": event.eventId})
-        outcome = Outcome.ACCEPTED if stored or not duplicates else Outcome.DUPLICATE
-        return IngestResult(outcome, self._accepted_answer(outcome, events), events, stored, duplicates)
+        return stored, duplicates
+
+    def _refused_records(self, push: RawPush, refused: list[RefusedRecord], events: list[NormalizedEvent],
+                         stored: int, duplicates: int, received_at: datetime) -> IngestResult:
+        """Each refused record of a multi-record push quarantined alone; the answer names them."""
+        problems = [problem for record in refused for problem in record.problems]
+        total = len(refused) + stored + duplicates
+        reason = f"{len(refused)} of {total} records refused, each kept in quarantine"
+        for record in refused:
+            alone = RawPush(vendor=push.vendor, transport=push.transport, body=record.body, route=dict(push.route),
+                            headers={"content-type": "application/json"}, request_id=push.request_id)
+            self._keep(alone, record.reason, record.problems, received_at)
+        outcome = Outcome.PARTIAL if stored or duplicates else Outcome.INVALID
+        answer = self.adapter.answer(outcome, problems, reason)
+        return IngestResult(outcome, answer, events, stored, duplicates, quarantined=self.quarantine, reason=reason,
+                            problems=problems, refused=len(refused))
 
     def _put_part(self, event: NormalizedEvent, received_at: datetime) -> NormalizedEvent | None:
         """Store one part; the assembled event once every part is there (a retransmitted last
@@ -149,7 +193,7 @@ class Pipeline:
                 config = self.configs.get(adapter.vendor, device)
         return adapter.accepted_answer(outcome, events, config)
 
-    def _normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat]:
+    def _normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat | RefusedRecord]:
         try:
             events = self.adapter.normalize(push, received_at)
         except InvalidPayload:
@@ -170,6 +214,13 @@ class Pipeline:
 
     def _reject(self, push: RawPush, outcome: Outcome, reason: str, problems: list[FieldProblem],
                 received_at: datetime) -> IngestResult:
+        quarantined = self._keep(push, reason, problems, received_at)
+        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=quarantined,
+                            reason=reason, problems=problems)
+
+    def _keep(self, push: RawPush, reason: str, problems: list[FieldProblem], received_at: datetime) -> bool:
+        """Quarantine a refused payload (scrubbed by its vendor); False when this pipeline does not
+        quarantine (a replay of what is in quarantine already)."""
         vendor, kind = self.adapter.vendor, self.adapter.quarantine_kind(push)
         try:
             body = self.adapter.quarantine_body(push)
@@ -183,11 +234,11 @@ class Pipeline:
             content_type=push.headers.get("content-type", ""), route=dict(push.route),
         )
         if not self.quarantine:
-            return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), reason=reason)
+            return False
         first = self.store.quarantine(record)  # StorageUnavailable propagates: answer 503, retry
         emit_counts(vendor, kind, {"rejected": 1, "quarantined": 1})
         logger.info("payload quarantined", extra={
             "vendor": vendor, "kind": kind, "reason": reason, "first_seen": first,
             "fields": [p.field for p in problems], "quarantine_id": record.digest,
         })
-        return IngestResult(outcome, self.adapter.answer(outcome, problems, reason), quarantined=True, reason=reason)
+        return True

@@ -5,33 +5,139 @@ IoT rules could not deliver.
 Everything goes through the live Pipeline (authentication skipped: the payload was received
 before), so a replay assembles parts, answers heartbeats and stores exactly as a live push would,
 and replaying twice, or replaying something that meanwhile arrived again, stores it once.
+
+A dry run is the same run: the same Pipeline over the same clients, with the clients' writes
+withheld (`WritesWithheld`). So it applies every check the real run applies (the size cap, parsing,
+validation, normalization, assembling parts, the answer) and its prediction is the real run's
+outcome; only what the table itself would refuse on a write (an item over DynamoDB's limits) is
+left unknown.
+
+One bad item never stops a run: whatever one item raises becomes its outcome (`failed`, with the
+exception's type and where it was raised, never its message, which may quote the payload), and
+the run goes on with the next.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from devicegate.core.adapter import Outcome
 from devicegate.core.envelope import RawPush
-from devicegate.core.errors import InvalidPayload
 from devicegate.core.timeutil import iso_utc, now_utc
+from devicegate.infra.aws import error_code
+from devicegate.infra.observability import innermost_frame, logger
 from devicegate.ingest.iot import event_from_topic, iot_push
-from devicegate.ingest.pipeline import Pipeline
+from devicegate.ingest.pipeline import IngestResult, Pipeline
 from devicegate.store.configs import DeviceConfigs
-from devicegate.store.events import DynamoEventStore
+from devicegate.store.events import EventStore
 from devicegate.store.queries import quarantined
 from devicegate.vendors import get_adapter
+
+#: The event store over a DynamoDB and an S3 client. A run builds its store over its own clients,
+#: so that a dry run's store has their writes withheld too.
+StoreOver = Callable[[Any, Any], EventStore]
+
+#: What each outcome is called in a dry run (the others are the same in both).
+_PREDICTED = {"stored": "would-replay", "duplicate": "would-replay", "quarantined": "would-quarantine"}
 
 
 @dataclass
 class ReplayOutcome:
     id: str
-    status: str  # stored, duplicate, quarantined, still-invalid, failed, would-replay
-    detail: str = ""
+    status: str  # stored, duplicate, quarantined, partial, still-invalid, failed, not-found, would-replay, would-quarantine
+    detail: str = ""  # the event ids stored, or why not
     answer: Any = None  # what the sender would have been answered (a camera's strategy...)
+    fields: list[str] = field(default_factory=list)  # the fields at fault, for a refusal
+
+
+# Operation name prefixes that only read. Anything else a dry run does not send.
+_READS = ("Get", "BatchGet", "Query", "Scan", "List", "Describe", "Head")
+# A client's attributes that are no API call and send nothing themselves (paginators and waiters
+# call the client's read operations).
+_HARMLESS = frozenset({"meta", "exceptions", "get_paginator", "can_paginate", "get_waiter"})
+
+
+class WritesWithheld:
+    """A botocore (or boto3) client whose writes are not sent, for a dry run.
+
+    Read operations go through, so a dry run sees what the table and bucket hold now. Every other
+    operation answers as if it had succeeded and changed nothing; an update or delete asking for
+    ALL_OLD gets the item as it is now, which is what the write would have answered (so a record's
+    parts assemble in a dry run as they would for real). Anything else a client offers (boto3's
+    upload_file, presigned URLs...) is refused: what is not known to be harmless is not done.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.withheld: list[str] = []  # operations not sent, in order
+
+    def __getattr__(self, name: str) -> Any:
+        operation = self._client.meta.method_to_api_mapping.get(name)
+        if operation is None:
+            if name in _HARMLESS:
+                return getattr(self._client, name)
+            raise AttributeError(f"{name} is not available in a dry run")
+        if operation.startswith(_READS):
+            return getattr(self._client, name)
+        return partial(self._withhold, operation)
+
+    def _withhold(self, operation: str, **params: Any) -> dict[str, Any]:
+        self.withheld.append(operation)
+        if params.get("ReturnValues") == "ALL_OLD" and "Key" in params:
+            now = self._client.get_item(TableName=params["TableName"], Key=params["Key"], ConsistentRead=True)
+            return {"Attributes": now.get("Item", {})}
+        return {}
+
+
+class _Run:
+    """One replay or redrive of one vendor: the live Pipeline over the deployment's clients or,
+    in a dry run, over the same clients with their writes withheld. Nothing else differs."""
+
+    def __init__(self, ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str, dry_run: bool,
+                 quarantine_invalid: bool):
+        if dry_run:
+            ddb, s3 = WritesWithheld(ddb), WritesWithheld(s3)
+        self.ddb, self.s3, self.table, self.dry_run = ddb, s3, table, dry_run
+        self.pipeline = Pipeline(get_adapter(vendor), store_over(ddb, s3), verifier=None,
+                                 configs=DeviceConfigs(ddb, table), quarantine=quarantine_invalid)
+
+    def each(self, item_id: str, work: Callable[[], ReplayOutcome]) -> ReplayOutcome:
+        """`work`'s outcome, or `failed` with what it raised; then the run goes on."""
+        try:
+            outcome = work()
+        except Exception as exc:
+            # The type, an AWS error code and the place: enough to act on, and never the message,
+            # which may quote the payload. (boto3 names a modeled error's class after its code.)
+            what = " ".join(dict.fromkeys(filter(None, (type(exc).__name__, error_code(exc)))))
+            where = innermost_frame(exc)
+            logger.error("replay of one item failed", extra={"item": item_id, "error": what, "where": where})
+            outcome = ReplayOutcome(item_id, "failed", f"{what} at {where}")
+        if self.dry_run:
+            outcome.status = _PREDICTED.get(outcome.status, outcome.status)
+        return outcome
+
+    def reingest(self, item_id: str, push: RawPush) -> ReplayOutcome:
+        return _outcome(item_id, self.pipeline.ingest(push))
+
+
+def _outcome(item_id: str, result: IngestResult) -> ReplayOutcome:
+    answer = result.answer.body
+    if result.outcome in (Outcome.INVALID, Outcome.TOO_LARGE):
+        status = "quarantined" if result.quarantined else "still-invalid"
+        return ReplayOutcome(item_id, status, result.reason, answer, [p.field for p in result.problems])
+    if result.outcome is Outcome.UNAVAILABLE:
+        return ReplayOutcome(item_id, "failed", f"{result.reason}; replay it again later", answer)
+    if result.outcome is Outcome.PARTIAL and not result.quarantined:
+        # Some of its records are stored now, others still refused: it stays in quarantine (a
+        # later replay finds the stored ones stored, and tries the others again).
+        return ReplayOutcome(item_id, "partial", result.reason, answer, [p.field for p in result.problems])
+    ids = ",".join(e.eventId for e in result.events)
+    return ReplayOutcome(item_id, "duplicate" if result.outcome is Outcome.DUPLICATE else "stored", ids, answer)
 
 
 def _body(item: dict[str, Any], s3: Any) -> bytes:
@@ -43,80 +149,6 @@ def _body(item: dict[str, Any], s3: Any) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def _reingest(push: RawPush, store: DynamoEventStore, dry_run: bool, quarantine_invalid: bool = True,
-              configs: DeviceConfigs | None = None) -> tuple[str, str, Any]:
-    """(status, detail, answer) of one payload through the live pipeline; a dry run only decodes."""
-    adapter = get_adapter(push.vendor)
-    if dry_run:
-        try:
-            events = adapter.normalize(push, now_utc())
-        except InvalidPayload as exc:
-            return ("would-quarantine" if quarantine_invalid else "still-invalid"), exc.reason, None
-        return "would-replay", ",".join(getattr(e, "eventId", "") for e in events), None
-    result = Pipeline(adapter, store, verifier=None, configs=configs, quarantine=quarantine_invalid).ingest(push)
-    ids = ",".join(e.eventId for e in result.events)
-    if result.outcome in (Outcome.INVALID, Outcome.TOO_LARGE):
-        return ("quarantined" if result.quarantined else "still-invalid"), result.reason, result.answer.body
-    if result.outcome is Outcome.UNAVAILABLE:
-        return "failed", "storage unavailable; nothing was changed, replay again later", result.answer.body
-    return ("duplicate" if result.outcome is Outcome.DUPLICATE else "stored"), ids, result.answer.body
-
-
-def redrive_queue(sqs: Any, queue_url: str, store: DynamoEventStore, vendor: str,
-                  dry_run: bool = False) -> list[ReplayOutcome]:
-    """Re-ingest the events Lambda parked in a failure queue after its async retries (the
-    destination record carries the original event as `requestPayload`). A message is deleted
-    once its event is stored, found stored, or quarantined; a storage failure leaves it."""
-    outcomes: list[ReplayOutcome] = []
-    seen: set[str] = set()
-    while True:
-        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                  VisibilityTimeout=30)
-        messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
-        if not messages:
-            return outcomes
-        for message in messages:
-            seen.add(message["MessageId"])
-            try:
-                record = json.loads(message["Body"])
-                payload = record["requestPayload"]
-            except (ValueError, KeyError, TypeError):
-                outcomes.append(ReplayOutcome(message["MessageId"], "not-an-invocation-record"))
-                continue
-            status, detail, answer = _reingest(iot_push(vendor, payload), store, dry_run)
-            outcomes.append(ReplayOutcome(message["MessageId"], status, detail, answer))
-            if not dry_run and status != "failed":
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def redrive_iot_errors(s3: Any, bucket: str, store: DynamoEventStore, vendor: str,
-                       dry_run: bool = False) -> list[ReplayOutcome]:
-    """Re-ingest messages an IoT rule could not deliver (its errorAction wrote them to
-    quarantine/iot-errors/ with the topic and the payload base64-encoded)."""
-    outcomes: list[ReplayOutcome] = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix="quarantine/iot-errors/"):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            try:
-                record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                topic = record["topic"]
-                raw = base64.b64decode(record["base64OriginalPayload"])
-            except (ValueError, KeyError, TypeError):
-                outcomes.append(ReplayOutcome(key, "not-an-iot-error-record"))
-                continue
-            try:
-                message = json.loads(raw)
-                push = iot_push(vendor, event_from_topic(topic, message))
-            except ValueError:
-                push = RawPush(vendor, "mqtt", raw, route={"topic": topic})
-            status, detail, answer = _reingest(push, store, dry_run)
-            outcomes.append(ReplayOutcome(key, status, detail, answer))
-            if not dry_run and status != "failed":
-                s3.delete_object(Bucket=bucket, Key=key)
-    return outcomes
-
-
 def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
     route = {k: str(v) for k, v in (item.get("route") or {}).items()}
     if item.get("transport") == "mqtt":
@@ -124,30 +156,104 @@ def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
     return RawPush(item["vendor"], "http", body, route=route, headers={"content-type": item.get("contentType", "")})
 
 
-def replay(ddb: Any, s3: Any, table: str, store: DynamoEventStore, vendor: str,
-           ids: list[str] | None = None, dry_run: bool = False) -> list[ReplayOutcome]:
-    outcomes = []
-    configs = DeviceConfigs(ddb, table)
-    for item in quarantined(ddb, table, vendor, limit=None):
+def replay(ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str,
+           ids: list[str] | None = None, dry_run: bool = False) -> Iterator[ReplayOutcome]:
+    """Each quarantined payload of `vendor` (or only `ids`) through the live pipeline, one outcome
+    per item as it is done; then `not-found` for each of `ids` not in quarantine."""
+    run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=False)
+    done = set()
+    for item in quarantined(run.ddb, table, vendor, limit=None):
         if ids and item["id"] not in ids:
             continue
-        try:
-            push = push_from_quarantine(item, _body(item, s3))
-        except ValueError as exc:
-            outcomes.append(ReplayOutcome(item["id"], "still-invalid", str(exc)))
-            continue
-        status, detail, answer = _reingest(push, store, dry_run, quarantine_invalid=False, configs=configs)
-        outcomes.append(ReplayOutcome(item["id"], status, detail if status != "would-replay" else item.get("reason", ""),
-                                      answer))
-        if status in ("stored", "duplicate"):
-            ddb.update_item(
-                TableName=table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-                # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
-                UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
-                ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
-                                           ":ids": {"L": [{"S": e} for e in detail.split(",") if e]}},
-            )
-    if ids:
-        missing = set(ids) - {o.id for o in outcomes}
-        outcomes += [ReplayOutcome(i, "not-found") for i in sorted(missing)]
-    return outcomes
+        done.add(item["id"])
+        yield run.each(item["id"], partial(_replay_one, run, item))
+    for missing in sorted(set(ids or ()) - done):
+        yield ReplayOutcome(missing, "not-found")
+
+
+def _replay_one(run: _Run, item: dict[str, Any]) -> ReplayOutcome:
+    try:
+        push = push_from_quarantine(item, _body(item, run.s3))
+    except ValueError as exc:  # an MQTT document that is no longer JSON (or text that never was)
+        return ReplayOutcome(item["id"], "still-invalid", f"not JSON ({type(exc).__name__})", fields=["body"])
+    outcome = run.reingest(item["id"], push)
+    if outcome.status in ("stored", "duplicate"):
+        run.ddb.update_item(
+            TableName=run.table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+            # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
+            UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
+            ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
+                                       ":ids": {"L": [{"S": e} for e in outcome.detail.split(",") if e]}},
+        )
+    return outcome
+
+
+def redrive_queue(sqs: Any, queue_url: str, ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str,
+                  dry_run: bool = False) -> Iterator[ReplayOutcome]:
+    """Re-ingest the events Lambda parked in a failure queue after its async retries (the
+    destination record carries the original event as `requestPayload`). A message is deleted
+    once its event is stored, found stored, or quarantined; a failure leaves it. A dry run
+    receives the messages too, deletes none, and makes them visible again when it is done, so
+    that the real run can follow at once."""
+    run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=True)
+    seen: set[str] = set()
+    received: list[str] = []
+    try:
+        while True:
+            # Each message stays invisible for the rest of the run, so that every receive brings
+            # new ones until the queue has none left.
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                      VisibilityTimeout=30)
+            messages = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
+            if not messages:
+                return
+            for message in messages:
+                seen.add(message["MessageId"])
+                outcome = run.each(message["MessageId"], partial(_redrive_message, run, message, vendor))
+                if dry_run:
+                    received.append(message["ReceiptHandle"])
+                elif outcome.status not in ("failed", "not-an-invocation-record"):
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                yield outcome
+    finally:
+        if dry_run:
+            for handle in received:
+                sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
+
+
+def _redrive_message(run: _Run, message: dict[str, Any], vendor: str) -> ReplayOutcome:
+    try:
+        payload = json.loads(message["Body"])["requestPayload"]
+    except (ValueError, KeyError, TypeError):
+        return ReplayOutcome(message["MessageId"], "not-an-invocation-record")
+    return run.reingest(message["MessageId"], iot_push(vendor, payload))
+
+
+def redrive_iot_errors(s3: Any, bucket: str, ddb: Any, table: str, store_over: StoreOver, vendor: str,
+                       dry_run: bool = False) -> Iterator[ReplayOutcome]:
+    """Re-ingest messages an IoT rule could not deliver (its errorAction wrote them to
+    quarantine/iot-errors/ with the topic and the payload base64-encoded); each is deleted once
+    stored, found stored or quarantined."""
+    run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=True)
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix="quarantine/iot-errors/"):
+        for entry in page.get("Contents", []):
+            key = entry["Key"]
+            outcome = run.each(key, partial(_redrive_object, run, s3, bucket, key, vendor))
+            if not dry_run and outcome.status not in ("failed", "not-an-iot-error-record"):
+                s3.delete_object(Bucket=bucket, Key=key)
+            yield outcome
+
+
+def _redrive_object(run: _Run, s3: Any, bucket: str, key: str, vendor: str) -> ReplayOutcome:
+    try:
+        record = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        topic = record["topic"]
+        raw = base64.b64decode(record["base64OriginalPayload"])
+    except (ValueError, KeyError, TypeError):
+        return ReplayOutcome(key, "not-an-iot-error-record")
+    try:
+        push = iot_push(vendor, event_from_topic(topic, json.loads(raw)))
+    except ValueError:
+        push = RawPush(vendor, "mqtt", raw, route={"topic": topic})
+    return run.reingest(key, push)

@@ -7,6 +7,13 @@ group's newest value, the newest contact) is one read of all the batch's devices
 and one conditional write per device whose item changes; a retried batch changes nothing and so
 writes nothing. Alarm lifecycles and command answers follow, per event.
 
+A write that fails the same way on every retry (DynamoDB refusing the item as such, an adapter's
+hook or a merge raising) is given up for its device or event alone and recorded where operators
+look (store.state_failures, metric `stateWriteFailed`): the batch's other devices and every one of
+its messages go on. Only transient failures (StorageUnavailable) fail the batch, to be retried.
+An event whose record was offloaded to S3 (its item holds `dataRef`) is projected from the record
+read back, so its state is the record's, not an empty one.
+
 Order matters for retries: state first (idempotent), then the queue. On the first publish failure
 the batch stops and that record and every later one are reported as failed, so Lambda resumes
 from there and nothing earlier is published twice. The queue is FIFO with one message group per
@@ -20,10 +27,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from devicegate.core.adapter import AlarmTransition, CommandReply
-from devicegate.core.errors import StorageUnavailable
+from devicegate.core.errors import ItemRefused, StorageUnavailable
 from devicegate.core.timeutil import parse_time
 from devicegate.infra.observability import emit_counts, innermost_frame, logger
 from devicegate.outbox.messages import (
@@ -37,7 +45,9 @@ from devicegate.outbox.messages import (
 )
 from devicegate.outbox.stream import StreamRecord
 from devicegate.store.devices import DeviceNews, GroupNews
+from devicegate.store.events import PayloadMissing
 from devicegate.store.liveness import GATEWAY_KINDS
+from devicegate.store.state_failures import StateFailure
 
 # An event stamped more than a day after it was received has a broken device clock; letting it
 # into state would freeze that state until the clock catches up.
@@ -46,7 +56,7 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 def outgoing(record: StreamRecord, body: str) -> Outgoing:
     event = record.event
     return Outgoing(record.sequence, body, message_group(event["vendor"], event["deviceId"]),
-                    deduplication_id(event["vendor"], event["eventId"]))
+                    deduplication_id(event["vendor"], event["deviceId"], event["eventId"]))
 
 
 class StateStore(Protocol):
@@ -60,13 +70,20 @@ class StateStore(Protocol):
     def resolve_command(self, vendor: str, reply: CommandReply) -> str | None:
         """Mark the command a device's answer is for succeeded or failed (once); its id or None."""
 
+    def record_failure(self, failure: StateFailure, now: datetime) -> None:
+        """Keep a state write given up for good where operators list them."""
+
 
 PatchFor = Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
+#: The record of an offloaded event (its item's dataRef), read back for the projection.
+LoadData = Callable[[str], dict[str, Any]]
 
 
-def device_news(records: Iterable[StreamRecord], patch_for: PatchFor) -> list[DeviceNews]:
+def device_news(records: Iterable[StreamRecord], patch_for: PatchFor,
+                failed: list[StateFailure] | None = None) -> list[DeviceNews]:
     """What a batch says about each device: per state group the newest value (by occurredAt),
-    the summary (last kind and receipt), and the newest contact (by receivedAt)."""
+    the summary (last kind and receipt), and the newest contact (by receivedAt). An event whose
+    state hook raises is left out of state and, with `failed`, recorded there."""
     news: dict[tuple[str, str], DeviceNews] = {}
     for record in records:
         event = record.event
@@ -86,6 +103,9 @@ def device_news(records: Iterable[StreamRecord], patch_for: PatchFor) -> list[De
             # fail again on every retry): this event's groups are left alone, loudly.
             logger.error("state patch raised", extra={"error_type": type(exc).__name__, "where": innermost_frame(exc),
                                                       "vendor": event["vendor"], "event_id": event["eventId"]})
+            if failed is not None:
+                failed.append(StateFailure(event["vendor"], event["deviceId"], "state-patch", type(exc).__name__,
+                                           (event["eventId"],)))
             patch = {}
         summary = {"lastKind": event["kind"], "lastReceivedAt": event["receivedAt"]}
         for group, value in {"summary": summary, **patch}.items():
@@ -121,11 +141,12 @@ ReplyFor = Callable[[dict[str, Any]], "CommandReply | None"]
 
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
                   patch_for: PatchFor, table: str = "", transition_for: TransitionFor | None = None,
-                  reply_for: ReplyFor | None = None, now: datetime | None = None) -> list[str]:
+                  reply_for: ReplyFor | None = None, now: datetime | None = None,
+                  load_data: LoadData | None = None) -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
     failed = _publish_all(pending, publisher, state, patch_for, table, transition_for, reply_for,
-                          now or datetime.now(UTC))
+                          now or datetime.now(UTC), load_data)
     # Counted once a record is done (Lambda will not hand it over again): a stored event is
     # exactly one stream INSERT, so this is the gateway's "accepted" metric.
     _count_accepted(pending[:len(pending) - len(failed)])
@@ -134,11 +155,12 @@ def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: 
 
 def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: StateStore, patch_for: PatchFor,
                  table: str, transition_for: TransitionFor | None, reply_for: ReplyFor | None,
-                 now: datetime) -> list[str]:
+                 now: datetime, load_data: LoadData | None) -> list[str]:
     if not pending:
         return []
     try:
-        _project(pending, state, patch_for, transition_for, reply_for, now)
+        failures, unprojected = _load_offloaded(pending, load_data)
+        _project(pending, state, patch_for, transition_for, reply_for, now, failures, unprojected)
     except StorageUnavailable as exc:
         logger.warning("state projection failed", extra={"error": str(exc)})
         return [r.sequence for r in pending]
@@ -161,19 +183,80 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
     return []
 
 
+def _load_offloaded(records: list[StreamRecord], load_data: LoadData | None) -> tuple[list[StateFailure], set[str]]:
+    """The records of offloaded events, read back into their envelopes (the item holds `{}` and
+    a dataRef), so the projection and the message see what was stored. A payload gone from the
+    bucket is a failure of its own (the event is published as it is, its state left alone: its
+    sequence number is in the set returned); StorageUnavailable fails the batch."""
+    failures: list[StateFailure] = []
+    unprojected: set[str] = set()
+    if load_data is None:
+        return failures, unprojected
+    for record in records:
+        event = record.event
+        ref = event.get("dataRef")
+        if not ref or event.get("data"):
+            continue
+        try:
+            event["data"] = load_data(ref)
+        except PayloadMissing as exc:
+            logger.error("offloaded record not found", extra={"vendor": event["vendor"], "event_id": event["eventId"]})
+            failures.append(StateFailure(event["vendor"], event["deviceId"], "payload", exc.code, (event["eventId"],)))
+            unprojected.add(record.sequence)
+    return failures, unprojected
+
+
 def _project(records: list[StreamRecord], state: StateStore, patch_for: PatchFor,
-             transition_for: TransitionFor | None, reply_for: ReplyFor | None, now: datetime) -> None:
-    """The batch's state writes, before any of its messages go out."""
-    news = device_news(records, patch_for)
+             transition_for: TransitionFor | None, reply_for: ReplyFor | None, now: datetime,
+             failures: list[StateFailure], unprojected: set[str]) -> None:
+    """The batch's state writes, before any of its messages go out; a write that fails for good
+    fails alone (recorded), a transient failure fails the batch."""
+    projected = [r for r in records if r.sequence not in unprojected]
+    news = device_news(projected, patch_for, failures)
     if news:
-        state.apply_many(news, now)
-    if transition_for is not None:
-        for record in records:
-            if record.event["kind"] == "alarm" and (step := transition_for(record.event)) is not None:
-                state.advance_alarm(record.event["vendor"], record.event["deviceId"], step, record.event["eventId"])
-    # Answers to commands: the command each answers, in stream order (a device answers in the
-    # order it was asked); conditional, and a retried batch finds its match done.
-    if reply_for is not None:
-        for record in records:
-            if (reply := reply_for(record.event)) is not None:
-                state.resolve_command(record.event["vendor"], reply)
+        events_of: dict[tuple[str, str], list[str]] = {}
+        for record in projected:
+            events_of.setdefault((record.event["vendor"], record.event["deviceId"]), []).append(record.event["eventId"])
+        for one, applied in zip(news, state.apply_many(news, now), strict=True):
+            if applied.failure is not None:
+                failures.append(StateFailure(one.vendor, one.device_id, "device", applied.failure,
+                                             tuple(events_of.get((one.vendor, one.device_id), ()))))
+    for record in projected:
+        event = record.event
+        if transition_for is not None and event["kind"] == "alarm":
+            _alone(failures, event, "alarm", partial(_advance, state, transition_for, event))
+        # Answers to commands: the command each answers, in stream order (a device answers in the
+        # order it was asked); conditional, and a retried batch finds its match done.
+        if reply_for is not None:
+            _alone(failures, event, "command", partial(_resolve, state, reply_for, event))
+    for failure in failures:
+        state.record_failure(failure, now)
+        emit_counts(failure.vendor, failure.what, {"stateWriteFailed": 1})
+        logger.warning("state write given up for one device", extra={"vendor": failure.vendor, "what": failure.what,
+                                                                      "error": failure.error})
+
+
+def _advance(state: StateStore, transition_for: TransitionFor, event: dict[str, Any]) -> None:
+    if (step := transition_for(event)) is not None:
+        state.advance_alarm(event["vendor"], event["deviceId"], step, event["eventId"])
+
+
+def _resolve(state: StateStore, reply_for: ReplyFor, event: dict[str, Any]) -> None:
+    if (reply := reply_for(event)) is not None:
+        state.resolve_command(event["vendor"], reply)
+
+
+def _alone(failures: list[StateFailure], event: dict[str, Any], what: str, write: Callable[[], None]) -> None:
+    """Run one event's write; a failure that would recur on every retry is recorded instead of
+    failing the batch (StorageUnavailable still does)."""
+    try:
+        write()
+    except StorageUnavailable:
+        raise
+    except ItemRefused as exc:
+        failures.append(StateFailure(event["vendor"], event["deviceId"], what, exc.code, (event["eventId"],)))
+    except Exception as exc:  # an adapter hook's bug: this event's write only, loudly
+        logger.error(f"{what} projection raised", extra={"vendor": event["vendor"], "event_id": event["eventId"],
+                                                         "error_type": type(exc).__name__, "where": innermost_frame(exc)})
+        failures.append(StateFailure(event["vendor"], event["deviceId"], what, type(exc).__name__,
+                                     (event["eventId"],)))

@@ -23,12 +23,20 @@ MAX_BATCH_BYTES = 1_000_000
 MAX_MESSAGE_BYTES = 1_000_000
 
 
+def event_source(vendor: str, device_id: str) -> str:
+    """The CloudEvents `source` of a device's events: `devicegate/{vendor}/{device}` (the device id
+    percent-encoded, as in table keys). Event ids are unique per device, not per vendor (two
+    terminals may both send a record with uuid X), and CloudEvents defines (source, id) as an
+    event's identity: the device belongs in the source."""
+    return f"devicegate/{vendor}/{keys.device_key(device_id)}"
+
+
 def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str, Any]:
     """CloudEvents 1.0 structured JSON; `data` is the normalized event."""
     message = {
         "specversion": "1.0",
         "id": event["eventId"],
-        "source": f"devicegate/{event['vendor']}",
+        "source": event_source(event["vendor"], event["deviceId"]),
         "type": f"devicegate.{event['vendor']}.{event['kind']}",
         "subject": event["deviceId"],
         "time": event["occurredAt"],
@@ -60,10 +68,13 @@ def message_group(vendor: str, device_id: str) -> str:
     return f"{vendor}:~" + hashlib.sha256(device_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def deduplication_id(vendor: str, event_id: str) -> str:
+def deduplication_id(vendor: str, device_id: str, event_id: str) -> str:
     # A digest rather than the id itself: vendor ids may be longer than SQS's 128 characters
-    # or hold characters it refuses there.
-    return hashlib.sha256(f"{vendor}\n{event_id}".encode("utf-8", "surrogatepass")).hexdigest()
+    # or hold characters it refuses there. The device is part of it, as of the CloudEvents
+    # identity: two devices' events with one vendor id are two messages, even where the queue
+    # deduplicates across groups (DeduplicationScope queue).
+    material = f"{vendor}\n{device_id}\n{event_id}"
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Publisher(Protocol):

@@ -34,7 +34,7 @@ from devicegate.core.commands import (
     public_view,
     stamp,
 )
-from devicegate.core.errors import StorageUnavailable
+from devicegate.core.errors import ItemRefused, StorageUnavailable
 from devicegate.core.timeutil import epoch_seconds, iso_utc, parse_time
 from devicegate.infra.aws import (
     CONDITION_FAILED,
@@ -43,13 +43,17 @@ from devicegate.infra.aws import (
     failures,
     maybe_processed,
     query_pages,
+    refused_item,
     unavailable,
 )
 from devicegate.infra.observability import logger
 from devicegate.store import keys
 from devicegate.store.codec import from_item, to_attr
+from devicegate.store.limits import bounded
 
 _NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
+#: A device's answer as a command's status item copies it (decoded values, or an error text).
+MAX_ANSWER_BYTES = 4096
 #: What matching a reply needs of each command (a projection keeps the Query small).
 _MATCH_FIELDS = ("commandId", "status", "matchKey", "word", "serial", "timeoutAt", "responseEventId")
 
@@ -215,10 +219,17 @@ class DynamoCommandStore:
                                    "replyReceivedAt": reply.received_at}
         if reply.command_type:
             details["responseType"] = reply.command_type
+        # The answer is copied from a record: bounded like every copied value (store.limits), the
+        # whole answer stays in the event `responseEventId` names.
+        answer: dict[str, Any] = {}
         if reply.response is not None:
-            details["response"] = reply.response
+            answer["response"] = reply.response
         if reply.error is not None:
-            details["error"] = reply.error
+            answer["error"] = reply.error
+        answer, cut = bounded(answer, MAX_ANSWER_BYTES)
+        details.update(answer)
+        if cut:
+            details["responseTruncated"] = True
         for candidate in match_order(items, reply):
             # Still waiting, answered in time, answered by nothing else. A command the sweep timed
             # out although its answer came in time (the outbox was late) is corrected.
@@ -267,6 +278,8 @@ class DynamoCommandStore:
         except failures() as exc:
             if error_code(exc) == CONDITION_FAILED:
                 return False
+            if refused_item(exc):
+                raise ItemRefused("command update", error_code(exc)) from None
             raise unavailable("command update", exc) from None
         return True
 

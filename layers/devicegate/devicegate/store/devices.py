@@ -4,6 +4,9 @@ outbox batch (and once per sweep transition), whatever the batch said about the 
 Item: pk D#{vendor}#{device}, sk S. Attributes:
 - `state`: {group: {"at": time, "eventId": id, "value": {...}}}; each group moves forward only
   with a newer `at` (an old or backfilled record never moves it back), independently of the others;
+  a value is bounded (store.limits: long free text cut, `"truncated": true` beside it, the whole
+  record in the event `eventId` names) and so is the number of groups, so no record can push the
+  item past DynamoDB's 400 KB;
 - `heardAt` (last contact, a receive time), `online`, and while offline `offlineSince`;
 - `version`: the optimistic lock every writer checks and moves (the outbox, the sweep, a
   heartbeat), so two writers that read the same item cannot both write what they merged;
@@ -16,7 +19,10 @@ Item: pk D#{vendor}#{device}, sk S. Attributes:
 
 A write is read, merge, conditional put: the read is one BatchGetItem for a whole batch of
 devices (half a read unit each), the write one PutItem per device that changed (nothing for a
-retried batch). A put refused by the lock re-reads that device consistently and merges again.
+retried batch). A put refused by the lock re-reads that device consistently and merges again. A
+put DynamoDB refuses as such (ValidationException), or a merge that raises, fails that device
+alone (Applied.failure): the caller records it, and the batch's other devices and its messages go
+on; only transient failures (StorageUnavailable) fail the batch, to be retried.
 Offline -> online and online -> offline are transactions with the device.online / device.offline
 event they publish, so the event exists exactly when the transition happened.
 """
@@ -30,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devicegate.core.envelope import NormalizedEvent
-from devicegate.core.errors import StorageUnavailable
+from devicegate.core.errors import ItemRefused, StorageUnavailable
 from devicegate.core.offline import GRACE_SECONDS, OfflinePolicy
 from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc, parse_time
 from devicegate.infra.aws import (
@@ -39,12 +45,14 @@ from devicegate.infra.aws import (
     cancelled_by_conditions,
     error_code,
     failures,
+    refused_item,
     unavailable,
 )
-from devicegate.infra.observability import logger
+from devicegate.infra.observability import innermost_frame, logger
 from devicegate.store import keys
 from devicegate.store.codec import from_item, to_attr
 from devicegate.store.items import event_item
+from devicegate.store.limits import MAX_STATE_GROUPS, bounded
 from devicegate.store.liveness import OFFLINE, ONLINE, transition_event
 
 #: Attempts of one device's read-merge-write when other writers keep winning the lock.
@@ -90,6 +98,9 @@ class DeviceNews:
 class Applied:
     changed: bool  # something was written
     came_online: bool = False
+    #: Why this device's write failed for good (a refused item's code, a merge's exception type);
+    #: None when it did not. The news is not applied; the caller records it where operators look.
+    failure: str | None = None
 
 
 def _key(vendor: str, device_id: str) -> dict[str, Any]:
@@ -158,8 +169,22 @@ class DeviceStore:
             if policy is not None:
                 config = current.get(("config", one.vendor, one.device_id), {}).get("config")
                 one.offline_after_s = policy.interval(one.vendor, config if isinstance(config, dict) else None)
-            applied.append(self.apply(one, current.get((one.vendor, one.device_id)), now))
+            applied.append(self._apply_alone(one, current.get((one.vendor, one.device_id)), now))
         return applied
+
+    def _apply_alone(self, news: DeviceNews, current: dict[str, Any] | None, now: datetime) -> Applied:
+        """apply(), with a failure that would recur on every retry kept to this device."""
+        try:
+            return self.apply(news, current, now)
+        except StorageUnavailable:
+            raise  # transient: the whole batch is retried
+        except ItemRefused as exc:
+            logger.error("device state write refused", extra={"vendor": news.vendor, "code": exc.code})
+            return Applied(changed=False, failure=exc.code)
+        except Exception as exc:  # a merge bug on one device's item must not stop the others
+            logger.error("device state merge raised", extra={"vendor": news.vendor, "error_type": type(exc).__name__,
+                                                             "where": innermost_frame(exc)})
+            return Applied(changed=False, failure=type(exc).__name__)
 
     def apply(self, news: DeviceNews, current: dict[str, Any] | None, now: datetime) -> Applied:
         """Merge `news` into the device's item (`current`, as read; None when absent) and write
@@ -203,8 +228,17 @@ class DeviceStore:
         for group, value in news.groups.items():
             held = state.get(group)
             if held is None or value.at > held.get("at", ""):
-                state[group] = {"at": value.at, "eventId": value.event_id, "value": value.value}
+                kept, cut = bounded(value.value)
+                state[group] = {"at": value.at, "eventId": value.event_id, "value": kept}
+                if cut:
+                    state[group]["truncated"] = True
                 changed = True
+        if len(state) > MAX_STATE_GROUPS:
+            # Groups named by content (a slave lock's id) have no natural end: the one updated
+            # longest ago goes; `summary` (what the device last sent) always stays.
+            by_age = sorted((g for g in state if g != "summary"), key=lambda g: state[g].get("at", ""))
+            for group in by_age[:len(state) - MAX_STATE_GROUPS]:
+                del state[group]
         item["state"] = state
         came_online = False
         if news.heard_at and news.heard_at > item.get("heardAt", ""):
@@ -283,6 +317,8 @@ class DeviceStore:
         except failures() as exc:
             if error_code(exc) == CONDITION_FAILED:
                 raise _LostRace() from None
+            if refused_item(exc):
+                raise ItemRefused("device state write", error_code(exc)) from None
             raise unavailable("device state write", exc) from None
 
     def _transact(self, item: dict[str, Any], current: dict[str, Any] | None, event: NormalizedEvent,
@@ -303,6 +339,8 @@ class DeviceStore:
                 # is tried again after a pause, then fails the batch or run (retried as a whole).
                 if cancelled_by_conditions(exc):
                     raise _LostRace() from None
+                if refused_item(exc):
+                    raise ItemRefused(f"{event.kind} transition", "ValidationError") from None
                 if pause is None or not cancellation_reasons(exc):
                     raise unavailable(f"{event.kind} transition", exc) from None
             time.sleep(pause)

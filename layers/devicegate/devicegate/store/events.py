@@ -4,8 +4,9 @@ Hot path: one conditional PutItem per event. The condition is the dedup: an even
 device, its time and its id (store.keys.event_pk/event_sk), all three the same for a
 retransmission, which so finds its own item and is answered as accepted without a second item (and
 so without a second stream record or queue message). An event timed by its receipt (no device
-time: NormalizedEvent.device_time) would get a new key each time it is sent; its id claims an id
-marker first, which hands a retransmission the key the first copy was stored under.
+time: NormalizedEvent.device_time) would get a new key each time it is sent, and one whose vendor id
+alone is its identity (NormalizedEvent.unique_id) may come again with its time restated; both
+claim an id marker first, which hands a retransmission the key the first copy was stored under.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, 
 from devicegate.store import keys
 from devicegate.store.codec import to_attr
 from devicegate.store.items import event_item
-
-# DynamoDB items stop at 400 KB; leave room for keys and attribute names.
-MAX_INLINE_BYTES = 350_000
+from devicegate.store.limits import MAX_INLINE_BYTES, fits_inline
 
 
 @dataclass
@@ -50,7 +49,11 @@ class QuarantineRecord:
 
 
 #: A record's parts share one item; two of them must fit in DynamoDB's 400 KB with room to spare.
+#: A larger part is kept as an S3 object and the item holds its reference (OFFLOADED_PART).
 MAX_PART_BYTES = 180_000
+#: How an assembly item's part attribute names a part kept in S3: the part's JSON text always
+#: starts with `{`, so the two cannot be confused.
+OFFLOADED_PART = "s3://"
 
 
 @dataclass
@@ -60,6 +63,31 @@ class PartsSoFar:
     #: The sweep already published the record without some part (complete: false): the event
     #: completing it now is a second one, an update, under its own id.
     published_incomplete: bool = False
+
+
+class PayloadMissing(Exception):
+    """An offloaded record's object is not in the bucket (NoSuchKey): no retry brings it back."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def load_offloaded(s3: Any, ref: str) -> dict[str, Any]:
+    """The record an offloaded event's item points at (`dataRef`, s3://{bucket}/{key}), as it
+    was stored (the canonical JSON of the vendor record). StorageUnavailable when S3 fails,
+    PayloadMissing when the object is gone."""
+    import json
+
+    bucket, _, key = ref.removeprefix("s3://").partition("/")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except failures() as exc:
+        if error_code(exc) in ("NoSuchKey", "NoSuchBucket"):
+            raise PayloadMissing(error_code(exc)) from None
+        raise unavailable("s3 get_object (offloaded record)", exc) from None
+    record = json.loads(body)
+    return record if isinstance(record, dict) else {"value": record}
 
 
 class EventStore(Protocol):
@@ -72,6 +100,10 @@ class EventStore(Protocol):
 
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         """Keep one part of a record sent in parts (event.part) on its assembly item, once."""
+
+    def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
+        """Parts as an assembly item holds them (name -> JSON text or an S3 reference) -> name ->
+        JSON text, the offloaded ones read back."""
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         """Keep a rejected payload for inspection and replay. True when first seen."""
@@ -92,13 +124,14 @@ class DynamoEventStore:
         received = datetime.fromisoformat(event.receivedAt)
         # Retention counts from receipt: a record backfilled from 2020 must not expire at once.
         item = event_item(event, days_after(received, self._retention_days(event.vendor, event.kind)))
-        if len(item["data"]["S"]) > MAX_INLINE_BYTES:
+        # Bytes, as DynamoDB counts them: 300,000 CJK characters are 900 KB.
+        if not fits_inline(item["data"]["S"], MAX_INLINE_BYTES):
             item = self._offload_data(event, item, received)
         # Objects before the item: once the item exists (and so the queue message), everything it
         # references exists too. A retransmission rewrites the same keys with the same bytes.
         for media in event.media:
             self._put_object(media.key, media.body, media.content_type)
-        if not event.device_time:
+        if event.keyed_by_id:
             item = self._claim_id(event, item)
         try:
             self._ddb.put_item(
@@ -169,10 +202,14 @@ class DynamoEventStore:
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
         part = event.part
         assert part is not None
-        if len(event.dataJson) > MAX_PART_BYTES:
-            # Every part shares one item (400 KB); a part this large cannot be kept beside the others.
-            raise InvalidPayload("part too large to assemble",
-                                 [FieldProblem("data", f"over {MAX_PART_BYTES} bytes as one of a record's parts")])
+        held = event.dataJson
+        if not fits_inline(held, MAX_PART_BYTES):
+            # Every part shares one item (400 KB): a part this large is kept beside it, in S3, under
+            # a key of its own (a retransmission rewrites the same object).
+            key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/parts/{event.kind}/"
+                   f"{keys.device_key(part.group)}/{part.name}.json")
+            self._put_object(key, held.encode("utf-8", "surrogatepass"), "application/json")
+            held = f"{OFFLOADED_PART}{self._bucket}/{key}"
         received = datetime.fromisoformat(event.receivedAt)
         # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
         # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
@@ -180,7 +217,7 @@ class DynamoEventStore:
         # record whose last part never comes still reaches the queue, marked incomplete.
         names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
         values = {
-            ":data": {"S": event.dataJson}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
+            ":data": {"S": held}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
             ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
             ":transport": {"S": event.transport},
             ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
@@ -208,11 +245,23 @@ class DynamoEventStore:
                                      [FieldProblem("body", "a value is too large for a table key")]) from None
             raise unavailable("dynamodb update_item", exc) from None
         before = result.get("Attributes", {})
-        parts = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
-        new = part.name not in parts
+        stored = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
+        new = part.name not in stored
+        parts = self.load_parts(stored)
         parts.setdefault(part.name, event.dataJson)
         published = before.get("assembledComplete", {}).get("BOOL")
         return PartsSoFar(parts, new, published_incomplete=published is False)
+
+    def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
+        return {name: self._get_text(value) if value.startswith(OFFLOADED_PART) else value
+                for name, value in stored.items()}
+
+    def _get_text(self, ref: str) -> str:
+        bucket, _, key = ref.removeprefix(OFFLOADED_PART).partition("/")
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "surrogatepass")
+        except failures() as exc:
+            raise unavailable("s3 get_object (offloaded part)", exc) from None
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest
@@ -236,7 +285,7 @@ class DynamoEventStore:
             inline = ("body", record.body.decode("utf-8"))
         except UnicodeDecodeError:
             inline = ("bodyBase64", base64.b64encode(record.body).decode())
-        if len(inline[1].encode("utf-8", "surrogatepass")) > MAX_INLINE_BYTES:
+        if not fits_inline(inline[1], MAX_INLINE_BYTES):
             key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
             self._put_object(key, record.body, record.content_type or "application/octet-stream")
             values["bodyRef"] = f"s3://{self._bucket}/{key}"

@@ -7,9 +7,10 @@ Partition-key prefixes double as the IAM boundary (dynamodb:LeadingKeys): each k
 a different function owns has its own prefix, so a grant can name exactly the items a function
 writes. E# events and EID# their id markers, Q# quarantine, P# parts (ingest functions); D# device
 state (outbox, sweep; a SenseLink bridge's own item: its heartbeats);
-A# alarm lifecycles (outbox); C# command status items (commands function, outbox, sweep); CX#
-command texts and idempotency tokens (commands function only: a text may hold a lock's password);
-CFG# device configuration (apps write it, ingest and sweep read it).
+A# alarm lifecycles (outbox); SF# state writes the outbox gave up on (outbox); C# command status
+items (commands function, outbox, sweep); CX# command texts and idempotency tokens (commands
+function only: a text may hold a lock's password); CFG# device configuration (apps write it,
+ingest and sweep read it).
 """
 
 from __future__ import annotations
@@ -169,6 +170,20 @@ def alarm_status_pk(vendor: str, status: str, device_id: str) -> str:
 
 def alarm_status_shard_pk(vendor: str, status: str, number: int) -> str:
     return f"AL#{vendor}#{status}#{number}"
+
+
+def state_failure_pk(vendor: str, device_id: str) -> str:
+    """Partition of a device's failed state writes (sk: what failed), store.state_failures."""
+    return f"SF#{vendor}#{device_key(device_id)}"
+
+
+def state_failures_pk(vendor: str, device_id: str) -> str:
+    """gsi1 partition listing one shard of a vendor's failed state writes (SF#{vendor}#{shard})."""
+    return state_failures_shard_pk(vendor, shard(vendor, device_id))
+
+
+def state_failures_shard_pk(vendor: str, number: int) -> str:
+    return f"SF#{vendor}#{number}"
 
 
 def parts_pending_pk(vendor: str, device_id: str) -> str:

@@ -193,7 +193,9 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
     rows = []
     for item in _query(ddb, table, limit, KeyConditionExpression=condition, ExpressionAttributeValues=values,
                        ScanIndexForward=False):
-        parts = {name[5:]: json.loads(value) for name, value in item.items() if name.startswith("part_")}
+        # A part too large for the item is in S3 (store.events.OFFLOADED_PART): its reference is shown.
+        parts = {name[5:]: json.loads(value) if value.startswith("{") else {"dataRef": value}
+                 for name, value in item.items() if name.startswith("part_")}
         rows.append({"vendor": item.get("vendor"), "deviceId": item.get("deviceId"), "kind": item.get("kind"),
                      "group": item.get("group"), "firstReceivedAt": item.get("firstReceivedAt"),
                      "parts": parts, "assembledEventId": item.get("assembledEventId")})

@@ -8,21 +8,29 @@ from datetime import datetime
 from typing import Any
 
 from devicegate.core.adapter import AlarmTransition, CommandReply
+from devicegate.core.errors import ItemRefused
 from devicegate.core.offline import OfflinePolicy
-from devicegate.infra.aws import CONDITION_FAILED, error_code, failures, unavailable
+from devicegate.infra.aws import CONDITION_FAILED, error_code, failures, refused_item, unavailable
 from devicegate.store import keys
 from devicegate.store.codec import to_attr
 from devicegate.store.devices import Applied, DeviceNews, DeviceStore
+from devicegate.store.limits import bounded
+from devicegate.store.state_failures import StateFailure, StateFailures
 
 
 class DynamoStateStore:
     """What the outbox writes: device items (store.devices), alarm lifecycles, command answers."""
 
-    def __init__(self, dynamodb: Any, table: str, retention_days=None, policy: OfflinePolicy | None = None):
+    def __init__(self, dynamodb: Any, table: str, retention_days=None, policy: OfflinePolicy | None = None,
+                 failures_retention_days: int = 30):
         self._ddb = dynamodb
         self._table = table
         self._devices = DeviceStore(dynamodb, table, retention_days)
         self._policy = policy
+        self._failures = StateFailures(dynamodb, table, failures_retention_days)
+
+    def record_failure(self, failure: StateFailure, now: datetime) -> None:
+        self._failures.record(failure, now)
 
     def apply_many(self, news: list[DeviceNews], now: datetime) -> list[Applied]:
         return self._devices.apply_many(news, now, self._policy)
@@ -55,7 +63,7 @@ class DynamoStateStore:
                     ExpressionAttributeNames={**names, "#st": "status"},
                     ExpressionAttributeValues={
                         ":at": {"S": step.at}, ":e": {"SS": [event_id]}, ":st": {"S": step.status},
-                        ":rank": {"N": str(step.rank)}, ":d": to_attr(step.details), ":vendor": {"S": vendor},
+                        ":rank": {"N": str(step.rank)}, ":d": to_attr(bounded(step.details)[0]), ":vendor": {"S": vendor},
                         ":dev": {"S": device_id}, ":id": {"S": step.alarm_id},
                         ":g1": {"S": keys.alarm_status_pk(vendor, step.status, device_id)},
                         ":g1s": {"S": f"{step.at}#{keys.device_key(device_id)}#{step.alarm_id}"}},
@@ -72,5 +80,7 @@ class DynamoStateStore:
                 ExpressionAttributeValues={":at": {"S": step.at}, ":e": {"SS": [event_id]}},
             )
         except failures() as exc:
+            if refused_item(exc):
+                raise ItemRefused("alarm update", error_code(exc)) from None
             raise unavailable("alarm update", exc) from None
         return False

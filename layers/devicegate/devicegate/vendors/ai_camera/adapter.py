@@ -50,6 +50,7 @@ _OK = {"errorNo": 0, "description": "ok"}
 _STATUS = {
     Outcome.ACCEPTED: (200, 0, "ok"),
     Outcome.DUPLICATE: (200, 0, "ok"),
+    Outcome.PARTIAL: (200, 0, "ok"),
     Outcome.INVALID: (400, 400, "invalid message"),
     Outcome.TOO_LARGE: (413, 413, "message too large"),
     Outcome.FORBIDDEN: (403, 403, "forbidden"),

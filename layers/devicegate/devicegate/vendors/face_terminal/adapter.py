@@ -44,6 +44,7 @@ UNATTRIBUTED = "unattributed"
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
     Outcome.DUPLICATE: (200, 200, "success"),
+    Outcome.PARTIAL: (200, 200, "success"),
     Outcome.INVALID: (400, 400, "invalid record"),
     Outcome.TOO_LARGE: (413, 413, "record too large"),
     Outcome.FORBIDDEN: (403, 403, "forbidden"),
@@ -89,9 +90,11 @@ class FaceTerminalAdapter(VendorAdapter):
         # The user's PIN, numbers, name... are dropped or masked by make_event, as every record's
         # personal fields are (core/personal.py); only the photo is this adapter's to decide.
         media = self._media(data, "rgb_image", record.deviceSN, record.timestamp, event_id)
+        # The document makes `uuid` the record's identity: a copy restating `timestamp` is the
+        # same passage (unique_id), found by its id rather than stored a second time.
         return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
                           occurred_at=record.timestamp, received_at=received_at, transport=push.transport,
-                          data_json=canonical_json(data), event_id=event_id, media=media)
+                          data_json=canonical_json(data), event_id=event_id, media=media, unique_id=True)
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime) -> NormalizedEvent:
         device = record.deviceSN or _route_device(push) or UNATTRIBUTED

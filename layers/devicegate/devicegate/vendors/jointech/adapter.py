@@ -25,6 +25,7 @@ TRANSPORT_FIELDS = frozenset({"fileIndex", "ks"})
 _STATUS = {
     Outcome.ACCEPTED: (200, "ok"),
     Outcome.DUPLICATE: (200, "ok, already received"),
+    Outcome.PARTIAL: (200, "ok, some records refused"),
     Outcome.INVALID: (400, "invalid payload"),
     Outcome.TOO_LARGE: (413, "payload too large"),
     Outcome.FORBIDDEN: (403, "forbidden"),

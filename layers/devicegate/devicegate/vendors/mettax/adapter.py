@@ -10,10 +10,13 @@ captureId -> capture-file, alarmType/alarmId -> alarm, message -> passthrough, a
 fileUrl -> alarm-file, rfidNo or status with lat/lon -> rfid, num -> gps, a DeviceInfo field or
 only the common fields -> device-info.
 
-Event ids are the vendor's ids, so a retransmission is a duplicate of the stored event:
-`{kind}-{id}` (gps, device-info, passthrough, rfid, face-check), `alarm-{alarmId}`,
-`alarm-file-{alarmId}-{sha256(fileUrl)[:16]}`, `capture-file-{captureId}-{channelId}-{sha256(
-fileUrl)[:16]}`; sensor data, whose `id` the document calls an alarm id, gets a content-derived id.
+Event ids are the vendor's ids with the record's time, so a retransmission (Mettax's cloud resends
+a record as it stored it) is a duplicate of the stored event: `{kind}-{id}-{deviceCt}` (gps,
+device-info, passthrough, rfid), `alarm-{alarmId}-{deviceCt}`, `face-check-{id}` (assembled once
+from its parts), `alarm-file-{alarmId}-{sha256(fileUrl)[:16]}` and `capture-file-{captureId}-
+{channelId}-{sha256(fileUrl)[:16]}` (file records carry no time: found again by id); sensor data,
+whose `id` the document calls an alarm id, gets a content-derived id (time included). The same id
+with another deviceCt is another event under another event id, never a second item under one.
 
 Links (gsi4, partition L#mettax#{link}): the package id `{deviceId}_{snowflake}` for gps, alarm,
 device-info, passthrough, rfid, face-check and sensor, so Query gsi4 L#mettax#{id} returns a GPS
@@ -29,18 +32,32 @@ comparison result) and "2" (the driver picture). Each becomes a part (Part group
 Answer. Mettax documents no answer and no retry behaviour. Accepted and duplicate pushes are
 answered HTTP 200 `{"code": 200, "message": "success"}`; failures with their real HTTP status
 (400 invalid, 413 too large, 403 forbidden, 503 retry later) and the same body shape with the
-reason and the fields at fault, so any HTTP client counts them as not delivered.
+reason and the fields at fault, so any HTTP client counts them as not delivered. A `data` array
+is judged record by record: the valid records are stored, each invalid one is kept in quarantine
+alone (as `{"data": <record>}`, replayable on the same URL), and the push is answered 200
+`{"code": 200, "message": "partially accepted: 1 of 3 records refused, ...", "errors": [{"field":
+"data.1.lat", ...}]}`; only a push whose every record is refused is answered 400.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import jsonbody, personal
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
-from devicegate.core.envelope import NormalizedEvent, Part, RawPush, Transport, canonical_json, make_event, record_json
+from devicegate.core.envelope import (
+    NormalizedEvent,
+    Part,
+    RawPush,
+    RefusedRecord,
+    Transport,
+    canonical_json,
+    make_event,
+    record_json,
+)
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.validation import pick, validated
 from devicegate.vendors.mettax.body import FORM_CHARSETS, body_encoding, multipart_texts, records_of
@@ -61,6 +78,10 @@ _PICTURE_OWN = frozenset({"id", "deviceId", "messageType", "imageUrl", "status",
 _STATUS = {
     Outcome.ACCEPTED: (200, "success"),
     Outcome.DUPLICATE: (200, "success"),
+    # Several records in one `data` array: the valid ones are stored, the refused ones named
+    # (errors) and kept in quarantine. 200: Mettax documents no retry behaviour, and a retry
+    # could only store nothing again and refuse the same records again.
+    Outcome.PARTIAL: (200, "partially accepted"),
     Outcome.INVALID: (400, "invalid payload"),
     Outcome.TOO_LARGE: (413, "payload too large"),
     Outcome.FORBIDDEN: (403, "forbidden"),
@@ -112,10 +133,21 @@ class MettaxAdapter(VendorAdapter):
     # A vehicle with ignition on reports GPS every few seconds to minutes.
     offline_after_s: ClassVar[int | None] = 1800
 
-    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
+    def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | RefusedRecord]:
         service = _service(push)
-        return [self._event(record, prefix, service, push.transport, received_at)
-                for record, prefix in records_of(push)]
+        records = records_of(push)
+        if len(records) == 1:
+            # One record: refused with its push, kept as it was sent.
+            return [self._event(records[0][0], records[0][1], service, push.transport, received_at)]
+        # A `data` array is judged record by record (pipeline: Outcome.PARTIAL): one bad record
+        # neither stops the others nor makes the sender resend the ones that were stored.
+        judged: list[NormalizedEvent | RefusedRecord] = []
+        for record, prefix in records:
+            try:
+                judged.append(self._event(record, prefix, service, push.transport, received_at))
+            except InvalidPayload as exc:
+                judged.append(RefusedRecord(exc.reason, exc.problems, _push_of(record)))
+        return judged
 
     def _event(self, record: dict[str, Any], prefix: str, service: str | None, transport: Transport,
                received_at: datetime) -> NormalizedEvent:
@@ -127,8 +159,12 @@ class MettaxAdapter(VendorAdapter):
             return self._face_check_part(record, prefix, transport, received_at)
         model = validated(RECORD_MODELS[kind], record, prefix, f"{kind} record")
         data_json, identity_json = record_json(model)
+        # deviceCt is part of a timed record's identity (module doc): without it in the id, a
+        # record restating its time would be a second item under one event id.
+        device_ct = getattr(model, "deviceCt", None)
+        at = "" if device_ct is None else f"-{device_ct}"
         if kind == "alarm":
-            event_id, link = f"alarm-{model.alarmId}", model.id
+            event_id, link = f"alarm-{model.alarmId}{at}", model.id
         elif kind == "alarm-file":
             event_id, link = f"alarm-file-{model.id}-{_url_hash(model.fileUrl)}", f"alarm:{model.id}"
         elif kind == "capture-file":
@@ -137,9 +173,8 @@ class MettaxAdapter(VendorAdapter):
         elif kind == "sensor":
             event_id, link = None, model.id  # content-derived id (make_event)
         else:
-            event_id, link = f"{kind}-{model.id}", model.id
+            event_id, link = f"{kind}-{model.id}{at}", model.id
         # File records carry no time: received_at (their ids do not depend on it).
-        device_ct = getattr(model, "deviceCt", None)
         occurred_at = epoch_moment(device_ct) if device_ct is not None else received_at
         return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
                           received_at=received_at, transport=transport, data_json=data_json,
@@ -235,6 +270,15 @@ def _service(push: RawPush) -> str | None:
         raise InvalidPayload(f"unknown service {service[:32]!r}",
                              [FieldProblem("service", f"expected one of {', '.join(KINDS)}")])
     return service
+
+
+def _push_of(record: dict[str, Any]) -> bytes:
+    """One record of a batch as a push of its own (JSON body), for quarantine and replay."""
+    alone = {"data": record}
+    try:
+        return json.dumps(alone, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: kept as its escape, which parses back the same
+        return json.dumps(alone, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def _field(prefix: str, name: str) -> str:

@@ -43,6 +43,7 @@ SOURCE_HEADER = "x-devicegate-source"
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
     Outcome.DUPLICATE: (200, 200, "success"),
+    Outcome.PARTIAL: (200, 200, "success"),
     # 200 on purpose: a non-200 makes SenseLink retry and then disable the subscription; the
     # payload is in quarantine, and the body says why.
     Outcome.INVALID: (200, 400, "invalid payload, kept in quarantine"),
@@ -138,8 +139,10 @@ class SenseLinkAdapter(VendorAdapter):
             event_id = f"msg-{_hash(message_id)}"
         else:
             event_id = f"rec-{_hash(device, iso_utc(occurred), record.userId or '', record.name or '')}"
+        # A record id (or a subscription's messageId) names the record whatever its time says: the
+        # bridge's frame and the subscription's body may state signTime differently (unique_id).
         return self._event(record, "record", device, occurred, received_at, push, event_id, message_id,
-                           device_time=record.signTime is not None)
+                           device_time=record.signTime is not None, unique_id=bool(record.id or message_id))
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime, message_id: str | None,
                sent_at: datetime | None) -> NormalizedEvent:
@@ -156,18 +159,21 @@ class SenseLinkAdapter(VendorAdapter):
             event_id = f"msg-{_hash(message_id)}"
         else:
             event_id = "alm-" + _hash(device, canonical_json(record.model_dump(mode="json", exclude_none=True)))
+        # An alarm step's id holds its times (alarm key, status, alarmTime, releaseTime): the same
+        # key and status at another time is another step, never a second item under one id.
         return self._event(record, "alarm", device, occurred, received_at, push, event_id, message_id,
-                           device_time=bool(raised or released))
+                           device_time=bool(raised or released), unique_id=not alarm_key and bool(message_id))
 
     def _event(self, record: Any, kind: str, device: str, occurred: datetime, received_at: datetime,
-               push: RawPush, event_id: str, message_id: str | None, device_time: bool) -> NormalizedEvent:
+               push: RawPush, event_id: str, message_id: str | None, device_time: bool,
+               unique_id: bool) -> NormalizedEvent:
         # Names, numbers, avatars...: make_event applies the deployment's policy (core/personal.py).
         data = record.model_dump(mode="json", exclude_none=True)
         if message_id:
             data["messageId"] = message_id
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=event_id, device_time=device_time)
+                          event_id=event_id, device_time=device_time, unique_id=unique_id)
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if not problems:

@@ -1,0 +1,22 @@
+"""Fixtures of the integration tests: the query CLI against the moto stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicegate_cli import commands
+from devicegate_cli.main import main
+
+
+@pytest.fixture
+def cli(stack, monkeypatch, capsys):
+    """Run `devicegate ARGV...` against the test's stack: (exit code, stdout)."""
+    monkeypatch.setattr(commands, "resolve_target",
+                        lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
+
+    def run(*argv: str) -> tuple[int, str]:
+        capsys.readouterr()  # drop the handlers' metric lines printed before
+        code = main(list(argv))
+        return code, capsys.readouterr().out
+
+    return run
