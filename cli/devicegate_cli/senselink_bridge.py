@@ -425,8 +425,10 @@ def read_frame(raw: bytes) -> Incoming:
     if len(raw) > GATEWAY_MAX_BODY_BYTES:
         return Incoming(KEEP, text, reason=f"{len(raw)} bytes, over the gateway's {GATEWAY_MAX_BODY_BYTES}")
     try:
-        # The gateway drops a byte-order mark; json.loads refuses one.
-        message = json.loads(text.removeprefix("\ufeff"))
+        # The gateway drops a byte-order mark; json.loads refuses one. The gateway reads integers
+        # of any length (and refuses those over 40 digits naming the field, keeping the frame in
+        # quarantine as sent), so a long one must not make this frame "not JSON" here.
+        message = json.loads(text.removeprefix("\ufeff"), parse_int=_any_integer)
     except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested beyond the C stack's limit
         return Incoming(KEEP, text, reason="not JSON")
     if _deeper_than(message, GATEWAY_MAX_DEPTH):
@@ -448,6 +450,12 @@ def read_frame(raw: bytes) -> Incoming:
     return Incoming(MALFORMED, text, code, record_id, reason)
 
 
+def _any_integer(text: str) -> int | float:
+    # Past Python's own 4,300-digit limit an integer is read as its magnitude: only its place in
+    # the frame matters here (a code that long is no code), the frame goes on as received.
+    return int(text) if len(text) < 4000 else float(text)
+
+
 def _code(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -465,7 +473,7 @@ def _record_id(message: dict[str, Any]) -> str | None:
     ident = data.get("id")
     if isinstance(ident, bool) or not isinstance(ident, (int, str)):
         return None
-    # An int from json.loads has at most 4,300 digits (its limit), so str() cannot fail.
+    # An int read here has fewer than 4,000 digits (_any_integer), so str() cannot fail.
     text = str(ident)[:64]
     return text if _LOGGABLE_ID.fullmatch(text) else None
 

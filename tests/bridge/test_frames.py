@@ -106,7 +106,7 @@ def test_what_the_bridge_forwards_the_gateway_keeps_in_quarantine(stack, shape):
     # Then it is answered 200 (so the bridge deletes it from its spool) and kept in quarantine whole
     assert response["statusCode"] == 200 and json.loads(response["body"])["code"] == 400
     [kept] = stack.quarantine_items("senselink")
-    assert "redacted" not in json.loads(kept["body"])
+    assert kept["body"] == frame  # whole: its integers of any length read without Python's limit
 
 
 @pytest.mark.parametrize("shape", [s for s, (_, fate) in BAD_FRAMES.items()

@@ -24,7 +24,22 @@ ID_NUMBER = "110101199003077777"
 IC_NUMBER = "7730012345678"
 SL_ID_NUMBER = "AB98765432109"
 SL_IC_NUMBER = "0004567890123"
-PERSONAL_VALUES = (PIN, ID_NUMBER, IC_NUMBER, SL_ID_NUMBER, SL_IC_NUMBER)
+LOCK_PASSWORD = "UNLOCK-4417-2093"
+
+#: Key names planted in every vendor's records, as senders spell them: credentials (always
+#: dropped) and ID/IC numbers (masked by default: only their last 4 characters may remain).
+PLANTED_KEYS = ("pin", "PIN", "Pin", "pin_code", "password", "Passwd", "idNumber", "id_number", "IDNUMBER",
+                "Id-Number", "ID_NUMBER", "icNumber", "IC_NUMBER", "ic number", "身份证号")
+#: Where they are planted, from the record's own level down (see `plant`).
+DEPTHS = ("top", "nested", "list", "json-string", "json-in-json")
+#: A value per key and depth, each its own, so a finding names where it leaked from.
+PLANTED = {(key, depth): f"58{index:03d}{position}0{index * 7 + position:04d}"
+           for index, key in enumerate(PLANTED_KEYS) for position, depth in enumerate(DEPTHS)}
+#: The planted values the default policy masks rather than drops: their masked forms show the
+#: records were stored (and published), not refused.
+MASKED = tuple(value for (key, _), value in PLANTED.items() if "number" in key.lower().replace("_", "")
+               or "身份" in key)
+PERSONAL_VALUES = (PIN, ID_NUMBER, IC_NUMBER, SL_ID_NUMBER, SL_IC_NUMBER, LOCK_PASSWORD, *PLANTED.values())
 
 #: JSON tokens that are not finite numbers, and what a decoder that takes them makes of them.
 NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf"),
@@ -506,8 +521,90 @@ def photo_cases() -> list[Case]:
     return cases
 
 
-#: (route, family) -> cases. Every route gets numbers, ids and duplicates; the vendors with personal
-#: fields get the shapes personal data can hide in; the sources of ids outside records their own.
+
+def plant(document: Any, parent: tuple[str | int, ...]) -> Any:
+    """`document` with every PLANTED_KEYS spelling at the record's own level (`parent`, where
+    unknown fields go), in a nested object, in a list, in JSON inside a string and in JSON inside
+    JSON inside a string: the shapes the issue found left in clear."""
+    target = document
+    for step in parent:
+        target = target[step]
+    target.update({key: PLANTED[key, "top"] for key in PLANTED_KEYS})
+    target["vendorPeople"] = {"user": {"extra": {key: PLANTED[key, "nested"] for key in PLANTED_KEYS}}}
+    target["vendorVisitors"] = [{"visitor": {key: PLANTED[key, "list"]}} for key in PLANTED_KEYS]
+    target["vendorNote"] = json.dumps({"visitor": {key: PLANTED[key, "json-string"] for key in PLANTED_KEYS}},
+                                      ensure_ascii=False)
+    target["vendorNotes"] = json.dumps({"inner": json.dumps({key: PLANTED[key, "json-in-json"]
+                                                              for key in PLANTED_KEYS})})
+    return document
+
+
+def planted_cases(route: Route) -> list[Case]:
+    """Every route of every vendor: a record with personal data planted in every shape, accepted
+    (stored and published without it) and refused (kept in quarantine without it); and text
+    that is no JSON at all, where the body is the payload."""
+    parent = route.extra[:-1]
+
+    def planted(change: Callable[[Any], Any] = lambda d: d) -> Any:
+        document = change(plant(route.base(), parent))
+        return document if route.parsed else json.dumps(document, ensure_ascii=False)
+
+    cases = [
+        Case("planted-accepted", planted(), None, device=next(iter(route.devices))),
+        Case("planted-refused", planted(lambda d: put(d, route.number, ["not", "a", "number"])),
+             route.name_of(route.number)),
+    ]
+    if not route.parsed and not route.prefix:  # the body itself (Mettax's is inside `data`)
+        cases.append(Case("planted-not-json", "PIN=%s&ID_NUMBER=%s" % (PLANTED["PIN", "top"],
+                                                                      PLANTED["ID_NUMBER", "top"]), "body"))
+    return cases + VENDOR_PLANTED.get(route.name, lambda r: [])(route)
+
+
+def _jointech_lock_cases(route: Route) -> list[Case]:
+    """The lock's unlock password (and planted extras) by each Jointech way in: accepted where the
+    route takes events, refused on the location route (no gpsTime)."""
+    if route.parsed:
+        event = plant(load_event("jointech/iot-mqtt-event.json"), ())
+        return [Case("lock-event", dict(event, password=LOCK_PASSWORD), None, device="8454601010")]
+    record = plant(dict(load_record("jointech", "webhook-event"), password=LOCK_PASSWORD), ())
+    refused = "gpsTime" if route.name == "jointech-kind" else None
+    return [Case("lock-event", json.dumps(record, ensure_ascii=False), refused,
+                 device=None if refused else "795206001104")]
+
+
+def _ai_camera_cases(route: Route) -> list[Case]:
+    """Operators other than heartbeat are stored whole: with the box's event id, and without
+    one (its id then derived from content)."""
+    message = plant(load_record("ai-camera", "variation-unknown-operator"), ())
+    anonymous = copy.deepcopy(message)
+    del anonymous["info"]["eventId"]
+    return [Case("other-operator", json.dumps(message, ensure_ascii=False), None, device="I320013590DEA0BE21F6958"),
+            Case("other-operator-no-event-id", json.dumps(anonymous, ensure_ascii=False), None,
+                 device="I320013590DEA0BE21F6958")]
+
+
+def _mettax_face_check_cases(route: Route) -> list[Case]:
+    """A face check's two parts: each kept on the assembly item, then assembled into one event."""
+    return [Case(f"face-check-{name}", json.dumps(plant(load_record("mettax", f"doc-face-check-{name}"), ()),
+                                                  ensure_ascii=False), None, device="333777444585")
+            for name in ("result", "picture")]
+
+
+VENDOR_PLANTED: dict[str, Callable[[Route], list[Case]]] = {
+    "jointech-kind": _jointech_lock_cases, "jointech-auto": _jointech_lock_cases, "jointech-mqtt": _jointech_lock_cases,
+    "ai-camera": _ai_camera_cases, "mettax-auto": _mettax_face_check_cases,
+}
+
+
+#: Refused payloads of the vendors whose records declare personal fields, in the shapes a
+#: field-by-field scrubber would miss (keys given twice, escaped, the record as a string...).
+PERSONAL_SHAPES: dict[str, Callable[[], list[Case]]] = {
+    "face-terminal": face_personal_cases, "senselink": senselink_personal_cases,
+}
+
+#: (route, family) -> cases. Every route gets numbers, ids and duplicates; every vendor record's
+#: route personal data planted in every shape (the face terminal's and SenseLink's more shapes);
+#: the sources of ids outside records their own.
 FAMILIES: dict[tuple[str, str], Callable[[], list[Case]]] = {
     **{(name, "numbers"): (lambda r=route: number_cases(r)) for name, route in ROUTES.items()},
     **{(name, "ids"): (lambda r=route: id_cases(r)) for name, route in ROUTES.items()},
@@ -517,6 +614,6 @@ FAMILIES: dict[tuple[str, str], Callable[[], list[Case]]] = {
     ("face-terminal", "photos"): photo_cases,
     ("senselink", "sources"): source_cases,
     ("face-terminal", "sources"): face_alarm_cases,
-    ("face-terminal", "personal"): face_personal_cases,
-    ("senselink", "personal"): senselink_personal_cases,
+    **{(name, "personal"): (lambda r=route: planted_cases(r) + PERSONAL_SHAPES.get(r.name, list)())
+       for name, route in ROUTES.items() if name != "commands"},
 }

@@ -157,9 +157,15 @@ def test_an_over_long_integer_in_a_parsed_document_is_named():
     assert jsonbody.check_document({"n": 10 ** 39, "m": -(10 ** 39)}) == {"n": 10 ** 39, "m": -(10 ** 39)}
 
 
-def test_lenient_reading_takes_an_over_long_integer_and_says_so():
+def test_lenient_reading_takes_an_over_long_integer_and_only_a_repeated_key_is_inexact():
+    # An integer past Python's limit is read (as its magnitude); nothing the text said is lost
+    # that could hide a value, so the document counts as exact: quarantine keeps such a payload
+    # byte for byte when it has nothing to scrub
     document, exact = jsonbody.loads_lenient('{"pin": "1", "n": ' + "1" * 5000 + "}")
-    assert document["pin"] == "1" and not exact
+    assert document["pin"] == "1" and document["n"] == float("inf") and exact
+    # A repeated key's first value is gone from the document: that is what `exact` says
+    document, exact = jsonbody.loads_lenient('{"idNumber": "AB123456", "idNumber": ""}')
+    assert document == {"idNumber": ""} and not exact
 
 
 # --- depth ----------------------------------------------------------------------------------------
@@ -340,14 +346,12 @@ def test_the_face_terminal_stores_url_safe_photos_and_refuses_markup(record, fie
     from devicegate.vendors.face_terminal.adapter import FaceTerminalAdapter
     from tests.support import load_record
 
-    policy = {"photo": "keep", "user_id": "keep", "temperature": "keep", "name": "keep", "id_number": "mask",
-              "ic_number": "mask", "job_number": "keep", "mobile": "keep", "remark": "keep", "pin": "drop"}
-
     def normalize(photo: str):
         pushed = load_record("face-terminal", record)
         pushed["data"][field] = photo
         push = RawPush("face-terminal", "http", json.dumps(pushed).encode())
-        return FaceTerminalAdapter(policy).normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
+        # The default PersonalData keeps photos.
+        return FaceTerminalAdapter().normalize(push, datetime(2026, 1, 1, tzinfo=UTC))
 
     # Given the terminal's photo unpadded in the URL-safe alphabet, Then it is stored as a JPEG
     [event] = normalize(_b64(JPEG, url_safe=True, padded=False))

@@ -381,3 +381,23 @@ def test_a_large_record_retransmitted_days_later_leaves_one_object(stack, monkey
     # Then there is one event and one offloaded object
     assert len(stack.event_items("face-terminal")) == 1
     assert len([k for k in objects(stack) if k.startswith("payloads/")]) == 1
+
+
+def test_a_scrubbing_failure_keeps_a_summary_never_the_payload(stack, monkeypatch):
+    # Given a refused record holding a PIN, and the quarantine's scrubbing failing (a bug)
+    from devicegate.vendors.face_terminal.adapter import FaceTerminalAdapter
+
+    def broken(self, push):
+        raise RuntimeError("scrubbing bug")
+
+    monkeypatch.setattr(FaceTerminalAdapter, "quarantine_body", broken)
+    body = json.loads(load_event("face-terminal/http-variation-record-with-photo-and-pin.json")["body"])
+    body["data"]["timestamp"] = "not a time"
+    pin = body["data"]["user"]["pin"]
+    event = with_body(load_event("face-terminal/http-variation-record-with-photo-and-pin.json"), json.dumps(body))
+    # When the terminal pushes it
+    response = webhook_app.lambda_handler(event, context("FaceTerminalWebhookFunction"))
+    # Then it is refused and kept, as a summary that holds no PIN
+    assert response["statusCode"] == 400
+    [kept] = stack.quarantine_items("face-terminal")
+    assert str(pin) not in json.dumps(kept) and json.loads(kept["body"])["redacted"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -128,11 +129,16 @@ def test_bad_input_gets_a_clear_4xx_never_a_5xx(stack, name):
     assert stack.event_items() == []
 
 
-def test_non_utf8_body_is_rejected_and_kept_as_base64(stack):
-    status, answer = post(with_body(load_event(LOCATION), b"\xff\xfe\x00garbage"))
+def test_non_utf8_body_is_rejected_and_kept_as_a_summary(stack):
+    # Given a body that is not text: its personal data (if any) cannot be told apart
+    body = b"\xff\xfe\x00garbage"
+    status, answer = post(with_body(load_event(LOCATION), body))
+    # Then it is refused, and quarantine keeps its digest, size and shape, nothing of its content
     assert status == 400 and answer["errors"][0]["problem"] == "not UTF-8"
     [item] = stack.quarantine_items()
-    assert item["bodyBase64"] == "//4AZ2FyYmFnZQ=="
+    kept = json.loads(item["body"])
+    assert kept["sha256"] == hashlib.sha256(body).hexdigest() and kept["bytes"] == len(body)
+    assert "garbage" not in item["body"] and "bodyBase64" not in item
 
 
 def test_body_over_the_limit_is_413_and_kept(stack):
@@ -148,7 +154,7 @@ def test_quarantined_payload_too_big_for_an_item_goes_to_s3(stack, monkeypatch):
     from devicegate.store import events as storage
 
     monkeypatch.setattr(storage, "MAX_INLINE_BYTES", 1000)
-    body = "{broken" + "x" * 2000
+    body = _record(speed="fast", describe="x" * 2000)
     status, _ = post(with_body(load_event(LOCATION), body))
     assert status == 400
     [item] = stack.quarantine_items()
@@ -273,13 +279,14 @@ def test_unpaired_surrogate_over_mqtt_is_quarantined_not_a_crash(stack):
     assert item["transport"] == "mqtt" and "\\ud800" in item["body"]
 
 
-def test_large_non_utf8_body_is_413_and_kept_in_s3(stack):
-    # Given a 340 KB binary body: base64 would not fit an item
+def test_large_non_utf8_body_is_413_and_kept_as_a_small_summary(stack):
+    # Given a 340 KB binary body
     body = b"\xff" * 340_000
     status, _ = post(with_body(load_event(LOCATION), body))
+    # Then it is refused as too large, and kept as a summary that fits the item
     assert status == 413
     [item] = stack.quarantine_items()
-    assert item["bodyRef"].startswith("s3://") and "bodyBase64" not in item
+    assert json.loads(item["body"])["bytes"] == len(body) and "bodyRef" not in item
 
 
 def test_describe_with_deep_json_stays_text(stack):

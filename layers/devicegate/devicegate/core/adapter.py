@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from devicegate.core import personal
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem
 
@@ -135,9 +136,12 @@ class VendorAdapter(ABC):
         return push.route.get("kind") or "unknown"
 
     def quarantine_body(self, push: RawPush) -> bytes:
-        """The payload as kept in quarantine. Vendors whose records carry personal data the
-        deployment must not store (a PIN) scrub it here; the rest stays replayable."""
-        return push.raw_bytes()
+        """The payload as kept in quarantine: the deployment's personal-data policy applied to it
+        wherever its fields are (core/personal.py: no PIN or password kept, numbers masked), so a
+        replay stores what ingest would have; text that does not parse as JSON is kept as a
+        summary only. A vendor that takes bodies in another encoding (Mettax's forms) overrides
+        this to read them, never to keep them as sent."""
+        return personal.scrub_payload(push.raw_bytes(), personal.deployment_policy())
 
 
 @dataclass(frozen=True)

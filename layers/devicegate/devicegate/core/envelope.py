@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from devicegate.core import jsonbody
+from devicegate.core import jsonbody, personal
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import check_horizon, iso_utc
 
@@ -230,6 +230,9 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         check_horizon(occurred_at, received_at)
     except ValueError as exc:
         raise InvalidPayload("time too far in the future", [FieldProblem(time_field, str(exc))]) from None
+    # Every event's data passes here: the one place personal data is masked or dropped before
+    # anything is stored or published, and kept out of content-derived ids (core/personal.py).
+    data_json, identity_json = personal.scrub_event(data_json, identity_json, derived=not event_id)
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
     occurred = iso_utc(occurred_at)

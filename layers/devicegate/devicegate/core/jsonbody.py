@@ -235,8 +235,7 @@ def loads(text: str | bytes, field: str = "body") -> Any:
 def loads_lenient(text: str | bytes) -> tuple[Any, bool]:
     """(document, exact) of JSON that may break the number and key rules: NaN and Infinity read
     as floats, `1e999` as infinity, the last of a repeated key winning. `exact` is False when a
-    rule was broken, so the document is not all the text said (a repeated key's first value is
-    gone). For reading what was refused (the quarantine's scrubbing), never for accepting it;
+    key was repeated, so the document is not all the text said (the first value is gone). For reading what was refused (the quarantine's scrubbing), never for accepting it;
     InvalidPayload for text that is not JSON at all."""
     text = checked_text(text)
     try:
@@ -246,9 +245,27 @@ def loads_lenient(text: str | bytes) -> tuple[Any, bool]:
     except (ValueError, RecursionError):
         raise InvalidPayload("malformed JSON", [FieldProblem("body", "not JSON")]) from None
     try:
-        return _LENIENT.decode(text), False
+        document = _LENIENT.decode(text)
     except (ValueError, RecursionError):
         raise InvalidPayload("malformed JSON", [FieldProblem("body", "not JSON")]) from None
+    # Only a repeated key loses what the text said (its first value): NaN, 1e999 and long
+    # integers are read as what they are, and written back in their own place.
+    return document, not _repeats_a_key(document)
+
+
+def _repeats_a_key(value: Any) -> bool:
+    """Whether any object in `value` (a document _LENIENT read) named a key twice. A loop over a
+    stack: the document is bounded in depth by checked_text, but stays off the call stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Duplicates:
+            return True
+        if isinstance(item, dict):
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+    return False
 
 
 def check_document(document: Any, field: str = "body") -> Any:

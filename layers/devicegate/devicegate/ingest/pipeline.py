@@ -12,10 +12,12 @@ fix what was refused). Only when every record is refused is the push answered as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from devicegate.core import personal
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem, InvalidPayload, PayloadTooLarge, StorageUnavailable
@@ -225,9 +227,11 @@ class Pipeline:
         try:
             body = self.adapter.quarantine_body(push)
         except Exception as exc:  # a scrubbing bug must not turn bad input into a 500
-            logger.error("quarantine scrubbing failed; keeping the payload as received",
+            # Nor keep a PIN: what could not be scrubbed is kept as a summary only (its digest,
+            # size and shape), which says that it came and how it was broken.
+            logger.error("quarantine scrubbing failed; keeping a summary of the payload",
                          extra={"vendor": vendor, "error_type": type(exc).__name__, "where": innermost_frame(exc)})
-            body = push.raw_bytes()
+            body = json.dumps(personal.redacted(push.raw_bytes())).encode()
         record = QuarantineRecord(
             vendor=vendor, kind=kind, transport=push.transport, reason=reason, problems=problems,
             body=body, received_at=received_at,

@@ -40,15 +40,6 @@ from devicegate.vendors.face_terminal.models import RECORD_MODELS, Alarm, Push, 
 #: ("", "null": absent in every vendor model) count as no serial.
 UNATTRIBUTED = "unattributed"
 
-#: Personal fields of the record's `user` object -> devicegate.personal categories.
-USER_FIELDS = {"name": "name", "user_id": "user_id", "id_number": "id_number", "ic_number": "ic_number",
-               "job_number": "job_number", "remark": "remark", "pin": "pin"}
-
-#: Personal fields of the record itself (and of an alarm) -> categories.
-RECORD_FIELDS = {"rgb_image": "photo", "alarm_photo": "photo", "bodyTemperature": "temperature",
-                 "user_id": "user_id"}
-ALL_FIELDS = {**USER_FIELDS, **RECORD_FIELDS}
-
 # The field table says `message`, the example says `msg`: both are sent, so either reading works.
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
@@ -82,13 +73,6 @@ class FaceTerminalAdapter(VendorAdapter):
     # real ceiling (API Gateway's 10 MB cannot reach a function).
     max_body_bytes: ClassVar[int] = 6 * 1024 * 1024
 
-    def __init__(self, policy: dict[str, str] | None = None):
-        self._policy = policy
-
-    @property
-    def policy(self) -> dict[str, str]:
-        return self._policy if self._policy is not None else personal.deployment_policy()
-
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         envelope = _validated(Push, push.parsed(), "", "push")
         if envelope.type not in RECORD_MODELS:
@@ -103,11 +87,9 @@ class FaceTerminalAdapter(VendorAdapter):
     def _recognition(self, record: Recognition, push: RawPush, received_at: datetime) -> NormalizedEvent:
         event_id = record.uuid
         data = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # The user's PIN, numbers, name... are dropped or masked by make_event, as every record's
+        # personal fields are (core/personal.py); only the photo is this adapter's to decide.
         media = self._media(data, "rgb_image", record.deviceSN, record.timestamp, event_id)
-        user = data.get("user")
-        if isinstance(user, dict):
-            personal.apply(user, USER_FIELDS, self.policy)
-        personal.apply(data, {"bodyTemperature": "temperature"}, self.policy)
         # The document makes `uuid` the record's identity: a copy restating `timestamp` is the
         # same passage (unique_id), found by its id rather than stored a second time.
         return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
@@ -123,19 +105,16 @@ class FaceTerminalAdapter(VendorAdapter):
         event_id = derive_event_id(self.vendor, device, "alarm", iso_utc(record.event_time), identity)
         data = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         media = self._media(data, "alarm_photo", device, record.event_time, event_id)
-        if self.policy["user_id"] == "drop":
-            data.pop("user_id", None)
-        elif self.policy["user_id"] == "mask" and data.get("user_id"):
-            data["user_id"] = personal.mask(data["user_id"])
         return make_event(vendor=self.vendor, device_id=device, kind="alarm", occurred_at=record.event_time,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
                           event_id=event_id, media=media, time_field="data.event_time")
 
     def _media(self, data: dict[str, Any], field: str, device: str, occurred: datetime,
                event_id: str) -> tuple[MediaObject, ...]:
-        """The inline picture becomes an S3 object; the record keeps a reference in its place."""
+        """The inline picture becomes an S3 object; the record keeps a reference in its place.
+        A deployment that drops photos stores neither (`photo=drop`)."""
         image = decode_image(data.pop(field, None), f"data.{field}")
-        if image is None or self.policy["photo"] == "drop":
+        if image is None or personal.deployment_policy()["photo"] == "drop":
             return ()
         content_type, extension = image_type(image)
         media = MediaObject(media_key(self.vendor, device, occurred, event_id, field, extension), image, content_type)
@@ -151,13 +130,6 @@ class FaceTerminalAdapter(VendorAdapter):
 
     def quarantine_kind(self, push: RawPush) -> str:
         return "push"
-
-    def quarantine_body(self, push: RawPush) -> bytes:
-        """The rejected payload minus what the deployment must never store: the PIN removed,
-        masked and dropped categories applied wherever the fields are, whatever the payload's shape
-        (a replay then stores what ingest would have); text that does not parse is kept as a
-        summary only (personal.scrub_payload)."""
-        return personal.scrub_payload(push.raw_bytes(), ALL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}

@@ -210,7 +210,8 @@ class Event(_Positioned):
     unLockType: OptInt = Field(None, description="lock events only, see codes.UNLOCK_TYPES")
     dateTime: IsoTime = Field(description="UTC")
     card: OptText = Field(None, description="swiped card number")
-    password: OptText = Field(None, description="unlock password (never logged)")
+    password: OptText = Field(None, description="unlock password: never stored nor published (a credential, "
+                                                "dropped by core/personal.py whatever PersonalData says)")
     describe: OptText = Field(None, description="text; JSON with waybillGUID/waybillNo for events 13-18")
     fileIndex: OptText = None
 

@@ -46,7 +46,7 @@ import json
 from datetime import datetime
 from typing import Any, ClassVar
 
-from devicegate.core import jsonbody
+from devicegate.core import jsonbody, personal
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import (
     NormalizedEvent,
@@ -60,7 +60,7 @@ from devicegate.core.envelope import (
 )
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.validation import pick, validated
-from devicegate.vendors.mettax.body import records_of
+from devicegate.vendors.mettax.body import FORM_CHARSETS, body_encoding, multipart_texts, records_of
 from devicegate.vendors.mettax.models import (
     DEVICE_INFO_FIELDS,
     FACE_CHECK_MODELS,
@@ -240,6 +240,24 @@ class MettaxAdapter(VendorAdapter):
         service = push.route.get("service")
         # Never the route's text itself when it is not a known service: it names S3 keys.
         return "unknown" if service is None else service if service in RECORD_MODELS else "invalid-service"
+
+    def quarantine_body(self, push: RawPush) -> bytes:
+        """The refused body read as records_of reads it, with the deployment's personal-data
+        policy applied (core/personal.py): JSON (the record in `data`'s string included) and forms
+        scrubbed and kept replayable; a multipart body kept as sent when it holds nothing
+        personal, else as a summary; a body in a charset the gateway does not read, a summary."""
+        policy, raw = personal.deployment_policy(), push.raw_bytes()
+        try:
+            encoding, charset = body_encoding(push)
+            if encoding in ("document", "json"):
+                return personal.scrub_payload(raw, policy)
+            if encoding == "form" and charset in FORM_CHARSETS:
+                return personal.scrub_form(raw, policy, charset)
+            fields = multipart_texts(push.body, push.headers.get("content-type", "")) if encoding == "multipart" \
+                else None
+        except Exception:  # hostile headers or parts (the email parser): a summary, never the body as sent
+            fields = None
+        return personal.keep_unless_personal(raw, fields, policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})

@@ -32,18 +32,15 @@ FORM_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "
 def records_of(push: RawPush) -> list[tuple[dict[str, Any], str]]:
     """The push's records, each with the prefix its field problems are named with ("data",
     "data.3" in a batch, "" for a bare record body)."""
-    if push.document is not None:
+    encoding, charset = body_encoding(push)
+    if encoding == "document":
         value, prefix = _from_document(push.parsed())
+    elif encoding == "form":
+        value, prefix = _form_data(push.body, charset), "data"
+    elif encoding == "multipart":
+        value, prefix = _multipart_data(push.body, push.headers["content-type"]), "data"
     else:
-        media, charset = _content_type(push.headers.get("content-type", ""))
-        if media == "application/x-www-form-urlencoded":
-            value, prefix = _form_data(push.body, charset), "data"
-        elif media == "multipart/form-data":
-            value, prefix = _multipart_data(push.body, push.headers["content-type"]), "data"
-        elif media == "application/json" or media.endswith("+json") or _looks_like_json(push.body):
-            value, prefix = _from_document(jsonbody.loads(push.body))
-        else:  # text/plain, octet-stream or no type: a body not starting like JSON is read as a form
-            value, prefix = _form_data(push.body, charset), "data"
+        value, prefix = _from_document(jsonbody.loads(push.body))
     if value is None or value == "":
         raise InvalidPayload("data is empty", [FieldProblem("data", "empty")])
     if isinstance(value, str):
@@ -61,6 +58,45 @@ def records_of(push: RawPush) -> list[tuple[dict[str, Any], str]]:
                 raise InvalidPayload("expected a JSON object", [FieldProblem(f"data.{index}", "not a JSON object")])
         return [(item, f"data.{index}") for index, item in enumerate(value)]
     raise InvalidPayload("data is not a record", [FieldProblem("data", "expected a JSON object or array")])
+
+
+def body_encoding(push: RawPush) -> tuple[str, str]:
+    """How a push's body is read: ("document" (parsed by the transport) | "json" | "form" |
+    "multipart", the declared charset). Quarantine reads a refused body the same way."""
+    if push.document is not None:
+        return "document", "utf-8"
+    media, charset = _content_type(push.headers.get("content-type", ""))
+    if media == "application/x-www-form-urlencoded":
+        return "form", charset
+    if media == "multipart/form-data":
+        return "multipart", charset
+    if media == "application/json" or media.endswith("+json") or _looks_like_json(push.body):
+        return "json", charset
+    # text/plain, octet-stream or no type: a body not starting like JSON is read as a form
+    return "form", charset
+
+
+def multipart_texts(body: bytes, content_type: str) -> list[tuple[str, str]] | None:
+    """(name, text) of every field of a multipart body, or None when one cannot be read as text
+    (a nested multipart, a charset not read, bytes that are not text in it)."""
+    if "\r" in content_type or "\n" in content_type or not content_type.isascii():
+        return None
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        return None
+    fields = []
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        charset = (part.get_content_charset() or "utf-8").lower()
+        if not isinstance(payload, bytes) or charset not in FORM_CHARSETS:
+            return None
+        try:
+            text = payload.decode(charset)
+        except UnicodeDecodeError:
+            return None
+        name = part.get_param("name", header="content-disposition")
+        fields.append((collapse_rfc2231_value(name) if name is not None else "", text))
+    return fields
 
 
 def _from_document(document: Any) -> tuple[Any, str]:

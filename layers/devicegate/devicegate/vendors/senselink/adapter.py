@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
-from devicegate.core import personal
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
@@ -40,13 +39,6 @@ from devicegate.vendors.senselink.models import HEARTBEAT, KINDS, Alarm, Frame, 
 
 #: Header the bridge names itself in; its heartbeats keep `bridge:{name}` alive.
 SOURCE_HEADER = "x-devicegate-source"
-
-PERSONAL_FIELDS = {
-    "name": "name", "receptionUserName": "name", "userId": "user_id", "receptionUserId": "user_id",
-    "mobile": "mobile", "icNumber": "ic_number", "idNumber": "id_number", "jobNumber": "job_number",
-    "remark": "remark", "avatar": "photo", "signAvatar": "photo", "signBgAvatar": "photo", "docPhoto": "photo",
-    "alarmPhoto": "photo", "bodyTemperature": "temperature",
-}
 
 _STATUS = {
     Outcome.ACCEPTED: (200, 200, "success"),
@@ -106,13 +98,6 @@ class SenseLinkAdapter(VendorAdapter):
     summary_fields: ClassVar[tuple[str, ...]] = ("entryModeName", "abnormalTypeName", "codeName", "statusName", "traceId")
     # Records come when someone passes a device; the bridge's heartbeats are its own liveness.
     offline_after_s: ClassVar[int | None] = None
-
-    def __init__(self, policy: dict[str, str] | None = None):
-        self._policy = policy
-
-    @property
-    def policy(self) -> dict[str, str]:
-        return self._policy if self._policy is not None else personal.deployment_policy()
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
         document = push.parsed()
@@ -190,8 +175,8 @@ class SenseLinkAdapter(VendorAdapter):
     def _event(self, record: Any, kind: str, device: str, occurred: datetime, received_at: datetime,
                push: RawPush, event_id: str, message_id: str | None, device_time: bool,
                unique_id: bool, time_field: str) -> NormalizedEvent:
+        # Names, numbers, avatars...: make_event applies the deployment's policy (core/personal.py).
         data = record.model_dump(mode="json", exclude_none=True)
-        personal.apply(data, PERSONAL_FIELDS, self.policy)
         if message_id:
             data["messageId"] = message_id
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
@@ -209,12 +194,6 @@ class SenseLinkAdapter(VendorAdapter):
 
     def quarantine_kind(self, push: RawPush) -> str:
         return "push"
-
-    def quarantine_body(self, push: RawPush) -> bytes:
-        """Masked and dropped categories are applied to a rejected payload too, wherever the
-        fields are and whatever its shape; text that does not parse is kept as a summary only
-        (personal.scrub_payload)."""
-        return personal.scrub_payload(push.raw_bytes(), PERSONAL_FIELDS, self.policy)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         data = event.get("data") or {}
