@@ -28,10 +28,8 @@ from devicegate.vendors.senselink.adapter import SenseLinkAdapter
 from tests.support import load_record
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-POLICY = {"photo": "keep", "user_id": "keep", "temperature": "keep", "name": "keep", "id_number": "mask",
-          "ic_number": "mask", "job_number": "keep", "mobile": "keep", "remark": "keep", "pin": "drop"}
-ADAPTERS = {"jointech": JointechAdapter(), "face-terminal": FaceTerminalAdapter(POLICY), "mettax": MettaxAdapter(),
-            "senselink": SenseLinkAdapter(POLICY), "ai-camera": AiCameraAdapter()}
+ADAPTERS = {"jointech": JointechAdapter(), "face-terminal": FaceTerminalAdapter(), "mettax": MettaxAdapter(),
+            "senselink": SenseLinkAdapter(), "ai-camera": AiCameraAdapter()}
 
 
 def _set(document: dict, path: str, value) -> dict:
