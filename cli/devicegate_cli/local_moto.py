@@ -1,5 +1,6 @@
-"""Where moto's DynamoDB departs from DynamoDB in a way the local stack cannot live with, put
-right in the moto running in this process (ThreadedMotoServer shares this process's backends).
+"""moto as the local stack runs it: its WSGI app behind a keep-alive HTTP server, and the few
+places where moto departs from AWS in a way the local stack cannot live with, put right in the
+moto running in this process (the server shares this process's backends).
 
 A cancelled TransactWriteItems (a command refused because the device is unknown or over its rate
 limit, a repeated clientToken, a device heard from while the sweep marked it offline) must leave
@@ -9,18 +10,39 @@ every shard iterator handed out before (the stream poller's) keeps reading the o
 which no write reaches any more, so the outbox stops for good; and the old shard keeps the
 records of the writes that were rolled back, so the poller would deliver events that were never
 stored. DynamoDB has one stream per table and writes nothing to it for a cancelled transaction.
+
+A FIFO queue deduplicates within its DeduplicationScope, for five minutes after the first send,
+whether or not the first message was deleted since. moto compares a new message with the
+messages still in the queue, across the whole queue, by scanning all of them.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import io
+import logging
+import socket
+import socketserver
 import threading
+import time
+import traceback
+from collections import OrderedDict
+from http.server import HTTPServer
 from typing import Any
+
+log = logging.getLogger("devicegate.local")
 
 # Held around every transaction and every stream read: a reader must not see the records of a
 # transaction's first writes before the transaction is known to stand.
 _STREAM_LOCK = threading.RLock()
 _PATCHED = "_devicegate_keeps_streams"
+# SQS: "messages sent with the same message deduplication ID are accepted successfully but aren't
+# delivered during the 5-minute deduplication interval".
+DEDUPLICATION_INTERVAL_MS = 5 * 60 * 1000
+# Connections botocore keeps open between calls are closed after this long without a request.
+MOTO_IDLE_TIMEOUT_S = 60.0
+_LISTEN_BACKLOG = 1024
 
 
 def keep_streams_through_cancelled_transactions() -> None:
@@ -65,3 +87,295 @@ def _locked(method: Any) -> Any:
             return method(*args, **kwargs)
 
     return locked
+
+
+class InProcessStreams:
+    """The three DynamoDB Streams calls the stream poller makes (describe_stream,
+    get_shard_iterator, get_records, with botocore's names and answers), answered from moto's
+    backend in this process.
+
+    GetRecords over HTTP encodes every record, new image and all, through moto's generic response
+    serializer, and botocore decodes it again: profiled under a burst, that was about half of the
+    stack process's CPU. The records are the same ones GetRecords returns; iterators are plain
+    positions, so none piles up in moto."""
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:  # noqa: N803 - botocore's names
+        with _STREAM_LOCK:
+            shard = _table_of_stream(StreamArn).stream_shard
+            return {"StreamDescription": {"StreamArn": StreamArn, "Shards": [shard.to_json()] if shard else []}}
+
+    def get_shard_iterator(self, StreamArn: str, ShardId: str, ShardIteratorType: str,  # noqa: N803
+                           SequenceNumber: str | None = None) -> dict[str, str]:
+        with _STREAM_LOCK:
+            shard = _table_of_stream(StreamArn).stream_shard
+            if shard is None or shard.id != ShardId:
+                raise LookupError(f"{StreamArn} has no shard {ShardId}")
+            if ShardIteratorType == "TRIM_HORIZON":
+                start = shard.starting_sequence_number
+            elif ShardIteratorType == "LATEST":
+                start = shard.starting_sequence_number + len(shard.items)
+            elif ShardIteratorType in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER") and SequenceNumber:
+                start = int(SequenceNumber) + (ShardIteratorType == "AFTER_SEQUENCE_NUMBER")
+            else:
+                raise ValueError(f"shard iterator type {ShardIteratorType} needs what it cannot have here")
+        return {"ShardIterator": f"{StreamArn}|{ShardId}|{start}"}
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:  # noqa: N803
+        arn, shard_id, start = ShardIterator.rsplit("|", 2)
+        with _STREAM_LOCK:
+            shard = _table_of_stream(arn).stream_shard
+            if shard is None or shard.id != shard_id:
+                raise LookupError(f"{arn} has no shard {shard_id}")
+            records = shard.get(int(start), Limit)
+        following = int(records[-1]["dynamodb"]["SequenceNumber"]) + 1 if records else int(start)
+        return {"Records": [_as_read(record) for record in records],
+                "NextShardIterator": f"{arn}|{shard_id}|{following}"}
+
+
+def _table_of_stream(stream_arn: str) -> Any:
+    """arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL -> moto's table."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    _, _, _, region, account, resource = stream_arn.split(":", 5)
+    return dynamodb_backends[account][region].get_table(resource.split("/")[1])
+
+
+def _as_read(record: dict[str, Any]) -> dict[str, Any]:
+    # moto's own record, not a copy: copied where it differs, never changed. Its creation time is
+    # a naive UTC datetime; GetRecords gives epoch seconds.
+    dynamodb = dict(record["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime.datetime):
+        dynamodb["ApproximateCreationDateTime"] = int(created.replace(tzinfo=datetime.UTC).timestamp())
+    return {**record, "dynamodb": dynamodb}
+
+
+# --------------------------------------------------------------------------- FIFO deduplication
+
+_DEDUP_LOCK = threading.Lock()
+_SENDING = threading.local()
+
+
+def deduplicate_fifo_queues_by_scope() -> None:
+    """FIFO deduplication as SQS does it (idempotent): within the queue's DeduplicationScope
+    (`messageGroup`: the same id in two groups is two messages), for five minutes after the first
+    send, deleted or not. Looked up by key instead of a scan of every message per send."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue.add_message, _PATCHED, False):
+        return
+    original_add = Queue.add_message
+    full_attributes: Any = Queue.__dict__["attributes"]  # the property itself
+
+    @functools.wraps(original_add)
+    def add_message(self: Any, message: Any) -> None:
+        if self.lambda_event_source_mappings:  # moto's own Lambda integration; the stack plays its own
+            original_add(self, message)
+            return
+        if self.fifo_queue and message.deduplication_id and _already_sent(self, message):
+            return
+        with self._messages_lock:
+            self._messages.append(message)
+            self._messages_lock.notify_all()
+
+    def attributes(self: Any) -> dict[str, Any]:
+        # A send reads one attribute (ContentBasedDeduplication), twice per message; moto builds
+        # all of them each time, four by scanning every message in the queue.
+        if getattr(_SENDING, "active", False):
+            return {"ContentBasedDeduplication": "true" if self.content_based_deduplication else "false"}
+        return full_attributes.fget(self)
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        # The same rule as moto's, which builds every attribute of the queue (and scans every
+        # message four times) to read this one, for each message it hands out.
+        retention_s = self.get_queue(queue_name).message_retention_period
+        return retention_s + message.sent_timestamp / 1000 > time.time()
+
+    setattr(add_message, _PATCHED, True)
+    _replace(Queue, "add_message", add_message)
+    _replace(Queue, "attributes", property(attributes))
+    _replace(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period)
+    for name in ("send_message", "send_message_batch"):
+        _replace(SQSBackend, name, _sending(getattr(SQSBackend, name)))
+
+
+def _already_sent(queue: Any, message: Any) -> bool:
+    """Whether a message with this deduplication id (in this group, when the scope is the group)
+    was sent less than five minutes before; records it when not."""
+    key = ((message.group_id, message.deduplication_id) if queue.deduplication_scope == "messageGroup"
+           else message.deduplication_id)
+    now = message.sent_timestamp
+    with _DEDUP_LOCK:
+        sent: OrderedDict[Any, int] | None = getattr(queue, "_devicegate_sent", None)
+        if sent is None:
+            sent = OrderedDict()
+            queue._devicegate_sent = sent
+        while sent and now - next(iter(sent.values())) >= DEDUPLICATION_INTERVAL_MS:
+            sent.popitem(last=False)  # recorded in send order: the oldest first
+        if key in sent:
+            return True
+        sent[key] = now
+        return False
+
+
+def _sending(method: Any) -> Any:
+    @functools.wraps(method)
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_SENDING, "active", False)
+        _SENDING.active = True
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _SENDING.active = outer
+
+    return sending
+
+
+def skip_repeated_lookups() -> None:
+    """Two answers moto works out again for every request, kept after the first (idempotent):
+    the folders of its own package (read from disk to route a request) and the method names of a
+    response class (found with inspect.getmembers to dispatch it). Neither changes while it runs."""
+    import moto.backends as backends
+    import moto.core.responses as responses
+
+    if getattr(responses.method_names_from_class, _PATCHED, False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    method_names = functools.cache(responses.method_names_from_class)
+    setattr(method_names, _PATCHED, True)
+    responses.method_names_from_class = method_names
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def _moto_request_handler() -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        """moto's request handler, answering with a Content-Length so the connection stays open.
+
+        werkzeug's development server closes the connection after every answer: each botocore
+        call to moto then costs a new TCP connection and a new thread, and drains the socket for
+        10 ms before closing. The body is read whole here, so the next request starts where
+        this one ended."""
+
+        protocol_version = "HTTP/1.1"
+        timeout = MOTO_IDLE_TIMEOUT_S
+        # Answers leave in one write; without TCP_NODELAY a kept-alive connection could still
+        # wait for the client's delayed ACK.
+        disable_nagle_algorithm = True
+
+        def run_wsgi(self) -> None:
+            # An `Expect: 100-continue` (botocore's S3 uploads) is answered by parse_request already.
+            environ = self.make_environ()
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body = environ["wsgi.input"].read()  # werkzeug's DechunkedInput
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                environ.pop("wsgi.input_terminated", None)
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            try:
+                status, headers, data = _call_wsgi(self.server.app, environ)
+            except Exception:  # a bug in moto: say so, answer like a failing service, keep serving
+                log.error("moto failed on %s %s:\n%s", self.command, self.path.split("?", 1)[0],
+                          traceback.format_exc().rstrip())
+                status, headers, data = "500 Internal Server Error", [("Content-Type", "text/plain")], b"moto failed"
+            self._answer(status, headers, data)
+
+        def _answer(self, status: str, headers: list[tuple[str, str]], data: bytes) -> None:
+            code = int(status.split(" ", 1)[0])
+            lines = [f"HTTP/1.1 {status}"]
+            for name, value in headers:
+                lowered = name.lower()
+                if lowered in ("connection", "transfer-encoding") or (lowered == "content-length"
+                                                                     and self.command != "HEAD"):
+                    continue
+                lines.append(f"{name}: {value}")
+            if self.command != "HEAD" and code not in (204, 304) and not 100 <= code < 200:
+                lines.append(f"Content-Length: {len(data)}")
+            else:
+                data = b""
+            if self.close_connection:
+                lines.append("Connection: close")
+            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            return  # the stream pollers alone make five requests a second
+
+        def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+            # An idle connection timing out is expected; nothing else reaches here from botocore.
+            log.debug("moto server: " + format, *args)
+
+    return KeepAliveHandler
+
+
+def _call_wsgi(app: Any, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    answer: dict[str, Any] = {}
+    written: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answer["status"], answer["headers"] = status, headers
+        return written.append
+
+    result = app(environ, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return answer["status"], answer["headers"], b"".join(written) + data
+
+
+class _MotoHttpServer(socketserver.ThreadingMixIn, HTTPServer):
+    """What moto's request handler reads from werkzeug's server, on the standard library's."""
+
+    daemon_threads = True
+    request_queue_size = _LISTEN_BACKLOG
+    allow_reuse_address = True
+    multithread = True
+    multiprocess = False
+    passthrough_errors = False
+    ssl_context = None
+
+    def __init__(self, host: str, port: int, app: Any, handler: type) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.app = app
+        super().__init__((host, port), handler)
+
+    def log(self, type: str, message: str, *args: Any) -> None:  # noqa: A002 - werkzeug's signature
+        log.debug("moto server %s: " + message, type, *args)
+
+
+class MotoServer:
+    """moto's server on `host:port`, bound on construction (a busy port raises OSError there)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        keep_streams_through_cancelled_transactions()
+        deduplicate_fifo_queues_by_scope()
+        skip_repeated_lookups()
+        self._server = _MotoHttpServer(host, port, DomainDispatcherApplication(create_backend_app),
+                                       _moto_request_handler())
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()

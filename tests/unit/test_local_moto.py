@@ -1,0 +1,165 @@
+"""moto as the local stack runs it (local_moto.py): FIFO deduplication within the queue's
+DeduplicationScope, the stream read in process, connections to moto kept open."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+from devicegate_cli import local_moto
+from devicegate_cli.local_streams import lambda_stream_record
+
+
+@pytest.fixture
+def sqs_as_the_local_stack_runs_it(aws_env, monkeypatch):
+    """moto in this process with the stack's FIFO deduplication, undone afterwards."""
+    from moto import mock_aws
+    from moto.sqs.models import Queue, SQSBackend
+
+    for owner, name in ((Queue, "add_message"), (Queue, "attributes"), (SQSBackend, "send_message"),
+                        (SQSBackend, "send_message_batch"), (SQSBackend, "is_message_valid_based_on_retention_period")):
+        monkeypatch.setattr(owner, name, owner.__dict__[name])
+    local_moto.deduplicate_fifo_queues_by_scope()
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def _fifo_queue(sqs: Any, name: str, scope: str) -> str:
+    return sqs.create_queue(QueueName=name, Attributes={
+        "FifoQueue": "true", "DeduplicationScope": scope,
+        "FifoThroughputLimit": "perMessageGroupId" if scope == "messageGroup" else "perQueue"})["QueueUrl"]
+
+
+def _send(sqs: Any, url: str, group: str, dedup: str, body: str) -> None:
+    sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup)
+
+
+def _drain(sqs: Any, url: str) -> list[str]:
+    bodies: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return sorted(bodies)
+        for message in messages:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_a_deduplication_id_is_scoped_by_message_group_when_the_queue_says_so(sqs_as_the_local_stack_runs_it):
+    sqs = sqs_as_the_local_stack_runs_it
+    # Given the events queue's settings: DeduplicationScope messageGroup (one group per device)
+    url = _fifo_queue(sqs, "events.fifo", "messageGroup")
+    # When two devices' messages carry the same deduplication id, and one of them is sent twice
+    _send(sqs, url, "device-a", "same-id", "a")
+    _send(sqs, url, "device-b", "same-id", "b")
+    _send(sqs, url, "device-a", "same-id", "a again")
+    # Then each group gets its message once, as SQS delivers them
+    assert _drain(sqs, url) == ["a", "b"]
+
+
+def test_a_queue_scoped_fifo_queue_deduplicates_across_groups(sqs_as_the_local_stack_runs_it):
+    sqs = sqs_as_the_local_stack_runs_it
+    url = _fifo_queue(sqs, "queue-scoped.fifo", "queue")
+    _send(sqs, url, "device-a", "same-id", "a")
+    _send(sqs, url, "device-b", "same-id", "b")
+    assert _drain(sqs, url) == ["a"]
+
+
+def test_a_deleted_message_still_deduplicates_its_id_for_five_minutes(sqs_as_the_local_stack_runs_it):
+    sqs = sqs_as_the_local_stack_runs_it
+    url = _fifo_queue(sqs, "events.fifo", "messageGroup")
+    # Given a message that was sent, received and deleted
+    _send(sqs, url, "device-a", "id-1", "first")
+    assert _drain(sqs, url) == ["first"]
+    # When a publisher sends it again (its first send's answer was lost)
+    _send(sqs, url, "device-a", "id-1", "first, again")
+    # Then SQS accepts the send and delivers nothing: the interval runs from the first send
+    assert _drain(sqs, url) == []
+
+
+def test_queue_attributes_are_still_read_whole(sqs_as_the_local_stack_runs_it):
+    sqs = sqs_as_the_local_stack_runs_it
+    url = _fifo_queue(sqs, "events.fifo", "messageGroup")
+    _send(sqs, url, "device-a", "id-1", "x")
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "1"
+    assert attributes["DeduplicationScope"] == "messageGroup"
+
+
+# --------------------------------------------------------------------------- the stream, in process
+
+
+@pytest.fixture
+def dynamodb(aws_env):
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(TableName="events", BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+        yield client
+
+
+def _read_all(streams: Any, arn: str) -> list[dict[str, Any]]:
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = []
+    while True:
+        page = streams.get_records(ShardIterator=iterator, Limit=2)
+        records += [lambda_stream_record(raw, arn) for raw in page["Records"]]
+        if not page["Records"]:
+            return records
+        iterator = page["NextShardIterator"]
+
+
+def test_the_stream_read_in_process_gives_the_records_getrecords_gives(dynamodb):
+    arn = dynamodb.describe_table(TableName="events")["Table"]["LatestStreamArn"]
+    # Given items of every shape the gateway writes: strings, numbers, binary, maps, lists
+    for n in range(3):
+        dynamodb.put_item(TableName="events", Item={
+            "pk": {"S": f"E#{n}"}, "n": {"N": str(n)}, "b": {"B": b"\x00\xff"},
+            "m": {"M": {"k": {"S": "v"}, "l": {"L": [{"N": "1"}, {"B": b"\x01"}]}}}})
+    # When the stream is read in process and through the DynamoDB Streams API
+    in_process = _read_all(local_moto.InProcessStreams(), arn)
+    over_the_api = _read_all(boto3.client("dynamodbstreams", region_name="us-east-1"), arn)
+    # Then the function gets the same event records, in the same order
+    assert len(in_process) == 3
+    assert json.dumps(in_process, sort_keys=True) == json.dumps(over_the_api, sort_keys=True)
+    # And reading again from where the last read ended gives nothing new
+    assert in_process[-1]["dynamodb"]["NewImage"]["b"] == {"B": "AP8="}
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def test_moto_keeps_a_connection_open_across_calls(aws_env):
+    # Given moto's server as the stack runs it
+    server = local_moto.MotoServer("127.0.0.1", 0)
+    accepted = []
+    original = server._server.process_request
+
+    def counting(request: Any, client_address: Any) -> None:
+        accepted.append(client_address)
+        original(request, client_address)
+
+    server._server.process_request = counting  # type: ignore[method-assign]
+    server.start()
+    try:
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{server.port}")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        # When one client makes several calls, one after the other
+        for n in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n))
+        # Then they all went over one connection (werkzeug's server closes it after each answer)
+        assert len(accepted) == 1
+        assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"] == "5"
+    finally:
+        server.stop()
+    assert not any(thread.name == "moto" for thread in threading.enumerate())
