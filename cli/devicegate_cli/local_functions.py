@@ -108,7 +108,7 @@ def function_environment(spec: FunctionSpec, stack: Mapping[str, str]) -> dict[s
 class _Environment:
     """One process running one function (local_runtime.py), one invocation at a time."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str]) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], transport: str | None = None) -> None:
         self.spec = spec
         ours, theirs = socket.socketpair()
         try:
@@ -122,6 +122,8 @@ class _Environment:
         self._connection.send_bytes(json.dumps({
             "functionId": spec.logical_id, "name": spec.name, "codeDir": str(spec.code_dir),
             "handler": spec.handler, "memoryMb": spec.memory_mb, "timeoutS": spec.timeout_s,
+            # The function's AWS calls to the emulation go through this socket (local_transport.py).
+            "awsEndpoint": env.get("AWS_ENDPOINT_URL"), "awsSocket": transport,
         }).encode())
 
     def wait_ready(self) -> None:
@@ -159,8 +161,10 @@ class FunctionPool:
     """The execution environments of one function: another is started while every one is busy,
     up to `concurrency`; an invocation takes the first one free."""
 
-    def __init__(self, spec: FunctionSpec, environment: Callable[[], dict[str, str]], concurrency: int) -> None:
+    def __init__(self, spec: FunctionSpec, environment: Callable[[], dict[str, str]], concurrency: int,
+                 transport: str | None = None) -> None:
         self.spec = spec
+        self._transport = transport
         #: Called when an environment starts: the stack adds the IoT data endpoint once the broker runs.
         self._environment = environment
         self._concurrency = concurrency
@@ -209,7 +213,7 @@ class FunctionPool:
         environment: _Environment | None = None
         failure: FunctionError | None = None
         try:
-            environment = _Environment(self.spec, self._environment())
+            environment = _Environment(self.spec, self._environment(), self._transport)
             environment.wait_ready()
         except FunctionError as error:
             failure, environment = error, None
@@ -264,8 +268,11 @@ class Invoker:
     past its Timeout (Lambda would have stopped it; here it is let finish)."""
 
     def __init__(self, specs: list[FunctionSpec], stack_environment: Mapping[str, str],
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, transport: str | None = None) -> None:
+        """`transport`: the socket of local_transport.TransportServer, which the functions' calls to
+        the emulation (AWS_ENDPOINT_URL) take instead of HTTP; None: HTTP."""
         self.specs = {spec.logical_id: spec for spec in specs}
+        self._transport = transport
         #: Read when an environment starts: add to it (the IoT data endpoint) before invoking.
         self.stack_environment = dict(stack_environment)
         self._concurrency = concurrency
@@ -279,7 +286,8 @@ class Invoker:
         with self._lock:
             if function_id not in self._pools:
                 self._pools[function_id] = FunctionPool(
-                    self.specs[function_id], functools.partial(self.environment_of, function_id), self._concurrency)
+                    self.specs[function_id], functools.partial(self.environment_of, function_id), self._concurrency,
+                    self._transport)
             return self._pools[function_id]
 
     def __call__(self, function_id: str, event: Any, request_id: str | None = None) -> Any:

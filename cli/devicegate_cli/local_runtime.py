@@ -64,6 +64,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = Connection(int(argv[0]))
     hello = json.loads(connection.recv_bytes())
+    if hello.get("awsSocket"):
+        from devicegate_cli.local_transport import install
+
+        install(hello["awsEndpoint"], hello["awsSocket"])  # before the handler creates any client
     try:
         handler = _load(hello)
     except Exception as exc:  # the init phase failed: reported for the invocation that waits on it

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -334,6 +336,7 @@ class _Running:
     """What `_start` started, stopped in reverse by `_stop`."""
 
     moto: Any
+    transport: Any = None
     invoker: Invoker | None = None
     mqtt: Any = None
     http_server: Any = None
@@ -385,6 +388,9 @@ def _stop(running: _Running) -> None:
         poller.join(timeout=10)
     if running.invoker is not None:
         running.invoker.stop()  # after their callers: an invocation in flight may finish
+    if running.transport is not None:
+        running.transport.stop()
+        shutil.rmtree(Path(running.transport.path).parent, ignore_errors=True)
     running.moto.stop()
 
 
@@ -395,6 +401,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
     from devicegate_cli.local_http import LocalHttpServer
     from devicegate_cli.local_moto import InProcessStreams
     from devicegate_cli.local_streams import StreamPoller
+    from devicegate_cli.local_transport import TransportServer
 
     template_path = args.template or find_template()
     if template_path is None or not Path(template_path).is_file():
@@ -423,7 +430,11 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         specs = function_specs(resolver, template_path.parent)
         routes = _routes(specs)
         sources, sources_not_played = _stream_sources(specs, resolver)
-        invoke = running.invoker = Invoker(specs, _aws_environment(endpoint), concurrency=args.concurrency)
+        running.transport = TransportServer(running.moto.app,
+                                            str(Path(tempfile.mkdtemp(prefix="devicegate-local-")) / "aws.sock"))
+        running.transport.start()
+        invoke = running.invoker = Invoker(specs, _aws_environment(endpoint), concurrency=args.concurrency,
+                                           transport=running.transport.path)
         if not args.no_mqtt:
             running.mqtt = build_local_mqtt(
                 resolver=resolver, specs=specs, invoke=invoke, session=_EndpointSession(session, endpoint),
