@@ -163,3 +163,31 @@ def test_moto_keeps_a_connection_open_across_calls(aws_env):
     finally:
         server.stop()
     assert not any(thread.name == "moto" for thread in threading.enumerate())
+
+
+def test_an_item_over_400_kb_is_still_refused(aws_env, monkeypatch):
+    import moto.backends
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.core import responses
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    for owner, name in ((Item, "__init__"), (DomainDispatcherApplication, "get_backend_for_host"),
+                        (responses, "method_names_from_class"), (responses, "gen_amzn_requestid_long"),
+                        (moto.backends, "list_of_moto_modules")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
+    # Given moto as the stack runs it, which measures a new item once instead of per attribute
+    local_moto.skip_repeated_work()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        # When an item is over DynamoDB's 400 KB only with all its attributes together
+        big = {"pk": {"S": "big"}, **{f"part{n}": {"S": "x" * 100_000} for n in range(5)}}
+        # Then it is refused as DynamoDB refuses it, and one under the limit is stored
+        with pytest.raises(ClientError, match="Item size has exceeded the maximum allowed size"):
+            ddb.put_item(TableName="t", Item=big)
+        ddb.put_item(TableName="t", Item={"pk": {"S": "small"}, "part": {"S": "x" * 100_000}})
+        assert ddb.get_item(TableName="t", Key={"pk": {"S": "small"}})["Item"]["part"]["S"] == "x" * 100_000
