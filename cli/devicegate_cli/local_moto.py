@@ -1,6 +1,7 @@
-"""moto as the local stack runs it: its WSGI app behind a keep-alive HTTP server, and the few
-places where moto departs from AWS in a way the local stack cannot live with, put right in the
-moto running in this process (the server shares this process's backends).
+"""moto as the local stack runs it, in a process of its own (MotoProcess, `main`): its WSGI app
+behind a keep-alive HTTP server and behind the functions' socket (local_transport.py), and the
+few places where moto departs from AWS in a way the local stack cannot live with, put right in
+that process's moto (its servers share the process's backends).
 
 A cancelled TransactWriteItems (a command refused because the device is unknown or over its rate
 limit, a repeated clientToken, a device heard from while the sweep marked it offline) must leave
@@ -362,6 +363,49 @@ def _moto_request_handler() -> type:
     return KeepAliveHandler
 
 
+class DirectDispatch:
+    """moto's server-mode WSGI app without Flask's per-request machinery, for the functions'
+    transport: the Flask app of the request's service (moto's own routing, once per service)
+    matches the URL, and the view's moto handler is called as moto's Flask view calls it.
+    Profiled under a burst, Flask's request context, response finalisation and CORS headers were
+    a quarter of moto's CPU per call. A request this does not route (no rule, another kind of
+    view) goes through the whole WSGI app, as over HTTP."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        from botocore.exceptions import ClientError
+        from moto.core.utils import convert_to_flask_response
+        from moto.moto_api import recorder
+        from werkzeug.exceptions import HTTPException
+        from werkzeug.wrappers import Response
+
+        from devicegate_cli.local_transport import call_wsgi
+
+        service_app = self._app.get_application(environ)
+        try:
+            endpoint, _ = service_app.url_map.bind_to_environ(environ).match()
+        except HTTPException:
+            return call_wsgi(self._app, environ)
+        view = service_app.view_functions.get(endpoint)
+        if not isinstance(view, convert_to_flask_response):
+            return call_wsgi(self._app, environ)
+        request = service_app.request_class(environ)
+        try:
+            recorder._record_request(request)
+            result = view.callback(request, request.raw_url, dict(request.headers))
+        except ClientError as exc:  # as moto's Flask view answers it
+            result = 400, {}, exc.response["Error"]["Message"]
+        except HTTPException as exc:  # moto's service errors, as Flask would render them
+            return f"{exc.code} {exc.name}", exc.get_headers(environ), exc.get_body(environ).encode()
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        response = Response(response=content, status=status, headers=headers)
+        if request.method == "HEAD" and "content-length" in headers:
+            response.headers["Content-Length"] = headers["content-length"]
+        return response.status, response.headers.to_wsgi_list(), response.get_data()
+
+
 class _MotoHttpServer(socketserver.ThreadingMixIn, HTTPServer):
     """What moto's request handler reads from werkzeug's server, on the standard library's."""
 
@@ -401,8 +445,13 @@ class MotoServer:
 
     @property
     def app(self) -> Any:
-        """moto's WSGI app (the same backends), for the functions' transport."""
+        """moto's WSGI app (the same backends)."""
         return self._server.app
+
+    @property
+    def dispatch(self) -> DirectDispatch:
+        """moto's app for the functions' transport (local_transport.py)."""
+        return DirectDispatch(self._server.app)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
@@ -414,3 +463,114 @@ class MotoServer:
             self._thread.join(timeout=10)
             self._thread = None
         self._server.server_close()
+
+
+# --------------------------------------------------------------------------- moto's own process
+
+
+READY_LINE = "moto: ready"
+
+
+class MotoProcess:
+    """moto in a process of its own, started by `devicegate local`: its HTTP server on
+    `host:port` and the socket (`socket_path`) through which the functions and the stream
+    pollers reach it. moto is most of the stack's CPU under load; in its own process it runs
+    beside the HTTP front end, the pollers and the invocations instead of sharing one GIL with
+    them."""
+
+    def __init__(self, host: str, port: int, socket_path: str, timeout_s: float = 60.0) -> None:
+        import subprocess
+        import sys
+
+        self.port = port
+        self.socket_path = socket_path
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "devicegate_cli.local_moto", "--host", host, "--port", str(port),
+             "--socket", socket_path, "--parent", str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )
+        self._ready = False
+        settled = threading.Event()  # ready, or its output ended (it exited)
+        threading.Thread(target=self._follow, args=(settled,), name="moto-output", daemon=True).start()
+        if not settled.wait(timeout_s) or not self._ready:
+            self.stop()
+            raise OSError(f"moto did not start on {host}:{port} (its own message, if any, is above)")
+
+    def _follow(self, settled: threading.Event) -> None:
+        import sys
+
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if line.strip() == READY_LINE:
+                self._ready = True
+                settled.set()
+            else:  # whatever else moto prints, where the stack's own output goes
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        settled.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        import subprocess
+
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def main(argv: list[str]) -> int:
+    """moto's process: its server and the functions' socket until SIGTERM or the stack is gone."""
+    import argparse
+    import signal
+    import sys
+
+    from devicegate_cli.local_transport import TransportServer
+
+    parser = argparse.ArgumentParser(prog="python -m devicegate_cli.local_moto")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    args = parser.parse_args(argv)
+    # Ctrl-C in the stack's terminal reaches its whole process group: the stack stops moto last,
+    # after the functions that may still be calling it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("devicegate local: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        server = MotoServer(args.host, args.port)
+    except OSError as exc:
+        print(f"devicegate local: moto cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
+        return 3
+    server.start()
+    transport = TransportServer(server.dispatch, args.socket, streams=InProcessStreams())
+    transport.start()
+    print(READY_LINE, flush=True)
+    # A stack killed without cleaning up (SIGKILL) cannot stop moto: moto notices it is gone.
+    while not stop.wait(1.0):
+        if os.getppid() != args.parent:
+            break
+    transport.stop()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Through the module's importable name: run as __main__, this file would be a second copy of
+    # the module, with locks and patches of its own.
+    from devicegate_cli.local_moto import main as moto_main
+
+    sys.exit(moto_main(sys.argv[1:]))

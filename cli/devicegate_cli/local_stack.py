@@ -152,14 +152,14 @@ def _check_ports(host: str, moto_port: int, http_port: int, mqtt_port: int | Non
 
 
 def _start_moto(host: str, port: int) -> Any:
-    from devicegate_cli.local_moto import MotoServer
+    from devicegate_cli.local_moto import MotoProcess
 
+    folder = Path(tempfile.mkdtemp(prefix="devicegate-local-"))
     try:
-        server = MotoServer(host, port)
+        return MotoProcess(host, port, str(folder / "aws.sock"))
     except OSError as exc:
-        raise StartupError(f"moto cannot listen on {host}:{port}: {exc}; pass --moto-port <free port>") from exc
-    server.start()
-    return server
+        shutil.rmtree(folder, ignore_errors=True)
+        raise StartupError(f"{exc}; pass --moto-port <free port>") from exc
 
 
 def _aws_environment(endpoint: str) -> dict[str, str]:
@@ -336,7 +336,6 @@ class _Running:
     """What `_start` started, stopped in reverse by `_stop`."""
 
     moto: Any
-    transport: Any = None
     invoker: Invoker | None = None
     mqtt: Any = None
     http_server: Any = None
@@ -388,10 +387,8 @@ def _stop(running: _Running) -> None:
         poller.join(timeout=10)
     if running.invoker is not None:
         running.invoker.stop()  # after their callers: an invocation in flight may finish
-    if running.transport is not None:
-        running.transport.stop()
-        shutil.rmtree(Path(running.transport.path).parent, ignore_errors=True)
     running.moto.stop()
+    shutil.rmtree(Path(running.moto.socket_path).parent, ignore_errors=True)
 
 
 def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
@@ -399,9 +396,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
 
     from devicegate_cli.cfn_template import load_template
     from devicegate_cli.local_http import LocalHttpServer
-    from devicegate_cli.local_moto import InProcessStreams
     from devicegate_cli.local_streams import StreamPoller
-    from devicegate_cli.local_transport import TransportServer
+    from devicegate_cli.local_transport import StreamsClient
 
     template_path = args.template or find_template()
     if template_path is None or not Path(template_path).is_file():
@@ -430,11 +426,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         specs = function_specs(resolver, template_path.parent)
         routes = _routes(specs)
         sources, sources_not_played = _stream_sources(specs, resolver)
-        running.transport = TransportServer(running.moto.app,
-                                            str(Path(tempfile.mkdtemp(prefix="devicegate-local-")) / "aws.sock"))
-        running.transport.start()
         invoke = running.invoker = Invoker(specs, _aws_environment(endpoint), concurrency=args.concurrency,
-                                           transport=running.transport.path)
+                                           transport=running.moto.socket_path)
         if not args.no_mqtt:
             running.mqtt = build_local_mqtt(
                 resolver=resolver, specs=specs, invoke=invoke, session=_EndpointSession(session, endpoint),
@@ -456,7 +449,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         for source in sources:
             poller = StreamPoller(
                 source,
-                InProcessStreams(),
+                StreamsClient(running.moto.socket_path),
                 session.client("sqs", endpoint_url=endpoint),
                 invoke,
                 created.queue_url_for_arn,

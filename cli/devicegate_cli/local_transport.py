@@ -16,6 +16,7 @@ the other, over multiprocessing's length-prefixed Connection.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -32,6 +33,8 @@ from urllib.parse import unquote, urlsplit
 log = logging.getLogger("devicegate.local")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+#: An environ in, (status line, headers, body) out: moto's app (local_moto.DirectDispatch).
+Dispatch = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes]]
 
 
 # --------------------------------------------------------------------------- the stack's end
@@ -91,12 +94,18 @@ def call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> tuple[str, list[tuple[st
     return answer["status"], answer["headers"], b"".join(written) + data
 
 
-class TransportServer:
-    """Serves moto's WSGI app on a Unix socket, a thread per connected function process (each
-    process keeps one connection per thread that calls AWS)."""
+#: What the stack's stream pollers may ask of `streams` (local_moto.InProcessStreams).
+STREAM_CALLS = ("describe_stream", "get_shard_iterator", "get_records")
 
-    def __init__(self, app: WsgiApp, path: str) -> None:
-        self.app = app
+
+class TransportServer:
+    """Serves moto on a Unix socket, a thread per connected function process (each process keeps
+    one connection per thread that calls AWS). With `streams`, also the stream pollers' three
+    DynamoDB Streams calls, answered from moto's backend as plain JSON (a frame with "streams")."""
+
+    def __init__(self, dispatch: Dispatch, path: str, streams: Any = None) -> None:
+        self.dispatch = dispatch
+        self.streams = streams
         self.path = path
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(path)
@@ -130,8 +139,15 @@ class TransportServer:
                     return
                 header, _, body = frame.partition(b"\n")
                 request = json.loads(header)
+                if "streams" in request:
+                    reply = self._stream_call(request["streams"], request["args"])
+                    try:
+                        connection.send_bytes(reply)
+                    except OSError:
+                        return
+                    continue
                 try:
-                    status, headers, data = call_wsgi(self.app, wsgi_environ(
+                    status, headers, data = self.dispatch(wsgi_environ(
                         request["method"], request["url"], request["headers"], body))
                 except Exception:  # a bug in moto: say so, answer like a failing service, keep serving
                     log.error("moto failed on %s %s:\n%s", request["method"], urlsplit(request["url"]).path,
@@ -147,6 +163,16 @@ class TransportServer:
                 self._connections.discard(connection)
             connection.close()
 
+    def _stream_call(self, call: str, args: dict[str, Any]) -> bytes:
+        if self.streams is None or call not in STREAM_CALLS:
+            return json.dumps({"error": f"no stream call {call!r} here"}).encode()
+        try:
+            result = getattr(self.streams, call)(**args)
+        except (LookupError, ValueError) as exc:  # an unknown table, shard or iterator
+            return json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+        # Binary attribute values as DynamoDB's JSON carries them: base64 text.
+        return json.dumps({"result": result}, default=_base64).encode()
+
     def stop(self) -> None:
         self._stopping.set()
         self._listener.close()
@@ -158,6 +184,47 @@ class TransportServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class StreamsClient:
+    """The stream pollers' DynamoDB Streams calls (botocore's names and answers), over the
+    socket to the moto process, answered from moto's backend (local_moto.InProcessStreams)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, call: str, **args: Any) -> Any:
+        with self._lock:
+            if self._connection is None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self._path)
+                self._connection = Connection(sock.detach())
+            try:
+                self._connection.send_bytes(json.dumps({"streams": call, "args": args}).encode())
+                answer = json.loads(self._connection.recv_bytes())
+            except (OSError, EOFError):
+                self._connection = None
+                raise
+        if "error" in answer:
+            raise LookupError(answer["error"])
+        return answer["result"]
+
+    def describe_stream(self, StreamArn: str) -> Any:  # noqa: N803 - botocore's names
+        return self._call("describe_stream", StreamArn=StreamArn)
+
+    def get_shard_iterator(self, **args: Any) -> Any:
+        return self._call("get_shard_iterator", **args)
+
+    def get_records(self, ShardIterator: str, Limit: int = 1000) -> Any:  # noqa: N803
+        return self._call("get_records", ShardIterator=ShardIterator, Limit=Limit)
 
 
 # --------------------------------------------------------------------------- the function's end

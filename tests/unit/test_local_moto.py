@@ -135,6 +135,24 @@ def test_the_stream_read_in_process_gives_the_records_getrecords_gives(dynamodb)
     assert in_process[-1]["dynamodb"]["NewImage"]["b"] == {"B": "AP8="}
 
 
+def test_the_stream_over_the_moto_process_socket_gives_the_same_records(dynamodb, tmp_path):
+    from devicegate_cli.local_transport import StreamsClient, TransportServer
+
+    arn = dynamodb.describe_table(TableName="events")["Table"]["LatestStreamArn"]
+    dynamodb.put_item(TableName="events", Item={"pk": {"S": "E#1"}, "b": {"B": b"\x00\xff"}, "n": {"N": "1.5"}})
+    # Given the socket the stack's pollers read the stream through (moto runs in another process)
+    server = TransportServer(lambda environ: ("404 Not Found", [], b""), str(tmp_path / "aws.sock"),
+                             streams=local_moto.InProcessStreams())
+    server.start()
+    try:
+        over_the_socket = _read_all(StreamsClient(server.path), arn)
+    finally:
+        server.stop()
+    # Then the poller gets what it gets in process, binary values as base64 text
+    assert json.dumps(over_the_socket) == json.dumps(_read_all(local_moto.InProcessStreams(), arn))
+    assert over_the_socket[0]["dynamodb"]["NewImage"]["b"] == {"B": "AP8="}
+
+
 # --------------------------------------------------------------------------- the server
 
 

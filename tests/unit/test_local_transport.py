@@ -19,22 +19,35 @@ import boto3
 
 
 def handler(event, context):
+    # moto's state is this test process's: each invocation makes its own resources
+    bucket, queue, table = (f"transport-{event['run']}-{kind}" for kind in ("bucket", "queue", "table"))
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="transport-bucket")
+    s3.create_bucket(Bucket=bucket)
     # A key that needs quoting, and metadata whose name keeps its underscore (moto's special case)
-    s3.put_object(Bucket="transport-bucket", Key="a b/ü.json", Body=b'{"x": 1}', Metadata={"my_key": "v"})
-    head = s3.head_object(Bucket="transport-bucket", Key="a b/ü.json")
-    body = s3.get_object(Bucket="transport-bucket", Key="a b/ü.json")["Body"].read().decode()
+    s3.put_object(Bucket=bucket, Key="a b/ü.json", Body=b'{"x": 1}', Metadata={"my_key": "v"})
+    head = s3.head_object(Bucket=bucket, Key="a b/ü.json")
+    body = s3.get_object(Bucket=bucket, Key="a b/ü.json")["Body"].read().decode()
     sqs = boto3.client("sqs")
     try:
         sqs.get_queue_url(QueueName="no-such-queue")
         missing = None
     except sqs.exceptions.QueueDoesNotExist as error:
         missing = error.response["Error"]["Code"]
-    url = sqs.create_queue(QueueName="transport-queue")["QueueUrl"]
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="hello")
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    item = {"pk": {"S": "once"}}
+    ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    try:
+        ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        again = None
+    except ddb.exceptions.ConditionalCheckFailedException as error:
+        again = error.response["Error"]["Code"]
     return {"metadata": head["Metadata"], "length": head["ContentLength"], "body": body, "missing": missing,
-            "received": sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]}
+            "received": sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"], "again": again}
 '''
 
 
@@ -50,7 +63,7 @@ def moto_with_transport(tmp_path: Path, aws_env) -> Any:
 
     server._server.process_request = counting  # type: ignore[method-assign]
     server.start()
-    transport = TransportServer(server.app, str(tmp_path / "aws.sock"))
+    transport = TransportServer(server.dispatch, str(tmp_path / "aws.sock"))
     transport.start()
     yield f"http://127.0.0.1:{server.port}", transport.path, accepted
     transport.stop()
@@ -71,13 +84,14 @@ def test_a_functions_aws_calls_go_through_the_socket_and_are_answered_as_over_ht
     endpoint, socket_path, accepted = moto_with_transport
     invoke = _invoker(tmp_path, endpoint, socket_path)
     try:
-        # When a function calls S3 and SQS (success, an error answer, a streamed body)
-        result = invoke("Fn", {})
+        # When a function calls S3, SQS and DynamoDB (successes, errors, a streamed body)
+        result = invoke("Fn", {"run": "socket"})
     finally:
         invoke.stop(grace_s=1)
     # Then botocore in the function got moto's answers, parsed as they are over HTTP
     assert result == {"metadata": {"my_key": "v"}, "length": 8, "body": '{"x": 1}', "missing":
-                      "AWS.SimpleQueueService.NonExistentQueue", "received": "hello"}
+                      "AWS.SimpleQueueService.NonExistentQueue", "received": "hello",
+                      "again": "ConditionalCheckFailedException"}
     # And none of them went over HTTP to moto's server
     assert accepted == []
 
@@ -86,7 +100,7 @@ def test_without_the_socket_a_function_calls_moto_over_http(tmp_path, moto_with_
     endpoint, _, accepted = moto_with_transport
     invoke = _invoker(tmp_path, endpoint, None)
     try:
-        assert invoke("Fn", {})["received"] == "hello"
+        assert invoke("Fn", {"run": "http"})["received"] == "hello"
     finally:
         invoke.stop(grace_s=1)
     assert accepted
