@@ -34,7 +34,10 @@ log = logging.getLogger("devicegate.local")
 #: Lambda refuses a synchronous invocation whose event (the request payload, as JSON) is larger.
 #: 6 MB is 6,291,456 bytes (Lambda's error: "Request must be smaller than 6291456 bytes").
 REQUEST_LIMIT_BYTES = 6 * 1024 * 1024
-DEFAULT_CONCURRENCY = 4
+#: Execution environments per function unless --concurrency says otherwise: as many as the
+#: machine has cores, 2 to 4. Measured on two cores with four senders: 2 environments answered
+#: 236-272 records/s, 4 of them 196/s (more processes than cores cost more than they overlap).
+DEFAULT_CONCURRENCY = max(2, min(4, os.cpu_count() or 2))
 #: Taken from the stack's own environment: what a process needs to start at all.
 _INHERITED = ("PATH", "HOME", "PYTHONPATH", "TMPDIR", "SYSTEMROOT")
 _STOP_GRACE_S = 5.0
