@@ -20,6 +20,7 @@ messages still in the queue, across the whole queue, by scanning all of them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import functools
 import io
@@ -36,9 +37,20 @@ from typing import Any
 
 log = logging.getLogger("devicegate.local")
 
-# Held around every transaction and every stream read: a reader must not see the records of a
-# transaction's first writes before the transaction is known to stand.
+# Held around every DynamoDB and DynamoDB Streams call: moto's tables are plain dicts, and a Query
+# on an index walks every item while another request may add one ("dictionary changed size
+# during iteration", seen under a burst once calls ran at the same time); and a stream reader
+# must not see the records of a transaction's first writes before the transaction stands.
 _STREAM_LOCK = threading.RLock()
+# S3's buckets are dicts too: a listing walks a bucket's keys while an upload may add one.
+_S3_LOCK = threading.RLock()
+_SERVICE_LOCKS = {"dynamodb": _STREAM_LOCK, "dynamodbstreams": _STREAM_LOCK, "s3": _S3_LOCK}
+
+
+def service_lock(service: str | None) -> Any:
+    """The lock a call to moto's `service` holds while moto works on it (none for SQS, whose
+    long polls wait inside a call, and other services that keep no dict a call walks)."""
+    return _SERVICE_LOCKS.get(service or "", contextlib.nullcontext())
 _PATCHED = "_devicegate_keeps_streams"
 # SQS: "messages sent with the same message deduplication ID are accepted successfully but aren't
 # delivered during the 5-minute deduplication interval".
@@ -328,8 +340,10 @@ def _moto_request_handler() -> type:
                 body = self.rfile.read(length) if length > 0 else b""
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
+            dispatcher: Any = self.server.app  # moto's DomainDispatcherApplication
             try:
-                status, headers, data = call_wsgi(self.server.app, environ)
+                with service_lock(getattr(dispatcher.get_application(environ), "service", None)):
+                    status, headers, data = call_wsgi(dispatcher, environ)
             except Exception:  # a bug in moto: say so, answer like a failing service, keep serving
                 log.error("moto failed on %s %s:\n%s", self.command, self.path.split("?", 1)[0],
                           traceback.format_exc().rstrip())
@@ -387,14 +401,17 @@ class DirectDispatch:
         try:
             endpoint, _ = service_app.url_map.bind_to_environ(environ).match()
         except HTTPException:
-            return call_wsgi(self._app, environ)
+            with service_lock(service_app.service):
+                return call_wsgi(self._app, environ)
         view = service_app.view_functions.get(endpoint)
         if not isinstance(view, convert_to_flask_response):
-            return call_wsgi(self._app, environ)
+            with service_lock(service_app.service):
+                return call_wsgi(self._app, environ)
         request = service_app.request_class(environ)
         try:
             recorder._record_request(request)
-            result = view.callback(request, request.raw_url, dict(request.headers))
+            with service_lock(service_app.service):
+                result = view.callback(request, request.raw_url, dict(request.headers))
         except ClientError as exc:  # as moto's Flask view answers it
             result = 400, {}, exc.response["Error"]["Message"]
         except HTTPException as exc:  # moto's service errors, as Flask would render them

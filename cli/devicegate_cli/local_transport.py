@@ -159,9 +159,9 @@ class TransportServer:
                 except OSError:
                     return
         finally:
-            with self._lock:
+            with self._lock:  # not while stop() is ending it
                 self._connections.discard(connection)
-            connection.close()
+                connection.close()
 
     def _stream_call(self, call: str, args: dict[str, Any]) -> bytes:
         if self.streams is None or call not in STREAM_CALLS:
@@ -177,9 +177,15 @@ class TransportServer:
         self._stopping.set()
         self._listener.close()
         with self._lock:
-            connections, self._connections = list(self._connections), set()
-        for connection in connections:
-            connection.close()
+            for connection in self._connections:
+                # Ended, not closed, from here: its thread reads EOF and closes it (closed from two
+                # threads, a descriptor number could be closed again after another socket took it).
+                with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as end:
+                    try:
+                        end.shutdown(socket.SHUT_RDWR)
+                    except OSError:  # the other end went first: it is ended either way
+                        pass
+            self._connections.clear()
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -209,3 +209,52 @@ def test_an_item_over_400_kb_is_still_refused(aws_env, monkeypatch):
             ddb.put_item(TableName="t", Item=big)
         ddb.put_item(TableName="t", Item={"pk": {"S": "small"}, "part": {"S": "x" * 100_000}})
         assert ddb.get_item(TableName="t", Key={"pk": {"S": "small"}})["Item"]["part"]["S"] == "x" * 100_000
+
+
+def test_a_query_walking_a_table_while_items_are_put_is_answered(aws_env):
+    import sys
+
+    # Threads switch far more often than every 5 ms, so a walk is interrupted by a put if it can be
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    # Given moto as the stack runs it, and a table with an index (a Query on it walks every item)
+    server = local_moto.MotoServer("127.0.0.1", 0)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server.port}"
+    ddb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+    ddb.create_table(
+        TableName="walked", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": attribute, "AttributeType": "S"} for attribute in ("pk", "sk", "g")],
+        GlobalSecondaryIndexes=[{"IndexName": "byg", "Projection": {"ProjectionType": "KEYS_ONLY"},
+                                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}]}])
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def put(writer: int) -> None:
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            client.put_item(TableName="walked", Item={"pk": {"S": "same"}, "sk": {"S": f"{writer}-{n}"},
+                                                     "g": {"S": "x"}})
+
+    writers = [threading.Thread(target=put, args=(w,), daemon=True) for w in range(3)]
+    for writer in writers:
+        writer.start()
+    try:
+        # When the index is queried again and again while three clients add items
+        for _ in range(150):
+            try:
+                ddb.query(TableName="walked", IndexName="byg", KeyConditionExpression="g = :g",
+                          ExpressionAttributeValues={":g": {"S": "x"}}, Select="COUNT")
+            except Exception as exc:  # what a race in moto becomes: a 500 botocore gives up on
+                failures.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        sys.setswitchinterval(switch_interval)
+        stop.set()
+        for writer in writers:
+            writer.join()
+        server.stop()
+    # Then every query is answered (moto's tables are walked and changed one call at a time)
+    assert failures == []
