@@ -57,7 +57,8 @@ class StartupError(Exception):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="devicegate local",
-        description="Run the gateway locally: moto for AWS, the HTTP routes, the stream outbox.",
+        description="Run the gateway locally: moto for AWS, the HTTP routes, each function in processes "
+                    "of its own, the stream outbox, the schedules, MQTT and the IoT topic rules.",
     )
     parser.add_argument("--template", type=Path, help="SAM template (default: template.yaml here or above)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -79,8 +80,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE",
                         help="template parameter values, like sam deploy's (default: JointechAccessKey=ak-demo)")
     parser.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
-                        help="concurrent invocations (execution environments) per function "
-                             f"({DEFAULT_CONCURRENCY})")
+                        help="concurrent invocations (execution environments, one process each) per "
+                             f"function (the machine's cores, 2 to 4: {DEFAULT_CONCURRENCY} here)")
     parser.add_argument("--idle-timeout", type=_positive_float, default=IDLE_TIMEOUT_S, metavar="SECONDS",
                         help=f"close an HTTP keep-alive connection idle this long ({IDLE_TIMEOUT_S:g})")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
