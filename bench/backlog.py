@@ -6,10 +6,14 @@ Replays N distinct terminal records over HTTP against the local stack (`devicega
 here on free ports unless --base-url/--moto-endpoint name a running one): a share of them malformed
 (bad JSON, a broken base64 image, no uuid - a third each), and a share of the valid ones sent again
 later in the stream with the identical body, as a terminal does when it missed an answer. Several
-persistent HTTP/1.1 connections send concurrently. It reports events/s and answer latency, then
-checks what the gateway kept: every valid record exactly once in DynamoDB and exactly once on the
-queue, every malformed one in quarantine, nothing else. Then it pushes SenseLink Event Subscription
-bodies and reports their answer latency against SenseLink's 5-second deadline.
+persistent HTTP/1.1 connections send concurrently. The same requests go first, with the same load
+generator, to the vendor's own sample receiver (bench/flask_receiver.py: a Flask app that prints
+what it gets), so events/s is also given as a share of what that receiver does on this machine in
+this run. It then checks what the gateway kept: every valid record exactly once in DynamoDB and
+exactly once on the queue, every malformed one in quarantine, nothing else. Then it pushes SenseLink
+Event Subscription bodies from several senders and reports their answer latency against
+SenseLink's 5-second deadline, and sends a burst of one terminal's records over many connections
+at once (to both receivers).
 
 Exit status: 0 when every answer was the expected one and every count is exact; 1 otherwise
 (also when --max-seconds stopped the run early).
@@ -137,6 +141,18 @@ class Records:
             # deviceSN and uuid come first, so the body still names its terminal and run.
             text = text[: text.rfind(b",", 0, max(len(text) // 2, 80))]
         return text
+
+    def burst_index(self, k: int) -> int:
+        """The record index of the burst's k-th record: after every index of the backlog."""
+        return self.args.records + k
+
+    def burst_body(self, k: int) -> bytes:
+        """One terminal's recent records, all valid: the burst comes from a single device."""
+        index = self.burst_index(k)
+        document = self.face_document(index)
+        document["data"]["deviceSN"] = self.terminals[0]
+        document["data"]["timestamp"] = int(time.time()) - 3600 + k
+        return json.dumps(document, ensure_ascii=False).encode()
 
     def senselink_id(self, k: int) -> int:
         return self.senselink_base + k
@@ -302,10 +318,13 @@ class PhaseResult:
 
 
 def run_phase(label: str, items: list[Any], build: Callable[[Any], tuple[str, bytes]],
-              check: Callable[[Any, int, Any], str | None], args: argparse.Namespace, deadline: float) -> PhaseResult:
-    """Send every item over `args.connections` persistent connections; `check` names what is wrong
-    with an answer (None when it is the expected one)."""
-    tallies = [Tally() for _ in range(args.connections)]
+              check: Callable[[Any, int, Any], str | None], args: argparse.Namespace, deadline: float,
+              connections: int | None = None, base_url: str | None = None) -> PhaseResult:
+    """Send every item over `connections` (default `args.connections`) persistent connections to
+    `base_url` (default `args.base_url`); `check` names what is wrong with an answer (None when it
+    is the expected one)."""
+    base_url = base_url or args.base_url
+    tallies = [Tally() for _ in range(connections or args.connections)]
     position = iter(range(len(items)))
     take = threading.Lock()  # one shared cursor: each item is sent exactly once, in order
     stopped = threading.Event()
@@ -320,7 +339,7 @@ def run_phase(label: str, items: list[Any], build: Callable[[Any], tuple[str, by
         return None if index is None else items[index]
 
     def worker(tally: Tally) -> None:
-        connection = Connection(args.base_url, args.request_timeout)
+        connection = Connection(base_url, args.request_timeout)
         try:
             while (item := next_item()) is not None:
                 path, body = build(item)
@@ -398,7 +417,8 @@ class QueueCounter(threading.Thread):
         self.total = 0
         self.problems: Counter = Counter()
         self.last_change = time.monotonic()
-        self._stop = threading.Event()
+        # Not `_stop`: threading.Thread has a method of that name, which join() calls.
+        self._stop_event = threading.Event()
         self._lock = threading.Lock()
 
     def count(self, source: str) -> int:
@@ -406,12 +426,12 @@ class QueueCounter(threading.Thread):
             return sum(self.ids.get(source, Counter()).values())
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()
         self.join(timeout=30)
 
     def run(self) -> None:
         sqs = self.session.client("sqs", endpoint_url=self.endpoint)
-        while not self._stop.is_set():
+        while not self._stop_event.is_set():
             try:
                 # Visibility far beyond the run: a message is never delivered to us twice unless
                 # its delete failed (counted), so a repeated id is a real duplicate.
@@ -419,7 +439,7 @@ class QueueCounter(threading.Thread):
                                             VisibilityTimeout=3600)
             except Exception as exc:  # the emulator busy or stopping: try again, say so
                 self.problems[f"receive failed: {type(exc).__name__}"] += 1
-                self._stop.wait(0.5)
+                self._stop_event.wait(0.5)
                 continue
             messages = reply.get("Messages") or []
             if not messages:
@@ -596,6 +616,44 @@ class LocalStack:
                 self.process.wait()
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+class FlaskReceiver:
+    """bench/flask_receiver.py (the vendor's sample receiver) as a child process on a free port."""
+
+    def __init__(self) -> None:
+        self.port = _free_ports(1)[0]
+        self.log = Path(tempfile.mkdtemp(prefix="backlog-flask-")) / "flask-receiver.log"
+        command = [sys.executable, str(ROOT / "bench" / "flask_receiver.py"), "--port", str(self.port)]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not _accepts(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the Flask receiver did not start:\n{self.log.read_text(errors='replace')}")
+            time.sleep(0.1)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 
@@ -610,34 +668,96 @@ class Outcome:
     failures: list[str]
 
 
-def evaluate(args: argparse.Namespace, records: Records, face: PhaseResult, sense: PhaseResult | None,
-             queue: QueueCounter, table: TableCounts, face_wait: tuple[str, float],
-             sense_wait: tuple[str, float] | None, own_stack: bool, trouble: list[str]) -> Outcome:
+@dataclass
+class Phases:
+    """What was sent in the run, to the gateway and to the Flask receiver."""
+
+    face: PhaseResult
+    face_wait: tuple[str, float]
+    flask_face: PhaseResult | None = None
+    sense: PhaseResult | None = None
+    sense_wait: tuple[str, float] | None = None
+    burst: PhaseResult | None = None
+    flask_burst: PhaseResult | None = None
+    burst_wait: tuple[str, float] | None = None
+
+
+def _versus(ours: PhaseResult, theirs: PhaseResult | None) -> str:
+    if theirs is None or not theirs.rate:
+        return ""
+    return f" = {ours.rate / theirs.rate:.2f}x the Flask receiver's {theirs.rate:,.1f}/s"
+
+
+def _latency(phase: PhaseResult) -> str:
+    lat = phase.latencies
+    return f"{_ms(percentile(lat, 0.5))} / {_ms(percentile(lat, 0.99))} / {_ms(lat[-1] if lat else math.nan)}"
+
+
+def _answer_failures(args: argparse.Namespace, phases: Phases) -> list[str]:
+    failures = []
+    for phase in (phases.face, phases.burst):
+        if phase is not None and phase.errors:
+            failures.append(f"{sum(phase.errors.values())} {phase.label} answers were not the expected ones")
+        if phase is not None and phase.stopped_early:
+            failures.append(f"--max-seconds {args.max_seconds:g} reached: {phase.sent:,} of {phase.planned:,} "
+                            f"{phase.label} requests sent")
+    for phase in (phases.flask_face, phases.flask_burst):
+        if phase is not None and phase.errors:
+            failures.append(f"{sum(phase.errors.values())} answers of the Flask receiver ({phase.label}) were not "
+                            "its usual ones: its rate is not comparable")
+    return failures
+
+
+def _burst_rows(args: argparse.Namespace, phases: Phases) -> list[tuple[str, str]]:
+    burst = phases.burst
+    if burst is None:
+        return []
+    rows = [
+        ("burst: one terminal's records at once",
+         f"{burst.sent:,} records over {args.burst_connections} connections: {burst.rate:,.1f} events/s"
+         f"{_versus(burst, phases.flask_burst)}"),
+        ("burst answer p50 / p99 / max", _latency(burst)),
+        ("burst answer errors (failed answers)", _errors(burst)),
+    ]
+    if phases.flask_burst is not None:
+        rows.append(("burst to the Flask receiver: answer p50 / p99 / max, errors",
+                     f"{_latency(phases.flask_burst)}, {_errors(phases.flask_burst)}"))
+    if phases.burst_wait is not None:
+        rows.append(("burst queue complete", f"{phases.burst_wait[0]}, {phases.burst_wait[1]:,.1f} s after the "
+                                             "last answer"))
+    return rows
+
+
+def evaluate(args: argparse.Namespace, records: Records, phases: Phases, queue: QueueCounter, table: TableCounts,
+             own_stack: bool, trouble: list[str]) -> Outcome:
     failures: list[str] = []
+    face = phases.face
     sent: list[Send] = face.sent_items
     originals = [s for s in sent if not s.retransmission]
     valid = {records.uuid(s.index) for s in originals if s.malformed is None}
+    burst_valid = ({records.uuid(records.burst_index(k)) for k in phases.burst.sent_items}
+                   if phases.burst is not None else set())
     malformed = Counter(s.malformed for s in originals if s.malformed)
     retransmissions = sum(s.retransmission for s in sent)
     photo_text = (f"{args.photo_bytes:,}-byte JPEG inline (base64) on {args.photo_share:.0%} of records; "
                   "real terminals send 10–300 KB")
 
+    expected = valid | burst_valid
     stored = table.face_events
-    missing, extra = valid - set(stored), set(stored) - valid
+    missing, extra = expected - set(stored), set(stored) - expected
+    stored_twice = sum(c - 1 for c in stored.values() if c > 1)
     q_ids = queue.ids.get(f"devicegate/{FACE}", Counter())
     q_dupes = sum(c - 1 for c in q_ids.values() if c > 1)
     ours = f"bk-{records.run}-"
-    q_missing, q_extra = valid - set(q_ids), {i for i in q_ids if i.startswith(ours)} - valid
+    q_missing, q_extra = expected - set(q_ids), {i for i in q_ids if i.startswith(ours)} - expected
     q_foreign = sum(c for i, c in q_ids.items() if not i.startswith(ours))  # earlier runs on a running stack
     q_seen = Counter(table.quarantine_seen)
     expected_malformed = sum(malformed.values())
 
-    if face.errors:
-        failures.append(f"{sum(face.errors.values())} face-terminal answers were not the expected ones")
-    if face.stopped_early:
-        failures.append(f"--max-seconds {args.max_seconds:g} reached: {face.sent:,} of {face.planned:,} sent")
-    if missing or extra:
-        failures.append(f"DynamoDB events: {len(missing)} valid records missing, {len(extra)} unexpected")
+    failures += _answer_failures(args, phases)
+    if missing or extra or stored_twice:
+        failures.append(f"DynamoDB events: {len(missing)} valid records missing, {len(extra)} unexpected, "
+                        f"{stored_twice} stored twice")
     if q_missing or q_extra or q_dupes:
         failures.append(f"queue: {len(q_missing)} missing, {len(q_extra)} unexpected ids, {q_dupes} duplicates")
     if len(table.quarantine_seen) != expected_malformed or set(q_seen) - {1}:
@@ -656,34 +776,43 @@ def evaluate(args: argparse.Namespace, records: Records, face: PhaseResult, sens
         failures.append(f"unexpected DynamoDB items: {unexpected_other}")
 
     kinds = ", ".join(f"{malformed[k]:,} {k}" for k in MALFORMED_KINDS if malformed[k])
-    lat = face.latencies
     rows = [
         ("face-terminal records sent",
          f"{len(originals):,} distinct ({len(valid):,} valid, {expected_malformed:,} malformed: {kinds or 'none'}) "
          f"+ {retransmissions:,} retransmissions = {face.sent:,} requests, from {args.terminals} terminals"),
         ("photos", photo_text),
         ("connections", f"{args.connections} persistent HTTP/1.1"),
+    ]
+    if phases.flask_face is not None:
+        flask = phases.flask_face
+        rows.append(("the vendor's Flask sample receiver, same requests",
+                     f"{flask.rate:,.1f} requests/s, {flask.seconds:,.1f} s; answer p50 / p99 / max {_latency(flask)}"))
+    rows += [
         ("send time", f"{face.seconds:,.1f} s" + (" (stopped by --max-seconds)" if face.stopped_early else "")),
-        ("throughput", f"{face.rate:,.1f} events/s (requests answered per second)"),
-        ("answer latency p50 / p99 / max",
-         f"{_ms(percentile(lat, 0.5))} / {_ms(percentile(lat, 0.99))} / {_ms(lat[-1] if lat else math.nan)}"),
+        ("throughput", f"{face.rate:,.1f} events/s (requests answered per second){_versus(face, phases.flask_face)}"),
+        ("answer latency p50 / p99 / max", _latency(face)),
         ("answers over 1 s", _slow(face)),
         ("answer errors", _errors(face)),
-        ("queue complete", f"{face_wait[0]}, {face_wait[1]:,.1f} s after the last answer"),
+        ("queue complete", f"{phases.face_wait[0]}, {phases.face_wait[1]:,.1f} s after the last answer"),
+    ]
+    if phases.sense is not None:
+        sense_rows, sense_failures = _senselink_report(args, records, phases.sense, queue, table, phases.sense_wait,
+                                                       own_stack)
+        rows += sense_rows
+        failures += sense_failures
+    rows += _burst_rows(args, phases)
+    rows += [
         ("DynamoDB events (E#face-terminal#{terminal} / {time}#{uuid})",
-         f"{len(stored):,} of {len(valid):,} expected; missing {len(missing):,}, unexpected {len(extra):,}"),
+         f"{len(set(stored) & expected):,} of {len(expected):,} expected (backlog and burst); missing {len(missing):,}, "
+         f"unexpected {len(extra):,}, stored twice {stored_twice:,}"),
         ("quarantine (Q#face-terminal#…)",
          f"{len(table.quarantine_seen):,} of {expected_malformed:,} expected; seenCount "
          + (", ".join(f"{n}: {c:,}" for n, c in sorted(q_seen.items())) or "-")),
         ("queue messages (CloudEvents)",
-         f"{sum(q_ids.values()):,} for {len(valid):,} valid records; distinct ids {len(q_ids):,}, "
+         f"{sum(q_ids.values()):,} for {len(expected):,} valid records; distinct ids {len(q_ids):,}, "
          f"missing {len(q_missing):,}, unexpected {len(q_extra):,}, duplicates {q_dupes:,}"
          + (f"; {q_foreign:,} from earlier runs" if q_foreign else "")),
     ]
-    if sense is not None:
-        sense_rows, sense_failures = _senselink_report(args, records, sense, queue, table, sense_wait, own_stack)
-        rows += sense_rows
-        failures += sense_failures
     other = ", ".join(f"{k} {v:,}" for k, v in sorted(table.other.items())) or "none"
     rows.append(("other items in the table", f"{other} (D#: device state written by the outbox)"))
     if own_stack:
@@ -717,7 +846,7 @@ def _senselink_report(args: argparse.Namespace, records: Records, sense: PhaseRe
         failures.append("SenseLink events not sent by this run in a fresh stack")
     rows = [
         ("SenseLink pushes", f"{sense.sent:,} Event Subscription records, {sense.rate:,.1f}/s, "
-                             f"{args.connections} connections"),
+                             f"{args.senselink_connections} concurrent senders"),
         ("SenseLink answer p50 / p99 / max",
          f"{_ms(percentile(s_lat, 0.5))} / {_ms(percentile(s_lat, 0.99))} / {_ms(s_lat[-1] if s_lat else math.nan)}"),
         ("SenseLink answers over its 5 s deadline", f"{over:,}"),
@@ -758,37 +887,44 @@ def table_text(rows: list[tuple[str, str]]) -> str:
 
 
 NOTES = """Reading the figures:
-- The local stack runs every function invocation one at a time in one process, next to moto
-  (which emulates DynamoDB, S3 and SQS over HTTP) and the outbox: events/s is what that single
-  process sustains on this machine, not what Lambda would. There every concurrent request gets
-  its own execution environment, and the route throttle (`ThrottleRateLimit` 200/s, burst 400)
-  is the bound: 50,000 records take at least ~250 s, and a 429 is not the success answer, so the
-  terminal keeps the record and sends it again later.
-- Latency is the time from sending a request to having read its answer. Because the stack
-  serialises invocations, a request waits for the ones ahead of it on the other connections
-  (p50 is roughly connections x one invocation), and for the outbox: its invocations (a stream
-  batch of up to 100 records: state updates and SendMessageBatch calls to moto) hold the same
-  lock for up to a second or more, which is the p99. In AWS the outbox runs beside the webhook
-  and never delays an answer.
-- The emulator's HTTP adds to every figure: each webhook answer and each of the gateway's calls
-  to moto is a loopback HTTP exchange (both servers run with TCP_NODELAY, so none waits for a
-  delayed ACK), handled by Python in the same two cores as everything else.
+- The Flask receiver is the vendor's sample (bench/flask_receiver.py): it parses the JSON and
+  prints it (to a sink, without werkzeug's request log, so no terminal is measured), about
+  1.2 ms of CPU per request here. The gateway authenticates, validates, stores the photo in S3
+  and the event in DynamoDB through moto, and publishes through the outbox: the ratio is what
+  the emulated gateway does on the same cores, not what Lambda would.
+- How the stack runs (docs/local.md): the HTTP front end and the stream poller in one process,
+  moto in another, each function in execution environments of its own (as many per function as
+  the machine has cores, 2 to 4). Where a face-terminal record's CPU went, measured with all
+  of them busy: about 2.8 ms in moto (its PutObject and PutItem, and its share of the outbox's
+  and the queue reader's calls), 2.9 ms in the function (nine tenths of it botocore building,
+  signing and parsing its two calls), 0.9 ms in the stack process (front end, invocation,
+  stream), 0.3 ms in the outbox. Before: everything in one process behind one lock, about
+  11 ms of that process's CPU per record, six tenths of it moto and werkzeug (a new TCP
+  connection and thread per AWS call), a third botocore.
+- In AWS every concurrent request gets its own execution environment, and the route throttle
+  (`ThrottleRateLimit` 200/s, burst 400) is the bound: 50,000 records take at least ~250 s, and
+  a 429 is not the success answer, so the terminal keeps the record and sends it again later.
+- Latency is the time from sending a request to having read its answer, with the machine's
+  cores shared by the load generator, moto, the front end and the functions; answers over 1 s
+  are cold starts (one environment at a time) or the machine's other work.
 - A retransmission (identical body) costs one conditional write that fails and is answered
   success; the counts show it never became a second item or message. Each malformed body is
   distinct, so each is one quarantine item seen once.
 - Photos here are small; real terminals send 10–300 KB, which adds decoding, the S3 upload and
   the transfer itself to every record with a photo.
 - SenseLink's limit is per answer: one answer slower than 5 s and it stops pushing for good, so
-  the max matters, not only p99."""
+  the max matters, not only p99. The burst is one terminal's records over 40 connections at
+  once: every one must be answered (the listen backlog holds 1,024 connections)."""
 
 
 def write_docs(text: str) -> None:
-    """Replace the Backlog burst section at the end of docs/benchmarks.md (or append it); the
-    rest of the file belongs to bench/run.py and is left as it is."""
-    current = DOCS.read_text(encoding="utf-8")
-    at = current.find("\n" + SECTION + "\n")
-    head = current if at < 0 else current[:at]
-    DOCS.write_text(head.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace this script's section of docs/benchmarks.md (or append it); the other sections
+    belong to other scripts and are left as they are."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # run as a script: bench/ is on the path, not the repository
+    from bench.doc_sections import replace_section
+
+    replace_section(text, DOCS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,7 +941,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--malformed", type=float, default=0.01, help="share of records that are malformed (0.01)")
     parser.add_argument("--photo-bytes", type=int, default=2048, help="size of the inline JPEG (2048)")
     parser.add_argument("--photo-share", type=float, default=1.0, help="share of records with a photo (1.0)")
-    parser.add_argument("--senselink", type=int, default=2000, help="SenseLink pushes after the burst (2000; 0 = none)")
+    parser.add_argument("--senselink", type=int, default=2000,
+                        help="SenseLink pushes after the backlog (2000; 0 = none)")
+    parser.add_argument("--senselink-connections", type=int, default=8,
+                        help="concurrent SenseLink senders (8: a SenseLink server pushing for several sites)")
+    parser.add_argument("--burst", type=int, default=1500,
+                        help="records one terminal sends at once at the end (1500; 0 = none)")
+    parser.add_argument("--burst-connections", type=int, default=40, help="connections the burst opens (40)")
+    parser.add_argument("--no-flask", dest="flask", action="store_false",
+                        help="do not measure the vendor's Flask sample receiver for comparison")
     parser.add_argument("--base-url", help="HTTP API of a running stack (default: start one on free ports)")
     parser.add_argument("--moto-endpoint", help="AWS endpoint of that running stack (with --base-url)")
     parser.add_argument("--token", default="dev-token", help="webhook token (dev-token)")
@@ -822,13 +966,99 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if bool(args.base_url) != bool(args.moto_endpoint):
         parser.error("--base-url and --moto-endpoint go together")
-    if args.records < 1 or args.connections < 1 or args.terminals < 1 or not 0 <= args.senselink < 1_000_000:
-        parser.error("--records, --connections and --terminals must be positive, --senselink 0..999999")
+    if (args.records < 1 or args.connections < 1 or args.terminals < 1 or args.senselink_connections < 1
+            or args.burst_connections < 1):
+        parser.error("--records, --terminals and every --*connections must be positive")
+    if not (0 <= args.senselink < 1_000_000 and 0 <= args.burst < 1_000_000):
+        parser.error("--senselink and --burst take 0..999999")
     if not (0 <= args.retransmit <= 1 and 0 <= args.malformed <= 1 and 0 <= args.photo_share <= 1):
         parser.error("--retransmit, --malformed and --photo-share are shares between 0 and 1")
     if args.photo_bytes < len(JPEG_HEAD) + len(JPEG_TAIL):
         parser.error(f"--photo-bytes must be at least {len(JPEG_HEAD) + len(JPEG_TAIL)}")
     return args
+
+
+class Sender:
+    """The run's requests, built and checked the same way whichever receiver gets them."""
+
+    def __init__(self, args: argparse.Namespace, records: Records) -> None:
+        self.args, self.records = args, records
+        self.face_path = f"/hooks/{FACE}/{args.token}"
+        self.sense_path = f"/hooks/{SENSELINK}/{args.token}"
+
+    def face(self, send: Send) -> tuple[str, bytes]:
+        return self.face_path, self.records.face_body(send.index, send.malformed)
+
+    @staticmethod
+    def face_check(send: Send, status: int, answer: Any) -> str | None:
+        if send.malformed:
+            ok = status == 400 and isinstance(answer, dict) and answer.get("code") == 400
+            return None if ok else "malformed record not answered 400"
+        if status == 200 and answer == FACE_SUCCESS:
+            return None
+        return "retransmission not answered success" if send.retransmission else "record not answered success"
+
+    @staticmethod
+    def flask_check(send: Send, status: int, answer: Any) -> str | None:
+        # Flask answers 400 to a body that is not JSON (request.json), 200 to anything else.
+        return None if status == (400 if send.malformed == "bad JSON" else 200) else "unexpected answer"
+
+    def senselink(self, k: int) -> tuple[str, bytes]:
+        return self.sense_path, self.records.senselink_body(k)
+
+    @staticmethod
+    def senselink_check(_: int, status: int, answer: Any) -> str | None:
+        return None if status == 200 and answer == SENSELINK_SUCCESS else "not answered success"
+
+    def burst(self, k: int) -> tuple[str, bytes]:
+        return self.face_path, self.records.burst_body(k)
+
+    @staticmethod
+    def burst_check(_: int, status: int, answer: Any) -> str | None:
+        return None if status == 200 and answer == FACE_SUCCESS else "record not answered success"
+
+    @staticmethod
+    def flask_burst_check(_: int, status: int, answer: Any) -> str | None:
+        return None if status == 200 else "unexpected answer"
+
+
+def run_phases(args: argparse.Namespace, records: Records, counter: QueueCounter,
+               flask: FlaskReceiver | None) -> Phases:
+    """Every phase, in order: the backlog to Flask and to the gateway, SenseLink, the burst."""
+    send = Sender(args, records)
+    deadline = time.monotonic() + args.max_seconds
+    schedule = face_schedule(args)
+    flask_face = None
+    if flask is not None:
+        print(f"run {records.run}: {len(schedule):,} face-terminal requests to the Flask receiver", file=sys.stderr)
+        flask_face = run_phase("flask receiver", schedule, send.face, send.flask_check, args, deadline,
+                               base_url=flask.base_url)
+    print(f"run {records.run}: {len(schedule):,} face-terminal requests to {args.base_url} "
+          f"({args.photo_bytes:,}-byte photos; real terminals send 10–300 KB)", file=sys.stderr)
+    face = run_phase("face-terminal", schedule, send.face, send.face_check, args, deadline)
+    valid_sent = len({s.index for s in face.sent_items if s.malformed is None})
+    face_wait = wait_for_queue(counter, f"devicegate/{FACE}", valid_sent, args.queue_timeout, args.queue_quiet)
+    phases = Phases(face=face, face_wait=face_wait, flask_face=flask_face)
+    # The phases after the backlog are separate measurements, short, and each given
+    # SENSELINK_GRACE_S at most even when the backlog used up --max-seconds.
+    if args.senselink:
+        sense_deadline = max(deadline, time.monotonic() + SENSELINK_GRACE_S)
+        phases.sense = run_phase("senselink", list(range(args.senselink)), send.senselink, send.senselink_check,
+                                 args, sense_deadline, connections=args.senselink_connections)
+        phases.sense_wait = wait_for_queue(counter, f"devicegate/{SENSELINK}", phases.sense.sent,
+                                           args.queue_timeout, args.queue_quiet)
+    if args.burst:
+        burst_items = list(range(args.burst))
+        burst_deadline = max(deadline, time.monotonic() + SENSELINK_GRACE_S)
+        if flask is not None:
+            phases.flask_burst = run_phase("flask burst", burst_items, send.burst, send.flask_burst_check, args,
+                                           burst_deadline, connections=args.burst_connections,
+                                           base_url=flask.base_url)
+        phases.burst = run_phase("burst", burst_items, send.burst, send.burst_check, args, burst_deadline,
+                                 connections=args.burst_connections)
+        phases.burst_wait = wait_for_queue(counter, f"devicegate/{FACE}", valid_sent + phases.burst.sent,
+                                           args.queue_timeout, args.queue_quiet)
+    return phases
 
 
 def main(argv: list[str]) -> int:
@@ -839,7 +1069,7 @@ def main(argv: list[str]) -> int:
 
     run = os.urandom(4).hex()  # tags this run's records: a running stack may hold earlier ones
     records = Records(args, run)
-    stack = None
+    stack = flask = None
     if not args.base_url:
         print("starting devicegate local ...", file=sys.stderr)
         stack = LocalStack(args.token)
@@ -847,47 +1077,15 @@ def main(argv: list[str]) -> int:
         args.base_url, args.moto_endpoint = stack.base_url, stack.moto_endpoint
     counter: QueueCounter | None = None
     try:
+        if args.flask:
+            flask = FlaskReceiver()
+            print(f"the vendor's Flask sample receiver on {flask.base_url} (log: {flask.log})", file=sys.stderr)
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
         queue_url = local_queue_url(session.client("sqs", endpoint_url=args.moto_endpoint), "EventsQueue")
         table_name = local_physical_name("EventsTable", "AWS::DynamoDB::Table")
         counter = QueueCounter(session, args.moto_endpoint, queue_url)
         counter.start()
-        deadline = time.monotonic() + args.max_seconds
-        schedule = face_schedule(args)
-        print(f"run {run}: {len(schedule):,} face-terminal requests to {args.base_url} "
-              f"({args.photo_bytes:,}-byte photos; real terminals send 10–300 KB)", file=sys.stderr)
-
-        face_path = f"/hooks/{FACE}/{args.token}"
-
-        def face_build(send: Send) -> tuple[str, bytes]:
-            return face_path, records.face_body(send.index, send.malformed)
-
-        def face_check(send: Send, status: int, answer: Any) -> str | None:
-            if send.malformed:
-                ok = status == 400 and isinstance(answer, dict) and answer.get("code") == 400
-                return None if ok else "malformed record not answered 400"
-            if status == 200 and answer == FACE_SUCCESS:
-                return None
-            return "retransmission not answered success" if send.retransmission else "record not answered success"
-
-        face = run_phase("face-terminal", schedule, face_build, face_check, args, deadline)
-        valid_sent = len({s.index for s in face.sent_items if s.malformed is None})
-        face_wait = wait_for_queue(counter, f"devicegate/{FACE}", valid_sent, args.queue_timeout, args.queue_quiet)
-
-        sense = sense_wait = None
-        if args.senselink:
-            sense_path = f"/hooks/{SENSELINK}/{args.token}"
-
-            def sense_check(_: int, status: int, answer: Any) -> str | None:
-                return None if status == 200 and answer == SENSELINK_SUCCESS else "not answered success"
-
-            # Measured even when the burst used up --max-seconds: it is a separate measurement,
-            # short (2,000 pushes take well under a minute here), and given SENSELINK_GRACE_S at most.
-            sense_deadline = max(deadline, time.monotonic() + SENSELINK_GRACE_S)
-            sense = run_phase("senselink", list(range(args.senselink)),
-                              lambda k: (sense_path, records.senselink_body(k)), sense_check, args, sense_deadline)
-            sense_wait = wait_for_queue(counter, f"devicegate/{SENSELINK}", sense.sent, args.queue_timeout,
-                                        args.queue_quiet)
+        phases = run_phases(args, records, counter, flask)
         counter.stop()
         print("counting DynamoDB items ...", file=sys.stderr)
         table = scan_table(session, args.moto_endpoint, table_name, run)
@@ -895,16 +1093,19 @@ def main(argv: list[str]) -> int:
     finally:
         if counter is not None and counter.is_alive():
             counter.stop()
+        if flask is not None:
+            flask.stop()
         if stack is not None:
             stack.stop()
 
-    outcome = evaluate(args, records, face, sense, counter, table, face_wait, sense_wait, stack is not None, trouble)
+    outcome = evaluate(args, records, phases, counter, table, stack is not None, trouble)
     command = "python bench/backlog.py " + shlex.join(argv)
     machine = f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores"
     text = table_text(outcome.rows)
     print(f"\nBacklog burst - {machine}\nCommand: {command.strip()}\n\n{text}\n")
-    for example in face.examples + (sense.examples if sense else []):
-        print(f"  error example: {example}")
+    for phase in (phases.face, phases.sense, phases.burst):
+        for example in (phase.examples if phase else []):
+            print(f"  error example: {example}")
     for line in trouble[:10]:
         print(f"  stack log: {line}")
     if args.write:
@@ -913,7 +1114,8 @@ def main(argv: list[str]) -> int:
         write_docs(f"""{SECTION}
 
 A face-recognition terminal back online uploads its cached records (up to 50,000) as fast as it
-is answered. Produced by `bench/backlog.py` against {stack_text}.
+is answered. Produced by `bench/backlog.py` against {stack_text}, with the same
+requests sent first to the vendor's own sample receiver (`bench/flask_receiver.py`).
 
 Machine: {machine}.
 Command: `{command.strip()}` (figures below are from that run).

@@ -7,22 +7,28 @@ API Gateway does it, so a handler that works here works behind the deployed HTTP
 from __future__ import annotations
 
 import base64
+import collections
 import io
 import json
+import queue
 import re
 import select
+import selectors
+import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
+from devicegate_cli.local_functions import FunctionError, RequestTooLarge, StackStopping
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _DRAIN_LIMIT = 64 * 1024 * 1024
@@ -34,9 +40,21 @@ _UNANNOUNCED_BODY_WAIT_S = 0.05
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
-NOT_FOUND = (404, {"message": "Not Found"})
+# Connections not yet accepted that the kernel holds (capped by net.core.somaxconn): a burst of
+# new connections waits here instead of being reset.
+LISTEN_BACKLOG = 1024
+# API Gateway documents no idle timeout for HTTP APIs; a keep-alive connection that sends nothing
+# for this long is closed here (--idle-timeout), so idle connections cannot pile up.
+IDLE_TIMEOUT_S = 60.0
+# Requests served at once; idle connections take no thread.
+REQUEST_THREADS = 32
+NOT_FOUND = (404, {"message": "Not Found"})  # also a method no route serves, as HTTP APIs answer it
 TOO_LARGE = (413, {"message": "Request Entity Too Large"})
+# The event would be over Lambda's 6 MB synchronous invoke limit: Lambda refuses it and API Gateway
+# answers this (a captured answer: github.com/koki-develop/lgtm-generator/issues/10).
+REQUEST_TOO_LONG = (413, {"message": "Request Too Long"})
 INTERNAL_ERROR = (500, {"message": "Internal Server Error"})
+SERVICE_UNAVAILABLE = (503, {"message": "Service Unavailable"})
 FORBIDDEN = (403, {"message": "Forbidden"})  # API Gateway's answer to an unsigned request on an IAM route
 
 
@@ -271,35 +289,251 @@ def content_length(values: list[str]) -> int:
     return int(parts[0])
 
 
-class LocalHttpServer(ThreadingHTTPServer):
-    """Binds on construction (so a busy port fails fast); serve_forever in a thread."""
+class _Connection:
+    """A client connection and its buffered reader, kept from one request to the next."""
 
-    daemon_threads = True
+    __slots__ = ("sock", "address", "rfile", "wfile", "idle_since")
+
+    def __init__(self, sock: socket.socket, address: Any) -> None:
+        self.sock = sock
+        self.address = address
+        self.rfile = sock.makefile("rb")
+        # Unbuffered: each answer is one write of bytes already joined (BaseHTTPRequestHandler's
+        # annotation says BufferedIOBase; it only ever calls write and flush).
+        self.wfile: Any = sock.makefile("wb", buffering=0)
+        self.idle_since = time.monotonic()
+
+    def has_buffered_request(self) -> bool:
+        """Bytes of a next request already here (pipelined, or read ahead with this one)."""
+        return _peek(self.sock, self.rfile)
+
+    def close(self) -> None:
+        for closing in (self.rfile.close, self.wfile.close, self.sock.close):
+            try:
+                closing()
+            except OSError:
+                pass  # already reset by the client: closed either way
+
+
+def _peek(sock: socket.socket, rfile: Any) -> bool:
+    # Non-blocking, so nothing waits and no read timeout marks the stream unusable.
+    previous = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        # A socket's makefile("rb") is a BufferedReader, which typeshed widens to BufferedIOBase.
+        return bool(cast(io.BufferedReader, rfile).peek(1))
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(previous)
+
+
+class LocalHttpServer:
+    """API Gateway's front end for the template's routes.
+
+    Binds on construction (so a busy port fails fast); `serve_forever` in a thread, `shutdown`
+    from another, then `server_close`. One thread watches the listening socket and every idle
+    connection; a fixed set of `threads` serves the requests, so thousands of idle keep-alive
+    connections cost no thread, and a connection idle for `idle_timeout_s` is closed. The listen
+    backlog holds `LISTEN_BACKLOG` connections not yet accepted, so a burst is queued, not reset.
+    """
 
     def __init__(self, host: str, port: int, routes: list[Route], invoke: Invoke, quiet: bool = False,
-                 body_timeout_s: float = BODY_TIMEOUT_S):
+                 body_timeout_s: float = BODY_TIMEOUT_S, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 threads: int = REQUEST_THREADS) -> None:
         self.routes = routes
         self.invoke = invoke
         self.quiet = quiet
         self.public_host = host
         self.body_timeout_s = body_timeout_s
-        super().__init__((host, port), _RequestHandler)
+        self.idle_timeout_s = idle_timeout_s
+        self._threads = threads
+        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind((host, port))
+            self.socket.listen(LISTEN_BACKLOG)
+            self.socket.setblocking(False)
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_address = self.socket.getsockname()
+        self._ready: queue.SimpleQueue[_Connection | None] = queue.SimpleQueue()
+        self._returned: collections.deque[_Connection] = collections.deque()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._open: set[_Connection] = set()
+        self._open_lock = threading.Lock()
+
+    # -- the watching thread
+
+    def serve_forever(self) -> None:
+        self._workers = [threading.Thread(target=self._work, name=f"http-{n}", daemon=True)
+                         for n in range(self._threads)]
+        for worker in self._workers:
+            worker.start()
+        selector = selectors.DefaultSelector()
+        selector.register(self.socket, selectors.EVENT_READ)
+        selector.register(self._wake_reader, selectors.EVENT_READ)
+        idle: dict[_Connection, None] = {}  # watched connections, oldest first
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                oldest = next(iter(idle), None)
+                wait = 1.0 if oldest is None else max(0.0, oldest.idle_since + self.idle_timeout_s - now)
+                for key, _ in selector.select(timeout=min(wait, 1.0)):
+                    if key.fileobj is self.socket:
+                        for connection in self._accept():
+                            selector.register(connection.sock, selectors.EVENT_READ, connection)
+                            idle[connection] = None
+                    elif key.fileobj is self._wake_reader:
+                        self._drain_wakeups()
+                    else:  # a request arrives: a worker takes the connection until it has answered
+                        connection = key.data
+                        selector.unregister(connection.sock)
+                        del idle[connection]
+                        self._ready.put(connection)
+                while self._returned:
+                    connection = self._returned.popleft()
+                    connection.idle_since = time.monotonic()
+                    selector.register(connection.sock, selectors.EVENT_READ, connection)
+                    idle[connection] = None
+                expired = time.monotonic() - self.idle_timeout_s
+                while idle and (stale := next(iter(idle))).idle_since <= expired:
+                    del idle[stale]
+                    selector.unregister(stale.sock)
+                    self._close(stale)
+        finally:
+            for connection in idle:
+                self._close(connection)
+            selector.close()
+            self._stopped.set()
+
+    def _accept(self) -> list[_Connection]:
+        accepted: list[_Connection] = []
+        while True:
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return accepted
+            except OSError as exc:  # out of file descriptors: the rest waits in the backlog
+                print(f"devicegate local: cannot accept a connection: {exc}", file=sys.stderr, flush=True)
+                return accepted
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Also the longest a request's head or body may pause: a client that stops mid-request
+            # gives its thread back after this long.
+            sock.settimeout(self.body_timeout_s)
+            connection = _Connection(sock, address)
+            with self._open_lock:
+                self._open.add(connection)
+            accepted.append(connection)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except BlockingIOError:
+            return
+
+    def _wake(self) -> None:
+        try:
+            self._wake_writer.send(b"x")
+        except BlockingIOError:
+            pass  # already full of wake-ups: the watcher will look
+
+    # -- the request threads
+
+    def _work(self) -> None:
+        while (connection := self._ready.get()) is not None:
+            self._serve(connection)
+
+    def _serve(self, connection: _Connection) -> None:
+        handler = _RequestHandler(connection, self)
+        try:
+            handler.handle_one_request()
+        except OSError:  # reset or timed out mid-answer: nothing more to say on it
+            handler.close_connection = True
+        if handler.close_connection or self._stopping.is_set():
+            self._close(connection)
+        elif connection.has_buffered_request():
+            self._ready.put(connection)
+        else:
+            self._returned.append(connection)
+            self._wake()
+
+    def _close(self, connection: _Connection) -> None:
+        with self._open_lock:
+            self._open.discard(connection)
+        connection.close()
+
+    # -- lifecycle, as socketserver's
+
+    def shutdown(self) -> None:
+        """Stop serving and wait for the watching thread to end (call from another thread)."""
+        self._stopping.set()
+        self._wake()
+        if self._workers:
+            self._stopped.wait()
+
+    def server_close(self, timeout_s: float = 10.0) -> None:
+        """Close the socket and every connection; requests in flight get `timeout_s` to finish."""
+        self._stopping.set()
+        self.socket.close()
+        for _ in self._workers:
+            self._ready.put(None)
+        deadline = time.monotonic() + timeout_s
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        with self._open_lock:
+            remaining, self._open = list(self._open), set()
+        for connection in remaining:
+            connection.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
-    server: LocalHttpServer
+    """One request of a connection (BaseHTTPRequestHandler reads and parses it; any method is
+    routed, as API Gateway routes any method)."""
+
+    server: LocalHttpServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
-    # Headers and body leave in two writes: without TCP_NODELAY the second waits for the
-    # client's delayed ACK (~40 ms on Linux) on a kept-alive connection.
-    disable_nagle_algorithm = True
+
+    def __init__(self, connection: _Connection, server: LocalHttpServer) -> None:  # noqa: D107
+        # Not BaseRequestHandler's constructor, which would serve the whole connection.
+        self.server = server
+        self.request = self.connection = connection.sock
+        self.client_address = connection.address
+        self.rfile = connection.rfile
+        self.wfile = connection.wfile
+        self.close_connection = True
 
     def version_string(self) -> str:
         return "devicegate-local"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except TimeoutError:  # connected, then silent past the timeout mid-line
+            return
+        if not self.raw_requestline:  # the client closed the connection
+            return
+        if len(self.raw_requestline) > 65536:
+            self.send_error(414)
+            return
+        if not self.parse_request():  # answered already (send_error)
+            return
         self._handle()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's refusals (a malformed request line, too many headers...) in API Gateway's
+        JSON shape instead of an HTML page."""
+        reason = message or self.responses.get(code, ("Error",))[0]
+        self.close_connection = True
+        self._write(json_response(code, {"message": reason}))
 
     def _handle(self) -> None:
         started = time.monotonic()
@@ -329,6 +563,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             label = matched[0].route_key if matched else f"{self.command} (no route)"
             return json_response(refused.status, {"message": refused.message}), label
         if matched is None:
+            # API Gateway's answer to a method or path no route serves, whatever the method.
             return json_response(*NOT_FOUND), f"{self.command} (no route)"
         route, params = matched
         identity = local_iam_identity(self.headers) if route.iam else None
@@ -350,6 +585,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             result = self.server.invoke(route.target, event)
             return map_handler_result(result), route.route_key
+        except RequestTooLarge:
+            # Lambda refused the event without calling the function; API Gateway says so.
+            return json_response(*REQUEST_TOO_LONG), route.route_key
+        except FunctionError as error:
+            print(f"devicegate local: {route.target} failed on {route.route_key}: {error.error_type}: "
+                  f"{error.message}\n{error.trace}".rstrip(), file=sys.stderr, flush=True)
+            return json_response(*INTERNAL_ERROR), route.route_key
+        except StackStopping:
+            return json_response(*SERVICE_UNAVAILABLE), route.route_key
         except Exception:
             # API Gateway answers 500 when the integration fails; make the cause visible.
             print(f"devicegate local: {route.target} failed on {route.route_key}", file=sys.stderr)
@@ -380,17 +624,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self._with_timeout(lambda: self._read_exactly(length)) if length else b""
 
     def _with_timeout(self, read: Callable[[], Any]) -> Any:
-        connection = self.connection
-        previous = connection.gettimeout()
-        connection.settimeout(self.server.body_timeout_s)
+        # The connection's timeout is body_timeout_s from its accept on.
         try:
             return read()
         except TimeoutError:
             raise RequestRefused(400, f"the request body stopped arriving for {self.server.body_timeout_s:g} s "
                                       "before the end its framing announces (a Content-Length larger than the "
                                       "body?)") from None
-        finally:
-            connection.settimeout(previous)
 
     def _read_exactly(self, length: int) -> bytes:
         body = self.rfile.read(length)
@@ -408,24 +648,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _unannounced_body(self) -> bool:
         """Whether bytes follow the headers although no length was announced. HTTP/1.1 would take
         them for the next request; a client that sent them meant them as this one's body."""
-        if self._peek():
+        if _peek(self.connection, self.rfile):
             return True
         readable, _, _ = select.select([self.connection], [], [], _UNANNOUNCED_BODY_WAIT_S)
-        return bool(readable) and self._peek()
-
-    def _peek(self) -> bool:
-        # Non-blocking, so nothing waits and no read timeout marks the stream unusable.
-        connection = self.connection
-        previous = connection.gettimeout()
-        connection.setblocking(False)
-        try:
-            # StreamRequestHandler buffers its rfile (rbufsize -1): a BufferedReader, which
-            # typeshed widens to BufferedIOBase, where peek is missing.
-            return bool(cast(io.BufferedReader, self.rfile).peek(1))
-        except OSError:
-            return False
-        finally:
-            connection.settimeout(previous)
+        return bool(readable) and _peek(self.connection, self.rfile)
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
@@ -452,20 +678,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             chunks.append(chunk)
 
     def _write(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
+        # Status, headers and body in one write: no second segment waiting on a delayed ACK.
+        lines = [f"{self.protocol_version} {response.status} {self.responses.get(response.status, ('',))[0]}",
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
         names = {name.lower() for name, _ in response.headers}
         for name, value in response.headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
+                lines.append(f"{name}: {value}")
         if "content-type" not in names and response.body:
-            self.send_header("content-type", "application/json")
-        self.send_header("apigw-requestid", str(uuid.uuid4()))
-        self.send_header("Content-Length", str(len(response.body)))
+            lines.append("content-type: application/json")
+        lines.append(f"apigw-requestid: {uuid.uuid4()}")
+        lines.append(f"Content-Length: {len(response.body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.wfile.write(head if self.command == "HEAD" else head + response.body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         # http.server's default line includes the raw path, which carries the token.

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -487,22 +486,14 @@ class FunctionSpec:
     timeout_s: float
     environment: dict[str, str]
     events: dict[str, Any]
-    _handler: Callable[..., Any] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{self.name}"
 
-    def load_handler(self) -> Callable[..., Any]:
-        """Import `<CodeUri>/<module>.py` under a unique module name, once, on first use."""
-        with self._lock:
-            if self._handler is None:
-                self._handler = import_handler(self.logical_id, self.code_dir, self.handler)
-            return self._handler
-
 
 def import_handler(logical_id: str, code_dir: Path, handler: str) -> Callable[..., Any]:
+    """Import `<CodeUri>/<module>.py` under a unique module name and return its handler."""
     module_path, _, attribute = handler.rpartition(".")
     if not module_path or not attribute:
         raise TemplateError(f"{logical_id}: Handler {handler!r} is not <module>.<function>")
@@ -572,7 +563,9 @@ def function_specs(resolver: Resolver, template_dir: Path) -> list[FunctionSpec]
 
 
 def merged_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
-    """All functions' variables in one mapping; they share this process's os.environ."""
+    """All functions' variables in one mapping, for harnesses that call every handler in one
+    process (the integration tests, bench/cost.py). The local stack gives each function only its
+    own (local_functions.py)."""
     merged: dict[str, str] = {}
     owner: dict[str, str] = {}
     for spec in specs:
@@ -580,7 +573,7 @@ def merged_environment(specs: Iterable[FunctionSpec]) -> dict[str, str]:
             if key in merged and merged[key] != value:
                 raise TemplateError(
                     f"environment variable {key} is {merged[key]!r} in {owner[key]} but {value!r} in "
-                    f"{spec.logical_id}; the local stack runs all functions in one process, so "
+                    f"{spec.logical_id}; these handlers share one process here, so "
                     "give them distinct names"
                 )
             merged[key] = value

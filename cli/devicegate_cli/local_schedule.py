@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
+from devicegate_cli.local_functions import FunctionError, StackStopping
 from devicegate_cli.local_names import LOCAL_REGION
 from devicegate_cli.local_resources import TemplateError
 
@@ -87,13 +88,18 @@ class SchedulePoller(threading.Thread):
         super().__init__(name=f"schedule-{schedule.function_id}-{schedule.event_id}", daemon=True)
         self.schedule = schedule
         self._invoke = invoke
-        self._stop = stop
+        # Not `_stop`: threading.Thread has a method of that name, which join() calls.
+        self._stop_event = stop
 
     def run(self) -> None:
         # EventBridge fires the first time one period after the rule is created.
-        while not self._stop.wait(self.schedule.period_s):
+        while not self._stop_event.wait(self.schedule.period_s):
             try:
                 result = self._invoke(self.schedule.function_id, self.schedule.event())
                 log.info("%s ran on schedule: %s", self.schedule.function_id, result)
+            except StackStopping:
+                return
             except Exception as exc:  # a failed run is logged; EventBridge would simply fire again
                 log.warning("%s failed on schedule: %s: %s", self.schedule.function_id, type(exc).__name__, exc)
+                if isinstance(exc, FunctionError) and exc.trace:
+                    log.warning("%s", exc.trace.rstrip())

@@ -4,8 +4,8 @@ moto's server emulates DynamoDB, DynamoDB Streams, SQS, S3 and Secrets Manager; 
 resources are created in it from their Properties; the functions' HttpApi routes are served
 over HTTP as API Gateway would, and each DynamoDB event source is polled like Lambda's event
 source mapping. A Mosquitto broker stands in for IoT Core, with the template's topic rules played
-against it (local_mqtt.py, local_iot_rules.py). The handlers run in this process with the
-template's environment.
+against it (local_mqtt.py, local_iot_rules.py). Each function runs in processes of its own with
+only its own template environment, invoked concurrently as Lambda would (local_functions.py).
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.lambda_context import LambdaContext
+from devicegate_cli.local_functions import DEFAULT_CONCURRENCY, Invoker
+from devicegate_cli.local_http import IDLE_TIMEOUT_S
 from devicegate_cli.local_mqtt import DEFAULT_MQTT_PORT, BrokerError, build_local_mqtt, find_mosquitto
 from devicegate_cli.local_names import (
     LOCAL_CREDENTIALS,
@@ -40,7 +43,6 @@ from devicegate_cli.local_resources import (
     create_resources,
     find_template,
     function_specs,
-    merged_environment,
     referrers,
 )
 
@@ -55,7 +57,8 @@ class StartupError(Exception):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="devicegate local",
-        description="Run the gateway locally: moto for AWS, the HTTP routes, the stream outbox.",
+        description="Run the gateway locally: moto for AWS, the HTTP routes, each function in processes "
+                    "of its own, the stream outbox, the schedules, MQTT and the IoT topic rules.",
     )
     parser.add_argument("--template", type=Path, help="SAM template (default: template.yaml here or above)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -76,9 +79,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run scheduled functions (the device sweep) this often instead of their rate()")
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE",
                         help="template parameter values, like sam deploy's (default: JointechAccessKey=ak-demo)")
+    parser.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help="concurrent invocations (execution environments, one process each) per "
+                             f"function (the machine's cores, 2 to 4: {DEFAULT_CONCURRENCY} here)")
+    parser.add_argument("--idle-timeout", type=_positive_float, default=IDLE_TIMEOUT_S, metavar="SECONDS",
+                        help=f"close an HTTP keep-alive connection idle this long ({IDLE_TIMEOUT_S:g})")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--verbose", action="store_true", help="debug logging of the local stack itself")
     return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 #: Parameter values the local stack uses unless told otherwise: the samples' access key, so the
@@ -96,36 +118,6 @@ def local_parameters(template: dict[str, Any], pairs: list[str]) -> dict[str, st
                                f"template's parameters")
         values[name] = value
     return values
-
-
-class Invoker:
-    """Calls handlers like Lambda does, one invocation at a time: Lambda never runs two
-    invocations in one sandbox, and module-level state (Powertools Metrics, Logger keys) is
-    shared here by every function, so serialising keeps each invocation's state its own."""
-
-    def __init__(self, specs: list[FunctionSpec]) -> None:
-        self.specs = {spec.logical_id: spec for spec in specs}
-        self._lock = threading.Lock()
-
-    def __call__(self, function_id: str, event: dict[str, Any], request_id: str | None = None) -> Any:
-        """`request_id`: Lambda keeps an async event's request id across its retries."""
-        spec = self.specs[function_id]
-        handler = spec.load_handler()
-        with self._lock:
-            context = LambdaContext(spec.name, memory_limit_in_mb=spec.memory_mb, timeout_s=spec.timeout_s,
-                                    aws_request_id=request_id)
-            started = time.monotonic()
-            try:
-                return handler(event, context)
-            finally:
-                elapsed = time.monotonic() - started
-                if elapsed > spec.timeout_s:
-                    print(
-                        f"devicegate local: {function_id} ran {elapsed:.1f}s, over its {spec.timeout_s:g}s "
-                        "Timeout; Lambda would have stopped it",
-                        file=sys.stderr,
-                        flush=True,
-                    )
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -161,27 +153,14 @@ def _check_ports(host: str, moto_port: int, http_port: int, mqtt_port: int | Non
 
 
 def _start_moto(host: str, port: int) -> Any:
-    from moto.server import ThreadedMotoServer
+    from devicegate_cli.local_moto import MotoProcess
 
-    from devicegate_cli.local_moto import keep_streams_through_cancelled_transactions
-
-    keep_streams_through_cancelled_transactions()
-
-    # werkzeug logs every request (the stream pollers alone make five a second).
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # Its handler writes headers and body separately; without TCP_NODELAY every botocore call to
-    # the emulation can wait ~40 ms for a delayed ACK. Only this process serves with werkzeug.
-    from werkzeug.serving import WSGIRequestHandler
-
-    WSGIRequestHandler.disable_nagle_algorithm = True
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    # start() waits for a ready flag that a failed bind never sets: bound the wait.
-    starter = threading.Thread(target=server.start, daemon=True)
-    starter.start()
-    starter.join(15)
-    if starter.is_alive():
-        raise StartupError(f"moto did not start on {host}:{port} (is the port in use?)")
-    return server
+    folder = Path(tempfile.mkdtemp(prefix="devicegate-local-"))
+    try:
+        return MotoProcess(host, port, str(folder / "aws.sock"))
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise StartupError(f"{exc}; pass --moto-port <free port>") from exc
 
 
 def _aws_environment(endpoint: str) -> dict[str, str]:
@@ -353,6 +332,18 @@ def _banner(
     return "\n".join(lines)
 
 
+@dataclass
+class _Running:
+    """What `_start` started, stopped in reverse by `_stop`."""
+
+    moto: Any
+    invoker: Invoker | None = None
+    mqtt: Any = None
+    http_server: Any = None
+    pollers: list[threading.Thread] = field(default_factory=list)
+    banner: str = ""
+
+
 def main_local(argv: list[str]) -> int:
     args = parse_args(argv)
     if not log.handlers:
@@ -364,43 +355,50 @@ def main_local(argv: list[str]) -> int:
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    moto = http_server = mqtt = None
-    pollers: list[threading.Thread] = []
+    running: _Running | None = None
     try:
         try:
-            moto, http_server, pollers, banner, mqtt = _start(args, stop)
+            running = _start(args, stop)
         except (StartupError, TemplateError) as exc:
             print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
             return 1
         if not stop.is_set():  # Ctrl-C during startup: stop without announcing readiness
-            print(banner, flush=True)
+            print(running.banner, flush=True)
         while not stop.wait(0.5):
             pass
         print("devicegate local: stopping...", file=sys.stderr, flush=True)
         return 0
     finally:
         stop.set()
-        if mqtt is not None:
-            mqtt.stop()  # first: no new invocations, and the broker never outlives the stack
-        if http_server is not None:
-            http_server.shutdown()
-            http_server.server_close()
-        for poller in pollers:
-            poller.join(timeout=10)
-        if moto is not None:
-            moto.stop()
+        if running is not None:
+            _stop(running)
         for sig, handler_ in previous.items():
             signal.signal(sig, handler_)
-        if moto is not None:
+        if running is not None:
             print("devicegate local: stopped", flush=True)
 
 
-def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, list[threading.Thread], str, Any]:
+def _stop(running: _Running) -> None:
+    if running.mqtt is not None:
+        running.mqtt.stop()  # first: no new invocations, and the broker never outlives the stack
+    if running.http_server is not None:
+        running.http_server.shutdown()
+        running.http_server.server_close()
+    for poller in running.pollers:
+        poller.join(timeout=10)
+    if running.invoker is not None:
+        running.invoker.stop()  # after their callers: an invocation in flight may finish
+    running.moto.stop()
+    shutil.rmtree(Path(running.moto.socket_path).parent, ignore_errors=True)
+
+
+def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
     import boto3
 
     from devicegate_cli.cfn_template import load_template
     from devicegate_cli.local_http import LocalHttpServer
     from devicegate_cli.local_streams import StreamPoller
+    from devicegate_cli.local_transport import StreamsClient
 
     template_path = args.template or find_template()
     if template_path is None or not Path(template_path).is_file():
@@ -420,68 +418,60 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> tuple[Any, Any, l
     endpoint = f"http://{args.host}:{args.moto_port}"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)  # a real profile or session must never leak into the emulation
-    os.environ.update(_aws_environment(endpoint))
-    moto = _start_moto(args.host, args.moto_port)
-    started: list[Any] = [moto]
-    mqtt = None
+    running = _Running(moto=_start_moto(args.host, args.moto_port))
     try:
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
         args.parameters = local_parameters(template, args.parameter_overrides)
         resolver = Resolver(template, args.parameters)
         created = create_resources(resolver, _EndpointSession(session, endpoint), args.token)
         specs = function_specs(resolver, template_path.parent)
-        os.environ.update(merged_environment(specs))
         routes = _routes(specs)
         sources, sources_not_played = _stream_sources(specs, resolver)
-        invoke = Invoker(specs)
+        invoke = running.invoker = Invoker(specs, _aws_environment(endpoint), concurrency=args.concurrency,
+                                           transport=running.moto.socket_path)
         if not args.no_mqtt:
-            mqtt = build_local_mqtt(
+            running.mqtt = build_local_mqtt(
                 resolver=resolver, specs=specs, invoke=invoke, session=_EndpointSession(session, endpoint),
                 queue_url_for_arn=created.queue_url_for_arn, host=args.host, port=args.mqtt_port,
                 iot_data_port=args.iot_data_port, quiet=args.quiet,
             )
             try:
-                mqtt.start()
+                running.mqtt.start()
             except BrokerError as exc:
                 raise StartupError(str(exc)) from exc
-            # Before any handler runs: botocore reads it when a function creates its iot-data client.
-            os.environ.update(mqtt.environment())
+            # Before any function starts: botocore reads it when a function creates its iot-data client.
+            invoke.stack_environment.update(running.mqtt.environment())
         try:
-            http_server = LocalHttpServer(args.host, args.http_port, routes, invoke, quiet=args.quiet)
+            running.http_server = LocalHttpServer(args.host, args.http_port, routes, invoke, quiet=args.quiet,
+                                                  idle_timeout_s=args.idle_timeout)
         except OSError as exc:
             raise StartupError(f"cannot listen on {args.host}:{args.http_port}: {exc}") from exc
-        started.append(http_server)
-        threading.Thread(target=http_server.serve_forever, name="http", daemon=True).start()
-        pollers: list[threading.Thread] = []
+        threading.Thread(target=running.http_server.serve_forever, name="http", daemon=True).start()
         for source in sources:
             poller = StreamPoller(
                 source,
-                session.client("dynamodbstreams", endpoint_url=endpoint),
+                StreamsClient(running.moto.socket_path),
                 session.client("sqs", endpoint_url=endpoint),
                 invoke,
                 created.queue_url_for_arn,
                 stop,
             )
             poller.start()
-            pollers.append(poller)
+            running.pollers.append(poller)
         from devicegate_cli.local_schedule import SchedulePoller, schedules
 
         scheduled, schedules_not_played = schedules(specs, args.schedule_every)
         for schedule in scheduled:
             schedule_poller = SchedulePoller(schedule, invoke, stop)
             schedule_poller.start()
-            pollers.append(schedule_poller)
+            running.pollers.append(schedule_poller)
     except BaseException:
-        if len(started) > 1:
-            started[1].shutdown()
-            started[1].server_close()
-        if mqtt is not None:
-            mqtt.stop()
-        moto.stop()
+        stop.set()
+        _stop(running)
         raise
-    banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created, scheduled,
-                     mqtt, sources_not_played + schedules_not_played)
-    return moto, http_server, pollers, banner, mqtt
+    running.banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created,
+                             scheduled, running.mqtt, sources_not_played + schedules_not_played)
+    return running
 
 
 class _EndpointSession:

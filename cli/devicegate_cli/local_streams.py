@@ -1,6 +1,7 @@
 """The stream half of `devicegate local`: a DynamoDB-stream event source mapping, emulated.
 
-Polls the table's stream through moto's dynamodbstreams API and invokes the function with the
+Polls the table's stream through the DynamoDB Streams calls (the local stack answers them from
+moto in its own process: local_moto.InProcessStreams) and invokes the function with the
 event Lambda would send, honouring the template's BatchSize, MaximumBatchingWindowInSeconds,
 FilterCriteria, FunctionResponseTypes (ReportBatchItemFailures), BisectBatchOnFunctionError,
 MaximumRetryAttempts and DestinationConfig.OnFailure.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from devicegate_cli.local_functions import FunctionError, StackStopping
 from devicegate_cli.local_names import LOCAL_REGION
 
 log = logging.getLogger("devicegate.local")
@@ -370,18 +372,6 @@ def mapping_enabled(properties: dict[str, Any]) -> bool:
 Invoke = Callable[[str, dict[str, Any]], Any]
 
 
-def _forget_moto_iterator(iterator: str) -> None:
-    """moto keeps every shard iterator it hands out; drop consumed ones so a long-running local
-    stack does not grow by ~1 KB per poll. Only possible because moto runs in this process."""
-    try:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-        dynamodbstreams_backends[DEFAULT_ACCOUNT_ID][LOCAL_REGION].shard_iterators.pop(iterator, None)
-    except Exception:  # pragma: no cover - moto internals moved; only memory is at stake
-        pass
-
-
 class StreamPoller(threading.Thread):
     def __init__(
         self,
@@ -458,7 +448,6 @@ class StreamPoller(threading.Thread):
     def _fetch(self, shard_id: str) -> bool:
         iterator = self._iterators[shard_id]
         response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
-        _forget_moto_iterator(iterator)
         next_iterator = response.get("NextShardIterator")
         if next_iterator:
             self._iterators[shard_id] = next_iterator
@@ -519,6 +508,12 @@ class StreamPoller(threading.Thread):
         """(index of the first record to retry or None on success, function error or None)."""
         try:
             result = self.invoke(self.source.function_id, {"Records": records})
+        except StackStopping:
+            return 0, None  # the batch stays unprocessed; the poller stops before retrying it
+        except FunctionError as error:
+            print(f"devicegate local: {self.source.function_id} failed on a stream batch: {error.error_type}: "
+                  f"{error.message}\n{error.trace}".rstrip(), file=sys.stderr, flush=True)
+            return 0, "Unhandled"
         except Exception:
             print(f"devicegate local: {self.source.function_id} failed on a stream batch", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)

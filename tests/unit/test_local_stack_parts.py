@@ -814,11 +814,14 @@ def test_the_schedule_poller_invokes_its_function_with_a_scheduled_event():
 
     stop = threading.Event()
     poller = SchedulePoller(Schedule("DeviceSweepFunction", "Sweep", "rate(5 minutes)", 0.05), invoke, stop)
+    # (threading.Thread has a _stop method on Python 3.11, which join() calls: not to be shadowed)
+    assert "_stop" not in vars(poller)
     # When it runs for a moment
     poller.start()
     assert fired.wait(5)
     stop.set()
     poller.join(5)
+    assert not poller.is_alive()
     # Then the function got EventBridge's scheduled event
     function_id, event = calls[0]
     assert function_id == "DeviceSweepFunction"
