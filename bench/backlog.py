@@ -448,7 +448,10 @@ class QueueCounter(threading.Thread):
                 for message in messages:
                     try:
                         event = json.loads(message["Body"])
-                        source, event_id = str(event["source"]), str(event["id"])
+                        # Counted per vendor: a CloudEvent's source is devicegate/{vendor}/{device},
+                        # and the run's ids are unique across its devices.
+                        source = "/".join(str(event["source"]).split("/", 2)[:2])
+                        event_id = str(event["id"])
                         if source == f"devicegate/{SENSELINK}":
                             event_id = senselink_key(event.get("data", {}).get("data"), event_id)
                     except (ValueError, KeyError, TypeError, AttributeError):
