@@ -499,6 +499,10 @@ class TableCounts:
     quarantine_foreign: int = 0
     senselink_events: Counter = field(default_factory=Counter)  # by messageId
     senselink_quarantine: int = 0
+    #: Id markers (EID#): a face record's uuid and a SenseLink record's id are their identity
+    #: whatever their time says, so each stored one has a marker naming its key.
+    face_markers: Counter = field(default_factory=Counter)      # this run's uuids
+    senselink_markers: int = 0
     other: Counter = field(default_factory=Counter)             # by pk prefix (device state, ...)
     scanned: int = 0
 
@@ -546,6 +550,13 @@ def scan_table(session: Any, endpoint: str, table: str, run: str) -> TableCounts
                     counts.quarantine_seen.append(int(item.get("seenCount", {}).get("N", "0")))
                 else:
                     counts.quarantine_foreign += 1
+            elif pk.startswith(f"EID#{FACE}#"):
+                if item["sk"]["S"].startswith(f"bk-{run}-"):
+                    counts.face_markers[item["sk"]["S"]] += 1
+                else:
+                    counts.face_foreign += 1
+            elif pk.startswith(f"EID#{SENSELINK}#"):
+                counts.senselink_markers += 1
             elif pk.startswith(sense_prefix):
                 try:
                     data = json.loads(item.get("data", {}).get("S", ""))
@@ -761,6 +772,8 @@ def evaluate(args: argparse.Namespace, records: Records, phases: Phases, queue: 
     if missing or extra or stored_twice:
         failures.append(f"DynamoDB events: {len(missing)} valid records missing, {len(extra)} unexpected, "
                         f"{stored_twice} stored twice")
+    if table.face_markers != Counter(set(stored)):
+        failures.append(f"id markers: {len(table.face_markers)} for {len(stored)} stored face records")
     if q_missing or q_extra or q_dupes:
         failures.append(f"queue: {len(q_missing)} missing, {len(q_extra)} unexpected ids, {q_dupes} duplicates")
     if len(table.quarantine_seen) != expected_malformed or set(q_seen) - {1}:
@@ -808,6 +821,8 @@ def evaluate(args: argparse.Namespace, records: Records, phases: Phases, queue: 
         ("DynamoDB events (E#face-terminal#{terminal} / {time}#{uuid})",
          f"{len(set(stored) & expected):,} of {len(expected):,} expected (backlog and burst); missing {len(missing):,}, "
          f"unexpected {len(extra):,}, stored twice {stored_twice:,}"),
+        ("id markers (EID#face-terminal#{terminal} / {uuid}: the uuid is the record's identity)",
+         f"{sum(table.face_markers.values()):,} for {len(stored):,} stored records"),
         ("quarantine (Q#face-terminal#…)",
          f"{len(table.quarantine_seen):,} of {expected_malformed:,} expected; seenCount "
          + (", ".join(f"{n}: {c:,}" for n, c in sorted(q_seen.items())) or "-")),
@@ -869,6 +884,9 @@ def _senselink_report(args: argparse.Namespace, records: Records, sense: PhaseRe
     if (s_stored != expected_ids or set(s_queue) != expected_ids or s_dupes or s_stored_dupes
             or table.senselink_quarantine):
         failures.append("SenseLink counts are not exact")
+    if own_stack and table.senselink_markers != sum(table.senselink_events.values()):
+        failures.append(f"SenseLink id markers: {table.senselink_markers} for "
+                        f"{sum(table.senselink_events.values())} stored records")
     return rows, failures
 
 
