@@ -50,5 +50,5 @@ def get_settings() -> Settings:
 
 def vendor_env(vendor: str, name: str, default: str = "") -> str:
     """Vendor-specific variables are prefixed (JOINTECH_TOKEN_SECRET) so that functions never
-    disagree on a name: the local stack runs every function in one process."""
+    disagree on a name: the integration tests set every function's environment in one process."""
     return os.environ.get(f"{vendor.upper().replace('-', '_')}_{name}", default)
