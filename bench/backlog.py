@@ -916,12 +916,17 @@ NOTES = """Reading the figures:
 - How the stack runs (docs/local.md): the HTTP front end and the stream poller in one process,
   moto in another, each function in execution environments of its own (as many per function as
   the machine has cores, 2 to 4). Where a face-terminal record's CPU went, measured with all
-  of them busy: about 2.8 ms in moto (its PutObject and PutItem, and its share of the outbox's
-  and the queue reader's calls), 2.9 ms in the function (nine tenths of it botocore building,
-  signing and parsing its two calls), 0.9 ms in the stack process (front end, invocation,
-  stream), 0.3 ms in the outbox. Before: everything in one process behind one lock, about
-  11 ms of that process's CPU per record, six tenths of it moto and werkzeug (a new TCP
-  connection and thread per AWS call), a third botocore.
+  of them busy (before the id marker): about 2.8 ms in moto (its PutObject and PutItem, and its
+  share of the outbox's and the queue reader's calls), 2.9 ms in the function (nine tenths of it
+  botocore building, signing and parsing its calls), 0.9 ms in the stack process (front end,
+  invocation, stream), 0.3 ms in the outbox. Before that work: everything in one process behind
+  one lock, about 11 ms of that process's CPU per record, six tenths of it moto and werkzeug (a
+  new TCP connection and thread per AWS call), a third botocore.
+- Each record now makes three AWS calls (photo, id marker, event): a face record's `uuid` is its
+  identity whatever its time says (docs/consuming.md), which takes the marker write. The target
+  of 0.3x the Flask receiver is not reached: the stack is not CPU-bound (about 1.5 of the 2
+  cores busy), its answers wait on the chain of calls through moto, and neither more execution
+  environments (4 per function: slower) nor unsigned calls to moto changed the rate.
 - In AWS every concurrent request gets its own execution environment, and the route throttle
   (`ThrottleRateLimit` 200/s, burst 400) is the bound: 50,000 records take at least ~250 s, and
   a 429 is not the success answer, so the terminal keeps the record and sends it again later.
