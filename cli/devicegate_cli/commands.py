@@ -265,7 +265,8 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         if args.json:
             emit_json(rows)
         else:
-            print_table([dict(r, what=(r.get("details") or {}).get("codeName")) for r in rows],
+            print_table([dict(r, what=" ".join(str(r[k]) for k in ("code", "codeName") if r.get(k) is not None))
+                         for r in rows],
                         ["statusAt", "deviceId", "alarmId", "status", "what", "steps"])
         return 0
     alarms = fleet_alarms(t.client("dynamodb"), t.table, since=_iso(args.since), until=_iso(args.until),
@@ -331,8 +332,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from devicegate.ingest.replay import redrive_iot_errors, redrive_queue
+    from devicegate.ingest.replay import redrive_iot_errors, redrive_queue, takes_mqtt
+    from devicegate.vendors import vendor_names
 
+    if args.vendor not in vendor_names():
+        print(f"devicegate: unknown vendor {args.vendor!r}; known: {', '.join(vendor_names())}", file=sys.stderr)
+        return 2
+    if args.source != "outbox-failures" and not takes_mqtt(args.vendor):
+        # Only MQTT vendors have messages there; taking another vendor's would file them wrong.
+        mqtt = ", ".join(v for v in vendor_names() if takes_mqtt(v))
+        print(f"devicegate: {args.vendor} sends nothing through AWS IoT Core, so --source {args.source} holds "
+              f"nothing of it (vendors with MQTT: {mqtt})", file=sys.stderr)
+        return 2
     t = resolve_target(args)
     if args.source == "outbox-failures":
         return _redrive_outbox(t, args.dry_run)

@@ -206,7 +206,7 @@ def test_a_payload_by_basic_ingest_that_is_not_json_lands_in_the_error_bucket_un
     client.publish(basic_ingest("JointechMqttRule", topic), payload)
     # Then the rule's error action keeps it under its own topic, without the Basic Ingest prefix
     # (${topic()} does not see it, as in IoT Core), for the rule it named
-    prefix = f"quarantine/iot-errors/{key_segment(topic)}/"
+    prefix = f"quarantine/iot-errors/jointech/{key_segment(topic)}/"
     keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=local_stack.bucket_name,
                                                                     Prefix=prefix).get("Contents", [])])
     assert len(keys) == 1, keys
@@ -219,11 +219,11 @@ def test_a_payload_that_is_not_json_lands_in_the_rule_error_bucket(local_stack, 
     # Given a message that is not JSON on a rule's topic (a command string sent up by mistake)
     payload = b"(794308010642,1,001,BASE,1)"
     topic = f"upload/{ACCESS_KEY}/794308010642/cmd"
-    prefix = f"quarantine/iot-errors/{key_segment(topic)}/"
+    prefix = f"quarantine/iot-errors/jointech/{key_segment(topic)}/"
     s3 = local_stack.client("s3")
     # When it is published
     client.publish(topic, payload)
-    # Then the rule's error action keeps it under quarantine/iot-errors/{topic as one segment}/ in
+    # Then the rule's error action keeps it under quarantine/iot-errors/jointech/{topic as one segment}/ in
     # IoT's error format
     keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=local_stack.bucket_name,
                                                                     Prefix=prefix).get("Contents", [])])
@@ -245,7 +245,7 @@ def test_a_payload_nested_too_deep_to_read_lands_in_the_error_bucket_and_the_rul
     record.update(assetId="8052400298", gpsTime="2025-02-08T04:05:06Z")
     client.publish(topic, json.dumps(record).encode())
     # Then the first is kept by the rule's error action, saying why
-    prefix = f"quarantine/iot-errors/{key_segment(topic)}/"
+    prefix = f"quarantine/iot-errors/jointech/{key_segment(topic)}/"
     keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket=local_stack.bucket_name,
                                                                     Prefix=prefix).get("Contents", [])])
     assert len(keys) == 1, keys

@@ -10,13 +10,16 @@ from devicegate_cli.main import main
 
 @pytest.fixture
 def cli(stack, monkeypatch, capsys):
-    """Run `devicegate ARGV...` against the test's stack: (exit code, stdout)."""
+    """Run `devicegate ARGV...` against the test's stack: (exit code, stdout); what it wrote to
+    stderr is then `run.err`."""
     monkeypatch.setattr(commands, "resolve_target",
                         lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
 
     def run(*argv: str) -> tuple[int, str]:
         capsys.readouterr()  # drop the handlers' metric lines printed before
         code = main(list(argv))
-        return code, capsys.readouterr().out
+        captured = capsys.readouterr()
+        run.err = captured.err  # type: ignore[attr-defined]
+        return code, captured.out
 
     return run

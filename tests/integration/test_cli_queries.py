@@ -155,7 +155,7 @@ def test_redrive_reingests_messages_the_iot_rule_could_not_deliver(stack, cli):
     # Given an IoT rule errorAction record in the bucket (topic + original payload, base64)
     record = load_record("jointech", "mqtt-sublock")
     s3 = stack.session.client("s3")
-    key = "quarantine/iot-errors/upload_ak_8052400203_E0171E0366_sublock/1738912514000-x.json"
+    key = "quarantine/iot-errors/jointech/upload_ak_8052400203_E0171E0366_sublock/1738912514000-x.json"
     s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps({
         "ruleName": "JointechSublockRule", "topic": "upload/ak/8052400203/E0171E0366/sublock",
         "base64OriginalPayload": base64.b64encode(json.dumps(record).encode()).decode(),
@@ -167,6 +167,37 @@ def test_redrive_reingests_messages_the_iot_rule_could_not_deliver(stack, cli):
     [item] = stack.event_items()
     assert item["kind"] == "sublock" and item["data"]["subAssetID"] == "E0171E0366"
     assert "Contents" not in s3.list_objects_v2(Bucket=stack.bucket, Prefix="quarantine/iot-errors/")
+
+
+def test_a_redrive_takes_only_the_named_vendors_iot_errors_and_refuses_a_vendor_without_mqtt(stack, cli):
+    import base64
+
+    # Given a Jointech MQTT message the IoT rule could not deliver
+    record = load_record("jointech", "mqtt-location")
+    s3 = stack.session.client("s3")
+    key = "quarantine/iot-errors/jointech/upload_ak_8052400203_location/1738912514000-x.json"
+    s3.put_object(Bucket=stack.bucket, Key=key, Body=json.dumps({
+        "ruleName": "JointechRecordRule", "topic": "upload/ak/8052400203/location",
+        "base64OriginalPayload": base64.b64encode(json.dumps(record).encode()).decode(), "failures": []}))
+    # When the operator redrives (and first dry-runs) another vendor's errors, or an unknown vendor's
+    for argv in (["--vendor", "mettax"], ["--vendor", "mettax", "--dry-run"], ["--vendor", "jointeck"]):
+        code, out = cli("redrive", "--source", "iot-errors", *argv)
+        # Then it is refused in one line naming why, and the Jointech object is untouched
+        assert code == 2 and out == "" and len(cli.err.strip().splitlines()) == 1 and "Traceback" not in cli.err
+    assert cli("redrive", "--source", "ingest-queue", "--vendor", "face-terminal") == (2, "")
+    assert "face-terminal sends nothing through AWS IoT Core" in cli.err
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix="quarantine/")["Contents"]] == [key]
+    assert stack.quarantine_items("mettax") == [] and stack.event_items() == []
+    # And the named vendor's redrive takes it, predicted by the dry run, and nothing filed under
+    # another vendor (a second MQTT vendor's rules write under their own name)
+    elsewhere = "quarantine/iot-errors/acme/upload_x/1-y.json"
+    s3.put_object(Bucket=stack.bucket, Key=elsewhere, Body=b"{}")
+    code, out = cli("redrive", "--vendor", "jointech", "--source", "iot-errors", "--dry-run")
+    assert code == 0 and out.startswith(f"{key}  would-replay") and "acme" not in out
+    code, out = cli("redrive", "--vendor", "jointech", "--source", "iot-errors")
+    assert code == 0 and f"{key}  stored" in out and "acme" not in out and len(stack.event_items()) == 1
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix="quarantine/")["Contents"]] == [
+        elsewhere]
 
 
 def test_replay_uses_the_deployed_retention(stack, cli, monkeypatch):
@@ -226,8 +257,9 @@ def test_alarm_lifecycles_from_the_shell(stack, cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["STATUSAT", "DEVICEID", "ALARMID", "STATUS", "WHAT"]
-    assert any("T-DONE" in line and "released" in line for line in lines[1:])
-    assert any("T-OPEN" in line and "open" in line and "tamper" in line for line in lines[1:])
+    # (a released alarm still says what it was: its raise step's code and name)
+    assert any("T-DONE" in line and "released" in line and "10001 tamper" in line for line in lines[1:])
+    assert any("T-OPEN" in line and "open" in line and "10001 tamper" in line for line in lines[1:])
 
 
 def test_face_terminal_events_show_names_of_codes_not_of_people(stack, cli):

@@ -195,6 +195,10 @@ def test_alarm_lifecycle_in_any_order_with_retransmissions(stack):
     assert alarm["steps"] == {"open": "2023-05-18T03:43:53.398Z", "release_failed": "2023-05-18T03:44:30.000Z",
                               "released": "2023-05-18T03:45:00.123Z"}
     assert sorted(alarm["eventIds"]) == sorted(i["eventId"] for i in items)
+    # And it still says what it is after its release: the raise step's code and name, although
+    # the release steps name neither and one of them came first
+    assert (alarm["code"], alarm["codeName"]) == (10001, "tamper (device removed)")
+    assert alarm["details"].get("statusName") == "released" and "code" not in alarm["details"]
     assert alarms_in_status(stack.ddb, stack.table, "face-terminal", "open") == []
     assert [a["alarmId"] for a in alarms_in_status(stack.ddb, stack.table, "face-terminal", "released")] == [
         alarm["alarmId"]]

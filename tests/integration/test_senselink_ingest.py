@@ -152,6 +152,7 @@ def test_alarm_lifecycle_active_releasing_released(stack):
     assert alarm["steps"] == {"open": "2023-11-14T22:15:00.000Z", "releasing": "2023-11-14T22:18:00.000Z",
                               "released": "2023-11-14T22:20:30.000Z"}
     assert alarm["details"]["codeName"] == "door forced open"
+    assert alarm["codeName"] == "door forced open" and alarm["code"] == alarm["details"]["code"]
 
 
 def test_heartbeat_updates_bridge_liveness_and_stores_no_event(stack):

@@ -1073,8 +1073,9 @@ def test_iot_rules_invoke_the_mqtt_function_and_park_failures(template: dict[str
         # Then they invoke the MQTT function, and failures go to quarantine/iot-errors/ with
         # IoT's own ${...} templates left intact for IoT (not consumed by Fn::Sub)
         assert payload["Actions"] == [{"Lambda": {"FunctionArn": {"Fn::GetAtt": ["JointechMqttFunction", "Arn"]}}}]
-        # The topic as one segment of letters, digits, '_' and '-': a raw level could be '..'
-        assert error_key == ("quarantine/iot-errors/${regexp_replace(topic(), '[^A-Za-z0-9_-]', '_')}/"
+        # The rule's vendor first (a redrive takes only its own vendor's), then the topic as one
+        # segment of letters, digits, '_' and '-': a raw level could be '..'
+        assert error_key == ("quarantine/iot-errors/jointech/${regexp_replace(topic(), '[^A-Za-z0-9_-]', '_')}/"
                              "${timestamp()}-${newuuid()}.json"), rule_id
         permissions = [
             p["Properties"]

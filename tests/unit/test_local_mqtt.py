@@ -206,7 +206,7 @@ def test_error_action_key_substitutions():
     # When it is filled in for one message
     filled = substitute(key, topic="upload/ak/8052400203/location", now_ms=NOW_MS, new_uuid=lambda: "u-1")
     # Then the topic (as one segment), the time in ms and the uuid are in place
-    assert filled == f"quarantine/iot-errors/upload_ak_8052400203_location/{NOW_MS}-u-1.json"
+    assert filled == f"quarantine/iot-errors/jointech/upload_ak_8052400203_location/{NOW_MS}-u-1.json"
     assert substitute("${topic(3)}/${clientid()}", topic="a/b/c", now_ms=0) == "c/n/a"
 
 
@@ -219,7 +219,7 @@ def test_no_topic_makes_an_error_key_segment_of_dots_or_nothing(topic):
     filled = substitute(key, topic=topic, now_ms=NOW_MS, new_uuid=lambda: "u-1")
     # Then every segment of the key is a name, none a path step a tool would resolve
     segments = filled.split("/")
-    assert segments[:2] == ["quarantine", "iot-errors"] and len(segments) == 4, filled
+    assert segments[:3] == ["quarantine", "iot-errors", "jointech"] and len(segments) == 5, filled
     assert all(segment.strip(".") for segment in segments), filled
 
 
@@ -252,7 +252,7 @@ def test_rules_are_read_from_the_template(resolved):
     for rule in rules:
         assert [t.function_id for t in rule.targets] == ["JointechMqttFunction"]
         assert rule.error_action.bucket == created.buckets["PayloadBucket"]
-        assert rule.error_action.key.startswith("quarantine/iot-errors/${regexp_replace(topic(), ")
+        assert rule.error_action.key.startswith("quarantine/iot-errors/jointech/${regexp_replace(topic(), ")
     # And the function's async settings are the template's
     config = async_invoke_config(resolver, "JointechMqttFunction")
     assert config.max_retries == 2 and config.on_failure_type == "SQS"

@@ -153,6 +153,11 @@ class AlarmTransition:
     rank: int  # order of the statuses, to break a tie between two steps stamped the same time
     at: str  # when this step happened (the event's occurredAt)
     details: dict[str, Any] = field(default_factory=dict)  # code, name, description... (no personal data)
+    #: What the alarm is, where this step says it (a release step may not: the face terminal's
+    #: says only "released on the device"). The lifecycle keeps the first code and name it is
+    #: told through every later step, whatever order the steps come in.
+    code: str | int | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)

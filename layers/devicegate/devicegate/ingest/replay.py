@@ -229,14 +229,25 @@ def _redrive_message(run: _Run, message: dict[str, Any], vendor: str) -> ReplayO
     return run.reingest(message["MessageId"], iot_push(vendor, payload))
 
 
+def iot_errors_prefix(vendor: str) -> str:
+    """Where `vendor`'s IoT rules' error action writes (template.yaml: every rule's ErrorAction Key)."""
+    return f"quarantine/iot-errors/{vendor}/"
+
+
+def takes_mqtt(vendor: str) -> bool:
+    """Whether `vendor`'s records come through IoT Core (its adapter reads the rules' topic
+    fields): only those have IoT errors or MQTT invocations to redrive."""
+    return bool(get_adapter(vendor).topic_fields)
+
+
 def redrive_iot_errors(s3: Any, bucket: str, ddb: Any, table: str, store_over: StoreOver, vendor: str,
                        dry_run: bool = False) -> Iterator[ReplayOutcome]:
-    """Re-ingest messages an IoT rule could not deliver (its errorAction wrote them to
-    quarantine/iot-errors/ with the topic and the payload base64-encoded); each is deleted once
-    stored, found stored or quarantined."""
+    """Re-ingest messages `vendor`'s IoT rules could not deliver (their errorAction wrote them
+    under quarantine/iot-errors/{vendor}/ with the topic and the payload base64-encoded); each is
+    deleted once stored, found stored or quarantined. Another vendor's objects are never read."""
     run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=True)
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix="quarantine/iot-errors/"):
+    for page in paginator.paginate(Bucket=bucket, Prefix=iot_errors_prefix(vendor)):
         for entry in page.get("Contents", []):
             key = entry["Key"]
             outcome = run.each(key, partial(_redrive_object, run, s3, bucket, key, vendor))

@@ -213,7 +213,8 @@ def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> l
 
 def _alarm_item(item: dict[str, Any]) -> dict[str, Any]:
     steps = {name[5:]: value for name, value in item.items() if name.startswith("step_")}
-    return {k: item[k] for k in ("vendor", "deviceId", "alarmId", "status", "statusAt", "details") if k in item} | {
+    return {k: item[k] for k in ("vendor", "deviceId", "alarmId", "status", "statusAt", "code", "codeName",
+                                 "details", "firstDetails") if k in item} | {
         "steps": steps, "eventIds": sorted(item.get("eventIds", ()))}
 
 

@@ -50,7 +50,16 @@ class DynamoStateStore:
         the step's time together. Only a step older than the status takes a second, smaller one."""
         key = {"pk": {"S": keys.alarms_pk(vendor, device_id)}, "sk": {"S": keys.alarm_item_sk(step.alarm_id)}}
         names = {"#step": f"step_{step.status}"}
-        keep_step = "#step = if_not_exists(#step, :at)"
+        details = to_attr(bounded(step.details)[0])
+        # What the alarm is stays what the first step to say it said, whichever step comes later
+        # (a release step may name nothing: the face terminal's says "released on the device").
+        keep_step = "#step = if_not_exists(#step, :at), firstDetails = if_not_exists(firstDetails, :d)"
+        identity: dict[str, Any] = {":d": details}
+        for attribute, value in (("code", step.code), ("codeName", step.name)):
+            if value is not None:
+                names[f"#{attribute}"] = attribute
+                identity[f":{attribute}"] = to_attr(value)
+                keep_step += f", #{attribute} = if_not_exists(#{attribute}, :{attribute})"
         try:
             try:
                 self._ddb.update_item(
@@ -62,8 +71,8 @@ class DynamoStateStore:
                                          "(statusAt = :at AND statusRank < :rank)"),
                     ExpressionAttributeNames={**names, "#st": "status"},
                     ExpressionAttributeValues={
-                        ":at": {"S": step.at}, ":e": {"SS": [event_id]}, ":st": {"S": step.status},
-                        ":rank": {"N": str(step.rank)}, ":d": to_attr(bounded(step.details)[0]), ":vendor": {"S": vendor},
+                        **identity, ":at": {"S": step.at}, ":e": {"SS": [event_id]}, ":st": {"S": step.status},
+                        ":rank": {"N": str(step.rank)}, ":vendor": {"S": vendor},
                         ":dev": {"S": device_id}, ":id": {"S": step.alarm_id},
                         ":g1": {"S": keys.alarm_status_pk(vendor, step.status, device_id)},
                         ":g1s": {"S": f"{step.at}#{keys.device_key(device_id)}#{step.alarm_id}"}},
@@ -77,7 +86,7 @@ class DynamoStateStore:
             self._ddb.update_item(
                 TableName=self._table, Key=key, UpdateExpression=f"SET {keep_step} ADD eventIds :e",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":at": {"S": step.at}, ":e": {"SS": [event_id]}},
+                ExpressionAttributeValues={**identity, ":at": {"S": step.at}, ":e": {"SS": [event_id]}},
             )
         except failures() as exc:
             if refused_item(exc):

@@ -149,7 +149,8 @@ class FaceTerminalAdapter(VendorAdapter):
             return None
         status, rank = step or ("unknown", 0)
         return AlarmTransition(alarm_id=trace_id, status=status, rank=rank, at=event["occurredAt"],
-                               details=_pick(data, "code", "codeName", "description", "statusName"))
+                               details=_pick(data, "code", "codeName", "description", "statusName"),
+                               code=data.get("code"), name=data.get("codeName"))
 
 
 def _route_device(push: RawPush) -> str | None:

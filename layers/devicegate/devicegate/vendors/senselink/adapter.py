@@ -214,7 +214,8 @@ class SenseLinkAdapter(VendorAdapter):
         status, rank = step or ("unknown", 0)
         return AlarmTransition(alarm_id=str(alarm_id), status=status, rank=rank, at=event["occurredAt"],
                                details=_pick(data, "code", "codeName", "level", "levelName", "description",
-                                             "statusName", "resolveOptionName"))
+                                             "statusName", "resolveOptionName"),
+                               code=data.get("code"), name=data.get("codeName"))
 
 
 def _bridge(push: RawPush, what: str) -> str:
