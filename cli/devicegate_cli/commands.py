@@ -127,7 +127,86 @@ def store_over(t: Target) -> Any:
     return build
 
 
+# --- arguments: every mistake is one line --------------------------------------------------------
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a mistake told in one line on stderr (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def vendor_arg(value: str) -> str:
+    from devicegate.vendors import vendor_names
+
+    if value not in vendor_names():
+        raise argparse.ArgumentTypeError(f"unknown vendor {value!r}; one of: {', '.join(vendor_names())}")
+    return value
+
+
+def time_arg(value: str) -> str:
+    """An ISO 8601 time (`2025-02-07T08:00:00Z`, `2025-02-07 08:00`; naive = UTC), as the table
+    writes times."""
+    from devicegate.core.timeutil import iso_utc, parse_time
+
+    try:
+        return iso_utc(parse_time(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time, e.g. 2025-02-07T08:00:00Z") from None
+
+
+def limit_arg(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of items (1 or more; --all for every one)")
+    return number
+
+
+#: The statuses of an alarm lifecycle (store.state).
+ALARM_STATUSES = ("open", "releasing", "release_failed", "released", "unknown")
+
+
+def _kinds_of(vendor: str) -> tuple[str, ...]:
+    from devicegate.store.liveness import GATEWAY_KINDS
+    from devicegate.vendors import get_adapter
+
+    return (*get_adapter(vendor).kinds, *sorted(GATEWAY_KINDS))
+
+
+def _check_window(args: argparse.Namespace) -> None:
+    if args.since and args.until and args.since >= args.until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}: nothing could be in between")
+
+
+def _check_kind(args: argparse.Namespace) -> None:
+    kinds = _kinds_of(args.vendor)
+    if args.kind and args.kind not in kinds:
+        raise UsageError(f"{args.vendor} has no kind {args.kind!r}; its kinds: {', '.join(kinds)}")
+
+
+class UsageError(Exception):
+    """A mistake the parser cannot see alone (two options that contradict): one line, exit 2."""
+
+
+def _limit(args: argparse.Namespace) -> int | None:
+    return None if getattr(args, "all", False) else args.limit
+
+
+def _say_if_cut(rows: list[Any], args: argparse.Namespace, what: str) -> None:
+    """Say on stderr (stdout stays the listing) that a listing stopped at its limit."""
+    limit = _limit(args)
+    if limit is not None and len(rows) >= limit:
+        print(f"(the newest {limit} {what}; there may be more: --limit N or --all)", file=sys.stderr)
+
+
 # --- output ------------------------------------------------------------------------------------
+
+#: Cells are cut to this width unless --wide (set by run_command).
+CELL_WIDTH: int | None = 70
+
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
@@ -147,7 +226,9 @@ def _cell(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     else:
         text = str(value)
-    return text if len(text) <= 70 else text[:67] + "..."
+    if CELL_WIDTH is None or len(text) <= CELL_WIDTH:
+        return text
+    return text[:CELL_WIDTH - 1] + "…"
 
 
 #: The gateway's own device.offline / device.online events.
@@ -182,10 +263,24 @@ def emit_json(value: Any) -> None:
 def cmd_events(args: argparse.Namespace) -> int:
     from devicegate.store.queries import device_events
 
+    _check_kind(args)
+    _check_window(args)
     t = resolve_target(args)
     events = device_events(t.client("dynamodb"), t.table, args.vendor, args.device, kind=args.kind,
-                           since=_iso(args.since), until=_iso(args.until), limit=args.limit)
+                           since=args.since, until=args.until, limit=_limit(args))
+    if not events and not args.since and not args.until and not args.kind:
+        _require_device(t, args.vendor, args.device)
+    _say_if_cut(events, args, "events")
     return print_events(events, args.json, ["occurredAt", "kind", "eventId", "summary"])
+
+
+def _require_device(t: Target, vendor: str, device: str) -> None:
+    """A device the gateway never heard from is a mistake (a typo), not an empty timeline."""
+    from devicegate.store.queries import device_state
+
+    if device_state(t.client("dynamodb"), t.table, vendor, device) is None:
+        raise UsageError(f"no {vendor} device {device!r} has ever been heard from (devicegate devices "
+                         f"--vendor {vendor} lists them)")
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -251,6 +346,7 @@ def cmd_parts(args: argparse.Namespace) -> int:
 def cmd_alarms(args: argparse.Namespace) -> int:
     from devicegate.store.queries import alarms_in_status, device_alarms, fleet_alarms
 
+    _check_window(args)
     t = resolve_target(args)
     if args.status or args.device:
         # Lifecycle items (face terminal, SenseLink): one per alarm, with its current status.
@@ -261,7 +357,8 @@ def cmd_alarms(args: argparse.Namespace) -> int:
             rows = device_alarms(t.client("dynamodb"), t.table, args.vendor, args.device)
             rows = [r for r in rows if not args.status or r["status"] == args.status]
         else:
-            rows = alarms_in_status(t.client("dynamodb"), t.table, args.vendor, args.status, limit=args.limit)
+            rows = alarms_in_status(t.client("dynamodb"), t.table, args.vendor, args.status, limit=_limit(args))
+            _say_if_cut(rows, args, "alarms")
         if args.json:
             emit_json(rows)
         else:
@@ -269,8 +366,9 @@ def cmd_alarms(args: argparse.Namespace) -> int:
                          for r in rows],
                         ["statusAt", "deviceId", "alarmId", "status", "what", "steps"])
         return 0
-    alarms = fleet_alarms(t.client("dynamodb"), t.table, since=_iso(args.since), until=_iso(args.until),
-                          limit=args.limit)
+    alarms = fleet_alarms(t.client("dynamodb"), t.table, since=args.since, until=args.until,
+                          limit=_limit(args), vendor=args.vendor)
+    _say_if_cut(alarms, args, "alarms")
     return print_events(alarms, args.json, ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
 
 
@@ -278,7 +376,7 @@ def cmd_event(args: argparse.Namespace) -> int:
     from devicegate.store.queries import event_by_id
 
     t = resolve_target(args)
-    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.device, args.id, _iso(args.at))
+    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.device, args.id, args.at)
     if event is None:
         print(f"no {args.vendor} event {args.id}", file=sys.stderr)
         return 1
@@ -300,7 +398,8 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             return 1
         emit_json({k: v for k, v in from_item(found["Item"]).items() if not k.startswith("gsi")})
         return 0
-    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=args.limit)
+    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=_limit(args))
+    _say_if_cut(items, args, "quarantined payloads")
     if args.json:
         emit_json([{k: v for k, v in i.items() if not k.startswith("gsi")} for i in items])
     else:
@@ -430,55 +529,65 @@ def endpoint_help() -> str:
             f"/ AWS_ENDPOINT_URL, else the local stack's {local_endpoint()}; with --stack: botocore's, else AWS)")
 
 
-def target_options() -> argparse.ArgumentParser:
+def target_options() -> OneLineParser:
     """The options resolve_target reads (a parent parser): the running local stack by default,
     a deployment with --stack. Shared by every command that reads or writes the table."""
-    target = argparse.ArgumentParser(add_help=False)
+    target = OneLineParser(add_help=False)
     target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
     target.add_argument("--profile", help="AWS profile, with --stack")
     target.add_argument("--region", help="AWS region, with --stack")
     target.add_argument("--endpoint-url", help=endpoint_help())
     target.add_argument("--table", help="table name, overriding discovery")
+    target.add_argument("--wide", action="store_true", help="never cut a table cell")
     return target
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devicegate", description=__doc__)
+    parser = OneLineParser(prog="devicegate",
+                           description="The devicegate operator's tool: what the gateway stored, its quarantine and "
+                                       "replays, devices' commands and set-up, and the local stack. With no target "
+                                       "options a command reads the running local stack; with --stack (and "
+                                       "--profile/--region) a deployment.",
+                           epilog="Each command has its own --help. Times are ISO 8601 (UTC unless an offset is "
+                                  "given); listings say on stderr when they stopped at their --limit.")
     target = target_options()
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("local", help="start the local gateway (see devicegate local --help)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+    # Commands with option parsers of their own (main.py hands them their arguments before this
+    # parser runs): listed here so that `devicegate --help` names every command.
+    for name, help_ in OWN_PARSER_HELP.items():
+        sub.add_parser(name, help=help_, add_help=False)
 
     def device_cmd(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[target], help=help_)
-        p.add_argument("--vendor", required=True)
+        p.add_argument("--vendor", required=True, type=vendor_arg)
         p.add_argument("--device", required=True)
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
     p = device_cmd("events", "a device's events, newest first")
-    p.add_argument("--kind", help="only this kind (e.g. alarm)")
-    p.add_argument("--since", help="ISO 8601 time, inclusive")
-    p.add_argument("--until", help="ISO 8601 time, exclusive")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--kind", help="only this kind (e.g. alarm; the vendor's kinds are checked)")
+    p.add_argument("--since", type=time_arg, help="ISO 8601 time, inclusive")
+    p.add_argument("--until", type=time_arg, help="ISO 8601 time, exclusive")
+    _limit_options(p, 50)
     p.set_defaults(func=cmd_events)
     device_cmd("state", "a device's latest state").set_defaults(func=cmd_state)
 
     p = sub.add_parser("devices", parents=[target], help="all devices of a vendor with last seen, or those offline now")
-    p.add_argument("--vendor", help="this vendor's devices (with --offline: only this vendor's)")
+    p.add_argument("--vendor", type=vendor_arg, help="this vendor's devices (with --offline: only this vendor's)")
     p.add_argument("--offline", action="store_true", help="only the devices offline now (every vendor by default)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devices)
 
     p = sub.add_parser("links", parents=[target],
                        help="records a vendor ties together (Mettax: by record id, alarm id or capture id)")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--id", required=True, help="record id, alarm id or capture id (or a link such as alarm:ID)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_links)
 
     p = sub.add_parser("parts", parents=[target],
                        help="a device's records sent in parts (Mettax face checks) and the parts that came")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--device", required=True)
     p.add_argument("--kind", help="only this kind (e.g. face-check)")
     p.add_argument("--json", action="store_true")
@@ -486,44 +595,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("alarms", parents=[target],
                        help="alarms across the fleet, newest first; with --status/--device, alarm lifecycles")
-    p.add_argument("--since")
-    p.add_argument("--until")
-    p.add_argument("--vendor", help="with --status or --device")
-    p.add_argument("--status", help="alarms now in this lifecycle status: open, releasing, release_failed, released")
+    p.add_argument("--since", type=time_arg, help="ISO 8601 time, inclusive")
+    p.add_argument("--until", type=time_arg, help="ISO 8601 time, exclusive")
+    p.add_argument("--vendor", type=vendor_arg, help="only this vendor's alarms (needed with --status or --device)")
+    p.add_argument("--status", choices=ALARM_STATUSES, help="alarm lifecycles now in this status")
     p.add_argument("--device", help="every alarm lifecycle of this device (with --vendor)")
-    p.add_argument("--limit", type=int, default=100)
+    _limit_options(p, 100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("event", parents=[target], help="one event by id (events are filed by device)")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--device", required=True)
     p.add_argument("--id", required=True)
-    p.add_argument("--at", help="its occurredAt (a queue message's `time`): one read instead of a search")
+    p.add_argument("--at", type=time_arg, help="its occurredAt (a queue message's `time`): one read instead of a search")
     p.set_defaults(func=cmd_event)
 
     p = sub.add_parser("quarantine", parents=[target], help="payloads kept after a rejection")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--show", metavar="ID", help="print one payload with its reason")
-    p.add_argument("--limit", type=int, default=100)
+    _limit_options(p, 100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("state-failures", parents=[target],
                        help="state writes the outbox gave up on (their events were published), newest first")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_state_failures)
 
     p = sub.add_parser("replay", parents=[target], help="re-ingest quarantined payloads after a fix")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--id", action="append", help="only this quarantine id (repeatable); default all")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("redrive", parents=[target],
                        help="re-ingest failed MQTT deliveries, or re-publish failed outbox batches")
-    p.add_argument("--vendor", required=True)
+    p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--source", choices=["ingest-queue", "iot-errors", "outbox-failures"], required=True,
                    help="IngestFailureQueue (MQTT function failures), s3://<bucket>/quarantine/iot-errors/, "
                         "or OutboxFailureQueue (stream batches not published; within 24 hours)")
@@ -532,10 +641,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: `devicegate --help`'s line for each command main.py dispatches to a parser of its own.
+OWN_PARSER_HELP = {
+    "local": "start the local gateway: AWS emulation, HTTP routes, MQTT (devicegate local --help)",
+    "command": "send a command to a Jointech device, or read its status (devicegate command --help)",
+    "strategy": "read or set an AI camera's configuration (devicegate strategy --help)",
+    "face-terminal": "read or set a face terminal's push subscription on the LAN (devicegate face-terminal --help)",
+    "senselink-bridge": "forward a SenseLink server's WebSocket push to the gateway (runs on the LAN)",
+    "mqtt-bridge": "the Mosquitto bridge's configuration to AWS IoT Core (devicegate mqtt-bridge --help)",
+}
+
+
+def _limit_options(p: argparse.ArgumentParser, default: int) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--limit", type=limit_arg, default=default,
+                       help=f"at most this many, newest first (default {default}; stderr says when it stopped there)")
+    group.add_argument("--all", action="store_true", help="every one, however many")
+
+
 def run_command(argv: list[str]) -> int:
+    global CELL_WIDTH
     args = build_parser().parse_args(argv)
+    if getattr(args, "wide", False):
+        CELL_WIDTH = None
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"devicegate {args.command}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # the CLI's edge: one readable line instead of a traceback
         from botocore.exceptions import BotoCoreError, ClientError
 

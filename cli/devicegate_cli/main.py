@@ -21,14 +21,30 @@ _OWN_PARSERS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _OWN_PARSERS:
-        from importlib import import_module
+    try:
+        if argv and argv[0] in _OWN_PARSERS:
+            from importlib import import_module
 
-        module, _, name = _OWN_PARSERS[argv[0]].partition(":")
-        return getattr(import_module(module), name)(argv[1:])
-    from devicegate_cli.commands import run_command
+            module, _, name = _OWN_PARSERS[argv[0]].partition(":")
+            return getattr(import_module(module), name)(argv[1:])
+        from devicegate_cli.commands import run_command
 
-    return run_command(argv)
+        return run_command(argv)
+    except KeyboardInterrupt:
+        print("devicegate: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`devicegate events ... | head -n 1`): stop quietly, as a program
+        # killed by SIGPIPE would (the shell's 128 + 13), and keep Python from failing again
+        # when it flushes stdout at exit.
+        import io
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):  # stdout is no file (tests capture it)
+            pass
+        return 141
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ def cli(stack, monkeypatch, capsys):
 
     def run(*argv: str) -> tuple[int, str]:
         capsys.readouterr()  # drop the handlers' metric lines printed before
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's way out (a mistake in the arguments, --help)
+            code = exc.code
         captured = capsys.readouterr()
         run.err = captured.err  # type: ignore[attr-defined]
         return code, captured.out

@@ -395,7 +395,7 @@ COMMANDS_AGAINST_AN_EMPTY_STACK = [
     (["quarantine", "--vendor", "jointech", "--json"], 0, "[]"),
     (["devices", "--vendor", "jointech", "--json"], 0, "[]"),
     (["devices", "--offline", "--json"], 0, "[]"),
-    (["events", "--vendor", "jointech", "--device", "8052400203", "--json"], 0, "[]"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--json"], 2, "no jointech device '8052400203'"),
     (["state", "--vendor", "jointech", "--device", "8052400203"], 1, "no state for jointech device"),
     (["links", "--vendor", "mettax", "--id", "x", "--json"], 0, "[]"),
     (["parts", "--vendor", "mettax", "--device", "x", "--json"], 0, "[]"),
@@ -435,3 +435,88 @@ def test_command_with_a_stack_looks_it_up_at_the_endpoint_it_is_given(endpoint_e
                  "--endpoint-url", closed])
     # Then its CloudFormation call went there (nothing listens: a one-line error naming it)
     assert code == 1 and closed in capsys.readouterr().err
+
+
+# --- mistakes: one clear line on stderr, a non-zero exit, never a traceback ----------------------
+
+@pytest.mark.parametrize("argv, says", [
+    (["events", "--vendor", "jointeck", "--device", "8052400203"], "unknown vendor 'jointeck'; one of: ai-camera"),
+    (["events", "--vendor", "Jointech", "--device", "8052400203"], "unknown vendor 'Jointech'"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--since", "yesterday"],
+     "'yesterday' is not an ISO 8601 time"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--limit", "-1"], "'-1' is not a number of items"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--limit", "0"], "'0' is not a number of items"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--kind", "locaton"],
+     "jointech has no kind 'locaton'; its kinds: location, alarm"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--since", "2025-02-08", "--until", "2025-02-07"],
+     "is not before --until"),
+    (["events", "--vendor", "jointech", "--device", "no-such-device"], "no jointech device 'no-such-device'"),
+    (["alarms", "--vendor", "face-terminal", "--status", "opened"], "invalid choice: 'opened'"),
+    (["alarms", "--since", "2025-02-08T00:00:00Z", "--until", "2025-02-01T00:00:00Z"], "is not before --until"),
+    (["quarantine", "--vendor", "jointeck"], "unknown vendor 'jointeck'"),
+    (["replay", "--vendor", "jointeck"], "unknown vendor 'jointeck'"),
+    (["redrive", "--vendor", "jointeck", "--source", "iot-errors"], "unknown vendor 'jointeck'"),
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--limit", "2", "--all"], "not allowed with"),
+])
+def test_a_mistake_is_one_line_and_a_non_zero_exit(stack, cli, argv, says):
+    _push_history()
+    code, out = cli(*argv)
+    assert code == 2 and out == "", out
+    [line] = cli.err.strip().splitlines()
+    assert says in line and "Traceback" not in cli.err
+
+
+def test_a_listing_says_when_it_stopped_at_its_limit_and_all_takes_everything(stack, cli):
+    _push_history()  # four events of one device
+    code, out = cli("events", "--vendor", "jointech", "--device", "8052400203", "--limit", "2", "--json")
+    assert code == 0 and len(json.loads(out)) == 2 and "the newest 2 events; there may be more" in cli.err
+    code, out = cli("events", "--vendor", "jointech", "--device", "8052400203", "--all", "--json")
+    assert code == 0 and len(json.loads(out)) == 4 and cli.err == ""
+
+
+def test_fleet_alarms_of_one_vendor_are_that_vendors_only(stack, cli):
+    from tests.integration.test_face_terminal_ingest import _alarm, push
+
+    _push_history()  # a Jointech alarm
+    push(_alarm(1, 1684381433398, "T-1"), {"device": "TERM-1"})
+    run_outbox(stack)
+    _, everything = cli("alarms", "--json")
+    _, jointech = cli("alarms", "--vendor", "jointech", "--json")
+    assert sorted(a["vendor"] for a in json.loads(everything)) == ["face-terminal", "jointech"]
+    assert [a["vendor"] for a in json.loads(jointech)] == ["jointech"]
+
+
+def test_wide_output_cuts_no_cell(stack, cli):
+    record = load_record("jointech", "mqtt-alarm")
+    record.update(assetId="8052400203", describe="d" * 120)
+    post(with_body(load_event("jointech/http-webhook-alarm.json"), json.dumps(record)))
+    _, narrow = cli("events", "--vendor", "jointech", "--device", "8052400203")
+    _, wide = cli("events", "--vendor", "jointech", "--device", "8052400203", "--wide")
+    assert "…" in narrow and "…" not in wide and "d" * 100 not in narrow
+
+
+def test_a_closed_pipe_ends_quietly_and_ctrl_c_in_one_line(stack, cli, monkeypatch):
+    _push_history()
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(commands, "print_events", closed)
+    assert cli("events", "--vendor", "jointech", "--device", "8052400203") == (141, "")
+    assert cli.err == ""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "print_events", interrupted)
+    assert cli("events", "--vendor", "jointech", "--device", "8052400203") == (130, "")
+    assert cli.err.strip() == "devicegate: interrupted"
+
+
+def test_help_lists_every_command(stack, cli):
+    from devicegate_cli.main import _OWN_PARSERS
+
+    code, out = cli("--help")
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()}
+    assert code == 0 and set(_OWN_PARSERS) <= listed
+    assert {"events", "state", "devices", "alarms", "quarantine", "state-failures", "replay", "redrive"} <= listed

@@ -37,16 +37,17 @@ def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> lis
 
 def _query_shards(ddb: Any, table: str, partitions: Iterable[str], index: str, limit: int | None = None,
                   newest_first: bool = False, condition: str = "", values: dict[str, Any] | None = None,
-                  shards: int | None = None) -> list[dict[str, Any]]:
+                  shards: int | None = None, **extra: Any) -> list[dict[str, Any]]:
     """The same Query on every shard of a list (in parallel: one round trip however many
-    shards), merged in sort-key order; at most `limit` items overall."""
+    shards), merged in sort-key order; at most `limit` items overall. `extra` goes to each Query
+    (a FilterExpression...)."""
     pk_name, sk_name = f"{index}pk", f"{index}sk"
     parts = list(partitions)
 
     def one(partition: str) -> list[dict[str, Any]]:
         return _query(ddb, table, limit, IndexName=index, ScanIndexForward=not newest_first,
                       KeyConditionExpression=f"{pk_name} = :pk" + (f" AND {condition}" if condition else ""),
-                      ExpressionAttributeValues={":pk": {"S": partition}, **(values or {})})
+                      ExpressionAttributeValues={":pk": {"S": partition}, **(values or {})}, **extra)
 
     with ThreadPoolExecutor(max_workers=min(16, len(parts))) as pool:
         results = list(pool.map(one, parts))
@@ -55,7 +56,7 @@ def _query_shards(ddb: Any, table: str, partitions: Iterable[str], index: str, l
 
 
 def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,
-                  since: str | None = None, until: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+                  since: str | None = None, until: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
     """A device's events in [since, until), newest first; optionally of one kind (a filter on
     the same Query: the device's partition is its timeline)."""
     values = {":pk": {"S": keys.event_pk(vendor, device_id)}, ":lo": {"S": since or "0"},
@@ -100,11 +101,16 @@ def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str,
 
 
 def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | None = None,
-                 limit: int = 100) -> list[dict[str, Any]]:
-    """Alarms of every vendor and device in [since, until), newest first (gsi3 ALARM#{shard})."""
+                 limit: int | None = 100, vendor: str | None = None) -> list[dict[str, Any]]:
+    """Alarms of every device in [since, until), newest first (gsi3 ALARM#{shard}); of one
+    vendor's devices only with `vendor` (a filter: the list is by time, for every vendor)."""
+    values = {":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}}
+    extra: dict[str, Any] = {}
+    if vendor:
+        values[":vendor"] = {"S": vendor}
+        extra = {"FilterExpression": "vendor = :vendor"}
     items = _query_shards(ddb, table, keys.all_shards(keys.ALARM_PREFIX), "gsi3", limit, newest_first=True,
-                          condition="gsi3sk BETWEEN :lo AND :hi",
-                          values={":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}})
+                          condition="gsi3sk BETWEEN :lo AND :hi", values=values, **extra)
     return [envelope(i) for i in items]
 
 
