@@ -130,13 +130,23 @@ def cmd_send(args: argparse.Namespace, api: Api) -> int:
     if not args.wait:
         _show(command, args.json, "sent" if reply.status == 202 else "already sent (same clientToken)")
         return 0
+    # The command is sent: its id first (on stderr, stdout being the result), so an operator who
+    # stops waiting still knows which command to look up.
+    print(f"command {command.get('commandId')} sent to {args.device}; waiting up to {args.wait:g} s for the "
+          f"device's answer (Ctrl-C stops waiting, not the command)", file=sys.stderr, flush=True)
     deadline = time.monotonic() + args.wait
-    while command.get("status") == "pending" and time.monotonic() < deadline:
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-        polled = api.request("GET", args.device, query={"id": command["commandId"]})
-        if polled.status != 200:
-            return _refused(polled)
-        command = polled.body
+    try:
+        while command.get("status") == "pending" and time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            polled = api.request("GET", args.device, query={"id": command["commandId"]})
+            if polled.status != 200:
+                return _refused(polled)
+            command = polled.body
+            print(f"  {command.get('status')}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print(f"devicegate: stopped waiting; command {command.get('commandId')} is {command.get('status')}: "
+              f"devicegate command status --device {args.device} --id {command.get('commandId')}", file=sys.stderr)
+        return 130
     _show(command, args.json, "")
     return 0 if command.get("status") == "succeeded" else 1
 

@@ -85,8 +85,26 @@ def test_status_shows_the_answer_once_it_came(gateway, cli):
 
 
 def test_wait_gives_up_when_no_answer_comes_and_says_so(gateway, cli):
-    code, out, _ = cli("send", "--device", DEVICE, "--command", "query_time", "--wait", "1.5")
+    code, out, err = cli("send", "--device", DEVICE, "--command", "query_time", "--wait", "1.5")
     assert code == 1 and "pending" in out and "waiting for the device's answer until" in out
+    # The command's id came first, before the wait
+    [command] = command_items(gateway)
+    assert err.splitlines()[0].startswith(f"command {command['commandId']} sent to {DEVICE}")
+
+
+def test_ctrl_c_while_waiting_names_the_command_already_sent(gateway, cli, monkeypatch):
+    # Given an operator waiting for an answer who presses Ctrl-C
+    from devicegate_cli import device_commands
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(device_commands.time, "sleep", interrupted)
+    code, out, err = cli("send", "--device", DEVICE, "--command", "query_time", "--wait", "30")
+    # Then it stops waiting in one line naming the command (sent all the same), exit 130
+    [command] = command_items(gateway)
+    assert code == 130 and out == "" and "Traceback" not in err
+    assert f"stopped waiting; command {command['commandId']} is pending" in err.splitlines()[-1]
 
 
 def test_refusals_exit_2_with_the_fields_and_retry_after(gateway, cli, monkeypatch):
