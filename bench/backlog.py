@@ -594,6 +594,8 @@ class LocalStack:
         # The stack must never see a real AWS profile or a different token from the environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
         env["PYTHONUNBUFFERED"] = "1"
+        # Its ports are its own: not announced in the checkout, where a developer's stack may run.
+        env["DEVICEGATE_STATE_DIR"] = str(self.log.parent / "state")
         # --quiet: no stderr line per request (a log write per request is not the gateway's cost).
         command = [sys.executable, "-m", "devicegate_cli.main", "local", "--quiet", "--token", token,
                    "--http-port", str(self.http_port), "--moto-port", str(self.moto_port)]

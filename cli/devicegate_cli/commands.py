@@ -18,6 +18,7 @@ from typing import Any
 from devicegate_cli.local_names import (
     LOCAL_CREDENTIALS,
     LOCAL_REGION,
+    default_moto_endpoint,
     local_endpoint,
     local_physical_name,
     local_queue_url,
@@ -107,7 +108,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     return Target(session, args.endpoint_url or os.environ.get(ENDPOINT_VARIABLE),
                   args.table or local_physical_name("EventsTable"),
-                  local_physical_name("PayloadBucket", "AWS::S3::Bucket"), fallback=local_endpoint())
+                  local_physical_name("PayloadBucket", "AWS::S3::Bucket"), fallback=default_moto_endpoint())
 
 
 def store_over(t: Target) -> Any:
@@ -526,7 +527,8 @@ def _iso(value: str | None) -> str | None:
 
 def endpoint_help() -> str:
     return (f"endpoint for every AWS call (default: ${ENDPOINT_VARIABLE}, else botocore's AWS_ENDPOINT_URL_<SERVICE> "
-            f"/ AWS_ENDPOINT_URL, else the local stack's {local_endpoint()}; with --stack: botocore's, else AWS)")
+            f"/ AWS_ENDPOINT_URL, else the running local stack's (.devicegate/local.json), else {local_endpoint()}; "
+            f"with --stack: botocore's, else AWS)")
 
 
 def target_options() -> OneLineParser:

@@ -8,8 +8,9 @@ IAM-authorized HTTP route apps use (README "Commands").
 Against a deployment (--stack NAME) the request goes to the stack's HttpApiUrl output, signed with
 SigV4 (service execute-api) using the caller's AWS credentials: the caller needs
 execute-api:Invoke on the route. Without --stack it goes to the local stack's HTTP routes
-(http://127.0.0.1:3000, or --api-url), signed with the local stack's placeholder credentials,
-since the local routes refuse unsigned requests as API Gateway does.
+(--api-url, $DEVICEGATE_API_URL, the running local stack's, else http://127.0.0.1:3000), signed
+with the local stack's placeholder credentials, since the local routes refuse unsigned requests
+as API Gateway does.
 
 Exit status: 0 sent (with --wait: answered successfully), 1 the command failed, timed out or is
 still pending when --wait ends, or the gateway could not be reached / answered 5xx, 2 the request
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_HTTP_PORT, LOCAL_REGION
+from devicegate_cli.local_names import API_URL_VARIABLE, LOCAL_CREDENTIALS, LOCAL_REGION, default_api_url
 
 VENDOR = "jointech"
 FINAL = ("succeeded", "failed", "timed_out")
@@ -107,7 +108,7 @@ def resolve_api(args: argparse.Namespace) -> Api:
         return Api(args.api_url or outputs["HttpApiUrl"], credentials.get_frozen_credentials(), session.region_name)
     from botocore.credentials import Credentials
 
-    return Api(args.api_url or f"http://127.0.0.1:{LOCAL_HTTP_PORT}",
+    return Api(args.api_url or default_api_url(),
                Credentials(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"]),
                LOCAL_REGION)
 
@@ -214,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
     target.add_argument("--profile", help="AWS profile, with --stack")
     target.add_argument("--region", help="AWS region, with --stack")
-    target.add_argument("--api-url", help="base URL of the HTTP API (default: the stack's HttpApiUrl, "
-                                          f"or http://127.0.0.1:{LOCAL_HTTP_PORT})")
+    target.add_argument("--api-url", help="base URL of the HTTP API (default: the stack's HttpApiUrl with "
+                                          f"--stack; else ${API_URL_VARIABLE}, the running local stack's, "
+                                          "or http://127.0.0.1:3000)")
     target.add_argument("--endpoint-url", help="endpoint of the CloudFormation call that finds the stack's "
                                                "HttpApiUrl, with --stack (default: botocore's AWS_ENDPOINT_URL_"
                                                "CLOUDFORMATION / AWS_ENDPOINT_URL, else AWS)")

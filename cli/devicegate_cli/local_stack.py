@@ -33,6 +33,8 @@ from devicegate_cli.local_names import (
     LOCAL_MOTO_PORT,
     LOCAL_REGION,
     LOCAL_TOKEN,
+    announce_running,
+    withdraw_running,
 )
 from devicegate_cli.local_resources import (
     MAPPING_TYPE,
@@ -342,6 +344,8 @@ class _Running:
     http_server: Any = None
     pollers: list[threading.Thread] = field(default_factory=list)
     banner: str = ""
+    #: Where it runs (.devicegate/local.json), for the CLI to follow without flags.
+    announced: Path | None = None
 
 
 def main_local(argv: list[str]) -> int:
@@ -363,6 +367,7 @@ def main_local(argv: list[str]) -> int:
             print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
             return 1
         if not stop.is_set():  # Ctrl-C during startup: stop without announcing readiness
+            running.announced = _announce(args)
             print(running.banner, flush=True)
         while not stop.wait(0.5):
             pass
@@ -378,7 +383,17 @@ def main_local(argv: list[str]) -> int:
             print("devicegate local: stopped", flush=True)
 
 
+def _announce(args: argparse.Namespace) -> Path | None:
+    """Say where this stack listens, beside its template, so that `devicegate events` (and every
+    command the banner shows) reaches it on any ports without flags."""
+    template = Path(args.template or find_template() or "template.yaml").resolve()
+    return announce_running(template.parent, {
+        "moto": f"http://{args.host}:{args.moto_port}", "http": f"http://{args.host}:{args.http_port}",
+        "mqttPort": None if args.no_mqtt else args.mqtt_port})
+
+
 def _stop(running: _Running) -> None:
+    withdraw_running(running.announced)
     if running.mqtt is not None:
         running.mqtt.stop()  # first: no new invocations, and the broker never outlives the stack
     if running.http_server is not None:

@@ -71,6 +71,7 @@ class LocalStack:
     log_path: Path
     mqtt_port: int  # the stack's mosquitto, on 127.0.0.1
     iot_data_endpoint: str  # what the stack sets as AWS_ENDPOINT_URL_IOT_DATA_PLANE for its functions
+    state_dir: Path  # where it says where it runs ($DEVICEGATE_STATE_DIR): commands follow it
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.moto_endpoint)
@@ -173,6 +174,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     log_path = tmp_path_factory.mktemp("local-stack") / "devicegate-local.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
     env["PYTHONUNBUFFERED"] = "1"
+    # Where the stack says where it runs: not the checkout, where a developer's own stack may be.
+    state_dir = tmp_path_factory.mktemp("local-state")
+    env["DEVICEGATE_STATE_DIR"] = str(state_dir)
     command = [
         sys.executable, "-m", "devicegate_cli.main", "local",
         "--http-port", str(http_port), "--moto-port", str(moto_port),
@@ -197,6 +201,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             log_path=log_path,
             mqtt_port=mqtt_port,
             iot_data_endpoint=f"http://127.0.0.1:{iot_data_port}",
+            state_dir=state_dir,
         )
         yield stack
         assert_table_and_queue_agree(stack)

@@ -311,6 +311,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_path = work / "devicegate-local.log"
     base_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("AWS_", "DEVICEGATE_")) and k != "VIRTUAL_ENV"}
+    # The stack says where it runs there, not in the checkout (where a developer's stack may run).
+    base_env["DEVICEGATE_STATE_DIR"] = str(work / "state")
     command = [sys.executable, "-m", "devicegate_cli.main", "local", "--http-port", str(http),
                "--moto-port", str(moto), "--mqtt-port", str(mqtt), "--iot-data-port", str(iot_data)]
     with log_path.open("wb") as log:

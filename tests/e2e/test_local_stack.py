@@ -6,12 +6,15 @@ Runs the stack exactly as a developer does (see conftest.py); Ctrl-C is the fixt
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from typing import Any
 
 import pytest
+
+from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +172,27 @@ def test_query_cli_reads_the_running_stack(local_stack, first_delivery):
     summary = json.loads(state.stdout)
     assert summary["deviceId"] == DEVICE and summary["lastSeen"] == "2022-09-01T08:59:56.000Z"
     assert summary["state"]["battery"]["battery"] == 100
+
+
+def test_commands_follow_a_stack_on_other_ports_without_flags(local_stack):
+    # Given the stack on free ports (not 3000/5000) and a location stored through it
+    assert local_stack.post(LOCATION_PATH, json.dumps(dict(LOCATION, assetId="8022300071"))).status == 200
+    # When an operator runs the banner's commands with no endpoint flag nor variable, from anywhere
+    # under the project (the stack announced itself: $DEVICEGATE_STATE_DIR here, .devicegate/ by default)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVICEGATE_"))}
+    env["DEVICEGATE_STATE_DIR"] = str(local_stack.state_dir)
+
+    def devicegate(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "devicegate_cli.main", *argv], env=env, cwd=ROOT / "docs",
+                              capture_output=True, text=True, timeout=60)
+
+    deadline = time.monotonic() + 20
+    while True:
+        found = devicegate("events", "--vendor", "jointech", "--device", "8022300071")
+        if found.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # Then they reach it (the event is there), and the command API's default is its HTTP port too
+    assert found.returncode == 0 and "location" in found.stdout, found.stderr
+    status = devicegate("command", "status", "--device", "8022300071")
+    assert status.returncode == 0 and "(none)" in status.stdout, status.stderr
