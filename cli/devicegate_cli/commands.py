@@ -426,8 +426,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from devicegate.ingest.replay import replay
 
     t = resolve_target(args)
+    _check_window(args)
     outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, store_over(t), args.vendor,
-                      ids=args.id or None, dry_run=args.dry_run)
+                      ids=args.id or None, dry_run=args.dry_run, reason=args.reason, since=args.since,
+                      until=args.until)
     return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay"))
 
 
@@ -629,7 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", parents=[target], help="re-ingest quarantined payloads after a fix")
     p.add_argument("--vendor", required=True, type=vendor_arg)
     p.add_argument("--id", action="append", help="only this quarantine id (repeatable); default all")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--reason", help="only payloads refused for this (a part of the reason, any case)")
+    p.add_argument("--since", type=time_arg, help="only payloads first received at or after this ISO 8601 time")
+    p.add_argument("--until", type=time_arg, help="only payloads first received before this ISO 8601 time")
+    p.add_argument("--dry-run", action="store_true", help="say what each would become, write nothing")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("redrive", parents=[target],

@@ -12,7 +12,7 @@ import pytest
 from devicegate.infra.settings import get_settings
 from devicegate.ingest.replay import WritesWithheld, replay
 from devicegate.store.events import DynamoEventStore
-from devicegate.store.queries import device_assemblies
+from devicegate.store.queries import device_assemblies, quarantined
 from devicegate.vendors.jointech.adapter import JointechAdapter
 from tests.integration.test_ai_camera_ingest import heartbeat
 from tests.integration.test_ai_camera_ingest import post as post_camera
@@ -344,3 +344,23 @@ def test_a_replayed_push_only_partly_stored_stays_in_quarantine_as_partial():
     # Then the item is not counted as replayed: its refused record would be lost with it
     outcome = _outcome("q1", result)
     assert (outcome.status, outcome.fields) == ("partial", ["data.1.lat"])
+
+
+def test_bulk_replay_by_filter_takes_what_the_filter_names_and_can_be_run_again(stack, broken):
+    from devicegate.core.timeutil import iso_utc, now_utc
+
+    # Given two valid locations kept by an adapter bug, and one that is really invalid
+    quarantined_by_a_bug(broken, location(gpsTime="2025-02-07T08:00:00Z"), location(gpsTime="2025-02-07T08:01:00Z"))
+    assert push_location(location(gpsTime="not a time")) == 400
+    # When the operator replays what the bug refused, by its reason (the time window is around now)
+    earlier, later = iso_utc(now_utc().replace(year=2020)), iso_utc(now_utc().replace(year=2100))
+    assert run_replay(stack, reason="PAYLOAD COULD NOT", until=earlier) == []  # none first received then
+    first = run_replay(stack, reason="payload could not", since=earlier, until=later, dry_run=True)
+    done = run_replay(stack, reason="payload could not", since=earlier, until=later)
+    # Then exactly those two are replayed (the dry run said so), the invalid one stays
+    assert [o.status for o in first] == ["would-replay"] * 2 and [o.status for o in done] == ["stored"] * 2
+    assert len(stack.event_items()) == 2
+    assert [q["reason"] for q in quarantined(stack.ddb, stack.table, "jointech", limit=None)] == [
+        "invalid location record"]
+    # And running it again (after an interruption, say) finds nothing more to do
+    assert run_replay(stack, reason="payload could not") == []

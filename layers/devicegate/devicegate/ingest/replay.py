@@ -157,13 +157,20 @@ def push_from_quarantine(item: dict[str, Any], body: bytes) -> RawPush:
 
 
 def replay(ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str,
-           ids: list[str] | None = None, dry_run: bool = False) -> Iterator[ReplayOutcome]:
-    """Each quarantined payload of `vendor` (or only `ids`) through the live pipeline, one outcome
-    per item as it is done; then `not-found` for each of `ids` not in quarantine."""
+           ids: list[str] | None = None, dry_run: bool = False, reason: str | None = None,
+           since: str | None = None, until: str | None = None) -> Iterator[ReplayOutcome]:
+    """Each quarantined payload of `vendor` through the live pipeline, one outcome per item as it
+    is done: every one, or those the filter names (`ids`; a `reason` it was refused for, as a
+    case-insensitive part of its text; first received in [since, until)); then `not-found` for
+    each of `ids` not in quarantine. Safe to interrupt and run again: a replayed item leaves the
+    list, and one replayed twice is stored once."""
     run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=False)
     done = set()
-    for item in quarantined(run.ddb, table, vendor, limit=None):
+    wanted_reason = reason.casefold() if reason else None
+    for item in quarantined(run.ddb, table, vendor, limit=None, since=since, until=until):
         if ids and item["id"] not in ids:
+            continue
+        if wanted_reason and wanted_reason not in str(item.get("reason", "")).casefold():
             continue
         done.add(item["id"])
         yield run.each(item["id"], partial(_replay_one, run, item))

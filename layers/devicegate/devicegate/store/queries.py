@@ -208,10 +208,16 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
     return rows
 
 
-def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:
-    """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out."""
+def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100, since: str | None = None,
+                until: str | None = None) -> list[dict[str, Any]]:
+    """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out.
+    `since`/`until` bound when each was first received (the list's sort key), [since, until)."""
     partitions = [keys.quarantine_list_shard_pk(vendor, n) for n in range(keys.shard_count())]
-    items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True)
+    window: dict[str, Any] = {}
+    if since or until:
+        window = {"condition": "gsi1sk BETWEEN :lo AND :hi",
+                  "values": {":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}}}
+    items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True, **window)
     for item in items:
         item["id"] = item["pk"].rsplit("#", 1)[-1]
     return items
