@@ -29,3 +29,12 @@ def test_each_module_states_its_own_number_of_cases_and_the_package_their_sum():
     # And no case id appears twice (a duplicate would hide a case)
     ids = [p.id for groups in MATRICES.values() for cases in groups for p in cases]
     assert len(ids) == len(set(ids))
+
+
+def test_the_ingest_matrix_covers_every_vendor_of_the_registry():
+    # A vendor added to the registry without fault cases would pass unnoticed
+    from devicegate.vendors import vendor_names
+
+    covered = {target.vendor for group in MATRICES[test_ingest_faults] for case in group
+               for target in case.values if hasattr(target, "vendor")}
+    assert covered == set(vendor_names())

@@ -81,3 +81,13 @@ def test_no_fix_means_no_position_in_state():
     assert "position" not in patch and patch["battery"] == {"battery": 100}
     patch = state_patch("alarm", {"latitude": 22.6, "longitude": 113.9, "alarmType": 44, "alarmName": "x"})
     assert patch["position"] == {"latitude": 22.6, "longitude": 113.9}
+
+
+def test_loc_type_0_alone_means_no_fix_whatever_the_coordinates_say():
+    # A real-looking position with locType 0 (no positioning) is the device's last guess, not a fix:
+    # only the locType rule keeps it out of state (the 0/0 rule does not apply here)
+    patch = state_patch("location", {"locType": 0, "latitude": 22.6, "longitude": 113.9, "battery": 90})
+    assert "position" not in patch and patch["battery"] == {"battery": 90}
+    # The same coordinates with a fix (GPS, 1) are a position
+    patch = state_patch("location", {"locType": 1, "latitude": 22.6, "longitude": 113.9})
+    assert patch["position"] == {"latitude": 22.6, "longitude": 113.9, "locType": 1}
