@@ -589,7 +589,7 @@ class LocalStack:
     """`devicegate local` as a child process on free ports, stopped with SIGINT like Ctrl-C."""
 
     def __init__(self, token: str) -> None:
-        self.http_port, self.moto_port = _free_ports(2)
+        self.http_port, self.moto_port, self.mqtt_port = _free_ports(3)
         self.log = Path(tempfile.mkdtemp(prefix="backlog-bench-")) / "devicegate-local.log"
         # The stack must never see a real AWS profile or a different token from the environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
@@ -598,7 +598,8 @@ class LocalStack:
         env["DEVICEGATE_STATE_DIR"] = str(self.log.parent / "state")
         # --quiet: no stderr line per request (a log write per request is not the gateway's cost).
         command = [sys.executable, "-m", "devicegate_cli.main", "local", "--quiet", "--token", token,
-                   "--http-port", str(self.http_port), "--moto-port", str(self.moto_port)]
+                   "--http-port", str(self.http_port), "--moto-port", str(self.moto_port),
+                   "--mqtt-port", str(self.mqtt_port)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
