@@ -159,7 +159,7 @@ class Deployment:
     @property
     def record_connections(self) -> int:
         """Bridge connections that carry the trackers' records: a `-sublock` client id carries
-        only the slave locks' topics (bridge/mosquitto-bridge.conf)."""
+        only the slave locks' topics (onprem/devicegate_onprem/mosquitto-bridge.conf)."""
         return sum(not client.endswith("-sublock") for client in self.bridge_clients)
 
 

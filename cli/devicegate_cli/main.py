@@ -10,12 +10,12 @@ import sys
 # and websockets; `face-terminal` talks to a terminal on the LAN.
 _OWN_PARSERS = {
     "local": "devicegate_cli.local_stack:main_local",
-    "senselink-bridge": "devicegate_cli.senselink_bridge:main",
-    "face-terminal": "devicegate_cli.face_terminal:main",
+    "senselink-bridge": "devicegate_onprem.senselink_bridge:main",
+    "face-terminal": "devicegate_onprem.face_terminal:main",
     "strategy": "devicegate_cli.strategy:main",
     # Commands to devices go through the IAM-authorized HTTP route (signed), not the table.
     "command": "devicegate_cli.device_commands:main",
-    "mqtt-bridge": "devicegate_cli.mqtt_bridge:main",
+    "mqtt-bridge": "devicegate_onprem.mqtt_bridge:main",
 }
 
 
