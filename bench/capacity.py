@@ -41,7 +41,7 @@ from devicegate.store import keys
 from devicegate.store.devices import due_bucket
 from devicegate.vendors import get_adapter
 from devicegate.vendors.ai_camera.models import heartbeat_interval
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"

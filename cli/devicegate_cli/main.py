@@ -9,7 +9,7 @@ import sys
 # `local` pulls in moto; the bridge runs on an on-prem machine with only the standard library
 # and websockets; `face-terminal` talks to a terminal on the LAN.
 _OWN_PARSERS = {
-    "local": "devicegate_cli.local_stack:main_local",
+    "local": "devicegate_local.stack:main_local",
     "senselink-bridge": "devicegate_onprem.senselink_bridge:main",
     "face-terminal": "devicegate_onprem.face_terminal:main",
     "strategy": "devicegate_cli.strategy:main",

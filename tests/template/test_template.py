@@ -28,7 +28,7 @@ from cfnlint.api import lint, lint_file
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -642,7 +642,7 @@ def test_stream_reads_only_reach_the_events_table_stream(template: dict[str, Any
 def test_the_iot_error_role_trusts_only_this_stacks_rules(template: dict[str, Any],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the error action's role and the rules that use it
-    from devicegate_cli import local_resources
+    from devicegate_local import resources as local_resources
 
     role = template["Resources"]["IotErrorActionRole"]["Properties"]
     [trust] = _statements(role["AssumeRolePolicyDocument"])
@@ -844,7 +844,7 @@ def test_the_bridge_policy_allows_exactly_its_four_grants(template: dict[str, An
 def _deployed_bridge(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, access_key: str) -> Any:
     """A resolver for the stack "dg-prod" deployed with `access_key`, whose Ref of a rule or of the
     thing is its name, as CloudFormation's is."""
-    from devicegate_cli import local_resources
+    from devicegate_local import resources as local_resources
 
     for name, value in {"AWS::StackName": "dg-prod", "AWS::Partition": "aws", "AWS::Region": "eu-west-1",
                         "AWS::AccountId": "123456789012"}.items():
@@ -860,7 +860,7 @@ def _deployed_bridge(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, 
 def test_the_bridge_publishes_only_on_the_basic_ingest_topics_of_the_jointech_rules(
         template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the stack "dg-prod" deployed with an access key, its rules and the bridge's policy
-    from devicegate_cli.local_iot_rules import parse_rule_sql
+    from devicegate_local.iot_rules import parse_rule_sql
 
     resolver = _deployed_bridge(template, monkeypatch, "AK1")
     statements = resolver.resolve(template["Resources"]["JointechBridgePolicy"]["Properties"]["PolicyDocument"])
@@ -909,7 +909,7 @@ def test_the_shipped_bridge_uses_exactly_what_the_policy_allows(
 def test_the_bridge_knows_the_templates_rule_names_and_filters(
         template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the names and FROM filters of the rules as deployed for "dg-prod"
-    from devicegate_cli.local_iot_rules import parse_rule_sql
+    from devicegate_local.iot_rules import parse_rule_sql
     from devicegate_onprem import mqtt_bridge
 
     resolver = _deployed_bridge(template, monkeypatch, "AK1")
