@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 
 # Commands with their own option parsers and imports, kept out of the query commands' start-up:
-# `local` pulls in moto; the bridge runs on an on-prem machine with only the standard library
-# and websockets; `face-terminal` talks to a terminal on the LAN.
+# `local` pulls in moto (devicegate_local, the `local` extra); the bridges and `face-terminal` are
+# devicegate-onprem's (onprem/), which also installs alone on a machine on the customer's LAN.
 _OWN_PARSERS = {
     "local": "devicegate_local.stack:main_local",
     "senselink-bridge": "devicegate_onprem.senselink_bridge:main",
