@@ -1094,7 +1094,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     import boto3
 
-    from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
+    from devicegate_local.names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
 
     run = os.urandom(4).hex()  # tags this run's records: a running stack may hold earlier ones
     records = Records(args, run)

@@ -41,7 +41,7 @@ from devicegate.store import keys
 from devicegate.store.devices import due_bucket
 from devicegate.vendors import get_adapter
 from devicegate.vendors.ai_camera.models import heartbeat_interval
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -159,7 +159,7 @@ class Deployment:
     @property
     def record_connections(self) -> int:
         """Bridge connections that carry the trackers' records: a `-sublock` client id carries
-        only the slave locks' topics (bridge/mosquitto-bridge.conf)."""
+        only the slave locks' topics (onprem/devicegate_onprem/mosquitto-bridge.conf)."""
         return sum(not client.endswith("-sublock") for client in self.bridge_clients)
 
 

@@ -147,7 +147,7 @@ class Table:
 
     @classmethod
     def from_template(cls) -> Table:
-        from devicegate_cli.cfn_template import load_template
+        from devicegate_local.cfn_template import load_template
 
         props = load_template(TEMPLATE)["Resources"]["EventsTable"]["Properties"]
         keys = tuple(k["AttributeName"] for k in props["KeySchema"])
@@ -210,9 +210,9 @@ class Meter:
         self.usage = Usage()
 
     def install(self) -> None:
-        from devicegate.infra.aws import _session
+        from devicegate.infra.aws import botocore_session
 
-        events = _session().get_component("event_emitter")
+        events = botocore_session().get_component("event_emitter")
         events.register("before-parameter-build.*.*", self._before)
         events.register("after-call.*.*", self._after)
 
@@ -377,8 +377,8 @@ class Stack:
         import boto3
         from moto import mock_aws
 
-        from devicegate_cli.cfn_template import load_template
-        from devicegate_cli.local_resources import Resolver, create_resources, function_specs, merged_environment
+        from devicegate_local.cfn_template import load_template
+        from devicegate_local.resources import Resolver, create_resources, function_specs, merged_environment
 
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true",
@@ -443,7 +443,7 @@ def _invoke(handler: Callable, event: dict, function: str) -> tuple[Any, int]:
     import contextlib
 
     from devicegate.infra.observability import logger
-    from devicegate_cli.lambda_context import LambdaContext
+    from devicegate_local.lambda_context import LambdaContext
 
     buffer, out = io.StringIO(), io.StringIO()
     handler_ = logger.registered_handler
@@ -522,7 +522,7 @@ class Settings:
 
     @classmethod
     def from_template(cls) -> Settings:
-        from devicegate_cli.cfn_template import load_template
+        from devicegate_local.cfn_template import load_template
 
         template = load_template(TEMPLATE)
         params = template["Parameters"]

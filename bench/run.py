@@ -155,8 +155,7 @@ def _setup() -> None:
 
 def _fresh_modules() -> None:
     """Forget the functions and the layer (new runtime caches), as a new execution environment."""
-    for name in [m for m in sys.modules if m.startswith(("functions.", "devicegate"))
-                 and not m.startswith("devicegate_cli")]:
+    for name in [m for m in sys.modules if m.startswith(("functions.", "devicegate.")) or m == "devicegate"]:
         del sys.modules[name]
 
 
@@ -176,7 +175,7 @@ def warm(path: HotPath, n: int, rounds: int, depth: str, items: list[dict]) -> d
     with _quiet():
         from aws_stub import AwsStub, install, install_fakes
 
-        from devicegate_cli.lambda_context import LambdaContext
+        from devicegate_local.lambda_context import LambdaContext
 
         stub = AwsStub(items)
         _fresh_modules()
@@ -221,7 +220,7 @@ def round_trips(items: list[dict]) -> list[tuple[str, str, int, int]]:
         _fresh_modules()
         from aws_stub import AwsStub, install
 
-        from devicegate_cli.lambda_context import LambdaContext
+        from devicegate_local.lambda_context import LambdaContext
 
         stub = AwsStub(items)
         import devicegate.ingest.wiring  # noqa: F401  (install patches its client factory)
@@ -319,7 +318,7 @@ imported = time.process_time()
 # Not part of a cold start: the stub (botocore's own modules are loaded by then) and the context.
 from aws_stub import AwsStub, install
 install(AwsStub(json.loads(os.environ["BENCH_ITEMS"])))
-from devicegate_cli.lambda_context import LambdaContext
+from devicegate_local.lambda_context import LambdaContext
 context = LambdaContext.for_function("bench")
 event = json.loads(os.environ["BENCH_EVENT"])
 sys.stdout = open(os.devnull, "w")

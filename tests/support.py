@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from devicegate.store.codec import from_item
-from devicegate_cli.lambda_context import LambdaContext
+from devicegate_local.lambda_context import LambdaContext
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

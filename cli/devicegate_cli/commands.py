@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from devicegate_cli.local_names import (
+from devicegate_local.names import (
     LOCAL_CREDENTIALS,
     LOCAL_REGION,
     default_moto_endpoint,
@@ -87,8 +87,8 @@ class Target:
             for entry in stack.get("Parameters", []):
                 if entry["ParameterKey"] == name:
                     return entry.get("ResolvedValue") or entry["ParameterValue"]
-        from devicegate_cli.cfn_template import load_template
-        from devicegate_cli.local_resources import find_template
+        from devicegate_local.cfn_template import load_template
+        from devicegate_local.resources import find_template
 
         template = find_template()
         if template is None:

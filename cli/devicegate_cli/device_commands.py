@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from devicegate_cli.local_names import API_URL_VARIABLE, LOCAL_CREDENTIALS, LOCAL_REGION, default_api_url
+from devicegate_local.names import API_URL_VARIABLE, LOCAL_CREDENTIALS, LOCAL_REGION, default_api_url
 
 VENDOR = "jointech"
 FINAL = ("succeeded", "failed", "timed_out")

@@ -6,16 +6,16 @@ from __future__ import annotations
 import sys
 
 # Commands with their own option parsers and imports, kept out of the query commands' start-up:
-# `local` pulls in moto; the bridge runs on an on-prem machine with only the standard library
-# and websockets; `face-terminal` talks to a terminal on the LAN.
+# `local` pulls in moto (devicegate_local, the `local` extra); the bridges and `face-terminal` are
+# devicegate-onprem's (onprem/), which also installs alone on a machine on the customer's LAN.
 _OWN_PARSERS = {
-    "local": "devicegate_cli.local_stack:main_local",
-    "senselink-bridge": "devicegate_cli.senselink_bridge:main",
-    "face-terminal": "devicegate_cli.face_terminal:main",
+    "local": "devicegate_local.stack:main_local",
+    "senselink-bridge": "devicegate_onprem.senselink_bridge:main",
+    "face-terminal": "devicegate_onprem.face_terminal:main",
     "strategy": "devicegate_cli.strategy:main",
     # Commands to devices go through the IAM-authorized HTTP route (signed), not the table.
     "command": "devicegate_cli.device_commands:main",
-    "mqtt-bridge": "devicegate_cli.mqtt_bridge:main",
+    "mqtt-bridge": "devicegate_onprem.mqtt_bridge:main",
 }
 
 

@@ -88,8 +88,8 @@ def _parameter_default(t: Any) -> str | None:
             if entry["ParameterKey"] == DEFAULT_PARAMETER:
                 return entry.get("ResolvedValue") or entry.get("ParameterValue")
         return None
-    from devicegate_cli.cfn_template import load_template
-    from devicegate_cli.local_resources import find_template
+    from devicegate_local.cfn_template import load_template
+    from devicegate_local.resources import find_template
 
     template = find_template()
     if template is None:

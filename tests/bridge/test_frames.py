@@ -13,8 +13,8 @@ import pytest
 
 from devicegate.core import jsonbody
 from devicegate.vendors.senselink.adapter import SenseLinkAdapter
-from devicegate_cli import senselink_bridge
-from devicegate_cli.senselink_bridge import (
+from devicegate_onprem import senselink_bridge
+from devicegate_onprem.senselink_bridge import (
     GATEWAY_MAX_BODY_BYTES,
     GATEWAY_MAX_DEPTH,
     KEEP,
@@ -24,7 +24,7 @@ from devicegate_cli.senselink_bridge import (
     parse_config,
     read_frame,
 )
-from devicegate_cli.senselink_spool import Spool
+from devicegate_onprem.senselink_spool import Spool
 from functions.senselink_webhook import app as webhook_app
 from tests.bridge.test_senselink_bridge import BAD_FRAMES, FORWARDED, SOURCE_NAME, record
 from tests.support import context, load_event, with_body

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import serve
 
-from devicegate_cli import senselink_bridge
-from devicegate_cli.senselink_bridge import classify, main, parse_config, signed_path
+from devicegate_onprem import senselink_bridge
+from devicegate_onprem.senselink_bridge import classify, main, parse_config, signed_path
 
 APP_KEY = "f7e1a2b3c4d5"
 APP_SECRET = "s3cr3t-Pa55word-0042"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from devicegate_cli.senselink_spool import SCHEMA_VERSION, Spool
+from devicegate_onprem.senselink_spool import SCHEMA_VERSION, Spool
 
 # Version 1 as the first bridge created it: only records were spooled, so `code` was NOT NULL.
 V1 = """

@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
+from devicegate_local.names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "devicegate local: ready"

@@ -1,4 +1,4 @@
-"""The shipped Mosquitto bridge (bridge/mosquitto-bridge.conf), end to end on loopback.
+"""The shipped Mosquitto bridge (onprem/devicegate_onprem/mosquitto-bridge.conf), end to end on loopback.
 
 Three real Mosquitto processes: a "vendor" broker standing in for Jointech's (user and password
 required, like the real one), an "iot" broker standing in for AWS IoT Core (TLS with a client
@@ -28,8 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from devicegate_cli.mqtt_bridge import CA_FILE, CERT_FILE, KEY_FILE, BridgeSettings, check_config, render_file
-from tests.support import ROOT
+from devicegate_onprem.mqtt_bridge import (
+    CA_FILE,
+    CERT_FILE,
+    KEY_FILE,
+    SHIPPED_CONFIG,
+    BridgeSettings,
+    check_config,
+    render_file,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -240,7 +247,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
             iot_endpoint="localhost", thing_name=THING,
             ca_file=str(certs["ca"]), cert_file=str(certs["client_cert"]), key_file=str(certs["client_key"]),
             local_port=bridge_port, data_dir=str(folder))
-        config = loopback_bridge_config(render_file(settings, ROOT / "bridge" / "mosquitto-bridge.conf"),
+        config = loopback_bridge_config(render_file(settings, SHIPPED_CONFIG),
                                         "localhost", iot_tls_port)
         brokers.append(bridge := _start("bridge", config, bridge_port, folder))
         setup = Loopback(vendor, iot, iot_plain_port, bridge, config, folder, brokers)

@@ -158,8 +158,8 @@ def test_a_retransmitted_message_is_stored_and_published_once(local_stack, clien
 
 def deployed_rule_name(logical_id: str) -> str:
     """The name IoT reports for a rule: its RuleName as the local stack resolves it, else its logical id."""
-    from devicegate_cli.cfn_template import load_template
-    from devicegate_cli.local_resources import Resolver
+    from devicegate_local.cfn_template import load_template
+    from devicegate_local.resources import Resolver
     from tests.support import ROOT
 
     template = load_template(ROOT / "template.yaml")

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devicegate_cli.cfn_template import load_template
-from devicegate_cli.local_resources import Resolver, create_resources, function_specs, merged_environment
+from devicegate_local.cfn_template import load_template
+from devicegate_local.resources import Resolver, create_resources, function_specs, merged_environment
 from tests.conftest import _clear_caches
 from tests.faults.injector import Injector
 from tests.support import ROOT, Stack

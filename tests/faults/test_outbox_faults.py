@@ -40,7 +40,7 @@ from devicegate.outbox.messages import SQS_BATCH
 from devicegate.outbox.stream import REDRIVE_VISIBILITY_S
 from devicegate.store import keys
 from devicegate.store.codec import from_item
-from devicegate_cli.lambda_context import LambdaContext
+from devicegate_local.lambda_context import LambdaContext
 from functions.device_sweep import app as sweep_app
 from functions.face_terminal_webhook import app as face_terminal_app
 from functions.jointech_commands import app as commands_app

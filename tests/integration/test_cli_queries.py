@@ -364,10 +364,10 @@ def moto_server():
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from devicegate_cli.cfn_template import load_template
-    from devicegate_cli.local_names import LOCAL_CREDENTIALS
-    from devicegate_cli.local_resources import Resolver, create_resources
-    from devicegate_cli.local_stack import _EndpointSession
+    from devicegate_local.cfn_template import load_template
+    from devicegate_local.names import LOCAL_CREDENTIALS
+    from devicegate_local.resources import Resolver, create_resources
+    from devicegate_local.stack import _EndpointSession
     from tests.conftest import TEMPLATE
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from devicegate_cli.local_http import LocalHttpServer, Route
 from devicegate_cli.main import main
+from devicegate_local.http import LocalHttpServer, Route
 from functions.jointech_commands import app as commands_app
 from tests.integration.test_jointech_commands import (
     ACCESS_KEY,

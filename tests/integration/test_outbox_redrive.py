@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 from functions.jointech_webhook import app as webhook_app
 from functions.outbox import app as outbox_app
 from tests.support import ROOT, context, load_event, with_body
@@ -102,7 +102,7 @@ def deliver_like_lambda(stack, records: list[dict], clock: Clock) -> bool:
 
 
 def scheduled_redrive() -> dict:
-    from devicegate_cli.lambda_context import LambdaContext
+    from devicegate_local.lambda_context import LambdaContext
 
     timeout = load_template(ROOT / "template.yaml")["Resources"]["OutboxFunction"]["Properties"]["Timeout"]
     return outbox_app.lambda_handler(load_event("outbox/scheduled-redrive.json"),

@@ -28,7 +28,7 @@ from cfnlint.api import lint, lint_file
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -642,7 +642,7 @@ def test_stream_reads_only_reach_the_events_table_stream(template: dict[str, Any
 def test_the_iot_error_role_trusts_only_this_stacks_rules(template: dict[str, Any],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the error action's role and the rules that use it
-    from devicegate_cli import local_resources
+    from devicegate_local import resources as local_resources
 
     role = template["Resources"]["IotErrorActionRole"]["Properties"]
     [trust] = _statements(role["AssumeRolePolicyDocument"])
@@ -807,7 +807,7 @@ def test_the_commands_function_publishes_only_on_its_command_topics(template: di
 
 
 # ---------------------------------------------------------------------------------------
-# the Mosquitto bridge to IoT Core (bridge/mosquitto-bridge.conf)
+# the Mosquitto bridge to IoT Core (onprem/devicegate_onprem/mosquitto-bridge.conf)
 # ---------------------------------------------------------------------------------------
 BRIDGE_RESOURCES = {
     "JointechBridgeThing": "AWS::IoT::Thing",
@@ -844,7 +844,7 @@ def test_the_bridge_policy_allows_exactly_its_four_grants(template: dict[str, An
 def _deployed_bridge(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, access_key: str) -> Any:
     """A resolver for the stack "dg-prod" deployed with `access_key`, whose Ref of a rule or of the
     thing is its name, as CloudFormation's is."""
-    from devicegate_cli import local_resources
+    from devicegate_local import resources as local_resources
 
     for name, value in {"AWS::StackName": "dg-prod", "AWS::Partition": "aws", "AWS::Region": "eu-west-1",
                         "AWS::AccountId": "123456789012"}.items():
@@ -860,7 +860,7 @@ def _deployed_bridge(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch, 
 def test_the_bridge_publishes_only_on_the_basic_ingest_topics_of_the_jointech_rules(
         template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the stack "dg-prod" deployed with an access key, its rules and the bridge's policy
-    from devicegate_cli.local_iot_rules import parse_rule_sql
+    from devicegate_local.iot_rules import parse_rule_sql
 
     resolver = _deployed_bridge(template, monkeypatch, "AK1")
     statements = resolver.resolve(template["Resources"]["JointechBridgePolicy"]["Properties"]["PolicyDocument"])
@@ -885,7 +885,7 @@ def test_the_bridge_publishes_only_on_the_basic_ingest_topics_of_the_jointech_ru
 def test_the_shipped_bridge_uses_exactly_what_the_policy_allows(
         template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the policy of "dg-prod" and the shipped bridge configuration rendered for it
-    from devicegate_cli.mqtt_bridge import BridgeSettings, check_config, render_file
+    from devicegate_onprem.mqtt_bridge import SHIPPED_CONFIG, BridgeSettings, check_config, render_file
 
     resolver = _deployed_bridge(template, monkeypatch, "AK1")
     statements = _statements(resolver.resolve(
@@ -897,7 +897,7 @@ def test_the_shipped_bridge_uses_exactly_what_the_policy_allows(
         vendor_password=None, vendor_client_id="c", iot_endpoint="e-ats.iot.eu-west-1.amazonaws.com",
         thing_name=resolver.attributes["JointechBridgeThing"]["Ref"], ca_file="/c", cert_file="/c", key_file="/k")
     # When its connections to IoT Core are read
-    report = check_config(render_file(settings, REPO_ROOT / "bridge" / "mosquitto-bridge.conf"))
+    report = check_config(render_file(settings, SHIPPED_CONFIG))
     # Then it connects with exactly the client ids the policy allows, and publishes on exactly the
     # topics it allows: adding a connection needs both changed, or this fails
     assert report.problems == [] and report.notes == []
@@ -909,8 +909,8 @@ def test_the_shipped_bridge_uses_exactly_what_the_policy_allows(
 def test_the_bridge_knows_the_templates_rule_names_and_filters(
         template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the names and FROM filters of the rules as deployed for "dg-prod"
-    from devicegate_cli import mqtt_bridge
-    from devicegate_cli.local_iot_rules import parse_rule_sql
+    from devicegate_local.iot_rules import parse_rule_sql
+    from devicegate_onprem import mqtt_bridge
 
     resolver = _deployed_bridge(template, monkeypatch, "AK1")
     deployed = {resolver.attributes[rule_id]["Ref"]: parse_rule_sql(sql, rule_id).topic_filter
@@ -939,14 +939,14 @@ def test_the_bridge_exists_only_with_an_access_key(template: dict[str, Any]) -> 
         "JointechBridgePolicyName": ("HasJointechBridge", {"Ref": "JointechBridgePolicy"}),
         "IotDataEndpoint": ("HasJointechBridge", {"Fn::GetAtt": ["IotDataEndpoint", "Address"]}),
     }
-    from devicegate_cli.mqtt_bridge import OUTPUT_ENDPOINT, OUTPUT_THING, PARAMETER_ACCESS_KEY
+    from devicegate_onprem.mqtt_bridge import OUTPUT_ENDPOINT, OUTPUT_THING, PARAMETER_ACCESS_KEY
 
     assert {OUTPUT_ENDPOINT, OUTPUT_THING} <= set(outputs) and PARAMETER_ACCESS_KEY in template["Parameters"]
 
 
 def test_the_access_key_is_one_topic_level_in_the_template_and_the_cli(template: dict[str, Any]) -> None:
     # Given the parameter's pattern and the renderer's check
-    from devicegate_cli.mqtt_bridge import ACCESS_KEY
+    from devicegate_onprem.mqtt_bridge import ACCESS_KEY
 
     pattern = template["Parameters"]["JointechAccessKey"]["AllowedPattern"]
     # Then Jointech's keys pass both, and nothing that would widen a topic or a policy ARN does

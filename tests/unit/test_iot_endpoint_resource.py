@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devicegate_cli.cfn_template import load_template
+from devicegate_local.cfn_template import load_template
 from tests.support import ROOT
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"

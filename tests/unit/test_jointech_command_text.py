@@ -13,7 +13,7 @@ from devicegate.core.envelope import RawPush
 from devicegate.store.commands import match_order
 from devicegate.vendors.jointech import commands as jt
 from devicegate.vendors.jointech.adapter import JointechAdapter
-from devicegate_cli.local_http import local_iam_identity, route_needs_iam
+from devicegate_local.http import local_iam_identity, route_needs_iam
 from tests.support import load_record
 
 RECEIVED = datetime(2025, 2, 7, 3, 52, 40, tzinfo=UTC)

@@ -9,6 +9,11 @@
      ▲
     ingest · outbox · commands · sweep    (the roles; none imports another)
 
+Around the layer, packages by role, each where it runs (docs/architecture.md):
+
+    devicegate_cli ──► devicegate_local (names at start-up, the rest lazily) ──► the layer
+          └─────────► devicegate_onprem (lazily)         (a distribution of its own: stdlib + websockets)
+
 Every import counts, including those inside functions: a cycle hidden in a function body is a
 cycle all the same, only found later.
 """
@@ -16,6 +21,7 @@ cycle all the same, only found later.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 from tests.support import ROOT
@@ -144,3 +150,80 @@ def test_there_is_no_import_cycle():
             visit(node)
     # Then there is none (a package's __init__ importing its own modules would be one too)
     assert cycles == []
+
+
+# --- the packages around the layer ---------------------------------------------------------------
+
+AROUND = {"devicegate_cli": ROOT / "cli", "devicegate_local": ROOT / "local", "devicegate_onprem": ROOT / "onprem"}
+
+
+def _imported(path: Path, module_level_only: bool = False) -> set[str]:
+    """Every module `path` imports (with `from x import y`, also x.y), at any depth or only at module level."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            raise AssertionError(f"{path}: relative import")
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _package_imports(package: str, module_level_only: bool = False) -> dict[str, set[str]]:
+    folder = AROUND[package] / package if package in AROUND else LAYER
+    files = sorted(folder.rglob("*.py"))
+    assert files, f"no modules under {folder}"
+    return {str(path.relative_to(ROOT)): _imported(path, module_level_only) for path in files}
+
+
+def _of(imported: set[str], *packages: str) -> list[str]:
+    return sorted(name for name in imported if name.split(".")[0] in packages)
+
+
+def test_the_layer_imports_nothing_around_it():
+    # Given every import of the layer, those inside functions included
+    found = {path: _of(names, *AROUND) for path, names in _package_imports("devicegate").items()}
+    # Then none reaches the CLI, the local emulation or the on-prem tools: Lambda ships none of them
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_onprem_tools_import_nothing_of_the_project():
+    # Given every import of devicegate_onprem, those inside functions included
+    found = {path: _of(names, "devicegate", "devicegate_cli", "devicegate_local")
+             for path, names in _package_imports("devicegate_onprem").items()}
+    # Then none reaches the rest of the project: the distribution installs alone on a customer's machine
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_onprem_tools_load_with_the_standard_library_and_websockets():
+    # Given what devicegate_onprem's modules import when loaded (a function may import more for an
+    # option, like boto3 for `mqtt-bridge config --stack`, and says so when it is missing)
+    allowed = set(sys.stdlib_module_names) | {"websockets", "devicegate_onprem"}
+    found = {path: sorted(n for n in names if n.split(".")[0] not in allowed)
+             for path, names in _package_imports("devicegate_onprem", module_level_only=True).items()}
+    # Then that is all they need: pyproject's one dependency
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_local_emulation_never_imports_the_cli():
+    # Given every import of devicegate_local, those inside functions included
+    found = {path: _of(names, "devicegate_cli", "devicegate_onprem")
+             for path, names in _package_imports("devicegate_local").items()}
+    # Then it stands below the CLI, which starts it, never beside or above it
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_cli_starts_without_the_local_extra():
+    # Given what the CLI's modules import when loaded
+    found = {path: _of(names, "devicegate_local") for path, names in _package_imports("devicegate_cli", True).items()}
+    # Then of the emulation only its names (standard library), the rest inside the commands that
+    # target the local stack: the base dependencies are enough to query a deployment
+    beyond = {path: [n for n in names if n != "devicegate_local" and n.split(".")[:2] != ["devicegate_local", "names"]]
+              for path, names in found.items()}
+    assert {path: names for path, names in beyond.items() if names} == {}
+    names = _imported(AROUND["devicegate_local"] / "devicegate_local" / "names.py", module_level_only=True)
+    assert sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names) == []

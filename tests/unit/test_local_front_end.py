@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from devicegate_cli.local_functions import Invoker
-from devicegate_cli.local_http import MAX_BODY_BYTES, REQUEST_THREADS, LocalHttpServer, Route
+from devicegate_local.functions import Invoker
+from devicegate_local.http import MAX_BODY_BYTES, REQUEST_THREADS, LocalHttpServer, Route
 from tests.unit.test_local_functions import _spec
 
 ROUTE = Route("POST", "/hooks/jointech/{token}", "Webhook")

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from devicegate_cli.local_functions import (
+from devicegate_local.functions import (
     REQUEST_LIMIT_BYTES,
     FunctionError,
     Invoker,
     RequestTooLarge,
     StackStopping,
 )
-from devicegate_cli.local_resources import FunctionSpec
+from devicegate_local.resources import FunctionSpec
 
 HANDLER = '''
 import json, os, pathlib, time

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from devicegate_cli import local_moto
-from devicegate_cli.local_streams import lambda_stream_record
+from devicegate_local import moto as local_moto
+from devicegate_local.streams import lambda_stream_record
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def test_the_stream_read_in_process_gives_the_records_getrecords_gives(dynamodb)
 
 
 def test_the_stream_over_the_moto_process_socket_gives_the_same_records(dynamodb, tmp_path):
-    from devicegate_cli.local_transport import StreamsClient, TransportServer
+    from devicegate_local.transport import StreamsClient, TransportServer
 
     arn = dynamodb.describe_table(TableName="events")["Table"]["LatestStreamArn"]
     dynamodb.put_item(TableName="events", Item={"pk": {"S": "E#1"}, "b": {"B": b"\x00\xff"}, "n": {"N": "1.5"}})

@@ -19,9 +19,10 @@ import pytest
 from moto import mock_aws
 
 from devicegate.ingest.iot import event_from_topic
-from devicegate_cli import local_mqtt, local_stack
-from devicegate_cli.cfn_template import load_template
-from devicegate_cli.local_iot_rules import (
+from devicegate_local import mqtt as local_mqtt
+from devicegate_local import stack as local_stack
+from devicegate_local.cfn_template import load_template
+from devicegate_local.iot_rules import (
     IOT_MAX_PAYLOAD_BYTES,
     AsyncInvokeConfig,
     LambdaTarget,
@@ -42,7 +43,7 @@ from devicegate_cli.local_iot_rules import (
     topic_matches,
     topic_rules,
 )
-from devicegate_cli.local_mqtt import (
+from devicegate_local.mqtt import (
     IOT_DATA_ENDPOINT_VARIABLE,
     Broker,
     BrokerError,
@@ -50,7 +51,7 @@ from devicegate_cli.local_mqtt import (
     RuleSubscriber,
     find_mosquitto,
 )
-from devicegate_cli.local_resources import Resolver, TemplateError, create_resources, function_specs
+from devicegate_local.resources import Resolver, TemplateError, create_resources, function_specs
 from tests.support import ROOT, load_event, load_record
 
 TEMPLATE = ROOT / "template.yaml"

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from devicegate_cli.lambda_context import LambdaContext
-from devicegate_cli.local_http import (
+from devicegate_local.http import (
     MAX_BODY_BYTES,
     LocalHttpServer,
     Route,
@@ -22,7 +21,8 @@ from devicegate_cli.local_http import (
     map_handler_result,
     match_route,
 )
-from devicegate_cli.local_resources import (
+from devicegate_local.lambda_context import LambdaContext
+from devicegate_local.resources import (
     FunctionSpec,
     Resolver,
     TemplateError,
@@ -31,7 +31,7 @@ from devicegate_cli.local_resources import (
     merged_environment,
     queue_attributes,
 )
-from devicegate_cli.local_streams import (
+from devicegate_local.streams import (
     InvalidBatchResponse,
     StreamPoller,
     StreamSource,
@@ -612,7 +612,7 @@ def moto_as_the_local_stack_runs_it(aws_env, monkeypatch):
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
-    from devicegate_cli.local_moto import keep_streams_through_cancelled_transactions
+    from devicegate_local.moto import keep_streams_through_cancelled_transactions
 
     for owner, name in ((DynamoDBBackend, "transact_write_items"), (DynamoDBStreamsBackend, "get_shard_iterator"),
                         (DynamoDBStreamsBackend, "get_records")):
@@ -777,7 +777,7 @@ def test_lambda_context_carries_what_powertools_reads():
 def test_rate_expressions_become_periods_and_cron_is_reported_not_emulated():
     from types import SimpleNamespace
 
-    from devicegate_cli.local_schedule import rate_seconds, schedules
+    from devicegate_local.schedule import rate_seconds, schedules
 
     # Given rate and cron expressions
     assert (rate_seconds("rate(5 minutes)"), rate_seconds("rate(1 hour)"), rate_seconds("rate(2 days)")) == (
@@ -801,7 +801,7 @@ def test_rate_expressions_become_periods_and_cron_is_reported_not_emulated():
 def test_the_schedule_poller_invokes_its_function_with_a_scheduled_event():
     import threading
 
-    from devicegate_cli.local_schedule import Schedule, SchedulePoller
+    from devicegate_local.schedule import Schedule, SchedulePoller
 
     # Given a poller every 50 ms
     calls: list[tuple[str, dict]] = []
@@ -830,8 +830,8 @@ def test_the_schedule_poller_invokes_its_function_with_a_scheduled_event():
 
 
 def test_parameter_overrides_replace_defaults_and_unknown_names_are_refused():
-    from devicegate_cli.local_resources import Resolver
-    from devicegate_cli.local_stack import StartupError, local_parameters
+    from devicegate_local.resources import Resolver
+    from devicegate_local.stack import StartupError, local_parameters
 
     template = {"Parameters": {"JointechAccessKey": {"Type": "String", "Default": ""},
                                "LogLevel": {"Type": "String", "Default": "INFO"}}, "Resources": {}}
@@ -893,7 +893,7 @@ def in_moto(aws_env):
     import boto3
     from moto import mock_aws
 
-    from devicegate_cli.local_resources import create_resources, function_specs
+    from devicegate_local.resources import create_resources, function_specs
 
     with mock_aws() as moto:
 
@@ -909,7 +909,7 @@ def in_moto(aws_env):
 def test_a_stream_mapping_resource_is_played_exactly_as_the_sam_event_it_replaces(in_moto):
     import dataclasses
 
-    from devicegate_cli.local_stack import _stream_sources
+    from devicegate_local.stack import _stream_sources
 
     sources = {}
     for trigger in ("event", "mapping"):
@@ -941,7 +941,7 @@ def test_a_stream_mapping_resource_is_played_exactly_as_the_sam_event_it_replace
     {"Fn::GetAtt": ["OutboxFunction", "Arn"]},
 ])
 def test_a_mapping_names_its_function_in_any_form_lambda_takes(in_moto, function_name):
-    from devicegate_cli.local_stack import _stream_sources
+    from devicegate_local.stack import _stream_sources
 
     resolver, _, specs = in_moto(outbox_template("mapping", FunctionName=function_name))
     [source], _ = _stream_sources(specs, resolver)
@@ -954,7 +954,7 @@ def test_a_mapping_names_its_function_in_any_form_lambda_takes(in_moto, function
     ({"EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q"}, "only DynamoDB streams are polled"),
 ])
 def test_a_mapping_the_stack_cannot_play_is_named_not_polled(in_moto, change, why):
-    from devicegate_cli.local_stack import _stream_sources
+    from devicegate_local.stack import _stream_sources
 
     resolver, _, specs = in_moto(outbox_template("mapping", **change))
     sources, not_played = _stream_sources(specs, resolver)
@@ -963,8 +963,8 @@ def test_a_mapping_the_stack_cannot_play_is_named_not_polled(in_moto, change, wh
 
 
 def test_a_function_with_a_stream_mapping_also_runs_its_schedule(in_moto):
-    from devicegate_cli.local_schedule import schedules
-    from devicegate_cli.local_stack import _stream_sources
+    from devicegate_local.schedule import schedules
+    from devicegate_local.stack import _stream_sources
 
     # Given the outbox with its stream mapping and its periodic redrive
     resolver, _, specs = in_moto(outbox_template("mapping"))
@@ -980,7 +980,7 @@ def test_a_function_with_a_stream_mapping_also_runs_its_schedule(in_moto):
 def test_a_schedules_input_is_the_event_eventbridge_sends():
     from types import SimpleNamespace
 
-    from devicegate_cli.local_schedule import schedules
+    from devicegate_local.schedule import schedules
 
     spec = SimpleNamespace(logical_id="OutboxFunction", events={
         "Redrive": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)", "Input": '{"redrive": true}'}},
@@ -1006,7 +1006,7 @@ def test_fifo_queues_get_fifo_names_and_are_found_by_logical_id(in_moto):
     import boto3
 
     from devicegate_cli.commands import Target
-    from devicegate_cli.local_names import local_queue_url
+    from devicegate_local.names import local_queue_url
 
     # Given FIFO queues without a QueueName (CloudFormation then makes one ending in .fifo)
     resolver, created, _ = in_moto(FIFO_QUEUES)
@@ -1081,7 +1081,7 @@ def test_an_access_log_bucket_is_created_and_a_refused_logging_setting_does_not_
 
 
 def test_a_logging_setting_moto_takes_is_applied_as_s3_names_it():
-    from devicegate_cli.local_resources import _configure_logging
+    from devicegate_local.resources import _configure_logging
 
     calls = []
 

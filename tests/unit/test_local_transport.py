@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from devicegate_cli.local_functions import Invoker
-from devicegate_cli.local_moto import MotoServer
-from devicegate_cli.local_resources import FunctionSpec
-from devicegate_cli.local_transport import TransportServer
+from devicegate_local.functions import Invoker
+from devicegate_local.moto import MotoServer
+from devicegate_local.resources import FunctionSpec
+from devicegate_local.transport import TransportServer
 
 HANDLER = '''
 import boto3

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from devicegate_cli import mqtt_bridge
 from devicegate_cli.main import main as devicegate
-from devicegate_cli.mqtt_bridge import (
+from devicegate_onprem import mqtt_bridge
+from devicegate_onprem.mqtt_bridge import (
     BridgeConfigError,
     BridgeSettings,
     check_config,
@@ -24,9 +24,8 @@ from devicegate_cli.mqtt_bridge import (
     render_file,
     rule_names,
 )
-from tests.support import ROOT
 
-SHIPPED = ROOT / "bridge" / "mosquitto-bridge.conf"
+SHIPPED = mqtt_bridge.SHIPPED_CONFIG
 AK = "B176C0FF1DFF41D0126BFF7908C76E17"
 UPLOAD, SUBLOCK = "gw_jointech_upload", "gw_jointech_sublock"  # the rules of the stack "gw"
 

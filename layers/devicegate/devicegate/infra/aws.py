@@ -40,6 +40,11 @@ def _session() -> Any:
     return session
 
 
+def botocore_session() -> Any:
+    """The one botocore session behind every client (for hooks on its events, e.g. a call counter)."""
+    return _session()
+
+
 @cache
 def client(service: str, deadline_s: float | None = None) -> Any:
     """The shared client of a service. `deadline_s`: the sender gives up on answers slower than

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.local_functions import DEFAULT_CONCURRENCY, Invoker
-from devicegate_cli.local_http import IDLE_TIMEOUT_S
-from devicegate_cli.local_mqtt import DEFAULT_MQTT_PORT, BrokerError, build_local_mqtt, find_mosquitto
-from devicegate_cli.local_names import (
+from devicegate_local.functions import DEFAULT_CONCURRENCY, Invoker
+from devicegate_local.http import IDLE_TIMEOUT_S
+from devicegate_local.mqtt import DEFAULT_MQTT_PORT, BrokerError, build_local_mqtt, find_mosquitto
+from devicegate_local.names import (
     LOCAL_CREDENTIALS,
     LOCAL_HTTP_PORT,
     LOCAL_MOTO_PORT,
@@ -36,7 +36,7 @@ from devicegate_cli.local_names import (
     announce_running,
     withdraw_running,
 )
-from devicegate_cli.local_resources import (
+from devicegate_local.resources import (
     MAPPING_TYPE,
     FunctionSpec,
     LocalResources,
@@ -155,7 +155,7 @@ def _check_ports(host: str, moto_port: int, http_port: int, mqtt_port: int | Non
 
 
 def _start_moto(host: str, port: int) -> Any:
-    from devicegate_cli.local_moto import MotoProcess
+    from devicegate_local.moto import MotoProcess
 
     folder = Path(tempfile.mkdtemp(prefix="devicegate-local-"))
     try:
@@ -177,7 +177,7 @@ def _aws_environment(endpoint: str) -> dict[str, str]:
 
 
 def _routes(specs: list[FunctionSpec]) -> list[Any]:
-    from devicegate_cli.local_http import Route, route_needs_iam
+    from devicegate_local.http import Route, route_needs_iam
 
     routes: dict[str, Route] = {}
     for spec in specs:
@@ -206,7 +206,7 @@ def _stream_sources(specs: list[FunctionSpec], resolver: Resolver) -> tuple[list
 
     A trigger is a function's SAM `Type: DynamoDB` event or an AWS::Lambda::EventSourceMapping
     resource; SAM turns the first into the second, so both are played the same way."""
-    from devicegate_cli.local_streams import StreamSource, mapping_enabled
+    from devicegate_local.streams import StreamSource, mapping_enabled
 
     sources, skipped = [], []
     for spec in specs:
@@ -233,7 +233,7 @@ def _stream_sources(specs: list[FunctionSpec], resolver: Resolver) -> tuple[list
 def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpec]) -> tuple[Any, str]:
     """(the StreamSource of an EventSourceMapping, "") or (None, why the stack does not play it);
     (None, "") for a resource that is no mapping, or one its Condition leaves out."""
-    from devicegate_cli.local_streams import StreamSource, is_dynamodb_stream_arn, mapping_enabled
+    from devicegate_local.streams import StreamSource, is_dynamodb_stream_arn, mapping_enabled
 
     resource = resolver.resources[logical_id] or {}
     if resource.get("Type") != MAPPING_TYPE or not resolver.enabled(logical_id):
@@ -410,10 +410,10 @@ def _stop(running: _Running) -> None:
 def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
     import boto3
 
-    from devicegate_cli.cfn_template import load_template
-    from devicegate_cli.local_http import LocalHttpServer
-    from devicegate_cli.local_streams import StreamPoller
-    from devicegate_cli.local_transport import StreamsClient
+    from devicegate_local.cfn_template import load_template
+    from devicegate_local.http import LocalHttpServer
+    from devicegate_local.streams import StreamPoller
+    from devicegate_local.transport import StreamsClient
 
     template_path = args.template or find_template()
     if template_path is None or not Path(template_path).is_file():
@@ -473,7 +473,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
             )
             poller.start()
             running.pollers.append(poller)
-        from devicegate_cli.local_schedule import SchedulePoller, schedules
+        from devicegate_local.schedule import SchedulePoller, schedules
 
         scheduled, schedules_not_played = schedules(specs, args.schedule_every)
         for schedule in scheduled:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
-from devicegate_cli.local_names import LOCAL_REGION, LOCAL_STACK_NAME, local_physical_name
+from devicegate_local.lambda_context import LOCAL_ACCOUNT_ID
+from devicegate_local.names import LOCAL_REGION, LOCAL_STACK_NAME, local_physical_name
 
 log = logging.getLogger("devicegate.local")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devicegate_cli.local_iot_rules import (
+from devicegate_local.iot_rules import (
     BASIC_INGEST_PREFIX,
     Message,
     RuleEngine,
@@ -38,7 +38,7 @@ from devicegate_cli.local_iot_rules import (
     topic_matches,
     topic_rules,
 )
-from devicegate_cli.local_resources import FunctionSpec, Resolver
+from devicegate_local.resources import FunctionSpec, Resolver
 
 log = logging.getLogger("devicegate.local")
 

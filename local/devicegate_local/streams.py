@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from devicegate_cli.local_functions import FunctionError, StackStopping
-from devicegate_cli.local_names import LOCAL_REGION
+from devicegate_local.functions import FunctionError, StackStopping
+from devicegate_local.names import LOCAL_REGION
 
 log = logging.getLogger("devicegate.local")
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from devicegate_cli.local_names import LOCAL_REGION
+from devicegate_local.names import LOCAL_REGION
 
 LOCAL_ACCOUNT_ID = "123456789012"
 

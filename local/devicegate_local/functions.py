@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from devicegate_cli.local_names import LOCAL_REGION
-from devicegate_cli.local_resources import FunctionSpec
+from devicegate_local.names import LOCAL_REGION
+from devicegate_local.resources import FunctionSpec
 
 log = logging.getLogger("devicegate.local")
 
@@ -116,7 +116,7 @@ class _Environment:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "devicegate_cli.local_runtime", str(theirs.fileno())],
+                [sys.executable, "-m", "devicegate_local.runtime", str(theirs.fileno())],
                 env=env, cwd=spec.code_dir, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
             )
         finally:

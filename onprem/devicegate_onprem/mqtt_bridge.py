@@ -1,6 +1,6 @@
 """`devicegate mqtt-bridge config | check`: the Mosquitto bridge between Jointech's broker and AWS IoT Core.
 
-`config` renders bridge/mosquitto-bridge.conf (shipped with the docs, see docs/bridge.md) for one
+`config` renders mosquitto-bridge.conf (shipped beside this module, see docs/bridge.md) for one
 deployment; `check` holds a rendered (and perhaps edited) file to what IoT Core and the stack's
 policy accept, which `config` does to its own result too. Standard library only, so it runs on
 the machine that will run the bridge; boto3 is imported only for --stack, which reads the
@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-SHIPPED_CONFIG = "bridge/mosquitto-bridge.conf"
+# Package data: every install of devicegate-onprem carries it, a checkout or not.
+SHIPPED_CONFIG = Path(__file__).with_name("mosquitto-bridge.conf")
 # Jointech's documented broker ("MQTT Data Push Service"): plain MQTT 3.1.1 on 1883.
 VENDOR_HOST = "mqtt.assetscontrols.com"
 VENDOR_PORT = 1883
@@ -375,15 +376,8 @@ def check_config(text: str, access_key: str | None = None) -> CheckReport:
 
 
 def find_shipped_config() -> Path | None:
-    """bridge/mosquitto-bridge.conf of this checkout, else of the current directory or a parent
-    (a non-editable install carries the code, not the file)."""
-    candidates = [Path(__file__).resolve().parents[2]]
-    here = Path.cwd().resolve()
-    candidates += [here, *here.parents]
-    for folder in candidates:
-        if (folder / SHIPPED_CONFIG).is_file():
-            return folder / SHIPPED_CONFIG
-    return None
+    """The shipped mosquitto-bridge.conf, beside this module."""
+    return SHIPPED_CONFIG if SHIPPED_CONFIG.is_file() else None
 
 
 # --------------------------------------------------------------------------- the command
@@ -391,8 +385,14 @@ def find_shipped_config() -> Path | None:
 
 def _stack_values(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
     """(outputs, parameters) of the deployed stack."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError as error:
+        # devicegate-onprem alone has no AWS SDK: the bridge machine needs none to run the bridge.
+        raise BridgeConfigError("--stack needs boto3 (pip install boto3, or render the file where the "
+                                "devicegate command is installed); without it pass --access-key, "
+                                "--iot-endpoint and --thing-name") from error
 
     try:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
@@ -492,7 +492,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     config.add_argument("--stack", help="deployed stack to read the endpoint, thing name and access key from")
     config.add_argument("--profile", help="AWS profile, with --stack")
     config.add_argument("--region", help="AWS region, with --stack")
-    config.add_argument("--template", type=Path, help=f"the file to render (default: {SHIPPED_CONFIG})")
+    config.add_argument("--template", type=Path, help=f"the file to render (default: the shipped {SHIPPED_CONFIG.name})")
     config.add_argument("--output", "-o", type=Path, help="write here (mode 600) instead of stdout")
     check = commands.add_parser(
         "check", help="check a rendered (or edited) configuration against what IoT Core and the stack's policy accept",
@@ -536,7 +536,7 @@ def main(argv: list[str]) -> int:
         return _check(args.file)
     template = args.template or find_shipped_config()
     if template is None:
-        print(f"devicegate mqtt-bridge: cannot find {SHIPPED_CONFIG}; run from the checkout or pass --template",
+        print(f"devicegate mqtt-bridge: cannot find {SHIPPED_CONFIG}; reinstall devicegate-onprem or pass --template",
               file=sys.stderr)
         return 2
     try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
-from devicegate_cli.local_functions import FunctionError, StackStopping
-from devicegate_cli.local_names import LOCAL_REGION
-from devicegate_cli.local_resources import TemplateError
+from devicegate_local.functions import FunctionError, StackStopping
+from devicegate_local.lambda_context import LOCAL_ACCOUNT_ID
+from devicegate_local.names import LOCAL_REGION
+from devicegate_local.resources import TemplateError
 
 log = logging.getLogger("devicegate.local")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")

@@ -2,7 +2,7 @@
 started by local_functions.py with only that function's environment, that imports the handler
 once (the cold start) and then runs one invocation at a time, as Lambda's Python runtime does.
 
-    python -m devicegate_cli.local_runtime FD
+    python -m devicegate_local.runtime FD
 
 FD is this end of a socket pair to the stack. Each request is a JSON header line followed by the
 event as the JSON Lambda would send; each reply a JSON header line followed by the result as JSON,
@@ -30,13 +30,13 @@ def _error(error_type: str, message: str, trace: str = "") -> bytes:
 
 
 def _load(hello: dict[str, Any]) -> Any:
-    from devicegate_cli.local_resources import import_handler
+    from devicegate_local.resources import import_handler
 
     return import_handler(hello["functionId"], Path(hello["codeDir"]), hello["handler"])
 
 
 def _invoke(handler: Any, hello: dict[str, Any], request: dict[str, Any], payload: bytes) -> bytes:
-    from devicegate_cli.lambda_context import LambdaContext
+    from devicegate_local.lambda_context import LambdaContext
 
     event = json.loads(payload)
     context = LambdaContext(hello["name"], memory_limit_in_mb=hello["memoryMb"], timeout_s=hello["timeoutS"],
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     connection = Connection(int(argv[0]))
     hello = json.loads(connection.recv_bytes())
     if hello.get("awsSocket"):
-        from devicegate_cli.local_transport import install
+        from devicegate_local.transport import install
 
         install(hello["awsEndpoint"], hello["awsSocket"])  # before the handler creates any client
     try:

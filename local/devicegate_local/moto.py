@@ -312,7 +312,7 @@ _ALPHANUMERIC = str.maketrans("+/", "Zq")
 def _moto_request_handler() -> type:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-    from devicegate_cli.local_transport import call_wsgi
+    from devicegate_local.transport import call_wsgi
 
     class KeepAliveHandler(MotoRequestHandler):
         """moto's request handler, answering with a Content-Length so the connection stays open.
@@ -395,7 +395,7 @@ class DirectDispatch:
         from werkzeug.exceptions import HTTPException
         from werkzeug.wrappers import Response
 
-        from devicegate_cli.local_transport import call_wsgi
+        from devicegate_local.transport import call_wsgi
 
         service_app = self._app.get_application(environ)
         try:
@@ -502,7 +502,7 @@ class MotoProcess:
         self.port = port
         self.socket_path = socket_path
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devicegate_cli.local_moto", "--host", host, "--port", str(port),
+            [sys.executable, "-m", "devicegate_local.moto", "--host", host, "--port", str(port),
              "--socket", socket_path, "--parent", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
         )
@@ -546,9 +546,9 @@ def main(argv: list[str]) -> int:
     import signal
     import sys
 
-    from devicegate_cli.local_transport import TransportServer
+    from devicegate_local.transport import TransportServer
 
-    parser = argparse.ArgumentParser(prog="python -m devicegate_cli.local_moto")
+    parser = argparse.ArgumentParser(prog="python -m devicegate_local.moto")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--socket", required=True)
@@ -588,6 +588,6 @@ if __name__ == "__main__":
 
     # Through the module's importable name: run as __main__, this file would be a second copy of
     # the module, with locks and patches of its own.
-    from devicegate_cli.local_moto import main as moto_main
+    from devicegate_local.moto import main as moto_main
 
     sys.exit(moto_main(sys.argv[1:]))

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
-from devicegate_cli.lambda_context import LOCAL_ACCOUNT_ID
-from devicegate_cli.local_functions import FunctionError, RequestTooLarge, StackStopping
+from devicegate_local.functions import FunctionError, RequestTooLarge, StackStopping
+from devicegate_local.lambda_context import LOCAL_ACCOUNT_ID
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _DRAIN_LIMIT = 64 * 1024 * 1024

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 
-from devicegate_cli.senselink_spool import PendingFrame, Spool, SpoolClosed, read_stats
+from devicegate_onprem.senselink_spool import PendingFrame, Spool, SpoolClosed, read_stats
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2
 
@@ -991,7 +991,7 @@ def main(argv: list[str]) -> int:
         import websockets  # noqa: F401 - only checked here, used by the session
     except ImportError:
         print("devicegate senselink-bridge: the websockets package is missing "
-              "(install devicegate with the 'bridge' extra)", file=sys.stderr)
+              "(pip install ./onprem: the devicegate-onprem distribution)", file=sys.stderr)
         return EXIT_USAGE
     _setup_logging(config.log_level)
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from devicegate_cli.local_resources import FunctionSpec, Resolver, TemplateError, merge_globals
+from devicegate_local.resources import FunctionSpec, Resolver, TemplateError, merge_globals
 
 log = logging.getLogger("devicegate.local")
 
