@@ -18,6 +18,15 @@ _OWN_PARSERS = {
     "mqtt-bridge": "devicegate_onprem.mqtt_bridge:main",
 }
 
+#: What to install when a lazily loaded command's package, or a library only it needs, is missing.
+_MISSING: dict[str, tuple[str, frozenset[str]]] = {
+    "devicegate_local": ("the local stack needs the `local` extra: uv sync --extra local, "
+                         "or pip install '.[local]' from the checkout",
+                         frozenset({"moto", "yaml", "paho", "flask", "werkzeug", "websockets"})),
+    "devicegate_onprem": ("the LAN tools are their own package: pip install ./onprem from the checkout",
+                          frozenset({"websockets"})),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -26,7 +35,18 @@ def main(argv: list[str] | None = None) -> int:
             from importlib import import_module
 
             module, _, name = _OWN_PARSERS[argv[0]].partition(":")
-            return getattr(import_module(module), name)(argv[1:])
+            package = module.partition(".")[0]
+            try:
+                return getattr(import_module(module), name)(argv[1:])
+            except ModuleNotFoundError as exc:
+                # The package itself, or a library of its install set (loaded as late as the
+                # command's first use of it), is absent: say what to install, not a traceback.
+                missing = (exc.name or "").partition(".")[0]
+                if package not in _MISSING or missing not in {package, *_MISSING[package][1]}:
+                    raise
+                print(f"devicegate {argv[0]}: {_MISSING[package][0]} (no module named {exc.name!r})",
+                      file=sys.stderr)
+                return 2
         from devicegate_cli.commands import run_command
 
         return run_command(argv)

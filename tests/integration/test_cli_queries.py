@@ -520,3 +520,34 @@ def test_help_lists_every_command(stack, cli):
     listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()}
     assert code == 0 and set(_OWN_PARSERS) <= listed
     assert {"events", "state", "devices", "alarms", "quarantine", "state-failures", "replay", "redrive"} <= listed
+
+
+def test_a_command_whose_package_is_not_installed_says_what_to_install(monkeypatch, capsys):
+    # An operator's machine with `pip install .` only: the LAN tools (devicegate-onprem) and the
+    # local stack's libraries (the `local` extra) are not there.
+    import sys
+
+    from devicegate_cli.main import main
+
+    monkeypatch.setitem(sys.modules, "devicegate_onprem", None)  # import fails as if not installed
+    assert main(["senselink-bridge", "--help"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "pip install ./onprem" in err and "devicegate_onprem" in err
+    # The local stack's libraries load when it starts (its --help needs none of them).
+    import devicegate_local.stack
+
+    def start_without_yaml(argv):
+        import yaml  # noqa: F401  (the template loader's first import)
+
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    monkeypatch.setattr(devicegate_local.stack, "main_local", start_without_yaml)
+    assert main(["local"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "--extra local" in err and "'yaml'" in err
+
+    def broken(argv):
+        import no_such_module_of_ours  # noqa: F401  (a bug, not a missing extra: its traceback stays)
+
+    monkeypatch.setattr(devicegate_local.stack, "main_local", broken)
+    with pytest.raises(ModuleNotFoundError):
+        main(["local"])
