@@ -1,5 +1,5 @@
 """`devicegate command send|status`: commands to Jointech devices from the shell, through the same
-IAM-authorized HTTP route apps use (README "Commands").
+IAM-authorized HTTP route apps use (docs/commands.md).
 
     devicegate command send --device 794308010642 --command query_base_info --wait 60
     devicegate command send --device 794308010642 --raw "(794308010642,1,001,BASE,1)"
@@ -199,7 +199,8 @@ def _refused(reply: Reply) -> int:
         print(f"  retry after {reply.headers.get('Retry-After') or reply.headers.get('retry-after')} s",
               file=sys.stderr)
     if reply.status == 403:
-        print("  the caller needs execute-api:Invoke on the command route (see README \"Commands\")", file=sys.stderr)
+        print("  the caller needs execute-api:Invoke on the command route "
+              "(docs/commands.md, \"From an app\": an app's IAM policy)", file=sys.stderr)
     return 2 if 400 <= reply.status < 500 else 1
 
 

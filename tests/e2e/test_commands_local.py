@@ -1,5 +1,5 @@
 """The command routes of `devicegate local`: IAM routes refuse unsigned requests as API Gateway
-does, and `devicegate command` signs its requests (README "Commands")."""
+does, and `devicegate command` signs its requests (docs/commands.md)."""
 
 from __future__ import annotations
 

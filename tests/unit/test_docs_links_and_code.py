@@ -69,3 +69,24 @@ def test_every_python_example_passes_pyflakes(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F",
                              "--output-format", "concise", *examples], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+_CODE_POINTER = re.compile(r'(README(?:\.md)?|docs/[\w/.-]+\.md)(?:,? \\?"([^"\\]+)\\?")?')
+
+
+def test_what_the_tools_point_at_exists():
+    # A help text or error line that sends the operator to a page (and a section) is a link too:
+    # `README "Commands"` once named a section that no longer existed.
+    pointers = []
+    for package in ("cli", "local", "onprem"):
+        for source in sorted((ROOT / package).rglob("*.py")):
+            for page, section in _CODE_POINTER.findall(source.read_text()):
+                pointers.append((source.relative_to(ROOT), "README.md" if page.startswith("README") else page,
+                                 section))
+    assert pointers, "no pointer found: the pattern no longer matches how the tools cite the docs"
+    for source, page, section in pointers:
+        assert (ROOT / page).is_file(), f"{source} points at {page}, which does not exist"
+        if section:
+            headings = [line.lstrip("#").strip() for line in (ROOT / page).read_text().splitlines()
+                        if line.startswith("#")]
+            assert section in headings, f"{source} points at {page} section {section!r}, which does not exist"
