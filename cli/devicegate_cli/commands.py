@@ -656,6 +656,7 @@ OWN_PARSER_HELP = {
     "face-terminal": "read or set a face terminal's push subscription on the LAN (devicegate face-terminal --help)",
     "senselink-bridge": "forward a SenseLink server's WebSocket push to the gateway (runs on the LAN)",
     "mqtt-bridge": "the Mosquitto bridge's configuration to AWS IoT Core (devicegate mqtt-bridge --help)",
+    "invoke": "invoke one template function with an event, without Docker (devicegate invoke --help)",
 }
 
 

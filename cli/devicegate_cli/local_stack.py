@@ -367,7 +367,7 @@ def main_local(argv: list[str]) -> int:
             print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
             return 1
         if not stop.is_set():  # Ctrl-C during startup: stop without announcing readiness
-            running.announced = _announce(args)
+            running.announced = _announce(args, running.mqtt.environment() if running.mqtt else {})
             print(running.banner, flush=True)
         while not stop.wait(0.5):
             pass
@@ -383,13 +383,15 @@ def main_local(argv: list[str]) -> int:
             print("devicegate local: stopped", flush=True)
 
 
-def _announce(args: argparse.Namespace) -> Path | None:
+def _announce(args: argparse.Namespace, function_environment: dict[str, str]) -> Path | None:
     """Say where this stack listens, beside its template, so that `devicegate events` (and every
-    command the banner shows) reaches it on any ports without flags."""
+    command the banner shows) reaches it on any ports without flags; and what the stack adds to
+    every function's environment (the IoT data endpoint), for `devicegate invoke`."""
     template = Path(args.template or find_template() or "template.yaml").resolve()
     return announce_running(template.parent, {
         "moto": f"http://{args.host}:{args.moto_port}", "http": f"http://{args.host}:{args.http_port}",
-        "mqttPort": None if args.no_mqtt else args.mqtt_port})
+        "mqttPort": None if args.no_mqtt else args.mqtt_port, "token": args.token,
+        "functionEnvironment": function_environment})
 
 
 def _stop(running: _Running) -> None:

@@ -16,6 +16,8 @@ _OWN_PARSERS = {
     # Commands to devices go through the IAM-authorized HTTP route (signed), not the table.
     "command": "devicegate_cli.device_commands:main",
     "mqtt-bridge": "devicegate_cli.mqtt_bridge:main",
+    # Starts the function's processes (and, with --fresh, moto) like `local` does.
+    "invoke": "devicegate_cli.invoke:main",
 }
 
 
