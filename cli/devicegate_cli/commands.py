@@ -657,6 +657,9 @@ OWN_PARSER_HELP = {
     "senselink-bridge": "forward a SenseLink server's WebSocket push to the gateway (runs on the LAN)",
     "mqtt-bridge": "the Mosquitto bridge's configuration to AWS IoT Core (devicegate mqtt-bridge --help)",
     "invoke": "invoke one template function with an event, without Docker (devicegate invoke --help)",
+    "examples": "load every vendor's sample pushes into the local stack, as the docs' examples assume",
+    "urls": "each vendor's webhook URL and token to paste into its console (tokens masked unless --reveal)",
+    "smoke": "push one new record per vendor and find it stored (and, locally, published)",
 }
 
 

@@ -108,12 +108,14 @@ def _attach_running(resolver: Any, session: Any) -> None:
     """What Ref and GetAtt return for the resources the running stack created (its names are
     predictable; ARNs, queue URLs and stream ARNs are asked of moto)."""
     from devicegate_cli.local_names import local_physical_name
-    from devicegate_cli.local_resources import CREATED_TYPES
+    from devicegate_cli.local_resources import CREATED_TYPES, creation_order
 
-    for logical_id, resource in resolver.resources.items():
-        kind = (resource or {}).get("Type")
-        if kind not in CREATED_TYPES or not resolver.enabled(logical_id):
-            continue
+    created = [lid for lid, resource in resolver.resources.items()
+               if (resource or {}).get("Type") in CREATED_TYPES and resolver.enabled(lid)]
+    # In the order the stack created them: a resource's properties may refer to an earlier one.
+    for logical_id in creation_order(resolver.resources, created):
+        resource = resolver.resources[logical_id]
+        kind = resource["Type"]
         properties = resolver.resolve(resource.get("Properties") or {})
         fifo = str(properties.get("FifoQueue", "")).lower() == "true"
         name = local_physical_name(logical_id, kind, fifo=fifo)

@@ -18,6 +18,10 @@ _OWN_PARSERS = {
     "mqtt-bridge": "devicegate_cli.mqtt_bridge:main",
     # Starts the function's processes (and, with --fresh, moto) like `local` does.
     "invoke": "devicegate_cli.invoke:main",
+    # Sample pushes and the per-vendor check: they read events/ and talk HTTP to the routes.
+    "examples": "devicegate_cli.examples:main",
+    "urls": "devicegate_cli.deployment_tools:main_urls",
+    "smoke": "devicegate_cli.deployment_tools:main_smoke",
 }
 
 
