@@ -116,35 +116,48 @@ def _running() -> dict[str, Any]:
     return running
 
 
-def _published_all(running: dict[str, Any], settle_s: float) -> tuple[bool, int, int]:
-    """Wait until the queue holds at least as many messages as the table holds events, twice in a
-    row: (done, events, messages). Counts only: nothing is read off the queue."""
-    import boto3
+class _Counts:
+    """Events in the table and messages on the queue of the running stack (counts only: nothing
+    is read off the queue)."""
 
-    from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
+    def __init__(self, running: dict[str, Any]) -> None:
+        import boto3
 
-    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
-    ddb = session.client("dynamodb", endpoint_url=running["moto"])
-    sqs = session.client("sqs", endpoint_url=running["moto"])
-    queue = local_queue_url(sqs, "EventsQueue")
-    table = local_physical_name("EventsTable")
-    deadline, last = time.monotonic() + settle_s, (0, 0)
-    while True:
-        events, kwargs = 0, {"TableName": table, "ProjectionExpression": "pk"}
+        from devicegate_cli.local_names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
+
+        session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+        self._ddb = session.client("dynamodb", endpoint_url=running["moto"])
+        self._sqs = session.client("sqs", endpoint_url=running["moto"])
+        self._queue = local_queue_url(self._sqs, "EventsQueue")
+        self._table = local_physical_name("EventsTable")
+
+    def now(self) -> tuple[int, int]:
+        events, kwargs = 0, {"TableName": self._table, "ProjectionExpression": "pk"}
         while True:
-            page = ddb.scan(**kwargs)
+            page = self._ddb.scan(**kwargs)
             events += sum(item["pk"]["S"].startswith("E#") for item in page["Items"])
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        counts = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
-                                                                          "ApproximateNumberOfMessagesNotVisible"])
-        published = sum(int(v) for v in counts["Attributes"].values())
-        if published >= events and last == (events, published):
-            return True, events, published
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue, AttributeNames=["ApproximateNumberOfMessages",
+                                                  "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return events, sum(int(v) for v in attributes.values())
+
+
+def _wait_published(counts: _Counts, before: tuple[int, int], settle_s: float) -> tuple[bool, int, int]:
+    """Wait until the queue gained a message for every event the table gained since `before`,
+    twice in a row: (done, events stored, messages published) by this run. Measured as gains, so
+    messages consumers took before the run do not count against it."""
+    deadline, last = time.monotonic() + settle_s, None
+    while True:
+        events, messages = counts.now()
+        stored, published = events - before[0], messages - before[1]
+        if published >= stored and last == (stored, published):
+            return True, stored, published
         if time.monotonic() > deadline:
-            return False, events, published
-        last = (events, published)
+            return False, stored, published
+        last = (stored, published)
         time.sleep(0.5)
 
 
@@ -154,6 +167,8 @@ def load(args: argparse.Namespace) -> int:
 
     running = _running()
     events = events_dir()
+    counts = _Counts(running)
+    before = counts.now()
     token = str(running.get("token") or "dev-token")
     failed = False
     for vendor in vendor_names():
@@ -173,12 +188,13 @@ def load(args: argparse.Namespace) -> int:
             answers["MQTT messages skipped (the stack runs --no-mqtt)"] += len(mqtt)
         failed |= any(what.startswith("unexpected") for what in answers)
         print(f"{vendor}: " + ", ".join(f"{count} {what}" for what, count in sorted(answers.items())), flush=True)
-    done, stored, published = _published_all(running, args.settle)
+    done, stored, published = _wait_published(counts, before, args.settle)
     if not done:
-        print(f"devicegate examples: the outbox published {published} of {stored} stored events within "
+        print(f"devicegate examples: the outbox published {published} of the {stored} new events within "
               f"{args.settle:g} s; queries of state and alarms may lag", file=sys.stderr)
         return 1
-    print(f"loaded: {stored} events stored and published")
+    print(f"loaded: {stored} new events stored and published" if stored
+          else "loaded: nothing new (every sample was there already)")
     return 1 if failed else 0
 
 
