@@ -228,7 +228,7 @@ class SmokeRecord:
     event: dict[str, Any]  # the HTTP API event (its body and path tell the request)
     device_id: str
     event_id: str
-    occurred_at: str
+    occurred_at: str | None  # None: the record has no time of its own
 
 
 def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -291,10 +291,12 @@ def smoke_record(vendor: str, events: Path, now: datetime | None = None) -> Smok
             continue
         event = _with_body(sample, body)
         after = _normalized(vendor, event, now)
-        if (len(after) == 1 and after[0].part is None and after[0].device_time
+        if (len(after) == 1 and after[0].part is None
                 and after[0].deviceId == before[0].deviceId and after[0].eventId != before[0].eventId):
+            # A record without a time of its own is filed at its receipt, known only to the
+            # function: it is then looked up by id alone.
             return SmokeRecord(vendor, str(path.relative_to(events.parent)), event, after[0].deviceId,
-                               after[0].eventId, after[0].occurredAt)
+                               after[0].eventId, after[0].occurredAt if after[0].device_time else None)
     return None
 
 
