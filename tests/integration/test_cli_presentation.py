@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from devicegate_cli.commands import build_parser
+from tests.integration.test_command_cli import api, gateway  # noqa: F401 - fixtures of the command routes
 from tests.integration.test_jointech_ingest import post, run_outbox
 from tests.support import load_event, load_record, with_body
 
@@ -123,3 +124,39 @@ def test_quarantine_show_reads_top_down_for_a_person_and_json_is_the_item(stack,
     code, raw = cli("quarantine", "--vendor", "jointech", "--show", entry["id"], "--json")
     item = json.loads(raw)
     assert code == 0 and isinstance(item["expiresAt"], int) and item["reason"] == entry["reason"]
+
+
+def test_command_status_in_local_time(gateway, api, capsys, tokyo):  # noqa: F811 - the imported fixtures
+    from devicegate_cli.main import main
+    from tests.integration.test_jointech_commands import DEVICE
+
+    # Given a command sent from the shell, pending
+    assert main(["command", "send", "--device", DEVICE, "--command", "query_time", "--api-url", api]) == 0
+    capsys.readouterr()
+    # When its device's commands are listed in local time, and as stored
+    assert main(["command", "status", "--device", DEVICE, "--api-url", api, "--local-time"]) == 0
+    local = capsys.readouterr().out
+    assert main(["command", "status", "--device", DEVICE, "--api-url", api, "--json"]) == 0
+    [stored] = json.loads(capsys.readouterr().out)
+    # Then the table shows its request time at +09:00, the same moment as the stored UTC time
+    from devicegate_cli.presentation import local_time
+
+    assert stored["requestedAt"].endswith("Z") and local_time(stored["requestedAt"]).endswith("+09:00")
+    assert local_time(stored["requestedAt"]) in local
+
+
+def test_strategy_get_in_local_time(stack, cli, tmp_path, tokyo):
+    from devicegate.vendors.ai_camera.models import deployment_default
+
+    # Given a camera's configuration stored by bob
+    deployment_default.cache_clear()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"heartbeatInterval": 60}))
+    code, _ = cli("strategy", "set", "--device", "I320013590DEA0BE21F6958", "--file", str(config), "--by", "bob")
+    assert code == 0, cli.err
+    # When it is read in local time
+    code, out = cli("strategy", "get", "--device", "I320013590DEA0BE21F6958", "--local-time")
+    # Then the time of the change is at +09:00
+    assert code == 0
+    assert re.search(r"updated \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+09:00 by bob", out), out
+    deployment_default.cache_clear()
