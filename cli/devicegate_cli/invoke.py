@@ -71,7 +71,9 @@ def emulation(fresh: bool) -> Iterator[Emulation]:
     from devicegate_cli.local_stack import _aws_environment, _EndpointSession, _routes, local_parameters
 
     path, template = _template()
-    resolver = Resolver(template, local_parameters(template, []))
+    running = None if fresh else running_stack()
+    # The running stack's parameter values (--parameter-overrides), else the local stack's defaults.
+    resolver = Resolver(template, dict((running or {}).get("parameters") or local_parameters(template, [])))
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     server = None
     extra: dict[str, str] = {}
@@ -84,7 +86,6 @@ def emulation(fresh: bool) -> Iterator[Emulation]:
         create_resources(resolver, _EndpointSession(session, endpoint),
                          os.environ.get("DEVICEGATE_LOCAL_TOKEN") or LOCAL_TOKEN)
     else:
-        running = running_stack()
         if running is None or not running.get("moto"):
             raise UsageError("no local stack is running here (start one with ./run local, or pass --fresh for a "
                              "fresh emulation of this run only)")

@@ -391,7 +391,7 @@ def _announce(args: argparse.Namespace, function_environment: dict[str, str]) ->
     return announce_running(template.parent, {
         "moto": f"http://{args.host}:{args.moto_port}", "http": f"http://{args.host}:{args.http_port}",
         "mqttPort": None if args.no_mqtt else args.mqtt_port, "token": args.token,
-        "functionEnvironment": function_environment})
+        "parameters": getattr(args, "parameters", {}), "functionEnvironment": function_environment})
 
 
 def _stop(running: _Running) -> None:

@@ -27,6 +27,9 @@ from tests.e2e.conftest import READY, _free_ports
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
+#: This module's stack runs with a parameter other than the template's default, which `invoke`
+#: must give the functions too.
+CAMERA_DEFAULT = {"heartbeatInterval": 45, "eventSendMode": "realTime"}
 
 
 @dataclass
@@ -63,7 +66,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "devicegate_cli.main", "local", "--http-port", str(http),
                                     "--moto-port", str(moto), "--mqtt-port", str(mqtt), "--iot-data-port",
-                                    str(iot_data), "--quiet"], cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
+                                    str(iot_data), "--quiet", "--parameter-overrides",
+                                    f"AiCameraDefaultConfig={json.dumps(CAMERA_DEFAULT)}"], cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -171,6 +175,18 @@ def test_invoke_against_the_running_stack_stores_there(running, tmp_path):
     assert json.loads(done.stdout)["stored"] == 1
     [stored] = device_events(running.client("dynamodb"), local_physical_name("EventsTable"), "jointech", "8099900001")
     assert stored["kind"] == "location"
+
+
+def test_invoke_gives_the_function_the_running_stacks_parameters_and_fresh_the_templates(running):
+    # Given the stack started with AiCameraDefaultConfig's heartbeatInterval 45 (the template says 60)
+    sample = "events/ai-camera/http-variation-heartbeat-minimal.json"
+    # When a camera's heartbeat is invoked against it, and against a fresh emulation
+    on_stack = running.devicegate("invoke", "AiCameraWebhookFunction", "-e", sample)
+    fresh = running.devicegate("invoke", "AiCameraWebhookFunction", "-e", sample, "--fresh")
+    # Then each answers with the configuration its own parameters make
+    assert on_stack.returncode == 0 and fresh.returncode == 0, on_stack.stderr + fresh.stderr
+    assert json.loads(json.loads(on_stack.stdout)["body"])["info"]["heartbeatInterval"] == 45
+    assert json.loads(json.loads(fresh.stdout)["body"])["info"]["heartbeatInterval"] == 60
 
 
 @pytest.mark.parametrize(("argv", "says"), [
