@@ -343,7 +343,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         ddb = session.client("dynamodb", endpoint_url=args.endpoint_url)
         outputs = session.client("cloudformation", endpoint_url=args.endpoint_url).describe_stacks(
             StackName=args.stack)["Stacks"][0].get("Outputs", [])
-        table = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "EventsTableName")
+        table = next((o["OutputValue"] for o in outputs if o["OutputKey"] == "EventsTableName"), None)
+        if table is None:
+            raise UsageError(f"stack {args.stack} has no output EventsTableName: is it a devicegate stack?")
         moto = None
     else:
         moto = str((running_stack() or {}).get("moto"))
