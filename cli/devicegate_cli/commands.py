@@ -207,6 +207,14 @@ def _say_if_cut(rows: list[Any], args: argparse.Namespace, what: str) -> None:
 
 #: Cells are cut to this width unless --wide (set by run_command).
 CELL_WIDTH: int | None = 70
+#: Times shown in the machine's zone with its offset (--local-time; set by run_command), else as stored (UTC).
+LOCAL_TIME = False
+
+
+def shown_time(value: Any) -> Any:
+    from devicegate_cli.presentation import local_time
+
+    return local_time(value) if LOCAL_TIME and isinstance(value, str) else value
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -226,7 +234,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     else:
-        text = str(value)
+        text = str(shown_time(value))
     if CELL_WIDTH is None or len(text) <= CELL_WIDTH:
         return text
     return text[:CELL_WIDTH - 1] + "…"
@@ -255,6 +263,10 @@ def print_events(events: list[dict[str, Any]], as_json: bool, columns: list[str]
 
 
 def emit_json(value: Any) -> None:
+    if LOCAL_TIME:
+        from devicegate_cli.presentation import times_in_local_zone
+
+        value = times_in_local_zone(value)
     json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
     print()
 
@@ -295,10 +307,12 @@ def cmd_state(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(state)
         return 0
-    print(f"{state['vendor']} device {state['deviceId']}: last seen {state['lastSeen']} ({state['lastKind']})")
+    print(f"{state['vendor']} device {state['deviceId']}: last seen {shown_time(state['lastSeen'])} "
+          f"({state['lastKind']})")
     if state.get("heardAt"):
-        status = "online" if state.get("online") is not False else f"offline since {state.get('offlineSince')}"
-        print(f"{status}; last heard from {state['heardAt']}")
+        status = ("online" if state.get("online") is not False
+                  else f"offline since {shown_time(state.get('offlineSince'))}")
+        print(f"{status}; last heard from {shown_time(state['heardAt'])}")
     rows = [{"group": name, "at": g.pop("at"), "values": g} for name, g in state["state"].items()]
     print_table(rows, ["group", "at", "values"])
     return 0
@@ -397,7 +411,13 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         if "Item" not in found:
             print(f"no quarantined {args.vendor} payload {args.show}", file=sys.stderr)
             return 1
-        emit_json({k: v for k, v in from_item(found["Item"]).items() if not k.startswith("gsi")})
+        item = {k: v for k, v in from_item(found["Item"]).items() if not k.startswith("gsi")}
+        if args.json:
+            emit_json(item)
+            return 0
+        from devicegate_cli.presentation import quarantine_lines
+
+        print("\n".join(quarantine_lines(dict(item, id=args.show), _quarantined_body(t, item), LOCAL_TIME)))
         return 0
     items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=_limit(args))
     _say_if_cut(items, args, "quarantined payloads")
@@ -407,6 +427,19 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print_table([dict(i, fields=",".join(p["field"] for p in i.get("problems", []))) for i in items],
                     ["id", "lastSeenAt", "kind", "transport", "seenCount", "reason", "fields"])
     return 0
+
+
+def _quarantined_body(t: Target, item: dict[str, Any]) -> bytes | None:
+    import base64
+
+    if "body" in item:
+        return str(item["body"]).encode("utf-8")
+    if "bodyBase64" in item:
+        return base64.b64decode(item["bodyBase64"])
+    if not item.get("bodyRef"):
+        return None
+    bucket, _, key = str(item["bodyRef"]).removeprefix("s3://").partition("/")
+    return bytes(t.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def cmd_state_failures(args: argparse.Namespace) -> int:
@@ -430,7 +463,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     outcomes = replay(t.client("dynamodb"), t.client("s3"), t.table, store_over(t), args.vendor,
                       ids=args.id or None, dry_run=args.dry_run, reason=args.reason, since=args.since,
                       until=args.until)
-    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay"))
+    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay"), as_json=args.json)
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
@@ -448,21 +481,30 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         return 2
     t = resolve_target(args)
     if args.source == "outbox-failures":
-        return _redrive_outbox(t, args.dry_run)
+        return _redrive_outbox(t, args.dry_run, args.json)
     ddb, s3 = t.client("dynamodb"), t.client("s3")
     if args.source == "ingest-queue":
         outcomes = redrive_queue(t.client("sqs"), t.physical("IngestFailureQueue"), ddb, s3, t.table, store_over(t),
                                  args.vendor, dry_run=args.dry_run)
     else:
         outcomes = redrive_iot_errors(s3, t.bucket, ddb, t.table, store_over(t), args.vendor, dry_run=args.dry_run)
-    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay", "would-quarantine", "quarantined"))
+    return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay", "would-quarantine", "quarantined"),
+                          as_json=args.json)
 
 
-def print_outcomes(outcomes: Iterable[Any], ok: tuple[str, ...]) -> int:
+def print_outcomes(outcomes: Iterable[Any], ok: tuple[str, ...], as_json: bool = False) -> int:
     """One line per item as it is done (a long run shows its progress, and what was done before an
-    interruption), then the count of each outcome. Exit status 2 when any outcome is not in `ok`."""
+    interruption), then the count of each outcome; with `as_json`, one JSON array at the end.
+    Exit status 2 when any outcome is not in `ok`."""
     report = sys.stdout
     counts: Counter[str] = Counter()
+    if as_json:
+        from devicegate_cli.presentation import outcome_record
+
+        with _layer_output_on_stderr():
+            records = [outcome_record(outcome) for outcome in outcomes]
+        emit_json(records)
+        return 0 if {r["status"] for r in records} <= set(ok) else 2
     with _layer_output_on_stderr():
         for outcome in outcomes:
             counts[outcome.status] += 1
@@ -492,7 +534,7 @@ def _layer_output_on_stderr() -> Iterator[None]:
             handler.setStream(previous)
 
 
-def _redrive_outbox(t: Target, dry_run: bool) -> int:
+def _redrive_outbox(t: Target, dry_run: bool, as_json: bool = False) -> int:
     """Publish again the stream batches the outbox gave up on, as the outbox's own schedule does
     (devicegate.outbox.redrive_failed_batches: records re-read from the stream, which keeps them
     24 hours; a failure record is deleted once all its events are done)."""
@@ -514,8 +556,9 @@ def _redrive_outbox(t: Target, dry_run: bool) -> int:
 
     outcomes = redrive_failed_batches(t.client("sqs"), t.physical("OutboxFailureQueue"), t.client("dynamodbstreams"),
                                       publish, dry_run=dry_run)
-    print_table([{"id": o.message_id, "status": o.status, "detail": f"{o.published} of {o.events} events"}
-                 for o in outcomes], ["id", "status", "detail"])
+    rows = [{"id": o.message_id, "status": o.status, "detail": f"{o.published} of {o.events} events"}
+            for o in outcomes]
+    emit_json(rows) if as_json else print_table(rows, ["id", "status", "detail"])
     return 0 if all(o.status in ("published", "would-publish") for o in outcomes) else 2
 
 
@@ -543,6 +586,8 @@ def target_options() -> OneLineParser:
     target.add_argument("--endpoint-url", help=endpoint_help())
     target.add_argument("--table", help="table name, overriding discovery")
     target.add_argument("--wide", action="store_true", help="never cut a table cell")
+    target.add_argument("--local-time", action="store_true",
+                        help="times in this machine's time zone, with its offset (default: UTC, as stored)")
     return target
 
 
@@ -613,11 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True)
     p.add_argument("--id", required=True)
     p.add_argument("--at", type=time_arg, help="its occurredAt (a queue message's `time`): one read instead of a search")
+    p.add_argument("--json", action="store_true", help="the event as JSON (what it prints anyway: the whole event)")
     p.set_defaults(func=cmd_event)
 
     p = sub.add_parser("quarantine", parents=[target], help="payloads kept after a rejection")
     p.add_argument("--vendor", required=True, type=vendor_arg)
-    p.add_argument("--show", metavar="ID", help="print one payload with its reason")
+    p.add_argument("--show", metavar="ID", help="one payload for a person: the reason and the fields at fault, then "
+                                                "the payload pretty-printed (with --json: the stored item)")
     _limit_options(p, 100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_quarantine)
@@ -635,6 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=time_arg, help="only payloads first received at or after this ISO 8601 time")
     p.add_argument("--until", type=time_arg, help="only payloads first received before this ISO 8601 time")
     p.add_argument("--dry-run", action="store_true", help="say what each would become, write nothing")
+    p.add_argument("--json", action="store_true", help="the outcomes as one JSON array (at the end)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("redrive", parents=[target],
@@ -644,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IngestFailureQueue (MQTT function failures), s3://<bucket>/quarantine/iot-errors/, "
                         "or OutboxFailureQueue (stream batches not published; within 24 hours)")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--json", action="store_true", help="the outcomes as one JSON array (at the end)")
     p.set_defaults(func=cmd_redrive)
     return parser
 
@@ -656,6 +705,10 @@ OWN_PARSER_HELP = {
     "face-terminal": "read or set a face terminal's push subscription on the LAN (devicegate face-terminal --help)",
     "senselink-bridge": "forward a SenseLink server's WebSocket push to the gateway (runs on the LAN)",
     "mqtt-bridge": "the Mosquitto bridge's configuration to AWS IoT Core (devicegate mqtt-bridge --help)",
+    "invoke": "invoke one template function with an event, without Docker (devicegate invoke --help)",
+    "examples": "load every vendor's sample pushes into the local stack, as the docs' examples assume",
+    "urls": "each vendor's webhook URL and token to paste into its console (tokens masked unless --reveal)",
+    "smoke": "push one new record per vendor and find it stored (and, locally, published)",
 }
 
 
@@ -667,10 +720,11 @@ def _limit_options(p: argparse.ArgumentParser, default: int) -> None:
 
 
 def run_command(argv: list[str]) -> int:
-    global CELL_WIDTH
+    global CELL_WIDTH, LOCAL_TIME
     args = build_parser().parse_args(argv)
     if getattr(args, "wide", False):
         CELL_WIDTH = None
+    LOCAL_TIME = bool(getattr(args, "local_time", False))
     try:
         return args.func(args)
     except UsageError as exc:

@@ -184,7 +184,9 @@ def _show(command: dict[str, Any], as_json: bool, note: str) -> None:
     what = command.get("command") or command.get("text")
     print(f"command {command.get('commandId')} {what}: {command.get('status')}" + (f" ({note})" if note else ""))
     if command.get("status") == "pending":
-        print(f"waiting for the device's answer until {command.get('timeoutAt')}")
+        from devicegate_cli.commands import shown_time
+
+        print(f"waiting for the device's answer until {shown_time(command.get('timeoutAt'))}")
     answer = _answer(command)
     if answer:
         print(f"answer: {answer}")
@@ -205,6 +207,12 @@ def _refused(reply: Reply) -> int:
 
 
 def _out(value: Any) -> None:
+    from devicegate_cli.commands import LOCAL_TIME
+
+    if LOCAL_TIME:
+        from devicegate_cli.presentation import times_in_local_zone
+
+        value = times_in_local_zone(value)
     json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
     print()
 
@@ -224,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "CLOUDFORMATION / AWS_ENDPOINT_URL, else AWS)")
     target.add_argument("--device", required=True, help="the device number (Jointech assetId)")
     target.add_argument("--json", action="store_true", help="machine-readable output")
+    target.add_argument("--local-time", action="store_true",
+                        help="times in this machine's time zone, with its offset (default: UTC, as stored)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     send = sub.add_parser("send", parents=[target], help="send a command to a device")
@@ -245,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from devicegate_cli import commands
+
     args = build_parser().parse_args(argv)
+    commands.LOCAL_TIME = args.local_time  # print_table and shown_time follow it
     try:
         return args.func(args, resolve_api(args))
     except CommandCliError as exc:

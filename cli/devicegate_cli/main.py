@@ -16,6 +16,12 @@ _OWN_PARSERS = {
     # Commands to devices go through the IAM-authorized HTTP route (signed), not the table.
     "command": "devicegate_cli.device_commands:main",
     "mqtt-bridge": "devicegate_onprem.mqtt_bridge:main",
+    # Starts the function's processes (and, with --fresh, moto) like `local` does: devicegate_local.
+    "invoke": "devicegate_cli.invoke:main",
+    # Sample pushes and the per-vendor check: they read events/ and talk HTTP to the routes.
+    "examples": "devicegate_cli.examples:main",
+    "urls": "devicegate_cli.deployment_tools:main_urls",
+    "smoke": "devicegate_cli.deployment_tools:main_smoke",
 }
 
 #: What to install when a lazily loaded command's package, or a library only it needs, is missing.

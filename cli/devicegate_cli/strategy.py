@@ -174,15 +174,18 @@ def cmd_get(args: argparse.Namespace, target: Any) -> int:
     except ConfigInvalid as exc:
         # Written by an app without validation: the gateway falls back to the default, say so.
         problems, told = exc.problems, resolve_config(None, default)
+    from devicegate_cli.commands import shown_time
+
     if args.json:
         _out({"vendor": VENDOR, "device": args.device, "config": stored,
-              "updatedAt": item.get("updatedAt") if item else None, "updatedBy": item.get("updatedBy") if item else None,
+              "updatedAt": shown_time(item.get("updatedAt")) if item else None, "updatedBy": item.get("updatedBy") if item else None,
               "problems": [p.as_dict() for p in problems], "effective": told, "defaultFrom": source})
         return 0
     if item is None:
         print(NO_CONFIG)
     else:
-        print(f"device configuration (updated {item.get('updatedAt', '?')} by {item.get('updatedBy', '?')}):")
+        print(f"device configuration (updated {shown_time(item.get('updatedAt', '?'))} by "
+              f"{item.get('updatedBy', '?')}):")
         _out(stored)
     if problems:
         print("warning: the stored configuration is invalid, the camera is told the default instead:",
@@ -227,6 +230,7 @@ def main(argv: list[str]) -> int:
 
     from devicegate_cli import commands
 
+    commands.LOCAL_TIME = bool(args.local_time)  # from the query commands' target options
     resolved: list[Any] = []
 
     def target() -> Any:

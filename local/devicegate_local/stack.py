@@ -165,7 +165,7 @@ def _start_moto(host: str, port: int) -> Any:
         raise StartupError(f"{exc}; pass --moto-port <free port>") from exc
 
 
-def _aws_environment(endpoint: str) -> dict[str, str]:
+def aws_environment(endpoint: str) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
@@ -176,7 +176,7 @@ def _aws_environment(endpoint: str) -> dict[str, str]:
     }
 
 
-def _routes(specs: list[FunctionSpec]) -> list[Any]:
+def http_routes(specs: list[FunctionSpec]) -> list[Any]:
     from devicegate_local.http import Route, route_needs_iam
 
     routes: dict[str, Route] = {}
@@ -367,7 +367,7 @@ def main_local(argv: list[str]) -> int:
             print(f"devicegate local: {exc}", file=sys.stderr, flush=True)
             return 1
         if not stop.is_set():  # Ctrl-C during startup: stop without announcing readiness
-            running.announced = _announce(args)
+            running.announced = _announce(args, running.mqtt.environment() if running.mqtt else {})
             print(running.banner, flush=True)
         while not stop.wait(0.5):
             pass
@@ -383,13 +383,15 @@ def main_local(argv: list[str]) -> int:
             print("devicegate local: stopped", flush=True)
 
 
-def _announce(args: argparse.Namespace) -> Path | None:
+def _announce(args: argparse.Namespace, function_environment: dict[str, str]) -> Path | None:
     """Say where this stack listens, beside its template, so that `devicegate events` (and every
-    command the banner shows) reaches it on any ports without flags."""
+    command the banner shows) reaches it on any ports without flags; and what the stack adds to
+    every function's environment (the IoT data endpoint), for `devicegate invoke`."""
     template = Path(args.template or find_template() or "template.yaml").resolve()
     return announce_running(template.parent, {
         "moto": f"http://{args.host}:{args.moto_port}", "http": f"http://{args.host}:{args.http_port}",
-        "mqttPort": None if args.no_mqtt else args.mqtt_port})
+        "mqttPort": None if args.no_mqtt else args.mqtt_port, "token": args.token,
+        "parameters": getattr(args, "parameters", {}), "functionEnvironment": function_environment})
 
 
 def _stop(running: _Running) -> None:
@@ -438,15 +440,15 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
         args.parameters = local_parameters(template, args.parameter_overrides)
         resolver = Resolver(template, args.parameters)
-        created = create_resources(resolver, _EndpointSession(session, endpoint), args.token)
+        created = create_resources(resolver, EndpointSession(session, endpoint), args.token)
         specs = function_specs(resolver, template_path.parent)
-        routes = _routes(specs)
+        routes = http_routes(specs)
         sources, sources_not_played = _stream_sources(specs, resolver)
-        invoke = running.invoker = Invoker(specs, _aws_environment(endpoint), concurrency=args.concurrency,
+        invoke = running.invoker = Invoker(specs, aws_environment(endpoint), concurrency=args.concurrency,
                                            transport=running.moto.socket_path)
         if not args.no_mqtt:
             running.mqtt = build_local_mqtt(
-                resolver=resolver, specs=specs, invoke=invoke, session=_EndpointSession(session, endpoint),
+                resolver=resolver, specs=specs, invoke=invoke, session=EndpointSession(session, endpoint),
                 queue_url_for_arn=created.queue_url_for_arn, host=args.host, port=args.mqtt_port,
                 iot_data_port=args.iot_data_port, quiet=args.quiet,
             )
@@ -489,7 +491,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
     return running
 
 
-class _EndpointSession:
+class EndpointSession:
     """A boto3 session whose clients always talk to moto."""
 
     def __init__(self, session: Any, endpoint: str) -> None:

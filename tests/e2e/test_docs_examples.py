@@ -12,15 +12,15 @@
   is not run. A ```sh command that reaches for a deployment (--stack, aws, sam) fails here.
 
 The stack is this module's own (free ports; the docs say 3000 / 5000 / 1883 and are rewritten to
-its ports), loaded first with every vendor's events/*/http-*.json through the HTTP front end and
-the Jointech MQTT records through the broker. Examples run in file order and may build on the
+its ports), loaded first with `devicegate examples load` (every vendor's events/*/http-*.json
+through the HTTP front end and the Jointech MQTT records through the broker), as the docs tell a
+reader to do on a fresh stack. Examples run in file order and may build on the
 examples above them in the same file; queries are retried for a few seconds, since the outbox
 (device state, alarm lifecycles, command answers) runs a moment after a push.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -29,8 +29,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
 READY = "devicegate local: ready"
-ACCESS_KEY = "ak-demo"  # the local stack's JointechAccessKey
 COMMAND_TIMEOUT_S = 60
 QUERY_RETRY_S = 15  # how long a query waits for the outbox to catch up
 
@@ -244,61 +241,12 @@ def _tools(directory: Path) -> None:
         tool.chmod(0o755)
 
 
-def _post(base: str, event: dict) -> int:
-    import base64
-
-    body = event.get("body") or ""
-    data = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
-    query = event.get("rawQueryString")
-    headers = {k: v for k, v in event["headers"].items() if k not in ("host", "content-length")}
-    request = urllib.request.Request(base + event["rawPath"] + (f"?{query}" if query else ""), data=data,
-                                     method=event["requestContext"]["http"]["method"], headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def _load_fixtures(stack: Stack) -> None:
-    """Every vendor push in events/ (HTTP, then the Jointech MQTT records), then wait until the
-    outbox has published every stored event."""
-    import boto3
-    import paho.mqtt.publish as publish
-
-    pushes = [p for p in sorted((ROOT / "events").glob("*/http-*.json"))
-              if json.loads(p.read_text())["rawPath"].startswith("/hooks/")]
-    assert len(pushes) > 40, "the vendors' fixtures are missing"
-    for path in pushes:
-        status = _post(f"http://127.0.0.1:{stack.http}", json.loads(path.read_text()))
-        assert status in (200, 400), f"{path.relative_to(ROOT)}: HTTP {status}"
-    for path in sorted((ROOT / "events" / "jointech" / "records").glob("mqtt-*.json")):
-        record = json.loads(path.read_text())
-        kind = path.stem.split("-")[1]
-        topic = (f"upload/{ACCESS_KEY}/{record['assetId']}/{record['subAssetID']}/sublock" if kind == "sublock"
-                 else f"upload/{ACCESS_KEY}/{record['assetId']}/{kind}")
-        publish.single(topic, path.read_bytes(), qos=1, hostname="127.0.0.1", port=stack.mqtt)
-
-    session = boto3.Session(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-    endpoint = f"http://127.0.0.1:{stack.moto}"
-    ddb, sqs = session.client("dynamodb", endpoint_url=endpoint), session.client("sqs", endpoint_url=endpoint)
-    queue = sqs.get_queue_url(QueueName="devicegate-local-EventsQueue.fifo")["QueueUrl"]
-    deadline, last = time.monotonic() + 60, None
-    while time.monotonic() < deadline:
-        events, kwargs = 0, {"TableName": "devicegate-local-EventsTable", "ProjectionExpression": "pk"}
-        while True:
-            page = ddb.scan(**kwargs)
-            events += sum(item["pk"]["S"].startswith("E#") for item in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
-        published = int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-        if events and published >= events and last == (events, published):
-            return
-        last = (events, published)
-        time.sleep(0.5)
-    pytest.fail(f"the outbox did not publish the fixtures' events (table, queue: {last})")
+    """What the docs tell a reader to run on a fresh stack: `devicegate examples load` (every
+    vendor's samples of events/, then a wait until the outbox has published them)."""
+    done = subprocess.run(["devicegate", "examples", "load"], cwd=ROOT, env=stack.env, capture_output=True,
+                          text=True, timeout=180, check=False)
+    assert done.returncode == 0, f"devicegate examples load failed:\n{done.stdout}{done.stderr}"
 
 
 @pytest.fixture(scope="module")

@@ -367,7 +367,7 @@ def moto_server():
     from devicegate_local.cfn_template import load_template
     from devicegate_local.names import LOCAL_CREDENTIALS
     from devicegate_local.resources import Resolver, create_resources
-    from devicegate_local.stack import _EndpointSession
+    from devicegate_local.stack import EndpointSession
     from tests.conftest import TEMPLATE
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -375,7 +375,7 @@ def moto_server():
     endpoint = "http://{}:{}".format(*server.get_host_and_port())
     try:
         session = boto3.Session(region_name="us-east-1", **LOCAL_CREDENTIALS)
-        create_resources(Resolver(load_template(TEMPLATE)), _EndpointSession(session, endpoint), token="dev-token")
+        create_resources(Resolver(load_template(TEMPLATE)), EndpointSession(session, endpoint), token="dev-token")
         yield endpoint
     finally:
         # The server shares this process's moto backends with the in-process tests that follow.

@@ -14,14 +14,10 @@ from devicegate.store.queries import device_assemblies, device_state, linked_eve
 from functions.device_sweep import app as sweep_app
 from functions.mettax_webhook import app as webhook_app
 from functions.outbox import app as outbox_app
-from tests.support import EVENTS, context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, with_body
 
 SUCCESS = {"code": 200, "message": "success"}
-SERVICE_FIXTURES = sorted(p.name for p in (EVENTS / "mettax").glob("http-*.json")
-                          if "face-check" not in p.name)
-EXPECTED_KIND = {"gps": "gps", "alarm": "alarm", "device-info": "device-info", "passthrough": "passthrough",
-                 "alarm-file": "alarm-file", "sensor": "sensor", "capture-file": "capture-file", "rfid": "rfid"}
-
+# Every sample stored once and published once, a repeat storing nothing: test_vendor_contract.py.
 
 
 def post(event: dict) -> tuple[int, dict]:
@@ -56,24 +52,6 @@ def run_outbox(stack) -> list[dict]:
     assert outbox_app.lambda_handler({"Records": stack.new_stream_records()},
                                      context("OutboxFunction")) == {"batchItemFailures": []}
     return stack.queue_messages()
-
-
-@pytest.mark.parametrize("fixture", SERVICE_FIXTURES)
-def test_every_documented_record_is_stored_once_and_published_once(stack, fixture):
-    # Given a documented Mettax push (its service URL, or the single URL / a form body)
-    event = load_event(f"mettax/{fixture}")
-    # When it is pushed twice (a retransmission) and the outbox runs
-    first = post(event)
-    second = post(event)
-    messages = run_outbox(stack)
-    # Then both pushes are answered success, one event of the service's kind is stored and queued
-    assert first == second == (200, SUCCESS)
-    [item] = stack.event_items("mettax")
-    service = event["pathParameters"].get("service") or {"http-auto-doc-alarm.json": "alarm"}[fixture]
-    assert item["kind"] == EXPECTED_KIND[service]
-    [message] = messages
-    assert message["type"] == f"devicegate.mettax.{item['kind']}" and message["id"] == item["eventId"]
-    assert message["data"]["data"] == item["data"]
 
 
 @pytest.mark.parametrize("encoding", ["json-string", "json-object", "form", "multipart"])

@@ -13,11 +13,10 @@ import pytest
 from devicegate.store.queries import device_alarms, device_state, vendor_devices
 from functions.outbox import app as outbox_app
 from functions.senselink_webhook import app as webhook_app
-from tests.support import EVENTS, context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, with_body
 
-FIXTURES = sorted(p.name for p in (EVENTS / "senselink").glob("http-*.json"))
+# Every sample stored once and published once, a repeat storing nothing: test_vendor_contract.py.
 CONTROL_FRAMES = {"http-ws-doc-connected.json", "http-ws-doc-denied.json"}
-STORED = sorted(set(FIXTURES) - CONTROL_FRAMES - {"http-ws-doc-heartbeat.json"})
 SUCCESS = {"code": 200, "message": "success"}
 LDID = "SPSP-f26131cf5301be29b3a6f7be150ed330"
 
@@ -41,25 +40,6 @@ def send(document: dict, source: str | None = None) -> tuple[int, dict]:
 
 def run_outbox(stack) -> dict:
     return outbox_app.lambda_handler({"Records": stack.new_stream_records()}, context("OutboxFunction"))
-
-
-@pytest.mark.parametrize("fixture", STORED)
-def test_every_documented_record_and_alarm_is_stored_once_and_published(stack, fixture):
-    # Given a documented SenseLink push, as a subscription body or a frame forwarded by the bridge
-    event = load_event(f"senselink/{fixture}")
-    pushed = json.loads(event["body"])
-
-    # When the function handles it and the outbox runs
-    status, answer = post(event)
-    assert run_outbox(stack) == {"batchItemFailures": []}
-
-    # Then SenseLink gets 200, one event of the right kind is stored and queued
-    assert (status, answer) == (200, SUCCESS)
-    [item] = stack.event_items("senselink")
-    code = int(pushed.get("eventType") or pushed.get("code"))
-    assert item["kind"] == {30000: "record", 30100: "alarm"}[code]
-    [message] = stack.queue_messages()
-    assert message["id"] == item["eventId"] and message["data"]["data"] == item["data"]
 
 
 def test_record_fields_and_codes(stack):
