@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge, check_deployment_options, deployment_options
 from devicegate_local.names import (
     LOCAL_CREDENTIALS,
     LOCAL_REGION,
@@ -130,13 +131,6 @@ def store_over(t: Target) -> Any:
 
 # --- arguments: every mistake is one line --------------------------------------------------------
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with a mistake told in one line on stderr (exit 2) instead of the usage block."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def vendor_arg(value: str) -> str:
     from devicegate.vendors import vendor_names
 
@@ -186,10 +180,6 @@ def _check_kind(args: argparse.Namespace) -> None:
     kinds = _kinds_of(args.vendor)
     if args.kind and args.kind not in kinds:
         raise UsageError(f"{args.vendor} has no kind {args.kind!r}; its kinds: {', '.join(kinds)}")
-
-
-class UsageError(Exception):
-    """A mistake the parser cannot see alone (two options that contradict): one line, exit 2."""
 
 
 def _limit(args: argparse.Namespace) -> int | None:
@@ -580,9 +570,7 @@ def target_options() -> OneLineParser:
     """The options resolve_target reads (a parent parser): the running local stack by default,
     a deployment with --stack. Shared by every command that reads or writes the table."""
     target = OneLineParser(add_help=False)
-    target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
-    target.add_argument("--profile", help="AWS profile, with --stack")
-    target.add_argument("--region", help="AWS region, with --stack")
+    deployment_options(target)
     target.add_argument("--endpoint-url", help=endpoint_help())
     target.add_argument("--table", help="table name, overriding discovery")
     target.add_argument("--wide", action="store_true", help="never cut a table cell")
@@ -725,17 +713,9 @@ def run_command(argv: list[str]) -> int:
     if getattr(args, "wide", False):
         CELL_WIDTH = None
     LOCAL_TIME = bool(getattr(args, "local_time", False))
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"devicegate {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the CLI's edge: one readable line instead of a traceback
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        if isinstance(exc, (BotoCoreError, ClientError)):
-            print(f"devicegate: {exc}", file=sys.stderr)
-            if not args.stack:
-                print("is the local stack running? start it with: ./run local", file=sys.stderr)
-            return 1
-        raise
+    def call() -> int:
+        check_deployment_options(args)
+        return int(args.func(args))
+
+    return at_the_edge(args.command, call, local_hint=not args.stack)

@@ -32,7 +32,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.commands import OneLineParser, UsageError, endpoint_help
+from devicegate_cli.commands import endpoint_help
+from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge, check_deployment_options, deployment_options
 
 #: How long smoke waits for a record in the table (and locally on the queue).
 SMOKE_WAIT_S = 30.0
@@ -390,9 +391,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 # --- the commands ------------------------------------------------------------------------------
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", help="deployed stack name (default: the running local stack)")
-    parser.add_argument("--profile", help="AWS profile, with --stack")
-    parser.add_argument("--region", help="AWS region, with --stack")
+    deployment_options(parser)
     parser.add_argument("--endpoint-url", help=endpoint_help())
 
 
@@ -418,22 +417,13 @@ def parse_smoke(argv: list[str]) -> argparse.Namespace:
 
 
 def _run(name: str, command: Any, args: argparse.Namespace) -> int:
-    try:
-        if not args.stack and (args.profile or args.region):
-            raise UsageError("--profile and --region name a deployment: give its --stack too")
+    def call() -> int:
+        check_deployment_options(args)
         return int(command(args))
-    except UsageError as exc:
-        print(f"devicegate {name}: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the CLI's edge: one readable line instead of a traceback
-        from botocore.exceptions import BotoCoreError, ClientError
 
-        from devicegate_local.resources import TemplateError
+    from devicegate_local.resources import TemplateError
 
-        if isinstance(exc, (BotoCoreError, ClientError, OSError, TemplateError)):
-            print(f"devicegate {name}: {exc}", file=sys.stderr)
-            return 1
-        raise
+    return at_the_edge(name, call, target_errors=(OSError, TemplateError))
 
 
 def main_urls(argv: list[str]) -> int:

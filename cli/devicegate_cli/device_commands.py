@@ -218,12 +218,13 @@ def _out(value: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devicegate command", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    target = argparse.ArgumentParser(add_help=False)
-    target.add_argument("--stack", help="deployed stack name (default: the running local stack)")
-    target.add_argument("--profile", help="AWS profile, with --stack")
-    target.add_argument("--region", help="AWS region, with --stack")
+    from devicegate_cli.commands import limit_arg
+    from devicegate_cli.edge import OneLineParser, deployment_options
+
+    parser = OneLineParser(prog="devicegate command", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = OneLineParser(add_help=False)
+    deployment_options(target)
     target.add_argument("--api-url", help="base URL of the HTTP API (default: the stack's HttpApiUrl with "
                                           f"--stack; else ${API_URL_VARIABLE}, the running local stack's, "
                                           "or http://127.0.0.1:3000)")
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--json", action="store_true", help="machine-readable output")
     target.add_argument("--local-time", action="store_true",
                         help="times in this machine's time zone, with its offset (default: UTC, as stored)")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=OneLineParser)
 
     send = sub.add_parser("send", parents=[target], help="send a command to a device")
     what = send.add_mutually_exclusive_group(required=True)
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", parents=[target], help="a device's commands and their status, newest first")
     status.add_argument("--id", help="only this command")
-    status.add_argument("--limit", type=int, default=20)
+    status.add_argument("--limit", type=limit_arg, default=20, help="at most this many, newest first (default 20)")
     status.set_defaults(func=cmd_status)
     return parser
 
@@ -259,15 +260,14 @@ def main(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     commands.LOCAL_TIME = args.local_time  # print_table and shown_time follow it
-    try:
-        return args.func(args, resolve_api(args))
-    except CommandCliError as exc:
-        print(f"devicegate: {exc}", file=sys.stderr)
-        return exc.code
-    except Exception as exc:  # the CLI's edge: AWS look-up failures as one readable line
-        from botocore.exceptions import BotoCoreError, ClientError
+    from devicegate_cli.edge import at_the_edge, check_deployment_options
 
-        if isinstance(exc, (BotoCoreError, ClientError)):
+    def call() -> int:
+        check_deployment_options(args)
+        try:
+            return int(args.func(args, resolve_api(args)))
+        except CommandCliError as exc:  # already worded, with its own exit status
             print(f"devicegate: {exc}", file=sys.stderr)
-            return 1
-        raise
+            return exc.code
+
+    return at_the_edge("command", call)

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.commands import OneLineParser, UsageError
+from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge
 
 #: The topic level the local stack's JointechAccessKey has (devicegate_local.stack.LOCAL_PARAMETERS).
 ACCESS_KEY = "ak-demo"
@@ -207,15 +207,5 @@ def main(argv: list[str]) -> int:
     p.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
                    help=f"how long to wait for the outbox to publish them (default {SETTLE_S:g})")
     args = parser.parse_args(argv)
-    try:
-        return load(args)
-    except UsageError as exc:
-        print(f"devicegate examples: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the CLI's edge: one readable line instead of a traceback
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if isinstance(exc, (BotoCoreError, ClientError, OSError)):
-            print(f"devicegate examples: the local stack did not answer: {exc}", file=sys.stderr)
-            return 1
-        raise
+    # OSError: the local stack's routes did not answer.
+    return at_the_edge("examples", lambda: int(load(args)), local_hint=True, target_errors=(OSError,))

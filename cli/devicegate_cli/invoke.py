@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devicegate_cli.commands import OneLineParser, UsageError
+from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge
 
 #: A Lambda event that names another function than the one asked for is a mistake; these are
 #: the shapes of event the template's triggers deliver.
@@ -375,20 +375,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"devicegate invoke: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the CLI's edge: the emulation unreachable, a broken template
-        from botocore.exceptions import BotoCoreError, ClientError
+    from devicegate_local.resources import TemplateError
 
-        from devicegate_local.resources import TemplateError
-
-        if isinstance(exc, (BotoCoreError, ClientError)):
-            print(f"devicegate invoke: the local stack's emulation did not answer as expected: {exc}", file=sys.stderr)
-            return 1
-        if isinstance(exc, TemplateError):
-            print(f"devicegate invoke: template.yaml: {exc}", file=sys.stderr)
-            return 1
-        raise
+    # A broken template.yaml is the target failing too (its TemplateError names the file's fault).
+    return at_the_edge("invoke", lambda: int(run(args)), local_hint=not args.fresh, target_errors=(TemplateError,))

@@ -197,14 +197,16 @@ def cmd_get(args: argparse.Namespace, target: Any) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devicegate strategy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from devicegate_cli.edge import OneLineParser
+
+    parser = OneLineParser(prog="devicegate strategy", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     # The query commands' target options, so resolve_target finds the same table.
     from devicegate_cli.commands import target_options
 
     target = target_options()
     target.add_argument("--device", required=True, help="the camera's serialNumber")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser("get", parents=[target], help="print the stored and the effective configuration")
     p.add_argument("--json", action="store_true", help="machine-readable output")

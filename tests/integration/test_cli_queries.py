@@ -457,6 +457,16 @@ def test_command_with_a_stack_looks_it_up_at_the_endpoint_it_is_given(endpoint_e
     (["replay", "--vendor", "jointeck"], "unknown vendor 'jointeck'"),
     (["redrive", "--vendor", "jointeck", "--source", "iot-errors"], "unknown vendor 'jointeck'"),
     (["events", "--vendor", "jointech", "--device", "8052400203", "--limit", "2", "--all"], "not allowed with"),
+    # A profile or region with no --stack would be ignored: the local stack has neither.
+    (["events", "--vendor", "jointech", "--device", "8052400203", "--profile", "prod"], "give its --stack too"),
+    (["urls", "--region", "eu-west-1"], "give its --stack too"),
+    # Every command's parser tells a mistake in one line, the ones with sub-actions included.
+    (["command", "status"], "the following arguments are required: --device"),
+    (["command", "status", "--device", "794308010642", "--limit", "0"], "'0' is not a number of items"),
+    (["command", "status", "--device", "794308010642", "--region", "eu-west-1"], "give its --stack too"),
+    (["command", "send", "--device", "794308010642"], "one of the arguments --raw --command is required"),
+    (["strategy", "get"], "the following arguments are required: --device"),
+    (["strategy", "nosuch"], "invalid choice: 'nosuch'"),
 ])
 def test_a_mistake_is_one_line_and_a_non_zero_exit(stack, cli, argv, says):
     _push_history()
