@@ -7,8 +7,9 @@ for clients a function never uses, would show up in every cold start.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
+
+from devicegate.core.caches import kept
 
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
@@ -19,7 +20,7 @@ SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "
 NOT_RETRIED = frozenset({"iot-data"})
 
 
-@cache
+@kept
 def _session() -> Any:
     # botocore directly, not boto3: boto3 adds nothing the low-level clients need, and importing it
     # (with s3transfer) is a large share of a cold start. One session for every client, so endpoint
@@ -40,7 +41,19 @@ def _session() -> Any:
     return session
 
 
-@cache
+class LazyClient:
+    """A client created when a call first needs it (S3 only for large or bad payloads, iot-data
+    only for a publish: listing commands never needs it)."""
+
+    def __init__(self, service: str, deadline_s: float | None = None):
+        self._service = service
+        self._deadline_s = deadline_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service, self._deadline_s), name)
+
+
+@kept
 def client(service: str, deadline_s: float | None = None) -> Any:
     """The shared client of a service. `deadline_s`: the sender gives up on answers slower than
     this (SenseLink: 5 s), so calls get timeouts that fit it, their one retry included."""

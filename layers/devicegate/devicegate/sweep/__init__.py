@@ -22,7 +22,6 @@ a person's data or a quarantined body through it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,18 +32,16 @@ from devicegate.core.errors import StorageUnavailable
 from devicegate.core.offline import (  # noqa: F401 (the sweep's settings, re-exported)
     GRACE_SECONDS,
     OfflinePolicy,
-    offline_after_from_env,
     offline_after_spec,
     parse_offline_after,
 )
 from devicegate.core.timeutil import iso_utc, parse_time
 from devicegate.infra.aws import failures, query_pages, unavailable
 from devicegate.infra.observability import logger
+from devicegate.infra.settings import DEFAULT_PARTS_TIMEOUT
 from devicegate.store import keys
 from devicegate.store.codec import from_item
 from devicegate.store.devices import DeviceStore
-
-DEFAULT_PARTS_TIMEOUT = 600
 
 
 @dataclass
@@ -177,8 +174,3 @@ class Sweep:
             )
         except failures() as exc:
             raise unavailable("pending parts update", exc) from None
-
-
-def parts_timeout_from_env() -> int:
-    text = (os.environ.get("PARTS_TIMEOUT_SECONDS") or "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_PARTS_TIMEOUT
