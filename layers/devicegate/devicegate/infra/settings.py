@@ -192,7 +192,11 @@ def get_settings() -> Settings:
 
 @kept
 def get_deployment() -> Deployment:
-    """The settings every process reads (the CLI has no TABLE_NAME); raises SettingsError."""
+    """The settings every process reads; raises SettingsError. In a function (the template gives
+    every one TABLE_NAME) its whole settings, so the environment is read once; elsewhere (the
+    CLI) only what needs no table."""
+    if "TABLE_NAME" in os.environ:
+        return get_settings()
     found: Deployment = _validated(Deployment, dict(os.environ))
     return found
 
