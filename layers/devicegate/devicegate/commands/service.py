@@ -39,7 +39,6 @@ from devicegate.core.errors import FieldProblem, StorageUnavailable
 from devicegate.core.fields import TOPIC_ID
 from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
 from devicegate.infra.observability import logger
-from devicegate.store import keys
 
 
 class CommandSettings(BaseModel):
@@ -122,8 +121,6 @@ class CommandService:
             "requestId": request_id, "text": rendered.text, "word": rendered.word, "matchKey": rendered.match_key,
             "serial": rendered.serial, "timeoutAt": timeout_at,
             "expiresAt": epoch_seconds(days_after(now, self.retention_days)),
-            "gsi5pk": keys.commands_pending_pk(self.vendor, device_id),
-            "gsi5sk": keys.pending_command_sk(timeout_at, self.vendor, device_id, ident),
         }
         if rendered.typed:
             item["command"] = rendered.typed
