@@ -162,15 +162,32 @@ def unavailable(what: str, exc: BaseException):
     return StorageUnavailable(f"{what} failed: {error_code(exc) or type(exc).__name__}")
 
 
+#: DynamoDB's own paginator entry for Query (botocore's paginators-1.json), given to botocore's
+#: Paginator over the client's `query` method: so any client-shaped object pages the same way
+#: (the tests' call counters wrap `query`, not `get_paginator`).
+_QUERY_PAGINATION = {"input_token": "ExclusiveStartKey", "output_token": "LastEvaluatedKey",
+                     "limit_key": "Limit", "result_key": "Items"}
+
+
+def query_items(dynamodb: Any, limit: int | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query finds (raw attribute values), page after page (botocore's paginator:
+    LastEvaluatedKey to ExclusiveStartKey), at most `limit` of them (each page asks for that many;
+    a later page is asked only while fewer came). Failures are botocore's own (the CLI's queries
+    show them as they are); query_pages maps them for the functions."""
+    from botocore.paginate import Paginator
+
+    if limit:
+        kwargs["Limit"] = limit
+    pages = Paginator(dynamodb.query, _QUERY_PAGINATION, None).paginate(
+        **kwargs, PaginationConfig={"MaxItems": limit} if limit else {})
+    for page in pages:
+        yield from page.get("Items", [])
+
+
 def query_pages(dynamodb: Any, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query finds (raw attribute values), page after page; a failed page raises
     StorageUnavailable naming `what`."""
-    while True:
-        try:
-            page = dynamodb.query(**kwargs)
-        except failures() as exc:
-            raise unavailable(what, exc) from None
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    try:
+        yield from query_items(dynamodb, **kwargs)
+    except failures() as exc:
+        raise unavailable(what, exc) from None

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
+from devicegate.infra.aws import query_items
 from devicegate.store import keys
 from devicegate.store.codec import from_item
 from devicegate.store.items import envelope_of as envelope
@@ -24,15 +25,7 @@ _MAX_TIME = "9999"  # sorts after every ISO timestamp
 
 def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """One Query, following pagination only to reach `limit` items (1 MB pages)."""
-    items: list[dict[str, Any]] = []
-    while True:
-        if limit:
-            kwargs["Limit"] = limit - len(items)
-        page = ddb.query(TableName=table, **kwargs)
-        items += [from_item(i) for i in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return [from_item(i) for i in query_items(ddb, limit, TableName=table, **kwargs)]
 
 
 def _query_shards(ddb: Any, table: str, partitions: Iterable[str], index: str, limit: int | None = None,
