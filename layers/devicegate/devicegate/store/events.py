@@ -27,6 +27,7 @@ from devicegate.store import keys
 from devicegate.store.codec import to_attr
 from devicegate.store.items import event_item
 from devicegate.store.limits import MAX_INLINE_BYTES, fits_inline
+from devicegate.store.parts import MAX_PART_BYTES, OFFLOADED_PART, DynamoParts, PartsSoFar  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -46,23 +47,6 @@ class QuarantineRecord:
         # Dedup key: the same bad payload sent 50 times is one quarantine item with a count.
         material = self.vendor.encode() + b"\n" + self.kind.encode() + b"\n" + self.body
         return hashlib.sha256(material).hexdigest()[:40]
-
-
-#: A record's parts share one item; two of them must fit in DynamoDB's 400 KB with room to spare.
-#: A larger part is kept as an S3 object and the item holds its reference (OFFLOADED_PART).
-MAX_PART_BYTES = 180_000
-#: How an assembly item's part attribute names a part kept in S3: the part's JSON text always
-#: starts with `{`, so the two cannot be confused.
-OFFLOADED_PART = "s3://"
-
-
-@dataclass
-class PartsSoFar:
-    parts: dict[str, str]  # part name -> dataJson, every part stored so far (this one included)
-    new: bool  # this part was not stored before (not a retransmission)
-    #: The sweep already published the record without some part (complete: false): the event
-    #: completing it now is a second one, an update, under its own id.
-    published_incomplete: bool = False
 
 
 class PayloadMissing(Exception):
@@ -119,6 +103,7 @@ class DynamoEventStore:
         self._retention_days = retention_days  # callable (vendor, kind) -> days
         self._quarantine_days = quarantine_days
         self._policy = policy  # offline intervals, for the sources of heartbeats
+        self._parts = DynamoParts(dynamodb, s3, table, bucket, retention_days)
 
     def put_event(self, event: NormalizedEvent) -> bool:
         received = datetime.fromisoformat(event.receivedAt)
@@ -200,68 +185,10 @@ class DynamoEventStore:
         DeviceStore(self._ddb, self._table, self._retention_days).apply_many([news], parse_time(beat.at), self._policy)
 
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
-        part = event.part
-        assert part is not None
-        held = event.dataJson
-        if not fits_inline(held, MAX_PART_BYTES):
-            # Every part shares one item (400 KB): a part this large is kept beside it, in S3, under
-            # a key of its own (a retransmission rewrites the same object).
-            key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/parts/{event.kind}/"
-                   f"{keys.device_key(part.group)}/{part.name}.json")
-            self._put_object(key, held.encode("utf-8", "surrogatepass"), "application/json")
-            held = f"{OFFLOADED_PART}{self._bucket}/{key}"
-        received = datetime.fromisoformat(event.receivedAt)
-        # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
-        # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
-        # the sweep has seen it complete, the item stays listed as pending in gsi5 (PARTS), so a
-        # record whose last part never comes still reaches the queue, marked incomplete.
-        names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
-        values = {
-            ":data": {"S": held}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
-            ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
-            ":transport": {"S": event.transport},
-            ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
-            ":pending": {"S": keys.parts_pending_pk(event.vendor, event.deviceId)},
-            ":psk": {"S": f"{event.receivedAt}#{event.vendor}#{keys.device_key(event.deviceId)}#{part.group}"},
-        }
-        try:
-            result = self._ddb.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": keys.parts_pk(event.vendor, event.deviceId)},
-                     "sk": {"S": f"{event.kind}#{part.group}"}},
-                UpdateExpression=("SET #p = if_not_exists(#p, :data), vendor = :vendor, deviceId = :dev, #k = :kind, "
-                                  "#g = :group, firstReceivedAt = if_not_exists(firstReceivedAt, :at), "
-                                  "lastReceivedAt = :at, "
-                                  "transport = if_not_exists(transport, :transport), "
-                                  "expiresAt = if_not_exists(expiresAt, :exp), "
-                                  "gsi5pk = if_not_exists(gsi5pk, :pending), gsi5sk = if_not_exists(gsi5sk, :psk)"),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_OLD",
-            )
-        except failures() as exc:
-            if error_code(exc) == INVALID_REQUEST:
-                raise InvalidPayload("record cannot be stored as an item",
-                                     [FieldProblem("body", "a value is too large for a table key")]) from None
-            raise unavailable("dynamodb update_item", exc) from None
-        before = result.get("Attributes", {})
-        stored = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
-        new = part.name not in stored
-        parts = self.load_parts(stored)
-        parts.setdefault(part.name, event.dataJson)
-        published = before.get("assembledComplete", {}).get("BOOL")
-        return PartsSoFar(parts, new, published_incomplete=published is False)
+        return self._parts.put(event)
 
     def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
-        return {name: self._get_text(value) if value.startswith(OFFLOADED_PART) else value
-                for name, value in stored.items()}
-
-    def _get_text(self, ref: str) -> str:
-        bucket, _, key = ref.removeprefix(OFFLOADED_PART).partition("/")
-        try:
-            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "surrogatepass")
-        except failures() as exc:
-            raise unavailable("s3 get_object (offloaded part)", exc) from None
+        return self._parts.load(stored)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
         digest = record.digest

@@ -196,6 +196,15 @@ def parts_pk(vendor: str, device_id: str) -> str:
     return f"P#{vendor}#{device_key(device_id)}"
 
 
+def parts_sk(kind: str, group: str) -> str:
+    return f"{kind}#{group}"
+
+
+def parts_pending_sk(first_received_at: str, vendor: str, device_id: str, group: str) -> str:
+    """gsi5 sort key of an assembly item still waiting: by its first part's receipt (the sweep's deadline)."""
+    return f"{first_received_at}#{vendor}#{device_key(device_id)}#{group}"
+
+
 def link_pk(vendor: str, link: str) -> str:
     """gsi4 partition of records the vendor ties together (NormalizedEvent.link)."""
     return f"L#{vendor}#{link}"
