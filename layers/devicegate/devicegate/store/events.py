@@ -11,42 +11,19 @@ claim an id marker first, which hands a retransmission the key the first copy wa
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from devicegate.core.envelope import Heartbeat, NormalizedEvent
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.offline import OfflinePolicy
-from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc, parse_time
+from devicegate.core.timeutil import days_after, parse_time
 from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
 from devicegate.store import keys
-from devicegate.store.codec import to_attr
 from devicegate.store.items import event_item
 from devicegate.store.limits import MAX_INLINE_BYTES, fits_inline
 from devicegate.store.parts import MAX_PART_BYTES, OFFLOADED_PART, DynamoParts, PartsSoFar  # noqa: F401 (re-exported)
-
-
-@dataclass
-class QuarantineRecord:
-    vendor: str
-    kind: str
-    transport: str
-    reason: str
-    problems: list[FieldProblem]
-    body: bytes
-    received_at: datetime
-    content_type: str = ""
-    route: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def digest(self) -> str:
-        # Dedup key: the same bad payload sent 50 times is one quarantine item with a count.
-        material = self.vendor.encode() + b"\n" + self.kind.encode() + b"\n" + self.body
-        return hashlib.sha256(material).hexdigest()[:40]
+from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord  # noqa: F401 (re-exported)
 
 
 class PayloadMissing(Exception):
@@ -104,6 +81,7 @@ class DynamoEventStore:
         self._quarantine_days = quarantine_days
         self._policy = policy  # offline intervals, for the sources of heartbeats
         self._parts = DynamoParts(dynamodb, s3, table, bucket, retention_days)
+        self._quarantine = DynamoQuarantine(dynamodb, s3, table, bucket, quarantine_days)
 
     def put_event(self, event: NormalizedEvent) -> bool:
         received = datetime.fromisoformat(event.receivedAt)
@@ -191,53 +169,4 @@ class DynamoEventStore:
         return self._parts.load(stored)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
-        digest = record.digest
-        received = iso_utc(record.received_at)
-        values: dict[str, Any] = {
-            "vendor": record.vendor,
-            "kind": record.kind,
-            "transport": record.transport,
-            "reason": record.reason,
-            "problems": [p.as_dict() for p in record.problems],
-            "contentType": record.content_type,
-            "route": record.route,
-            "firstSeenAt": received,
-            "gsi1pk": keys.quarantine_list_pk(record.vendor, digest),
-            "gsi1sk": f"{received}#{digest}",
-            "expiresAt": epoch_seconds(days_after(record.received_at, self._quarantine_days)),
-            "bodySize": len(record.body),
-        }
-        # Decide on what would be stored (base64 grows a third), not on the raw size.
-        try:
-            inline = ("body", record.body.decode("utf-8"))
-        except UnicodeDecodeError:
-            inline = ("bodyBase64", base64.b64encode(record.body).decode())
-        if not fits_inline(inline[1], MAX_INLINE_BYTES):
-            key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
-            self._put_object(key, record.body, record.content_type or "application/octet-stream")
-            values["bodyRef"] = f"s3://{self._bucket}/{key}"
-        else:
-            values[inline[0]] = inline[1]
-        names = {f"#a{i}": name for i, name in enumerate(values)}
-        sets = ", ".join(f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(values)))
-        attr_values = {f":a{i}": to_attr(v) for i, v in enumerate(values.values())}
-        attr_values[":one"] = {"N": "1"}
-        attr_values[":now"] = {"S": received}
-        # The call's own token: when botocore retries an update that did land (a slow answer, a
-        # read timeout), the retry is refused instead of counting the same sighting twice.
-        attr_values[":call"] = {"S": uuid.uuid4().hex}
-        try:
-            old = self._ddb.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": keys.quarantine_pk(record.vendor, digest)}, "sk": {"S": "Q"}},
-                UpdateExpression=f"SET {sets}, lastSeenAt = :now, lastCall = :call ADD seenCount :one",
-                ConditionExpression="attribute_not_exists(lastCall) OR lastCall <> :call",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attr_values,
-                ReturnValues="UPDATED_OLD",
-            )
-        except failures() as exc:
-            if error_code(exc) == CONDITION_FAILED:
-                return False  # this very call landed already (its retry is what failed)
-            raise unavailable("dynamodb quarantine", exc) from None
-        return "seenCount" not in old.get("Attributes", {})
+        return self._quarantine.write(record)

@@ -135,6 +135,10 @@ def command_texts_pk(vendor: str, device_id: str) -> str:
     return f"CX#{vendor}#{device_key(device_id)}"
 
 
+#: The one item of a quarantined payload (pk Q#{vendor}#{digest}).
+QUARANTINE_SK = "Q"
+
+
 def quarantine_pk(vendor: str, digest: str) -> str:
     return f"Q#{vendor}#{digest}"
 
