@@ -169,4 +169,5 @@ class DynamoEventStore:
         return self._parts.load(stored)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
-        return self._quarantine.write(record)
+        # The same inline limit as an event's data (read here, where it is set).
+        return self._quarantine.write(record, MAX_INLINE_BYTES)

@@ -50,7 +50,7 @@ class DynamoQuarantine:
         self._bucket = bucket
         self._quarantine_days = quarantine_days
 
-    def write(self, record: QuarantineRecord) -> bool:
+    def write(self, record: QuarantineRecord, max_inline: int = MAX_INLINE_BYTES) -> bool:
         """Keep a rejected payload for inspection and replay (one item per payload, a count of
         its sightings). True when first seen."""
         digest = record.digest
@@ -74,7 +74,7 @@ class DynamoQuarantine:
             inline = ("body", record.body.decode("utf-8"))
         except UnicodeDecodeError:
             inline = ("bodyBase64", base64.b64encode(record.body).decode())
-        if not fits_inline(inline[1], MAX_INLINE_BYTES):
+        if not fits_inline(inline[1], max_inline):
             key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
             try:
                 self._s3.put_object(Bucket=self._bucket, Key=key, Body=record.body,
