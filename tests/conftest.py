@@ -74,8 +74,7 @@ def logs(capsys):
     handler.setStream(previous)
 
 
-@pytest.fixture
-def moto_patches_undone(monkeypatch):
+def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
     """The local stack patches moto's classes for its own process (devicegate_local.moto: FIFO
     deduplication by scope, streams kept through cancelled transactions, work done once); a test
     that builds that moto server here puts them back afterwards, or every later test in the session
@@ -98,4 +97,16 @@ def moto_patches_undone(monkeypatch):
             (responses, ("method_names_from_class", "gen_amzn_requestid_long")),
             (moto.backends, ("list_of_moto_modules",))):
         for name in names:
-            monkeypatch.setattr(owner, name, vars(owner)[name])
+            patch.setattr(owner, name, vars(owner)[name])
+
+
+@pytest.fixture
+def moto_patches_undone(monkeypatch):
+    put_moto_back_after(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def moto_patches_undone_for_the_module():
+    with pytest.MonkeyPatch.context() as patch:
+        put_moto_back_after(patch)
+        yield

@@ -33,6 +33,11 @@ REFUSED = {"senselink/http-ws-doc-connected.json", "senselink/http-ws-doc-denied
 SAMPLES = sorted(str(p.relative_to(EVENTS)) for p in EVENTS.glob("*/*.json") if str(p.relative_to(EVENTS)) not in NOT_EVENTS)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _moto_put_back(moto_patches_undone_for_the_module):
+    """--fresh runs the stack's moto in this process (patched as the stack patches it)."""
+
+
 @pytest.fixture(scope="module")
 def fresh() -> Iterator[Emulation]:
     with emulation(fresh=True) as em:

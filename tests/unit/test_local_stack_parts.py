@@ -604,19 +604,14 @@ def test_bisect_isolates_the_poison_record():
 
 
 @pytest.fixture
-def moto_as_the_local_stack_runs_it(aws_env, monkeypatch):
+def moto_as_the_local_stack_runs_it(aws_env, moto_patches_undone):
     """moto in this process with the local stack's corrections (local_moto.py), undone afterwards:
     the other tests' moto is moto as it comes."""
     import boto3
     from moto import mock_aws
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
     from devicegate_local.moto import keep_streams_through_cancelled_transactions
 
-    for owner, name in ((DynamoDBBackend, "transact_write_items"), (DynamoDBStreamsBackend, "get_shard_iterator"),
-                        (DynamoDBStreamsBackend, "get_records")):
-        monkeypatch.setattr(owner, name, getattr(owner, name))
     keep_streams_through_cancelled_transactions()
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
