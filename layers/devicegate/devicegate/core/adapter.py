@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import personal
-from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord, canonical_json
+from devicegate.core.vocabulary import BLOCKS, Facts
 from devicegate.core.errors import FieldProblem
 
 
@@ -70,6 +71,9 @@ class VendorAdapter(ABC):
     offline_after_s: ClassVar[int | None] = 3600
     #: The sweep reads a device's configuration item to decide (offline_after(config)).
     offline_from_config: ClassVar[bool] = False
+    #: Kinds whose records may state a vocabulary fact (`facts`); others are not even looked at,
+    #: so a heartbeat pays nothing for the vocabulary.
+    fact_kinds: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat | RefusedRecord]:
@@ -94,12 +98,35 @@ class VendorAdapter(ABC):
         apps wrote none) when offline_from_config; else the vendor's default."""
         return self.offline_after_s
 
+    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> Facts:
+        """The vocabulary blocks (core/vocabulary.py) this record states, from its data as stored
+        (personal data already scrubbed by make_event) and its occurredAt (ISO 8601 UTC, the
+        envelope's). Only called for `fact_kinds`."""
+        return {}
+
+    def with_facts(self, event: NormalizedEvent) -> NormalizedEvent:
+        """The event with its vocabulary blocks, as it is stored and published (the pipeline
+        calls this once per event, just before storing it)."""
+        if event.kind not in self.fact_kinds or event.factsJson is not None:
+            return event
+        found = self.facts(event.kind, event.data, event.occurredAt)
+        return replace(event, factsJson=canonical_json(found)) if found else event
+
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Latest-state groups this event updates, e.g. {"position": {...}, "battery": {...}}.
+        """Latest-state groups this event updates, e.g. {"lock": {...}, "environment": {...}}.
+        The vocabulary blocks are groups of their own, added by the outbox for every vendor
+        (`vocabulary_patch`): a vendor's groups hold what the vocabulary has no name for.
 
         Runs in the outbox, off the hot path; each group moves forward only with a newer event.
         """
         return {}
+
+    def vocabulary_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The state groups of an event's vocabulary blocks (position, alarm, passage, power), each
+        under its block's name. A vendor whose records may be older than the state they would
+        replace (Mettax's backfill) overrides this to return none for those."""
+        found = event.get("facts") or {}
+        return {name: found[name] for name in BLOCKS if name in found}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
         """For an alarm event of a vendor whose alarms have a lifecycle (raised -> released), the

@@ -151,6 +151,9 @@ class NormalizedEvent:
     #: adapter puts it into the event id (derived ids hash it, vendor ids carry it), so two items
     #: under one id cannot happen (docs/consuming.md, "What makes two records one event").
     unique_id: bool = False
+    #: The vocabulary blocks (core/vocabulary.py) as canonical JSON, None when the record states
+    #: none of their facts; set by VendorAdapter.with_facts just before the event is stored.
+    factsJson: str | None = field(default=None, repr=False)
 
     @property
     def keyed_by_id(self) -> bool:
@@ -167,7 +170,7 @@ class NormalizedEvent:
         return self.kind == "alarm"
 
 
-ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
+ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data", "facts")
 
 
 def canonical_json(value: Any) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import personal
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import (
     MediaObject,
@@ -72,6 +73,7 @@ class FaceTerminalAdapter(VendorAdapter):
     # Two inline JPEGs at most, tens to hundreds of KB each; Lambda's 6 MB request limit is the
     # real ceiling (API Gateway's 10 MB cannot reach a function).
     max_body_bytes: ClassVar[int] = 6 * 1024 * 1024
+    fact_kinds: ClassVar[frozenset[str]] = frozenset({"record", "alarm"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         envelope = _validated(Push, push.parsed(), "", "push")
@@ -131,13 +133,24 @@ class FaceTerminalAdapter(VendorAdapter):
     def quarantine_kind(self, push: RawPush) -> str:
         return "push"
 
+    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+        if kind == "record":
+            # The terminal states no direction; a stranger has no user (and so no id).
+            user = data.get("user") or {}
+            return {"passage": vocab.passage(
+                data.get("pass"), vocab.method_of(data.get("entry_mode_name")), "unknown",
+                vocab.role_of(data.get("recognitionTypeName") or user.get("typeName")),
+                person_id=user.get("user_id"), score=data.get("recognizeScore"))}
+        code = data.get("code")
+        step = codes.ALARM_LIFECYCLE.get(data.get("status"))  # type: ignore[arg-type]
+        return {"alarm": vocab.alarm(code, data.get("codeName"), codes.ALARM_SEVERITY.get(code, "warning"),  # type: ignore[arg-type]
+                                     status=step[0] if step else "unknown", alarm_id=data.get("trace_id"))}
+
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # What the passage block has no name for (the abnormal type, the mask).
         data = event.get("data") or {}
         if event["kind"] == "record":
-            return {"lastRecognition": _pick(data, "recognitionTypeName", "pass", "entry_mode_name",
-                                             "abnormal_type_name", "maskName")}
-        if event["kind"] == "alarm":
-            return {"lastAlarm": _pick(data, "trace_id", "code", "codeName", "status", "statusName")}
+            return {"lastRecognition": _pick(data, "recognitionTypeName", "abnormal_type_name", "maskName")}
         return {}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:

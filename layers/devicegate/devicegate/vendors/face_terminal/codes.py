@@ -84,3 +84,6 @@ ALARM_STATUS = {  # status 告警上报事件
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
 ALARM_LIFECYCLE = {1: ("open", 1), 2: ("release_failed", 2), 3: ("released", 3)}
+
+#: Alarm code -> severity (core/vocabulary.py): all but the door sensor timeout call for action.
+ALARM_SEVERITY = {10001: "critical", 10002: "critical", 10003: "warning", 10004: "critical", 20003: "critical"}

@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import from_epoch
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import problems_from
+from devicegate.vendors.jointech import codes
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
@@ -65,6 +67,7 @@ class JointechAdapter(VendorAdapter):
         "battery", "charging", "locTypeName")
     # Trackers report on a timer (minutes apart when moving, hourly when parked).
     offline_after_s: ClassVar[int | None] = 3600
+    fact_kinds: ClassVar[frozenset[str]] = frozenset({"location", "alarm"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         kind = push.route.get("kind")
@@ -116,6 +119,9 @@ class JointechAdapter(VendorAdapter):
         kind = push.route.get("kind")
         return kind if kind in RECORD_MODELS else ("unknown" if kind is None else "invalid-kind")
 
+    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+        return facts(kind, data, occurred_at)
+
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
 
@@ -159,15 +165,35 @@ def _has_fix(data: dict[str, Any]) -> bool:
 
 
 
-def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Latest-state groups per record kind (see README "Device state")."""
-    groups: dict[str, dict[str, Any]] = {}
-    if _has_fix(data) and kind != "sublock":
-        groups["position"] = _pick(data, "latitude", "longitude", "speed", "direction", "mileage", "locType")
+def facts(kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+    """Location and alarm records: the position (gpsTime / dateTime is the fix time), a location's
+    power, an alarm's code. `valid` is a satellite fix (locType 1); base-station and cell
+    positions (2, 3) are estimates."""
+    found: vocab.Facts = {}
+    if _has_fix(data):
+        loc_type = data.get("locType")
+        position = vocab.position(data.get("latitude"), data.get("longitude"), speed_kmh=data.get("speed"),
+                                  heading_deg=data.get("direction"), fix_time=occurred_at)
+        if position is not None:
+            if loc_type is not None:
+                position["valid"] = loc_type == 1
+            found["position"] = position
     if kind == "location":
-        battery = _pick(data, "battery", "charging", "voltage")
-        if battery:
-            groups["battery"] = battery
+        # `voltage` "0.0" is the vendor's example for a device that measures none.
+        power = vocab.power(data.get("battery"), data.get("voltage") or None, data.get("charging"))
+        if power is not None:
+            found["power"] = power
+    elif kind == "alarm":
+        code = data.get("alarmType")
+        found["alarm"] = vocab.alarm(code, data.get("alarmName"), codes.alarm_severity(code))
+    return found
+
+
+def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Latest-state groups per record kind (see README "Device state"); position, power and the
+    alarm are the vocabulary's groups (VendorAdapter.vocabulary_patch)."""
+    groups: dict[str, dict[str, Any]] = {}
+    if kind == "location":
         status = data.get("status") or {}
         lock = _pick(status, "lockStatus", "lockRope", "lockBar")
         if lock:
@@ -182,8 +208,6 @@ def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         environment = _pick(expand, "temperature", "humidity", "pressure", "lux", "fuels")
         if environment:
             groups["environment"] = environment
-    elif kind == "alarm":
-        groups["lastAlarm"] = _pick(data, "alarmType", "alarmName", "describe")
     elif kind == "event":
         groups["lastEvent"] = _pick(data, "eventType", "eventName", "unLockType", "unLockTypeName", "card")
     elif kind == "cmd":

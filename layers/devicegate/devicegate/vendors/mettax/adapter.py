@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import jsonbody, personal
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import (
     NormalizedEvent,
@@ -60,6 +61,7 @@ from devicegate.core.envelope import (
 )
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.validation import pick, validated
+from devicegate.vendors.mettax import codes
 from devicegate.vendors.mettax.body import FORM_CHARSETS, body_encoding, multipart_texts, records_of
 from devicegate.vendors.mettax.models import (
     DEVICE_INFO_FIELDS,
@@ -132,6 +134,7 @@ class MettaxAdapter(VendorAdapter):
         "acc")
     # A vehicle with ignition on reports GPS every few seconds to minutes.
     offline_after_s: ClassVar[int | None] = 1800
+    fact_kinds: ClassVar[frozenset[str]] = frozenset({"gps", "alarm", "rfid", "face-check", "device-info"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | RefusedRecord]:
         service = _service(push)
@@ -259,8 +262,17 @@ class MettaxAdapter(VendorAdapter):
             fields = None
         return personal.keep_unless_personal(raw, fields, policy)
 
+    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+        return facts(kind, data, occurred_at)
+
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
+
+    def vocabulary_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # Backfilled records set no state (state_patch says why), the vocabulary's groups neither.
+        if (event.get("data") or {}).get("backfill") is True:
+            return {}
+        return super().vocabulary_patch(event)
 
 
 # --- the body: where `data` is -----------------------------------------------------------------
@@ -293,14 +305,38 @@ def _url_hash(url: str) -> str:
 
 # --- latest state -------------------------------------------------------------------------------
 
-def _has_fix(data: dict[str, Any]) -> bool:
-    # 0/0 is what trackers send without a fix, not a position in the Gulf of Guinea.
-    lat, lon = data.get("lat"), data.get("lon")
-    return lat is not None and lon is not None and not (lat == 0 and lon == 0)
+def facts(kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+    """lat/lon are WGS84 degrees and speed km/h as sent (the document's units); the fix time is
+    occurredAt (deviceCt: reportCt is the device's local wall clock). `valid`: a GPS record
+    counted satellites (`num`); rfid, alarm and face-check records state no count."""
+    found: vocab.Facts = {}
+    position = vocab.position(data.get("lat"), data.get("lon"), speed_kmh=data.get("speed"),
+                              heading_deg=data.get("course"), satellites=data.get("num"), fix_time=occurred_at)
+    if position is not None:
+        if kind == "gps":
+            position["valid"] = bool(data.get("num"))
+        found["position"] = position
+    if kind == "alarm":
+        types = data.get("alarmTypes") or []
+        found["alarm"] = vocab.alarm(data.get("alarmType"), ", ".join(data.get("alarmTypeNames") or []) or None,
+                                     codes.alarm_severity(types), alarm_id=data.get("alarmId"))  # type: ignore[arg-type]
+    elif kind == "face-check" and data.get("compaResult") is not None:
+        # The driver's face against the vehicle's face library: matched is a known driver.
+        matched = data["compaResult"] == 0
+        similarity = data.get("similarity")  # units of 0.01 %
+        found["passage"] = vocab.passage(matched, "face", "unknown", "employee" if matched else "unknown",
+                                         person_id=data.get("faceId"),
+                                         score=None if similarity is None else round(similarity / 10000, 4))
+    elif kind == "device-info":
+        power = vocab.power(data.get("quantity"), data.get("voltage"))
+        if power is not None:
+            found["power"] = power
+    return found
 
 
 def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Latest-state groups per record kind (see README "Device state").
+    """Latest-state groups per record kind (see README "Device state"); position, alarm, passage
+    and power are the vocabulary's groups (VendorAdapter.vocabulary_patch).
 
     Backfilled records (`backfill: true`) set no state at all. The outbox's guard (a group moves
     only with a newer occurredAt) is not enough for them: `deviceCt` is when Mettax's gateway
@@ -309,15 +345,11 @@ def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if data.get("backfill") is True:
         return {}
     groups: dict[str, dict[str, Any]] = {}
-    if kind in ("gps", "alarm", "rfid", "face-check") and _has_fix(data):
-        groups["position"] = pick(data, "lat", "lon", "speed", "course", "num", "backfill")
     if kind == "device-info":
         info = pick(data, "acc", "blockedStatus", "odometer", "elec", "ioStatus", "signal", "voltage", "quantity",
                     "localizationFailure")
         if info:
             groups["deviceInfo"] = info
-    elif kind == "alarm":
-        groups["lastAlarm"] = pick(data, "alarmId", "alarmTypes", "alarmTypeNames", "alarmAttribute", "speed")
     elif kind == "rfid":
         groups["driver"] = {"source": "rfid",
                             **pick(data, "rfidNo", "driverName", "licensePlate", "status", "statusName")}

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar
 
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
@@ -98,6 +99,7 @@ class SenseLinkAdapter(VendorAdapter):
     summary_fields: ClassVar[tuple[str, ...]] = ("entryModeName", "abnormalTypeName", "codeName", "statusName", "traceId")
     # Records come when someone passes a device; the bridge's heartbeats are its own liveness.
     offline_after_s: ClassVar[int | None] = None
+    fact_kinds: ClassVar[frozenset[str]] = frozenset({"record", "alarm"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
         document = push.parsed()
@@ -195,13 +197,21 @@ class SenseLinkAdapter(VendorAdapter):
     def quarantine_kind(self, push: RawPush) -> str:
         return "push"
 
+    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+        if kind == "record":
+            return {"passage": _passage(data)}
+        code = data.get("code")
+        step = codes.ALARM_LIFECYCLE.get(data.get("status"))  # type: ignore[arg-type]
+        alarm_id = data.get("traceId") or data.get("id")
+        return {"alarm": vocab.alarm(code, data.get("codeName"), codes.ALARM_SEVERITY.get(code, "warning"),  # type: ignore[arg-type]
+                                     status=step[0] if step else "unknown",
+                                     alarm_id=None if alarm_id is None else str(alarm_id))}
+
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # What the passage block has no name for (the abnormal type, the mask, where the device is).
         data = event.get("data") or {}
         if event["kind"] == "record":
-            return {"lastRecognition": _pick(data, "entryModeName", "abnormalTypeName", "maskName", "verifyScore",
-                                             "deviceName", "location")}
-        if event["kind"] == "alarm":
-            return {"lastAlarm": _pick(data, "traceId", "code", "codeName", "status", "statusName", "levelName")}
+            return {"lastRecognition": _pick(data, "abnormalTypeName", "maskName", "deviceName", "location")}
         return {}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
@@ -216,6 +226,22 @@ class SenseLinkAdapter(VendorAdapter):
                                details=_pick(data, "code", "codeName", "level", "levelName", "description",
                                              "statusName", "resolveOptionName"),
                                code=data.get("code"), name=data.get("codeName"))
+
+
+def _passage(data: dict[str, Any]) -> vocab.Passage:
+    """A record is a recognition: granted when it names a user (or the user's groups: the
+    deployment may drop user ids, PersonalData) and no abnormal type (a wrong card, outside
+    hours...). The role is the user's group type; nobody known is a stranger. `direction` has no
+    documented values: always "unknown" (data.direction keeps the number)."""
+    user = data.get("userId")
+    group_types = {group.get("typeName") for group in data.get("groups") or []}
+    known = user is not None or bool(group_types)
+    role: vocab.Role = "stranger" if not known else next(
+        (vocab.role_of(name) for name in ("deny-list group", "visitor group", "employee group") if name in group_types),
+        "unknown")
+    granted = known and not data.get("abnormalType") and role != "blacklist"
+    return vocab.passage(granted, vocab.method_of(data.get("entryModeName")), "unknown", role,
+                         person_id=None if user is None else str(user), score=data.get("verifyScore"))
 
 
 def _bridge(push: RawPush, what: str) -> str:

@@ -48,3 +48,7 @@ RESOLVE_OPTION = {0: "no release needed", 1: "release on the device only", 2: "r
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
 ALARM_LIFECYCLE = {1: ("open", 1), 2: ("releasing", 2), 3: ("released", 3)}
+
+#: Alarm code -> severity (core/vocabulary.py); codes not listed are a `warning`.
+ALARM_SEVERITY = {10001: "critical", 10002: "critical", 10004: "critical", 20002: "critical", 20003: "critical",
+                  10005: "info", 20001: "info"}
