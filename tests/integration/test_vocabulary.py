@@ -30,10 +30,11 @@ def jointech(record: dict, kind: str = "location") -> None:
           with_body(load_event(f"jointech/http-webhook-{kind}.json"), json.dumps(record)))
 
 
-def mettax(record: dict) -> None:
-    _post(mettax_app, "MettaxWebhookFunction",
-          with_body(load_event("mettax/http-doc-gps.json"), json.dumps({"data": json.dumps(record)}),
-                    **{"content-type": "application/json"}))
+def mettax(record: dict, service: str = "gps") -> None:
+    event = with_body(load_event("mettax/http-doc-gps.json"), json.dumps({"data": json.dumps(record)}),
+                      **{"content-type": "application/json"})
+    event["pathParameters"]["service"] = service
+    _post(mettax_app, "MettaxWebhookFunction", event)
 
 
 def face_terminal(document: dict) -> None:
@@ -169,7 +170,7 @@ def test_every_vendors_alarm_has_an_alarm_block(stack):
 def test_blocks_are_the_vocabulary_and_nothing_else(stack):
     # Given every documented sample of the vendors with facts
     jointech(load_record("jointech", "mqtt-location"))
-    mettax(load_record("mettax", "doc-device-info"))
+    mettax(load_record("mettax", "doc-device-info"), "device-info")
     # Then only the four blocks appear, and a power block speaks in percent, volts and a flag
     facts = [m["data"].get("facts", {}) for m in published(stack)]
     assert all(set(f) <= set(BLOCKS) for f in facts)
