@@ -160,7 +160,7 @@ class Sweep:
         event = adapter.assemble(item["deviceId"], item["group"], parts, received, item.get("transport", "http"))
         complete = bool(event.data.get("complete", True))
         # Stored first (a retry finds it and does not store it twice), then off the pending list.
-        if self._store.put_event(adapter.with_facts(event)):
+        if self._store.put_event(event):
             report.parts_published += 1
             if not complete:
                 report.parts_incomplete += 1

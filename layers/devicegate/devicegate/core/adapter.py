@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import personal
-from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord, canonical_json
-from devicegate.core.vocabulary import BLOCKS, Facts
+from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem
+from devicegate.core.vocabulary import BLOCKS
 
 
 class Outcome(enum.Enum):
@@ -71,9 +71,6 @@ class VendorAdapter(ABC):
     offline_after_s: ClassVar[int | None] = 3600
     #: The sweep reads a device's configuration item to decide (offline_after(config)).
     offline_from_config: ClassVar[bool] = False
-    #: Kinds whose records may state a vocabulary fact (`facts`); others are not even looked at,
-    #: so a heartbeat pays nothing for the vocabulary.
-    fact_kinds: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def normalize(self, push: RawPush, received_at: datetime) -> Sequence[NormalizedEvent | Heartbeat | RefusedRecord]:
@@ -97,20 +94,6 @@ class VendorAdapter(ABC):
         """The silence after which one device is offline, from its configuration item (None:
         apps wrote none) when offline_from_config; else the vendor's default."""
         return self.offline_after_s
-
-    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> Facts:
-        """The vocabulary blocks (core/vocabulary.py) this record states, from its data as stored
-        (personal data already scrubbed by make_event) and its occurredAt (ISO 8601 UTC, the
-        envelope's). Only called for `fact_kinds`."""
-        return {}
-
-    def with_facts(self, event: NormalizedEvent) -> NormalizedEvent:
-        """The event with its vocabulary blocks, as it is stored and published (the pipeline
-        calls this once per event, just before storing it)."""
-        if event.kind not in self.fact_kinds or event.factsJson is not None:
-            return event
-        found = self.facts(event.kind, event.data, event.occurredAt)
-        return replace(event, factsJson=canonical_json(found)) if found else event
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Latest-state groups this event updates, e.g. {"lock": {...}, "environment": {...}}.

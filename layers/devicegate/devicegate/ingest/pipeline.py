@@ -130,7 +130,7 @@ class Pipeline:
                         stored += 1  # kept on its assembly item; the event waits for the rest
                         continue
                     event = complete
-                new = self.store.put_event(self.adapter.with_facts(event))
+                new = self.store.put_event(event)
             except InvalidPayload as exc:
                 if len(events) + len(refused) == 1:
                     raise

@@ -67,7 +67,6 @@ class JointechAdapter(VendorAdapter):
         "battery", "charging", "locTypeName")
     # Trackers report on a timer (minutes apart when moving, hourly when parked).
     offline_after_s: ClassVar[int | None] = 3600
-    fact_kinds: ClassVar[frozenset[str]] = frozenset({"location", "alarm"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent]:
         kind = push.route.get("kind")
@@ -103,6 +102,7 @@ class JointechAdapter(VendorAdapter):
             vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=occurred_at,
             received_at=received_at, transport=push.transport, data_json=data_json, identity_json=identity_json,
             time_field=time_field,
+            facts=(lambda at: facts(kind, vocab.Fields(model), at)) if kind in _FACT_KINDS else None,
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -118,9 +118,6 @@ class JointechAdapter(VendorAdapter):
     def quarantine_kind(self, push: RawPush) -> str:
         kind = push.route.get("kind")
         return kind if kind in RECORD_MODELS else ("unknown" if kind is None else "invalid-kind")
-
-    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
-        return facts(kind, data, occurred_at)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
@@ -156,7 +153,7 @@ def _occurred_at(model: Any) -> tuple[datetime, str]:
     return model.dateTime, "dateTime"
 
 
-def _has_fix(data: dict[str, Any]) -> bool:
+def _has_fix(data: Any) -> bool:
     # The vendor sends 0.0/0.0 (and locType 0) when there is no fix: not a position in the ocean.
     if data.get("locType") == 0:
         return False
@@ -165,7 +162,10 @@ def _has_fix(data: dict[str, Any]) -> bool:
 
 
 
-def facts(kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+_FACT_KINDS = frozenset({"location", "alarm"})
+
+
+def facts(kind: str, data: Any, occurred_at: str) -> vocab.Facts:
     """Location and alarm records: the position (gpsTime / dateTime is the fix time), a location's
     power, an alarm's code. `valid` is a satellite fix (locType 1); base-station and cell
     positions (2, 3) are estimates."""

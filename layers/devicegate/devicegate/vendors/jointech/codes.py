@@ -7,6 +7,7 @@ with export damage repaired and capitalisation made sentence case.
 """
 
 from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.vocabulary import Severity
 
 # Alarm types ("Alarm Type Description"). The spec has two copies: the webhook
 # section and the MQTT section. Both list the same 124 codes with identical names;
@@ -257,7 +258,7 @@ CRITICAL_ALARMS = frozenset({8, 15, 26, 27, 28, 29, 30, 31, 40, 43, 44, 46, 51, 
 INFO_ALARMS = frozenset({48, 49, 50, 55, 56, 57, 58, 71, 72})
 
 
-def alarm_severity(code: int | None) -> str:
+def alarm_severity(code: int | None) -> Severity:
     if code in CRITICAL_ALARMS:
         return "critical"
     return "info" if code in INFO_ALARMS else "warning"

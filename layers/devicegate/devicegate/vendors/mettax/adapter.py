@@ -134,7 +134,6 @@ class MettaxAdapter(VendorAdapter):
         "acc")
     # A vehicle with ignition on reports GPS every few seconds to minutes.
     offline_after_s: ClassVar[int | None] = 1800
-    fact_kinds: ClassVar[frozenset[str]] = frozenset({"gps", "alarm", "rfid", "face-check", "device-info"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | RefusedRecord]:
         service = _service(push)
@@ -182,7 +181,8 @@ class MettaxAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
                           received_at=received_at, transport=transport, data_json=data_json,
                           identity_json=identity_json, event_id=event_id, link=link,
-                          time_field=_field(prefix, "deviceCt"))
+                          time_field=_field(prefix, "deviceCt"),
+                          facts=(lambda at: facts(kind, vocab.Fields(model), at)) if kind in _FACT_KINDS else None)
 
     def _face_check_part(self, record: dict[str, Any], prefix: str, transport: Transport,
                          received_at: datetime) -> NormalizedEvent:
@@ -227,7 +227,8 @@ class MettaxAdapter(VendorAdapter):
                           occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
                           received_at=received_at, transport=transport,  # type: ignore[arg-type]
                           data_json=canonical_json(data), event_id=f"face-check-{group}", link=group,
-                          device_time=device_ct is not None, time_field="result.deviceCt")
+                          device_time=device_ct is not None, time_field="result.deviceCt",
+                          facts=lambda at: facts("face-check", data, at))
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE) or not (problems or reason):
@@ -261,9 +262,6 @@ class MettaxAdapter(VendorAdapter):
         except Exception:  # hostile headers or parts (the email parser): a summary, never the body as sent
             fields = None
         return personal.keep_unless_personal(raw, fields, policy)
-
-    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
-        return facts(kind, data, occurred_at)
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
@@ -305,7 +303,10 @@ def _url_hash(url: str) -> str:
 
 # --- latest state -------------------------------------------------------------------------------
 
-def facts(kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
+_FACT_KINDS = frozenset({"gps", "alarm", "rfid", "device-info"})
+
+
+def facts(kind: str, data: Any, occurred_at: str) -> vocab.Facts:
     """lat/lon are WGS84 degrees and speed km/h as sent (the document's units); the fix time is
     occurredAt (deviceCt: reportCt is the device's local wall clock). `valid`: a GPS record
     counted satellites (`num`); rfid, alarm and face-check records state no count."""
@@ -326,7 +327,7 @@ def facts(kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
         similarity = data.get("similarity")  # units of 0.01 %
         found["passage"] = vocab.passage(matched, "face", "unknown", "employee" if matched else "unknown",
                                          person_id=data.get("faceId"),
-                                         score=None if similarity is None else round(similarity / 10000, 4))
+                                         score=None if similarity is None else similarity / 10000)
     elif kind == "device-info":
         power = vocab.power(data.get("quantity"), data.get("voltage"))
         if power is not None:

@@ -99,7 +99,6 @@ class SenseLinkAdapter(VendorAdapter):
     summary_fields: ClassVar[tuple[str, ...]] = ("entryModeName", "abnormalTypeName", "codeName", "statusName", "traceId")
     # Records come when someone passes a device; the bridge's heartbeats are its own liveness.
     offline_after_s: ClassVar[int | None] = None
-    fact_kinds: ClassVar[frozenset[str]] = frozenset({"record", "alarm"})
 
     def normalize(self, push: RawPush, received_at: datetime) -> list[NormalizedEvent | Heartbeat]:
         document = push.parsed()
@@ -184,7 +183,7 @@ class SenseLinkAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
                           event_id=event_id, device_time=device_time, unique_id=unique_id,
-                          time_field=time_field)
+                          time_field=time_field, facts=lambda at: _facts(record))
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if not problems:
@@ -196,16 +195,6 @@ class SenseLinkAdapter(VendorAdapter):
 
     def quarantine_kind(self, push: RawPush) -> str:
         return "push"
-
-    def facts(self, kind: str, data: dict[str, Any], occurred_at: str) -> vocab.Facts:
-        if kind == "record":
-            return {"passage": _passage(data)}
-        code = data.get("code")
-        step = codes.ALARM_LIFECYCLE.get(data.get("status"))  # type: ignore[arg-type]
-        alarm_id = data.get("traceId") or data.get("id")
-        return {"alarm": vocab.alarm(code, data.get("codeName"), codes.ALARM_SEVERITY.get(code, "warning"),  # type: ignore[arg-type]
-                                     status=step[0] if step else "unknown",
-                                     alarm_id=None if alarm_id is None else str(alarm_id))}
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # What the passage block has no name for (the abnormal type, the mask, where the device is).
@@ -228,20 +217,27 @@ class SenseLinkAdapter(VendorAdapter):
                                code=data.get("code"), name=data.get("codeName"))
 
 
-def _passage(data: dict[str, Any]) -> vocab.Passage:
-    """A record is a recognition: granted when it names a user (or the user's groups: the
-    deployment may drop user ids, PersonalData) and no abnormal type (a wrong card, outside
-    hours...). The role is the user's group type; nobody known is a stranger. `direction` has no
-    documented values: always "unknown" (data.direction keeps the number)."""
-    user = data.get("userId")
-    group_types = {group.get("typeName") for group in data.get("groups") or []}
-    known = user is not None or bool(group_types)
-    role: vocab.Role = "stranger" if not known else next(
+def _facts(record: Record | Alarm) -> vocab.Facts:
+    if isinstance(record, Record):
+        return {"passage": _passage(record)}
+    step = codes.ALARM_LIFECYCLE.get(record.status) if record.status is not None else None
+    severity = codes.ALARM_SEVERITY.get(record.code, "warning") if record.code is not None else "warning"
+    alarm_id = record.traceId or record.id
+    return {"alarm": vocab.alarm(record.code, record.codeName, severity,  # type: ignore[arg-type]
+                                 status=step[0] if step else "unknown", alarm_id=alarm_id)}
+
+
+def _passage(record: Record) -> vocab.Passage:
+    """A record is a recognition: granted when it names a user and no abnormal type (a wrong
+    card, outside hours...). The role is the user's group type; nobody named is a stranger.
+    `direction` has no documented values: always "unknown" (data.direction keeps the number)."""
+    group_types = {group.typeName for group in record.groups or []}
+    role: vocab.Role = "stranger" if record.userId is None else next(
         (vocab.role_of(name) for name in ("deny-list group", "visitor group", "employee group") if name in group_types),
         "unknown")
-    granted = known and not data.get("abnormalType") and role != "blacklist"
-    return vocab.passage(granted, vocab.method_of(data.get("entryModeName")), "unknown", role,
-                         person_id=None if user is None else str(user), score=data.get("verifyScore"))
+    granted = record.userId is not None and not record.abnormalType and role != "blacklist"
+    return vocab.passage(granted, vocab.method_of(record.entryModeName), "unknown", role,  # type: ignore[arg-type]
+                         person_id=vocab.person_id(record.userId), score=record.verifyScore)
 
 
 def _bridge(push: RawPush, what: str) -> str:
