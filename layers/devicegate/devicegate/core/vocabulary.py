@@ -17,8 +17,9 @@ time (the hot path). A person's id passes `person_id`, the deployment's Personal
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, TypedDict
+
+from pydantic_core import to_json
 
 from devicegate.core import personal
 
@@ -93,13 +94,11 @@ class Facts(TypedDict, total=False):
 BLOCKS = ("position", "alarm", "passage", "power")
 
 
-# One encoder, made once: json.dumps with options builds a new one per call. Values come from
-# validated models, so they are finite; the keys are the builders' own.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
 def facts_json(found: Facts) -> str:
-    return _ENCODER.encode(found)
+    """The blocks as compact JSON text. pydantic-core's encoder: 1.3 us for a position block where
+    the stdlib's takes 6 (its float formatting). Values come from validated records, so they are
+    finite (core/jsonbody.py refuses NaN and Infinity); the keys are the builders' own."""
+    return to_json(found).decode()
 
 
 class Fields:
