@@ -8,14 +8,13 @@ import json
 
 import pytest
 
-from devicegate.core import personal
 from devicegate.core.vocabulary import BLOCKS, METHODS, ROLES, SEVERITIES
 from functions.face_terminal_webhook import app as face_app
 from functions.jointech_webhook import app as jointech_app
 from functions.mettax_webhook import app as mettax_app
 from functions.outbox import app as outbox_app
 from functions.senselink_webhook import app as senselink_app
-from tests.support import context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, new_environment, with_body
 
 PLACE = {"latitude": 22.577894, "longitude": 113.938709}
 
@@ -128,7 +127,7 @@ PLANTED = {"name": "Planted Name-7731", "ic_number": "IC-99887766", "id_number":
 def test_a_passage_names_a_person_only_by_what_personal_data_allows(stack, monkeypatch, policy, person_id):
     # Given a deployment's PersonalData policy, and a terminal record with planted personal values
     monkeypatch.setenv("PERSONAL_DATA", policy)
-    personal.deployment_policy.cache_clear()
+    new_environment()
     document = load_record("face-terminal", "doc-record")
     document["data"]["user"].update(PLANTED, user_id="5")
     # When it is stored and published
