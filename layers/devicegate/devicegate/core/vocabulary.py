@@ -160,11 +160,6 @@ def power(battery_pct: float | None = None, voltage_v: float | None = None,
     return block or None  # type: ignore[return-value]
 
 
-def facts(**blocks: Any) -> Facts:
-    """The blocks that are there (a builder's None is no block)."""
-    return {name: block for name, block in blocks.items() if block}  # type: ignore[return-value]
-
-
 def method_of(entry_mode_name: str | None) -> Method:
     """The vocabulary's method from a terminal's entry-mode name ("face + card", "QR code"...):
     the first factor named."""
