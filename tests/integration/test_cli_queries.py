@@ -58,8 +58,8 @@ def test_state_json_has_vendor_device_last_seen_and_values(stack, cli):
     assert code == 0
     assert state["vendor"] == "jointech" and state["deviceId"] == "8052400203"
     assert state["lastSeen"] == "2025-02-07T10:00:00.000Z"
-    assert state["state"]["battery"]["battery"] == 80
-    assert state["state"]["lastAlarm"]["alarmType"] == 44
+    assert state["state"]["power"]["batteryPct"] == 80
+    assert state["state"]["alarm"]["code"] == "44" and state["state"]["alarm"]["severity"] == "critical"
     code, human = cli("state", "--vendor", "jointech", "--device", "8052400203")
     assert "last seen 2025-02-07T10:00:00.000Z" in human
 
@@ -234,7 +234,7 @@ def test_redrive_republishes_outbox_batches_that_gave_up(stack, cli):
     assert code == 0 and "published" in out
     [message] = stack.queue_messages()
     assert message["type"] == "devicegate.jointech.alarm"
-    assert stack.state("jointech", "875011000025")["lastAlarm"]["value"]["alarmType"] == 46
+    assert stack.state("jointech", "875011000025")["alarm"]["value"]["code"] == "46"
     assert sqs.receive_message(QueueUrl=failures).get("Messages") is None
 
 

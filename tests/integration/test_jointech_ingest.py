@@ -91,7 +91,7 @@ def test_an_older_record_after_a_newer_one_leaves_state_unchanged(stack):
     assert len(stack.queue_messages()) == 2
     after = stack.state("jointech", "8052400203")
     assert after["position"]["value"]["latitude"] == 22.7
-    assert after["battery"]["value"]["battery"] == 80
+    assert after["power"]["value"]["batteryPct"] == 80
     assert after["summary"]["value"]["lastSeen"] == "2025-02-07T10:00:00.000Z"
     # ...only the time the device was last heard from moves: the late record is contact now
     assert after["summary"].pop("heardAt") > before["summary"].pop("heardAt")
@@ -109,7 +109,7 @@ def test_a_newer_record_moves_state_forward(stack):
     # Then position, battery and last seen follow it
     state = stack.state("jointech", "8052400203")
     assert state["position"]["value"]["latitude"] == 22.7
-    assert state["battery"]["value"] == {"battery": 80, "charging": False, "voltage": 0.0}
+    assert state["power"]["value"] == {"batteryPct": 80, "external": False}
     assert state["summary"]["value"]["lastSeen"] == "2025-02-07T10:00:00.000Z"
 
 

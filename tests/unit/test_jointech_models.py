@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from devicegate.vendors.jointech.adapter import detect_kind, state_patch
+from devicegate.vendors.jointech.adapter import detect_kind, facts
 from devicegate.vendors.jointech.models import Alarm, Event, ExpandInfo, Location, SubLock
 from tests.support import load_record
 
@@ -75,19 +75,25 @@ def test_detect_kind_from_fields(name, kind):
     assert detect_kind(load_record("jointech", name)) == kind
 
 
-def test_no_fix_means_no_position_in_state():
+AT = "2025-02-07T07:26:30.000Z"
+
+
+def test_no_fix_means_no_position():
     # The documented location has locType 0 and 0.0/0.0: that is "no fix", not the Gulf of Guinea
-    patch = state_patch("location", {"locType": 0, "latitude": 0.0, "longitude": 0.0, "battery": 100})
-    assert "position" not in patch and patch["battery"] == {"battery": 100}
-    patch = state_patch("alarm", {"latitude": 22.6, "longitude": 113.9, "alarmType": 44, "alarmName": "x"})
-    assert patch["position"] == {"latitude": 22.6, "longitude": 113.9}
+    found = facts("location", {"locType": 0, "latitude": 0.0, "longitude": 0.0, "battery": 100}, AT)
+    assert found == {"power": {"batteryPct": 100}}
+    # 0/0 without a locType is no fix either; an alarm's position is one
+    assert "position" not in facts("alarm", {"latitude": 0.0, "longitude": 0.0, "alarmType": 44}, AT)
+    found = facts("alarm", {"latitude": 22.6, "longitude": 113.9, "alarmType": 44, "alarmName": "x"}, AT)
+    assert found["position"] == {"latitude": 22.6, "longitude": 113.9, "valid": True, "fixTime": AT}
 
 
 def test_loc_type_0_alone_means_no_fix_whatever_the_coordinates_say():
     # A real-looking position with locType 0 (no positioning) is the device's last guess, not a fix:
     # only the locType rule keeps it out of state (the 0/0 rule does not apply here)
-    patch = state_patch("location", {"locType": 0, "latitude": 22.6, "longitude": 113.9, "battery": 90})
-    assert "position" not in patch and patch["battery"] == {"battery": 90}
-    # The same coordinates with a fix (GPS, 1) are a position
-    patch = state_patch("location", {"locType": 1, "latitude": 22.6, "longitude": 113.9})
-    assert patch["position"] == {"latitude": 22.6, "longitude": 113.9, "locType": 1}
+    found = facts("location", {"locType": 0, "latitude": 22.6, "longitude": 113.9, "battery": 90}, AT)
+    assert "position" not in found and found["power"] == {"batteryPct": 90}
+    # The same coordinates with a fix (GPS, 1) are a position; a base station's is one, not a satellite fix
+    found = facts("location", {"locType": 1, "latitude": 22.6, "longitude": 113.9}, AT)
+    assert found["position"] == {"latitude": 22.6, "longitude": 113.9, "valid": True, "fixTime": AT}
+    assert facts("location", {"locType": 2, "latitude": 22.6, "longitude": 113.9}, AT)["position"]["valid"] is False

@@ -216,7 +216,10 @@ def test_backfilled_data_is_marked_and_sets_no_state():
     assert late.data["backfill"] is True and live.data["backfill"] is False
     assert late.occurredAt < live.occurredAt
     assert ADAPTER.state_patch({"kind": "gps", "data": late.data}) == {}
-    assert ADAPTER.state_patch({"kind": "gps", "data": live.data})["position"]["backfill"] is False
+    assert ADAPTER.vocabulary_patch(envelope(late)) == {}
+    # ...while it still says where the vehicle was, on its event
+    assert json.loads(late.factsJson)["position"]["latitude"] == late.data["lat"]
+    assert ADAPTER.vocabulary_patch(envelope(live))["position"]["latitude"] == live.data["lat"]
 
 
 def test_device_local_time_and_utc_offset():
@@ -417,17 +420,38 @@ def test_answers():
         "payload too large"
 
 
+def envelope(event: NormalizedEvent) -> dict:
+    return {"kind": event.kind, "data": event.data, "facts": json.loads(event.factsJson or "{}")}
+
+
+def test_vocabulary_blocks():
+    # The documented GPS fix: degrees and km/h as sent, satellites counted, timed by deviceCt
+    gps = one(load_record("mettax", "doc-gps"))
+    assert json.loads(gps.factsJson or "") == {"position": {
+        "latitude": 22.577894, "longitude": 113.938709, "speedKmh": 0.0, "headingDeg": 154, "satellites": 9,
+        "valid": True, "fixTime": gps.occurredAt}}
+    # No fix (0/0) is no position
+    assert one(dict(load_record("mettax", "doc-gps"), lat=0.0, lon=0.0)).factsJson is None
+    # An alarm: its types as code, their names, a severity, the alarm id
+    alarm = json.loads(one(load_record("mettax", "doc-alarm")).factsJson or "")
+    assert alarm["alarm"] == {"code": "laneShift", "name": "lane departure", "severity": "warning",
+                              "id": "1843895343409950720"}
+    assert alarm["position"]["latitude"] == 24.067906
+    # A complete face check is a passage by face; the similarity (0.01 % units) a score 0-1
+    complete = ADAPTER.assemble("333777444585", FACE_ID, _parts("result", "picture"), RECEIVED, "http")
+    passage = json.loads(complete.factsJson or "")["passage"]
+    assert passage["method"] == "face" and passage["score"] == 0.7577
+    partial = ADAPTER.assemble("333777444585", FACE_ID, _parts("picture"), RECEIVED, "http")
+    assert partial.factsJson is None
+
+
 def test_state_groups():
     gps = one(load_record("mettax", "doc-gps")).data
-    assert state_patch("gps", gps) == {"position": {"lat": 22.577894, "lon": 113.938709, "speed": 0.0, "course": 154,
-                                                    "num": 9, "backfill": False}}
+    assert state_patch("gps", gps) == {}
     info = state_patch("device-info", one(load_record("mettax", "doc-device-info")).data)
     assert info == {"deviceInfo": {"acc": 1, "blockedStatus": 1, "odometer": 7.3, "elec": 0, "ioStatus": 0,
                                    "signal": 27}}
-    alarm = state_patch("alarm", one(load_record("mettax", "doc-alarm")).data)
-    assert alarm["lastAlarm"] == {"alarmId": "1843895343409950720", "alarmTypes": ["laneShift"],
-                                  "alarmTypeNames": ["lane departure"]}
-    assert alarm["position"]["lat"] == 24.067906
+    assert state_patch("alarm", one(load_record("mettax", "doc-alarm")).data) == {}
     rfid = state_patch("rfid", one(load_record("mettax", "doc-rfid")).data)
     assert rfid["driver"] == {"source": "rfid", "rfidNo": "7C3F88A9", "driverName": "zoeya11",
                               "licensePlate": "845765947", "status": 1, "statusName": "enter"}
@@ -435,9 +459,7 @@ def test_state_groups():
     complete = ADAPTER.assemble("333777444585", FACE_ID, _parts("result", "picture"), RECEIVED, "http").data
     assert state_patch("face-check", complete)["driver"]["similarityPercent"] == 75.77
     partial = ADAPTER.assemble("333777444585", FACE_ID, _parts("result"), RECEIVED, "http").data
-    assert set(state_patch("face-check", partial)) == {"position"}
-    # No fix (0/0) is no position
-    assert state_patch("gps", dict(gps, lat=0.0, lon=0.0)) == {}
+    assert state_patch("face-check", partial) == {}
 
 
 def test_quarantine_kind():

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from devicegate.core import personal
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, RefusedRecord
 from devicegate.core.errors import FieldProblem
+from devicegate.core.vocabulary import BLOCKS
 
 
 class Outcome(enum.Enum):
@@ -95,11 +96,20 @@ class VendorAdapter(ABC):
         return self.offline_after_s
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Latest-state groups this event updates, e.g. {"position": {...}, "battery": {...}}.
+        """Latest-state groups this event updates, e.g. {"lock": {...}, "environment": {...}}.
+        The vocabulary blocks are groups of their own, added by the outbox for every vendor
+        (`vocabulary_patch`): a vendor's groups hold what the vocabulary has no name for.
 
         Runs in the outbox, off the hot path; each group moves forward only with a newer event.
         """
         return {}
+
+    def vocabulary_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The state groups of an event's vocabulary blocks (position, alarm, passage, power), each
+        under its block's name. A vendor whose records may be older than the state they would
+        replace (Mettax's backfill) overrides this to return none for those."""
+        found = event.get("facts") or {}
+        return {name: found[name] for name in BLOCKS if name in found}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
         """For an alarm event of a vendor whose alarms have a lifecycle (raised -> released), the

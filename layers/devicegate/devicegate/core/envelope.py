@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from devicegate.core import jsonbody, personal
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import check_horizon, iso_utc
+from devicegate.core.vocabulary import Facts, facts_json
 
 #: "gateway": events the gateway writes itself (device.offline / device.online).
 Transport = Literal["http", "mqtt", "replay", "gateway"]
@@ -151,6 +153,9 @@ class NormalizedEvent:
     #: adapter puts it into the event id (derived ids hash it, vendor ids carry it), so two items
     #: under one id cannot happen (docs/consuming.md, "What makes two records one event").
     unique_id: bool = False
+    #: The vocabulary blocks (core/vocabulary.py) as JSON, None when the record states none of
+    #: their facts (stored as the item's `facts`, published as the envelope's).
+    factsJson: str | None = field(default=None, repr=False)
 
     @property
     def keyed_by_id(self) -> bool:
@@ -167,7 +172,7 @@ class NormalizedEvent:
         return self.kind == "alarm"
 
 
-ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data")
+ENVELOPE_FIELDS = ("vendor", "deviceId", "kind", "eventId", "occurredAt", "receivedAt", "transport", "data", "facts")
 
 
 def canonical_json(value: Any) -> str:
@@ -222,10 +227,13 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
                transport: Transport, data_json: str, identity_json: str | None = None,
                event_id: str | None = None, media: tuple[MediaObject, ...] = (),
                part: Part | None = None, link: str | None = None, device_time: bool = True,
-               unique_id: bool = False, time_field: str = "occurredAt") -> NormalizedEvent:
+               unique_id: bool = False, time_field: str = "occurredAt",
+               facts: Callable[[str], Facts] | None = None) -> NormalizedEvent:
     """The one way adapters build events, from the record's JSON texts (`record_json`).
     `time_field` is the vendor field `occurred_at` was read from (`gpsTime`, `data.timestamp`),
-    named when the time is beyond the horizon (core/timeutil.py FUTURE_HORIZON)."""
+    named when the time is beyond the horizon (core/timeutil.py FUTURE_HORIZON). `facts` gives the
+    record's vocabulary blocks (core/vocabulary.py) from the event's occurredAt text, built by the
+    adapter from its typed model (not parsed back from data_json: the hot path)."""
     try:
         check_horizon(occurred_at, received_at)
     except ValueError as exc:
@@ -236,6 +244,7 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
     if identity_json is not None and identity_json is not data_json or event_id:
         _utf8(data_json)  # otherwise derive_event_id has checked it
     occurred = iso_utc(occurred_at)
+    found = facts(occurred) if facts is not None else None
     return NormalizedEvent(
         vendor=vendor, deviceId=device_id, kind=kind,
         eventId=event_id or derive_event_id(vendor, device_id, kind, occurred, identity_json or data_json),
@@ -243,5 +252,5 @@ def make_event(*, vendor: str, device_id: str, kind: str, occurred_at: datetime,
         media=media, part=part, link=link,
         # A fallback to the receipt time is a receipt time, whoever forgot to say so.
         device_time=device_time and occurred_at != received_at,
-        unique_id=unique_id,
+        unique_id=unique_id, factsJson=facts_json(found) if found else None,
     )

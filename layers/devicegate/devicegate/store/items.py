@@ -37,6 +37,9 @@ def event_item(event: NormalizedEvent, expires_at: datetime) -> dict[str, Any]:
         "data": {"S": event.dataJson},
         "expiresAt": {"N": str(epoch_seconds(expires_at))},
     }
+    if event.factsJson is not None:
+        # The vocabulary blocks (core/vocabulary.py), canonical JSON like `data`; absent when none.
+        item["facts"] = {"S": event.factsJson}
     if event.is_alarm:
         item["gsi3pk"] = {"S": keys.alarm_pk(event.vendor, event.deviceId)}
         item["gsi3sk"] = {"S": keys.alarm_sk(event.occurredAt, event.vendor, event.eventId)}
@@ -51,6 +54,8 @@ def envelope_of(item: dict[str, Any]) -> dict[str, Any]:
     out = {name: item[name] for name in ENVELOPE_FIELDS if name in item}
     if isinstance(out.get("data"), str):
         out["data"] = json.loads(out["data"])
+    if isinstance(out.get("facts"), str):
+        out["facts"] = json.loads(out["facts"])
     if "dataRef" in item:
         out["dataRef"] = item["dataRef"]
     return out

@@ -31,9 +31,13 @@ def get_adapter(vendor: str) -> VendorAdapter:
 
 
 def state_patch_for(event: dict) -> dict:
-    """The latest-state groups a stored event updates, by its vendor's adapter."""
+    """The latest-state groups a stored event updates, by its vendor's adapter: its own groups and
+    the vocabulary's blocks (the same group names and shapes for every vendor)."""
     vendor = event.get("vendor")
-    return get_adapter(vendor).state_patch(event) if vendor in _ADAPTERS else {}
+    if vendor not in _ADAPTERS:
+        return {}
+    adapter = get_adapter(vendor)
+    return {**adapter.state_patch(event), **adapter.vocabulary_patch(event)}
 
 
 def alarm_transition_for(event: dict):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import personal
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import (
     MediaObject,
@@ -95,7 +96,7 @@ class FaceTerminalAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=record.deviceSN, kind="record",
                           occurred_at=record.timestamp, received_at=received_at, transport=push.transport,
                           data_json=canonical_json(data), event_id=event_id, media=media, unique_id=True,
-                          time_field="data.timestamp")
+                          time_field="data.timestamp", facts=lambda at: _passage(record))
 
     def _alarm(self, record: Alarm, push: RawPush, received_at: datetime) -> NormalizedEvent:
         device = record.deviceSN or _route_device(push) or UNATTRIBUTED
@@ -107,7 +108,8 @@ class FaceTerminalAdapter(VendorAdapter):
         media = self._media(data, "alarm_photo", device, record.event_time, event_id)
         return make_event(vendor=self.vendor, device_id=device, kind="alarm", occurred_at=record.event_time,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
-                          event_id=event_id, media=media, time_field="data.event_time")
+                          event_id=event_id, media=media, time_field="data.event_time",
+                          facts=lambda at: _alarm_facts(record))
 
     def _media(self, data: dict[str, Any], field: str, device: str, occurred: datetime,
                event_id: str) -> tuple[MediaObject, ...]:
@@ -132,12 +134,10 @@ class FaceTerminalAdapter(VendorAdapter):
         return "push"
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # What the passage block has no name for (the abnormal type, the mask).
         data = event.get("data") or {}
         if event["kind"] == "record":
-            return {"lastRecognition": _pick(data, "recognitionTypeName", "pass", "entry_mode_name",
-                                             "abnormal_type_name", "maskName")}
-        if event["kind"] == "alarm":
-            return {"lastAlarm": _pick(data, "trace_id", "code", "codeName", "status", "statusName")}
+            return {"lastRecognition": _pick(data, "recognitionTypeName", "abnormal_type_name", "maskName")}
         return {}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
@@ -151,6 +151,24 @@ class FaceTerminalAdapter(VendorAdapter):
         return AlarmTransition(alarm_id=trace_id, status=status, rank=rank, at=event["occurredAt"],
                                details=_pick(data, "code", "codeName", "description", "statusName"),
                                code=data.get("code"), name=data.get("codeName"))
+
+
+def _passage(record: Recognition) -> vocab.Facts:
+    # The terminal states no direction; a stranger has no user (and so no id).
+    user = record.user
+    # Computed fields read as methods to mypy (pydantic's computed_field without @property).
+    kind: Any = record.recognitionTypeName or (user.typeName if user else None)  # type: ignore[truthy-function]
+    role = vocab.role_of(kind)
+    return {"passage": vocab.passage(record.pass_, vocab.method_of(record.entry_mode_name), "unknown", role,  # type: ignore[arg-type]
+                                     person_id=vocab.person_id(user.user_id) if user else None,
+                                     score=record.recognizeScore)}
+
+
+def _alarm_facts(record: Alarm) -> vocab.Facts:
+    step = codes.ALARM_LIFECYCLE.get(record.status)
+    severity = codes.ALARM_SEVERITY.get(record.code, "warning") if record.code is not None else "warning"
+    return {"alarm": vocab.alarm(record.code, record.codeName, severity,  # type: ignore[arg-type]
+                                 status=step[0] if step else "unknown", alarm_id=record.trace_id)}
 
 
 def _route_device(push: RawPush) -> str | None:

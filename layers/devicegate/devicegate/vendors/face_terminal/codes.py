@@ -4,6 +4,7 @@ translated from the vendor's Chinese. Each coded field is stored with its name n
 from __future__ import annotations
 
 from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.vocabulary import AlarmStatus, Severity
 
 RECOGNITION_TYPE = {  # recognitionType 识别类型
     1: "employee",  # 员工
@@ -83,4 +84,7 @@ ALARM_STATUS = {  # status 告警上报事件
 }
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
-ALARM_LIFECYCLE = {1: ("open", 1), 2: ("release_failed", 2), 3: ("released", 3)}
+ALARM_LIFECYCLE: dict[int, tuple[AlarmStatus, int]] = {1: ("open", 1), 2: ("release_failed", 2), 3: ("released", 3)}
+
+#: Alarm code -> severity (core/vocabulary.py): all but the door sensor timeout call for action.
+ALARM_SEVERITY: dict[int, Severity] = {10001: "critical", 10002: "critical", 10003: "warning", 10004: "critical", 20003: "critical"}

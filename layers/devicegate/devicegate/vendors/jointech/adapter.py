@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import NormalizedEvent, RawPush, make_event, record_json
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.timeutil import from_epoch
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import problems_from
+from devicegate.vendors.jointech import codes
 from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
@@ -100,6 +102,7 @@ class JointechAdapter(VendorAdapter):
             vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=occurred_at,
             received_at=received_at, transport=push.transport, data_json=data_json, identity_json=identity_json,
             time_field=time_field,
+            facts=(lambda at: facts(kind, vocab.Fields(model), at)) if kind in _FACT_KINDS else None,
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -150,7 +153,7 @@ def _occurred_at(model: Any) -> tuple[datetime, str]:
     return model.dateTime, "dateTime"
 
 
-def _has_fix(data: dict[str, Any]) -> bool:
+def _has_fix(data: Any) -> bool:
     # The vendor sends 0.0/0.0 (and locType 0) when there is no fix: not a position in the ocean.
     if data.get("locType") == 0:
         return False
@@ -159,15 +162,38 @@ def _has_fix(data: dict[str, Any]) -> bool:
 
 
 
-def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Latest-state groups per record kind (see README "Device state")."""
-    groups: dict[str, dict[str, Any]] = {}
-    if _has_fix(data) and kind != "sublock":
-        groups["position"] = _pick(data, "latitude", "longitude", "speed", "direction", "mileage", "locType")
+_FACT_KINDS = frozenset({"location", "alarm"})
+
+
+def facts(kind: str, data: Any, occurred_at: str) -> vocab.Facts:
+    """Location and alarm records: the position (gpsTime / dateTime is the fix time), a location's
+    power, an alarm's code. `valid` is a satellite fix (locType 1); base-station and cell
+    positions (2, 3) are estimates."""
+    found: vocab.Facts = {}
+    if _has_fix(data):
+        loc_type = data.get("locType")
+        position = vocab.position(data.get("latitude"), data.get("longitude"), speed_kmh=data.get("speed"),
+                                  heading_deg=data.get("direction"), fix_time=occurred_at)
+        if position is not None:
+            if loc_type is not None:
+                position["valid"] = loc_type == 1
+            found["position"] = position
     if kind == "location":
-        battery = _pick(data, "battery", "charging", "voltage")
-        if battery:
-            groups["battery"] = battery
+        # `voltage` "0.0" is the vendor's example for a device that measures none.
+        power = vocab.power(data.get("battery"), data.get("voltage") or None, data.get("charging"))
+        if power is not None:
+            found["power"] = power
+    elif kind == "alarm":
+        code = data.get("alarmType")
+        found["alarm"] = vocab.alarm(code, data.get("alarmName"), codes.alarm_severity(code))
+    return found
+
+
+def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Latest-state groups per record kind (see README "Device state"); position, power and the
+    alarm are the vocabulary's groups (VendorAdapter.vocabulary_patch)."""
+    groups: dict[str, dict[str, Any]] = {}
+    if kind == "location":
         status = data.get("status") or {}
         lock = _pick(status, "lockStatus", "lockRope", "lockBar")
         if lock:
@@ -182,8 +208,6 @@ def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         environment = _pick(expand, "temperature", "humidity", "pressure", "lux", "fuels")
         if environment:
             groups["environment"] = environment
-    elif kind == "alarm":
-        groups["lastAlarm"] = _pick(data, "alarmType", "alarmName", "describe")
     elif kind == "event":
         groups["lastEvent"] = _pick(data, "eventType", "eventName", "unLockType", "unLockTypeName", "card")
     elif kind == "cmd":

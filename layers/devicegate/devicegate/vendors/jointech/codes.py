@@ -7,6 +7,7 @@ with export damage repaired and capitalisation made sentence case.
 """
 
 from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.vocabulary import Severity
 
 # Alarm types ("Alarm Type Description"). The spec has two copies: the webhook
 # section and the MQTT section. Both list the same 124 codes with identical names;
@@ -248,3 +249,16 @@ REPORT_TYPES: dict[int, str] = {
     1: "Supplementary report",
     2: "Alarm",
 }
+
+
+#: Alarm codes that call for action now (core/vocabulary.py severity `critical`): theft, tamper,
+#: forced or illegal opening, collision, SOS. Fence, road and hot-spot crossings are `info`;
+#: every other alarm is a `warning`.
+CRITICAL_ALARMS = frozenset({8, 15, 26, 27, 28, 29, 30, 31, 40, 43, 44, 46, 51, 52, 64, 67, 93})
+INFO_ALARMS = frozenset({48, 49, 50, 55, 56, 57, 58, 71, 72})
+
+
+def alarm_severity(code: int | None) -> Severity:
+    if code in CRITICAL_ALARMS:
+        return "critical"
+    return "info" if code in INFO_ALARMS else "warning"

@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from devicegate.core import jsonbody, personal
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import (
     NormalizedEvent,
@@ -60,6 +61,7 @@ from devicegate.core.envelope import (
 )
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.validation import pick, validated
+from devicegate.vendors.mettax import codes
 from devicegate.vendors.mettax.body import FORM_CHARSETS, body_encoding, multipart_texts, records_of
 from devicegate.vendors.mettax.models import (
     DEVICE_INFO_FIELDS,
@@ -179,7 +181,8 @@ class MettaxAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=model.deviceId, kind=kind, occurred_at=occurred_at,
                           received_at=received_at, transport=transport, data_json=data_json,
                           identity_json=identity_json, event_id=event_id, link=link,
-                          time_field=_field(prefix, "deviceCt"))
+                          time_field=_field(prefix, "deviceCt"),
+                          facts=(lambda at: facts(kind, vocab.Fields(model), at)) if kind in _FACT_KINDS else None)
 
     def _face_check_part(self, record: dict[str, Any], prefix: str, transport: Transport,
                          received_at: datetime) -> NormalizedEvent:
@@ -224,7 +227,8 @@ class MettaxAdapter(VendorAdapter):
                           occurred_at=epoch_moment(device_ct) if device_ct is not None else received_at,
                           received_at=received_at, transport=transport,  # type: ignore[arg-type]
                           data_json=canonical_json(data), event_id=f"face-check-{group}", link=group,
-                          device_time=device_ct is not None, time_field="result.deviceCt")
+                          device_time=device_ct is not None, time_field="result.deviceCt",
+                          facts=lambda at: facts("face-check", data, at))
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if outcome in (Outcome.ACCEPTED, Outcome.DUPLICATE) or not (problems or reason):
@@ -262,6 +266,12 @@ class MettaxAdapter(VendorAdapter):
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return state_patch(event["kind"], event.get("data") or {})
 
+    def vocabulary_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # Backfilled records set no state (state_patch says why), the vocabulary's groups neither.
+        if (event.get("data") or {}).get("backfill") is True:
+            return {}
+        return super().vocabulary_patch(event)
+
 
 # --- the body: where `data` is -----------------------------------------------------------------
 
@@ -293,14 +303,41 @@ def _url_hash(url: str) -> str:
 
 # --- latest state -------------------------------------------------------------------------------
 
-def _has_fix(data: dict[str, Any]) -> bool:
-    # 0/0 is what trackers send without a fix, not a position in the Gulf of Guinea.
-    lat, lon = data.get("lat"), data.get("lon")
-    return lat is not None and lon is not None and not (lat == 0 and lon == 0)
+_FACT_KINDS = frozenset({"gps", "alarm", "rfid", "device-info"})
+
+
+def facts(kind: str, data: Any, occurred_at: str) -> vocab.Facts:
+    """lat/lon are WGS84 degrees and speed km/h as sent (the document's units); the fix time is
+    occurredAt (deviceCt: reportCt is the device's local wall clock). `valid`: a GPS record
+    counted satellites (`num`); rfid, alarm and face-check records state no count."""
+    found: vocab.Facts = {}
+    position = vocab.position(data.get("lat"), data.get("lon"), speed_kmh=data.get("speed"),
+                              heading_deg=data.get("course"), satellites=data.get("num"), fix_time=occurred_at)
+    if position is not None:
+        if kind == "gps":
+            position["valid"] = bool(data.get("num"))
+        found["position"] = position
+    if kind == "alarm":
+        types = data.get("alarmTypes") or []
+        found["alarm"] = vocab.alarm(data.get("alarmType"), ", ".join(data.get("alarmTypeNames") or []) or None,
+                                     codes.alarm_severity(types), alarm_id=data.get("alarmId"))  # type: ignore[arg-type]
+    elif kind == "face-check" and data.get("compaResult") is not None:
+        # The driver's face against the vehicle's face library: matched is a known driver.
+        matched = data["compaResult"] == 0
+        similarity = data.get("similarity")  # units of 0.01 %
+        found["passage"] = vocab.passage(matched, "face", "unknown", "employee" if matched else "unknown",
+                                         person_id=data.get("faceId"),
+                                         score=None if similarity is None else similarity / 10000)
+    elif kind == "device-info":
+        power = vocab.power(data.get("quantity"), data.get("voltage"))
+        if power is not None:
+            found["power"] = power
+    return found
 
 
 def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Latest-state groups per record kind (see README "Device state").
+    """Latest-state groups per record kind (see README "Device state"); position, alarm, passage
+    and power are the vocabulary's groups (VendorAdapter.vocabulary_patch).
 
     Backfilled records (`backfill: true`) set no state at all. The outbox's guard (a group moves
     only with a newer occurredAt) is not enough for them: `deviceCt` is when Mettax's gateway
@@ -309,15 +346,11 @@ def state_patch(kind: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if data.get("backfill") is True:
         return {}
     groups: dict[str, dict[str, Any]] = {}
-    if kind in ("gps", "alarm", "rfid", "face-check") and _has_fix(data):
-        groups["position"] = pick(data, "lat", "lon", "speed", "course", "num", "backfill")
     if kind == "device-info":
         info = pick(data, "acc", "blockedStatus", "odometer", "elec", "ioStatus", "signal", "voltage", "quantity",
                     "localizationFailure")
         if info:
             groups["deviceInfo"] = info
-    elif kind == "alarm":
-        groups["lastAlarm"] = pick(data, "alarmId", "alarmTypes", "alarmTypeNames", "alarmAttribute", "speed")
     elif kind == "rfid":
         groups["driver"] = {"source": "rfid",
                             **pick(data, "rfidNo", "driverName", "licensePlate", "status", "statusName")}

@@ -35,5 +35,14 @@ PICTURE_STATUS = {0: "failure", 1: "success"}
 RFID_STATUS = {1: "enter", 2: "exit"}
 
 
+#: Alarm types that call for action now (core/vocabulary.py severity `critical`); every other
+#: type, listed or not, is a `warning` (the document publishes no list to judge by).
+CRITICAL_ALARM_TYPES = frozenset({"collision", "forwardCollision", "pedestrianCollision", "rollover", "sos"})
+
+
+def alarm_severity(alarm_types: list[str]) -> str:
+    return "critical" if CRITICAL_ALARM_TYPES.intersection(alarm_types) else "warning"
+
+
 def alarm_type_name(alarm_type: str) -> str:
     return ALARM_TYPES.get(alarm_type, alarm_type)

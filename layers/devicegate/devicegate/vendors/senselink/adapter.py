@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timezone
 from typing import Any, ClassVar
 
 from devicegate.core import deployment
+from devicegate.core import vocabulary as vocab
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
@@ -176,7 +177,7 @@ class SenseLinkAdapter(VendorAdapter):
         return make_event(vendor=self.vendor, device_id=device, kind=kind, occurred_at=occurred,
                           received_at=received_at, transport=push.transport, data_json=canonical_json(data),
                           event_id=event_id, device_time=device_time, unique_id=unique_id,
-                          time_field=time_field)
+                          time_field=time_field, facts=lambda at: _facts(record))
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
         if not problems:
@@ -190,12 +191,10 @@ class SenseLinkAdapter(VendorAdapter):
         return "push"
 
     def state_patch(self, event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        # What the passage block has no name for (the abnormal type, the mask, where the device is).
         data = event.get("data") or {}
         if event["kind"] == "record":
-            return {"lastRecognition": _pick(data, "entryModeName", "abnormalTypeName", "maskName", "verifyScore",
-                                             "deviceName", "location")}
-        if event["kind"] == "alarm":
-            return {"lastAlarm": _pick(data, "traceId", "code", "codeName", "status", "statusName", "levelName")}
+            return {"lastRecognition": _pick(data, "abnormalTypeName", "maskName", "deviceName", "location")}
         return {}
 
     def alarm_transition(self, event: dict[str, Any]) -> AlarmTransition | None:
@@ -210,6 +209,29 @@ class SenseLinkAdapter(VendorAdapter):
                                details=_pick(data, "code", "codeName", "level", "levelName", "description",
                                              "statusName", "resolveOptionName"),
                                code=data.get("code"), name=data.get("codeName"))
+
+
+def _facts(record: Record | Alarm) -> vocab.Facts:
+    if isinstance(record, Record):
+        return {"passage": _passage(record)}
+    step = codes.ALARM_LIFECYCLE.get(record.status) if record.status is not None else None
+    severity = codes.ALARM_SEVERITY.get(record.code, "warning") if record.code is not None else "warning"
+    alarm_id = record.traceId or record.id
+    return {"alarm": vocab.alarm(record.code, record.codeName, severity,  # type: ignore[arg-type]
+                                 status=step[0] if step else "unknown", alarm_id=alarm_id)}
+
+
+def _passage(record: Record) -> vocab.Passage:
+    """A record is a recognition: granted when it names a user and no abnormal type (a wrong
+    card, outside hours...). The role is the user's group type; nobody named is a stranger.
+    `direction` has no documented values: always "unknown" (data.direction keeps the number)."""
+    group_types = {group.typeName for group in record.groups or []}
+    role: vocab.Role = "stranger" if record.userId is None else next(
+        (vocab.role_of(name) for name in ("deny-list group", "visitor group", "employee group") if name in group_types),
+        "unknown")
+    granted = record.userId is not None and not record.abnormalType and role != "blacklist"
+    return vocab.passage(granted, vocab.method_of(record.entryModeName), "unknown", role,  # type: ignore[arg-type]
+                         person_id=vocab.person_id(record.userId), score=record.verifyScore)
 
 
 def _bridge(push: RawPush, what: str) -> str:

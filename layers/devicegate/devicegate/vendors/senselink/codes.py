@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from devicegate.core.validation import name_of  # noqa: F401  (models call codes.name_of)
+from devicegate.core.vocabulary import AlarmStatus, Severity
 
 ENTRY_MODE = {1: "face", 2: "QR code", 3: "card", 4: "face and card", 5: "ID card", 6: "face and ID card"}
 
@@ -47,4 +48,8 @@ RESOLVE_OPTION = {0: "no release needed", 1: "release on the device only", 2: "r
                   3: "release on the device or remotely"}
 
 #: Alarm status -> lifecycle status and its rank (later steps win a tie on time).
-ALARM_LIFECYCLE = {1: ("open", 1), 2: ("releasing", 2), 3: ("released", 3)}
+ALARM_LIFECYCLE: dict[int, tuple[AlarmStatus, int]] = {1: ("open", 1), 2: ("releasing", 2), 3: ("released", 3)}
+
+#: Alarm code -> severity (core/vocabulary.py); codes not listed are a `warning`.
+ALARM_SEVERITY: dict[int, Severity] = {10001: "critical", 10002: "critical", 10004: "critical", 20002: "critical", 20003: "critical",
+                  10005: "info", 20001: "info"}
