@@ -11,7 +11,7 @@ from devicegate.infra.aws import client
 from devicegate.infra.observability import logger, tracer
 from devicegate.infra.settings import get_settings
 from devicegate.outbox.batch import process_batch
-from devicegate.outbox.messages import SqsPublisher
+from devicegate.outbox.messages import Publisher, events_publisher
 from devicegate.outbox.stream import redrive_failed_batches, stream_records
 from devicegate.store.events import load_offloaded
 from devicegate.store.state import DynamoStateStore
@@ -22,9 +22,10 @@ REDRIVE_RESERVE_S = 20
 
 
 @cache
-def _wiring() -> tuple[SqsPublisher, DynamoStateStore]:
+def _wiring() -> tuple[Publisher, DynamoStateStore]:
     settings = get_settings()
-    return (SqsPublisher(client("sqs"), settings.outbox_queue_url),
+    sns = client("sns") if settings.outbox_topic_arn else None
+    return (events_publisher(client("sqs"), sns, settings.outbox_queue_url, settings.outbox_topic_arn),
             DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for,
                              OfflinePolicy(offline_after_from_env(), get_adapter),
                              failures_retention_days=settings.quarantine_retention_days))

@@ -193,3 +193,8 @@ def message_body(event: dict[str, Any], table: str = "", limit: int = MAX_MESSAG
     return body
 
 
+
+
+def events_publisher(sqs: Any, sns: Any, queue_url: str, topic_arn: str = "") -> Publisher:
+    """The fan-out topic when the stack has one (ConsumerApps), else EventsQueue itself."""
+    return SnsPublisher(sns, topic_arn) if topic_arn else SqsPublisher(sqs, queue_url)
