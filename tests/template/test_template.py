@@ -1344,6 +1344,9 @@ def test_fanout_on_subscribes_events_queue_and_one_queue_per_app_raw(template: d
         assert queue == {k: v for k, v in events.items() if k != "RedrivePolicy"}
         assert deployed[f"ConsumerApp{n}DeadLetterQueue"]["Properties"]["FifoQueue"] is True
     assert "ConsumerApp3Queue" not in deployed
+    # ... each dead-letter queue alarmed as EventsDeadLetterQueue is
+    assert {n for n, r in deployed.items() if r["Type"] == "AWS::CloudWatch::Alarm" and n.startswith("ConsumerApp")} == {
+        "ConsumerApp1DlqAlarm", "ConsumerApp2DlqAlarm"}
     # ... the topic alone may send to those queues
     policy = resolver.resolve(deployed["EventsTopicQueuePolicy"]["Properties"])
     assert len(policy["Queues"]) == 3
