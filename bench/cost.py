@@ -206,6 +206,7 @@ class Usage:
     sqs_requests: int = 0
     s3_puts: int = 0
     message_bytes: int = 0  # bodies and attributes of the queue messages sent
+    sns_publish_chunks: int = 0
     attribute_bytes: int = 0
     messages: int = 0
 
@@ -216,6 +217,7 @@ class Usage:
         self.sqs_requests += other.sqs_requests
         self.s3_puts += other.s3_puts
         self.message_bytes += other.message_bytes
+        self.sns_publish_chunks += other.sns_publish_chunks
         self.attribute_bytes += other.attribute_bytes
         self.messages += other.messages
 
@@ -254,6 +256,14 @@ class Meter:
             size = sum(len(e.get("MessageBody", "").encode()) for e in entries) + attributes
             # Message attributes count toward the size SQS bills per 64 KB chunk.
             self.usage.sqs_requests += max(1, math.ceil(size / 65536))
+            self.usage.message_bytes += size
+            self.usage.attribute_bytes += attributes
+            self.usage.messages += len(entries)
+        elif service == "sns" and name == "PublishBatch":
+            entries = params.get("PublishBatchRequestEntries", [])
+            attributes = sum(_attribute_bytes(e.get("MessageAttributes", {})) for e in entries)
+            size = sum(len(e["Message"].encode()) for e in entries) + attributes
+            self.usage.sns_publish_chunks += max(1, math.ceil(size / 65536))
             self.usage.message_bytes += size
             self.usage.attribute_bytes += attributes
             self.usage.messages += len(entries)
@@ -402,7 +412,7 @@ class PathResult:
 class Stack:
     """The template's resources in moto (in process), the functions' environment applied."""
 
-    def __init__(self) -> None:
+    def __init__(self, overrides: dict[str, str] | None = None) -> None:
         import boto3
         from moto import mock_aws
 
@@ -417,7 +427,7 @@ class Stack:
         self._mock = mock_aws()
         self._mock.start()
         self.session = boto3.Session(region_name="us-east-1")
-        resolver = Resolver(load_template(TEMPLATE))
+        resolver = Resolver(load_template(TEMPLATE), overrides)
         self.created = create_resources(resolver, self.session, token=FIXTURE_TOKEN)
         self.specs = {s.logical_id: s for s in function_specs(resolver, ROOT)}
         os.environ.update(merged_environment(self.specs.values()))
@@ -536,6 +546,52 @@ def measure() -> list[PathResult]:
         return results
     finally:
         stack.stop()
+
+
+FANOUT_APPS = ("billing", "dashboard")
+FANOUT_EVENTS = 10
+
+
+def measure_fanout() -> dict[str, Any]:
+    """The outbox with fan-out (ConsumerApps=billing,dashboard) on its own moto world: 10 Jointech
+    locations of one device published as one batch; its requests, and what each queue received.
+    Run in a process of its own (`--fanout-probe`): the functions' clients and settings are
+    cached for the first world."""
+    import importlib
+
+    stack = Stack({"ConsumerApps": ",".join(FANOUT_APPS)})
+    try:
+        meter = Meter(stack.table, stack.session.client("dynamodb"), Table.from_template())
+        meter.install()
+        handler = importlib.import_module("functions.jointech_webhook.app").lambda_handler
+        outbox = importlib.import_module("functions.outbox.app").lambda_handler
+        event = json.loads((ROOT / "events" / "jointech/http-webhook-location.json").read_text())
+        record = json.loads(event["body"])
+        for n in range(FANOUT_EVENTS):
+            body = dict(record, gpsTime=f"2025-02-07 10:{n:02d}:00", speed=n)
+            _invoke(handler, dict(event, body=json.dumps(body)), "JointechWebhookFunction")
+        meter.take()
+        result, _ = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+        assert result == {"batchItemFailures": []}, result
+        usage = meter.take()
+        sqs = stack.session.client("sqs")
+        received = {lid: int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                             ["Attributes"]["ApproximateNumberOfMessages"])
+                    for lid, url in stack.created.queues.items() if lid in ("EventsQueue",) or lid.startswith("ConsumerApp")
+                    and "DeadLetter" not in lid}
+        return {"events": FANOUT_EVENTS, "requests": {k: v for k, v in usage.requests.items() if k.startswith(("sns", "sqs"))},
+                "publish_chunks": usage.sns_publish_chunks, "message_bytes": usage.message_bytes / max(1, usage.messages),
+                "received": received}
+    finally:
+        stack.stop()
+
+
+def fanout_probe() -> dict[str, Any]:
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fanout-probe"], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -674,7 +730,7 @@ def report(results: list[PathResult], settings: Settings) -> str:
               "", "Log bytes per new event (what the functions logged here): "
               + ", ".join(f"{r.spec.title} {r.new.log_bytes} + outbox {r.outbox.log_bytes} per batch" for r in results[:2]),
               ]
-    lines += fanout_section(results)
+    lines += fanout_section(results, fanout_probe())
     lines += ["", "Assumptions:", ""]
     lines += [f"- `{name}` = {value}" for name, value in ASSUMPTIONS.items()]
     lines += ["", "Prices (USD):", ""] + [f"- `{name}` = {value:g}" for name, value in PRICES.items()]
@@ -704,7 +760,7 @@ def fanout_cost(message_bytes: float, apps: int, events_per_request: int = 10) -
             "EventBridge instead": eventbridge * 1e6}
 
 
-def fanout_section(results: list[PathResult]) -> list[str]:
+def fanout_section(results: list[PathResult], probe: dict[str, Any]) -> list[str]:
     sizes = {r.spec.title: r.outbox.usage.message_bytes / max(1, r.outbox.usage.messages) for r in results
              if r.outbox.usage.messages}
     attributes = max((r.outbox.usage.attribute_bytes / max(1, r.outbox.usage.messages) for r in results), default=0)
@@ -727,6 +783,11 @@ def fanout_section(results: list[PathResult]) -> list[str]:
     for apps in (0, 1, 2, 4):
         costs = fanout_cost(size, apps)
         lines.append(f"| {apps} | " + " | ".join(f"{costs[c]:.3f}" for c in columns) + " |")
+    requests = ", ".join(f"{op} {n}" for op, n in sorted(probe["requests"].items()))
+    received = ", ".join(f"{queue} {n}" for queue, n in sorted(probe["received"].items()))
+    lines += ["", f"Measured on moto with ConsumerApps={','.join(FANOUT_APPS)}: {probe['events']} events of one batch -> "
+              f"outbox requests {requests} ({probe['publish_chunks']} 64 KB chunk(s), "
+              f"{probe['message_bytes']:.0f} bytes a message); messages received: {received}."]
     lines += ["", "Fan-out adds to the outbox's requests nothing per app (one PublishBatch replaces the SendMessageBatch);",
               "per app it adds SNS's delivery ($0.01 per million plus $0.001/GB), the message entering the app's",
               "queue (counted as one SQS request, `sqs_request_per_delivery`) and the app's own receives and deletes.",
@@ -738,7 +799,12 @@ def fanout_section(results: list[PathResult]) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
+    parser.add_argument("--fanout-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fanout_probe:
+        probe = measure_fanout()
+        print(json.dumps(probe))
+        return 0
     settings = Settings.from_template()
     text = report(measure(), settings)
     print(text)
