@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 
 from devicegate.core.adapter import VendorAdapter
+from devicegate.core.caches import reset
 from devicegate.core.offline import OfflinePolicy, parse_offline_after
 from devicegate.core.timeutil import iso_utc
 from devicegate.infra.settings import Settings
@@ -242,9 +243,11 @@ SCENARIOS = {
 
 @contextmanager
 def _shards(count: int) -> Iterator[None]:
-    """The key functions read SHARDS as the functions do (keys.shard_count)."""
+    """The key functions take SHARDS from the settings as the functions do (keys.shard_count),
+    read again once the variable changed (reset: as a new execution environment would)."""
     before = os.environ.get("SHARDS")
     os.environ["SHARDS"] = str(count)
+    reset()
     try:
         yield
     finally:
@@ -252,6 +255,7 @@ def _shards(count: int) -> Iterator[None]:
             os.environ.pop("SHARDS", None)
         else:
             os.environ["SHARDS"] = before
+        reset()
 
 
 @cache

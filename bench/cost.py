@@ -439,13 +439,8 @@ class Stack:
         self._mock.stop()
 
     def _items(self, prefixes: tuple[str, ...]) -> list[dict]:
-        items, kwargs = [], {}
-        while True:
-            page = self.ddb.scan(TableName=self.table, **kwargs)
-            items += [i for i in page["Items"] if i["pk"]["S"].startswith(prefixes)]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = self.ddb.get_paginator("scan").paginate(TableName=self.table)
+        return [i for page in pages for i in page["Items"] if i["pk"]["S"].startswith(prefixes)]
 
     def forget_events(self, vendor: str) -> dict[str, int]:
         """Delete the vendor's stored events and id markers (consuming their stream records);

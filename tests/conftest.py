@@ -10,34 +10,14 @@ from moto import mock_aws
 
 from devicegate_local.cfn_template import load_template
 from devicegate_local.resources import Resolver, create_resources, function_specs, merged_environment
-from tests.support import ROOT, Stack
+from tests.support import ROOT, Stack, new_environment
 
 TEMPLATE = ROOT / "template.yaml"
 
 
 def _clear_caches() -> None:
     # Lambda keeps clients and settings for the life of an environment; each test is a new one.
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
-    from devicegate.core import personal
-    from devicegate.infra import aws, settings
-    from devicegate.ingest import wiring as runtime
-    from devicegate.vendors import get_adapter
-    from devicegate.vendors.ai_camera.models import deployment_default
-    from devicegate.vendors.senselink.adapter import server_timezone
-
-    for cached in (aws.client, aws._session, runtime.event_store, runtime.http_pipeline, runtime.mqtt_pipeline,
-                   settings.get_settings, get_adapter, personal.deployment_policy, server_timezone,
-                   deployment_default, commands.command_settings, command_http.command_service):
-        cached.cache_clear()
-    try:
-        from functions.device_sweep import app as sweep_app
-        from functions.outbox import app as outbox_app
-
-        outbox_app._wiring.cache_clear()
-        sweep_app._sweep.cache_clear()
-    except ImportError:
-        pass
+    new_environment()
 
 
 @pytest.fixture

@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
+def new_environment() -> None:
+    """A fresh Lambda execution environment: every client, setting, adapter, pipeline and service
+    the layer keeps is forgotten (devicegate.core.caches.reset), so the next use reads the
+    environment again."""
+    import devicegate.infra.settings  # noqa: F401  (hands the settings to the core and the vendors)
+    from devicegate.core.caches import reset
+
+    reset()
+
+
 def load_event(relative: str) -> dict[str, Any]:
     """An invocation event exactly as `sam local invoke -e events/<relative>` would take it."""
     return json.loads((EVENTS / relative).read_text())

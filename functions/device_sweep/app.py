@@ -1,28 +1,16 @@
 """Scheduled (template: DeviceSweepSchedule): marks silent devices offline, publishes records
-whose parts stopped coming and times out commands that got no answer. See devicegate.sweep."""
-
-from functools import cache
+whose parts stopped coming and times out commands that got no answer. See devicegate.sweep
+(and devicegate.sweep.wiring)."""
 
 from devicegate.core.timeutil import now_utc
-from devicegate.infra.aws import client
 from devicegate.infra.observability import logger, tracer
-from devicegate.infra.settings import get_settings
-from devicegate.ingest.wiring import event_store
-from devicegate.sweep import Sweep, offline_after_from_env, parts_timeout_from_env
-from devicegate.vendors import get_adapter, vendor_names
-
-
-@cache
-def _sweep() -> Sweep:
-    settings = get_settings()
-    return Sweep(client("dynamodb"), settings.table_name, event_store(), offline_after_from_env(), vendor_names(),
-                 get_adapter, parts_timeout_from_env(), settings.retention_for)
+from devicegate.sweep.wiring import sweep
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event, context):
-    report = _sweep().run(now_utc())
+    report = sweep().run(now_utc())
     logger.info("device sweep", extra={"devices": report.devices, "marked_offline": report.marked_offline,
                                        "parts_published": report.parts_published,
                                        "parts_incomplete": report.parts_incomplete,

@@ -30,8 +30,9 @@ from typing import Any
 
 import pytest
 
-from devicegate.core.offline import OfflinePolicy, offline_after_from_env
+from devicegate.core.offline import OfflinePolicy
 from devicegate.core.timeutil import now_utc
+from devicegate.infra.settings import get_settings
 from devicegate.store import keys
 from devicegate.store.codec import from_item, to_attr
 from devicegate.store.devices import DeviceNews, DeviceStore, GroupNews, due_bucket
@@ -97,7 +98,7 @@ CASES = cases([("sweep", None, (JOINTECH_DUE, JOINTECH_READ, MARK_OFFLINE, CAMER
 
 def policy() -> OfflinePolicy:
     """The offline intervals the outbox and the sweep apply (the deployment's OFFLINE_AFTER)."""
-    return OfflinePolicy(offline_after_from_env(), get_adapter)
+    return OfflinePolicy(get_settings().offline_after, get_adapter)
 
 
 def configured(stack: Stack, camera: str, config: dict[str, Any]) -> None:

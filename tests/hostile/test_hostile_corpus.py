@@ -22,7 +22,7 @@ from devicegate.store.codec import from_item
 from devicegate.vendors import get_adapter, vendor_names
 from functions.outbox import app as outbox_app
 from tests.hostile.corpus import COMMAND_DEVICE, FAMILIES, MASKED, PERSONAL_VALUES, ROUTES, Route
-from tests.support import context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, new_environment, with_body
 
 
 def quarantine_sightings(stack, vendor: str) -> dict[str, tuple[int, list[str]]]:
@@ -73,13 +73,10 @@ def personal_values_in(text: str) -> list[str]:
 
 def prepare_commands(stack, monkeypatch) -> None:
     """The commands API with a deployment access key, and its device known (it reported)."""
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
     from functions.jointech_webhook import app as webhook
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "ak-demo")
-    commands.command_settings.cache_clear()
-    command_http.command_service.cache_clear()
+    new_environment()
     record = dict(load_record("jointech", "webhook-location"), assetId=COMMAND_DEVICE)
     event = with_body(load_event("jointech/http-webhook-location.json"), json.dumps(record))
     assert webhook.lambda_handler(event, context("JointechWebhookFunction"))["statusCode"] == 200

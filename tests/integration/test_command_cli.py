@@ -22,7 +22,7 @@ from tests.integration.test_jointech_commands import (
     published,
 )
 from tests.integration.test_jointech_ingest import run_outbox
-from tests.support import context
+from tests.support import context, new_environment
 
 ROUTE = "/devices/jointech/{deviceNum}/commands"
 
@@ -113,12 +113,9 @@ def test_refusals_exit_2_with_the_fields_and_retry_after(gateway, cli, monkeypat
     assert code == 2 and "HTTP 400" in err and "serial:" in err
     code, _, err = cli("send", "--device", "555", "--raw", "(555,1,001,BASE,1)")
     assert code == 2 and "HTTP 404" in err and "deviceNum:" in err
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "1")
-    commands.command_settings.cache_clear()
-    command_http.command_service.cache_clear()
+    new_environment()
     codes = [cli("send", "--device", DEVICE, "--command", "query_time") for _ in range(3)]
     refused = [c for c in codes if c[0] == 2]
     assert refused and "HTTP 429" in refused[0][2] and "retry after" in refused[0][2]

@@ -14,7 +14,7 @@ from devicegate.store.queries import device_state, offline_devices, vendor_devic
 from functions.device_sweep import app as sweep_app
 from functions.jointech_webhook import app as jointech_app
 from functions.outbox import app as outbox_app
-from tests.support import context, load_event, with_body
+from tests.support import context, load_event, new_environment, with_body
 
 DEVICE = "8022300001"
 
@@ -191,16 +191,15 @@ def test_a_broken_camera_default_does_not_stop_the_sweep_for_other_vendors(stack
     from devicegate.core.offline import OfflinePolicy
     from devicegate.store.devices import DeviceNews, DeviceStore
     from devicegate.vendors import get_adapter
-    from devicegate.vendors.ai_camera.models import deployment_default
 
     camera = DeviceNews("ai-camera", "I320013590DEA0BE21F6958", heard_at=summary(stack)["heardAt"])
     DeviceStore(stack.ddb, stack.table).apply_many([camera], datetime.now(UTC), OfflinePolicy({}, get_adapter))
     monkeypatch.setenv("AI_CAMERA_DEFAULT_CONFIG", "{broken")
-    deployment_default.cache_clear()
+    new_environment()
     # When the sweep runs
     monkeypatch.setattr(sweep_app, "now_utc", lambda: datetime.now(UTC) + timedelta(hours=5))
     with pytest.raises(RuntimeError, match="incomplete"):
         sweep_app.lambda_handler({}, context("DeviceSweepFunction"))
-    deployment_default.cache_clear()
+    new_environment()
     # Then the run is reported failed (SweepErrorAlarm), yet the Jointech device went offline
     assert "offlineSince" in summary(stack)

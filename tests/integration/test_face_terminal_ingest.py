@@ -13,7 +13,7 @@ import pytest
 from devicegate.store.queries import alarms_in_status, device_alarms
 from functions.face_terminal_webhook import app as webhook_app
 from functions.outbox import app as outbox_app
-from tests.support import context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, new_environment, with_body
 
 # Every sample stored once and published once, a repeat storing nothing: test_vendor_contract.py.
 SUCCESS = {"code": 200, "msg": "success", "message": "success", "data": {}}
@@ -235,9 +235,7 @@ def test_pin_is_never_stored_and_card_numbers_are_masked_by_default(stack):
 def test_deployment_can_drop_names_and_photos(stack, monkeypatch):
     # Given a deployment that stores neither names nor photos
     monkeypatch.setenv("PERSONAL_DATA", "name=drop,photo=drop,id_number=drop")
-    from devicegate.core import personal
-
-    personal.deployment_policy.cache_clear()
+    new_environment()
     # When a record with both arrives
     assert post(load_event("face-terminal/http-variation-record-with-photo-and-pin.json")) == (200, SUCCESS)
     # Then neither is stored anywhere
@@ -339,9 +337,7 @@ def test_unparseable_payloads_are_kept_without_pin_and_with_masked_numbers(stack
 
 def test_dropped_photos_are_not_kept_in_quarantine_either(stack, monkeypatch):
     monkeypatch.setenv("PERSONAL_DATA", "photo=drop")
-    from devicegate.core import personal
-
-    personal.deployment_policy.cache_clear()
+    new_environment()
     record = load_record("face-terminal", "variation-record-with-photo-and-pin")
     record["data"]["timestamp"] = "never"
     assert push(record)[0] == 400

@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from devicegate.infra import aws
+from devicegate.outbox import wiring as outbox_wiring
 from devicegate_local.cfn_template import load_template
 from devicegate_local.resources import Resolver, create_resources, function_specs, merged_environment
 from functions.jointech_webhook import app as webhook_app
@@ -96,8 +97,8 @@ class FailingEntries:
 def publish_with(monkeypatch, service: str, operation: str, **fault) -> FailingEntries:
     real_client = aws.client
     wrapper = FailingEntries(real_client(service), operation, **fault)
-    monkeypatch.setattr("functions.outbox.app.client", lambda name: wrapper if name == service else real_client(name))
-    outbox_app._wiring.cache_clear()
+    monkeypatch.setattr("devicegate.outbox.wiring.client", lambda name: wrapper if name == service else real_client(name))
+    outbox_wiring.wiring.cache_clear()
     return wrapper
 
 

@@ -15,7 +15,7 @@ from devicegate.store.codec import from_item
 from functions.device_sweep import app as sweep_app
 from functions.jointech_commands import app as commands_app
 from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
-from tests.support import EVENTS, context, load_event, load_record, with_body
+from tests.support import EVENTS, context, load_event, load_record, new_environment, with_body
 
 DEVICE = "794308010642"  # the device of the documented command and its answer
 OFFLINE_DEVICE = "8294630003"  # the device of the documented "Device not online！" answer
@@ -30,12 +30,9 @@ def gateway(stack, monkeypatch):
 
 def prepare_gateway(stack, monkeypatch):
     """The moto stack with a deployment access key, and the devices of the samples known."""
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", ACCESS_KEY)
-    commands.command_settings.cache_clear()
-    command_http.command_service.cache_clear()
+    new_environment()
     for device in (DEVICE, "742207000010", OFFLINE_DEVICE):
         report_location(device)
     run_outbox(stack)
@@ -193,12 +190,9 @@ def test_a_device_number_that_cannot_be_a_topic_level_is_400(gateway):
 
 def test_too_many_commands_for_a_device_are_429_with_retry_after(gateway, monkeypatch):
     # Given a deployment allowing 2 commands per device and minute
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_COMMAND_RATE_LIMIT", "2")
-    commands.command_settings.cache_clear()
-    command_http.command_service.cache_clear()
+    new_environment()
     # When an app sends three in a row (unless the minute turns between them: then the fourth)
     statuses = [send({"command": "query_time"})[0] for _ in range(2)]
     status, body, headers = send({"command": "query_time"})
@@ -243,12 +237,9 @@ def test_a_request_without_an_iam_identity_is_403_and_nothing_is_sent(gateway):
 
 
 def test_without_an_access_key_commands_answer_503_and_are_not_stored(gateway, monkeypatch):
-    from devicegate.commands import http as command_http
-    from devicegate.commands import service as commands
 
     monkeypatch.setenv("JOINTECH_ACCESS_KEY", "")
-    commands.command_settings.cache_clear()
-    command_http.command_service.cache_clear()
+    new_environment()
     status, body, _ = send({"command": "query_time"})
     assert status == 503 and "access key" in body["message"] and command_items(gateway) == []
 

@@ -13,7 +13,7 @@ import pytest
 from devicegate.store.queries import device_alarms, device_state, vendor_devices
 from functions.outbox import app as outbox_app
 from functions.senselink_webhook import app as webhook_app
-from tests.support import context, load_event, load_record, with_body
+from tests.support import context, load_event, load_record, new_environment, with_body
 
 # Every sample stored once and published once, a repeat storing nothing: test_vendor_contract.py.
 CONTROL_FRAMES = {"http-ws-doc-connected.json", "http-ws-doc-denied.json"}
@@ -57,9 +57,7 @@ def test_record_fields_and_codes(stack):
 def test_alarm_times_are_read_in_the_servers_time_zone(stack, monkeypatch):
     # Given a SenseLink server running on Japan time
     monkeypatch.setenv("SENSELINK_TIMEZONE", "+09:00")
-    from devicegate.vendors.senselink.adapter import server_timezone
-
-    server_timezone.cache_clear()
+    new_environment()
     # When its alarm "2023-11-14 22:15:00" arrives
     post(load_event("senselink/http-sub-alarm-raised.json"))
     # Then it happened at 13:15 UTC

@@ -9,11 +9,11 @@ import pytest
 
 from devicegate.store import keys
 from devicegate.store.codec import from_item
-from devicegate.vendors.ai_camera.models import DEFAULT_CONFIG_ENV, deployment_default
+from devicegate.vendors.ai_camera.models import DEFAULT_CONFIG_ENV
 from devicegate_cli import commands
 from devicegate_cli.main import main
 from devicegate_cli.strategy import NO_CONFIG
-from tests.support import EVENTS
+from tests.support import EVENTS, new_environment
 
 SERIAL = "I320013590DEA0BE21F6958"
 FULL_CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
@@ -25,7 +25,7 @@ def cli(stack, monkeypatch, capsys, tmp_path):
                         lambda args: commands.Target(stack.session, None, stack.table, stack.bucket))
     # The default is this test's, whatever the shell or the template say.
     monkeypatch.setenv(DEFAULT_CONFIG_ENV, json.dumps({"heartbeatInterval": 60, "eventSendMode": "realTime"}))
-    deployment_default.cache_clear()
+    new_environment()
 
     def run(*argv: str, document=None) -> tuple[int, str, str]:
         if document is not None:
@@ -38,7 +38,7 @@ def cli(stack, monkeypatch, capsys, tmp_path):
         return code, captured.out, captured.err
 
     yield run
-    deployment_default.cache_clear()
+    new_environment()
 
 
 def config_item(stack) -> dict | None:

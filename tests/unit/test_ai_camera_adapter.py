@@ -23,7 +23,7 @@ from devicegate.vendors.ai_camera.models import (
     effective_config,
     heartbeat_interval,
 )
-from tests.support import EVENTS, load_record
+from tests.support import EVENTS, load_record, new_environment
 
 RECEIVED = datetime(2025, 2, 7, 7, 30, 5, tzinfo=UTC)
 FULL_CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_text())
@@ -33,14 +33,14 @@ FULL_CONFIG = json.loads((EVENTS / "ai-camera" / "config-example.json").read_tex
 def no_default(monkeypatch):
     """Each test starts from the built-in default, as a fresh Lambda environment would."""
     monkeypatch.delenv(DEFAULT_CONFIG_ENV, raising=False)
-    deployment_default.cache_clear()
+    new_environment()
     yield
-    deployment_default.cache_clear()
+    new_environment()
 
 
 def set_default(monkeypatch, config: dict) -> None:
     monkeypatch.setenv(DEFAULT_CONFIG_ENV, json.dumps(config))
-    deployment_default.cache_clear()
+    new_environment()
 
 
 def normalize(record, adapter: AiCameraAdapter | None = None):
@@ -293,7 +293,7 @@ def test_configuration_numbers_may_come_as_decimal_or_float():
 
 def test_broken_deployment_default_raises_naming_the_variable(monkeypatch):
     monkeypatch.setenv(DEFAULT_CONFIG_ENV, '{"heartbeatInterval": 60,')
-    deployment_default.cache_clear()
+    new_environment()
     with pytest.raises(ConfigInvalid, match=DEFAULT_CONFIG_ENV):
         deployment_default()
     set_default(monkeypatch, {"eventSendMode": "sometimes"})

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from devicegate.core import personal
 from devicegate.core.envelope import RawPush, make_event
 from devicegate.vendors import get_adapter, vendor_names
-from tests.support import EVENTS, ROOT, load_record
+from tests.support import EVENTS, ROOT, load_record, new_environment
 
 NOW = datetime(2025, 2, 7, 8, 0, tzinfo=UTC)
 
@@ -31,12 +31,12 @@ def deployment(monkeypatch):
             monkeypatch.delenv("PERSONAL_DATA", raising=False)
         else:
             monkeypatch.setenv("PERSONAL_DATA", spec)
-        personal.deployment_policy.cache_clear()
+        new_environment()
         return personal.deployment_policy()
 
     set_spec(None)
     yield set_spec
-    personal.deployment_policy.cache_clear()
+    new_environment()
 
 
 # --- the parameter -----------------------------------------------------------------------------------

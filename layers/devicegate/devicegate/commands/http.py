@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from devicegate.commands.service import CommandService, IotDataPublisher, command_settings
+from devicegate.commands.service import CommandService
+from devicegate.commands.wiring import command_service
 from devicegate.core.commands import (
     MAX_BODY_BYTES,
     CommandError,
@@ -35,7 +35,6 @@ from devicegate.core.fields import TOPIC_ID
 from devicegate.core.timeutil import now_utc
 from devicegate.infra.http import body_bytes, json_headers, json_text
 from devicegate.infra.observability import logger
-from devicegate.store.commands import DynamoCommandStore
 
 MAX_LIST = 200
 DEFAULT_LIST = 50
@@ -48,29 +47,6 @@ ROUTE = "/devices/{vendor}/(?s:.*)/commands"
 
 class Unsigned(CommandError):
     """No IAM identity in the authorizer context."""
-
-
-@cache
-def command_service(vendor: str) -> CommandService:
-    from importlib import import_module
-
-    from devicegate.infra.aws import client
-    from devicegate.infra.settings import get_settings
-
-    settings = get_settings()
-    protocol = import_module(f"devicegate.vendors.{vendor.replace('-', '_')}.commands")
-    return CommandService(vendor, protocol, DynamoCommandStore(client("dynamodb"), settings.table_name),
-                          IotDataPublisher(_LazyIotData()), command_settings(vendor),
-                          settings.retention_for(vendor, "command"))
-
-
-class _LazyIotData:
-    """The iot-data client is created on the first publish: listing commands never needs it."""
-
-    def __getattr__(self, name: str) -> Any:
-        from devicegate.infra.aws import client
-
-        return getattr(client("iot-data"), name)
 
 
 def command_api(vendor: str) -> APIGatewayHttpResolver:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,8 +39,6 @@ from devicegate.core.errors import FieldProblem, StorageUnavailable
 from devicegate.core.fields import TOPIC_ID
 from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
 from devicegate.infra.observability import logger
-from devicegate.infra.settings import vendor_env
-from devicegate.store import keys
 
 
 class CommandSettings(BaseModel):
@@ -50,15 +47,6 @@ class CommandSettings(BaseModel):
     access_key: str = ""
     rate_limit: int = Field(6, ge=1)
     timeout_s: int = Field(300, ge=10, le=MAX_TIMEOUT_S)
-
-
-@cache
-def command_settings(vendor: str) -> CommandSettings:
-    """JOINTECH_ACCESS_KEY, JOINTECH_COMMAND_RATE_LIMIT, JOINTECH_COMMAND_TIMEOUT_SECONDS."""
-    values = {"access_key": vendor_env(vendor, "ACCESS_KEY").strip(),
-              "rate_limit": vendor_env(vendor, "COMMAND_RATE_LIMIT") or 6,
-              "timeout_s": vendor_env(vendor, "COMMAND_TIMEOUT_SECONDS") or 300}
-    return CommandSettings.model_validate(values)
 
 
 class Publisher(Protocol):
@@ -133,8 +121,6 @@ class CommandService:
             "requestId": request_id, "text": rendered.text, "word": rendered.word, "matchKey": rendered.match_key,
             "serial": rendered.serial, "timeoutAt": timeout_at,
             "expiresAt": epoch_seconds(days_after(now, self.retention_days)),
-            "gsi5pk": keys.commands_pending_pk(self.vendor, device_id),
-            "gsi5sk": keys.pending_command_sk(timeout_at, self.vendor, device_id, ident),
         }
         if rendered.typed:
             item["command"] = rendered.typed

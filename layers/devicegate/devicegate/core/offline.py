@@ -4,9 +4,10 @@ and by the sweep (to decide it is)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
+
+from devicegate.core.pairs import pairs
 
 #: Contact is recorded by the outbox, a little after the device spoke: no device goes offline for
 #: the outbox's lag.
@@ -24,21 +25,12 @@ def parse_offline_after(spec: str) -> dict[str, int | None]:
     """`jointech=3600,mettax=1800,face-terminal=off` -> seconds per vendor (None = not tracked);
     `default=` applies to listed-nowhere vendors with a fixed interval of their own."""
     table: dict[str, int | None] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        value = value.strip().lower()
-        if not sep or not (value == "off" or (value.isdigit() and int(value) >= 60)):
+    for part, name, value in pairs(spec):
+        value = (value or "").lower()
+        if not value or not (value == "off" or (value.isdigit() and int(value) >= 60)):
             raise ValueError(f"bad OFFLINE_AFTER entry {part!r}: expected vendor=seconds (>= 60) or vendor=off")
-        table[name.strip()] = None if value == "off" else int(value)
+        table[name] = None if value == "off" else int(value)
     return table
-
-
-def offline_after_from_env() -> dict[str, int | None]:
-    """OFFLINE_AFTER (template parameter OfflineAfter); unset: every vendor's own interval."""
-    return parse_offline_after(os.environ.get("OFFLINE_AFTER") or "")
 
 
 class OfflinePolicy:

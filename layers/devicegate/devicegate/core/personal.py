@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from devicegate.core import jsonbody
+from devicegate.core import deployment, jsonbody
+from devicegate.core.caches import kept
 from devicegate.core.errors import InvalidPayload
+from devicegate.core.pairs import pairs
 
 #: Categories the deployment chooses for. `photo`: face pictures (inline images become S3
 #: objects, image ids/URLs stay references); `temperature`: body temperature. `pin` is accepted
@@ -186,12 +187,8 @@ IDENTITY = Matcher(dict.fromkeys(NAMES, "drop"))
 def parse_policy(spec: str | None) -> Policy:
     """`id_number=mask,name=keep` -> {category: action} for every category (default keep)."""
     policy = Policy(dict.fromkeys(CATEGORIES, "keep"))
-    for part in (spec if spec is not None else DEFAULT_SPEC).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        category, sep, action = (p.strip() for p in part.partition("="))
-        if not sep or category not in CATEGORIES or action not in ACTIONS:
+    for part, category, action in pairs(spec if spec is not None else DEFAULT_SPEC):
+        if action is None or category not in CATEGORIES or action not in ACTIONS:
             raise PolicyError(f"bad personal data entry {part!r}: expected one of {', '.join(CATEGORIES)}"
                               f" = {'|'.join(ACTIONS)}")
         policy[category] = action
@@ -199,9 +196,15 @@ def parse_policy(spec: str | None) -> Policy:
     return policy
 
 
-@cache
+@kept
+def _default_policy() -> Policy:
+    return parse_policy(None)
+
+
 def deployment_policy() -> Policy:
-    return parse_policy(os.environ.get("PERSONAL_DATA"))
+    """PERSONAL_DATA (template parameter PersonalData), as infra.settings parsed it."""
+    policy: Policy | None = deployment.setting("personal_data", None)
+    return _default_policy() if policy is None else policy
 
 
 def mask(value: Any) -> Any:

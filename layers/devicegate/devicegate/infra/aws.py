@@ -7,8 +7,9 @@ for clients a function never uses, would show up in every cold start.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
+
+from devicegate.core.caches import kept
 
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
@@ -19,7 +20,7 @@ SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "
 NOT_RETRIED = frozenset({"iot-data"})
 
 
-@cache
+@kept
 def _session() -> Any:
     # botocore directly, not boto3: boto3 adds nothing the low-level clients need, and importing it
     # (with s3transfer) is a large share of a cold start. One session for every client, so endpoint
@@ -45,7 +46,19 @@ def botocore_session() -> Any:
     return _session()
 
 
-@cache
+class LazyClient:
+    """A client created when a call first needs it (S3 only for large or bad payloads, iot-data
+    only for a publish: listing commands never needs it)."""
+
+    def __init__(self, service: str, deadline_s: float | None = None):
+        self._service = service
+        self._deadline_s = deadline_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service, self._deadline_s), name)
+
+
+@kept
 def client(service: str, deadline_s: float | None = None) -> Any:
     """The shared client of a service. `deadline_s`: the sender gives up on answers slower than
     this (SenseLink: 5 s), so calls get timeouts that fit it, their one retry included."""
@@ -154,15 +167,32 @@ def unavailable(what: str, exc: BaseException):
     return StorageUnavailable(f"{what} failed: {error_code(exc) or type(exc).__name__}")
 
 
+#: DynamoDB's own paginator entry for Query (botocore's paginators-1.json), given to botocore's
+#: Paginator over the client's `query` method: so any client-shaped object pages the same way
+#: (the tests' call counters wrap `query`, not `get_paginator`).
+_QUERY_PAGINATION = {"input_token": "ExclusiveStartKey", "output_token": "LastEvaluatedKey",
+                     "limit_key": "Limit", "result_key": "Items"}
+
+
+def query_items(dynamodb: Any, limit: int | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query finds (raw attribute values), page after page (botocore's paginator:
+    LastEvaluatedKey to ExclusiveStartKey), at most `limit` of them (each page asks for that many;
+    a later page is asked only while fewer came). Failures are botocore's own (the CLI's queries
+    show them as they are); query_pages maps them for the functions."""
+    from botocore.paginate import Paginator
+
+    if limit:
+        kwargs["Limit"] = limit
+    pages = Paginator(dynamodb.query, _QUERY_PAGINATION, None).paginate(
+        **kwargs, PaginationConfig={"MaxItems": limit} if limit else {})
+    for page in pages:
+        yield from page.get("Items", [])
+
+
 def query_pages(dynamodb: Any, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
     """Every item a Query finds (raw attribute values), page after page; a failed page raises
     StorageUnavailable naming `what`."""
-    while True:
-        try:
-            page = dynamodb.query(**kwargs)
-        except failures() as exc:
-            raise unavailable(what, exc) from None
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    try:
+        yield from query_items(dynamodb, **kwargs)
+    except failures() as exc:
+        raise unavailable(what, exc) from None

@@ -28,14 +28,14 @@ from typing import Any
 
 from devicegate.core.adapter import Outcome
 from devicegate.core.envelope import RawPush
-from devicegate.core.timeutil import iso_utc, now_utc
+from devicegate.core.timeutil import now_utc
 from devicegate.infra.aws import error_code
 from devicegate.infra.observability import innermost_frame, logger
 from devicegate.ingest.iot import event_from_topic, iot_push
 from devicegate.ingest.pipeline import IngestResult, Pipeline
+from devicegate.store import quarantine
 from devicegate.store.configs import DeviceConfigs
 from devicegate.store.events import EventStore
-from devicegate.store.queries import quarantined
 from devicegate.vendors import get_adapter
 
 #: The event store over a DynamoDB and an S3 client. A run builds its store over its own clients,
@@ -167,7 +167,7 @@ def replay(ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str,
     run = _Run(ddb, s3, table, store_over, vendor, dry_run, quarantine_invalid=False)
     done = set()
     wanted_reason = reason.casefold() if reason else None
-    for item in quarantined(run.ddb, table, vendor, limit=None, since=since, until=until):
+    for item in quarantine.quarantined(run.ddb, table, vendor, limit=None, since=since, until=until):
         if ids and item["id"] not in ids:
             continue
         if wanted_reason and wanted_reason not in str(item.get("reason", "")).casefold():
@@ -185,13 +185,7 @@ def _replay_one(run: _Run, item: dict[str, Any]) -> ReplayOutcome:
         return ReplayOutcome(item["id"], "still-invalid", f"not JSON ({type(exc).__name__})", fields=["body"])
     outcome = run.reingest(item["id"], push)
     if outcome.status in ("stored", "duplicate"):
-        run.ddb.update_item(
-            TableName=run.table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-            # Leaving the gsi1 list is what marks it done; the item stays until its TTL for audit.
-            UpdateExpression="SET replayedAt = :t, replayedEventIds = :ids REMOVE gsi1pk, gsi1sk",
-            ExpressionAttributeValues={":t": {"S": iso_utc(now_utc())},
-                                       ":ids": {"L": [{"S": e} for e in outcome.detail.split(",") if e]}},
-        )
+        quarantine.mark_replayed(run.ddb, run.table, item, [e for e in outcome.detail.split(",") if e], now_utc())
     return outcome
 
 

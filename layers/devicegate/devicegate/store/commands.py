@@ -74,7 +74,10 @@ class DynamoCommandStore:
         epoch = epoch_seconds(now)
         window = epoch // RATE_WINDOW_S
         status_item = {k: v for k, v in item.items() if k != "text"}
-        status_item.update(pk=pk["S"], sk=keys.command_sk(item["commandId"]))
+        status_item.update(pk=pk["S"], sk=keys.command_sk(item["commandId"]),
+                           # Listed as pending (gsi5, the sweep's work list) until its answer or its deadline.
+                           gsi5pk=keys.commands_pending_pk(vendor, device_id),
+                           gsi5sk=keys.pending_command_sk(item["timeoutAt"], vendor, device_id, item["commandId"]))
         text_item = {"pk": texts_pk, "sk": keys.command_sk(item["commandId"]), "text": item["text"],
                      "expiresAt": item["expiresAt"]}
         summary = {"pk": {"S": keys.device_pk(vendor, device_id)}, "sk": {"S": keys.STATE_SK}}

@@ -11,58 +11,19 @@ claim an id marker first, which hands a retransmission the key the first copy wa
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from devicegate.core.envelope import Heartbeat, NormalizedEvent
 from devicegate.core.errors import FieldProblem, InvalidPayload
 from devicegate.core.offline import OfflinePolicy
-from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc, parse_time
+from devicegate.core.timeutil import days_after, parse_time
 from devicegate.infra.aws import CONDITION_FAILED, INVALID_REQUEST, error_code, failures, unavailable
 from devicegate.store import keys
-from devicegate.store.codec import to_attr
 from devicegate.store.items import event_item
 from devicegate.store.limits import MAX_INLINE_BYTES, fits_inline
-
-
-@dataclass
-class QuarantineRecord:
-    vendor: str
-    kind: str
-    transport: str
-    reason: str
-    problems: list[FieldProblem]
-    body: bytes
-    received_at: datetime
-    content_type: str = ""
-    route: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def digest(self) -> str:
-        # Dedup key: the same bad payload sent 50 times is one quarantine item with a count.
-        material = self.vendor.encode() + b"\n" + self.kind.encode() + b"\n" + self.body
-        return hashlib.sha256(material).hexdigest()[:40]
-
-
-#: A record's parts share one item; two of them must fit in DynamoDB's 400 KB with room to spare.
-#: A larger part is kept as an S3 object and the item holds its reference (OFFLOADED_PART).
-MAX_PART_BYTES = 180_000
-#: How an assembly item's part attribute names a part kept in S3: the part's JSON text always
-#: starts with `{`, so the two cannot be confused.
-OFFLOADED_PART = "s3://"
-
-
-@dataclass
-class PartsSoFar:
-    parts: dict[str, str]  # part name -> dataJson, every part stored so far (this one included)
-    new: bool  # this part was not stored before (not a retransmission)
-    #: The sweep already published the record without some part (complete: false): the event
-    #: completing it now is a second one, an update, under its own id.
-    published_incomplete: bool = False
+from devicegate.store.parts import MAX_PART_BYTES, OFFLOADED_PART, DynamoParts, PartsSoFar  # noqa: F401 (re-exported)
+from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord  # noqa: F401 (re-exported)
 
 
 class PayloadMissing(Exception):
@@ -119,6 +80,8 @@ class DynamoEventStore:
         self._retention_days = retention_days  # callable (vendor, kind) -> days
         self._quarantine_days = quarantine_days
         self._policy = policy  # offline intervals, for the sources of heartbeats
+        self._parts = DynamoParts(dynamodb, s3, table, bucket, retention_days)
+        self._quarantine = DynamoQuarantine(dynamodb, s3, table, bucket, quarantine_days)
 
     def put_event(self, event: NormalizedEvent) -> bool:
         received = datetime.fromisoformat(event.receivedAt)
@@ -200,117 +163,11 @@ class DynamoEventStore:
         DeviceStore(self._ddb, self._table, self._retention_days).apply_many([news], parse_time(beat.at), self._policy)
 
     def put_part(self, event: NormalizedEvent) -> PartsSoFar:
-        part = event.part
-        assert part is not None
-        held = event.dataJson
-        if not fits_inline(held, MAX_PART_BYTES):
-            # Every part shares one item (400 KB): a part this large is kept beside it, in S3, under
-            # a key of its own (a retransmission rewrites the same object).
-            key = (f"payloads/{event.vendor}/{keys.device_key(event.deviceId)}/parts/{event.kind}/"
-                   f"{keys.device_key(part.group)}/{part.name}.json")
-            self._put_object(key, held.encode("utf-8", "surrogatepass"), "application/json")
-            held = f"{OFFLOADED_PART}{self._bucket}/{key}"
-        received = datetime.fromisoformat(event.receivedAt)
-        # One UpdateItem: the part lands once (if_not_exists: a retransmission cannot replace
-        # it), and ALL_OLD hands back the parts that arrived before it, in either order. Until
-        # the sweep has seen it complete, the item stays listed as pending in gsi5 (PARTS), so a
-        # record whose last part never comes still reaches the queue, marked incomplete.
-        names = {"#p": f"part_{part.name}", "#g": "group", "#k": "kind"}
-        values = {
-            ":data": {"S": held}, ":vendor": {"S": event.vendor}, ":dev": {"S": event.deviceId},
-            ":kind": {"S": event.kind}, ":group": {"S": part.group}, ":at": {"S": event.receivedAt},
-            ":transport": {"S": event.transport},
-            ":exp": {"N": str(epoch_seconds(days_after(received, self._retention_days(event.vendor, event.kind))))},
-            ":pending": {"S": keys.parts_pending_pk(event.vendor, event.deviceId)},
-            ":psk": {"S": f"{event.receivedAt}#{event.vendor}#{keys.device_key(event.deviceId)}#{part.group}"},
-        }
-        try:
-            result = self._ddb.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": keys.parts_pk(event.vendor, event.deviceId)},
-                     "sk": {"S": f"{event.kind}#{part.group}"}},
-                UpdateExpression=("SET #p = if_not_exists(#p, :data), vendor = :vendor, deviceId = :dev, #k = :kind, "
-                                  "#g = :group, firstReceivedAt = if_not_exists(firstReceivedAt, :at), "
-                                  "lastReceivedAt = :at, "
-                                  "transport = if_not_exists(transport, :transport), "
-                                  "expiresAt = if_not_exists(expiresAt, :exp), "
-                                  "gsi5pk = if_not_exists(gsi5pk, :pending), gsi5sk = if_not_exists(gsi5sk, :psk)"),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_OLD",
-            )
-        except failures() as exc:
-            if error_code(exc) == INVALID_REQUEST:
-                raise InvalidPayload("record cannot be stored as an item",
-                                     [FieldProblem("body", "a value is too large for a table key")]) from None
-            raise unavailable("dynamodb update_item", exc) from None
-        before = result.get("Attributes", {})
-        stored = {name[5:]: value["S"] for name, value in before.items() if name.startswith("part_") and "S" in value}
-        new = part.name not in stored
-        parts = self.load_parts(stored)
-        parts.setdefault(part.name, event.dataJson)
-        published = before.get("assembledComplete", {}).get("BOOL")
-        return PartsSoFar(parts, new, published_incomplete=published is False)
+        return self._parts.put(event)
 
     def load_parts(self, stored: dict[str, str]) -> dict[str, str]:
-        return {name: self._get_text(value) if value.startswith(OFFLOADED_PART) else value
-                for name, value in stored.items()}
-
-    def _get_text(self, ref: str) -> str:
-        bucket, _, key = ref.removeprefix(OFFLOADED_PART).partition("/")
-        try:
-            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "surrogatepass")
-        except failures() as exc:
-            raise unavailable("s3 get_object (offloaded part)", exc) from None
+        return self._parts.load(stored)
 
     def quarantine(self, record: QuarantineRecord) -> bool:
-        digest = record.digest
-        received = iso_utc(record.received_at)
-        values: dict[str, Any] = {
-            "vendor": record.vendor,
-            "kind": record.kind,
-            "transport": record.transport,
-            "reason": record.reason,
-            "problems": [p.as_dict() for p in record.problems],
-            "contentType": record.content_type,
-            "route": record.route,
-            "firstSeenAt": received,
-            "gsi1pk": keys.quarantine_list_pk(record.vendor, digest),
-            "gsi1sk": f"{received}#{digest}",
-            "expiresAt": epoch_seconds(days_after(record.received_at, self._quarantine_days)),
-            "bodySize": len(record.body),
-        }
-        # Decide on what would be stored (base64 grows a third), not on the raw size.
-        try:
-            inline = ("body", record.body.decode("utf-8"))
-        except UnicodeDecodeError:
-            inline = ("bodyBase64", base64.b64encode(record.body).decode())
-        if not fits_inline(inline[1], MAX_INLINE_BYTES):
-            key = f"quarantine/{record.vendor}/{record.received_at:%Y/%m/%d}/{digest}.bin"
-            self._put_object(key, record.body, record.content_type or "application/octet-stream")
-            values["bodyRef"] = f"s3://{self._bucket}/{key}"
-        else:
-            values[inline[0]] = inline[1]
-        names = {f"#a{i}": name for i, name in enumerate(values)}
-        sets = ", ".join(f"#a{i} = if_not_exists(#a{i}, :a{i})" for i in range(len(values)))
-        attr_values = {f":a{i}": to_attr(v) for i, v in enumerate(values.values())}
-        attr_values[":one"] = {"N": "1"}
-        attr_values[":now"] = {"S": received}
-        # The call's own token: when botocore retries an update that did land (a slow answer, a
-        # read timeout), the retry is refused instead of counting the same sighting twice.
-        attr_values[":call"] = {"S": uuid.uuid4().hex}
-        try:
-            old = self._ddb.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": keys.quarantine_pk(record.vendor, digest)}, "sk": {"S": "Q"}},
-                UpdateExpression=f"SET {sets}, lastSeenAt = :now, lastCall = :call ADD seenCount :one",
-                ConditionExpression="attribute_not_exists(lastCall) OR lastCall <> :call",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attr_values,
-                ReturnValues="UPDATED_OLD",
-            )
-        except failures() as exc:
-            if error_code(exc) == CONDITION_FAILED:
-                return False  # this very call landed already (its retry is what failed)
-            raise unavailable("dynamodb quarantine", exc) from None
-        return "seenCount" not in old.get("Attributes", {})
+        # The same inline limit as an event's data (read here, where it is set).
+        return self._quarantine.write(record, MAX_INLINE_BYTES)

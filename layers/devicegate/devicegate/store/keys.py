@@ -16,16 +16,14 @@ ingest and sweep read it).
 from __future__ import annotations
 
 import hashlib
-import os
 from urllib.parse import quote
+
+from devicegate.infra.settings import get_deployment
 
 #: A device's configuration item (pk CFG#{vendor}#{device}), written by apps, read by the gateway.
 CONFIG_SK = "CONFIG"
 #: The one state item of a device (pk D#{vendor}#{device}): every state group, liveness, index keys.
 STATE_SK = "S"
-#: Default number of write shards of every partition many devices write (a template parameter,
-#: Shards, sets it for a deployment: SHARDS in every function's environment).
-DEFAULT_SHARDS = 8
 #: gsi3 (app-facing, ALL, every use sparse): alarm events by time, devices offline now.
 ALARM_PREFIX = "ALARM"
 OFFLINE_PREFIX = "OFFLINE"
@@ -37,9 +35,8 @@ COMMANDS_PENDING_PREFIX = "CMDPENDING"
 
 
 def shard_count() -> int:
-    """SHARDS from the environment (template parameter Shards); the default when unset."""
-    text = (os.environ.get("SHARDS") or "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_SHARDS
+    """The deployment's Shards (SHARDS, as infra.settings parsed it; the default when unset)."""
+    return get_deployment().shards
 
 
 def shard(vendor: str, device_id: str, shards: int | None = None) -> int:
@@ -138,6 +135,10 @@ def command_texts_pk(vendor: str, device_id: str) -> str:
     return f"CX#{vendor}#{device_key(device_id)}"
 
 
+#: The one item of a quarantined payload (pk Q#{vendor}#{digest}).
+QUARANTINE_SK = "Q"
+
+
 def quarantine_pk(vendor: str, digest: str) -> str:
     return f"Q#{vendor}#{digest}"
 
@@ -197,6 +198,15 @@ def commands_pending_pk(vendor: str, device_id: str) -> str:
 def parts_pk(vendor: str, device_id: str) -> str:
     """Assembly items of records sent in parts (sk {kind}#{group}): a device's face checks."""
     return f"P#{vendor}#{device_key(device_id)}"
+
+
+def parts_sk(kind: str, group: str) -> str:
+    return f"{kind}#{group}"
+
+
+def parts_pending_sk(first_received_at: str, vendor: str, device_id: str, group: str) -> str:
+    """gsi5 sort key of an assembly item still waiting: by its first part's receipt (the sweep's deadline)."""
+    return f"{first_received_at}#{vendor}#{device_key(device_id)}#{group}"
 
 
 def link_pk(vendor: str, link: str) -> str:

@@ -8,51 +8,17 @@ shows the same calls as plain boto3).
 
 from __future__ import annotations
 
-import heapq
 import json
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
 from devicegate.store import keys
 from devicegate.store.codec import from_item
 from devicegate.store.items import envelope_of as envelope
-
-_MAX_TIME = "9999"  # sorts after every ISO timestamp
-
-
-def _query(ddb: Any, table: str, limit: int | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-    """One Query, following pagination only to reach `limit` items (1 MB pages)."""
-    items: list[dict[str, Any]] = []
-    while True:
-        if limit:
-            kwargs["Limit"] = limit - len(items)
-        page = ddb.query(TableName=table, **kwargs)
-        items += [from_item(i) for i in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _query_shards(ddb: Any, table: str, partitions: Iterable[str], index: str, limit: int | None = None,
-                  newest_first: bool = False, condition: str = "", values: dict[str, Any] | None = None,
-                  shards: int | None = None, **extra: Any) -> list[dict[str, Any]]:
-    """The same Query on every shard of a list (in parallel: one round trip however many
-    shards), merged in sort-key order; at most `limit` items overall. `extra` goes to each Query
-    (a FilterExpression...)."""
-    pk_name, sk_name = f"{index}pk", f"{index}sk"
-    parts = list(partitions)
-
-    def one(partition: str) -> list[dict[str, Any]]:
-        return _query(ddb, table, limit, IndexName=index, ScanIndexForward=not newest_first,
-                      KeyConditionExpression=f"{pk_name} = :pk" + (f" AND {condition}" if condition else ""),
-                      ExpressionAttributeValues={":pk": {"S": partition}, **(values or {})}, **extra)
-
-    with ThreadPoolExecutor(max_workers=min(16, len(parts))) as pool:
-        results = list(pool.map(one, parts))
-    merged = heapq.merge(*results, key=lambda i: i.get(sk_name, ""), reverse=newest_first)
-    return list(merged)[:limit] if limit else list(merged)
+from devicegate.store.quarantine import quarantined  # noqa: F401 (re-exported: the CLI reads it here)
+from devicegate.store.sharded import MAX_TIME
+from devicegate.store.sharded import query as _query
+from devicegate.store.sharded import query_shards as _query_shards
 
 
 def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str | None = None,
@@ -60,7 +26,7 @@ def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str |
     """A device's events in [since, until), newest first; optionally of one kind (a filter on
     the same Query: the device's partition is its timeline)."""
     values = {":pk": {"S": keys.event_pk(vendor, device_id)}, ":lo": {"S": since or "0"},
-              ":hi": {"S": until or _MAX_TIME}}
+              ":hi": {"S": until or MAX_TIME}}
     extra: dict[str, Any] = {}
     if kind:
         extra = {"FilterExpression": "#kind = :kind", "ExpressionAttributeNames": {"#kind": "kind"}}
@@ -104,7 +70,7 @@ def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | No
                  limit: int | None = 100, vendor: str | None = None) -> list[dict[str, Any]]:
     """Alarms of every device in [since, until), newest first (gsi3 ALARM#{shard}); of one
     vendor's devices only with `vendor` (a filter: the list is by time, for every vendor)."""
-    values = {":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}}
+    values = {":lo": {"S": since or "0"}, ":hi": {"S": until or MAX_TIME}}
     extra: dict[str, Any] = {}
     if vendor:
         values[":vendor"] = {"S": vendor}
@@ -206,21 +172,6 @@ def device_assemblies(ddb: Any, table: str, vendor: str, device_id: str, kind: s
                      "group": item.get("group"), "firstReceivedAt": item.get("firstReceivedAt"),
                      "parts": parts, "assembledEventId": item.get("assembledEventId")})
     return rows
-
-
-def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100, since: str | None = None,
-                until: str | None = None) -> list[dict[str, Any]]:
-    """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out.
-    `since`/`until` bound when each was first received (the list's sort key), [since, until)."""
-    partitions = [keys.quarantine_list_shard_pk(vendor, n) for n in range(keys.shard_count())]
-    window: dict[str, Any] = {}
-    if since or until:
-        window = {"condition": "gsi1sk BETWEEN :lo AND :hi",
-                  "values": {":lo": {"S": since or "0"}, ":hi": {"S": until or _MAX_TIME}}}
-    items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True, **window)
-    for item in items:
-        item["id"] = item["pk"].rsplit("#", 1)[-1]
-    return items
 
 
 def _alarm_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cache
 from importlib import import_module
 
 from devicegate.core.adapter import VendorAdapter
+from devicegate.core.caches import kept
 
 # Imported lazily: a function loads only its own vendor's models (cold start).
 _ADAPTERS = {
@@ -21,7 +21,7 @@ def vendor_names() -> list[str]:
     return sorted(_ADAPTERS)
 
 
-@cache
+@kept
 def get_adapter(vendor: str) -> VendorAdapter:
     try:
         module, _, name = _ADAPTERS[vendor].partition(":")

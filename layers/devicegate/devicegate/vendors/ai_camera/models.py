@@ -26,10 +26,8 @@ camera; `AI_CAMERA_DEFAULT_CONFIG` is the deployment's default under every devic
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -43,6 +41,8 @@ from pydantic import (
     create_model,
 )
 
+from devicegate.core import deployment
+from devicegate.core.caches import kept
 from devicegate.core.errors import FieldProblem
 from devicegate.core.fields import PRINTABLE_ID, OptText, VendorModel
 from devicegate.core.validation import problems_from
@@ -326,21 +326,17 @@ def parse_default(text: str | None) -> dict[str, Any]:
         raise ConfigInvalid(f"{DEFAULT_CONFIG_ENV} is not a valid camera configuration", exc.problems) from None
 
 
-@cache
+@kept
 def _default_json() -> str:
-    return json.dumps(parse_default(os.environ.get(DEFAULT_CONFIG_ENV)))
+    return json.dumps(parse_default(deployment.setting("ai_camera_default_config", "")))
 
 
 def deployment_default() -> dict[str, Any]:
-    """The configuration every camera is told unless its own item says otherwise. Read once per
-    environment; a broken AI_CAMERA_DEFAULT_CONFIG raises ConfigInvalid on every use (a deployment
-    mistake that must show, not a camera quietly told something else)."""
+    """The configuration every camera is told unless its own item says otherwise
+    (AI_CAMERA_DEFAULT_CONFIG, handed in by infra.settings). Parsed once per environment; a broken
+    one raises ConfigInvalid on every use (a deployment mistake that must show, not a camera quietly
+    told something else)."""
     return json.loads(_default_json())  # a fresh copy: callers may change what they get
-
-
-# Cleared like every other cached setting (tests, and a test's changed environment); mypy does not
-# let a function take an attribute, which is what every other setting's cache_clear is.
-deployment_default.cache_clear = _default_json.cache_clear  # type: ignore[attr-defined]
 
 
 def effective_config(device_config: Any, default: dict[str, Any] | None = None,

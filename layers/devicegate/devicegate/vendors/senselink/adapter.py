@@ -21,12 +21,10 @@ refused: no payload makes up a device.
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-from datetime import UTC, datetime, timedelta, timezone
-from functools import cache
+from datetime import UTC, datetime, timezone
 from typing import Any, ClassVar
 
+from devicegate.core import deployment
 from devicegate.core.adapter import AlarmTransition, Answer, Outcome, VendorAdapter
 from devicegate.core.envelope import Heartbeat, NormalizedEvent, RawPush, canonical_json, make_event
 from devicegate.core.errors import FieldProblem, InvalidPayload
@@ -55,15 +53,11 @@ _PLAIN = {outcome: Answer(status, {"code": code, "message": message}, constant=T
           for outcome, (status, code, message) in _STATUS.items()}
 
 
-@cache
 def server_timezone() -> timezone:
-    """SENSELINK_TIMEZONE (e.g. +09:00): the zone of alarm times sent without an offset."""
-    text = os.environ.get("SENSELINK_TIMEZONE", "+00:00").strip() or "+00:00"
-    match = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text)
-    if text.upper() in ("Z", "UTC") or not match:
-        return UTC
-    sign = -1 if match.group(1) == "-" else 1
-    return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
+    """SENSELINK_TIMEZONE (e.g. +09:00): the zone of alarm times sent without an offset (parsed by
+    infra.settings; UTC when unset)."""
+    zone: timezone = deployment.setting("senselink_timezone", UTC)
+    return zone
 
 
 def local_time(value: str | None, field: str) -> datetime | None:

@@ -22,7 +22,6 @@ a person's data or a quarantined body through it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,18 +32,16 @@ from devicegate.core.errors import StorageUnavailable
 from devicegate.core.offline import (  # noqa: F401 (the sweep's settings, re-exported)
     GRACE_SECONDS,
     OfflinePolicy,
-    offline_after_from_env,
     offline_after_spec,
     parse_offline_after,
 )
 from devicegate.core.timeutil import iso_utc, parse_time
-from devicegate.infra.aws import failures, query_pages, unavailable
+from devicegate.infra.aws import query_pages
 from devicegate.infra.observability import logger
+from devicegate.infra.settings import DEFAULT_PARTS_TIMEOUT
 from devicegate.store import keys
-from devicegate.store.codec import from_item
 from devicegate.store.devices import DeviceStore
-
-DEFAULT_PARTS_TIMEOUT = 600
+from devicegate.store.parts import DynamoParts
 
 
 @dataclass
@@ -69,6 +66,7 @@ class Sweep:
         self._adapter_for = adapter_for
         self._parts_timeout = parts_timeout_s
         self._devices = DeviceStore(dynamodb, table, retention_days)
+        self._parts = DynamoParts(dynamodb, None, table)
 
     def run(self, now: datetime) -> SweepReport:
         report = SweepReport()
@@ -128,28 +126,16 @@ class Sweep:
     # -- parts ---------------------------------------------------------------------------
     def _sweep_parts(self, now: datetime, report: SweepReport) -> None:
         cutoff = iso_utc(now - timedelta(seconds=self._parts_timeout))
-        for partition in keys.all_shards(keys.PARTS_PREFIX):
-            for raw in query_pages(self._ddb, "pending parts query", TableName=self._table, IndexName="gsi5",
-                                   ProjectionExpression="pk, sk",
-                                   KeyConditionExpression="gsi5pk = :pk AND gsi5sk < :cutoff",
-                                   ExpressionAttributeValues={":pk": {"S": partition}, ":cutoff": {"S": cutoff}}):
-                try:
-                    item = self._parts_item(raw["pk"], raw["sk"])
-                    if item is not None:
-                        self._publish_parts(item, now, report)
-                except StorageUnavailable:
-                    raise
-                except Exception as exc:  # an adapter bug on one record must not stop the sweep
-                    logger.error("assembling pending parts failed", extra={"error_type": type(exc).__name__})
-                    report.errors.append(f"parts: {type(exc).__name__}")
-
-    def _parts_item(self, pk: dict[str, Any], sk: dict[str, Any]) -> dict[str, Any] | None:
-        """The whole assembly item (the index holds only its keys), as it is now."""
-        try:
-            found = self._ddb.get_item(TableName=self._table, Key={"pk": pk, "sk": sk}, ConsistentRead=True)
-        except failures() as exc:
-            raise unavailable("pending parts read", exc) from None
-        return from_item(found["Item"]) if found.get("Item") else None
+        for pk, sk in self._parts.overdue(cutoff):
+            try:
+                item = self._parts.read(pk, sk)
+                if item is not None:
+                    self._publish_parts(item, now, report)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:  # an adapter bug on one record must not stop the sweep
+                logger.error("assembling pending parts failed", extra={"error_type": type(exc).__name__})
+                report.errors.append(f"parts: {type(exc).__name__}")
 
     def _publish_parts(self, item: dict[str, Any], now: datetime, report: SweepReport) -> None:
         parts = self._store.load_parts({name[5:]: value for name, value in item.items()
@@ -164,21 +150,4 @@ class Sweep:
             report.parts_published += 1
             if not complete:
                 report.parts_incomplete += 1
-        try:
-            # assembledComplete false tells the pipeline that a part arriving later completes a
-            # record already published incomplete (it then publishes the completion too).
-            self._ddb.update_item(
-                TableName=self._table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
-                UpdateExpression=("SET assembledEventId = if_not_exists(assembledEventId, :e), assembledAt = :now, "
-                                  "assembledComplete = if_not_exists(assembledComplete, :c) REMOVE gsi5pk, gsi5sk"),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":e": {"S": event.eventId}, ":now": {"S": iso_utc(now)},
-                                           ":c": {"BOOL": complete}},
-            )
-        except failures() as exc:
-            raise unavailable("pending parts update", exc) from None
-
-
-def parts_timeout_from_env() -> int:
-    text = (os.environ.get("PARTS_TIMEOUT_SECONDS") or "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_PARTS_TIMEOUT
+        self._parts.mark_assembled(item, event.eventId, now, complete)
