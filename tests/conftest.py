@@ -72,3 +72,30 @@ def logs(capsys):
 
     yield read
     handler.setStream(previous)
+
+
+@pytest.fixture
+def moto_patches_undone(monkeypatch):
+    """The local stack patches moto's classes for its own process (devicegate_local.moto: FIFO
+    deduplication by scope, streams kept through cancelled transactions, work done once); a test
+    that builds that moto server here puts them back afterwards, or every later test in the session
+    runs on the stack's moto (the fault matrix then found its queue one message short)."""
+    import moto.backends
+    from moto.core import responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.sqs.models import Queue, SQSBackend
+
+    for owner, names in (
+            (DynamoDBBackend, ("transact_write_items",)),
+            (DynamoDBStreamsBackend, ("get_shard_iterator", "get_records")),
+            (Queue, ("add_message", "attributes")),
+            (SQSBackend, ("send_message", "send_message_batch", "is_message_valid_based_on_retention_period")),
+            (Item, ("__init__",)),
+            (DomainDispatcherApplication, ("get_backend_for_host",)),
+            (responses, ("method_names_from_class", "gen_amzn_requestid_long")),
+            (moto.backends, ("list_of_moto_modules",))):
+        for name in names:
+            monkeypatch.setattr(owner, name, vars(owner)[name])

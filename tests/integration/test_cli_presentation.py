@@ -146,10 +146,10 @@ def test_command_status_in_local_time(gateway, api, capsys, tokyo):  # noqa: F81
 
 
 def test_strategy_get_in_local_time(stack, cli, tmp_path, tokyo):
-    from devicegate.vendors.ai_camera.models import deployment_default
+    from tests.support import new_environment
 
     # Given a camera's configuration stored by bob
-    deployment_default.cache_clear()
+    new_environment()  # the deployment default is read per execution environment
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"heartbeatInterval": 60}))
     code, _ = cli("strategy", "set", "--device", "I320013590DEA0BE21F6958", "--file", str(config), "--by", "bob")
@@ -159,4 +159,4 @@ def test_strategy_get_in_local_time(stack, cli, tmp_path, tokyo):
     # Then the time of the change is at +09:00
     assert code == 0
     assert re.search(r"updated \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+09:00 by bob", out), out
-    deployment_default.cache_clear()
+    new_environment()  # the deployment default is read per execution environment

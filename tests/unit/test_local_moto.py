@@ -15,14 +15,10 @@ from devicegate_local.streams import lambda_stream_record
 
 
 @pytest.fixture
-def sqs_as_the_local_stack_runs_it(aws_env, monkeypatch):
+def sqs_as_the_local_stack_runs_it(aws_env, moto_patches_undone):
     """moto in this process with the stack's FIFO deduplication, undone afterwards."""
     from moto import mock_aws
-    from moto.sqs.models import Queue, SQSBackend
 
-    for owner, name in ((Queue, "add_message"), (Queue, "attributes"), (SQSBackend, "send_message"),
-                        (SQSBackend, "send_message_batch"), (SQSBackend, "is_message_valid_based_on_retention_period")):
-        monkeypatch.setattr(owner, name, owner.__dict__[name])
     local_moto.deduplicate_fifo_queues_by_scope()
     with mock_aws():
         yield boto3.client("sqs", region_name="us-east-1")
@@ -156,7 +152,7 @@ def test_the_stream_over_the_moto_process_socket_gives_the_same_records(dynamodb
 # --------------------------------------------------------------------------- the server
 
 
-def test_moto_keeps_a_connection_open_across_calls(aws_env):
+def test_moto_keeps_a_connection_open_across_calls(aws_env, moto_patches_undone):
     # Given moto's server as the stack runs it
     server = local_moto.MotoServer("127.0.0.1", 0)
     accepted = []
@@ -183,18 +179,9 @@ def test_moto_keeps_a_connection_open_across_calls(aws_env):
     assert not any(thread.name == "moto" for thread in threading.enumerate())
 
 
-def test_an_item_over_400_kb_is_still_refused(aws_env, monkeypatch):
-    import moto.backends
+def test_an_item_over_400_kb_is_still_refused(aws_env, moto_patches_undone):
     from botocore.exceptions import ClientError
     from moto import mock_aws
-    from moto.core import responses
-    from moto.dynamodb.models.dynamo_type import Item
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    for owner, name in ((Item, "__init__"), (DomainDispatcherApplication, "get_backend_for_host"),
-                        (responses, "method_names_from_class"), (responses, "gen_amzn_requestid_long"),
-                        (moto.backends, "list_of_moto_modules")):
-        monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
     # Given moto as the stack runs it, which measures a new item once instead of per attribute
     local_moto.skip_repeated_work()
     with mock_aws():
@@ -211,7 +198,7 @@ def test_an_item_over_400_kb_is_still_refused(aws_env, monkeypatch):
         assert ddb.get_item(TableName="t", Key={"pk": {"S": "small"}})["Item"]["part"]["S"] == "x" * 100_000
 
 
-def test_a_query_walking_a_table_while_items_are_put_is_answered(aws_env):
+def test_a_query_walking_a_table_while_items_are_put_is_answered(aws_env, moto_patches_undone):
     import sys
 
     # Threads switch far more often than every 5 ms, so a walk is interrupted by a put if it can be

@@ -52,7 +52,7 @@ def handler(event, context):
 
 
 @pytest.fixture
-def moto_with_transport(tmp_path: Path, aws_env) -> Any:
+def moto_with_transport(tmp_path: Path, aws_env, moto_patches_undone) -> Any:
     server = MotoServer("127.0.0.1", 0)
     accepted: list[Any] = []
     original = server._server.process_request
