@@ -42,7 +42,14 @@ PRICES = {
     "lambda_gb_second_arm64": 0.0000133334,
     "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit (1 KB)
     "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit (4 KB strongly, 8 KB eventually consistent)
-    "sqs_fifo_request": 0.50 / 1e6,  # per 64 KB chunk of a request
+    "sqs_fifo_request": 0.50 / 1e6,  # per 64 KB chunk of a request (message attributes count)
+    # Fan-out (ConsumerApps): SNS FIFO, aws.amazon.com/sns/pricing ("FIFO topics").
+    "sns_fifo_publish_request": 0.30 / 1e6,  # Publish/PublishBatch, per 64 KB chunk of a request
+    "sns_fifo_publish_gb": 0.017,  # payload published
+    "sns_fifo_delivery": 0.01 / 1e6,  # per message delivered to each subscription
+    "sns_fifo_delivery_gb": 0.001,  # payload delivered, per subscription
+    # The rejected alternative: EventBridge custom events, per event put (per 64 KB chunk).
+    "eventbridge_event": 1.00 / 1e6,
     "sqs_standard_request": 0.40 / 1e6,
     "iot_rule_triggered": 0.15 / 1e6,
     "iot_rule_action": 0.15 / 1e6,
@@ -78,6 +85,12 @@ ASSUMPTIONS = {
     # X-Ray at Tracing Active samples 1 request/s + 5 % (Lambda's own rule); at high rates 5 %.
     "xray_sampled_share_active": 0.05,
     # Token secrets are read once per 5 minutes per warm environment: negligible per event.
+    # Each app's consumer receives and deletes in batches of 10 (ReceiveMessage,
+    # DeleteMessageBatch): 0.2 SQS requests per event and app.
+    "consumer_requests_per_event": 0.2,
+    # A delivery from the topic into a queue is billed as one SQS request of that queue (the
+    # conservative reading: the queue's owner pays for messages sent to it, whoever sends).
+    "sqs_request_per_delivery": 1,
 }
 
 TEMPLATE = ROOT / "template.yaml"
@@ -192,6 +205,10 @@ class Usage:
     rru: float = 0.0
     sqs_requests: int = 0
     s3_puts: int = 0
+    message_bytes: int = 0  # bodies and attributes of the queue messages sent
+    sns_publish_chunks: int = 0
+    attribute_bytes: int = 0
+    messages: int = 0
 
     def add(self, other: Usage) -> None:
         self.requests.update(other.requests)
@@ -199,6 +216,10 @@ class Usage:
         self.rru += other.rru
         self.sqs_requests += other.sqs_requests
         self.s3_puts += other.s3_puts
+        self.message_bytes += other.message_bytes
+        self.sns_publish_chunks += other.sns_publish_chunks
+        self.attribute_bytes += other.attribute_bytes
+        self.messages += other.messages
 
 
 class Meter:
@@ -230,9 +251,22 @@ class Meter:
         params = context.get("meter_params", {})
         self.usage.requests[f"{service} {name}"] += 1
         if service == "sqs" and name.startswith("SendMessage"):
-            size = sum(len(e["MessageBody"].encode()) for e in params.get("Entries", [])) or \
-                len(params.get("MessageBody", "").encode())
+            entries = params.get("Entries") or [params]
+            attributes = sum(_attribute_bytes(e.get("MessageAttributes", {})) for e in entries)
+            size = sum(len(e.get("MessageBody", "").encode()) for e in entries) + attributes
+            # Message attributes count toward the size SQS bills per 64 KB chunk.
             self.usage.sqs_requests += max(1, math.ceil(size / 65536))
+            self.usage.message_bytes += size
+            self.usage.attribute_bytes += attributes
+            self.usage.messages += len(entries)
+        elif service == "sns" and name == "PublishBatch":
+            entries = params.get("PublishBatchRequestEntries", [])
+            attributes = sum(_attribute_bytes(e.get("MessageAttributes", {})) for e in entries)
+            size = sum(len(e["Message"].encode()) for e in entries) + attributes
+            self.usage.sns_publish_chunks += max(1, math.ceil(size / 65536))
+            self.usage.message_bytes += size
+            self.usage.attribute_bytes += attributes
+            self.usage.messages += len(entries)
         elif service == "s3" and name == "PutObject":
             self.usage.s3_puts += 1
         elif service == "dynamodb":
@@ -269,6 +303,11 @@ class Meter:
 
     def _get(self, key: dict) -> dict | None:
         return self.inspector.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+
+
+def _attribute_bytes(attributes: dict) -> int:
+    return sum(len(name.encode()) + len(value["DataType"].encode()) + len(value.get("StringValue", "").encode())
+               for name, value in attributes.items())
 
 
 def _written_keys(operation: str, params: dict) -> list[dict]:
@@ -373,7 +412,7 @@ class PathResult:
 class Stack:
     """The template's resources in moto (in process), the functions' environment applied."""
 
-    def __init__(self) -> None:
+    def __init__(self, overrides: dict[str, str] | None = None) -> None:
         import boto3
         from moto import mock_aws
 
@@ -388,7 +427,7 @@ class Stack:
         self._mock = mock_aws()
         self._mock.start()
         self.session = boto3.Session(region_name="us-east-1")
-        resolver = Resolver(load_template(TEMPLATE))
+        resolver = Resolver(load_template(TEMPLATE), overrides)
         self.created = create_resources(resolver, self.session, token=FIXTURE_TOKEN)
         self.specs = {s.logical_id: s for s in function_specs(resolver, ROOT)}
         os.environ.update(merged_environment(self.specs.values()))
@@ -502,6 +541,52 @@ def measure() -> list[PathResult]:
         return results
     finally:
         stack.stop()
+
+
+FANOUT_APPS = ("billing", "dashboard")
+FANOUT_EVENTS = 10
+
+
+def measure_fanout() -> dict[str, Any]:
+    """The outbox with fan-out (ConsumerApps=billing,dashboard) on its own moto world: 10 Jointech
+    locations of one device published as one batch; its requests, and what each queue received.
+    Run in a process of its own (`--fanout-probe`): the functions' clients and settings are
+    cached for the first world."""
+    import importlib
+
+    stack = Stack({"ConsumerApps": ",".join(FANOUT_APPS)})
+    try:
+        meter = Meter(stack.table, stack.session.client("dynamodb"), Table.from_template())
+        meter.install()
+        handler = importlib.import_module("functions.jointech_webhook.app").lambda_handler
+        outbox = importlib.import_module("functions.outbox.app").lambda_handler
+        event = json.loads((ROOT / "events" / "jointech/http-webhook-location.json").read_text())
+        record = json.loads(event["body"])
+        for n in range(FANOUT_EVENTS):
+            body = dict(record, gpsTime=f"2025-02-07 10:{n:02d}:00", speed=n)
+            _invoke(handler, dict(event, body=json.dumps(body)), "JointechWebhookFunction")
+        meter.take()
+        result, _ = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+        assert result == {"batchItemFailures": []}, result
+        usage = meter.take()
+        sqs = stack.session.client("sqs")
+        received = {lid: int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                             ["Attributes"]["ApproximateNumberOfMessages"])
+                    for lid, url in stack.created.queues.items() if lid in ("EventsQueue",) or lid.startswith("ConsumerApp")
+                    and "DeadLetter" not in lid}
+        return {"events": FANOUT_EVENTS, "requests": {k: v for k, v in usage.requests.items() if k.startswith(("sns", "sqs"))},
+                "publish_chunks": usage.sns_publish_chunks, "message_bytes": usage.message_bytes / max(1, usage.messages),
+                "received": received}
+    finally:
+        stack.stop()
+
+
+def fanout_probe() -> dict[str, Any]:
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fanout-probe"], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -639,16 +724,82 @@ def report(results: list[PathResult], settings: Settings) -> str:
                           for title in sensitivity[0][1]) + ".",
               "", "Log bytes per new event (what the functions logged here): "
               + ", ".join(f"{r.spec.title} {r.new.log_bytes} + outbox {r.outbox.log_bytes} per batch" for r in results[:2]),
-              "", "Assumptions:", ""]
+              ]
+    lines += fanout_section(results, fanout_probe())
+    lines += ["", "Assumptions:", ""]
     lines += [f"- `{name}` = {value}" for name, value in ASSUMPTIONS.items()]
     lines += ["", "Prices (USD):", ""] + [f"- `{name}` = {value:g}" for name, value in PRICES.items()]
     return "\n".join(lines) + "\n"
 
 
+def fanout_cost(message_bytes: float, apps: int, events_per_request: int = 10) -> dict[str, float]:
+    """$ per million events of delivering them to the default app and `apps` more (0: no fan-out,
+    today's SendMessageBatch to EventsQueue), and through EventBridge instead, for a message of
+    `message_bytes` (body and attributes), requests of `events_per_request` messages."""
+    a, price = ASSUMPTIONS, PRICES
+    chunks = max(1, math.ceil(message_bytes * events_per_request / 65536)) / events_per_request
+    consumers = (apps + 1) * a["consumer_requests_per_event"] * price["sqs_fifo_request"]
+    deliveries_into_queues = (apps + 1) * a["sqs_request_per_delivery"] * price["sqs_fifo_request"]
+    gb = message_bytes / 1e9
+    costs = {
+        "SQS send (outbox)": price["sqs_fifo_request"] * chunks if apps == 0 else 0.0,
+        "SNS publish + payload": 0.0 if apps == 0 else price["sns_fifo_publish_request"] * chunks
+        + price["sns_fifo_publish_gb"] * gb,
+        "SNS deliveries": 0.0 if apps == 0 else (apps + 1) * (price["sns_fifo_delivery"] + price["sns_fifo_delivery_gb"] * gb),
+        "SQS deliveries into the queues": 0.0 if apps == 0 else deliveries_into_queues,
+        "SQS consumers (receive + delete)": consumers,
+    }
+    eventbridge = (price["eventbridge_event"] * max(1, math.ceil(message_bytes / 65536)) + deliveries_into_queues
+                   + consumers)
+    return {**{k: v * 1e6 for k, v in costs.items()}, "total": sum(costs.values()) * 1e6,
+            "EventBridge instead": eventbridge * 1e6}
+
+
+def fanout_section(results: list[PathResult], probe: dict[str, Any]) -> list[str]:
+    sizes = {r.spec.title: r.outbox.usage.message_bytes / max(1, r.outbox.usage.messages) for r in results
+             if r.outbox.usage.messages}
+    attributes = max((r.outbox.usage.attribute_bytes / max(1, r.outbox.usage.messages) for r in results), default=0)
+    title, size = next(iter(sizes.items()))
+    largest = max(sizes.values())
+    columns = ["SQS send (outbox)", "SNS publish + payload", "SNS deliveries", "SQS deliveries into the queues",
+               "SQS consumers (receive + delete)", "total", "EventBridge instead"]
+    lines = ["", "### Message attributes and fan-out (ConsumerApps)", "",
+             f"Every message carries the attributes `type`, `vendor` and `device`: {attributes:.0f} bytes at most here "
+             "(name, `String` and value each count toward the message size). They add no request; SQS bills a",
+             "request per 64 KB chunk of its messages, attributes included, so they cost something only when they",
+             f"push a send across a 64 KB boundary: the measured messages are {min(sizes.values()):.0f} to {largest:.0f} bytes "
+             "with their attributes, a chunk of 10 of the largest is "
+             f"{math.ceil(largest * 10 / 65536)} chunk(s), as without them.", "",
+             f"Delivering to the apps, $ per million events ({title}: {size:.0f}-byte messages, 10 per request;",
+             "the consumers' own receives and deletes included for every queue, at 10 per request). 0 apps is",
+             "today's stack (ConsumerApps empty); with apps the outbox makes one PublishBatch per 10 events",
+             "whatever their number, and SNS delivers to EventsQueue and to each app's queue:", "",
+             "| apps besides the default | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for apps in (0, 1, 2, 4):
+        costs = fanout_cost(size, apps)
+        lines.append(f"| {apps} | " + " | ".join(f"{costs[c]:.3f}" for c in columns) + " |")
+    requests = ", ".join(f"{op} {n}" for op, n in sorted(probe["requests"].items()))
+    received = ", ".join(f"{queue} {n}" for queue, n in sorted(probe["received"].items()))
+    lines += ["", f"Measured on moto with ConsumerApps={','.join(FANOUT_APPS)}: {probe['events']} events of one batch -> "
+              f"outbox requests {requests} ({probe['publish_chunks']} 64 KB chunk(s), "
+              f"{probe['message_bytes']:.0f} bytes a message); messages received: {received}."]
+    lines += ["", "Fan-out adds to the outbox's requests nothing per app (one PublishBatch replaces the SendMessageBatch);",
+              "per app it adds SNS's delivery ($0.01 per million plus $0.001/GB), the message entering the app's",
+              "queue (counted as one SQS request, `sqs_request_per_delivery`) and the app's own receives and deletes.",
+              "EventBridge, the rejected alternative, charges $1.00 per million events put (per 64 KB) before its",
+              "deliveries to the same queues, and gives SQS FIFO targets neither ordering per device nor deduplication."]
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
+    parser.add_argument("--fanout-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fanout_probe:
+        probe = measure_fanout()
+        print(json.dumps(probe))
+        return 0
     settings = Settings.from_template()
     text = report(measure(), settings)
     print(text)

@@ -81,6 +81,15 @@ class Target:
             return local_queue_url(self.client("sqs"), logical_id)
         return local_physical_name(logical_id)
 
+    def events_topic(self) -> str:
+        """The fan-out topic's ARN (template EventsTopic, there when ConsumerApps is set), or ""."""
+        if self.stack:
+            stack = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"][0]
+            return next((o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "EventsTopicArn"), "")
+        name = local_physical_name("EventsTopic") + ".fifo"
+        topics = self.client("sns").list_topics().get("Topics", [])
+        return next((t["TopicArn"] for t in topics if t["TopicArn"].endswith(":" + name)), "")
+
     def parameter(self, name: str) -> str:
         """A template parameter as deployed (the template's default for the local stack)."""
         if self.stack:
@@ -529,13 +538,15 @@ def _redrive_outbox(t: Target, dry_run: bool, as_json: bool = False) -> int:
     (devicegate.outbox.redrive_failed_batches: records re-read from the stream, which keeps them
     24 hours; a failure record is deleted once all its events are done)."""
     from devicegate.outbox.batch import process_batch
-    from devicegate.outbox.messages import SqsPublisher
+    from devicegate.outbox.messages import events_publisher
     from devicegate.outbox.stream import redrive_failed_batches
     from devicegate.store.events import load_offloaded
     from devicegate.store.state import DynamoStateStore
     from devicegate.vendors import alarm_transition_for, command_reply_for, state_patch_for
 
-    publisher = SqsPublisher(t.client("sqs"), t.physical("EventsQueue"))
+    # As the outbox publishes: to the fan-out topic when the stack has one.
+    topic = t.events_topic()
+    publisher = events_publisher(t.client("sqs"), t.client("sns") if topic else None, t.physical("EventsQueue"), topic)
     state = DynamoStateStore(t.client("dynamodb"), t.table)
     s3 = t.client("s3")
 

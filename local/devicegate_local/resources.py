@@ -28,6 +28,8 @@ CREATED_TYPES = (
     "AWS::SQS::Queue",
     "AWS::S3::Bucket",
     "AWS::SecretsManager::Secret",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
 )
 MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
 # Not created in moto but played by the stack itself (local_streams.py, local_iot_rules.py).
@@ -271,6 +273,7 @@ class LocalResources:
     buckets: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     secret_names: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # logical id -> topic ARN
 
     def queue_url_for_arn(self, arn: str) -> str | None:
         name = arn.rsplit(":", 1)[-1]
@@ -331,7 +334,7 @@ def create_resources(resolver: Resolver, session: Any, token: str) -> LocalResou
     for lid in creation_order(resources, wanted):
         resource_type = resources[lid]["Type"]
         properties = resolver.resolve(resources[lid].get("Properties") or {})
-        fifo = str(properties.get("FifoQueue", "")).lower() == "true"
+        fifo = str(properties.get("FifoQueue", properties.get("FifoTopic", ""))).lower() == "true"
         name = local_physical_name(lid, resource_type, fifo=fifo)
         if resource_type == "AWS::DynamoDB::Table":
             resolver.attributes[lid] = _create_table(client("dynamodb"), name, properties)
@@ -359,7 +362,28 @@ def create_resources(resolver: Resolver, session: Any, token: str) -> LocalResou
             resolver.attributes[lid] = {"Ref": arn, "Id": arn}
             created.secrets[lid] = arn
             created.secret_names[lid] = name
+        elif resource_type == "AWS::SNS::Topic":
+            attributes = {key: _attribute_text(properties[key]) for key in _TOPIC_ATTRIBUTES if key in properties}
+            arn = client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+            resolver.attributes[lid] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
+            created.topics[lid] = arn
+        elif resource_type == "AWS::SNS::Subscription":
+            # The fan-out's topic -> queue subscriptions: moto delivers a FIFO topic's messages to
+            # FIFO queues with their group and deduplication ids, raw (body and attributes).
+            raw = _attribute_text(properties.get("RawMessageDelivery", False))
+            arn = client("sns").subscribe(
+                TopicArn=properties["TopicArn"], Protocol=properties["Protocol"], Endpoint=properties["Endpoint"],
+                Attributes={"RawMessageDelivery": "true"} if raw == "true" else {})["SubscriptionArn"]
+            resolver.attributes[lid] = {"Ref": arn, "Arn": arn}
     return created
+
+
+#: AWS::SNS::Topic properties moto takes as CreateTopic attributes (FifoThroughputScope it does not).
+_TOPIC_ATTRIBUTES = ("FifoTopic", "ContentBasedDeduplication", "DisplayName", "KmsMasterKeyId")
+
+
+def _attribute_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _configure_logging(s3: Any, logical_id: str, name: str, logging_config: dict[str, Any] | None) -> None:

@@ -10,6 +10,7 @@ through LocalStack.receive_messages, which keeps what they read for that check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -170,6 +171,13 @@ def _wait_ready(process: subprocess.Popen, log_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with run_local_stack(tmp_path_factory) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def run_local_stack(tmp_path_factory: pytest.TempPathFactory, *extra_args: str) -> Iterator[LocalStack]:
+    """`devicegate local` with `extra_args` (e.g. --parameter-overrides), until Ctrl-C."""
     http_port, moto_port, mqtt_port, iot_data_port = _free_ports(4)
     log_path = tmp_path_factory.mktemp("local-stack") / "devicegate-local.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEVICEGATE_LOCAL_TOKEN"}
@@ -182,7 +190,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         "--http-port", str(http_port), "--moto-port", str(moto_port),
         "--mqtt-port", str(mqtt_port), "--iot-data-port", str(iot_data_port),
         # The device sweep every few seconds instead of every 5 minutes, so tests see it run.
-        "--schedule-every", "3",
+        "--schedule-every", "3", *extra_args,
     ]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -2,7 +2,7 @@
 
 The mechanism is tests/faults/injector.py (botocore's own event hooks, wrapped around moto's
 stubber); the fixtures are in conftest.py (one moto world per module, wiped between cases); the
-vocabulary shared by the four matrices is matrix.py.
+vocabulary shared by the matrices is matrix.py.
 
 Shapes (injector.SHAPES), each on every attempt of a call; a throttle, and for a write a lost
 answer, also on the first attempt only, so botocore's own retry (total_max_attempts=2) is what
@@ -19,6 +19,7 @@ meets the result:
                         ThrottlingError): botocore retries neither, so on every call and on the
                         first only, the code's own retry following
 
-Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 62 calls x the
-shapes that apply to each = 208 ingest + 94 commands + 118 outbox + 92 sweep = 512 cases.
+Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 63 calls x the
+shapes that apply to each = 208 ingest + 94 commands + 118 outbox + 10 outbox with fan-out (its SNS
+PublishBatch) + 92 sweep = 522 cases.
 """

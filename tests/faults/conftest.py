@@ -95,7 +95,9 @@ class SqsClock:
 
 
 @pytest.fixture(scope="module")
-def world():
+def world(request):
+    """The module's moto world, built with the module's PARAMETERS (template parameter
+    overrides, e.g. fan-out's ConsumerApps) if it has any."""
     from devicegate.infra import aws
 
     with pytest.MonkeyPatch.context() as mp:
@@ -109,7 +111,7 @@ def world():
             mp.delenv(key, raising=False)
         with mock_aws():
             session = _Session(boto3.Session(region_name="us-east-1"))
-            resolver = Resolver(load_template(ROOT / "template.yaml"))
+            resolver = Resolver(load_template(ROOT / "template.yaml"), getattr(request.module, "PARAMETERS", None))
             created = create_resources(resolver, session._session, token="dev-token")
             specs = function_specs(resolver, ROOT)
             for key, value in merged_environment(specs).items():
@@ -149,7 +151,7 @@ def stack(world, sqs_clock) -> Stack:
     created = world.created
     stack = Stack(session=world.session, table=created.tables["EventsTable"],  # type: ignore[arg-type]
                   queue_url=created.queues["EventsQueue"], bucket=created.buckets["PayloadBucket"],
-                  secret_arn=created.secrets["JointechTokenSecret"])
+                  secret_arn=created.secrets["JointechTokenSecret"], queues=dict(created.queues))
     stack.new_stream_records = world.stream.read  # type: ignore[method-assign]
     return stack
 

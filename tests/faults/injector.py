@@ -73,6 +73,9 @@ _ERRORS: dict[str, dict[str, tuple[int, str]]] = {
     "s3": {"throttled": (503, "SlowDown"), "server-error": (500, "InternalError"), "denied": (403, "AccessDenied")},
     "iot-data": {**_DEFAULT_ERRORS, "throttled": (429, "ThrottlingException"),
                  "denied": (403, "ForbiddenException")},
+    # SNS throttles with 429 Throttled (its model's ThrottledException); botocore retries a 429.
+    "sns": {"throttled": (429, "Throttled"), "server-error": (500, "InternalError"),
+            "denied": (403, "AuthorizationError")},
 }
 
 
@@ -234,6 +237,10 @@ def _error_answer(url: str, protocol: str, status: int, code: str) -> AWSRespons
     if protocol == "rest-xml":  # S3
         body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault</RequestId></Error>"
         headers = {"content-type": "application/xml"}
+    elif protocol == "query":  # SNS
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+                "<RequestId>fault</RequestId></ErrorResponse>")
+        headers = {"content-type": "text/xml"}
     else:  # json (DynamoDB, Streams, SQS, Secrets Manager) and rest-json (IoT data plane)
         body = json.dumps({"__type": code, "message": message})
         headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code}

@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 
 import tests.faults as package
-from tests.faults import test_command_faults, test_ingest_faults, test_outbox_faults, test_sweep_faults
+from tests.faults import (
+    test_command_faults,
+    test_fanout_faults,
+    test_ingest_faults,
+    test_outbox_faults,
+    test_sweep_faults,
+)
 
 MATRICES = {test_ingest_faults: [test_ingest_faults.CASES],
             test_command_faults: [test_command_faults.POST_CASES, test_command_faults.RESEND_CASES,
                                   test_command_faults.GET_CASES],
             test_outbox_faults: [test_outbox_faults.STREAM_CASES, test_outbox_faults.REDRIVE_CASES],
-            test_sweep_faults: [test_sweep_faults.CASES]}
+            test_sweep_faults: [test_sweep_faults.CASES],
+            test_fanout_faults: [test_fanout_faults.CASES]}
 
 
 def stated(doc: str | None) -> int:
@@ -20,7 +27,7 @@ def stated(doc: str | None) -> int:
 
 
 def test_each_module_states_its_own_number_of_cases_and_the_package_their_sum():
-    # Given the four matrices as they are parametrized
+    # Given the matrices as they are parametrized
     counts = {module: sum(len(cases) for cases in groups) for module, groups in MATRICES.items()}
     # Then each module's docstring states its count, and the package docstring the total
     for module, count in counts.items():

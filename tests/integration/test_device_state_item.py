@@ -56,6 +56,8 @@ def test_a_batch_of_many_events_of_a_device_is_one_read_and_one_write(stack):
     from devicegate.store.state import DynamoStateStore
 
     class Queue:
+        max_message_bytes = max_batch_bytes = 1_000_000
+
         def publish(self, messages):
             return []
 

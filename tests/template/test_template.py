@@ -187,8 +187,16 @@ def _translate(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def _statements(document: Any) -> list[dict[str, Any]]:
+    """A document's statements; a conditional one (Fn::If) counts as both of its branches, so
+    every rule holds whichever way the stack's parameters go."""
     statements = document.get("Statement", []) if isinstance(document, dict) else []
-    return statements if isinstance(statements, list) else [statements]
+    out: list[dict[str, Any]] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            out += [branch for branch in statement["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}]
+        else:
+            out.append(statement)
+    return out
 
 
 def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -520,7 +528,9 @@ def test_table_writes_are_confined_to_leading_keys(template: dict[str, Any]) -> 
         if set(_as_list(statement.get("Action"))) == {"dynamodb:Query"}
         and all("/index/gsi" in str(resource) for resource in _as_list(statement.get("Resource")))
     ]
-    assert [where for where in unconfined if where not in index_reads] == [], unconfined
+    # The apps' read policy reads what consuming.md documents, the whole table; it writes nothing
+    # (its own test below).
+    assert [where for where in unconfined if where not in index_reads and where != "AppReadPolicy"] == [], unconfined
 
 
 def _grants(template: dict[str, Any], function_id: str, action: str) -> list[str]:
@@ -1273,3 +1283,131 @@ def test_ingest_functions_take_the_memory_parameter_unless_their_sender_has_a_de
     others = [fn for function_id, fn in _functions(template).items() if function_id not in ingest]
     assert others and [fn["Properties"]["MemorySize"] for fn in others if "MemorySize" in fn["Properties"]] == []
     assert template["Globals"]["Function"]["MemorySize"] == 512
+
+
+# ---------------------------------------------------------------------------------------
+# fan-out (ConsumerApps) and the app's managed policy, resolved as CloudFormation would
+# ---------------------------------------------------------------------------------------
+def _deployed(overrides: dict[str, str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(resolver, resources that would be deployed) for the parameters given."""
+    from devicegate_local.resources import Resolver, synthetic_attribute
+
+    class Deployed(Resolver):
+        # Every resource by a predictable stand-in name and ARN: nothing is created.
+        def get_att(self, logical_id: str, attribute: str) -> Any:
+            return synthetic_attribute(logical_id, self.resources[logical_id]["Type"], attribute)
+
+    resolver = Deployed(_template(), overrides)
+    return resolver, {name: r for name, r in _template()["Resources"].items() if resolver.enabled(name)}
+
+
+FANOUT_TYPES = {"AWS::SNS::Subscription", "AWS::SQS::QueuePolicy"}
+
+
+def test_fanout_off_by_default_deploys_exactly_todays_resources(template: dict[str, Any]) -> None:
+    # Given the default parameters (ConsumerApps empty)
+    assert template["Parameters"]["ConsumerApps"]["Default"] == ""
+    resolver, deployed = _deployed()
+    # Then no topic but the alarms' one, no subscription, no queue but today's four
+    assert [n for n, r in deployed.items() if r["Type"] == "AWS::SNS::Topic"] == ["AlarmTopic"]
+    assert not [n for n, r in deployed.items() if r["Type"] in FANOUT_TYPES]
+    assert sorted(n for n, r in deployed.items() if r["Type"] == "AWS::SQS::Queue") == [
+        "EventsDeadLetterQueue", "EventsQueue", "IngestFailureQueue", "OutboxFailureQueue"]
+    # ... and the outbox has no topic variable and sends to EventsQueue itself
+    outbox = template["Resources"]["OutboxFunction"]["Properties"]
+    assert resolver.resolve(outbox["Environment"]["Variables"]).keys() == {"OUTBOX_QUEUE_URL", "OUTBOX_FAILURE_QUEUE_URL"}
+    publish = [s for s in resolver.resolve(outbox["Policies"])[0]["Statement"] if s["Sid"] == "PublishEvents"]
+    assert publish == [{"Sid": "PublishEvents", "Effect": "Allow", "Action": "sqs:SendMessage",
+                        "Resource": resolver.resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})}]
+    assert not [n for n, o in template["Outputs"].items() if resolver.condition(o.get("Condition", "FanOut"))
+                and n.startswith(("EventsTopic", "ConsumerApp"))]
+
+
+def test_fanout_on_subscribes_events_queue_and_one_queue_per_app_raw(template: dict[str, Any]) -> None:
+    # Given two apps named
+    resolver, deployed = _deployed({"ConsumerApps": "billing,dashboard"})
+    topic = deployed["EventsTopic"]["Properties"]
+    # Then a FIFO topic without content-based dedup (the outbox gives the ids)
+    assert topic["FifoTopic"] is True and topic["ContentBasedDeduplication"] is False
+    # ... EventsQueue and two app queues (each with its dead-letter queue, EventsQueue's settings) subscribed raw
+    subscriptions = {r["Properties"]["Endpoint"]["Fn::GetAtt"][0]: r["Properties"]
+                     for r in deployed.values() if r["Type"] == "AWS::SNS::Subscription"}
+    assert sorted(subscriptions) == ["ConsumerApp1Queue", "ConsumerApp2Queue", "EventsQueue"]
+    assert all(s["RawMessageDelivery"] is True and s["Protocol"] == "sqs" and s["TopicArn"] == {"Ref": "EventsTopic"}
+               for s in subscriptions.values())
+    events = template["Resources"]["EventsQueue"]["Properties"]
+    for n, app in ((1, "billing"), (2, "dashboard")):
+        queue = resolver.resolve(deployed[f"ConsumerApp{n}Queue"]["Properties"])
+        assert queue.pop("QueueName") == f"devicegate-local-{app}.fifo"
+        assert queue.pop("RedrivePolicy")["deadLetterTargetArn"] == resolver.resolve(
+            {"Fn::GetAtt": [f"ConsumerApp{n}DeadLetterQueue", "Arn"]})
+        assert queue == {k: v for k, v in events.items() if k != "RedrivePolicy"}
+        assert deployed[f"ConsumerApp{n}DeadLetterQueue"]["Properties"]["FifoQueue"] is True
+    assert "ConsumerApp3Queue" not in deployed
+    # ... each dead-letter queue alarmed as EventsDeadLetterQueue is
+    assert {n for n, r in deployed.items() if r["Type"] == "AWS::CloudWatch::Alarm" and n.startswith("ConsumerApp")} == {
+        "ConsumerApp1DlqAlarm", "ConsumerApp2DlqAlarm"}
+    # ... the topic alone may send to those queues
+    policy = resolver.resolve(deployed["EventsTopicQueuePolicy"]["Properties"])
+    assert len(policy["Queues"]) == 3
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert len(statement["Resource"]) == 3 and "aws:SourceArn" in statement["Condition"]["ArnEquals"]
+    # ... and the outbox publishes to the topic (its only publish grant)
+    outbox = template["Resources"]["OutboxFunction"]["Properties"]
+    assert resolver.resolve(outbox["Environment"]["Variables"])["OUTBOX_TOPIC_ARN"]
+    publish = [s for s in resolver.resolve(outbox["Policies"])[0]["Statement"] if s["Sid"] == "PublishEvents"]
+    assert [(s["Action"], s["Resource"]) for s in publish] == [("sns:Publish", resolver.ref("EventsTopic"))]
+
+
+#: What docs/consuming.md's examples (and store/queries.py) call, and on what: the app's policy
+#: must allow each and nothing more. Deployed, an app takes the queue URLs from the outputs (no
+#: GetQueueUrl).
+APP_CALLS = {
+    ("dynamodb:Query", "table"), ("dynamodb:Query", "index"), ("dynamodb:GetItem", "table"),
+    ("dynamodb:BatchGetItem", "table"),
+    ("sqs:ReceiveMessage", "queues"), ("sqs:DeleteMessage", "queues"),
+    ("sqs:ChangeMessageVisibility", "queues"), ("sqs:GetQueueAttributes", "queues"),
+    ("s3:GetObject", "media"), ("s3:GetObject", "payloads"),
+}
+
+
+def _app_policy(overrides: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    resolver, deployed = _deployed(overrides)
+    return resolver.resolve(deployed["AppReadPolicy"]["Properties"]["PolicyDocument"])["Statement"]
+
+
+@pytest.mark.parametrize("apps", ["", "billing,dashboard"], ids=["one-queue", "fan-out"])
+def test_the_app_policy_allows_what_consuming_md_calls_and_nothing_else(template: dict[str, Any], apps: str) -> None:
+    import fnmatch
+    import re
+
+    resolver, deployed = _deployed({"ConsumerApps": apps})
+    table = resolver.resolve({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    bucket = resolver.resolve({"Fn::GetAtt": ["PayloadBucket", "Arn"]})
+    queues = [resolver.resolve({"Fn::GetAtt": [q, "Arn"]}) for q in ("EventsQueue", "ConsumerApp1Queue",
+                                                                        "ConsumerApp2Queue") if q in deployed]
+    where = {"table": [table], "index": [f"{table}/index/gsi1", f"{table}/index/gsi5"], "queues": queues,
+             "media": [f"{bucket}/media/face-terminal/T1/photo.jpg"], "payloads": [f"{bucket}/payloads/mettax/x.json"]}
+    statements = _app_policy({"ConsumerApps": apps})
+
+    def allowed(action: str, resource: str) -> bool:
+        return any(s["Effect"] == "Allow" and action in _as_list(s["Action"])
+                   and any(fnmatch.fnmatchcase(resource, pattern) for pattern in _as_list(s["Resource"]))
+                   for s in statements)
+
+    # Then every call of the documented access patterns is allowed on its resource
+    missing = [(action, r) for action, kind in APP_CALLS for r in where[kind] if not allowed(action, r)]
+    assert missing == []
+    # ... and nothing else: exactly those actions, none a wildcard or a write, no condition to widen
+    granted = {a for s in statements for a in _as_list(s["Action"])}
+    assert granted == {action for action, _ in APP_CALLS}
+    assert not [a for a in granted if "*" in a or re.search(r":(Put|Update|Delete(?!Message)|Batch(?!Get)|Send|Scan)", a)]
+    # ... on this stack's table, queues and two prefixes of its bucket only: never the quarantine,
+    # another queue of the stack (the outbox's failures, the dead-letter queues) or a KMS key
+    resources = {r for s in statements for r in _as_list(s["Resource"])}
+    assert resources == {table, f"{table}/index/*", *queues, f"{bucket}/media/*", f"{bucket}/payloads/*"}
+    assert not allowed("s3:GetObject", f"{bucket}/quarantine/jointech/x")
+    assert not allowed("sqs:ReceiveMessage", resolver.resolve({"Fn::GetAtt": ["OutboxFailureQueue", "Arn"]}))
+    assert not any(a.startswith("kms:") for a in granted)
+    assert template["Outputs"]["AppReadPolicyArn"]["Value"] == {"Ref": "AppReadPolicy"}

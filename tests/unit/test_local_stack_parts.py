@@ -688,6 +688,7 @@ TEMPLATE = {
         }},
         "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {}},
         "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
     },
 }
 
@@ -699,14 +700,14 @@ def test_resolver_uses_parameter_defaults_pseudo_parameters_and_local_names():
         "level": {"Ref": "Level"},
         "days": {"Ref": "Days"},
         "sub": {"Fn::Sub": "${AWS::Region}/${AWS::AccountId}/${Queue.Arn}/${!Literal}/${AWS::URLSuffix}"},
-        "topic": {"Ref": "Topic"},
+        "key": {"Fn::GetAtt": ["Key", "Arn"]},
         "queue": {"Ref": "Queue"},
     })
     assert resolved == {
         "level": "INFO",
         "days": "30",
         "sub": "us-east-1/123456789012/arn:aws:sqs:us-east-1:123456789012:q/${Literal}/amazonaws.com",
-        "topic": "arn:aws:sns:us-east-1:123456789012:devicegate-local-Topic",
+        "key": "arn:aws:kms:us-east-1:123456789012:devicegate-local-Key",
         "queue": "http://q",
     }
 

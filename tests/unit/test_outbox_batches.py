@@ -6,7 +6,7 @@ import json
 
 from devicegate.core.errors import StorageUnavailable
 from devicegate.outbox.batch import process_batch
-from devicegate.outbox.messages import MAX_MESSAGE_BYTES, Outgoing, cloud_event, message_body
+from devicegate.outbox.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Outgoing, cloud_event, message_body
 from devicegate.outbox.stream import StreamRecord
 from devicegate.store.devices import Applied
 
@@ -17,7 +17,10 @@ def _event(n: int, occurred: str = "2025-02-07T10:00:00.000Z") -> dict:
 
 
 class FakeQueue:
-    """Enforces SQS's limits: at most 10 messages and 1 MiB per call."""
+    """Enforces SQS's limits: at most 10 messages and 1 MiB per call, attributes included."""
+
+    max_message_bytes = MAX_MESSAGE_BYTES
+    max_batch_bytes = MAX_BATCH_BYTES
 
     def __init__(self, fail_ids=()):
         self.sent: list[str] = []
@@ -25,7 +28,7 @@ class FakeQueue:
         self.fail_ids = set(fail_ids)
 
     def publish(self, messages):
-        assert len(messages) <= 10 and sum(len(m.body) for m in messages) <= 1_048_576
+        assert len(messages) <= 10 and sum(m.size for m in messages) <= 1_048_576
         self.calls.append(len(messages))
         decoded = [(m.sequence, json.loads(m.body)) for m in messages]
         failed = [ident for ident, m in decoded if m["id"] in self.fail_ids]
@@ -271,3 +274,77 @@ def test_accepted_is_counted_once_per_record_that_is_done(monkeypatch):
     # Then only the records Lambda will not redeliver are counted as accepted
     assert failed == ["seq012", "seq013", "seq014"]
     assert emitted == [("jointech", "location", {"accepted": 12})]
+
+
+def test_every_message_carries_type_vendor_and_device_attributes_counted_in_its_size():
+    from devicegate.outbox.batch import outgoing
+
+    # Given an event of a device whose id needs encoding
+    record = StreamRecord("s1", dict(_event(1), deviceId="a/b #1"))
+    # When it becomes a message
+    message = outgoing(record, "tbl", MAX_MESSAGE_BYTES)
+    # Then its attributes say what and whose it is, as the body's type and source do
+    body = json.loads(message.body)
+    assert message.attributes == {"type": body["type"], "vendor": "jointech", "device": "a%2Fb%20%231"}
+    assert body["source"].endswith("/" + message.attributes["device"])
+    # ... and they count toward the size SQS and SNS limit (name, "String" and value)
+    assert message.size == len(message.body) + sum(len(k) + 6 + len(v) for k, v in message.attributes.items())
+
+
+def test_a_record_just_under_the_limit_without_attributes_goes_as_a_claim_check_with_them():
+    from devicegate.outbox.batch import outgoing
+
+    # Given a record whose body alone fits the publisher's limit, but not with its attributes
+    bare = message_body(dict(_event(1), data={"blob": ""}))
+    record = StreamRecord("s1", dict(_event(1), data={"blob": "x" * (1000 - len(bare) - 5)}))
+    assert len(message_body(record.event)) <= 1000
+    # Then the message is the claim check, and fits
+    message = outgoing(record, "tbl", 1000)
+    assert "dataref" in json.loads(message.body) and message.size <= 1000
+
+
+def test_sqs_and_sns_publishers_send_the_attributes_and_map_failed_entries_back():
+    from devicegate.outbox.messages import SnsPublisher, SqsPublisher
+
+    class Client:
+        def send_message_batch(self, QueueUrl, Entries):
+            self.entries = Entries
+            return {"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "Code": "InternalError"}]}
+
+        def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+            self.entries = PublishBatchRequestEntries
+            return {"Successful": [{"Id": "1"}], "Failed": [{"Id": "0", "Code": "InternalError"}]}
+
+    messages = [Outgoing(f"seq{c}", c.lower(), "jointech:dev1", f"dedup{c}",
+                         {"type": "devicegate.jointech.location", "vendor": "jointech", "device": "dev1"})
+                for c in "AB"]
+    wire = {"type": {"DataType": "String", "StringValue": "devicegate.jointech.location"},
+            "vendor": {"DataType": "String", "StringValue": "jointech"},
+            "device": {"DataType": "String", "StringValue": "dev1"}}
+    sqs, sns = Client(), Client()
+    assert SqsPublisher(sqs, "url").publish(messages) == ["seqB"]
+    assert SnsPublisher(sns, "arn").publish(messages) == ["seqA"]
+    assert [e["MessageAttributes"] for e in sqs.entries] == [wire, wire] == [e["MessageAttributes"] for e in sns.entries]
+    # The topic gets the same FIFO identity as the queue would
+    assert [(e["Message"], e["MessageGroupId"], e["MessageDeduplicationId"]) for e in sns.entries] == [
+        (e["MessageBody"], e["MessageGroupId"], e["MessageDeduplicationId"]) for e in sqs.entries]
+
+
+def test_sns_chunks_stay_within_its_256_kib_per_call():
+    from devicegate.outbox.messages import SNS_MAX_BATCH_BYTES, SNS_MAX_MESSAGE_BYTES
+
+    class Topic(FakeQueue):
+        max_message_bytes = SNS_MAX_MESSAGE_BYTES
+        max_batch_bytes = SNS_MAX_BATCH_BYTES
+
+        def publish(self, messages):
+            assert sum(m.size for m in messages) <= 262_144
+            return super().publish(messages)
+
+    # Given events of about 100 KB and one of 300 KB (over SNS's message limit)
+    records = [StreamRecord(f"seq{i:03d}", dict(_event(i), data={"blob": "x" * (300_000 if i == 3 else 100_000)}))
+               for i in range(6)]
+    topic = Topic()
+    assert process_batch(records, topic, FakeState(), lambda e: {}) == []
+    # Then every event went once, in order, the big one as a claim check
+    assert topic.sent == [f"e{i}" for i in range(6)] and topic.calls == [2, 3, 1]

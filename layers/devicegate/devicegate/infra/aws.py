@@ -13,7 +13,7 @@ from devicegate.core.caches import kept
 
 #: The only services the functions call. Listing them saves botocore from listing every service
 #: directory it ships (twice per first client: ~20 ms of a cold start) just to check the name.
-SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "sqs")
+SERVICES = ("dynamodb", "dynamodbstreams", "iot-data", "s3", "secretsmanager", "sns", "sqs")
 #: Services whose calls botocore must not repeat by itself. An IoT publish is not idempotent: a
 #: retry after a lost answer (a read timeout, a dropped connection) sends the command to the
 #: device a second time. The caller reports the unknown outcome instead (commands.PublishUnknown).

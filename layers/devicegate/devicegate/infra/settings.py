@@ -112,6 +112,8 @@ class Settings(Deployment):
     quarantine_retention_days: int = Field(default=30, alias="QUARANTINE_RETENTION_DAYS", ge=1)
     outbox_queue_url: str = Field(default="", alias="OUTBOX_QUEUE_URL")
     outbox_failure_queue_url: str = Field(default="", alias="OUTBOX_FAILURE_QUEUE_URL")
+    #: Set only with fan-out (template parameter ConsumerApps): the outbox publishes to this topic.
+    outbox_topic_arn: str = Field(default="", alias="OUTBOX_TOPIC_ARN")
     parts_timeout_seconds: int = Field(DEFAULT_PARTS_TIMEOUT, alias="PARTS_TIMEOUT_SECONDS", ge=1)
 
     # Vendor-specific variables are prefixed (JOINTECH_TOKEN_SECRET) so that functions never

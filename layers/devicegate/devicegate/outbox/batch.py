@@ -35,11 +35,12 @@ from devicegate.core.errors import ItemRefused, StorageUnavailable
 from devicegate.core.timeutil import iso_utc, parse_time, state_time
 from devicegate.infra.observability import emit_counts, innermost_frame, logger
 from devicegate.outbox.messages import (
-    MAX_BATCH_BYTES,
     SQS_BATCH,
     Outgoing,
     Publisher,
+    attributes_size,
     deduplication_id,
+    message_attributes,
     message_body,
     message_group,
 )
@@ -50,10 +51,12 @@ from devicegate.store.liveness import GATEWAY_KINDS
 from devicegate.store.state_failures import StateFailure
 
 
-def outgoing(record: StreamRecord, body: str) -> Outgoing:
+def outgoing(record: StreamRecord, table: str, max_message_bytes: int) -> Outgoing:
     event = record.event
+    attributes = message_attributes(event)
+    body = message_body(event, table, max_message_bytes - attributes_size(attributes))
     return Outgoing(record.sequence, body, message_group(event["vendor"], event["deviceId"]),
-                    deduplication_id(event["vendor"], event["deviceId"], event["eventId"]))
+                    deduplication_id(event["vendor"], event["deviceId"], event["eventId"]), attributes)
 
 
 class StateStore(Protocol):
@@ -124,13 +127,15 @@ def device_news(records: Iterable[StreamRecord], patch_for: PatchFor,
     return list(news.values())
 
 
-def _chunks(records: list[StreamRecord], bodies: list[str]) -> Iterable[tuple[int, int]]:
-    """[start, end) ranges of at most SQS_BATCH messages and MAX_BATCH_BYTES bytes each."""
+def _chunks(messages: list[Outgoing], max_batch_bytes: int) -> Iterable[tuple[int, int]]:
+    """[start, end) ranges of at most SQS_BATCH messages and max_batch_bytes bytes each (bodies
+    and attributes: both count, for SQS and SNS alike)."""
     start = 0
-    while start < len(records):
+    while start < len(messages):
         end, size = start, 0
-        while end < len(records) and end - start < SQS_BATCH and (end == start or size + len(bodies[end]) <= MAX_BATCH_BYTES):
-            size += len(bodies[end])
+        while end < len(messages) and end - start < SQS_BATCH and (
+                end == start or size + messages[end].size <= max_batch_bytes):
+            size += messages[end].size
             end += 1
         yield start, end
         start = end
@@ -179,10 +184,10 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
         logger.error("state projection raised", extra={"error_type": type(exc).__name__,
                                                         "where": innermost_frame(exc)})
         return [r.sequence for r in pending]
-    bodies = [message_body(r.event, table) for r in pending]
-    for start, end in _chunks(pending, bodies):
+    messages = [outgoing(r, table, publisher.max_message_bytes) for r in pending]
+    for start, end in _chunks(messages, publisher.max_batch_bytes):
         chunk = pending[start:end]
-        failed = set(publisher.publish([outgoing(r, bodies[start + i]) for i, r in enumerate(chunk)]))
+        failed = set(publisher.publish(messages[start:end]))
         if failed:
             first = next(i for i, r in enumerate(chunk) if r.sequence in failed)
             logger.warning("publish failed", extra={"failed": len(failed)})

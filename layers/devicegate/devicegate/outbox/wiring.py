@@ -10,7 +10,7 @@ from devicegate.core.offline import OfflinePolicy
 from devicegate.infra.aws import client
 from devicegate.infra.settings import get_settings
 from devicegate.outbox.batch import process_batch
-from devicegate.outbox.messages import SqsPublisher
+from devicegate.outbox.messages import Publisher, events_publisher
 from devicegate.outbox.stream import RedriveOutcome, StreamRecord, redrive_failed_batches
 from devicegate.store.events import load_offloaded
 from devicegate.store.state import DynamoStateStore
@@ -18,9 +18,11 @@ from devicegate.vendors import alarm_transition_for, command_reply_for, get_adap
 
 
 @kept
-def wiring() -> tuple[SqsPublisher, DynamoStateStore]:
+def wiring() -> tuple[Publisher, DynamoStateStore]:
     settings = get_settings()
-    return (SqsPublisher(client("sqs"), settings.outbox_queue_url),
+    # The fan-out topic when the stack has one (ConsumerApps), else EventsQueue itself.
+    sns = client("sns") if settings.outbox_topic_arn else None
+    return (events_publisher(client("sqs"), sns, settings.outbox_queue_url, settings.outbox_topic_arn),
             DynamoStateStore(client("dynamodb"), settings.table_name, settings.retention_for,
                              OfflinePolicy(settings.offline_after, get_adapter),
                              failures_retention_days=settings.quarantine_retention_days))
