@@ -118,7 +118,7 @@ def _attach_running(resolver: Any, session: Any) -> None:
         resource = resolver.resources[logical_id]
         kind = resource["Type"]
         properties = resolver.resolve(resource.get("Properties") or {})
-        fifo = str(properties.get("FifoQueue", "")).lower() == "true"
+        fifo = str(properties.get("FifoQueue", properties.get("FifoTopic", ""))).lower() == "true"  # as resources.py
         name = local_physical_name(logical_id, kind, fifo=fifo)
         if kind == "AWS::DynamoDB::Table":
             table = session.client("dynamodb").describe_table(TableName=name)["Table"]
@@ -133,9 +133,20 @@ def _attach_running(resolver: Any, session: Any) -> None:
         elif kind == "AWS::S3::Bucket":
             attributes = {"Ref": name, "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
                           "RegionalDomainName": f"{name}.s3.us-east-1.amazonaws.com"}
-        else:
+        elif kind == "AWS::SecretsManager::Secret":
             arn = session.client("secretsmanager").describe_secret(SecretId=name)["ARN"]
             attributes = {"Ref": arn, "Id": arn}
+        elif kind == "AWS::SNS::Topic":
+            topics = [t["TopicArn"] for page in session.client("sns").get_paginator("list_topics").paginate()
+                      for t in page["Topics"]]
+            arn = next((t for t in topics if t.rsplit(":", 1)[-1] == name), None)
+            if arn is None:
+                raise UsageError(f"the running local stack has no topic {name}: was it started from another template?")
+            attributes = {"Ref": arn, "TopicArn": arn, "TopicName": name}
+        elif kind == "AWS::SNS::Subscription":
+            continue  # nothing in a function's environment refers to a subscription
+        else:  # a type the stack creates but this list does not know yet: say so, not a wrong lookup
+            raise UsageError(f"devicegate invoke cannot find the running stack's {kind} {logical_id}")
         resolver.attributes[logical_id] = attributes
 
 
