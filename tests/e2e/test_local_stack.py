@@ -171,7 +171,7 @@ def test_query_cli_reads_the_running_stack(local_stack, first_delivery):
     assert state.returncode == 0, state.stderr
     summary = json.loads(state.stdout)
     assert summary["deviceId"] == DEVICE and summary["lastSeen"] == "2022-09-01T08:59:56.000Z"
-    assert summary["state"]["battery"]["battery"] == 100
+    assert summary["state"]["power"]["batteryPct"] == 100
 
 
 def test_commands_follow_a_stack_on_other_ports_without_flags(local_stack):

@@ -539,7 +539,9 @@ def test_a_command_whose_package_is_not_installed_says_what_to_install(monkeypat
 
     from devicegate_cli.main import main
 
-    monkeypatch.setitem(sys.modules, "devicegate_onprem", None)  # import fails as if not installed
+    # Imports fail as if it were not installed (its modules may be loaded by earlier tests).
+    for name in ["devicegate_onprem", *(n for n in sys.modules if n.startswith("devicegate_onprem."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     assert main(["senselink-bridge", "--help"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [err] and "pip install ./onprem" in err and "devicegate_onprem" in err
