@@ -7,7 +7,8 @@
      │    ▲
     store                       (every item layout and every write of it)
      ▲
-    ingest · outbox · commands · sweep    (the roles; none imports another)
+    ingest · outbox · commands · sweep · client    (the roles; none imports another;
+                                                   client is what apps and the CLI read through)
 
 Around the layer, packages by role, each where it runs (docs/architecture.md):
 
@@ -38,6 +39,7 @@ ALLOWED = {
     "outbox": {"core", "infra", "store", "vendors"},
     "commands": {"core", "infra", "store", "vendors"},
     "sweep": {"core", "infra", "store", "vendors"},
+    "client": {"core", "infra", "store"},
 }
 
 

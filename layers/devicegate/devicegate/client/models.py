@@ -1,0 +1,175 @@
+"""The typed shapes apps read: the event envelope with its vocabulary blocks, the CloudEvent that
+carries it on the queue, and a device's latest state. These models are the contract: the JSON
+Schemas of docs/contracts are generated from them, and the client (devicegate.client) returns
+them. The ingest functions never import this module: they build the same shapes as plain dicts
+(core/vocabulary.py's TypedDicts, checked against these models by tests), because validating
+what they built from validated records would only cost time on the hot path.
+
+Models ignore fields they do not know, so an app built on this release keeps working when a
+later one adds a field; they refuse a field of the wrong type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from devicegate.core.vocabulary import AlarmStatus, Direction, Method, Role, Severity
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Position(_Shape):
+    """Where the device was (Jointech, Mettax): one name per fact, one unit."""
+
+    latitude: float = Field(description="WGS84 degrees, north positive", ge=-90, le=90)
+    longitude: float = Field(description="WGS84 degrees, east positive", ge=-180, le=180)
+    speedKmh: float | None = Field(None, description="speed over ground, km/h")
+    headingDeg: float | None = Field(None, description="course, degrees clockwise from true north (0-360)")
+    altitudeM: float | None = Field(None, description="altitude above sea level, metres")
+    satellites: int | None = Field(None, description="satellites used in the fix")
+    valid: bool = Field(True, description="the device had a fix (a record without one has no position block)")
+    fixTime: datetime | None = Field(None, description="when the fix was taken, UTC")
+
+
+class Alarm(_Shape):
+    """What went wrong, on one severity scale for every vendor."""
+
+    code: str | None = Field(None, description="the vendor's alarm code, as text")
+    name: str | None = Field(None, description="the vendor's alarm name, in English")
+    severity: Severity = Field(description="info (a notice), warning (look at it), critical (act now)")
+    status: AlarmStatus | None = Field(None, description="the lifecycle step, for vendors whose alarms have one")
+    id: str | None = Field(None, description="the vendor's alarm id, the same over the alarm's life")
+
+
+class Person(_Shape):
+    """Who passed, as the terminal knew them: a role, never a name or a number."""
+
+    role: Role = "unknown"
+    id: str | None = Field(None, description="the vendor's user id as the deployment's PersonalData policy keeps it "
+                                             "(as sent, masked, or absent)")
+
+
+class Passage(_Shape):
+    """Someone at a door (face terminal, SenseLink, Mettax face check)."""
+
+    granted: bool | None = Field(None, description="whether the door let them through")
+    method: Method = Field("unknown", description="how the passage was claimed (the first factor)")
+    direction: Direction = "unknown"
+    person: Person | None = None
+    score: float | None = Field(None, description="how well the face matched, 0-1", ge=0, le=1)
+
+
+class Power(_Shape):
+    """The device's supply, where reported."""
+
+    batteryPct: float | None = Field(None, description="battery charge, percent")
+    voltageV: float | None = Field(None, description="supply or battery voltage, volts")
+    external: bool | None = Field(None, description="on external power (charging, mains)")
+
+
+class Facts(_Shape):
+    """The vocabulary blocks of an event: each present only when the record states its fact."""
+
+    position: Position | None = None
+    alarm: Alarm | None = None
+    passage: Passage | None = None
+    power: Power | None = None
+
+
+Transport = Literal["http", "mqtt", "replay", "gateway"]
+
+
+class Event(_Shape):
+    """One stored event: the table's event item and the queue message's `data` alike."""
+
+    vendor: str = Field(description="the vendor adapter: ai-camera, face-terminal, jointech, mettax, senselink")
+    deviceId: str = Field(description="the vendor's device identifier, as sent")
+    kind: str = Field(description="the vendor's record kind (location, alarm, recognition...); with the vendor, "
+                                  "the event type devicegate.{vendor}.{kind}")
+    eventId: str = Field(description="unique per device (docs/consuming.md, the identity rule per vendor)")
+    occurredAt: datetime = Field(description="when it happened by the device's clock (or its receipt, for "
+                                             "records without a time), UTC")
+    receivedAt: datetime = Field(description="when the gateway received it, UTC")
+    transport: Transport = Field(description="how it arrived: http, mqtt, replay (from quarantine), gateway "
+                                             "(events the gateway writes itself)")
+    data: dict[str, Any] = Field(default_factory=dict, description="the vendor's record, typed by vendor and kind "
+                                                                  "(docs/contracts/schemas), personal data masked")
+    facts: Facts | None = Field(None, description="the vocabulary blocks, when the record states their facts")
+    dataRef: str | None = Field(None, description="s3://... of the whole record when it was too large for the "
+                                                  "item; `data` is then empty")
+
+    @property
+    def type(self) -> str:
+        return f"devicegate.{self.vendor}.{self.kind}"
+
+    @property
+    def position(self) -> Position | None:
+        return self.facts.position if self.facts else None
+
+    @property
+    def alarm(self) -> Alarm | None:
+        return self.facts.alarm if self.facts else None
+
+    @property
+    def passage(self) -> Passage | None:
+        return self.facts.passage if self.facts else None
+
+    @property
+    def power(self) -> Power | None:
+        return self.facts.power if self.facts else None
+
+
+class CloudEvent(_Shape):
+    """A queue message's body: CloudEvents 1.0, structured JSON mode, with the event as `data`."""
+
+    specversion: Literal["1.0"]
+    id: str = Field(description="the event's eventId")
+    source: str = Field(description="devicegate/{vendor}/{device id, percent-encoded}; with id, the event's identity")
+    type: str = Field(description="devicegate.{vendor}.{kind}")
+    subject: str = Field(description="the device id")
+    time: datetime = Field(description="the event's occurredAt")
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(None, description="the JSON Schema of `data` for this type")
+    dataref: str | None = Field(None, description="where the whole record is when it was too large for a message")
+    data: Event
+
+
+class DeviceState(_Shape):
+    """A device's latest state and liveness, from its one item."""
+
+    vendor: str
+    deviceId: str
+    lastSeen: datetime | None = Field(None, description="occurredAt of the newest event")
+    lastKind: str | None = None
+    lastEventId: str | None = None
+    online: bool | None = Field(None, description="false once the sweep found it silent too long")
+    heardAt: datetime | None = Field(None, description="the last contact, by the gateway's clock")
+    offlineSince: datetime | None = None
+    state: dict[str, dict[str, Any]] = Field(default_factory=dict, description="every state group by name, its "
+                                             "newest value with `at` (the time of the event it is from) and `eventId`: "
+                                             "the vocabulary's (position, alarm, passage, power) and the vendor's own")
+
+    def _block(self, name: str, model: type[_Shape]) -> Any:
+        group = self.state.get(name)
+        return model.model_validate(group) if group else None
+
+    @property
+    def position(self) -> Position | None:
+        return self._block("position", Position)
+
+    @property
+    def alarm(self) -> Alarm | None:
+        return self._block("alarm", Alarm)
+
+    @property
+    def passage(self) -> Passage | None:
+        return self._block("passage", Passage)
+
+    @property
+    def power(self) -> Power | None:
+        return self._block("power", Power)
