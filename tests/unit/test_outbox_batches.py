@@ -190,7 +190,8 @@ def test_cloud_event_shape():
     message = cloud_event(event)
     assert message == {
         "specversion": "1.0", "id": "e7", "source": "devicegate/jointech/dev1", "type": "devicegate.jointech.location",
-        "subject": "dev1", "time": "2025-02-07T10:00:00.000Z", "datacontenttype": "application/json", "data": event,
+        "subject": "dev1", "time": "2025-02-07T10:00:00.000Z", "datacontenttype": "application/json",
+        "dataschema": "urn:devicegate:schema:devicegate.jointech.location:1", "data": event,
     }
     assert cloud_event(event, "s3://b/k")["dataref"] == "s3://b/k"
 

@@ -45,16 +45,30 @@ def event_type(event: dict[str, Any]) -> str:
     return f"devicegate.{event['vendor']}.{event['kind']}"
 
 
+#: Version of the schemas in docs/contracts/schemas: raised when a type's `data` changes in a way an
+#: app must know of (a field removed or retyped); additions keep it.
+SCHEMA_VERSION = 1
+
+
+def data_schema(type_: str) -> str:
+    """The CloudEvents `dataschema` of a type: the `$id` of docs/contracts/schemas/{type}.json. A
+    URN, not a URL: nothing is fetched at run time, an app maps it to the file it ships with (or
+    loads the folder into a registry keyed by `$id`). One string format per message."""
+    return f"urn:devicegate:schema:{type_}:{SCHEMA_VERSION}"
+
+
 def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str, Any]:
     """CloudEvents 1.0 structured JSON; `data` is the normalized event."""
+    type_ = event_type(event)
     message = {
         "specversion": "1.0",
         "id": event["eventId"],
         "source": event_source(event["vendor"], event["deviceId"]),
-        "type": event_type(event),
+        "type": type_,
         "subject": event["deviceId"],
         "time": event["occurredAt"],
         "datacontenttype": "application/json",
+        "dataschema": data_schema(type_),
         "data": event,
     }
     if data_ref:
