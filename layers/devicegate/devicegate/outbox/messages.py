@@ -48,27 +48,33 @@ def event_type(event: dict[str, Any]) -> str:
 #: Version of the schemas in docs/contracts/schemas: raised when a type's `data` changes in a way an
 #: app must know of (a field removed or retyped); additions keep it.
 SCHEMA_VERSION = 1
+#: Vendors that store kinds no document names (the AI camera keeps any `operator` it does not know
+#: as its kind): their kinds beyond these share one schema, `devicegate.{vendor}.other`.
+#: tests/unit/test_contracts.py holds this to the adapters' kinds.
+OPEN_KINDS = {"ai-camera": frozenset({"heartbeat", "device.offline", "device.online"})}
 
 
-def data_schema(type_: str) -> str:
-    """The CloudEvents `dataschema` of a type: the `$id` of docs/contracts/schemas/{type}.json. A
+def data_schema(vendor: str, kind: str) -> str:
+    """The CloudEvents `dataschema` of an event: the `$id` of docs/contracts/schemas/{type}.json. A
     URN, not a URL: nothing is fetched at run time, an app maps it to the file it ships with (or
-    loads the folder into a registry keyed by `$id`). One string format per message."""
-    return f"urn:devicegate:schema:{type_}:{SCHEMA_VERSION}"
+    loads the folder into a registry keyed by `$id`). A string format per message, no schema work."""
+    known = OPEN_KINDS.get(vendor)
+    if known is not None and kind not in known:
+        kind = "other"
+    return f"urn:devicegate:schema:devicegate.{vendor}.{kind}:{SCHEMA_VERSION}"
 
 
 def cloud_event(event: dict[str, Any], data_ref: str | None = None) -> dict[str, Any]:
     """CloudEvents 1.0 structured JSON; `data` is the normalized event."""
-    type_ = event_type(event)
     message = {
         "specversion": "1.0",
         "id": event["eventId"],
         "source": event_source(event["vendor"], event["deviceId"]),
-        "type": type_,
+        "type": event_type(event),
         "subject": event["deviceId"],
         "time": event["occurredAt"],
         "datacontenttype": "application/json",
-        "dataschema": data_schema(type_),
+        "dataschema": data_schema(event["vendor"], event["kind"]),
         "data": event,
     }
     if data_ref:
