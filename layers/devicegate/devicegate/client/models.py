@@ -124,6 +124,25 @@ class Event(_Shape):
         return self.facts.power if self.facts else None
 
 
+class DeviceOffline(_Shape):
+    """`data` of the gateway's own `device.offline` event (store/liveness.py, written by the sweep)."""
+
+    lastHeardAt: datetime | None = Field(description="the last contact before the silence, UTC")
+    offlineSince: datetime = Field(description="when it became overdue: lastHeardAt + offlineAfterSeconds")
+    offlineAfterSeconds: int | None = Field(description="the silence after which this device counts as offline")
+    detectedAt: datetime = Field(description="when the sweep found it, UTC")
+
+
+class DeviceOnline(_Shape):
+    """`data` of the gateway's own `device.online` event (store/liveness.py, written by the outbox when
+    an offline device is heard from again)."""
+
+    onlineAt: datetime = Field(description="the contact that ended the silence, UTC")
+    offlineSince: datetime | None = Field(description="when it had become overdue")
+    lastHeardAt: datetime | None = Field(description="the last contact before the silence")
+    offlineForSeconds: int = Field(description="seconds from offlineSince to onlineAt (0 when the mark was premature)")
+
+
 class CloudEvent(_Shape):
     """A queue message's body: CloudEvents 1.0, structured JSON mode, with the event as `data`."""
 
