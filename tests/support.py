@@ -28,6 +28,41 @@ def new_environment() -> None:
     reset()
 
 
+CONTRACTS = ROOT / "docs" / "contracts"
+
+
+def contract_schemas() -> dict[str, dict[str, Any]]:
+    """docs/contracts/schemas by `$id` (what a message's `dataschema` names), read once."""
+    if not _SCHEMAS:
+        for path in sorted((CONTRACTS / "schemas").glob("*.json")):
+            schema = json.loads(path.read_text())
+            _SCHEMAS[schema["$id"]] = schema
+    return _SCHEMAS
+
+
+_SCHEMAS: dict[str, dict[str, Any]] = {}
+_VALIDATORS: dict[str, Any] = {}
+
+
+def valid_message(body: dict[str, Any]) -> dict[str, Any]:
+    """A queue message's body, after checking it against the contract: the CloudEvent schema, and
+    its `data` against the schema its `dataschema` names (docs/contracts/schemas). Every test that
+    reads the queue through a helper of this suite checks what it read."""
+    from jsonschema import Draft202012Validator
+
+    schemas = contract_schemas()
+    for name in ("urn:devicegate:schema:cloudevent:1", body.get("dataschema")):
+        assert name in schemas, f"message {body.get('type')} names no schema of docs/contracts: {name!r}"
+        validator = _VALIDATORS.get(name)
+        if validator is None:
+            validator = _VALIDATORS[name] = Draft202012Validator(schemas[name])
+        instance = body if name.endswith(":cloudevent:1") else body["data"]
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        assert not errors, (f"{body.get('type')} message {body.get('id')} does not match {name}: " + "; ".join(
+            f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:200]}" for e in errors[:5]))
+    return body
+
+
 def load_event(relative: str) -> dict[str, Any]:
     """An invocation event exactly as `sam local invoke -e events/<relative>` would take it."""
     return json.loads((EVENTS / relative).read_text())
@@ -131,7 +166,7 @@ class Stack:
             if not messages:
                 return out
             for m in messages:
-                out.append(json.loads(m["Body"]))
+                out.append(valid_message(json.loads(m["Body"])))
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
     def messages_in(self, queue: str) -> int:

@@ -30,6 +30,7 @@ import boto3
 import pytest
 
 from devicegate_local.names import LOCAL_CREDENTIALS, LOCAL_REGION, local_physical_name, local_queue_url
+from tests.support import valid_message
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = "devicegate local: ready"
@@ -111,7 +112,8 @@ class LocalStack:
             got = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10,
                                       WaitTimeSeconds=min(1, max(0, int(remaining))))
             for message in got.get("Messages", []):
-                bodies.append(json.loads(message["Body"]))
+                # Checked against docs/contracts: every message a test reads matches its schema.
+                bodies.append(valid_message(json.loads(message["Body"])))
                 sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
             if not got.get("Messages") and remaining < 1:
                 break
