@@ -61,19 +61,25 @@ class _Wire(GenerateJsonSchema):
 
     def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
         inner = super().function_before_schema(schema)
-        if schema["schema"]["type"] in ("model-fields", "model") or inner.get("type") == "string":
+        if schema["schema"]["type"] in ("model-fields", "model"):
             # A model's own before-validator (VendorModel's text nulls) reads the object it gets.
             return inner
-        loose: list[JsonSchemaValue] = [inner, {"type": "string"}]
         if _allows_time(inner):
-            loose.append({"type": "number"})
-        return {"anyOf": loose}
+            # ISO 8601 text or an epoch number, as the field documents (core/fields.py).
+            return {"anyOf": [inner, {"type": "number"}]}
+        if inner.get("type") == "string":
+            return inner
+        return {"anyOf": [inner, {"type": "string"}]}
 
 
 def _allows_time(schema: JsonSchemaValue) -> bool:
     if schema.get("format") == "date-time":
         return True
     return any(_allows_time(s) for s in schema.get("anyOf", []) if isinstance(s, dict))
+
+
+#: pydantic's lax booleans: true/false, yes/no, on/off, t/f, y/n in any case, and 0/1.
+_BOOL_TEXT = r"[Tt](?:[Rr][Uu][Ee])?|[Ff](?:[Aa][Ll][Ss][Ee])?|[Yy](?:[Ee][Ss])?|[Nn][Oo]?|[Oo](?:[Nn]|[Ff][Ff])|[01]"
 
 
 def _walk(schema: Any, visit: Callable[[dict[str, Any]], None]) -> None:
@@ -87,8 +93,10 @@ def _walk(schema: Any, visit: Callable[[dict[str, Any]], None]) -> None:
             _walk(value, visit)
 
 
-def _numbers_as_text(schema: dict[str, Any]) -> None:
-    """integer/number -> also the text spelling of one (core/fields.py INT_TEXT, NUMBER_TEXT)."""
+def _lax(schema: dict[str, Any]) -> None:
+    """What VendorModel reads beside a field's type (core/fields.py): numbers written as JSON
+    numbers in text (INT_TEXT, NUMBER_TEXT), ids and text sent as numbers (coerce_numbers_to_str),
+    booleans as pydantic's lax words, text nulls for absent values."""
     from devicegate.core.fields import INT_TEXT, NUMBER_TEXT
 
     kind = schema.get("type")
@@ -98,18 +106,31 @@ def _numbers_as_text(schema: dict[str, Any]) -> None:
                   if k in schema}
         del schema["type"]
         schema["anyOf"] = [{"type": kind, **bounds}, {"type": "string", "pattern": _number_text(pattern)}]
+    elif kind == "boolean":
+        del schema["type"]
+        schema["anyOf"] = [{"type": "boolean"}, {"enum": [0, 1]}, {"type": "string", "pattern": _number_text(_BOOL_TEXT)}]
+    elif kind == "string" and not {"enum", "const", "format"} & set(schema):
+        schema["type"] = ["string", "number"]
 
 
 def model_schema(model: type[BaseModel], ref_prefix: str, *, wire: bool, by_alias: bool = True,
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the model's schema, its $defs), references as `{ref_prefix}{Model}`."""
+    """(the model's schema, its $defs), references as `{ref_prefix}{Model}`. `wire`: as a vendor's
+    body is read (a VendorModel's laxness), else as stored; other models (the gateway's own, such
+    as the command request) are read as their schema says."""
+    from devicegate.core.fields import VendorModel
+
+    if not issubclass(model, VendorModel):
+        schema = model.model_json_schema(by_alias=by_alias, ref_template=ref_prefix + "{model}",
+                                         mode="validation" if wire else "serialization")
+        return schema, schema.pop("$defs", {})
     schema = model.model_json_schema(by_alias=by_alias, ref_template=ref_prefix + "{model}",
                                      schema_generator=_Wire if wire else GenerateJsonSchema,
                                      mode="validation" if wire else "serialization")
     defs = schema.pop("$defs", {})
     if wire:
-        _walk(schema, _numbers_as_text)
-        _walk(defs, _numbers_as_text)
+        _walk(schema, _lax)
+        _walk(defs, _lax)
     else:
         _walk(schema, _stored)
         _walk(defs, _stored)
