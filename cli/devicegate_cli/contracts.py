@@ -27,9 +27,9 @@ import copy
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -183,7 +183,7 @@ def _nullable(field: dict[str, Any]) -> bool:
 class Record:
     """One vendor kind: the models its records are read with (on the wire) and stored as."""
 
-    def __init__(self, vendor: str, kind: str, wire: list[type[BaseModel]], stored: Callable[[str], Any],
+    def __init__(self, vendor: str, kind: str, wire: Sequence[type[BaseModel]], stored: Callable[[str], Any],
                  by_alias: bool = False):
         self.vendor, self.kind, self.wire, self.by_alias = vendor, kind, wire, by_alias
         self._stored = stored
@@ -237,8 +237,8 @@ def _record(vendor: str, kind: str) -> Record:
     if vendor == "senselink":
         from devicegate.vendors.senselink.models import KINDS as SENSELINK
 
-        model = dict(SENSELINK.values())[kind]
-        return Record(vendor, kind, [model], _senselink(model))
+        record_model = cast(type[BaseModel], dict(SENSELINK.values())[kind])
+        return Record(vendor, kind, [record_model], _senselink(record_model))
     if vendor == "ai-camera":
         from devicegate.vendors.ai_camera.models import HeartbeatMessage, Message
 

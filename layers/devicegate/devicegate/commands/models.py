@@ -53,7 +53,7 @@ class CommandView(BaseModel):
     vendor: str
     deviceId: str
     commandId: str = Field(description="time-sortable: 20250207T035239964Z-<10 hex digits>")
-    status: CommandStatus = Field(description="pending until the device answers (succeeded, failed) or the "  # type: ignore[valid-type]
+    status: CommandStatus = Field(description="pending until the device answers (succeeded, failed) or the "
                                               "timeout passes (timed_out)")
     statusAt: str
     requestedAt: str
