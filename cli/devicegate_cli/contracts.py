@@ -456,6 +456,8 @@ def vendor_answers(vendor: str) -> dict[str, Any]:
             detailed = adapter.answer(outcome, [FieldProblem(**_PROBLEMS)], "invalid record")
             by_status.setdefault(detailed.status, []).append(
                 (f"{outcome.value}, naming the fields at fault", detailed.body, detailed.headers))
+    if vendor == "ai-camera":
+        by_status[200].extend(_heartbeat_answers())
     answers: dict[str, Any] = {}
     for status, seen in sorted(by_status.items()):
         outcomes = sorted({name.split(",")[0] for name, _, _ in seen})
@@ -469,6 +471,29 @@ def vendor_answers(vendor: str) -> dict[str, Any]:
             answer["headers"] = {h: {"schema": {"type": "string"}} for h in header_names}
         answers[str(status)] = answer
     return answers
+
+
+def _heartbeat_answers() -> list[tuple[str, Any, dict[str, str]]]:
+    """The AI camera's heartbeat is answered with its configuration (accepted_answer): the documented
+    heartbeat of events/, answered without a configuration item and with events/'s example one, at
+    a fixed time so the file does not change with the clock."""
+    from datetime import UTC, datetime
+
+    from devicegate.core.adapter import Outcome
+    from devicegate.core.envelope import RawPush
+    from devicegate.vendors.ai_camera.adapter import AiCameraAdapter
+
+    at = datetime(2025, 2, 7, 8, 0, tzinfo=UTC)
+    adapter = AiCameraAdapter(clock=lambda: at)
+    fixture = json.loads((ROOT / "events" / "ai-camera" / "http-doc-heartbeat.json").read_text())
+    events = adapter.normalize(RawPush(vendor="ai-camera", transport="http", body=fixture["body"].encode()), at)
+    config = json.loads((ROOT / "events" / "ai-camera" / "config-example.json").read_text())
+    found = []
+    for name, given in (("heartbeat, the deployment's default configuration", None),
+                        ("heartbeat, the camera's configuration item", config)):
+        answer = adapter.accepted_answer(Outcome.ACCEPTED, list(events), given)
+        found.append((name, answer.body, answer.headers))
+    return found
 
 
 _MEANING = {200: "delivered: stored now or before, or refused for good and kept in quarantine where the vendor "
