@@ -13,6 +13,7 @@ import pytest
 from devicegate_local.names import local_queue_url
 from tests.e2e.conftest import LocalStack, run_local_stack
 from tests.e2e.test_local_stack import LOCATION, LOCATION_PATH
+from tests.support import valid_message
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,8 @@ def drain(stack: LocalStack, url: str, want: int, wait_s: float = 20) -> list[tu
     while len(out) < want and time.monotonic() < deadline:
         for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                      MessageAttributeNames=["All"]).get("Messages", []):
-            out.append((json.loads(m["Body"]), {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}))
+            out.append((valid_message(json.loads(m["Body"])),
+                        {k: v["StringValue"] for k, v in m["MessageAttributes"].items()}))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return out
 

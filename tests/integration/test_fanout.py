@@ -18,7 +18,7 @@ from devicegate_local.resources import Resolver, create_resources, function_spec
 from functions.jointech_webhook import app as webhook_app
 from functions.outbox import app as outbox_app
 from tests.conftest import TEMPLATE, _clear_caches
-from tests.support import ROOT, Stack, context, load_event, with_body
+from tests.support import ROOT, Stack, context, load_event, valid_message, with_body
 
 APPS = ("billing", "dashboard")
 DEVICE = "8022300999"
@@ -54,7 +54,8 @@ def drain(stack: Stack, queue: str) -> list[tuple[dict, dict[str, str]]]:
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
                                           WaitTimeSeconds=0).get("Messages", []):
         for m in messages:
-            out.append((json.loads(m["Body"]), {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}))
+            out.append((valid_message(json.loads(m["Body"])),
+                        {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return out
 
