@@ -372,6 +372,7 @@ def cloud_event_schema(types: list[str]) -> dict[str, Any]:
     properties = schema["properties"]
     properties["type"] = {**properties["type"], "pattern": r"^devicegate\.[a-z0-9-]+\.[^\s]+$",
                           "description": "devicegate.{vendor}.{kind}: " + ", ".join(types)}
+    schema["required"] = sorted({*schema.get("required", []), "dataschema"})
     properties["dataschema"] = {"type": "string", "description": "the $id of the type's schema "
                                 "(docs/contracts/schemas/{type}.json): urn:devicegate:schema:{type}:{version}",
                                 "pattern": r"^urn:devicegate:schema:devicegate\.[^:]+:[0-9]+$"}
@@ -510,8 +511,8 @@ def _wire_body(vendor: str, recs: list[Record], schemas: dict[str, Any]) -> dict
             if name in schemas:
                 refs[record.kind] = {"$ref": f"#/components/schemas/{name}"}
                 continue
-            schema, defs = model_schema(model, f"#/components/schemas/{vendor}.", wire=True,
-                                        by_alias=record.by_alias)
+            # By alias: the names vendors send (populate_by_name takes the field's name as well).
+            schema, defs = model_schema(model, f"#/components/schemas/{vendor}.", wire=True)
             schemas[name] = schema
             schemas.update({f"{vendor}.{n}": d for n, d in defs.items()})
             refs.setdefault(record.kind, {"$ref": f"#/components/schemas/{name}"})
