@@ -69,7 +69,7 @@ def test_every_iot_rule_topic_is_an_asyncapi_channel():
     channels = document("asyncapi.yaml")["channels"]
     addresses = {c["address"] for c in channels.values()}
     for topic in contracts.iot_topics():
-        assert contracts._mqtt_address(topic)[0] in addresses
+        assert contracts.mqtt_address(topic)[0] in addresses
     assert "download/{accessKey}/{deviceNum}/cmd" in addresses
 
 
