@@ -161,11 +161,19 @@ def _wire_body(vendor: str, recs: list[Record], schemas: dict[str, Any]) -> dict
         schemas["face-terminal.Push"] = push
         return {"$ref": "#/components/schemas/face-terminal.Push"}
     if vendor == "senselink":
+        from devicegate.vendors.senselink.models import HEARTBEAT, KINDS
+
         bodies = []
-        for name in ("Subscription", "Frame"):
+        for name, code_field, codes in (("Subscription", "eventType", sorted(KINDS)),
+                                        ("Frame", "code", sorted({*KINDS, HEARTBEAT}))):
             envelope, _ = model_schema(_model("senselink", name), "#/components/schemas/senselink.", wire=True)
             envelope["properties"]["data"] = {"description": envelope["properties"]["data"].get("description", ""),
                                               "anyOf": [*any_record["anyOf"], {"type": "object"}, {"type": "null"}]}
+            # The codes the gateway stores (or, a heartbeat, takes as contact); the others (20000
+            # connected, 20002 denied...) are answered as invalid and kept in quarantine.
+            field = envelope["properties"][code_field]
+            field.pop("anyOf", None)
+            field["enum"] = [*codes, *map(str, codes)]
             schemas[f"senselink.{name}"] = envelope
             bodies.append({"$ref": f"#/components/schemas/senselink.{name}"})
         return {"anyOf": bodies}
