@@ -275,6 +275,24 @@ def test_the_command_request_model_takes_exactly_the_fields_the_service_takes():
             if p.problem == "unknown field"] == ["surprise"]
 
 
+def test_every_field_the_service_takes_is_in_the_command_request_model():
+    # The service names the fields it takes in one tuple (CommandService.send's "unknown field"
+    # check); a field added there and not to the model would be missing from the contract.
+    import ast
+    import inspect
+    import textwrap
+
+    from devicegate.commands.models import CommandRequest
+    from devicegate.commands.service import CommandService
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(CommandService.send)))
+    taken = [{element.value for element in node.comparators[0].elts}
+             for node in ast.walk(tree) if isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.NotIn)
+             and isinstance(node.comparators[0], ast.Tuple)]
+    assert len(taken) == 1, "CommandService.send no longer names its fields in one tuple: update this test"
+    assert taken[0] == set(CommandRequest.model_fields)
+
+
 @pytest.mark.parametrize("document_, accepted", [
     ({"raw": "(8022300001,1,001,BASE,1)"}, True),
     ({"command": "query_time", "serial": "002", "clientToken": "app-1"}, True),

@@ -322,6 +322,13 @@ def _command_operation(route: dict[str, Any]) -> dict[str, Any]:
                 "content": refusal, "headers": retry},
     }
     parameters = _path_parameters(route["path"], "jointech")
+    operation_id = f"{route['function']}.{route['event']}"
+    if not route["path"].endswith("}/commands"):
+        # A command route this generator does not know yet: described by what every IAM route shares,
+        # so it is in the contract (and the route test) until its own description is added here.
+        return {"operationId": operation_id, "tags": ["commands"], "security": [{"sigv4": []}],
+                "summary": f"{route['method'].upper()} {route['path']} (docs/commands.md)", "parameters": parameters,
+                "responses": common}
     if route["method"] == "post":
         return {"operationId": f"{route['function']}.{route['event']}", "tags": ["commands"],
                 "summary": "send a command to a Jointech device", "security": [{"sigv4": []}],
