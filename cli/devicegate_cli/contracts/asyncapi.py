@@ -33,7 +33,9 @@ def asyncapi(recs: list[Record], topics: list[str]) -> dict[str, Any]:
             "name": record.type,
             "title": f"{record.vendor} {record.kind}",
             "contentType": "application/json",
-            "summary": f"type {record.type}; data per schemas/{record.type}.json",
+            "summary": (f"type devicegate.{record.vendor}.{{operator}}, every operator no document describes; data per "
+                        f"schemas/{record.type}.json" if record.kind == OTHER else
+                        f"type {record.type}; data per schemas/{record.type}.json"),
             "headers": {"$ref": "#/components/schemas/MessageAttributes"},
             "payload": {"allOf": [{"$ref": "./schemas/cloudevent.json"},
                                   {"type": "object", "properties": {
