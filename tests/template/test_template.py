@@ -32,6 +32,9 @@ from devicegate_local.cfn_template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+#: An app's template deployed next to the gateway (examples/consumer): linted as the gateway's is.
+CONSUMER_TEMPLATE_PATH = REPO_ROOT / "examples" / "consumer" / "template.yaml"
+LINTED = pytest.mark.parametrize("path", [TEMPLATE_PATH, CONSUMER_TEMPLATE_PATH], ids=["gateway", "consumer"])
 EVENTS_DIR = REPO_ROOT / "events"
 LINT_REGION = "us-east-1"
 
@@ -275,10 +278,11 @@ def _format_matches(matches: list[Any]) -> str:
 # ---------------------------------------------------------------------------------------
 # 1-3: linting
 # ---------------------------------------------------------------------------------------
-def test_cfn_lint_passes_on_the_sam_template() -> None:
+@LINTED
+def test_cfn_lint_passes_on_the_sam_template(path: Path) -> None:
     # Given the SAM template as committed
     # When cfn-lint checks it (it applies the SAM transform itself), as `./run lint` does
-    matches = lint_file(TEMPLATE_PATH)
+    matches = lint_file(path)
     # Then it reports no error and no warning
     assert matches == [], _format_matches(matches)
 
@@ -303,7 +307,8 @@ def _find_sam() -> str | None:
     return str(tool) if tool.is_file() and os.access(tool, os.X_OK) else None
 
 
-def test_sam_validate_lint_passes() -> None:
+@LINTED
+def test_sam_validate_lint_passes(path: Path) -> None:
     # Given the SAM CLI (required in CI, optional on a developer machine)
     sam = _find_sam()
     if sam is None:
@@ -312,7 +317,7 @@ def test_sam_validate_lint_passes() -> None:
         pytest.skip("sam CLI not found on PATH or in ~/.local/bin; `./run sam` installs it")
     # When it validates and lints the template
     result = subprocess.run(
-        [sam, "validate", "--lint", "--region", LINT_REGION, "-t", str(TEMPLATE_PATH)],
+        [sam, "validate", "--lint", "--region", LINT_REGION, "-t", str(path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -21,6 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from devicegate.client.models import CloudEvent
 
 #: The String attributes the outbox sets on every message (outbox/messages.py).
@@ -54,8 +56,8 @@ def _attribute_values(attributes: Mapping[str, Any] | None) -> dict[str, str]:
 def _unwrap(text: str | bytes) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         body = json.loads(text)
-    except ValueError as exc:
-        raise NotAnEvent(f"the body is not JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise NotAnEvent(f"the body is not JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(body, dict):
         raise NotAnEvent("the body is not a JSON object")
     if body.get("Type") == "Notification" and isinstance(body.get("Message"), str):
@@ -67,8 +69,10 @@ def _unwrap(text: str | bytes) -> tuple[dict[str, Any], dict[str, str]]:
 def _checked(body: dict[str, Any], attributes: dict[str, str]) -> CloudEvent:
     try:
         event = CloudEvent.model_validate(body)
-    except ValueError as exc:
-        raise NotAnEvent(f"not a devicegate CloudEvent: {exc}") from None
+    except ValidationError as exc:
+        # Where and what, never the values: a message's content has no place in an app's logs.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['type']}" for e in exc.errors()[:8])
+        raise NotAnEvent(f"not a devicegate CloudEvent ({problems})") from None
     said = {"type": event.type, "vendor": event.data.vendor, "device": event.source.rsplit("/", 1)[-1]}
     wrong = sorted(name for name in ATTRIBUTES if name in attributes and attributes[name] != said[name])
     if wrong:

@@ -26,7 +26,7 @@ from devicegate.client.models import (
     QuarantinedPayload,
 )
 from devicegate.infra.settings import DEFAULT_SHARDS
-from devicegate.store import queries, quarantine
+from devicegate.store import quarantine, queries
 
 M = TypeVar("M", bound=BaseModel)
 Rows = Page[dict[str, Any]]
