@@ -19,7 +19,7 @@ import base64
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +45,26 @@ class SqsSource:
 
     @classmethod
     def from_event(cls, function_id: str, properties: dict[str, Any]) -> SqsSource:
+        """A SAM `Type: SQS` event's Properties."""
+        return cls._from_properties(function_id, str(properties["Queue"]), properties)
+
+    @classmethod
+    def from_mapping(cls, function_id: str, properties: dict[str, Any]) -> SqsSource:
+        """An AWS::Lambda::EventSourceMapping's Properties (EventSourceArn for Queue)."""
+        return cls._from_properties(function_id, str(properties["EventSourceArn"]), properties)
+
+    @classmethod
+    def _from_properties(cls, function_id: str, queue_arn: str, properties: dict[str, Any]) -> SqsSource:
         batch = int(properties.get("BatchSize", 10))
         if not 1 <= batch <= 10_000:
             raise ValueError(f"BatchSize {batch} is not 1 to 10000")
-        return cls(function_id=function_id, queue_arn=str(properties["Queue"]), batch_size=batch,
+        return cls(function_id=function_id, queue_arn=queue_arn, batch_size=batch,
                    report_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []))
+
+
+def is_sqs_arn(arn: Any) -> bool:
+    """arn:aws:sqs:<region>:<account>:<queue name>, what this poller reads."""
+    return isinstance(arn, str) and arn.startswith("arn:") and arn.split(":")[2:3] == ["sqs"]
 
 
 def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
@@ -164,11 +179,28 @@ class SqsPoller(threading.Thread):
         return len(records)
 
 
-def sqs_sources(specs: list[Any]) -> list[SqsSource]:
-    """Every `Type: SQS` event of the functions (enabled ones)."""
+def sqs_sources(specs: list[Any], resolvers: Sequence[Any] = ()) -> list[SqsSource]:
+    """Every enabled SQS trigger of the functions: their `Type: SQS` events, and the
+    AWS::Lambda::EventSourceMapping resources of the templates (`resolvers`) on a queue."""
+    from devicegate_local.resources import MAPPING_TYPE, TemplateError
     from devicegate_local.streams import mapping_enabled
 
     sources = []
+    for resolver in resolvers:
+        for logical_id, resource in resolver.resources.items():
+            if (resource or {}).get("Type") != MAPPING_TYPE or not resolver.enabled(logical_id):
+                continue
+            properties = resolver.resolve(resource.get("Properties") or {})
+            if not is_sqs_arn(properties.get("EventSourceArn")) or not mapping_enabled(properties):
+                continue
+            name = str(properties.get("FunctionName", "")).split(":function:", 1)[-1].split(":", 1)[0]
+            spec = next((spec for spec in specs if spec.name == name), None)
+            if spec is None:
+                raise TemplateError(f"{logical_id}: FunctionName {name} is not a function of these templates")
+            try:
+                sources.append(SqsSource.from_mapping(spec.logical_id, properties))
+            except (ValueError, KeyError) as exc:
+                raise TemplateError(f"{logical_id}: {exc}") from exc
     for spec in specs:
         for event_id, event in spec.events.items():
             if (event or {}).get("Type") != "SQS":
@@ -179,7 +211,5 @@ def sqs_sources(specs: list[Any]) -> list[SqsSource]:
             try:
                 sources.append(SqsSource.from_event(spec.logical_id, properties))
             except (ValueError, KeyError) as exc:
-                from devicegate_local.resources import TemplateError
-
                 raise TemplateError(f"{spec.logical_id}.{event_id}: {exc}") from exc
     return sources

@@ -305,6 +305,7 @@ def _stream_sources(specs: list[FunctionSpec], resolver: Resolver) -> tuple[list
 def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpec]) -> tuple[Any, str]:
     """(the StreamSource of an EventSourceMapping, "") or (None, why the stack does not play it);
     (None, "") for a resource that is no mapping, or one its Condition leaves out."""
+    from devicegate_local.queues import is_sqs_arn
     from devicegate_local.streams import StreamSource, is_dynamodb_stream_arn, mapping_enabled
 
     resource = resolver.resources[logical_id] or {}
@@ -315,6 +316,8 @@ def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpe
     spec = _function_named(target, specs)
     if spec is None:
         return None, f"FunctionName {target} is not a function of this template"
+    if is_sqs_arn(properties.get("EventSourceArn")):
+        return None, ""  # a queue: devicegate_local.queues plays it
     if not is_dynamodb_stream_arn(properties.get("EventSourceArn")):
         return None, f"{properties.get('EventSourceArn')} -> {spec.logical_id}: only DynamoDB streams are polled"
     if not mapping_enabled(properties):
@@ -565,7 +568,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         from devicegate_local.queues import SqsPoller, sqs_sources
 
         queue_sources = []
-        for source in sqs_sources(specs + app_specs):
+        for source in sqs_sources(specs + app_specs, [resolver] + [app.resolver for app in apps]):
             url = created.queue_url_for_arn(source.queue_arn)
             if url is None:
                 sources_not_played.append(f"{source.function_id} SQS {source.queue_arn} (not a queue of this stack)")

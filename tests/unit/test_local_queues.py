@@ -15,7 +15,7 @@ from moto import mock_aws
 from devicegate_local import moto as local_moto
 from devicegate_local.functions import FunctionError
 from devicegate_local.queues import SqsPoller, SqsSource, sqs_sources
-from devicegate_local.resources import FunctionSpec
+from devicegate_local.resources import FunctionSpec, Resolver
 from tests.conftest import put_moto_back_after
 
 
@@ -142,3 +142,14 @@ def test_sqs_events_of_the_template_become_sources():
         "Off": {"Type": "SQS", "Properties": {"Queue": "arn:aws:sqs:us-east-1:1:r", "Enabled": False}},
         "Api": {"Type": "HttpApi", "Properties": {}}})
     assert sqs_sources([spec]) == [SqsSource("Consumer", "arn:aws:sqs:us-east-1:1:q.fifo", 5, True)]
+    # ... and so do a template's mappings on a queue (not those on a stream: streams.py plays them)
+    template = {"Parameters": {"Q": {"Type": "String", "Default": "arn:aws:sqs:us-east-1:1:app.fifo"}},
+                "Resources": {
+                    "Fn": {"Type": "AWS::Serverless::Function"},
+                    "OnQueue": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+                        "EventSourceArn": {"Ref": "Q"}, "FunctionName": {"Ref": "Fn"}, "BatchSize": 3}},
+                    "OnStream": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+                        "EventSourceArn": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x", "FunctionName": {"Ref": "Fn"}}}}}
+    function = FunctionSpec("Fn", "devicegate-local-Fn", None, "app.h", 128, 3, {}, {})  # type: ignore[arg-type]
+    assert sqs_sources([function], [Resolver(template)]) == [
+        SqsSource("Fn", "arn:aws:sqs:us-east-1:1:app.fifo", 3, False)]
