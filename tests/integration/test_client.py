@@ -145,3 +145,22 @@ def test_queue_messages_parse_from_every_queue_shape(stack):
         parse_body('{"hello": 1}')
     with pytest.raises(NotAnEvent):
         parse_body("not json")
+
+
+def test_from_stack_reads_the_table_and_shards_from_the_outputs(stack):
+    # Given a stack whose outputs name the table and 4 shards
+    template = {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {"EventsTableName": {"Value": stack.table}, "Shards": {"Value": "4"}}}
+    stack.session.client("cloudformation").create_stack(StackName="dg", TemplateBody=json.dumps(template))
+    _push_history()
+    run_outbox(stack)
+    # When the client is built from it (botocore's own clients, no boto3 needed)
+    gate = DeviceGate.from_stack("dg", region="us-east-1")
+    # Then it reads that table, over that many shards
+    assert gate.table == stack.table and gate.plain.shards == 4
+    assert gate.state("jointech", DEVICE) is not None
+
+
+def test_without_a_client_one_is_made_on_first_use(stack):
+    _push_history()
+    assert DeviceGate(stack.table).timeline("jointech", DEVICE, limit=1).more

@@ -57,11 +57,12 @@ class TableReads:
 
     @property
     def dynamodb(self) -> Any:
-        # Created on first use (a client that reads nothing never builds one).
+        # Created on first use (a reader that reads nothing never builds one), with botocore
+        # alone: the gateway's layer, which an app's Lambda may use, ships botocore, not boto3.
         if self._ddb is None:
-            import boto3
+            from botocore.session import get_session
 
-            self._ddb = boto3.client("dynamodb")
+            self._ddb = get_session().create_client("dynamodb")
         return self._ddb
 
     def timeline(self, vendor: str, device_id: str, *, kind: str | None = None, since: str | None = None,
@@ -143,12 +144,13 @@ class DeviceGate:
         """The reader of a deployed stack, from its outputs (EventsTableName, Shards): one
         DescribeStacks call, which AppReadPolicy does not grant; where the app may not make it,
         pass the outputs to DeviceGate(...) itself."""
-        import boto3
+        from botocore.session import Session
 
-        session = boto3.Session(profile_name=profile, region_name=region)
-        stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+        session = Session(profile=profile)
+        stack = session.create_client("cloudformation", region_name=region).describe_stacks(
+            StackName=stack_name)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        return cls(outputs["EventsTableName"], session.client("dynamodb"),
+        return cls(outputs["EventsTableName"], session.create_client("dynamodb", region_name=region),
                    shards=int(outputs.get("Shards", DEFAULT_SHARDS)))
 
     @property
