@@ -164,3 +164,15 @@ def test_from_stack_reads_the_table_and_shards_from_the_outputs(stack):
 def test_without_a_client_one_is_made_on_first_use(stack):
     _push_history()
     assert DeviceGate(stack.table).timeline("jointech", DEVICE, limit=1).more
+
+
+def test_the_cli_says_there_may_be_more_only_when_the_client_found_more(stack, cli):
+    # Given one alarm in the fleet
+    _push_history()
+    # When listing alarms one at a time: exactly the list, nothing said
+    code, out = cli("alarms", "--limit", "1", "--json")
+    assert code == 0 and len(json.loads(out)) == 1 and "there may be more" not in cli.err
+    # ... and with a second alarm, the page of one says there is more
+    mqtt(load_event("jointech/iot-mqtt-alarm.json"))
+    code, out = cli("alarms", "--limit", "1", "--json")
+    assert code == 0 and len(json.loads(out)) == 1 and "(the newest 1 alarms; there may be more" in cli.err
