@@ -229,7 +229,7 @@ def redeliver_fifo_groups_in_order() -> None:
 
     def pending_messages(self: Any) -> set[Any]:
         self._pending_messages.difference_update([m for m in self._pending_messages if m.visible])
-        return self._pending_messages  # type: ignore[no-any-return]
+        return self._pending_messages
 
     def pending_message_groups(self: Any) -> set[str]:
         return {m.group_id for m in pending_messages(self) if m.group_id is not None}
