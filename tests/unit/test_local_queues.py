@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -153,3 +154,55 @@ def test_sqs_events_of_the_template_become_sources():
     function = FunctionSpec("Fn", "devicegate-local-Fn", None, "app.h", 128, 3, {}, {})  # type: ignore[arg-type]
     assert sqs_sources([function], [Resolver(template)]) == [
         SqsSource("Fn", "arn:aws:sqs:us-east-1:1:app.fifo", 3, False)]
+
+
+@pytest.fixture
+def gateway(aws_env):
+    """The gateway's template, its resources created in moto (what its outputs resolve to)."""
+    from devicegate_local.cfn_template import load_template
+    from devicegate_local.resources import create_resources
+    from tests.support import ROOT
+
+    with mock_aws():
+        resolver = Resolver(load_template(ROOT / "template.yaml"))
+        create_resources(resolver, boto3.Session(region_name="us-east-1"), token="dev-token")
+        yield resolver
+
+
+CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "consumer" / "template.yaml"
+
+
+def test_an_apps_parameters_take_the_gateways_outputs_of_their_name(gateway):
+    from devicegate_local.stack import load_apps
+
+    [(path, app)] = load_apps([CONSUMER], [], gateway)
+    assert path == CONSUMER and app.overrides == {
+        "EventsQueueArn": "arn:aws:sqs:us-east-1:123456789012:devicegate-local-EventsQueue.fifo",
+        "EventsTableName": "devicegate-local-EventsTable", "AppReadPolicyArn": "devicegate-local-AppReadPolicy",
+        "DevicegateLayerArn": "devicegate-local-SharedLayer"}
+    [(_, other)] = load_apps([CONSUMER], ["EventsQueueArn=arn:aws:sqs:us-east-1:123456789012:mine.fifo"], gateway)
+    assert other.overrides["EventsQueueArn"] == "arn:aws:sqs:us-east-1:123456789012:mine.fifo"
+
+
+@pytest.mark.parametrize("pairs, says", [
+    (["Nope=1"], "--app-param Nope: no --app template declares it"),
+    (["EventsQueueArn"], "expected NAME=VALUE"),
+])
+def test_an_app_parameter_no_template_takes_is_a_mistake(gateway, pairs, says):
+    from devicegate_local.stack import StartupError, load_apps
+
+    with pytest.raises(StartupError, match=says):
+        load_apps([CONSUMER], pairs, gateway)
+
+
+def test_an_app_needs_a_value_for_every_parameter_and_logical_ids_of_its_own(gateway, tmp_path):
+    from devicegate_local.stack import StartupError, load_apps
+
+    lonely = tmp_path / "template.yaml"
+    lonely.write_text("Parameters:\n  Unheard:\n    Type: String\nResources: {}\n")
+    with pytest.raises(StartupError, match="no value for Unheard"):
+        load_apps([lonely], [], gateway)
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("Resources:\n  EventsQueue:\n    Type: AWS::SQS::Queue\n")
+    with pytest.raises(StartupError, match="EventsQueue also in the gateway's template"):
+        load_apps([clash], [], gateway)
