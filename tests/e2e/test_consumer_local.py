@@ -94,23 +94,38 @@ def _in_queue(stack: LocalStack, url: str) -> int:
     return sum(int(v) for v in attributes["Attributes"].values())
 
 
-def test_a_poison_message_is_reported_failed_and_kept_while_other_devices_go_on(consumer_stack: LocalStack) -> None:
-    # Given a message on the app's queue that is no devicegate event
+def test_a_poison_message_is_reported_failed_retried_and_ends_in_the_dead_letter_queue(
+        consumer_stack: LocalStack) -> None:
+    # Given a message on the app's queue that is no devicegate event; the queue's visibility
+    # timeout cut from 60 s to 1 s for the test, so its retries come within seconds
     sqs = consumer_stack.client("sqs")
     url = local_queue_url(sqs, APP_QUEUE)
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    time.sleep(1.5)  # the long poll under way took the queue's timeout when it began (1 s polls)
     poison = sqs.send_message(QueueUrl=url, MessageBody='{"hello": "not an event"}', MessageGroupId="poison",
                               MessageDeduplicationId="poison-1")["MessageId"]
+
+    def refusals() -> list[dict[str, Any]]:
+        return [e for e in consumer_lines(consumer_stack, "not a devicegate event") if e.get("messageId") == poison]
+
     # When the consumer receives it
-    wait_for(lambda: [e for e in consumer_lines(consumer_stack, "not a devicegate event")
-                      if e.get("messageId") == poison], "the consumer to refuse the poison message")
-    # Then it was reported as a batch item failure and left on the queue (retried after the
-    # visibility timeout, in the dead-letter queue after 5 receives), not lost
+    wait_for(refusals, "the consumer to refuse the poison message")
+    # Then it was reported as a batch item failure (no function error, nothing of the body logged)
     wait_for(lambda: "ConsumerFunction reported 1 of 1 message(s) failed" in consumer_stack.log(), "the report")
     assert "BatchProcessingError" not in consumer_stack.log() and "not an event" not in consumer_stack.log()
-    assert _in_queue(consumer_stack, url) == 1
-    # ... and another device's events still reach the consumer meanwhile
+    # ... another device's events still reach the consumer meanwhile
     location = json.loads((EVENTS / "jointech/records/mqtt-location.json").read_text())
     location.update(assetId="8022300902", locType=1)
     assert consumer_stack.post("/hooks/jointech/dev-token/location", json.dumps(location)).status == 200
     wait_for(lambda: seen(consumer_stack, "devicegate.jointech.location", "8022300902"), "the next device's event")
-    assert _in_queue(consumer_stack, url) == 1
+    # ... and it was retried, not lost: received again after each visibility timeout, then, after
+    # the redrive policy's 5 receives, moved to the app's dead-letter queue
+    dead = local_queue_url(sqs, "ConsumerApp1DeadLetterQueue")
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        got = sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        return [m for m in got if m["MessageId"] == poison]
+
+    [moved] = wait_for(dead_lettered, "the poison message in the dead-letter queue", timeout=40)
+    assert moved["Body"] == '{"hello": "not an event"}' and len(refusals()) == 5
+    assert _in_queue(consumer_stack, url) == 0
