@@ -90,7 +90,7 @@ def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
     for owner, names in (
             (DynamoDBBackend, ("transact_write_items",)),
             (DynamoDBStreamsBackend, ("get_shard_iterator", "get_records")),
-            (Queue, ("add_message", "attributes")),
+            (Queue, ("add_message", "attributes", "pending_messages", "pending_message_groups")),
             (SQSBackend, ("send_message", "send_message_batch", "is_message_valid_based_on_retention_period")),
             (Item, ("__init__",)),
             (DomainDispatcherApplication, ("get_backend_for_host",)),

@@ -90,6 +90,25 @@ class Target:
         topics = self.client("sns").list_topics().get("Topics", [])
         return next((t["TopicArn"] for t in topics if t["TopicArn"].endswith(":" + name)), "")
 
+    def reads(self) -> Any:
+        """The typed client's plain reads (devicegate.client.TableReads) of this target's table:
+        the listings below read through it, as apps and the console do."""
+        from devicegate.client import TableReads
+
+        return TableReads(self.table, self.client("dynamodb"), shards=self.shards())
+
+    def shards(self) -> int:
+        """How many shards each sharded list has: the deployed stack's output Shards; for the local
+        stack, SHARDS or the default, as its functions have it."""
+        if self.stack:
+            stack = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"][0]
+            found = next((o["OutputValue"] for o in stack.get("Outputs", []) if o["OutputKey"] == "Shards"), None)
+            if found:
+                return int(found)
+        from devicegate.store.keys import shard_count
+
+        return shard_count()
+
     def parameter(self, name: str) -> str:
         """A template parameter as deployed (the template's default for the local stack)."""
         if self.stack:
@@ -202,6 +221,19 @@ def _say_if_cut(rows: list[Any], args: argparse.Namespace, what: str) -> None:
         print(f"(the newest {limit} {what}; there may be more: --limit N or --all)", file=sys.stderr)
 
 
+def _say_if_more(page: Any, args: argparse.Namespace, what: str) -> None:
+    """Say on stderr (stdout stays the listing) that a page of the client stopped at its limit
+    with more behind it."""
+    if page.more:
+        print(f"(the newest {_limit(args)} {what}; there may be more: --limit N or --all)", file=sys.stderr)
+
+
+def _say_if_unlisted(page: Any, what: str) -> None:
+    """A listing without --limit/--all that stopped at the client's default with more behind it."""
+    if page.more:
+        print(f"(the first {len(page.items)} {what}; there are more)", file=sys.stderr)
+
+
 # --- output ------------------------------------------------------------------------------------
 
 #: Cells are cut to this width unless --wide (set by run_command).
@@ -296,10 +328,8 @@ def _require_device(t: Target, vendor: str, device: str) -> None:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import device_state
-
     t = resolve_target(args)
-    state = device_state(t.client("dynamodb"), t.table, args.vendor, args.device)
+    state = t.reads().state(args.vendor, args.device)
     if state is None:
         print(f"no state for {args.vendor} device {args.device}", file=sys.stderr)
         return 1
@@ -318,14 +348,12 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import offline_devices, vendor_devices
-
     t = resolve_target(args)
     if args.offline:
-        devices = offline_devices(t.client("dynamodb"), t.table, args.vendor)
+        devices = t.reads().offline(args.vendor).items
         columns = ["vendor", "deviceId", "offlineSince", "heardAt", "lastKind"]
     elif args.vendor:
-        devices = vendor_devices(t.client("dynamodb"), t.table, args.vendor)
+        devices = t.reads().devices(args.vendor).items
         columns = ["deviceId", "online", "heardAt", "lastSeen", "lastKind"]
     else:
         print("devicegate: devices needs --vendor, or --offline", file=sys.stderr)
@@ -335,20 +363,23 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_links(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import linked_events
-
     t = resolve_target(args)
+    reads = t.reads()
     # An id may be a record id (GPS fix + alarm...), an alarm id (its files) or a capture id.
     links = [args.id] if ":" in args.id else [args.id, f"alarm:{args.id}", f"capture:{args.id}"]
-    events = [e for link in links for e in linked_events(t.client("dynamodb"), t.table, args.vendor, link)]
+    events = []
+    for link in links:
+        page = reads.linked(args.vendor, link)
+        _say_if_unlisted(page, f"records linked by {link}")
+        events += page.items
     return print_events(events, args.json, ["occurredAt", "kind", "deviceId", "eventId", "summary"])
 
 
 def cmd_parts(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import device_assemblies
-
     t = resolve_target(args)
-    rows = device_assemblies(t.client("dynamodb"), t.table, args.vendor, args.device, args.kind)
+    page = t.reads().assemblies(args.vendor, args.device, kind=args.kind)
+    _say_if_unlisted(page, "records sent in parts")
+    rows = page.items
     if args.json:
         emit_json(rows)
         return 0
@@ -358,21 +389,21 @@ def cmd_parts(args: argparse.Namespace) -> int:
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import alarms_in_status, device_alarms, fleet_alarms
-
     _check_window(args)
     t = resolve_target(args)
+    reads = t.reads()
     if args.status or args.device:
         # Lifecycle items (face terminal, SenseLink): one per alarm, with its current status.
         if not args.vendor:
             print("devicegate: --status and --device need --vendor", file=sys.stderr)
             return 2
         if args.device:
-            rows = device_alarms(t.client("dynamodb"), t.table, args.vendor, args.device)
+            rows = reads.device_alarms(args.vendor, args.device).items
             rows = [r for r in rows if not args.status or r["status"] == args.status]
         else:
-            rows = alarms_in_status(t.client("dynamodb"), t.table, args.vendor, args.status, limit=_limit(args))
-            _say_if_cut(rows, args, "alarms")
+            page = reads.alarms_in_status(args.vendor, args.status, limit=_limit(args))
+            _say_if_more(page, args, "alarms")
+            rows = page.items
         if args.json:
             emit_json(rows)
         else:
@@ -380,17 +411,14 @@ def cmd_alarms(args: argparse.Namespace) -> int:
                          for r in rows],
                         ["statusAt", "deviceId", "alarmId", "status", "what", "steps"])
         return 0
-    alarms = fleet_alarms(t.client("dynamodb"), t.table, since=args.since, until=args.until,
-                          limit=_limit(args), vendor=args.vendor)
-    _say_if_cut(alarms, args, "alarms")
-    return print_events(alarms, args.json, ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
+    page = reads.alarms(since=args.since, until=args.until, limit=_limit(args), vendor=args.vendor)
+    _say_if_more(page, args, "alarms")
+    return print_events(page.items, args.json, ["occurredAt", "vendor", "deviceId", "eventId", "summary"])
 
 
 def cmd_event(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import event_by_id
-
     t = resolve_target(args)
-    event = event_by_id(t.client("dynamodb"), t.table, args.vendor, args.device, args.id, args.at)
+    event = t.reads().event(args.vendor, args.device, args.id, args.at)
     if event is None:
         print(f"no {args.vendor} event {args.id}", file=sys.stderr)
         return 1
@@ -399,18 +427,12 @@ def cmd_event(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from devicegate.store import keys
-    from devicegate.store.codec import from_item
-    from devicegate.store.queries import quarantined
-
     t = resolve_target(args)
     if args.show:
-        found = t.client("dynamodb").get_item(
-            TableName=t.table, Key={"pk": {"S": keys.quarantine_pk(args.vendor, args.show)}, "sk": {"S": "Q"}})
-        if "Item" not in found:
+        item = t.reads().quarantined_payload(args.vendor, args.show)
+        if item is None:
             print(f"no quarantined {args.vendor} payload {args.show}", file=sys.stderr)
             return 1
-        item = {k: v for k, v in from_item(found["Item"]).items() if not k.startswith("gsi")}
         if args.json:
             emit_json(item)
             return 0
@@ -418,10 +440,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
         print("\n".join(quarantine_lines(dict(item, id=args.show), _quarantined_body(t, item), LOCAL_TIME)))
         return 0
-    items = quarantined(t.client("dynamodb"), t.table, args.vendor, limit=_limit(args))
-    _say_if_cut(items, args, "quarantined payloads")
+    page = t.reads().quarantined(args.vendor, limit=_limit(args))
+    _say_if_more(page, args, "quarantined payloads")
+    items = page.items
     if args.json:
-        emit_json([{k: v for k, v in i.items() if not k.startswith("gsi")} for i in items])
+        emit_json(items)
     else:
         print_table([dict(i, fields=",".join(p["field"] for p in i.get("problems", []))) for i in items],
                     ["id", "lastSeenAt", "kind", "transport", "seenCount", "reason", "fields"])

@@ -214,6 +214,31 @@ def deduplicate_fifo_queues_by_scope() -> None:
         _replace(SQSBackend, name, _sending(getattr(SQSBackend, name)))
 
 
+def redeliver_fifo_groups_in_order() -> None:
+    """A FIFO group's messages back in order once their visibility timeout has passed, as SQS
+    does. moto keeps such messages "pending" until a receive meets them, one at a time, and a group
+    with a pending message delivers nothing: the first message met is held back by the second,
+    which is then delivered first (a failed batch a1, a2 came back a2, a1). A message whose
+    visibility timeout has passed is no longer in flight: it leaves the pending set whenever the
+    set is read."""
+    from moto.sqs.models import Queue
+
+    current: Any = Queue.__dict__["pending_messages"]
+    if getattr(current.fget, _PATCHED, False):
+        return
+
+    def pending_messages(self: Any) -> set[Any]:
+        self._pending_messages.difference_update([m for m in self._pending_messages if m.visible])
+        return self._pending_messages
+
+    def pending_message_groups(self: Any) -> set[str]:
+        return {m.group_id for m in pending_messages(self) if m.group_id is not None}
+
+    setattr(pending_messages, _PATCHED, True)
+    _replace(Queue, "pending_messages", property(pending_messages))
+    _replace(Queue, "pending_message_groups", property(pending_message_groups))
+
+
 def _already_sent(queue: Any, message: Any) -> bool:
     """Whether a message with this deduplication id (in this group, when the scope is the group)
     was sent less than five minutes before; records it when not."""
@@ -451,6 +476,7 @@ class MotoServer:
 
         keep_streams_through_cancelled_transactions()
         deduplicate_fifo_queues_by_scope()
+        redeliver_fifo_groups_in_order()
         skip_repeated_work()
         self._server = _MotoHttpServer(host, port, DomainDispatcherApplication(create_backend_app),
                                        _moto_request_handler())

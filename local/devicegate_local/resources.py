@@ -275,6 +275,11 @@ class LocalResources:
     secret_names: dict[str, str] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)  # logical id -> topic ARN
 
+    def merge(self, other: LocalResources) -> None:
+        """Another template's resources (an app's, next to the gateway's), for one banner and lookup."""
+        for name in ("tables", "queues", "queue_names", "buckets", "secrets", "secret_names", "topics"):
+            getattr(self, name).update(getattr(other, name))
+
     def queue_url_for_arn(self, arn: str) -> str | None:
         name = arn.rsplit(":", 1)[-1]
         for logical_id, queue_name in self.queue_names.items():

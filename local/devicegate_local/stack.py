@@ -81,6 +81,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run scheduled functions (the device sweep) this often instead of their rate()")
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE",
                         help="template parameter values, like sam deploy's (default: JointechAccessKey=ak-demo)")
+    parser.add_argument("--app", action="append", default=[], type=Path, metavar="TEMPLATE",
+                        help="an app's SAM template to run next to the gateway (examples/consumer/template.yaml): "
+                             "its functions, and their SQS event sources on the gateway's queues; a parameter "
+                             "named as a gateway output takes the output's value (repeatable)")
+    parser.add_argument("--app-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter of the --app templates (over a gateway output of the same name; repeatable)")
     parser.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
                         help="concurrent invocations (execution environments, one process each) per "
                              f"function (the machine's cores, 2 to 4: {DEFAULT_CONCURRENCY} here)")
@@ -120,6 +126,72 @@ def local_parameters(template: dict[str, Any], pairs: list[str]) -> dict[str, st
                                f"template's parameters")
         values[name] = value
     return values
+
+
+def gateway_outputs(resolver: Resolver) -> dict[str, str]:
+    """The template's Outputs as the local stack resolves them (those whose Condition holds and
+    whose value it can resolve), for the parameters of an app's template."""
+    values: dict[str, str] = {}
+    for name, output in (resolver.template.get("Outputs") or {}).items():
+        condition = (output or {}).get("Condition")
+        if condition and not resolver.condition(condition):
+            continue
+        try:
+            value = resolver.resolve((output or {}).get("Value"))
+        except TemplateError:
+            continue
+        values[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return values
+
+
+@dataclass
+class AppTemplate:
+    """An app's template run next to the gateway's (--app): its resolver and its functions."""
+
+    path: Path
+    resolver: Resolver
+    specs: list[FunctionSpec]
+    parameters: dict[str, str]
+
+
+def load_apps(paths: list[Path], pairs: list[str], gateway: Resolver) -> list[tuple[Path, Resolver]]:
+    """Each --app template with its parameters resolved: a gateway output of the same name,
+    then --app-param; one without either and without a Default stops the start."""
+    from devicegate_local.cfn_template import load_template
+
+    outputs = gateway_outputs(gateway)
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise StartupError(f"--app-param {pair!r}: expected NAME=VALUE")
+        given[name] = value
+    loaded, declared_anywhere = [], set()
+    for path in paths:
+        path = path.resolve()
+        if not path.is_file():
+            raise StartupError(f"--app {path}: no such template")
+        try:
+            template = load_template(path)
+        except ValueError as exc:
+            raise StartupError(f"{path}: {exc}") from exc
+        declared = template.get("Parameters") or {}
+        declared_anywhere |= set(declared)
+        values = {name: outputs[name] for name in declared if name in outputs}
+        values.update({name: value for name, value in given.items() if name in declared})
+        missing = sorted(n for n, spec in declared.items() if n not in values and "Default" not in (spec or {}))
+        if missing:
+            raise StartupError(f"--app {path}: no value for {', '.join(missing)} (no gateway output has that name; "
+                               f"pass --app-param NAME=VALUE)")
+        shared = sorted(set(template.get("Resources") or {}) & set(gateway.resources))
+        if shared:
+            raise StartupError(f"--app {path}: {', '.join(shared)} also in the gateway's template; local names "
+                               "come from logical ids, so an app's must differ")
+        loaded.append((path, Resolver(template, values)))
+    unknown = sorted(set(given) - declared_anywhere)
+    if unknown:
+        raise StartupError(f"--app-param {', '.join(unknown)}: no --app template declares it")
+    return loaded
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -233,6 +305,7 @@ def _stream_sources(specs: list[FunctionSpec], resolver: Resolver) -> tuple[list
 def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpec]) -> tuple[Any, str]:
     """(the StreamSource of an EventSourceMapping, "") or (None, why the stack does not play it);
     (None, "") for a resource that is no mapping, or one its Condition leaves out."""
+    from devicegate_local.queues import is_sqs_arn
     from devicegate_local.streams import StreamSource, is_dynamodb_stream_arn, mapping_enabled
 
     resource = resolver.resources[logical_id] or {}
@@ -243,6 +316,8 @@ def _mapping_source(resolver: Resolver, logical_id: str, specs: list[FunctionSpe
     spec = _function_named(target, specs)
     if spec is None:
         return None, f"FunctionName {target} is not a function of this template"
+    if is_sqs_arn(properties.get("EventSourceArn")):
+        return None, ""  # a queue: devicegate_local.queues plays it
     if not is_dynamodb_stream_arn(properties.get("EventSourceArn")):
         return None, f"{properties.get('EventSourceArn')} -> {spec.logical_id}: only DynamoDB streams are polled"
     if not mapping_enabled(properties):
@@ -275,6 +350,8 @@ def _banner(
     scheduled: Sequence[Any] = (),
     mqtt: Any = None,
     not_played: Sequence[str] = (),
+    apps: Sequence[AppTemplate] = (),
+    queue_sources: Sequence[Any] = (),
 ) -> str:
     base = f"http://{args.host}:{args.http_port}"
     lines = [f"devicegate local: {template}", ""]
@@ -289,10 +366,16 @@ def _banner(
         lines.append(f"Stream of {table} -> {source.function_id} (batch {source.batch_size})")
     for schedule in scheduled:
         lines.append(f"Schedule {schedule.expression} -> {schedule.function_id} (every {schedule.period_s:g} s here)")
+    for app in apps:
+        lines.append(f"App {app.path}: " + (", ".join(f"{k}={v}" for k, v in sorted(app.parameters.items()))
+                                             or "no parameters"))
+    for queue in queue_sources:
+        lines.append(f"Queue {queue.queue_arn.rsplit(':', 1)[-1]} -> {queue.function_id} (batch {queue.batch_size}"
+                     + (", ReportBatchItemFailures)" if queue.report_item_failures else ")"))
     for description in not_played:
         lines.append(f"Not played locally: {description}")
     served = ({route.target for route in routes} | {source.function_id for source in sources}
-              | {schedule.function_id for schedule in scheduled})
+              | {schedule.function_id for schedule in scheduled} | {queue.function_id for queue in queue_sources})
     if mqtt is not None:
         lines += mqtt.banner_lines()
         served |= {target.function_id for rule in mqtt.rules for target in rule.targets}
@@ -444,8 +527,15 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         specs = function_specs(resolver, template_path.parent)
         routes = http_routes(specs)
         sources, sources_not_played = _stream_sources(specs, resolver)
-        invoke = running.invoker = Invoker(specs, aws_environment(endpoint), concurrency=args.concurrency,
-                                           transport=running.moto.socket_path)
+        apps = []
+        for app_path, app_resolver in load_apps(args.app, args.app_param, resolver):
+            app_created = create_resources(app_resolver, EndpointSession(session, endpoint), args.token)
+            created.merge(app_created)
+            apps.append(AppTemplate(app_path, app_resolver, function_specs(app_resolver, app_path.parent),
+                                    dict(app_resolver.overrides)))
+        app_specs = [spec for app in apps for spec in app.specs]
+        invoke = running.invoker = Invoker(specs + app_specs, aws_environment(endpoint),
+                                           concurrency=args.concurrency, transport=running.moto.socket_path)
         if not args.no_mqtt:
             running.mqtt = build_local_mqtt(
                 resolver=resolver, specs=specs, invoke=invoke, session=EndpointSession(session, endpoint),
@@ -475,6 +565,18 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
             )
             poller.start()
             running.pollers.append(poller)
+        from devicegate_local.queues import SqsPoller, sqs_sources
+
+        queue_sources = []
+        for source in sqs_sources(specs + app_specs, [resolver] + [app.resolver for app in apps]):
+            url = created.queue_url_for_arn(source.queue_arn)
+            if url is None:
+                sources_not_played.append(f"{source.function_id} SQS {source.queue_arn} (not a queue of this stack)")
+                continue
+            queue_poller = SqsPoller(source, session.client("sqs", endpoint_url=endpoint), url, invoke, stop)
+            queue_poller.start()
+            running.pollers.append(queue_poller)
+            queue_sources.append(source)
         from devicegate_local.schedule import SchedulePoller, schedules
 
         scheduled, schedules_not_played = schedules(specs, args.schedule_every)
@@ -486,8 +588,10 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> _Running:
         stop.set()
         _stop(running)
         raise
-    running.banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs, created,
-                             scheduled, running.mqtt, sources_not_played + schedules_not_played)
+    running.banner = _banner(args, resolver.resources, template_path, endpoint, routes, sources, specs + app_specs,
+                             created,
+                             scheduled, running.mqtt, sources_not_played + schedules_not_played,
+                             apps=apps, queue_sources=queue_sources)
     return running
 
 

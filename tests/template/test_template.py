@@ -32,6 +32,9 @@ from devicegate_local.cfn_template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+#: An app's template deployed next to the gateway (examples/consumer): linted as the gateway's is.
+CONSUMER_TEMPLATE_PATH = REPO_ROOT / "examples" / "consumer" / "template.yaml"
+LINTED = pytest.mark.parametrize("path", [TEMPLATE_PATH, CONSUMER_TEMPLATE_PATH], ids=["gateway", "consumer"])
 EVENTS_DIR = REPO_ROOT / "events"
 LINT_REGION = "us-east-1"
 
@@ -275,10 +278,11 @@ def _format_matches(matches: list[Any]) -> str:
 # ---------------------------------------------------------------------------------------
 # 1-3: linting
 # ---------------------------------------------------------------------------------------
-def test_cfn_lint_passes_on_the_sam_template() -> None:
+@LINTED
+def test_cfn_lint_passes_on_the_sam_template(path: Path) -> None:
     # Given the SAM template as committed
     # When cfn-lint checks it (it applies the SAM transform itself), as `./run lint` does
-    matches = lint_file(TEMPLATE_PATH)
+    matches = lint_file(path)
     # Then it reports no error and no warning
     assert matches == [], _format_matches(matches)
 
@@ -303,7 +307,8 @@ def _find_sam() -> str | None:
     return str(tool) if tool.is_file() and os.access(tool, os.X_OK) else None
 
 
-def test_sam_validate_lint_passes() -> None:
+@LINTED
+def test_sam_validate_lint_passes(path: Path) -> None:
     # Given the SAM CLI (required in CI, optional on a developer machine)
     sam = _find_sam()
     if sam is None:
@@ -312,7 +317,7 @@ def test_sam_validate_lint_passes() -> None:
         pytest.skip("sam CLI not found on PATH or in ~/.local/bin; `./run sam` installs it")
     # When it validates and lints the template
     result = subprocess.run(
-        [sam, "validate", "--lint", "--region", LINT_REGION, "-t", str(TEMPLATE_PATH)],
+        [sam, "validate", "--lint", "--region", LINT_REGION, "-t", str(path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -1411,3 +1416,141 @@ def test_the_app_policy_allows_what_consuming_md_calls_and_nothing_else(template
     assert not allowed("sqs:ReceiveMessage", resolver.resolve({"Fn::GetAtt": ["OutboxFailureQueue", "Arn"]}))
     assert not any(a.startswith("kms:") for a in granted)
     assert template["Outputs"]["AppReadPolicyArn"]["Value"] == {"Ref": "AppReadPolicy"}
+
+
+#: Every read method of the typed client, called as an app would (devicegate.client.DeviceGate).
+#: A method added to the client without a line here fails the test below: each must be proven
+#: within the app's policy.
+CLIENT_CALLS: dict[str, Any] = {
+    "timeline": lambda g: g.timeline("jointech", "8052400203", kind="location", since="2025", limit=2),
+    "event": lambda g: (g.event("jointech", "8052400203", "x"),
+                        g.event("jointech", "8052400203", "x", occurred_at="2025-02-07T08:00:00.000Z")),
+    "event_of": lambda g: g.event_of(_claim_check(g)),
+    "state": lambda g: g.state("jointech", "8052400203"),
+    "devices": lambda g: g.devices("jointech"),
+    "offline": lambda g: g.offline(),
+    "alarms": lambda g: g.alarms(since="2020"),
+    "alarms_in_status": lambda g: g.alarms_in_status("face-terminal", "open"),
+    "device_alarms": lambda g: g.device_alarms("face-terminal", "TERM-1"),
+    "linked": lambda g: g.linked("mettax", "alarm:1"),
+    "assemblies": lambda g: g.assemblies("mettax", "333777444585", kind="face-check"),
+    "quarantined": lambda g: g.quarantined("jointech", since="2020"),
+    "quarantined_payload": lambda g: g.quarantined_payload("jointech", "0" * 40),
+}
+
+
+def _claim_check(gate: Any) -> Any:
+    """A queue message whose record travelled as a claim check to its table item."""
+    from urllib.parse import urlencode
+
+    from devicegate.client import CloudEvent
+
+    [event] = gate.timeline("jointech", "8052400203", limit=1).items
+    stored = gate.plain.timeline("jointech", "8052400203", limit=1).items[0]
+    ref = "dynamodb://{}?{}".format(gate.table, urlencode({
+        "pk": f"E#jointech#{event.deviceId}", "sk": f"{stored['occurredAt']}#{event.eventId}"}))
+    return CloudEvent.model_validate({
+        "specversion": "1.0", "id": event.eventId, "source": f"devicegate/jointech/{event.deviceId}",
+        "type": event.type, "subject": event.deviceId, "time": stored["occurredAt"], "dataref": ref,
+        "data": {k: v for k, v in stored.items() if k != "data"}})
+
+
+def _client_requests(stack: Any) -> set[tuple[str, str]]:
+    """(IAM action, table or index) of every request the client's methods make, over a table
+    holding a device, its events and a quarantined payload."""
+    from devicegate.client import DeviceGate
+    from tests.integration.test_cli_queries import _push_history
+    from tests.integration.test_jointech_ingest import run_outbox
+
+    _push_history()
+    run_outbox(stack)
+    ddb = stack.session.client("dynamodb")
+    made: set[tuple[str, str]] = set()
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        tables = list(params.get("RequestItems") or {}) or [params["TableName"]]
+        for table in tables:
+            assert table == stack.table
+            made.add((f"dynamodb:{model.name}", f"index/{params['IndexName']}" if params.get("IndexName") else "table"))
+
+    ddb.meta.events.register("before-parameter-build.dynamodb", record)
+    gate = DeviceGate(stack.table, ddb)
+    for call in CLIENT_CALLS.values():
+        call(gate)
+    return made
+
+
+def test_every_client_method_is_checked_against_the_app_policy() -> None:
+    import inspect
+
+    from devicegate.client import DeviceGate
+
+    methods = {name for name, member in inspect.getmembers(DeviceGate) if not name.startswith("_")
+               and (inspect.isfunction(member) or inspect.ismethod(member))}
+    # from_stack reads the stack's outputs (cloudformation:DescribeStacks), which an app's role may lack
+    assert methods - {"from_stack"} == set(CLIENT_CALLS)
+
+
+@pytest.mark.parametrize("apps", ["", "billing,dashboard"], ids=["one-queue", "fan-out"])
+def test_the_app_policy_is_enough_for_every_call_of_the_client(stack: Any, apps: str) -> None:
+    import fnmatch
+
+    # Given what the client's methods request of DynamoDB
+    made = _client_requests(stack)
+    assert {action for action, _ in made} == {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    # When each is held to the app's policy, on the deployed table's ARN and its indexes'
+    resolver, _ = _deployed({"ConsumerApps": apps})
+    table = resolver.resolve({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    statements = _app_policy({"ConsumerApps": apps})
+    refused = [(action, where) for action, where in sorted(made)
+               if not any(s["Effect"] == "Allow" and action in _as_list(s["Action"])
+                          and any(fnmatch.fnmatchcase(table if where == "table" else f"{table}/{where}", pattern)
+                                  for pattern in _as_list(s["Resource"])) for s in statements)]
+    # Then the policy allows every one
+    assert refused == []
+    # ... and every one is among the calls the policy's own test holds it to (and nothing more)
+    assert {(action, "table" if where == "table" else "index") for action, where in made} <= APP_CALLS
+
+
+#: What Lambda's SQS poller does with the function's role on the queue it maps (the Lambda
+#: developer guide, "Lambda execution role permissions" for Amazon SQS).
+SQS_POLLER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+@pytest.mark.parametrize("apps", ["", "billing,dashboard"], ids=["one-queue", "fan-out"])
+def test_the_consumers_role_is_the_app_policy_and_it_is_enough_for_its_queue(apps: str) -> None:
+    import fnmatch
+
+    # Given the consumer's template, translated as SAM deploys it
+    consumer = load_template(CONSUMER_TEMPLATE_PATH)
+    translated = _translate(consumer)["Resources"]
+    [role] = [r["Properties"] for r in translated.values() if r["Type"] == "AWS::IAM::Role"]
+    # Then its role has the app policy and Lambda's logging policy, nothing else: no inline
+    # statement, and not AWSLambdaSQSQueueExecutionRole (every queue of the account), which SAM
+    # would add for an `SQS` event
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole", {"Ref": "AppReadPolicyArn"}]
+    assert "Policies" not in role
+    # ... its one event source is a mapping of the queue it is given to the function
+    [mapping] = [r["Properties"] for r in translated.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["EventSourceArn"] == {"Ref": "EventsQueueArn"}
+    assert mapping["FunctionName"] == {"Ref": "ConsumerFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # ... and the gateway's app policy lets Lambda's poller work every queue an app may be given
+    # (EventsQueue, each app's fan-out queue: the outputs its parameter takes), and no other
+    resolver, _ = _deployed({"ConsumerApps": apps})
+    statements = _app_policy({"ConsumerApps": apps})
+    outputs = {name: resolver.resolve(o["Value"]) for name, o in _template()["Outputs"].items()
+               if name.endswith("QueueArn") and ("Condition" not in o or resolver.condition(o["Condition"]))}
+
+    def allowed(action: str, arn: str) -> bool:
+        return any(s["Effect"] == "Allow" and action in _as_list(s["Action"])
+                   and any(fnmatch.fnmatchcase(arn, p) for p in _as_list(s["Resource"])) for s in statements)
+
+    assert set(outputs) == {"EventsQueueArn", *(f"ConsumerApp{n}QueueArn" for n in (1, 2) if apps)}
+    assert [(a, q) for q in outputs.values() for a in SQS_POLLER_ACTIONS if not allowed(a, q)] == []
+    for other in ("EventsDeadLetterQueue", "OutboxFailureQueue", "IngestFailureQueue"):
+        assert not allowed("sqs:ReceiveMessage", resolver.resolve({"Fn::GetAtt": [other, "Arn"]}))
+    assert {name: consumer["Parameters"][name]["Type"] for name in consumer["Parameters"]} == dict.fromkeys(
+        ("EventsQueueArn", "EventsTableName", "AppReadPolicyArn", "DevicegateLayerArn"), "String")
+    assert _template()["Outputs"]["DevicegateLayerArn"]["Value"] == {"Ref": "SharedLayer"}

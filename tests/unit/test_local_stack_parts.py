@@ -947,7 +947,7 @@ def test_a_mapping_names_its_function_in_any_form_lambda_takes(in_moto, function
 @pytest.mark.parametrize("change, why", [
     ({"Enabled": False}, "disabled"),
     ({"FunctionName": "someone-elses-function"}, "not a function of this template"),
-    ({"EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q"}, "only DynamoDB streams are polled"),
+    ({"EventSourceArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}, "only DynamoDB streams are polled"),
 ])
 def test_a_mapping_the_stack_cannot_play_is_named_not_polled(in_moto, change, why):
     from devicegate_local.stack import _stream_sources
@@ -956,6 +956,14 @@ def test_a_mapping_the_stack_cannot_play_is_named_not_polled(in_moto, change, wh
     sources, not_played = _stream_sources(specs, resolver)
     assert sources == [] and len(not_played) == 1
     assert not_played[0].startswith("OutboxStreamMapping (") and why in not_played[0]
+
+
+def test_a_mapping_on_a_queue_is_left_to_the_queue_poller(in_moto):
+    # (devicegate_local.queues plays it: tests/unit/test_local_queues.py)
+    from devicegate_local.stack import _stream_sources
+
+    resolver, _, specs = in_moto(outbox_template("mapping", EventSourceArn="arn:aws:sqs:us-east-1:123456789012:q"))
+    assert _stream_sources(specs, resolver) == ([], [])
 
 
 def test_a_function_with_a_stream_mapping_also_runs_its_schedule(in_moto):

@@ -12,9 +12,9 @@ later one adds a field; they refuse a field of the wrong type.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devicegate.core.vocabulary import AlarmStatus, Direction, Method, Role, Severity
 
@@ -82,6 +82,7 @@ class Facts(_Shape):
 
 
 Transport = Literal["http", "mqtt", "replay", "gateway"]
+T = TypeVar("T")
 
 
 class Event(_Shape):
@@ -192,3 +193,91 @@ class DeviceState(_Shape):
     @property
     def power(self) -> Power | None:
         return self._block("power", Power)
+
+
+class DeviceRow(_Shape):
+    """A device in a list (a vendor's devices, the devices offline now): when it was last seen and
+    heard from, and whether it is online; its state is one `state()` call away."""
+
+    vendor: str
+    deviceId: str
+    lastSeen: datetime | None = Field(None, description="occurredAt of the newest event")
+    lastKind: str | None = None
+    heardAt: datetime | None = Field(None, description="the last contact, by the gateway's clock")
+    online: bool | None = None
+    offlineSince: datetime | None = None
+
+
+class AlarmLifecycle(_Shape):
+    """One face-terminal or SenseLink alarm over its steps (open, releasing or release_failed,
+    released), whatever order the steps arrived in."""
+
+    vendor: str
+    deviceId: str
+    alarmId: str = Field(description="the vendor's trace id, the same over the alarm's life")
+    status: AlarmStatus
+    statusAt: datetime | None = Field(None, description="when the current status was reached")
+    code: str | None = Field(None, description="what the alarm is, as the first step to say it said (as text, "
+                                               "as the vocabulary's alarm code: the item keeps the vendor's number)")
+    codeName: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict, description="the latest step's code, name, description")
+    firstDetails: dict[str, Any] = Field(default_factory=dict, description="the first step's")
+    steps: dict[str, datetime] = Field(default_factory=dict, description="the time of every step seen, by status")
+    eventIds: list[str] = Field(default_factory=list, description="the events of its steps")
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Assembly(_Shape):
+    """A record the vendor sends in parts (a Mettax face check), with the parts come so far."""
+
+    vendor: str | None = None
+    deviceId: str | None = None
+    kind: str | None = None
+    group: str | None = Field(None, description="what ties the parts together")
+    firstReceivedAt: datetime | None = None
+    parts: dict[str, dict[str, Any]] = Field(default_factory=dict, description="each part by name; one too large "
+                                             "for the item is {\"dataRef\": \"s3://...\"}")
+    assembledEventId: str | None = Field(None, description="the one event apps see, once it exists")
+
+
+class Problem(_Shape):
+    """Why a quarantined payload was refused: a field and what is wrong with it."""
+
+    field: str
+    problem: str = ""
+
+
+class QuarantinedPayload(_Shape):
+    """A payload the gateway refused, kept for inspection and replay (one per distinct body)."""
+
+    id: str = Field(description="the payload's digest: what `devicegate replay --id` takes")
+    vendor: str
+    kind: str = Field(description="the route's kind, or what the payload looked like")
+    transport: str
+    reason: str
+    problems: list[Problem] = Field(default_factory=list)
+    contentType: str = ""
+    firstSeenAt: datetime | None = None
+    lastSeenAt: datetime | None = None
+    seenCount: int = 1
+    bodySize: int | None = None
+    body: str | None = Field(None, description="the body as text, when it was UTF-8 and small enough")
+    bodyBase64: str | None = Field(None, description="the body, when it was not UTF-8")
+    bodyRef: str | None = Field(None, description="s3://... of a body too large for the item (quarantine/: "
+                                                  "not readable with AppReadPolicy)")
+    replayedAt: datetime | None = None
+    replayedEventIds: list[str] = Field(default_factory=list)
+
+
+class Page(BaseModel, Generic[T]):
+    """Some items of a list, and whether the list holds more than were asked for (`limit`): a
+    list is never cut without saying so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    more: bool = Field(False, description="true when the list has more items than `limit`")

@@ -110,10 +110,10 @@ class DynamoQuarantine:
 
 
 def quarantined(ddb: Any, table: str, vendor: str, limit: int | None = 100, since: str | None = None,
-                until: str | None = None) -> list[dict[str, Any]]:
+                until: str | None = None, shards: int | None = None) -> list[dict[str, Any]]:
     """Payloads waiting in quarantine, newest first (gsi1 Q#{vendor}#{shard}); replayed ones drop out.
     `since`/`until` bound when each was first received (the list's sort key), [since, until)."""
-    partitions = [keys.quarantine_list_shard_pk(vendor, n) for n in range(keys.shard_count())]
+    partitions = [keys.quarantine_list_shard_pk(vendor, n) for n in range(shards or keys.shard_count())]
     window: dict[str, Any] = {}
     if since or until:
         window = {"condition": "gsi1sk BETWEEN :lo AND :hi",

@@ -2,8 +2,9 @@
 of a sharded list, run in parallel and merged (store.keys: lists many devices write are split in
 SHARDS partitions so that no key takes the whole fleet's writes).
 
-Not used by the ingest functions; the CLI uses it, and apps can copy the calls (docs/consuming.md
-shows the same calls as plain boto3).
+Not used by the ingest functions; apps, the CLI and the console read them through the typed
+client (devicegate.client). The sharded lists take `shards`, the deployment's Shards (the
+stack's output), where the caller is not a function of the stack (SHARDS in its environment).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def device_state(ddb: Any, table: str, vendor: str, device_id: str) -> dict[str,
 
 
 def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | None = None,
-                 limit: int | None = 100, vendor: str | None = None) -> list[dict[str, Any]]:
+                 limit: int | None = 100, vendor: str | None = None, shards: int | None = None) -> list[dict[str, Any]]:
     """Alarms of every device in [since, until), newest first (gsi3 ALARM#{shard}); of one
     vendor's devices only with `vendor` (a filter: the list is by time, for every vendor)."""
     values = {":lo": {"S": since or "0"}, ":hi": {"S": until or MAX_TIME}}
@@ -75,7 +76,7 @@ def fleet_alarms(ddb: Any, table: str, since: str | None = None, until: str | No
     if vendor:
         values[":vendor"] = {"S": vendor}
         extra = {"FilterExpression": "vendor = :vendor"}
-    items = _query_shards(ddb, table, keys.all_shards(keys.ALARM_PREFIX), "gsi3", limit, newest_first=True,
+    items = _query_shards(ddb, table, keys.all_shards(keys.ALARM_PREFIX, shards), "gsi3", limit, newest_first=True,
                           condition="gsi3sk BETWEEN :lo AND :hi", values=values, **extra)
     return [envelope(i) for i in items]
 
@@ -127,20 +128,22 @@ def _rows(ddb: Any, table: str, listed: list[dict[str, Any]]) -> list[dict[str, 
     return [_device_row(found[p]) for p in pairs if p in found]
 
 
-def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None) -> list[dict[str, Any]]:
+def vendor_devices(ddb: Any, table: str, vendor: str, limit: int | None = None,
+                   shards: int | None = None) -> list[dict[str, Any]]:
     """Every device of a vendor with its last seen time and liveness: the device list (gsi2
     V#{vendor}#{shard}, keys only), then the items themselves (BatchGetItem)."""
-    listed = _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(keys.shard_count())],
+    listed = _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(shards or keys.shard_count())],
                            "gsi2", limit)
     return _rows(ddb, table, listed)
 
 
-def offline_devices(ddb: Any, table: str, vendor: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def offline_devices(ddb: Any, table: str, vendor: str | None = None, limit: int | None = None,
+                    shards: int | None = None) -> list[dict[str, Any]]:
     """Every device offline now, across vendors or of one (gsi3 OFFLINE#{shard}, sk {vendor}#{device})."""
     condition, values = "", {}
     if vendor:
         condition, values = "begins_with(gsi3sk, :v)", {":v": {"S": f"{vendor}#"}}
-    items = _query_shards(ddb, table, keys.all_shards(keys.OFFLINE_PREFIX), "gsi3", limit,
+    items = _query_shards(ddb, table, keys.all_shards(keys.OFFLINE_PREFIX, shards), "gsi3", limit,
                           condition=condition, values=values)
     return [_device_row(i) for i in items]
 
@@ -189,9 +192,9 @@ def device_alarms(ddb: Any, table: str, vendor: str, device_id: str) -> list[dic
 
 
 def alarms_in_status(ddb: Any, table: str, vendor: str, status: str = "open",
-                     limit: int | None = 100) -> list[dict[str, Any]]:
+                     limit: int | None = 100, shards: int | None = None) -> list[dict[str, Any]]:
     """A vendor's alarms whose lifecycle is now in `status` (e.g. every open alarm), newest
     step first (gsi1 AL#{vendor}#{status}#{shard})."""
-    partitions = [keys.alarm_status_shard_pk(vendor, status, n) for n in range(keys.shard_count())]
+    partitions = [keys.alarm_status_shard_pk(vendor, status, n) for n in range(shards or keys.shard_count())]
     items = _query_shards(ddb, table, partitions, "gsi1", limit, newest_first=True)
     return [_alarm_item(i) for i in items]
