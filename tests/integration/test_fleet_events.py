@@ -213,3 +213,44 @@ def test_each_fleet_mistake_is_one_line_and_exit_2(stack, cli, argv, says):
     code, out = cli(*argv)
     assert code == 2 and out == ""
     assert len(cli.err.strip().splitlines()) == 1 and says in cli.err, cli.err
+
+
+def test_follow_since_prints_the_history_oldest_first_then_new_events_each_once(stack, cli, monkeypatch):
+    from devicegate.store import stream_tail
+    from devicegate_cli import fleet
+
+    # Given a device's history, and an alarm of that device stored after the tail took the
+    # stream's end but before the history was read (so it is in both)
+    _push_history()
+    run_outbox(stack)
+    real_history = fleet._history
+
+    def history_after_a_push(t, args, limit):
+        alarm = load_record("jointech", "mqtt-alarm")
+        alarm.update(assetId="8052400203", dateTime="2025-02-07T11:00:00Z")
+        post(with_body(load_event("jointech/http-webhook-alarm.json"), json.dumps(alarm)))
+        return real_history(t, args, limit)
+
+    monkeypatch.setattr(fleet, "_history", history_after_a_push)
+    later = iter([lambda: face_post(load_event("face-terminal/http-doc-record.json"))])
+    monkeypatch.setattr(stream_tail, "wait", lambda s: next(later, lambda: None)())
+    # When the fleet is followed since a day of that history, until six events came
+    code, out = cli("events", "--follow", "--since", "2025-02-07T00:00:00Z", "--count", "6", "--json")
+    # Then the history comes oldest first, then what the stream brings: the alarm stored in
+    # between is printed once, and the face terminal's record stored later follows
+    assert code == 0, cli.err
+    shown = [(e["deviceId"], e["occurredAt"][11:16]) for e in map(json.loads, out.splitlines())]
+    assert shown == [("8052400203", "08:00"), ("8052400203", "09:00"), ("8052400203", "09:30"),
+                     ("8052400203", "10:00"), ("8052400203", "11:00"), ("PSC700C0MC22F02542", "07:01")]
+
+
+def test_tail_of_one_device(stack, cli, monkeypatch):
+    from devicegate.store import stream_tail
+
+    pushes = iter([_push_history, lambda: post(load_event("jointech/http-webhook-alarm.json"))])
+    monkeypatch.setattr(stream_tail, "wait", lambda s: next(pushes, lambda: None)())
+    code, out = cli("tail", "--vendor", "jointech", "--device", "875011000025", "--count", "1")
+    assert code == 0, cli.err
+    [header, line] = out.splitlines()
+    assert header.split()[:3] == ["OCCURREDAT", "VENDOR", "DEVICEID"]
+    assert line.split()[:4] == ["2020-04-01T00:00:13.000Z", "jointech", "875011000025", "alarm"]
