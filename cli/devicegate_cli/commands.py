@@ -281,6 +281,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         return fleet_command(args)
     if not args.vendor:
         raise UsageError("--device needs its --vendor")
+    if args.count:
+        raise UsageError("--count goes with --follow (a list stops at --limit)")
     _check_kind(args)
     _check_window(args)
     t = resolve_target(args)

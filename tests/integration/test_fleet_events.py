@@ -205,6 +205,7 @@ def test_tail_prints_new_events_then_stops_at_count(stack, cli, monkeypatch):
     (["events", "--follow", "--until", "2025-02-07"], "--until cannot end a --follow"),
     (["tail", "--until", "2025-02-07"], "--until cannot end a --follow"),
     (["events", "--count", "3"], "--count goes with --follow"),
+    (["events", "--vendor", "jointech", "--device", "1", "--count", "3"], "--count goes with --follow"),
     (["tail", "--count", "0"], "is not a number of items"),
     (["tail", "--since", "yesterday"], "is not an ISO 8601 time"),
     (["tail", "--kind", "alarm", "--vendor", "ai-camera"], "ai-camera has no kind 'alarm'"),
