@@ -307,6 +307,14 @@ def emit_json(value: Any) -> None:
 def cmd_events(args: argparse.Namespace) -> int:
     from devicegate.store.queries import device_events
 
+    if args.follow or not args.device:
+        from devicegate_cli.fleet import fleet_command
+
+        return fleet_command(args)
+    if not args.vendor:
+        raise UsageError("--device needs its --vendor")
+    if args.count:
+        raise UsageError("--count goes with --follow (a list stops at --limit)")
     _check_kind(args)
     _check_window(args)
     t = resolve_target(args)
@@ -635,12 +643,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
 
-    p = device_cmd("events", "a device's events, newest first")
-    p.add_argument("--kind", help="only this kind (e.g. alarm; the vendor's kinds are checked)")
-    p.add_argument("--since", type=time_arg, help="ISO 8601 time, inclusive")
-    p.add_argument("--until", type=time_arg, help="ISO 8601 time, exclusive")
-    _limit_options(p, 50)
-    p.set_defaults(func=cmd_events)
+    for name, help_ in (("events", "events of a device, or of the whole fleet (without --device), newest first; "
+                                   "--follow: new ones as they are stored"),
+                        ("tail", "new events of the whole fleet as they are stored, until Ctrl-C "
+                                 "(devicegate events --follow)")):
+        p = sub.add_parser(name, parents=[target], help=help_)
+        p.add_argument("--vendor", type=vendor_arg, help="only this vendor's devices (needed with --device)")
+        p.add_argument("--device", help="one device's events (with --vendor); without it, every device's")
+        p.add_argument("--kind", help="only this kind (e.g. alarm; the vendor's kinds are checked)")
+        p.add_argument("--since", type=time_arg, help="ISO 8601 time, inclusive (with --follow: the events "
+                                                      "stored since then first, oldest first)")
+        p.add_argument("--until", type=time_arg, help="ISO 8601 time, exclusive (not with --follow)")
+        if name == "events":
+            p.add_argument("--follow", action="store_true", help="then print new events as they are stored, "
+                                                                 "until Ctrl-C (devicegate tail)")
+        p.add_argument("--count", type=limit_arg, help="with --follow: stop after printing this many events")
+        _limit_options(p, 50)
+        p.add_argument("--json", action="store_true",
+                       help="machine-readable output (with --follow: one JSON object per line)")
+        p.set_defaults(func=cmd_events, follow=name == "tail")
     device_cmd("state", "a device's latest state").set_defaults(func=cmd_state)
 
     p = sub.add_parser("devices", parents=[target], help="all devices of a vendor with last seen, or those offline now")

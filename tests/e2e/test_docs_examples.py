@@ -45,7 +45,7 @@ QUERY_RETRY_S = 15  # how long a query waits for the outbox to catch up
 
 _FENCE = re.compile(r"^(?P<indent>\s*(?:\d+\.\s+|[-*]\s+)?)(?P<marker>`{3,}|~{3,})\s*(?P<info>[\w+-]*)")
 #: Commands that only read: safe to run again while the outbox catches up.
-_QUERY = re.compile(r"^(uv run )?devicegate (events|state|devices|links|parts|alarms|event|quarantine|"
+_QUERY = re.compile(r"^(uv run )?devicegate (events|tail|state|devices|links|parts|alarms|event|quarantine|"
                     r"command status|strategy get)\b|--dry-run")
 #: What a ```sh command may not do: it would need a deployment, root, or never return.
 _NOT_LOCAL = [

@@ -78,6 +78,13 @@ def event_id_pk(vendor: str, device_id: str) -> str:
     return f"EID#{vendor}#{device_key(device_id)}"
 
 
+def timeline_of(device_item_pk: str) -> str:
+    """The event partition (event_pk) of the device whose state item is `device_item_pk`
+    (D#{vendor}#{key}, as the device list gsi2 gives it): the key, already encoded, kept."""
+    vendor, key = device_item_pk.removeprefix("D#").split("#", 1)
+    return f"E#{vendor}#{key}"
+
+
 def device_pk(vendor: str, device_id: str) -> str:
     """Partition of a device's state items; also the device-timeline key of gsi1."""
     return f"D#{vendor}#{device_key(device_id)}"

@@ -9,7 +9,10 @@ stack's output), where the caller is not a function of the stack (SHARDS in its 
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,6 +39,45 @@ def device_events(ddb: Any, table: str, vendor: str, device_id: str, kind: str |
                    KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
                    ExpressionAttributeValues=values, **extra)
     return [envelope(i) for i in items]
+
+
+#: Device timelines read at once by fleet_events: enough to hide the round trips of a few
+#: thousand devices, few enough not to spread one page over hundreds of connections.
+FLEET_WORKERS = 16
+
+
+def fleet_events(ddb: Any, table: str, vendors: Iterable[str], kind: str | None = None,
+                 since: str | None = None, until: str | None = None, limit: int | None = 50,
+                 workers: int = FLEET_WORKERS) -> list[dict[str, Any]]:
+    """Events of every device of `vendors` in [since, until), newest first; optionally of one
+    kind. No Scan and no index of its own (an ordinary event is in none): the device list (gsi2
+    V#{vendor}#{shard}, keys only), then each device's timeline, the same Query as
+    device_events, `workers` at a time, merged by time. Each device gives at most `limit` events
+    (no more of its own can be among the newest `limit`), so a page costs a bounded number of
+    reads: one Query per shard of each vendor's list, one per device."""
+    timelines = [keys.timeline_of(entry["pk"]) for vendor in vendors for entry in _listed_devices(ddb, table, vendor)]
+    if not timelines:
+        return []
+    values = {":lo": {"S": since or "0"}, ":hi": {"S": until or MAX_TIME}}
+    extra: dict[str, Any] = {}
+    if kind:
+        extra = {"FilterExpression": "#kind = :kind", "ExpressionAttributeNames": {"#kind": "kind"}}
+        values[":kind"] = {"S": kind}
+
+    def timeline(pk: str) -> list[dict[str, Any]]:
+        return _query(ddb, table, limit, ScanIndexForward=False,
+                      KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                      ExpressionAttributeValues={":pk": {"S": pk}, **values}, **extra)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(timelines)))) as pool:
+        each = list(pool.map(timeline, timelines))
+    # The sort key is {occurredAt}#{eventId}: by time, then id, as device_events orders one device.
+    merged = heapq.merge(*each, key=lambda item: (item["sk"], item["pk"]), reverse=True)
+    return [envelope(i) for i in (list(merged)[:limit] if limit else merged)]
+
+
+def _listed_devices(ddb: Any, table: str, vendor: str) -> list[dict[str, Any]]:
+    return _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(keys.shard_count())], "gsi2")
 
 
 def state_view(item: dict[str, Any]) -> dict[str, Any]:
