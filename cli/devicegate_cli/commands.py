@@ -214,18 +214,11 @@ def _limit(args: argparse.Namespace) -> int | None:
     return None if getattr(args, "all", False) else args.limit
 
 
-def _say_if_cut(rows: list[Any], args: argparse.Namespace, what: str) -> None:
-    """Say on stderr (stdout stays the listing) that a listing stopped at its limit."""
-    limit = _limit(args)
-    if limit is not None and len(rows) >= limit:
-        print(f"(the newest {limit} {what}; there may be more: --limit N or --all)", file=sys.stderr)
-
-
 def _say_if_more(page: Any, args: argparse.Namespace, what: str) -> None:
     """Say on stderr (stdout stays the listing) that a page of the client stopped at its limit
     with more behind it."""
     if page.more:
-        print(f"(the newest {_limit(args)} {what}; there may be more: --limit N or --all)", file=sys.stderr)
+        print(f"(the newest {_limit(args)} {what}; older ones are not shown: --limit N or --all)", file=sys.stderr)
 
 
 def _say_if_unlisted(page: Any, what: str) -> None:
@@ -305,8 +298,6 @@ def emit_json(value: Any) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from devicegate.store.queries import device_events
-
     if args.follow or not args.device:
         from devicegate_cli.fleet import fleet_command
 
@@ -318,12 +309,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     _check_kind(args)
     _check_window(args)
     t = resolve_target(args)
-    events = device_events(t.client("dynamodb"), t.table, args.vendor, args.device, kind=args.kind,
-                           since=args.since, until=args.until, limit=_limit(args))
-    if not events and not args.since and not args.until and not args.kind:
+    page = t.reads().timeline(args.vendor, args.device, kind=args.kind, since=args.since, until=args.until,
+                              limit=_limit(args))
+    if not page.items and not args.since and not args.until and not args.kind:
         _require_device(t, args.vendor, args.device)
-    _say_if_cut(events, args, "events")
-    return print_events(events, args.json, ["occurredAt", "kind", "eventId", "summary"])
+    _say_if_more(page, args, "events")
+    return print_events(page.items, args.json, ["occurredAt", "kind", "eventId", "summary"])
 
 
 def _require_device(t: Target, vendor: str, device: str) -> None:

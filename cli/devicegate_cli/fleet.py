@@ -15,7 +15,7 @@ from devicegate_cli.commands import (
     _check_window,
     _kinds_of,
     _limit,
-    _say_if_cut,
+    _say_if_more,
     print_events,
     resolve_target,
     shown_time,
@@ -33,9 +33,9 @@ def fleet_command(args: argparse.Namespace) -> int:
     t = resolve_target(args)
     if args.follow:
         return _follow(t, args)
-    events = _history(t, args, _limit(args))
-    _say_if_cut(events, args, "events")
-    return print_events(events, args.json, COLUMNS)
+    page = _history(t, args, _limit(args))
+    _say_if_more(page, args, "events")
+    return print_events(page.items, args.json, COLUMNS)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -68,15 +68,13 @@ def _vendors(args: argparse.Namespace) -> list[str]:
     return [v for v in vendors if not args.kind or args.kind in _kinds_of(v)]
 
 
-def _history(t: Target, args: argparse.Namespace, limit: int | None) -> list[dict[str, Any]]:
-    from devicegate.store.queries import device_events, fleet_events
-
-    ddb = t.client("dynamodb")
+def _history(t: Target, args: argparse.Namespace, limit: int | None) -> Any:
+    """A page of the device's or the fleet's events, through the typed client's plain reads."""
+    reads = t.reads()
     if args.device:
-        return device_events(ddb, t.table, args.vendor, args.device, kind=args.kind, since=args.since,
-                             until=args.until, limit=limit)
-    return fleet_events(ddb, t.table, _vendors(args), kind=args.kind, since=args.since, until=args.until,
-                        limit=limit)
+        return reads.timeline(args.vendor, args.device, kind=args.kind, since=args.since, until=args.until,
+                              limit=limit)
+    return reads.fleet(vendors=_vendors(args), kind=args.kind, since=args.since, until=args.until, limit=limit)
 
 
 def stream_arn(t: Target) -> str:
@@ -129,8 +127,8 @@ def _print_following(t: Target, args: argparse.Namespace, tail: Any) -> None:
         print("  ".join(c.upper().ljust(_WIDTHS.get(c, 0)) for c in COLUMNS).rstrip(), flush=True)
     if args.since:
         history = _history(t, args, _limit(args))
-        _say_if_cut(history, args, "events since --since")
-        for event in reversed(history):
+        _say_if_more(history, args, "events since --since")
+        for event in reversed(history.items):
             printed.add(_identity(event))
             line(event)
             count += 1

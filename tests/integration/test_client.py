@@ -171,8 +171,50 @@ def test_the_cli_says_there_may_be_more_only_when_the_client_found_more(stack, c
     _push_history()
     # When listing alarms one at a time: exactly the list, nothing said
     code, out = cli("alarms", "--limit", "1", "--json")
-    assert code == 0 and len(json.loads(out)) == 1 and "there may be more" not in cli.err
+    assert code == 0 and len(json.loads(out)) == 1 and "older ones are not shown" not in cli.err
     # ... and with a second alarm, the page of one says there is more
     mqtt(load_event("jointech/iot-mqtt-alarm.json"))
     code, out = cli("alarms", "--limit", "1", "--json")
-    assert code == 0 and len(json.loads(out)) == 1 and "(the newest 1 alarms; there may be more" in cli.err
+    assert code == 0 and len(json.loads(out)) == 1 and "(the newest 1 alarms; older ones are not shown" in cli.err
+
+
+def test_the_fleet_list_is_typed_newest_first_across_vendors_and_says_when_there_is_more(stack, gate):
+    # Given events of two Jointech devices and a face terminal record, their devices listed
+    from tests.integration.test_fleet_events import _fleet
+
+    stored = _fleet(stack)
+    # When the fleet's events are read whole, then two, then one vendor's alarms
+    whole = gate.fleet(limit=None)
+    two = gate.fleet(limit=2)
+    alarms = gate.fleet(vendors=["jointech"], kind="alarm")
+    # Then every stored event is there once, newest first, typed; the short page says there is more
+    assert sorted(e.eventId for e in whole.items) == sorted(i["eventId"] for i in stored)
+    assert [e.occurredAt for e in whole.items] == sorted((e.occurredAt for e in whole.items), reverse=True)
+    assert two.more and two.items == whole.items[:2] and not whole.more
+    assert [(e.vendor, e.kind) for e in alarms.items] == [("jointech", "alarm")]
+
+
+def test_the_tail_yields_typed_events_stored_after_it_started(stack, gate, monkeypatch):
+    # Given an alarm stored before the tail starts (the waits between polls skipped)
+    from devicegate.store import stream_tail
+
+    monkeypatch.setattr(stream_tail, "wait", lambda seconds: None)
+    post(load_event("jointech/http-webhook-alarm.json"))
+    seen: list[Event] = []
+    polls = []
+
+    def stop() -> bool:
+        # Asked before each read, once the tail stands at the stream's end: the first time, the
+        # device's history is stored; the tail stops once it has shown it, or after 50 reads
+        if not polls:
+            _push_history()
+        polls.append(1)
+        return len(seen) >= 4 or len(polls) > 50
+
+    # When tailing Jointech's events
+    for event in gate.tail(vendor="jointech", stop=stop):
+        seen.append(event)
+    # Then the four stored after it started come, typed, in the order they were stored
+    assert [(e.kind, e.occurredAt.hour) for e in seen] == [("location", 8), ("location", 9), ("location", 10),
+                                                           ("alarm", 9)]
+    assert all(isinstance(e, Event) for e in seen)

@@ -39,7 +39,7 @@ ALLOWED = {
     "outbox": {"core", "infra", "store", "vendors"},
     "commands": {"core", "infra", "store", "vendors"},
     "sweep": {"core", "infra", "store", "vendors"},
-    "client": {"core", "infra", "store"},
+    "client": {"core", "infra", "store", "vendors"},  # vendors: their names, for the fleet's list
 }
 
 

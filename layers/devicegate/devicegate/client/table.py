@@ -10,7 +10,7 @@ the whole list.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -50,10 +50,11 @@ class TableReads:
     """The access patterns as pages of plain values (numbers as int/float, times as the stored
     text). What the CLI prints; apps want DeviceGate's typed models."""
 
-    def __init__(self, table: str, dynamodb: Any = None, shards: int = DEFAULT_SHARDS) -> None:
+    def __init__(self, table: str, dynamodb: Any = None, shards: int = DEFAULT_SHARDS, streams: Any = None) -> None:
         self.table = table
         self.shards = shards
         self._ddb = dynamodb
+        self._streams = streams
 
     @property
     def dynamodb(self) -> Any:
@@ -69,6 +70,30 @@ class TableReads:
                  until: str | None = None, limit: int | None = 50) -> Rows:
         return _page(lambda n: queries.device_events(self.dynamodb, self.table, vendor, device_id, kind=kind,
                                                      since=since, until=until, limit=n), limit)
+
+    def fleet(self, *, vendors: Iterable[str] | None = None, kind: str | None = None, since: str | None = None,
+              until: str | None = None, limit: int | None = 50) -> Rows:
+        return _page(lambda n: queries.fleet_events(self.dynamodb, self.table, _vendors(vendors), kind=kind,
+                                                    since=since, until=until, limit=n, shards=self.shards), limit)
+
+    def tail(self, *, vendor: str | None = None, kind: str | None = None,
+             stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
+        from devicegate.store.stream_tail import stream_arn, tail_events
+
+        return tail_events(self.streams, stream_arn(self.dynamodb, self.table), vendor=vendor, kind=kind, stop=stop)
+
+    @property
+    def streams(self) -> Any:
+        # The stream's API has endpoints of its own (streams.dynamodb.{region}.amazonaws.com); an
+        # endpoint that is not AWS's (the local stack) serves both.
+        if self._streams is None:
+            from botocore.session import get_session
+
+            endpoint = self.dynamodb.meta.endpoint_url
+            own = None if endpoint.rstrip("/").endswith(".amazonaws.com") else endpoint
+            self._streams = get_session().create_client("dynamodbstreams", region_name=self.dynamodb.meta.region_name,
+                                                        endpoint_url=own)
+        return self._streams
 
     def event(self, vendor: str, device_id: str, event_id: str, occurred_at: str | None = None
               ) -> dict[str, Any] | None:
@@ -117,6 +142,14 @@ class TableReads:
         return _without_index_keys(item) if item is not None else None
 
 
+def _vendors(vendors: Iterable[str] | None) -> list[str]:
+    if vendors is None:
+        from devicegate.vendors import vendor_names
+
+        return vendor_names()
+    return list(vendors)
+
+
 def _typed(model: type[M], page: Rows) -> Page[M]:
     return Page[model](items=[model.model_validate(i) for i in page.items], more=page.more)  # type: ignore[valid-type]
 
@@ -136,8 +169,8 @@ class DeviceGate:
     writes them (`2025-02-07T08:00:00.000Z`; a prefix such as `2025-02-07` works as a bound).
     """
 
-    def __init__(self, table: str, dynamodb: Any = None, *, shards: int = DEFAULT_SHARDS) -> None:
-        self.plain = TableReads(table, dynamodb, shards)
+    def __init__(self, table: str, dynamodb: Any = None, *, shards: int = DEFAULT_SHARDS, streams: Any = None) -> None:
+        self.plain = TableReads(table, dynamodb, shards, streams)
 
     @classmethod
     def from_stack(cls, stack_name: str, *, region: str | None = None, profile: str | None = None) -> DeviceGate:
@@ -161,6 +194,22 @@ class DeviceGate:
                  until: str | None = None, limit: int | None = 50) -> Page[Event]:
         """A device's events in [since, until), newest first; of one kind only with `kind`."""
         return _typed(Event, self.plain.timeline(vendor, device_id, kind=kind, since=since, until=until, limit=limit))
+
+    def fleet(self, *, vendors: Iterable[str] | None = None, kind: str | None = None, since: str | None = None,
+              until: str | None = None, limit: int | None = 50) -> Page[Event]:
+        """The fleet's events in [since, until), newest first, of every vendor (or `vendors`), of
+        one kind with `kind`: the device timelines merged (one Query per device: docs/consuming.md,
+        "The fleet's events", says what a page costs)."""
+        return _typed(Event, self.plain.fleet(vendors=vendors, kind=kind, since=since, until=until, limit=limit))
+
+    def tail(self, *, vendor: str | None = None, kind: str | None = None,
+             stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+        """The events stored from now on, as they are stored (the table's stream, oldest first),
+        until `stop()` says so. An operator's tool, not an app's: it needs the stream's read
+        actions, which AppReadPolicy does not grant (the stream serves two readers at a time, the
+        outbox being one; apps have the queue)."""
+        for found in self.plain.tail(vendor=vendor, kind=kind, stop=stop):
+            yield Event.model_validate(found)
 
     def event(self, vendor: str, device_id: str, event_id: str, *, occurred_at: str | None = None) -> Event | None:
         """One event by its id. With its time (a queue message's `time`) one GetItem; without, a

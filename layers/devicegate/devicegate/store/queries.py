@@ -48,14 +48,15 @@ FLEET_WORKERS = 16
 
 def fleet_events(ddb: Any, table: str, vendors: Iterable[str], kind: str | None = None,
                  since: str | None = None, until: str | None = None, limit: int | None = 50,
-                 workers: int = FLEET_WORKERS) -> list[dict[str, Any]]:
+                 workers: int = FLEET_WORKERS, shards: int | None = None) -> list[dict[str, Any]]:
     """Events of every device of `vendors` in [since, until), newest first; optionally of one
     kind. No Scan and no index of its own (an ordinary event is in none): the device list (gsi2
     V#{vendor}#{shard}, keys only), then each device's timeline, the same Query as
     device_events, `workers` at a time, merged by time. Each device gives at most `limit` events
     (no more of its own can be among the newest `limit`), so a page costs a bounded number of
     reads: one Query per shard of each vendor's list, one per device."""
-    timelines = [keys.timeline_of(entry["pk"]) for vendor in vendors for entry in _listed_devices(ddb, table, vendor)]
+    timelines = [keys.timeline_of(entry["pk"]) for vendor in vendors
+                 for entry in _listed_devices(ddb, table, vendor, shards)]
     if not timelines:
         return []
     values = {":lo": {"S": since or "0"}, ":hi": {"S": until or MAX_TIME}}
@@ -76,8 +77,9 @@ def fleet_events(ddb: Any, table: str, vendors: Iterable[str], kind: str | None 
     return [envelope(i) for i in (list(merged)[:limit] if limit else merged)]
 
 
-def _listed_devices(ddb: Any, table: str, vendor: str) -> list[dict[str, Any]]:
-    return _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(keys.shard_count())], "gsi2")
+def _listed_devices(ddb: Any, table: str, vendor: str, shards: int | None = None) -> list[dict[str, Any]]:
+    return _query_shards(ddb, table, [keys.vendor_devices_pk(vendor, n) for n in range(shards or keys.shard_count())],
+                         "gsi2")
 
 
 def state_view(item: dict[str, Any]) -> dict[str, Any]:
