@@ -32,6 +32,11 @@ OFFLINE_PREFIX = "OFFLINE"
 DUE_PREFIX = "DUE"
 PARTS_PREFIX = "PARTS"
 COMMANDS_PENDING_PREFIX = "CMDPENDING"
+#: A waiting command (`whenOnline`) kept for the device's next contact, by its `waitUntil` (the
+#: sweep expires it), and one of its attempts sent, by its `timeoutAt` (the sweep queues it again
+#: for the next contact, or fails it after the last attempt).
+COMMANDS_WAITING_PREFIX = "CMDWAIT"
+COMMANDS_SENT_PREFIX = "CMDSENT"
 
 
 def shard_count() -> int:
@@ -193,6 +198,14 @@ def parts_pending_pk(vendor: str, device_id: str) -> str:
 
 def commands_pending_pk(vendor: str, device_id: str) -> str:
     return sharded(COMMANDS_PENDING_PREFIX, shard(vendor, device_id))
+
+
+def commands_waiting_pk(vendor: str, device_id: str) -> str:
+    return sharded(COMMANDS_WAITING_PREFIX, shard(vendor, device_id))
+
+
+def commands_sent_pk(vendor: str, device_id: str) -> str:
+    return sharded(COMMANDS_SENT_PREFIX, shard(vendor, device_id))
 
 
 def parts_pk(vendor: str, device_id: str) -> str:
