@@ -21,7 +21,7 @@ from tests.integration.test_jointech_commands import (
     send,
     sweep_at,
 )
-from tests.integration.test_jointech_ingest import mqtt, post, run_outbox
+from tests.integration.test_jointech_ingest import mqtt, post
 from tests.support import context, load_event, load_record, new_environment, with_body
 
 TOPIC = f"download/ak-demo/{DEVICE}/cmd"
@@ -221,6 +221,18 @@ def test_a_waiting_command_can_be_cancelled_and_a_sent_one_cannot(gateway):
     assert (refused, body["status"]) == (409, "pending") and "not waiting" in body["message"]
     assert cancel("20250101T000000000Z-0000000000")[0] == 404
     assert lifecycle(gateway) == ["command.queued", "command.cancelled"]
+
+
+def test_the_sample_events_queue_a_command_and_cancel_one(gateway):
+    # Given the when-online sample as API Gateway hands it over
+    status, view, headers = request(load_event("jointech-commands/http-post-typed-query-base-info-when-online.json"))
+    # Then it is queued for an hour (its expiresIn), not sent
+    assert (status, view["status"], published()) == (202, "queued", [])
+    assert headers["location"].endswith(f"?id={view['commandId']}")
+    # And the cancel sample, pointed at it, cancels it
+    assert cancel(view["commandId"])[0] == 200
+    event = load_event("jointech-commands/http-post-cancel.json")
+    assert request(event)[0] == 404  # the sample's own id names no command of this stack
 
 
 # --- safety and the request ---------------------------------------------------------------------------
