@@ -330,12 +330,18 @@ class DynamoCommandStore:
         attempts = int(command.get("attempts") or 0) + 1
         timeout_at = iso_utc(now + timedelta(seconds=timeout_s))
         sent = dict(command, attempts=attempts)
-        return self._lifecycle(vendor, device_id, sent, PENDING, now, "#st = :from", QUEUED, marker=-1,
-                               details={"attempts": attempts, "timeoutAt": timeout_at, "sentAt": iso_utc(now)},
-                               index=(keys.commands_sent_pk(vendor, device_id),
-                                      _sent_sk(timeout_at, command["waitUntil"], vendor, device_id,
-                                               command["commandId"])),
-                               stamp_status=False)
+        if self._lifecycle(vendor, device_id, sent, PENDING, now, "#st = :from", QUEUED, marker=-1,
+                           details={"attempts": attempts, "timeoutAt": timeout_at, "sentAt": iso_utc(now)},
+                           index=(keys.commands_sent_pk(vendor, device_id),
+                                  _sent_sk(timeout_at, command["waitUntil"], vendor, device_id, command["commandId"])),
+                           stamp_status=False):
+            return True
+        # Refused: moved on by someone else, or by this very transaction, whose answer was lost
+        # and which botocore sent again. Then the command is this attempt, sent at this moment,
+        # and it is this caller's to publish.
+        [now_item] = self._query_range(keys.commands_pk(vendor, device_id), 1, None, command["commandId"]) or [{}]
+        return (now_item.get("status"), now_item.get("attempts"), now_item.get("sentAt")) == (
+            PENDING, attempts, iso_utc(now))
 
     def cancel(self, vendor: str, device_id: str, command: dict[str, Any], now: datetime) -> bool:
         """queued -> cancelled; False when it is not waiting (any more)."""
