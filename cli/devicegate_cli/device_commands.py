@@ -155,7 +155,7 @@ def cmd_send(args: argparse.Namespace, api: Api) -> int:
     command = reply.body
     queued = command.get("status") == "queued"
     if not args.wait:
-        _show(command, args.json, ("queued" if queued else "sent") if reply.status == 202
+        _show(command, args.json, ("" if queued else "sent") if reply.status == 202
               else "already sent (same clientToken)")
         return 0
     # The command is sent: its id first (on stderr, stdout being the result), so an operator who

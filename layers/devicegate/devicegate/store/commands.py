@@ -5,8 +5,13 @@ Status item: pk C#{vendor}#{device}, sk C#{commandId}, everything but the text; 
 in gsi5 CMDPENDING / {timeoutAt}#{vendor}#{device}#{commandId}, with the device's rate counters
 (sk RL#{minute}). Text item: pk CX#{vendor}#{device}, same sk, the command text, with the
 idempotency tokens (sk CT#{token}, which hold the text they were used for). The text lives apart
-because a lock command may carry its password: the outbox and the sweep, which move statuses,
-are granted C# items only. One POST writes both in one transaction with its checks.
+because a lock command may carry its password: the sweep, which moves statuses, is granted C#
+items only, and the outbox reads a text by key only to send a command waiting for the device's
+next contact. One POST writes both in one transaction with its checks.
+
+A waiting command (`whenOnline`) is status `queued`, listed in gsi5 CMDWAIT#{shard} /
+{waitUntil}#... and counted on the device's state item (WAITING_MARKER); each step of its
+lifecycle is one transaction with its `command.*` event in the device's event partition.
 """
 
 from __future__ import annotations

@@ -135,8 +135,9 @@ def commands_pk(vendor: str, device_id: str) -> str:
 
 def command_texts_pk(vendor: str, device_id: str) -> str:
     """Partition of a device's command texts (sk C#{id}, as its status item) and idempotency
-    tokens (CT#...): apart from the status items so that the outbox and the sweep, which move
-    statuses, have no grant that reaches a text."""
+    tokens (CT#...): apart from the status items so that the sweep, which moves statuses, has no
+    grant that reaches a text, and the outbox only reads one by key, to send a command waiting
+    for the device's next contact."""
     return f"CX#{vendor}#{device_key(device_id)}"
 
 
