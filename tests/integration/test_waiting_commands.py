@@ -183,6 +183,32 @@ def test_an_unanswered_attempt_is_sent_again_at_the_next_contact_up_to_the_attem
     assert lifecycle(gateway) == ["command.queued", "command.sent", "command.queued", "command.sent", "command.failed"]
 
 
+def test_device_not_online_after_a_contact_queues_the_attempt_again_once(gateway):
+    # Given a waiting command sent at a contact
+    view = queue()
+    contact()
+    drain(gateway)
+    assert by_id(gateway, view["commandId"])["status"] == "pending"
+    # When Jointech's cloud answers that the device is not online (it went away again), and the
+    # outbox handles that answer twice (a retried batch)
+    event = dict(load_event("jointech/iot-mqtt-cmd-not-online.json"), assetId=DEVICE, deviceNum=DEVICE,
+                 dateTime=f"2025-01-07T10:{next(_minute):02d}:00.000Z")
+    assert mqtt(event)["outcome"] == "accepted"
+    records = gateway.new_stream_records()
+    for _ in range(2):
+        assert outbox_app.lambda_handler({"Records": records}, context("OutboxFunction")) == {"batchItemFailures": []}
+    drain(gateway)
+    # Then the command waits again for the next contact (one attempt spent), counted once
+    item = by_id(gateway, view["commandId"])
+    assert (item["status"], item["attempts"], item["error"]) == ("queued", 1, "Device not online！")
+    assert waiting_count(gateway) == 1
+    # And the next contact sends it again
+    contact()
+    drain(gateway)
+    assert len(published()) == 2 and by_id(gateway, view["commandId"])["attempts"] == 2
+    assert lifecycle(gateway) == ["command.queued", "command.sent", "command.queued", "command.sent"]
+
+
 def test_a_waiting_command_past_its_expiry_is_expired_by_the_sweep_and_never_sent(gateway, monkeypatch):
     # Given a command kept for a minute
     view = queue({"expiresIn": 60})

@@ -244,8 +244,9 @@ def _project(records: list[StreamRecord], state: StateStore, patch_for: PatchFor
         events_of: dict[tuple[str, str], list[str]] = {}
         for record in projected:
             events_of.setdefault((record.event["vendor"], record.event["deviceId"]), []).append(record.event["eventId"])
+        heard = {(r.event["vendor"], r.event["deviceId"]) for r in projected if _device_spoke(r.event, reply_for)}
         for one, applied in zip(news, state.apply_many(news, now), strict=True):
-            if applied.waiting > 0:
+            if applied.waiting > 0 and (one.vendor, one.device_id) in heard:
                 contacted.append((one.vendor, one.device_id))
             if applied.failure is not None:
                 failures.append(StateFailure(one.vendor, one.device_id, "device", applied.failure,
@@ -264,6 +265,19 @@ def _project(records: list[StreamRecord], state: StateStore, patch_for: PatchFor
         logger.warning("state write given up for one device", extra={"vendor": failure.vendor, "what": failure.what,
                                                                       "error": failure.error})
     return contacted
+
+
+def _device_spoke(event: dict[str, Any], reply_for: ReplyFor | None) -> bool:
+    """Whether the event is the device talking, so that what waits for it may be sent: not the
+    vendor cloud's own failure about it (Jointech's `Device not online！`, an answer naming no
+    command), which says the opposite."""
+    if reply_for is None:
+        return True
+    try:
+        reply = reply_for(event)
+    except Exception:  # a hook's bug is reported where the answer is resolved; here: it spoke
+        return True
+    return reply is None or reply.ok or reply.match_key is not None
 
 
 def _advance(state: StateStore, transition_for: TransitionFor, event: dict[str, Any]) -> None:

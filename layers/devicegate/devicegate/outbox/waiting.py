@@ -1,6 +1,9 @@
 """Commands kept for a device's next contact (`whenOnline`), sent by the outbox when that contact
 comes: any event of the device over any transport (a record by HTTPS or MQTT, a Jointech status
-or heartbeat packet, its answer to a command) is one, since every stored event passes here.
+or heartbeat packet, its answer to a command) is one, since every stored event passes here; not
+the gateway's own events, nor the vendor cloud's "device not online" answer (outbox.batch). The
+heartbeats that are no event (a SenseLink bridge's, which move the device item directly in the
+ingest function) send nothing: no vendor with commands has them.
 
 The check costs nothing for a device with nothing waiting: the outbox reads every batch
 device's state item anyway (store.devices), and a waiting command counts itself on that item

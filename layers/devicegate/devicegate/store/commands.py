@@ -69,7 +69,7 @@ _NAMES = {"#st": "status"}  # STATUS is a DynamoDB reserved word
 MAX_ANSWER_BYTES = 4096
 #: What matching a reply needs of each command (a projection keeps the Query small).
 _MATCH_FIELDS = ("commandId", "status", "matchKey", "word", "serial", "timeoutAt", "responseEventId",
-                 "whenOnline", "attempts", "waitUntil", "requestedAt", "command")
+                 "whenOnline", "attempts", "waitUntil", "requestedAt", "command", "requeuedByEventId")
 #: What a waiting command's lifecycle events carry of it (never its text: it may hold a password).
 _EVENT_FIELDS = ("commandId", "command", "word", "serial", "requestedAt", "waitUntil", "attempts", "maxAttempts",
                  "allowUnsafe", "clientToken")
@@ -255,7 +255,7 @@ class DynamoCommandStore:
         except failures() as exc:
             raise unavailable("command match query", exc) from None
         items = [from_item(i) for i in page.get("Items", [])]
-        if any(i.get("responseEventId") == reply.event_id for i in items):
+        if any(reply.event_id in (i.get("responseEventId"), i.get("requeuedByEventId")) for i in items):
             return None  # this reply was matched before (the outbox retried its batch)
         status = SUCCEEDED if reply.ok else FAILED
         details: dict[str, Any] = {"responseEventId": reply.event_id, "respondedAt": reply.responded_at,
@@ -275,6 +275,8 @@ class DynamoCommandStore:
             details["responseTruncated"] = True
         for candidate in match_order(items, reply):
             if candidate.get("whenOnline"):
+                if not reply.ok and reply.match_key is None and self._requeue_unreachable(vendor, reply, candidate):
+                    return candidate["commandId"]
                 # A waiting command's answer is a step of its lifecycle: with its event.
                 if self._lifecycle(vendor, reply.device_id, candidate, status, parse_time(reply.received_at),
                                    "#st = :from AND timeoutAt >= :received AND attribute_not_exists(responseEventId)",
@@ -394,6 +396,21 @@ class DynamoCommandStore:
                            extra={"error": "no answer to the last attempt"}):
             return TIMED_OUT
         return None
+
+    def _requeue_unreachable(self, vendor: str, reply: CommandReply, command: dict[str, Any]) -> bool:
+        """The cloud's own failure (`Device not online！`) for a command sent at a contact: the
+        device went away again before it got it. Queued again for the next contact while
+        attempts remain and its expiry has not passed (else it fails as any command would)."""
+        device_id, ident = reply.device_id, command["commandId"]
+        return self._lifecycle(
+            vendor, device_id, command, QUEUED, parse_time(reply.received_at),
+            "#st = :from AND attempts < maxAttempts AND waitUntil > :received "
+            "AND attribute_not_exists(responseEventId)", PENDING, marker=1,
+            values={":received": {"S": reply.received_at}},
+            details={"requeuedByEventId": reply.event_id},
+            extra={"error": reply.error} if reply.error else None,
+            index=(keys.commands_waiting_pk(vendor, device_id),
+                   keys.pending_command_sk(command["waitUntil"], vendor, device_id, ident)))
 
     def _event_put(self, event: NormalizedEvent, now: datetime) -> dict[str, Any]:
         stored = event_item(event, days_after(now, self._retention_days(event.vendor, "command")))
