@@ -20,7 +20,8 @@ MATRICES = {test_ingest_faults: [test_ingest_faults.CASES],
             test_outbox_faults: [test_outbox_faults.STREAM_CASES, test_outbox_faults.REDRIVE_CASES],
             test_sweep_faults: [test_sweep_faults.CASES],
             test_fanout_faults: [test_fanout_faults.CASES],
-            test_waiting_command_faults: [test_waiting_command_faults.CASES]}
+            test_waiting_command_faults: [test_waiting_command_faults.CASES,
+                                          test_waiting_command_faults.COMMAND_CASES]}
 
 
 def stated(doc: str | None) -> int:

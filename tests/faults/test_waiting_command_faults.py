@@ -1,5 +1,11 @@
-"""Faults on a command kept for the device's next contact (`whenOnline`): the outbox sending it
-when the contact comes, and the sweep expiring it or queuing an unanswered attempt again.
+"""Faults on a command kept for the device's next contact (`whenOnline`): the commands function
+queuing and cancelling it, the outbox sending it when the contact comes, and the sweep expiring
+it or queuing an unanswered attempt again.
+
+    POST with whenOnline (the commands function)
+        store TransactWriteItems (the device's count, the command, its text, command.queued)
+    POST .../cancel
+        status items Query, text items Query, cancel TransactWriteItems (status, count, event)
 
     a contact of a device with a command waiting (the outbox, devicegate.outbox.waiting)
         waiting commands Query (C#), text GetItem (CX#), mark-sent TransactWriteItems (status,
@@ -9,14 +15,15 @@ when the contact comes, and the sweep expiring it or queuing an unanswered attem
     the sweep past an unanswered attempt's deadline
         CMDSENT#n Query (gsi5), requeue TransactWriteItems
 
-Every case: the outbox reports no record failed because of a waiting command (the batch's own
+Every case: the app is told the truth (queued / cancelled, or retry later, and its retry does it
+once); the outbox reports no record failed because of a waiting command (the batch's own
 events are published as usual, exactly once); the command is never lost nor sent twice: it is
 still queued and counted, so a later contact sends it, or it is sent (or, its publish lost, its
 attempt is queued again by the sweep); the sweep retried later does its step once, one event each.
 
-Matrix: 3 targets, 8 calls: 4 reads x 6 shape variants + 4 writes x 8, plus the 2 other network
-errors on each target's first call and the publish (4 x 2) and the 2 throttled answers of the 3
-transactions (3 x 2) = 70 cases.
+Matrix: 5 targets, 12 calls: 6 reads x 6 shape variants + 6 writes x 8, plus the 2 other network
+errors on each target's first call and the publish (6 x 2) and the 2 throttled answers of the 5
+transactions (5 x 2) = 106 cases.
 """
 
 from __future__ import annotations
@@ -166,6 +173,14 @@ CONTACT = Target(_contact_given, "contact")
 EXPIRY = Target(_expiry_given, "expiry")
 RETRY = Target(_requeue_given, "retry")
 
+QUEUE_STORE = Op("queue-store", "dynamodb", "TransactWriteItems", where=where_transaction("D#"))
+CANCEL_STATUS_QUERY = Op("status-query", "dynamodb", "Query", writes=False, where=where_partition("C#"))
+CANCEL_TEXT_QUERY = Op("text-query", "dynamodb", "Query", writes=False, where=where_partition("CX#"))
+CANCEL = Op("cancel", "dynamodb", "TransactWriteItems", where=where_transaction("C#"))
+QUEUE, CANCELLING = Target(lambda stack, monkeypatch: None, "queue"), Target(_expiry_given, "cancel")
+COMMAND_CASES = cases([("queue", QUEUE, (QUEUE_STORE,)),
+                       ("cancel", CANCELLING, (CANCEL_STATUS_QUERY, CANCEL_TEXT_QUERY, CANCEL))])
+
 CASES = cases([("contact", CONTACT, (WAITING_QUERY, TEXT_READ, MARK_SENT, PUBLISH)),
                ("expiry", EXPIRY, (EXPIRED_QUERY, EXPIRE)),
                ("retry", RETRY, (SENT_QUERY, REQUEUE))])
@@ -211,4 +226,52 @@ def test_a_failure_around_a_waiting_command_loses_neither_it_nor_the_batchs_even
             assert (item["status"], item["attempts"], waiting_count(stack)) == ("queued", 1, 1)
             assert one_event_per_step(stack) == ["command.queued", "command.queued", "command.sent"]
     # And every stored event, the device's and the lifecycle's, is on the queue exactly once
+    assert_each_event_queued_once(stack, ["jointech"])
+
+
+def _post(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return answer_of(commands_app.lambda_handler(event, context("JointechCommandsFunction")))
+
+
+def _cancel_event(command_id: str) -> dict[str, Any]:
+    event = load_event("jointech-commands/http-post-cancel.json")
+    event["pathParameters"] = {"deviceNum": DEVICE, "commandId": command_id}
+    return event
+
+
+@pytest.mark.parametrize("target, op, shape, attempts", COMMAND_CASES)
+def test_queuing_or_cancelling_while_a_call_fails_is_answered_truthfully_and_happens_once(
+        stack, faults: Injector, monkeypatch, target: Target, op: Op, shape: str, attempts: str):
+    _payloads().clear()
+    if target is QUEUE:
+        contact()
+        run_outbox_to_the_end(stack)
+        event = load_event("jointech-commands/http-post-typed-query-base-info-when-online.json")
+    else:
+        queue_command(stack)
+        event = _cancel_event(command(stack)["commandId"])
+    fault = op.arm(faults, shape, attempts)
+
+    # When the app's request meets the fault
+    status, body = _post(event)
+    faults.disarm()
+
+    # Then it is done (202 queued / 200 cancelled) or the app is told to retry later, and does
+    assert fault.hits >= 1, f"{fault.label()} never happened: the case tests nothing"
+    done = 202 if target is QUEUE else 200
+    if status != done:
+        assert (status, body) == (503, {"message": "temporarily unavailable, retry later"}), (status, body)
+        status, body = _post(event)
+    assert status == done, body
+    run_outbox_to_the_end(stack)
+    # And it happened once: one command, queued and counted (or cancelled and counted off), one
+    # event per step, nothing sent to the device
+    item = command(stack)
+    if target is QUEUE:
+        assert (item["status"], waiting_count(stack)) == ("queued", 1)
+        assert one_event_per_step(stack) == ["command.queued"]
+    else:
+        assert (item["status"], body["status"], waiting_count(stack)) == ("cancelled", "cancelled", 0)
+        assert one_event_per_step(stack) == ["command.cancelled", "command.queued"]
+    assert published() == []
     assert_each_event_queued_once(stack, ["jointech"])

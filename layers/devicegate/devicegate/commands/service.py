@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from devicegate.core.commands import (
+    CANCELLED,
     FAILED,
     MAX_TIMEOUT_S,
     MAX_WAIT_S,
@@ -183,7 +184,13 @@ class CommandService:
         command = found[0]
         if command.get("status") != QUEUED or not self.store.cancel(self.vendor, device_id, command, now):
             latest = self.store.query(self.vendor, device_id, command_id=command_id_)
-            raise NotWaiting(public_view(latest[0] if latest else command))
+            view = public_view(latest[0] if latest else command)
+            # Cancelled already: by this request (its answer lost, botocore's retry found the
+            # status moved) or by an earlier one whose answer the app missed. What the app asked
+            # for holds, so it is answered as done: a cancel is idempotent.
+            if view.get("status") != CANCELLED:
+                raise NotWaiting(view)
+            return view
         logger.info("command cancelled", extra={"vendor": self.vendor, "device": device_id, "command_id": command_id_})
         latest = self.store.query(self.vendor, device_id, command_id=command_id_)
         return public_view(latest[0] if latest else command)
