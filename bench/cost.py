@@ -543,6 +543,92 @@ def measure() -> list[PathResult]:
         stack.stop()
 
 
+@dataclass
+class WaitingResult:
+    """The outbox's batch for one new Jointech location (HTTPS), of a device with nothing waiting
+    and of one with a command kept for its next contact (`whenOnline`)."""
+
+    plain: Measured
+    waiting: Measured
+    #: The next batch: the command.sent event the dispatch stored, published like any event.
+    sent_event: Measured
+
+
+def measure_waiting() -> WaitingResult:
+    """The check at contact (devicegate.outbox.waiting), through the real handlers: the same new
+    location of a known device through the outbox, without then with a waiting command."""
+    import importlib
+
+    from devicegate.core.caches import reset
+
+    stack = Stack({"JointechAccessKey": "ak-bench"})
+    reset()  # a new execution environment: settings and clients read this stack's
+    try:
+        meter = Meter(stack.table, stack.session.client("dynamodb"), Table.from_template())
+        meter.install()
+        webhook = importlib.import_module("functions.jointech_webhook.app").lambda_handler
+        commands = importlib.import_module("functions.jointech_commands.app").lambda_handler
+        outbox = importlib.import_module("functions.outbox.app").lambda_handler
+        location = json.loads((ROOT / "events/jointech/http-webhook-location.json").read_text())
+        device = json.loads(location["body"])["assetId"]
+
+        def new_location_through_the_outbox() -> Measured:
+            stack.forget_events("jointech")  # the same record stored again as a new event
+            _invoke(webhook, location, "JointechWebhookFunction")
+            meter.take()
+            _, logged = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+            return Measured(meter.take(), logged)
+
+        new_location_through_the_outbox()  # the device known, the outbox warm
+        plain = new_location_through_the_outbox()
+        queued = json.loads((ROOT / "events/jointech-commands/http-post-typed-query-base-info-when-online.json")
+                            .read_text())
+        queued["pathParameters"]["deviceNum"] = device
+        queued["rawPath"] = queued["requestContext"]["http"]["path"] = f"/devices/jointech/{device}/commands"
+        answer, _ = _invoke(commands, queued, "JointechCommandsFunction")
+        assert json.loads(answer["body"])["status"] == "queued", answer
+        _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")  # its command.queued event
+        waiting = new_location_through_the_outbox()
+        _, logged = _invoke(outbox, {"Records": stack.new_stream_records()}, "OutboxFunction")
+        return WaitingResult(plain, waiting, Measured(meter.take(), logged))
+    finally:
+        stack.stop()
+        reset()
+
+
+def waiting_section(result: WaitingResult) -> list[str]:
+    def reqs(m: Measured) -> str:
+        return ", ".join(f"{op} {n}" for op, n in sorted(m.usage.requests.items())) or "-"
+
+    def units(m: Measured) -> str:
+        return f"{sum(m.usage.wru.values())} WU, {m.usage.rru:g} RU"
+
+    added = result.waiting.usage.requests - result.plain.usage.requests
+    # What the outbox asks for a device's batch without the feature: its item read, its item written,
+    # the messages sent. Anything more in the plain batch would be the check's cost.
+    baseline = Counter({"dynamodb BatchGetItem": 1, "dynamodb PutItem": 1, "sqs SendMessageBatch": 1})
+    extra = result.plain.usage.requests - baseline
+    verdict = ("The check itself adds **no request and no unit** to an ordinary event of a device with nothing "
+               "waiting:" if not extra else
+               f"The check adds {', '.join(f'{op} {n}' for op, n in sorted(extra.items()))} to an ordinary event:")
+    return ["", "### The check at contact for commands kept until the device's next contact", "",
+            "Measured by `measure_waiting()`: a new Jointech location (HTTPS) of a known device through the real",
+            "outbox, first with nothing waiting for the device, then with one command sent `whenOnline`.", "",
+            "| outbox batch of one new location | requests | DynamoDB units |", "|---|---|---|",
+            f"| device with nothing waiting | {reqs(result.plain)} | {units(result.plain)} |",
+            f"| device with one command waiting | {reqs(result.waiting)} | {units(result.waiting)} |",
+            f"| the next batch (its `command.sent` event) | {reqs(result.sent_event)} | {units(result.sent_event)} |",
+            "",
+            verdict,
+            "the count (`waitingCommands`) is an attribute of the device item the outbox reads and writes for the",
+            "batch anyway. A device with waiting commands pays, once per contact that sends them (the Query of its",
+            "commands, the text read, the queued -> sent transaction with its event and the count, the IoT publish):",
+            ", ".join(f"{op} {n}" for op, n in sorted(added.items()))
+            + f"; {sum(result.waiting.usage.wru.values()) - sum(result.plain.usage.wru.values())} WU and "
+            f"{result.waiting.usage.rru - result.plain.usage.rru:g} RU more. Then its `command.sent` event is "
+            "published as any event."]
+
+
 FANOUT_APPS = ("billing", "dashboard")
 FANOUT_EVENTS = 10
 
@@ -678,7 +764,7 @@ def write_unit_breakdown(result: PathResult) -> str:
     return " + ".join(f"{name} {units}" for name, units in sorted(parts.items()) if units) or "0"
 
 
-def report(results: list[PathResult], settings: Settings) -> str:
+def report(results: list[PathResult], settings: Settings, waiting: WaitingResult | None = None) -> str:
     lines = ["## Cost per event", "",
              "Produced by `python bench/cost.py --write` (also run by `./run bench`): every AWS request of each path,",
              "counted through the real handlers and the real outbox on moto built from template.yaml; write and read",
@@ -726,6 +812,8 @@ def report(results: list[PathResult], settings: Settings) -> str:
               + ", ".join(f"{r.spec.title} {r.new.log_bytes} + outbox {r.outbox.log_bytes} per batch" for r in results[:2]),
               ]
     lines += fanout_section(results, fanout_probe())
+    if waiting is not None:
+        lines += waiting_section(waiting)
     lines += ["", "Assumptions:", ""]
     lines += [f"- `{name}` = {value}" for name, value in ASSUMPTIONS.items()]
     lines += ["", "Prices (USD):", ""] + [f"- `{name}` = {value:g}" for name, value in PRICES.items()]
@@ -801,7 +889,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(probe))
         return 0
     settings = Settings.from_template()
-    text = report(measure(), settings)
+    results = measure()
+    text = report(results, settings, measure_waiting())
     print(text)
     if args.write:
         from bench.doc_sections import replace_section

@@ -3,7 +3,9 @@ IAM-authorized HTTP route apps use (docs/commands.md).
 
     devicegate command send --device 794308010642 --command query_base_info --wait 60
     devicegate command send --device 794308010642 --raw "(794308010642,1,001,BASE,1)"
+    devicegate command send --device 794308010642 --command query_base_info --when-online --expires-in 1h
     devicegate command status --device 794308010642 [--id ID] [--json]
+    devicegate command cancel ID --device 794308010642
 
 Against a deployment (--stack NAME) the request goes to the stack's HttpApiUrl output, signed with
 SigV4 (service execute-api) using the caller's AWS credentials: the caller needs
@@ -12,9 +14,10 @@ execute-api:Invoke on the route. Without --stack it goes to the local stack's HT
 with the local stack's placeholder credentials, since the local routes refuse unsigned requests
 as API Gateway does.
 
-Exit status: 0 sent (with --wait: answered successfully), 1 the command failed, timed out or is
-still pending when --wait ends, or the gateway could not be reached / answered 5xx, 2 the request
-was refused (400, 403, 404, 409, 429).
+Exit status: 0 sent or queued, cancelled (with --wait: answered successfully), 1 the command failed,
+timed out, expired or is still waiting when --wait ends, or the gateway could not be reached /
+answered 5xx, 2 the request was refused (400, 403, 404, 409 — a cancel of a command that is not
+waiting — 429).
 """
 
 from __future__ import annotations
@@ -32,7 +35,20 @@ from urllib.parse import quote, urlencode
 from devicegate_local.names import API_URL_VARIABLE, LOCAL_CREDENTIALS, LOCAL_REGION, default_api_url
 
 VENDOR = "jointech"
-FINAL = ("succeeded", "failed", "timed_out")
+FINAL = ("succeeded", "failed", "timed_out", "expired", "cancelled")
+#: Still to be answered: kept for the device's next contact, or sent.
+OPEN = ("queued", "pending")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_arg(text: str) -> int:
+    """`--expires-in`: whole seconds, or a number with s, m, h or d (90s, 5m, 1h, 7d)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]{1,7})\s*([smhd]?)\s*", text or "")
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds or a duration such as 90s, 5m, 1h, 7d")
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 class CommandCliError(Exception):
@@ -59,11 +75,11 @@ class Api:
     region: str
 
     def request(self, method: str, device: str, body: dict[str, Any] | None = None,
-                query: dict[str, str] | None = None) -> Reply:
+                query: dict[str, str] | None = None, suffix: str = "") -> Reply:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        url = f"{self.base_url.rstrip('/')}/devices/{VENDOR}/{quote(device, safe='')}/commands"
+        url = f"{self.base_url.rstrip('/')}/devices/{VENDOR}/{quote(device, safe='')}/commands{suffix}"
         if query:
             url += "?" + urlencode(query)
         data = json.dumps(body).encode() if body is not None else None
@@ -124,20 +140,32 @@ def cmd_send(args: argparse.Namespace, api: Api) -> int:
         body[name] = value
     if args.client_token:
         body["clientToken"] = args.client_token
+    if args.when_online or args.allow_unlock_when_online:
+        body["whenOnline"] = True
+    elif args.expires_in is not None:
+        raise CommandCliError("--expires-in is for a command kept until the device's next contact: add --when-online",
+                              2)
+    if args.expires_in is not None:
+        body["expiresIn"] = args.expires_in
+    if args.allow_unlock_when_online:
+        body["allowUnsafe"] = True
     reply = api.request("POST", args.device, body)
     if reply.status not in (200, 202):
         return _refused(reply)
     command = reply.body
+    queued = command.get("status") == "queued"
     if not args.wait:
-        _show(command, args.json, "sent" if reply.status == 202 else "already sent (same clientToken)")
+        _show(command, args.json, ("" if queued else "sent") if reply.status == 202
+              else "already sent (same clientToken)")
         return 0
     # The command is sent: its id first (on stderr, stdout being the result), so an operator who
     # stops waiting still knows which command to look up.
-    print(f"command {command.get('commandId')} sent to {args.device}; waiting up to {args.wait:g} s for the "
-          f"device's answer (Ctrl-C stops waiting, not the command)", file=sys.stderr, flush=True)
+    print(f"command {command.get('commandId')} {'queued for' if queued else 'sent to'} {args.device}; waiting up "
+          f"to {args.wait:g} s for the device's answer (Ctrl-C stops waiting, not the command)", file=sys.stderr,
+          flush=True)
     deadline = time.monotonic() + args.wait
     try:
-        while command.get("status") == "pending" and time.monotonic() < deadline:
+        while command.get("status") in OPEN and time.monotonic() < deadline:
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             polled = api.request("GET", args.device, query={"id": command["commandId"]})
             if polled.status != 200:
@@ -152,6 +180,23 @@ def cmd_send(args: argparse.Namespace, api: Api) -> int:
     return 0 if command.get("status") == "succeeded" else 1
 
 
+def cmd_cancel(args: argparse.Namespace, api: Api) -> int:
+    import re
+
+    if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", args.command_id):
+        raise CommandCliError(f"{args.command_id!r} is not a command id (devicegate command status lists them)", 2)
+    reply = api.request("POST", args.device, suffix=f"/{args.command_id}/cancel")
+    if reply.status == 409 and isinstance(reply.body, dict):
+        # One line: what the command is instead of waiting.
+        print(f"devicegate: command {args.command_id} is {reply.body.get('status')}, not waiting: only a queued "
+              "command can be cancelled", file=sys.stderr)
+        return 2
+    if reply.status != 200:
+        return _refused(reply)
+    _show(reply.body, args.json, "")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, api: Api) -> int:
     query = {"id": args.id} if args.id else {"limit": str(args.limit)}
     reply = api.request("GET", args.device, query=query)
@@ -164,10 +209,12 @@ def cmd_status(args: argparse.Namespace, api: Api) -> int:
     if args.json:
         _out(commands)
         return 0
+    from devicegate.core.commands import LIFECYCLE
     from devicegate_cli.commands import print_table
 
-    print_table([dict(c, what=c.get("command") or c.get("text"), answer=_answer(c)) for c in commands],
-                ["requestedAt", "commandId", "status", "what", "answer"])
+    print_table([dict(c, what=c.get("command") or c.get("text"), answer=_answer(c),
+                      lifecycle=LIFECYCLE.get(c.get("status", ""), c.get("status"))) for c in commands],
+                ["requestedAt", "commandId", "status", "lifecycle", "what", "answer"])
     return 0
 
 
@@ -187,6 +234,11 @@ def _show(command: dict[str, Any], as_json: bool, note: str) -> None:
         from devicegate_cli.commands import shown_time
 
         print(f"waiting for the device's answer until {shown_time(command.get('timeoutAt'))}")
+    if command.get("status") == "queued":
+        from devicegate_cli.commands import shown_time
+
+        print(f"kept for the device's next contact until {shown_time(command.get('waitUntil'))} "
+              f"(attempts {command.get('attempts', 0)} of {command.get('maxAttempts')})")
     answer = _answer(command)
     if answer:
         print(f"answer: {answer}")
@@ -246,7 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--client-token", help="idempotency token: sending again with it returns the same command")
     send.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                       help="wait up to this long for the device's answer")
+    send.add_argument("--when-online", action="store_true",
+                      help="keep the command until the device's next contact (a record, a heartbeat), "
+                           "instead of sending it now")
+    send.add_argument("--expires-in", type=duration_arg, metavar="DURATION",
+                      help="with --when-online: let it go unsent after this long (90s, 5m, 1h, 7d; default and "
+                           "longest are the stack's WaitingCommand* parameters)")
+    send.add_argument("--allow-unlock-when-online", action="store_true",
+                      help="keep a command that may open or unlock something (any but the documented queries) "
+                           "until the next contact too; its expiry is short (UnsafeWaitingCommandMaxExpirySeconds)")
     send.set_defaults(func=cmd_send)
+
+    cancel = sub.add_parser("cancel", parents=[target], help="cancel a command waiting for the device's next contact")
+    cancel.add_argument("command_id", metavar="ID", help="the command id (devicegate command status lists them)")
+    cancel.set_defaults(func=cmd_cancel)
 
     status = sub.add_parser("status", parents=[target], help="a device's commands and their status, newest first")
     status.add_argument("--id", help="only this command")

@@ -14,10 +14,14 @@ def lambda_handler(event, context):
     logger.info("device sweep", extra={"devices": report.devices, "marked_offline": report.marked_offline,
                                        "parts_published": report.parts_published,
                                        "parts_incomplete": report.parts_incomplete,
-                                       "commands_timed_out": report.commands_timed_out, "errors": report.errors})
+                                       "commands_timed_out": report.commands_timed_out,
+                                       "commands_expired": report.commands_expired,
+                                       "command_attempts_closed": report.command_attempts_closed,
+                                       "errors": report.errors})
     if report.errors:
         # Raised so the invocation counts as failed (Errors metric, SweepErrorAlarm); the next
         # run starts over, and everything it does is conditional, so nothing happens twice.
         raise RuntimeError(f"device sweep incomplete: {len(report.errors)} error(s)")
     return {"devices": report.devices, "markedOffline": report.marked_offline,
-            "partsPublished": report.parts_published, "commandsTimedOut": report.commands_timed_out}
+            "partsPublished": report.parts_published, "commandsTimedOut": report.commands_timed_out,
+            "commandsExpired": report.commands_expired, "commandAttemptsClosed": report.command_attempts_closed}

@@ -19,7 +19,8 @@ meets the result:
                         ThrottlingError): botocore retries neither, so on every call and on the
                         first only, the code's own retry following
 
-Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 63 calls x the
+Matrix: 9 functions (5 webhooks, the MQTT function, commands, outbox, sweep) x 75 calls x the
 shapes that apply to each = 208 ingest + 94 commands + 118 outbox + 10 outbox with fan-out (its SNS
-PublishBatch) + 92 sweep = 522 cases.
+PublishBatch) + 92 sweep + 106 around a command waiting for the next contact (commands, outbox
+and sweep) = 628 cases.
 """

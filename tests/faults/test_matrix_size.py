@@ -11,6 +11,7 @@ from tests.faults import (
     test_ingest_faults,
     test_outbox_faults,
     test_sweep_faults,
+    test_waiting_command_faults,
 )
 
 MATRICES = {test_ingest_faults: [test_ingest_faults.CASES],
@@ -18,7 +19,9 @@ MATRICES = {test_ingest_faults: [test_ingest_faults.CASES],
                                   test_command_faults.GET_CASES],
             test_outbox_faults: [test_outbox_faults.STREAM_CASES, test_outbox_faults.REDRIVE_CASES],
             test_sweep_faults: [test_sweep_faults.CASES],
-            test_fanout_faults: [test_fanout_faults.CASES]}
+            test_fanout_faults: [test_fanout_faults.CASES],
+            test_waiting_command_faults: [test_waiting_command_faults.CASES,
+                                          test_waiting_command_faults.COMMAND_CASES]}
 
 
 def stated(doc: str | None) -> int:

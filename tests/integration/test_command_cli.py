@@ -131,3 +131,61 @@ def test_an_unsigned_request_to_the_local_iam_route_is_403(gateway, api):
     # Then the route answers 403 like API Gateway, and the function never ran
     assert refused.value.code == 403 and json.loads(refused.value.read()) == {"message": "Forbidden"}
     assert command_items(gateway) == [] and published() == []
+
+
+@pytest.fixture
+def cancel_route(gateway):
+    """The cancel route too (the fixture `api` serves send and list only)."""
+    routes = [Route("POST", ROUTE, "JointechCommandsFunction", iam=True),
+              Route("GET", ROUTE, "JointechCommandsFunction", iam=True),
+              Route("POST", ROUTE + "/{commandId}/cancel", "JointechCommandsFunction", iam=True)]
+    server = LocalHttpServer("127.0.0.1", 0, routes,
+                             lambda target, event: commands_app.lambda_handler(event, context(target)), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_when_online_queues_cancel_cancels_and_mistakes_are_one_line(gateway, cancel_route, capsys):
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["command", *argv, "--api-url", cancel_route])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    # When an operator keeps a command for the device's next contact, with an expiry
+    code, out, _ = run("send", "--device", DEVICE, "--command", "query_time", "--when-online", "--expires-in", "2h",
+                       "--json")
+    queued = json.loads(out)
+    # Then it is queued for two hours, not sent
+    assert code == 0 and queued["status"] == "queued" and published() == []
+    assert queued["waitUntil"][:13] >= queued["requestedAt"][:13]
+    # And status shows its lifecycle step
+    code, table, _ = run("status", "--device", DEVICE)
+    assert code == 0 and "queued" in table
+    # When it is cancelled
+    code, out, _ = run("cancel", queued["commandId"], "--device", DEVICE)
+    assert code == 0 and "query_time: cancelled" in out
+    # And a command sent now cannot be: one line, exit 2
+    code, out, _ = run("send", "--device", DEVICE, "--command", "query_base_info", "--json")
+    sent = json.loads(out)
+    code, _, err = run("cancel", sent["commandId"], "--device", DEVICE)
+    assert (code, err.strip()) == (2, f"devicegate: command {sent['commandId']} is pending, not waiting: only a "
+                                      "queued command can be cancelled")
+    # And each mistake is one line on stderr and exit 2, never a traceback
+    for argv, says in (
+            (("send", "--device", DEVICE, "--command", "query_time", "--expires-in", "1h"), "add --when-online"),
+            (("send", "--device", DEVICE, "--command", "query_time", "--when-online", "--expires-in", "soon"),
+             "expected seconds or a duration"),
+            (("send", "--device", DEVICE, "--raw", f"({DEVICE},1,001,UNLOCK,1)", "--when-online"),
+             "may open or unlock"),
+            (("cancel", "not an id!", "--device", DEVICE), "is not a command id"),
+            (("cancel", "20250101T000000000Z-0000000000", "--device", DEVICE), "HTTP 404")):
+        try:
+            code, _, err = run(*argv)
+        except SystemExit as exc:  # argparse's way out
+            code, err = exc.code, capsys.readouterr().err
+        assert code == 2 and says in err and "Traceback" not in err, (argv, err)
+        assert err.strip().splitlines()[0].startswith("devicegate"), err

@@ -192,11 +192,12 @@ def test_the_sweep_reads_the_silent_devices_not_the_fleet(stack, monkeypatch):
     # When the sweep runs
     marked, calls = _sweep(stack, T0)
     # Then it read the 3 due devices' items and marked them offline; its Queries are one per
-    # shard of each work list (due devices, pending parts, pending commands)
+    # shard of each work list (due devices, pending parts, pending commands, waiting commands past
+    # their expiry, waiting commands' unanswered attempts)
     from devicegate.store import keys
 
     assert marked == 3 and calls.keys_read == 3
-    assert calls.counts["query"] == 3 * keys.shard_count()
+    assert calls.counts["query"] == 5 * keys.shard_count()
     assert {d["deviceId"] for d in __import__("devicegate.store.queries", fromlist=["x"]).offline_devices(
         stack.ddb, stack.table)} == {"t009997", "t009998", "t009999"}
     reads_at_10k = (calls.keys_read, calls.counts["query"])

@@ -580,6 +580,53 @@ def test_the_outbox_and_the_sweep_write_only_what_they_own(template: dict[str, A
     assert _grants(template, "OutboxFunction", "Query") == ["C#jointech#*"]
 
 
+def test_waiting_commands_add_only_what_sending_counting_and_publishing_them_needs(template: dict[str, Any]) -> None:
+    # Given the keys a waiting command touches: the device's row (its waitingCommands count), the
+    # command's text, and the device's event partition (its lifecycle events)
+    from devicegate.store import keys
+
+    jointech_row, mettax_row = keys.device_pk("jointech", "d1"), keys.device_pk("mettax", "d1")
+    text = keys.command_texts_pk("jointech", "d1")
+    # When the outbox's, the sweep's and the commands function's grants are read
+    # Then the outbox reads a text by key only (no Query, no write) for the vendor with commands
+    assert _grants(template, "OutboxFunction", "GetItem") == ["CX#jointech#*"]
+    assert not _reaches(_grants(template, "OutboxFunction", "Query"), text)
+    assert not _reaches(_grants(template, "OutboxFunction", "PutItem") + _grants(template, "OutboxFunction",
+                                                                                   "UpdateItem"), text)
+    # And it and the sweep update (ADD the count on) the rows of that vendor's devices only
+    for function_id in ("OutboxFunction", "DeviceSweepFunction"):
+        updates = _grants(template, function_id, "UpdateItem")
+        assert _reaches(updates, jointech_row) and not _reaches(updates, mettax_row), function_id
+    # And the outbox publishes on the deployment's Jointech command topics, nothing else
+    iot = [st for where, st in _policy_statements(template) if where.startswith("OutboxFunction/")
+           and any(str(a).startswith("iot:") for a in _as_list(st["Action"]))]
+    assert [(st["Action"], st["Resource"]) for st in iot] == [("iot:Publish", {"Fn::Sub": (
+        "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/download/${JointechAccessKey}/*")})]
+    # And the commands function writes events of Jointech devices only, put-only
+    assert sorted(_grants(template, "JointechCommandsFunction", "PutItem")) == ["C#jointech#*", "CX#jointech#*",
+                                                                               "E#jointech#*"]
+    assert not _reaches(_grants(template, "JointechCommandsFunction", "UpdateItem"), keys.event_pk("jointech", "d1"))
+
+
+def test_waiting_command_expiry_parameters_keep_to_the_bounds_the_code_assumes(template: dict[str, Any]) -> None:
+    # Given the waiting commands' parameters and the bounds the code holds them to
+    from devicegate.core.commands import MAX_WAIT_S, MIN_WAIT_S
+
+    parameters = template["Parameters"]
+    # Then the expiry ranges are Flespi's 60 s to 30 days, the unsafe one at most an hour, attempts 1-10
+    for name in ("WaitingCommandDefaultExpirySeconds", "WaitingCommandMaxExpirySeconds"):
+        assert (parameters[name]["MinValue"], parameters[name]["MaxValue"]) == (MIN_WAIT_S, MAX_WAIT_S), name
+    assert (parameters["UnsafeWaitingCommandMaxExpirySeconds"]["MinValue"],
+            parameters["UnsafeWaitingCommandMaxExpirySeconds"]["MaxValue"]) == (MIN_WAIT_S, 3600)
+    assert (parameters["CommandMaxAttempts"]["MinValue"], parameters["CommandMaxAttempts"]["MaxValue"]) == (1, 10)
+    # And the commands function is given all four
+    variables = template["Resources"]["JointechCommandsFunction"]["Properties"]["Environment"]["Variables"]
+    assert {variables[v]["Ref"] for v in ("COMMAND_WAIT_DEFAULT_SECONDS", "COMMAND_WAIT_MAX_SECONDS",
+                                           "COMMAND_WAIT_UNSAFE_MAX_SECONDS", "COMMAND_MAX_ATTEMPTS")} == {
+        "WaitingCommandDefaultExpirySeconds", "WaitingCommandMaxExpirySeconds",
+        "UnsafeWaitingCommandMaxExpirySeconds", "CommandMaxAttempts"}
+
+
 def test_the_outbox_reads_back_offloaded_records_and_nothing_else_of_the_bucket(template: dict[str, Any]) -> None:
     # Given the outbox's S3 grants
     grants = [(tuple(_as_list(st["Action"])), _as_list(st["Resource"])) for where, st in _policy_statements(template)
@@ -766,6 +813,7 @@ def test_route_settings_match_the_routes(template: dict[str, Any], translated: d
     # Given the routes the function events create
     routes = _http_route_keys(template)
     assert routes == ["GET /devices/jointech/{deviceNum}/commands", "POST /devices/jointech/{deviceNum}/commands",
+                      "POST /devices/jointech/{deviceNum}/commands/{commandId}/cancel",
                       "POST /hooks/ai-camera/{token}", "POST /hooks/face-terminal/{token}",
                       "POST /hooks/jointech/{token}", "POST /hooks/jointech/{token}/{kind}",
                       "POST /hooks/mettax/{token}", "POST /hooks/mettax/{token}/{service}",
@@ -790,7 +838,8 @@ def test_command_routes_need_iam_and_webhook_routes_do_not(template: dict[str, A
     iam = sorted(route for route, needs in security.items() if needs == [{"AWS_IAM": []}])
     # Then exactly the command routes need SigV4 (AWS_IAM) and no webhook route needs any: vendors
     # cannot sign, their token is checked by the functions
-    assert iam == ["GET /devices/jointech/{deviceNum}/commands", "POST /devices/jointech/{deviceNum}/commands"]
+    assert iam == ["GET /devices/jointech/{deviceNum}/commands", "POST /devices/jointech/{deviceNum}/commands",
+                   "POST /devices/jointech/{deviceNum}/commands/{commandId}/cancel"]
     assert all(security[route] is None for route in security if route.split(" ")[1].startswith("/hooks/"))
     assert api["components"]["securitySchemes"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     # And the API has no default authorizer that would put the webhooks behind IAM too
@@ -810,10 +859,13 @@ def test_the_commands_function_publishes_only_on_its_command_topics(template: di
                                              "topic/download/${JointechAccessKey}/*"}
     grants = {st["Sid"]: (sorted(_as_list(st["Action"])), st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
               for st in table}
+    # (and, for a command kept for the next contact, count it on the device's row and write its
+    # command.queued / command.cancelled events in the device's event partition, put-only)
     assert grants == {
-        "CheckJointechDevices": (["dynamodb:ConditionCheckItem"], ["D#jointech#*"]),
+        "CheckJointechDevices": (["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"], ["D#jointech#*"]),
         "TrackJointechCommands": (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
                                   ["C#jointech#*", "CX#jointech#*"]),
+        "PutJointechCommandEvents": (["dynamodb:PutItem"], ["E#jointech#*"]),
     }
     # And the longest timeout the template allows is the one the outbox's matching window assumes
     from devicegate.core.commands import MAX_TIMEOUT_S
@@ -1320,7 +1372,10 @@ def test_fanout_off_by_default_deploys_exactly_todays_resources(template: dict[s
         "EventsDeadLetterQueue", "EventsQueue", "IngestFailureQueue", "OutboxFailureQueue"]
     # ... and the outbox has no topic variable and sends to EventsQueue itself
     outbox = template["Resources"]["OutboxFunction"]["Properties"]
-    assert resolver.resolve(outbox["Environment"]["Variables"]).keys() == {"OUTBOX_QUEUE_URL", "OUTBOX_FAILURE_QUEUE_URL"}
+    assert resolver.resolve(outbox["Environment"]["Variables"]).keys() == {
+        "OUTBOX_QUEUE_URL", "OUTBOX_FAILURE_QUEUE_URL",
+        # what sending a waiting command at the device's next contact needs (outbox.waiting)
+        "JOINTECH_ACCESS_KEY", "JOINTECH_COMMAND_TIMEOUT_SECONDS"}
     publish = [s for s in resolver.resolve(outbox["Policies"])[0]["Statement"] if s["Sid"] == "PublishEvents"]
     assert publish == [{"Sid": "PublishEvents", "Effect": "Allow", "Action": "sqs:SendMessage",
                         "Resource": resolver.resolve({"Fn::GetAtt": ["EventsQueue", "Arn"]})}]

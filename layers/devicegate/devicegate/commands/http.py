@@ -25,6 +25,7 @@ from devicegate.core.commands import (
     DuplicateRequest,
     InvalidCommand,
     NotConfigured,
+    NotWaiting,
     PublishFailed,
     RateLimited,
     Requester,
@@ -43,6 +44,8 @@ DEFAULT_LIST = 50
 #: Powertools' catch-all routes are written): its own `<deviceNum>` refuses characters API Gateway
 #: passes (a decoded slash or newline), which would turn the 400 naming deviceNum into a 404.
 ROUTE = "/devices/{vendor}/(?s:.*)/commands"
+#: Cancel a waiting command: `POST /devices/{vendor}/{deviceNum}/commands/{commandId}/cancel`.
+CANCEL_ROUTE = ROUTE + "/(?s:[^/]*)/cancel"
 
 
 class Unsigned(CommandError):
@@ -75,6 +78,10 @@ def command_api(vendor: str) -> APIGatewayHttpResolver:
     @api.get(route)
     def list_commands() -> Response:
         return _list(command_service(vendor), event())
+
+    @api.post(CANCEL_ROUTE.format(vendor=re.escape(vendor)))
+    def cancel() -> Response:
+        return _cancel(command_service(vendor), event())
 
     api.use([require_iam])
     for error, answer in ANSWERS.items():
@@ -132,6 +139,19 @@ def _list(service: CommandService, event: dict[str, Any]) -> Response:
     if len(commands) == limit:
         answer["next"] = commands[-1]["commandId"]  # pass as ?before= for the older ones
     return _json(200, answer)
+
+
+def _cancel(service: CommandService, event: dict[str, Any]) -> Response:
+    device = _device(event)
+    ident = (event.get("pathParameters") or {}).get("commandId", "")
+    problems = []
+    if not service.protocol.valid_device(device):
+        problems.append(FieldProblem("deviceNum", TOPIC_ID.problem))
+    if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", ident):
+        problems.append(FieldProblem("commandId", "a command id"))
+    if problems:
+        raise InvalidCommand("invalid cancel", problems)
+    return _json(200, service.cancel(device, ident, now_utc()))
 
 
 def _device(event: dict[str, Any]) -> str:
@@ -197,6 +217,15 @@ def _publish_failed(exc: PublishFailed, vendor: str, device: str) -> Response:
                                   "with a new clientToken (or none)", **exc.command}, {"retry-after": "5"})
 
 
+def _not_waiting(exc: NotWaiting, vendor: str, device: str) -> Response:
+    if exc.command is None:
+        return _json(404, {"message": "no such command", "errors": [
+            {"field": "commandId", "problem": "no command with this id for this device"}]})
+    # The command as it is: its status says why (sent, answered, over, cancelled already).
+    return _json(409, {"message": f"not waiting: the command is {exc.command.get('status')}; only a queued "
+                                  "command can be cancelled", **exc.command})
+
+
 def _not_configured(exc: NotConfigured, vendor: str, device: str) -> Response:
     logger.error("commands not configured", extra={"vendor": vendor})
     return _json(503, {"message": str(exc)})
@@ -219,6 +248,7 @@ ANSWERS: dict[type[Exception], Callable[[Any, str, str], Response]] = {
     RateLimited: _rate_limited,
     DuplicateRequest: _duplicate,
     PublishFailed: _publish_failed,
+    NotWaiting: _not_waiting,
     NotConfigured: _not_configured,
     StorageUnavailable: _storage_unavailable,
 }

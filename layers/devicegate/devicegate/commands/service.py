@@ -20,16 +20,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from devicegate.core.commands import (
+    CANCELLED,
     FAILED,
     MAX_TIMEOUT_S,
+    MAX_WAIT_S,
+    MIN_WAIT_S,
     PENDING,
+    QUEUED,
     InvalidCommand,
     NotConfigured,
+    NotWaiting,
     PublishFailed,
     Requester,
     command_id,
@@ -38,7 +43,10 @@ from devicegate.core.commands import (
 from devicegate.core.errors import FieldProblem, StorageUnavailable
 from devicegate.core.fields import TOPIC_ID
 from devicegate.core.timeutil import days_after, epoch_seconds, iso_utc
+from devicegate.infra.iot import IotDataPublisher, Publisher, PublishRefused, PublishUnknown
 from devicegate.infra.observability import logger
+
+__all__ = ["CommandService", "CommandSettings", "IotDataPublisher", "PublishRefused", "PublishUnknown"]
 
 
 class CommandSettings(BaseModel):
@@ -47,40 +55,12 @@ class CommandSettings(BaseModel):
     access_key: str = ""
     rate_limit: int = Field(6, ge=1)
     timeout_s: int = Field(300, ge=10, le=MAX_TIMEOUT_S)
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Raise PublishRefused (not sent) or PublishUnknown (may have been sent)."""
-
-
-class PublishRefused(Exception):
-    pass
-
-
-class PublishUnknown(Exception):
-    pass
-
-
-class IotDataPublisher:
-    """AWS IoT data plane, QoS 1: IoT Core keeps the message for the bridge's subscription."""
-
-    def __init__(self, iot_data: Any):
-        self._iot = iot_data
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        from devicegate.infra.aws import error_code, failures, maybe_processed
-
-        try:
-            # One attempt (devicegate.aws.NOT_RETRIED): a retry could send the command twice.
-            self._iot.publish(topic=topic, qos=1, payload=payload)
-        except failures() as exc:
-            if maybe_processed(exc):
-                # Sent, maybe: the request may have reached IoT Core before the answer was lost
-                # (a read timeout, or a connection reset, which may come after the request).
-                raise PublishUnknown(type(exc).__name__) from None
-            # An error answer, or no connection at all (or no credentials): not sent.
-            raise PublishRefused(error_code(exc) or type(exc).__name__) from None
+    #: Commands kept for the next contact: default and longest expiry, the longest for one that
+    #: may open or unlock something, and the attempts each gets.
+    wait_default_s: int = Field(3600, ge=MIN_WAIT_S, le=MAX_WAIT_S)
+    wait_max_s: int = Field(7 * 86400, ge=MIN_WAIT_S, le=MAX_WAIT_S)
+    wait_unsafe_max_s: int = Field(300, ge=MIN_WAIT_S, le=3600)
+    max_attempts: int = Field(3, ge=1, le=10)
 
 
 @dataclass
@@ -103,12 +83,14 @@ class CommandService:
         if not isinstance(document, dict):
             raise InvalidCommand("expected a JSON object", [FieldProblem("body", "not a JSON object")])
         problems = [FieldProblem(name, "unknown field") for name in sorted(document)
-                    if name not in ("raw", "command", "serial", "clientToken")]
+                    if name not in ("raw", "command", "serial", "clientToken", "whenOnline", "expiresIn",
+                                    "allowUnsafe")]
         token = document.get("clientToken")
         if token is not None and not (isinstance(token, str) and _valid_token(token)):
             problems.append(FieldProblem("clientToken", "1 to 64 letters, digits, '.', '_', ':' or '-'"))
         rendered, render_problems = self.protocol.render(device_id, document)
         problems += render_problems
+        wait_s = self._wait(document, rendered, problems)
         if problems:
             raise InvalidCommand("invalid command", problems)
 
@@ -126,8 +108,20 @@ class CommandService:
             item["command"] = rendered.typed
         if token:
             item["clientToken"] = token
-        self.store.create(self.vendor, device_id, item, self.settings.rate_limit, now, token)
         log = {"vendor": self.vendor, "device": device_id, "command_id": ident, "word": rendered.word}
+        if wait_s is not None:
+            # Kept for the device's next contact (devicegate.outbox.waiting sends it): its
+            # deadline for an answer is set per attempt, when it goes out.
+            item.update(status=QUEUED, queuedAt=iso_utc(now), whenOnline=True, attempts=0,
+                        maxAttempts=self.settings.max_attempts,
+                        waitUntil=iso_utc(now + timedelta(seconds=wait_s)))
+            if document.get("allowUnsafe") is True:
+                item["allowUnsafe"] = True
+            del item["timeoutAt"]
+            self.store.create(self.vendor, device_id, item, self.settings.rate_limit, now, token)
+            logger.info("command queued", extra=log)
+            return public_view(item)
+        self.store.create(self.vendor, device_id, item, self.settings.rate_limit, now, token)
         try:
             self.publisher.publish(self.protocol.topic(self.settings.access_key, device_id),
                                    rendered.text.encode("ascii"))
@@ -148,6 +142,58 @@ class CommandService:
             raise PublishFailed(public_view(item), sent_unknown=True) from None
         logger.info("command sent", extra=log)
         return public_view(item)
+
+    def _wait(self, document: dict[str, Any], rendered: Any, problems: list[FieldProblem]) -> int | None:
+        """Seconds the command may wait for the device's next contact; None to send it now."""
+        when_online = document.get("whenOnline", False)
+        if not isinstance(when_online, bool):
+            problems.append(FieldProblem("whenOnline", "true or false"))
+            return None
+        unsafe = document.get("allowUnsafe", False)
+        if not isinstance(unsafe, bool):
+            problems.append(FieldProblem("allowUnsafe", "true or false"))
+        expires_in = document.get("expiresIn")
+        if not when_online:
+            for name in ("expiresIn", "allowUnsafe"):
+                if name in document:
+                    problems.append(FieldProblem(name, "only with whenOnline: true"))
+            return None
+        if rendered is None:
+            return None
+        actuates = self.protocol.may_actuate(rendered)
+        if actuates and unsafe is not True:
+            problems.append(FieldProblem("whenOnline", "this command may open or unlock something: it is not kept "
+                                                       "for the next contact unless allowUnsafe is true"))
+            return None
+        longest = self.settings.wait_unsafe_max_s if actuates else self.settings.wait_max_s
+        if expires_in is None:
+            return min(self.settings.wait_default_s, longest)
+        # Whole seconds (not a bool, which JSON-decoded is an int to Python).
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not MIN_WAIT_S <= expires_in <= longest:
+            problems.append(FieldProblem("expiresIn", f"whole seconds from {MIN_WAIT_S} to {longest}"
+                                                      + (" (a command that may open or unlock)" if actuates else "")))
+            return None
+        return expires_in
+
+    def cancel(self, device_id: str, command_id_: str, now: datetime) -> dict[str, Any]:
+        """Cancel a waiting command; NotWaiting (with the command, or None when there is no such
+        command) when it is not waiting."""
+        found = self.store.query(self.vendor, device_id, command_id=command_id_)
+        if not found:
+            raise NotWaiting(None)
+        command = found[0]
+        if command.get("status") != QUEUED or not self.store.cancel(self.vendor, device_id, command, now):
+            latest = self.store.query(self.vendor, device_id, command_id=command_id_)
+            view = public_view(latest[0] if latest else command)
+            # Cancelled already: by this request (its answer lost, botocore's retry found the
+            # status moved) or by an earlier one whose answer the app missed. What the app asked
+            # for holds, so it is answered as done: a cancel is idempotent.
+            if view.get("status") != CANCELLED:
+                raise NotWaiting(view)
+            return view
+        logger.info("command cancelled", extra={"vendor": self.vendor, "device": device_id, "command_id": command_id_})
+        latest = self.store.query(self.vendor, device_id, command_id=command_id_)
+        return public_view(latest[0] if latest else command)
 
     def list(self, device_id: str, limit: int = 50, before: str | None = None,
              command_id_: str | None = None) -> list[dict[str, Any]]:

@@ -15,9 +15,23 @@ from devicegate.core.errors import FieldProblem
 from devicegate.core.timeutil import iso_utc
 
 PENDING, SUCCEEDED, FAILED, TIMED_OUT = "pending", "succeeded", "failed", "timed_out"
-STATUSES = (PENDING, SUCCEEDED, FAILED, TIMED_OUT)
-#: The item attribute stamping when a command entered each status.
-STATUS_AT = {PENDING: "requestedAt", SUCCEEDED: "succeededAt", FAILED: "failedAt", TIMED_OUT: "timedOutAt"}
+#: A command kept for the device's next contact (`whenOnline`): waiting, let go unsent by its
+#: `waitUntil`, or cancelled by an app before it went out.
+QUEUED, EXPIRED, CANCELLED = "queued", "expired", "cancelled"
+STATUSES = (QUEUED, PENDING, SUCCEEDED, FAILED, TIMED_OUT, EXPIRED, CANCELLED)
+#: The item attribute stamping when a command entered each status. A waiting command's `pending`
+#: is its latest attempt going out (`sentAt`); its `requestedAt` stays the app's request.
+STATUS_AT = {PENDING: "requestedAt", SUCCEEDED: "succeededAt", FAILED: "failedAt", TIMED_OUT: "timedOutAt",
+             QUEUED: "queuedAt", EXPIRED: "expiredAt", CANCELLED: "cancelledAt"}
+#: A waiting command's lifecycle as apps read it on the queue (event kind `command.{name}`), from
+#: the stored statuses: pending is "sent" (to the device, awaiting its answer), succeeded
+#: "answered", and a last attempt unanswered (timed_out) "failed" like an error answer.
+LIFECYCLE = {QUEUED: "queued", PENDING: "sent", SUCCEEDED: "answered", FAILED: "failed", TIMED_OUT: "failed",
+             EXPIRED: "expired", CANCELLED: "cancelled"}
+#: Kinds of the lifecycle events (store.commands writes them under the device's event partition).
+LIFECYCLE_KINDS = frozenset(f"command.{name}" for name in LIFECYCLE.values())
+#: Bounds of a waiting command's expiry the template's parameters may set (Flespi's range).
+MIN_WAIT_S, MAX_WAIT_S = 60, 30 * 86400
 #: Rate-limit windows are calendar minutes (one counter item each, no read before the write).
 RATE_WINDOW_S = 60
 #: The longest timeout the template allows (CommandTimeoutSeconds MaxValue): an answer can only be
@@ -68,6 +82,13 @@ class PublishFailed(CommandError):
 
     command: dict[str, Any]
     sent_unknown: bool
+
+
+@dataclass
+class NotWaiting(CommandError):
+    """Cancel of a command that is not waiting (sent, answered, over): its status says which."""
+
+    command: dict[str, Any] | None
 
 
 class NotConfigured(CommandError):

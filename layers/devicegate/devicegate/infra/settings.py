@@ -31,6 +31,10 @@ DEFAULT_PARTS_TIMEOUT = 600
 #: The commands API's per-device limit per minute, and a command's deadline (core.commands caps it).
 DEFAULT_COMMAND_RATE_LIMIT = 6
 DEFAULT_COMMAND_TIMEOUT = 300
+#: Commands kept for the device's next contact (`whenOnline`): the expiry when the app gives none,
+#: the longest it may give, the longest for a command that may open or unlock something, and the
+#: attempts (sends) each gets. Template parameters set them (WaitingCommand*).
+DEFAULT_WAIT_S, DEFAULT_MAX_WAIT_S, DEFAULT_UNSAFE_MAX_WAIT_S, DEFAULT_MAX_ATTEMPTS = 3600, 7 * 86400, 300, 3
 
 
 class SettingsError(ValueError):
@@ -124,6 +128,12 @@ class Settings(Deployment):
     jointech_command_rate_limit: int = Field(DEFAULT_COMMAND_RATE_LIMIT, alias="JOINTECH_COMMAND_RATE_LIMIT",
                                              ge=1)
     jointech_command_timeout_seconds: int = Field(DEFAULT_COMMAND_TIMEOUT, alias="JOINTECH_COMMAND_TIMEOUT_SECONDS")
+    command_wait_default_seconds: int = Field(DEFAULT_WAIT_S, alias="COMMAND_WAIT_DEFAULT_SECONDS",
+                                              ge=60, le=30 * 86400)
+    command_wait_max_seconds: int = Field(DEFAULT_MAX_WAIT_S, alias="COMMAND_WAIT_MAX_SECONDS", ge=60, le=30 * 86400)
+    command_wait_unsafe_max_seconds: int = Field(DEFAULT_UNSAFE_MAX_WAIT_S, alias="COMMAND_WAIT_UNSAFE_MAX_SECONDS",
+                                                 ge=60, le=3600)
+    command_max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, alias="COMMAND_MAX_ATTEMPTS", ge=1, le=10)
     face_terminal_token_secret: str = Field("", alias="FACE_TERMINAL_TOKEN_SECRET")
     senselink_token_secret: str = Field("", alias="SENSELINK_TOKEN_SECRET")
     mettax_token_secret: str = Field("", alias="METTAX_TOKEN_SECRET")
@@ -159,6 +169,15 @@ class Settings(Deployment):
         if seconds is None or not 10 <= seconds <= MAX_TIMEOUT_S:
             raise ValueError(f"expected whole seconds from 10 to {MAX_TIMEOUT_S}")
         return seconds
+
+    @field_validator("command_wait_default_seconds", "command_wait_max_seconds", "command_wait_unsafe_max_seconds",
+                     "command_max_attempts", mode="before")
+    @classmethod
+    def _waiting(cls, value: object, info: Any) -> object:
+        defaults = {"command_wait_default_seconds": DEFAULT_WAIT_S, "command_wait_max_seconds": DEFAULT_MAX_WAIT_S,
+                    "command_wait_unsafe_max_seconds": DEFAULT_UNSAFE_MAX_WAIT_S,
+                    "command_max_attempts": DEFAULT_MAX_ATTEMPTS}
+        return _blank_is_unset(value, defaults[info.field_name])
 
     def retention_for(self, vendor: str, kind: str) -> int:
         table = self.retention_days

@@ -153,14 +153,20 @@ TransitionFor = Callable[[dict[str, Any]], "AlarmTransition | None"]
 ReplyFor = Callable[[dict[str, Any]], "CommandReply | None"]
 
 
+class Dispatcher(Protocol):
+    def dispatch(self, vendor: str, device_id: str, now: datetime) -> int:
+        """Send the commands waiting for a device that made contact; never raises
+        (devicegate.outbox.waiting)."""
+
+
 def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: StateStore,
                   patch_for: PatchFor, table: str = "", transition_for: TransitionFor | None = None,
                   reply_for: ReplyFor | None = None, now: datetime | None = None,
-                  load_data: LoadData | None = None) -> list[str]:
+                  load_data: LoadData | None = None, dispatcher: Dispatcher | None = None) -> list[str]:
     """Returns the sequence numbers to report as failed (the first failure and all after it)."""
     pending = list(records)
     failed = _publish_all(pending, publisher, state, patch_for, table, transition_for, reply_for,
-                          now or datetime.now(UTC), load_data)
+                          now or datetime.now(UTC), load_data, dispatcher)
     # Counted once a record is done (Lambda will not hand it over again): a stored event is
     # exactly one stream INSERT, so this is the gateway's "accepted" metric.
     _count_accepted(pending[:len(pending) - len(failed)])
@@ -169,12 +175,12 @@ def process_batch(records: Iterable[StreamRecord], publisher: Publisher, state: 
 
 def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: StateStore, patch_for: PatchFor,
                  table: str, transition_for: TransitionFor | None, reply_for: ReplyFor | None,
-                 now: datetime, load_data: LoadData | None) -> list[str]:
+                 now: datetime, load_data: LoadData | None, dispatcher: Dispatcher | None = None) -> list[str]:
     if not pending:
         return []
     try:
         failures, unprojected = _load_offloaded(pending, load_data)
-        _project(pending, state, patch_for, transition_for, reply_for, now, failures, unprojected)
+        contacted = _project(pending, state, patch_for, transition_for, reply_for, now, failures, unprojected)
     except StorageUnavailable as exc:
         logger.warning("state projection failed", extra={"error": str(exc)})
         return [r.sequence for r in pending]
@@ -184,6 +190,11 @@ def _publish_all(pending: list[StreamRecord], publisher: Publisher, state: State
         logger.error("state projection raised", extra={"error_type": type(exc).__name__,
                                                         "where": innermost_frame(exc)})
         return [r.sequence for r in pending]
+    if dispatcher is not None:
+        # Devices heard from in this batch with commands waiting for them (the count on the state
+        # item the projection read anyway): nothing is looked up for any other device.
+        for vendor, device_id in contacted:
+            dispatcher.dispatch(vendor, device_id, now)
     messages = [outgoing(r, table, publisher.max_message_bytes) for r in pending]
     for start, end in _chunks(messages, publisher.max_batch_bytes):
         chunk = pending[start:end]
@@ -222,16 +233,21 @@ def _load_offloaded(records: list[StreamRecord], load_data: LoadData | None) -> 
 
 def _project(records: list[StreamRecord], state: StateStore, patch_for: PatchFor,
              transition_for: TransitionFor | None, reply_for: ReplyFor | None, now: datetime,
-             failures: list[StateFailure], unprojected: set[str]) -> None:
+             failures: list[StateFailure], unprojected: set[str]) -> list[tuple[str, str]]:
     """The batch's state writes, before any of its messages go out; a write that fails for good
-    fails alone (recorded), a transient failure fails the batch."""
+    fails alone (recorded), a transient failure fails the batch. Returns the devices heard from
+    that have commands waiting for them."""
     projected = [r for r in records if r.sequence not in unprojected]
     news = device_news(projected, patch_for, failures)
+    contacted: list[tuple[str, str]] = []
     if news:
         events_of: dict[tuple[str, str], list[str]] = {}
         for record in projected:
             events_of.setdefault((record.event["vendor"], record.event["deviceId"]), []).append(record.event["eventId"])
+        heard = {(r.event["vendor"], r.event["deviceId"]) for r in projected if _device_spoke(r.event, reply_for)}
         for one, applied in zip(news, state.apply_many(news, now), strict=True):
+            if applied.waiting > 0 and (one.vendor, one.device_id) in heard:
+                contacted.append((one.vendor, one.device_id))
             if applied.failure is not None:
                 failures.append(StateFailure(one.vendor, one.device_id, "device", applied.failure,
                                              tuple(events_of.get((one.vendor, one.device_id), ()))))
@@ -248,6 +264,20 @@ def _project(records: list[StreamRecord], state: StateStore, patch_for: PatchFor
         emit_counts(failure.vendor, failure.what, {"stateWriteFailed": 1})
         logger.warning("state write given up for one device", extra={"vendor": failure.vendor, "what": failure.what,
                                                                       "error": failure.error})
+    return contacted
+
+
+def _device_spoke(event: dict[str, Any], reply_for: ReplyFor | None) -> bool:
+    """Whether the event is the device talking, so that what waits for it may be sent: not the
+    vendor cloud's own failure about it (Jointech's `Device not online！`, an answer naming no
+    command), which says the opposite."""
+    if reply_for is None:
+        return True
+    try:
+        reply = reply_for(event)
+    except Exception:  # a hook's bug is reported where the answer is resolved; here: it spoke
+        return True
+    return reply is None or reply.ok or reply.match_key is not None
 
 
 def _advance(state: StateStore, transition_for: TransitionFor, event: dict[str, Any]) -> None:

@@ -7,11 +7,14 @@ from collections.abc import Callable
 
 from devicegate.core.caches import kept
 from devicegate.core.offline import OfflinePolicy
-from devicegate.infra.aws import client
+from devicegate.infra.aws import LazyClient, client
+from devicegate.infra.iot import IotDataPublisher
 from devicegate.infra.settings import get_settings
 from devicegate.outbox.batch import process_batch
 from devicegate.outbox.messages import Publisher, events_publisher
 from devicegate.outbox.stream import RedriveOutcome, StreamRecord, redrive_failed_batches
+from devicegate.outbox.waiting import Dispatcher
+from devicegate.store.commands import DynamoCommandStore
 from devicegate.store.events import load_offloaded
 from devicegate.store.state import DynamoStateStore
 from devicegate.vendors import alarm_transition_for, command_reply_for, get_adapter, state_patch_for
@@ -28,6 +31,29 @@ def wiring() -> tuple[Publisher, DynamoStateStore]:
                              failures_retention_days=settings.quarantine_retention_days))
 
 
+def _command_topic(vendor: str, device_id: str) -> str:
+    """The vendor's command topic for the device; "" for a vendor without commands or without
+    its access key (its commands keep waiting)."""
+    from importlib import import_module
+
+    access_key = get_settings().vendor_setting(vendor, "access_key")
+    try:
+        protocol = import_module(f"devicegate.vendors.{vendor.replace('-', '_')}.commands")
+    except ModuleNotFoundError:
+        return ""
+    return protocol.topic(access_key, device_id) if access_key else ""
+
+
+@kept
+def dispatcher() -> Dispatcher:
+    """Commands waiting for a device's next contact (devicegate.outbox.waiting); the IoT client
+    is made only when one is sent."""
+    settings = get_settings()
+    return Dispatcher(DynamoCommandStore(client("dynamodb"), settings.table_name, settings.retention_for),
+                      IotDataPublisher(LazyClient("iot-data")), _command_topic,
+                      settings.jointech_command_timeout_seconds)
+
+
 def _load_offloaded(ref: str) -> dict:
     # Only for records over the item limit, which went to S3 (rare): the client is made then.
     return load_offloaded(client("s3"), ref)
@@ -38,7 +64,7 @@ def publish(records: list[StreamRecord]) -> list[str]:
     publisher, state = wiring()
     return process_batch(records, publisher, state, state_patch_for, table=get_settings().table_name,
                          transition_for=alarm_transition_for, reply_for=command_reply_for,
-                         load_data=_load_offloaded)
+                         load_data=_load_offloaded, dispatcher=dispatcher())
 
 
 def redrive(time_left_s: Callable[[], float]) -> list[RedriveOutcome]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,6 +103,9 @@ class Applied:
     #: Why this device's write failed for good (a refused item's code, a merge's exception type);
     #: None when it did not. The news is not applied; the caller records it where operators look.
     failure: str | None = None
+    #: Commands waiting for this device's next contact (the item's `waitingCommands`, as read with
+    #: the batch): the outbox sends them when this is above zero, and looks for none otherwise.
+    waiting: int = 0
 
 
 def _key(vendor: str, device_id: str) -> dict[str, Any]:
@@ -171,7 +174,10 @@ class DeviceStore:
             if policy is not None:
                 config = current.get(("config", one.vendor, one.device_id), {}).get("config")
                 one.offline_after_s = policy.interval(one.vendor, config if isinstance(config, dict) else None)
-            applied.append(self._apply_alone(one, current.get((one.vendor, one.device_id)), now))
+            item = current.get((one.vendor, one.device_id))
+            done = self._apply_alone(one, item, now)
+            waiting = int((item or {}).get("waitingCommands") or 0)
+            applied.append(replace(done, waiting=waiting) if waiting > 0 else done)
         return applied
 
     def _apply_alone(self, news: DeviceNews, current: dict[str, Any] | None, now: datetime) -> Applied:

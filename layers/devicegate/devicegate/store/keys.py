@@ -32,6 +32,11 @@ OFFLINE_PREFIX = "OFFLINE"
 DUE_PREFIX = "DUE"
 PARTS_PREFIX = "PARTS"
 COMMANDS_PENDING_PREFIX = "CMDPENDING"
+#: A waiting command (`whenOnline`) kept for the device's next contact, by its `waitUntil` (the
+#: sweep expires it), and one of its attempts sent, by its `timeoutAt` (the sweep queues it again
+#: for the next contact, or fails it after the last attempt).
+COMMANDS_WAITING_PREFIX = "CMDWAIT"
+COMMANDS_SENT_PREFIX = "CMDSENT"
 
 
 def shard_count() -> int:
@@ -137,8 +142,9 @@ def commands_pk(vendor: str, device_id: str) -> str:
 
 def command_texts_pk(vendor: str, device_id: str) -> str:
     """Partition of a device's command texts (sk C#{id}, as its status item) and idempotency
-    tokens (CT#...): apart from the status items so that the outbox and the sweep, which move
-    statuses, have no grant that reaches a text."""
+    tokens (CT#...): apart from the status items so that the sweep, which moves statuses, has no
+    grant that reaches a text, and the outbox only reads one by key, to send a command waiting
+    for the device's next contact."""
     return f"CX#{vendor}#{device_key(device_id)}"
 
 
@@ -200,6 +206,14 @@ def parts_pending_pk(vendor: str, device_id: str) -> str:
 
 def commands_pending_pk(vendor: str, device_id: str) -> str:
     return sharded(COMMANDS_PENDING_PREFIX, shard(vendor, device_id))
+
+
+def commands_waiting_pk(vendor: str, device_id: str) -> str:
+    return sharded(COMMANDS_WAITING_PREFIX, shard(vendor, device_id))
+
+
+def commands_sent_pk(vendor: str, device_id: str) -> str:
+    return sharded(COMMANDS_SENT_PREFIX, shard(vendor, device_id))
 
 
 def parts_pk(vendor: str, device_id: str) -> str:

@@ -20,13 +20,15 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from devicegate.core.commands import LIFECYCLE_KINDS
 from devicegate.core.envelope import NormalizedEvent, canonical_json, make_event
 from devicegate.core.timeutil import parse_time
 
 OFFLINE = "device.offline"
 ONLINE = "device.online"
-#: Kinds the gateway itself writes about devices; they neither move state nor count as contact.
-GATEWAY_KINDS = frozenset({OFFLINE, ONLINE})
+#: Kinds the gateway itself writes about devices (their liveness, and the lifecycle of commands
+#: waiting for them); they neither move state nor count as contact.
+GATEWAY_KINDS = frozenset({OFFLINE, ONLINE}) | LIFECYCLE_KINDS
 
 
 def _id(kind: str, vendor: str, device_id: str, at: str) -> str:

@@ -25,6 +25,7 @@ class DynamoStateStore:
                  failures_retention_days: int = 30):
         self._ddb = dynamodb
         self._table = table
+        self._retention_days = retention_days
         self._devices = DeviceStore(dynamodb, table, retention_days)
         self._policy = policy
         self._failures = StateFailures(dynamodb, table, failures_retention_days)
@@ -38,7 +39,7 @@ class DynamoStateStore:
     def resolve_command(self, vendor: str, reply: CommandReply) -> str | None:
         from devicegate.store.commands import DynamoCommandStore, resolve_reply
 
-        return resolve_reply(DynamoCommandStore(self._ddb, self._table), vendor, reply)
+        return resolve_reply(DynamoCommandStore(self._ddb, self._table, self._retention_days), vendor, reply)
 
     def advance_alarm(self, vendor: str, device_id: str, step: AlarmTransition, event_id: str) -> bool:
         """One item per alarm (pk A#{vendor}#{device}, sk A#{alarm id}), listed by status in gsi1

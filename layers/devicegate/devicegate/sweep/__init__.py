@@ -15,6 +15,9 @@ stopped coming, commands nobody answered.
    incomplete, so the queue still hears of it. Complete ones are only taken off the pending list.
 3. Commands: a command sent to a device that got no answer by its deadline (plus a grace for the
    outbox's lag) is marked timed_out (gsi5 CMDPENDING#{shard}; devicegate.store.commands).
+   Commands kept for the next contact: one past its expiry unsent is `expired` (gsi5
+   CMDWAIT#{shard}, by `waitUntil`); an attempt unanswered is queued again for the next contact
+   while attempts remain and its expiry has not passed, else timed out (gsi5 CMDSENT#{shard}).
 
 The sweep queries gsi5 only, an index that holds nothing but keys: its role cannot read an event,
 a person's data or a quarantined body through it.
@@ -51,6 +54,9 @@ class SweepReport:
     parts_published: int = 0
     parts_incomplete: int = 0
     commands_timed_out: int = 0
+    commands_expired: int = 0
+    #: Unanswered attempts of waiting commands: queued again, or timed out after the last one.
+    command_attempts_closed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -66,6 +72,7 @@ class Sweep:
         self._adapter_for = adapter_for
         self._parts_timeout = parts_timeout_s
         self._devices = DeviceStore(dynamodb, table, retention_days)
+        self._retention = retention_days
         self._parts = DynamoParts(dynamodb, None, table)
 
     def run(self, now: datetime) -> SweepReport:
@@ -83,9 +90,17 @@ class Sweep:
             logger.error("sweeping pending parts failed", extra={"error_type": type(exc).__name__})
             report.errors.append(f"parts: {type(exc).__name__}")
         try:
-            from devicegate.store.commands import DynamoCommandStore, time_out_overdue
+            from devicegate.store.commands import (
+                DynamoCommandStore,
+                expire_waiting,
+                retry_or_fail_sent,
+                time_out_overdue,
+            )
 
-            report.commands_timed_out = time_out_overdue(DynamoCommandStore(self._ddb, self._table), now)
+            commands = DynamoCommandStore(self._ddb, self._table, self._retention)
+            report.commands_timed_out = time_out_overdue(commands, now)
+            report.commands_expired = expire_waiting(commands, now)
+            report.command_attempts_closed = retry_or_fail_sent(commands, now)
         except Exception as exc:  # like the steps above: reported (the run fails), the others still ran
             logger.error("timing out overdue commands failed", extra={"error_type": type(exc).__name__})
             report.errors.append(f"commands: {type(exc).__name__}")

@@ -68,6 +68,19 @@ class Rendered:
     typed: str | None = None  # the typed command's name, when it was one
 
 
+#: Command words known only to read (the documented queries). Every other command, typed or raw,
+#: may open or unlock something: the vendor leaves unlock, relay and parameter commands to
+#: per-model documents, so no list of them could be complete, and a lock that opens hours after
+#: the request is a safety problem. Such a command is kept for the device's next contact only
+#: when the app says so (`allowUnsafe`), and then for a short time at most.
+READ_ONLY_WORDS = frozenset({"BASE"})
+
+
+def may_actuate(rendered: Rendered) -> bool:
+    """Whether the command may open, unlock or switch something on the device."""
+    return rendered.word not in READ_ONLY_WORDS
+
+
 def valid_device(device: str) -> bool:
     """A device number that can be a topic level (no MQTT wildcard, no level separator): the rule
     the asset ids of its records follow (fields.TOPIC_ID), so every device that reports can be
