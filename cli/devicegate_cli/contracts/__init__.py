@@ -36,11 +36,12 @@ from devicegate_cli.contracts.schemas import (
     ROOT,
     cloud_event_schema,
     envelope_schema,
+    gateway_kinds,
     records,
     urn,
 )
 
-__all__ = ["GATEWAY_KINDS", "differences", "generate", "iot_topics", "main", "mqtt_address", "template_routes", "urn"]
+__all__ = ["GATEWAY_KINDS", "gateway_kinds", "differences", "generate", "iot_topics", "main", "mqtt_address", "template_routes", "urn"]
 
 OUT = Path("docs/contracts")
 

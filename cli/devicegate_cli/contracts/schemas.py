@@ -17,6 +17,10 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_URN = "urn:devicegate:schema:{name}:{version}"
 #: Kinds the gateway itself writes about every vendor's devices (store/liveness.py).
 GATEWAY_KINDS = ("device.offline", "device.online")
+#: Kinds the gateway writes about the commands of the vendors that take commands: each step of a
+#: command kept for the device's next contact (core/commands.py LIFECYCLE_KINDS).
+COMMAND_KINDS = ("command.answered", "command.cancelled", "command.expired", "command.failed", "command.queued",
+                 "command.sent")
 #: The AI camera stores any operator it does not know as its own kind: those share one schema.
 OTHER = "other"
 
@@ -187,8 +191,20 @@ def records() -> list[Record]:
             found.append(_record(vendor, kind))
         if vendor == "ai-camera":
             found.append(_record(vendor, OTHER))
-        found.extend(_gateway_record(vendor, kind) for kind in GATEWAY_KINDS)
+        found.extend(_gateway_record(vendor, kind) for kind in gateway_kinds(vendor))
     return found
+
+
+def takes_commands(vendor: str) -> bool:
+    """A vendor takes commands when its package has a command protocol (vendors/<name>/commands.py)."""
+    from importlib.util import find_spec
+
+    return find_spec(f"devicegate.vendors.{vendor.replace('-', '_')}.commands") is not None
+
+
+def gateway_kinds(vendor: str) -> tuple[str, ...]:
+    """The kinds the gateway itself writes about a vendor's devices."""
+    return GATEWAY_KINDS + (COMMAND_KINDS if takes_commands(vendor) else ())
 
 
 def _record(vendor: str, kind: str) -> Record:
@@ -285,9 +301,9 @@ def _heartbeat(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _gateway_record(vendor: str, kind: str) -> Record:
-    from devicegate.client.models import DeviceOffline, DeviceOnline
+    from devicegate.client.models import CommandStep, DeviceOffline, DeviceOnline
 
-    model = DeviceOffline if kind == "device.offline" else DeviceOnline
+    model = {"device.offline": DeviceOffline, "device.online": DeviceOnline}.get(kind, CommandStep)
     return Record(vendor, kind, [], _as_stored(model))
 
 # --- the event type schemas (schemas/<type>.json) ----------------------------------------------------
@@ -313,7 +329,7 @@ def envelope_schema(record: Record) -> dict[str, Any]:
                               "description": "the message's operator, one no document describes"}
     else:
         properties["kind"] = {**properties["kind"], "const": record.kind}
-    if record.kind in GATEWAY_KINDS:
+    if record.kind in GATEWAY_KINDS or record.kind in COMMAND_KINDS:
         properties["transport"] = {**properties["transport"], "const": "gateway"}
     name = f"{record.vendor}.{data.get('title', record.kind)}"
     defs[name] = data
@@ -335,7 +351,7 @@ def envelope_schema(record: Record) -> dict[str, Any]:
 def _documented(vendor: str) -> list[str]:
     from devicegate.vendors import get_adapter
 
-    return sorted({*get_adapter(vendor).kinds, *GATEWAY_KINDS})
+    return sorted({*get_adapter(vendor).kinds, *gateway_kinds(vendor)})
 
 
 def cloud_event_schema(types: list[str]) -> dict[str, Any]:

@@ -144,6 +144,30 @@ class DeviceOnline(_Shape):
     offlineForSeconds: int = Field(description="seconds from offlineSince to onlineAt (0 when the mark was premature)")
 
 
+class CommandStep(_Shape):
+    """`data` of the gateway's `command.{queued|sent|answered|failed|expired|cancelled}` events: one
+    step of a command kept for the device's next contact (store/commands.py lifecycle_event). Never
+    the command's text."""
+
+    commandId: str
+    lifecycle: Literal["queued", "sent", "answered", "failed", "expired", "cancelled"]
+    status: Literal["queued", "pending", "succeeded", "failed", "timed_out", "expired", "cancelled"] = Field(
+        description="the stored status the step moved the command to (docs/commands.md)")
+    statusAt: datetime
+    command: str | None = Field(None, description="the typed command's name, when one was named")
+    word: str | None = Field(None, description="the command word (BASE, RELAY...)")
+    serial: str | None = None
+    requestedAt: datetime | None = None
+    waitUntil: datetime | None = Field(None, description="the command expires unsent after this")
+    attempts: int | None = Field(None, description="attempts sent so far")
+    maxAttempts: int | None = None
+    allowUnsafe: bool | None = Field(None, description="kept although it may open or unlock something")
+    clientToken: str | None = None
+    responseType: str | None = Field(None, description="answered: the device's answer type")
+    responseEventId: str | None = Field(None, description="answered or failed: the event holding the device's answer")
+    error: str | None = Field(None, description="failed: why")
+
+
 class CloudEvent(_Shape):
     """A queue message's body: CloudEvents 1.0, structured JSON mode, with the event as `data`."""
 

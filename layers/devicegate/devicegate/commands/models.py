@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from devicegate.core.commands import STATUSES
+from devicegate.core.commands import MAX_WAIT_S, MIN_WAIT_S, STATUSES
 from devicegate.vendors.jointech.commands import MAX_TEXT, TYPED
 
 #: The typed commands an app may name (vendors/jointech/commands.py TYPED).
@@ -37,6 +37,15 @@ class CommandRequest(BaseModel):
     clientToken: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                                     description="idempotency token: the same request again returns the command it "
                                                 "created (200) instead of sending a second one")
+    whenOnline: bool = Field(False, description="keep the command until the device's next contact instead of "
+                                                "sending it now (status queued, then sent on contact)")
+    expiresIn: int | None = Field(None, ge=MIN_WAIT_S, le=MAX_WAIT_S,
+                                  description="whenOnline only: whole seconds the command may wait unsent (default "
+                                              "and maximum are the stack's WaitingCommand* parameters; shorter for a "
+                                              "command that may open or unlock)")
+    allowUnsafe: bool = Field(False, description="whenOnline only: keep a command that may open or unlock "
+                                                 "something (any word but the read-only BASE), with the short "
+                                                 "UnsafeWaitingCommandMaxExpirySeconds")
 
 
 class Requester(BaseModel):
@@ -54,7 +63,9 @@ class CommandView(BaseModel):
     deviceId: str
     commandId: str = Field(description="time-sortable: 20250207T035239964Z-<10 hex digits>")
     status: CommandStatus = Field(description="pending until the device answers (succeeded, failed) or the "
-                                              "timeout passes (timed_out)")
+                                              "timeout passes (timed_out); a whenOnline command is queued until "
+                                              "the device's next contact, then pending per attempt, or expired "
+                                              "or cancelled unsent")
     statusAt: str
     requestedAt: str
     requestedBy: Requester
@@ -63,12 +74,21 @@ class CommandView(BaseModel):
     word: str
     matchKey: str = Field(description="the commandType its answer will carry")
     serial: str
-    timeoutAt: str
+    timeoutAt: str | None = Field(None, description="the deadline of the answer to the attempt out now")
     command: str | None = Field(None, description="the typed command's name, when one was named")
     clientToken: str | None = None
     succeededAt: str | None = None
     failedAt: str | None = None
     timedOutAt: str | None = None
+    whenOnline: bool | None = None
+    queuedAt: str | None = None
+    sentAt: str | None = Field(None, description="when the latest attempt went out")
+    waitUntil: str | None = Field(None, description="a waiting command expires unsent after this")
+    attempts: int | None = None
+    maxAttempts: int | None = None
+    expiredAt: str | None = None
+    cancelledAt: str | None = None
+    allowUnsafe: bool | None = None
     error: str | None = None
     response: list[Any] | None = Field(None, description="the device's decoded answer, on success")
 
