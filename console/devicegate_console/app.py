@@ -1,0 +1,238 @@
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, and one
+script for the map's playback. Every read goes through reads.Reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from devicegate_console import shaping
+from devicegate_console.reads import ALARM_STATUSES, Reads
+from devicegate_console.safety import Guard
+
+HERE = Path(__file__).parent
+#: Events per timeline page.
+PAGE_SIZE = 50
+#: Quarantined payloads read for a device's page (newest first) and counted per vendor on the fleet page.
+QUARANTINE_SCAN = 500
+#: Positions drawn on a map at most (the newest, when a range holds more).
+TRACK_LIMIT = 5000
+#: A track's default range: this long before the device's latest position.
+TRACK_DEFAULT = timedelta(days=7)
+DEFAULT_STOP_MINUTES = 5.0
+#: OpenStreetMap's tile template: what --tiles defaults to (its usage policy allows light use).
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+@dataclass
+class Settings:
+    """How the command started the console: what it reads, where tiles come from, what to call it."""
+
+    reads: Reads
+    token: str
+    port: int
+    tiles: str | None = OSM_TILES
+    target: str = "the local stack"
+
+
+class NotFound(Exception):
+    pass
+
+
+class Pages:
+    """The console's pages over one target's reads."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.reads = settings.reads
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"]))
+        self.templates.filters.update(
+            local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty,
+            q=lambda value: quote(str(value), safe=""),
+            group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
+        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)
+
+    def page(self, template: str, http_status: int = 200, **values: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(now=datetime.now(UTC), **values)
+        return HTMLResponse(html, status_code=http_status)
+
+    def vendor_of(self, value: str | None) -> str | None:
+        if value and value not in self.reads.vendors():
+            raise NotFound(f"no vendor {value!r}")
+        return value or None
+
+    async def fleet(self, request: Request) -> HTMLResponse:
+        reads = self.reads
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        offline_only = request.query_params.get("offline") == "1"
+        sections = []
+        for name in reads.vendors():
+            devices = reads.devices(name)
+            quarantined = len(reads.quarantined(name, limit=QUARANTINE_SCAN))
+            online = sum(1 for d in devices if d.get("online") is not False)
+            counts = {"devices": len(devices), "online": online, "offline": len(devices) - online,
+                      "quarantined": quarantined, "more": quarantined >= QUARANTINE_SCAN}
+            rows = []
+            if vendor in (None, name):
+                shown = [d for d in devices if not offline_only or d.get("online") is False]
+                states = reads.device_states(name, [d["deviceId"] for d in shown])
+                rows = [dict(d, where=shaping.where(states.get(d["deviceId"]))) for d in shown]
+                rows.sort(key=lambda d: d.get("lastSeen") or "", reverse=True)
+            sections.append({"vendor": name, "counts": counts, "rows": rows, "shown": vendor in (None, name)})
+        return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
+                         vendors=reads.vendors())
+
+    async def device(self, request: Request) -> HTMLResponse:
+        reads = self.reads
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        state = reads.device_state(vendor, device_id)
+        if state is None:
+            raise NotFound(f"no {vendor} device {device_id!r} has reported")
+        params = request.query_params
+        kind = params.get("kind") or None
+        kinds = reads.kinds(vendor)
+        if kind and kind not in kinds:
+            raise NotFound(f"{vendor} has no kind {kind!r}")
+        until = params.get("until") or None
+        events, older = _timeline(reads, vendor, device_id, kind, until)
+        return self.page("device.html", vendor=vendor, device_id=device_id, state=state, events=events,
+                         kinds=kinds, kind=kind, until=until, older=older, tiles=self.settings.tiles,
+                         track=_track(reads, vendor, device_id, state, params),
+                         alarms=reads.device_alarms(vendor, device_id),
+                         quarantined=_device_quarantine(reads, vendor, device_id))
+
+    async def alarms(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        status = request.query_params.get("status") or None
+        if status and status not in ALARM_STATUSES:
+            raise NotFound(f"no alarm status {status!r}")
+        rows = []
+        for name in self.reads.vendors():
+            for each in ALARM_STATUSES:
+                if vendor in (None, name) and status in (None, each):
+                    rows += self.reads.alarms(name, each)
+        for alarm in rows:
+            alarm["stepList"] = sorted(alarm.get("steps", {}).items(), key=lambda s: s[1])
+        rows.sort(key=lambda a: a.get("statusAt") or "", reverse=True)
+        return self.page("alarms.html", rows=rows, vendor=vendor, status=status, vendors=self.reads.vendors())
+
+    async def quarantine_list(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN)}
+                    for name in self.reads.vendors() if vendor in (None, name)]
+        return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
+                         limit=QUARANTINE_SCAN)
+
+    async def quarantine_item(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        item = self.reads.quarantine_item(vendor, request.path_params["item_id"])
+        if item is None:
+            raise NotFound("no such quarantined payload")
+        return self.page("quarantine_item.html", vendor=vendor, item=item,
+                         payload=shaping.payload_text(self.reads.quarantine_body(item)))
+
+    async def not_found(self, request: Request, exc: Exception) -> HTMLResponse:
+        return self.page("error.html", http_status=404, message=str(exc) or "not found")
+
+
+def create_app(settings: Settings) -> Starlette:
+    pages = Pages(settings)
+    routes = [
+        Route("/", pages.fleet),
+        Route("/device/{vendor}/{device_id:path}", pages.device),
+        Route("/alarms", pages.alarms),
+        Route("/quarantine", pages.quarantine_list),
+        Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    guard = Guard(settings.token, settings.port, settings.tiles)
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found})
+
+
+def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
+              until: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the device's events, newest first, and the link to the older ones (or None).
+    The link's cursor is the last event's sort key (time#id): the query's upper bound is
+    inclusive, so that event comes back first on the next page and is dropped there."""
+    events = reads.events(vendor, device_id, kind=kind, until=until, limit=PAGE_SIZE + 2)
+    if until and "#" in until:
+        events = [e for e in events if f"{e['occurredAt']}#{e['eventId']}" != until]
+    older = None
+    if len(events) > PAGE_SIZE:
+        events = events[:PAGE_SIZE]
+        cursor = f"{events[-1]['occurredAt']}#{events[-1]['eventId']}"
+        older = "?" + urlencode({"kind": kind, "until": cursor} if kind else {"until": cursor})
+    for event in events:
+        event["lag"] = _lag(event)
+    return events, older
+
+
+def _lag(event: dict[str, Any]) -> str:
+    """How much later than the device's time the gateway received the event, when that is worth
+    saying (a minute or more: a backlog, a backfill, a device clock off)."""
+    occurred, received = shaping.parse_utc(event.get("occurredAt")), shaping.parse_utc(event.get("receivedAt"))
+    if not occurred or not received or abs((received - occurred).total_seconds()) < 60:
+        return ""
+    said = shaping.ago(event["occurredAt"], now=received)
+    return said.replace(" ago", " later").replace("in ", "") + (" earlier" if received < occurred else "")
+
+
+def _track(reads: Reads, vendor: str, device_id: str, state: dict[str, Any], params: Any) -> dict[str, Any] | None:
+    """The map's data: positions over the chosen range (default: the week before the latest
+    position), its stops, and the range as the form shows it. None for a device without positions."""
+    latest = (state.get("state") or {}).get("position")
+    if not latest:
+        return None
+    end = _form_time(params.get("to")) or (shaping.parse_utc(latest["at"]) or datetime.now(UTC)) + timedelta(seconds=1)
+    start = _form_time(params.get("from")) or end - TRACK_DEFAULT
+    try:
+        minutes = max(0.0, float(params.get("stop") or DEFAULT_STOP_MINUTES))
+    except ValueError:
+        minutes = DEFAULT_STOP_MINUTES
+    events = reads.events(vendor, device_id, since=_iso(start), until=_iso(end), limit=TRACK_LIMIT)
+    points = shaping.track_points(events)
+    return {"points": points, "stops": [vars(s) for s in shaping.stops(points, minutes)], "stopMinutes": minutes,
+            "from": start.astimezone().strftime("%Y-%m-%dT%H:%M"), "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"),
+            "cut": len(events) >= TRACK_LIMIT}
+
+
+def _form_time(value: str | None) -> datetime | None:
+    """A datetime-local field's value: the operator's own clock, as the form showed it."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is None else moment
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _device_quarantine(reads: Reads, vendor: str, device_id: str) -> list[dict[str, Any]]:
+    """The vendor's quarantined payloads that name this device: in their route (an MQTT topic's
+    segment) or as a value of their payload. A payload refused before its device could be told
+    (unreadable JSON, no id field) names none, and is on the quarantine page only."""
+    found = []
+    for item in reads.quarantined(vendor, limit=QUARANTINE_SCAN):
+        body = str(item["body"]).encode() if "body" in item else None
+        if shaping.names_device(item.get("route") or {}, body, device_id):
+            found.append(item)
+    return found
