@@ -29,8 +29,6 @@ PAGE_SIZE = 50
 QUARANTINE_SCAN = 500
 #: Positions drawn on a map at most (the newest, when a range holds more).
 TRACK_LIMIT = 5000
-#: A track's default range: this long before the device's latest position.
-TRACK_DEFAULT = timedelta(days=7)
 DEFAULT_STOP_MINUTES = 5.0
 #: OpenStreetMap's tile template: what --tiles defaults to (its usage policy allows light use).
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -193,22 +191,23 @@ def _lag(event: dict[str, Any]) -> str:
 
 
 def _track(reads: Reads, vendor: str, device_id: str, state: dict[str, Any], params: Any) -> dict[str, Any] | None:
-    """The map's data: positions over the chosen range (default: the week before the latest
-    position), its stops, and the range as the form shows it. None for a device without positions."""
+    """The map's data: the positions in the chosen range (by default every one up to the latest,
+    as far back as TRACK_LIMIT events go), its stops, and the range as the form shows it. None
+    for a device that never sent a position."""
     latest = (state.get("state") or {}).get("position")
     if not latest:
         return None
+    start = _form_time(params.get("from"))
     end = _form_time(params.get("to")) or (shaping.parse_utc(latest["at"]) or datetime.now(UTC)) + timedelta(seconds=1)
-    start = _form_time(params.get("from")) or end - TRACK_DEFAULT
     try:
         minutes = max(0.0, float(params.get("stop") or DEFAULT_STOP_MINUTES))
     except ValueError:
         minutes = DEFAULT_STOP_MINUTES
-    events = reads.events(vendor, device_id, since=_iso(start), until=_iso(end), limit=TRACK_LIMIT)
+    events = reads.events(vendor, device_id, since=_iso(start) if start else None, until=_iso(end), limit=TRACK_LIMIT)
     points = shaping.track_points(events)
     return {"points": points, "stops": [vars(s) for s in shaping.stops(points, minutes)], "stopMinutes": minutes,
-            "from": start.astimezone().strftime("%Y-%m-%dT%H:%M"), "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"),
-            "cut": len(events) >= TRACK_LIMIT}
+            "from": start.astimezone().strftime("%Y-%m-%dT%H:%M") if start else "",
+            "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "cut": len(events) >= TRACK_LIMIT, "limit": TRACK_LIMIT}
 
 
 def _form_time(value: str | None) -> datetime | None:

@@ -13,6 +13,8 @@ from typing import Any
 
 def parse_utc(value: Any) -> datetime | None:
     """A time as the table writes it (ISO 8601 UTC), or None for anything else."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str) or not value:
         return None
     try:
