@@ -27,7 +27,7 @@ OUT = ROOT / "docs" / "console"
 #: Each page: its file name, its path, and what to do before the picture (expand an event, play).
 PAGES = [
     ("fleet", "/", None),
-    ("fleet-jointech-offline", "/?vendor=jointech&offline=1", None),
+    ("fleet-mettax", "/?vendor=mettax", None),
     ("device-track", "/device/mettax/105045133913", "play"),
     ("device-timeline", "/device/jointech/8052400203", "expand"),
     ("alarms", "/alarms", None),

@@ -58,7 +58,7 @@ class Pages:
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(["html"]))
         self.templates.filters.update(
-            local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty,
+            local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty, zone=shaping.zone,
             q=lambda value: quote(str(value), safe=""),
             group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
         self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)

@@ -24,14 +24,20 @@ def parse_utc(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def local_time(value: Any) -> str:
-    """`2025-02-07 16:26:30 +09:00`: the operator's own clock (the console runs on their machine)."""
+def local_time(value: Any, with_offset: bool = False) -> str:
+    """`2025-02-07 16:26:30` (`+09:00` added with `with_offset`): the operator's own clock, the
+    console running on their machine; every page's header names the zone once."""
     moment = parse_utc(value)
     if moment is None:
         return str(value) if value else "-"
     local = moment.astimezone()
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+    return f"{local:%Y-%m-%d %H:%M:%S}" + (f" {zone(local)}" if with_offset else "")
+
+
+def zone(moment: datetime | None = None) -> str:
+    """The machine's UTC offset (`+09:00`) at `moment` (now by default)."""
+    offset = (moment or datetime.now(UTC)).astimezone().strftime("%z")
+    return f"{offset[:3]}:{offset[3:]}"
 
 
 def ago(value: Any, now: datetime | None = None) -> str:

@@ -4,6 +4,13 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("track-data").textContent);
+  // The same form as the server's times: this machine's clock, "2025-02-07 16:26:30".
+  function when(iso) {
+    var d = new Date(iso);
+    var two = function (n) { return String(n).padStart(2, "0"); };
+    return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " +
+      two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
+  }
   var points = data.points;
   var box = document.getElementById("map");
   var map = L.map(box, { preferCanvas: false });
@@ -20,7 +27,7 @@
   }
   data.stops.forEach(function (s) {
     L.circleMarker([s.latitude, s.longitude], { radius: 9, color: "#a3231b", weight: 3, fillOpacity: 0.3 })
-      .addTo(map).bindTooltip("stopped " + s.minutes + " min from " + new Date(s.start).toLocaleString());
+      .addTo(map).bindTooltip("stopped " + s.minutes + " min from " + when(s.start));
   });
   if (line.length > 1) {
     map.fitBounds(path.getBounds(), { padding: [30, 30], maxZoom: 17 });
@@ -45,7 +52,7 @@
     scrub.value = index;
     shown.dataset.index = index;
     shown.querySelector(".index").textContent = index + 1;
-    shown.querySelector(".time").textContent = new Date(p.t).toLocaleString();
+    shown.querySelector(".time").textContent = when(p.t);
     shown.querySelector(".speed").textContent = p.speed === null || p.speed === undefined ? "speed not sent" : p.speed + " km/h";
   }
   function stop() {
