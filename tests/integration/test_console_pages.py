@@ -1,0 +1,122 @@
+"""The console's pages against the moto stack in process (no browser): served by uvicorn on a free
+port in a thread, read over HTTP as a browser would, after the link's token became a cookie.
+What the browser tests cannot cheaply reach: a timeline long enough to page through, with ties."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devicegate_console.app import PAGE_SIZE, Settings, create_app
+from devicegate_console.reads import Reads
+from tests.support import seed_fleet
+
+TOKEN = "integration-token"
+
+
+class Browser:
+    """urllib with the console's cookie, no redirects followed (the tests look at them)."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.cookie = ""
+
+    def get(self, path: str) -> tuple[int, str, dict[str, str]]:
+        class Stay(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        request = urllib.request.Request(self.base + path, headers={"Cookie": self.cookie} if self.cookie else {})
+        try:
+            with urllib.request.build_opener(Stay).open(request, timeout=30) as answer:
+                return answer.status, answer.read().decode(), dict(answer.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), dict(error.headers)
+
+
+@pytest.fixture
+def console(stack) -> Iterator[Browser]:
+    import uvicorn
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    app = create_app(Settings(Reads(stack.ddb, stack.session.client("s3"), stack.table), TOKEN, port, None))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the console did not start"
+        time.sleep(0.05)
+    browser = Browser(f"http://127.0.0.1:{port}")
+    status, _, headers = browser.get(f"/?token={TOKEN}")
+    assert status == 303
+    browser.cookie = headers["set-cookie"].split(";", 1)[0]
+    try:
+        yield browser
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
+
+
+def _event_ids(html: str) -> list[str]:
+    return re.findall(r'data-event-id="([^"]+)"', html)
+
+
+def _older(html: str) -> str | None:
+    found = re.search(r'<a id="older" href="([^"]+)"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_the_timeline_pages_through_every_event_once_newest_first_ties_included(stack, console):
+    # Given a device with 2.5 pages of events, two of them at each timestamp
+    total = PAGE_SIZE * 2 + PAGE_SIZE // 2
+    [device] = seed_fleet(stack.ddb, stack.table, "jointech", 1, total, same_time=2)
+    # When its page is read, then each "older" link in turn
+    path, pages = f"/device/jointech/{device}", []
+    while path:
+        status, html, _ = console.get(path)
+        assert status == 200
+        pages.append(_event_ids(html))
+        older = _older(html)
+        path = f"/device/jointech/{device}{older}" if older else ""
+    # Then the pages hold 50, 50 and 25 events, each exactly once, newest first
+    assert [len(p) for p in pages] == [PAGE_SIZE, PAGE_SIZE, PAGE_SIZE // 2]
+    seen = [event_id for page in pages for event_id in page]
+    assert seen == [f"e{n:07d}" for n in reversed(range(total))]
+
+
+def test_the_track_holds_every_position_oldest_first(stack, console):
+    # Given a device with 30 positions
+    [device] = seed_fleet(stack.ddb, stack.table, "mettax", 1, 30)
+    # When its page is read
+    _, html, _ = console.get(f"/device/mettax/{device}")
+    # Then the map's data has the 30 points, oldest first, and the fleet page lists the device online
+    points = re.findall(r'"eventId": "(e\d+)"', html.split('id="track-data"', 1)[1].split("</script>", 1)[0])
+    assert points == [f"e{n:07d}" for n in range(30)]
+    _, fleet, _ = console.get("/?vendor=mettax")
+    assert re.search(rf'data-device="{device}">.*?<span class="status online">', fleet, re.S)
+
+
+@pytest.mark.parametrize("path", ["/device/jointech/never-seen", "/device/nobody/x", "/alarms?status=closed",
+                                  "/quarantine/jointech/0000", "/?vendor=nobody"])
+def test_what_does_not_exist_is_a_404_page(console, path):
+    status, html, _ = console.get(path)
+    assert status == 404
+    assert "Not found" in html
+
+
+def test_an_unknown_kind_is_a_404_not_an_empty_timeline(stack, console):
+    [device] = seed_fleet(stack.ddb, stack.table, "jointech", 1, 3)
+    assert console.get(f"/device/jointech/{device}?kind=location")[0] == 200
+    assert console.get(f"/device/jointech/{device}?kind=teleport")[0] == 404
