@@ -72,7 +72,11 @@ def _serve(args: argparse.Namespace) -> int:
     print("Ctrl-C stops.", flush=True)
     # uvicorn's own access log would write query strings (the token's first request has it).
     config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
-    uvicorn.Server(config).run(sockets=[listening])
+    try:
+        uvicorn.Server(config).run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass  # uvicorn stops on Ctrl-C, then raises it again: here it is the ordinary way out
+    print("devicegate console: stopped", flush=True)
     return 0
 
 

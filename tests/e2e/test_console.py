@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 #: A Jointech device of the samples with a location record, and a Mettax vehicle with a track.
 JOINTECH_DEVICE = "8052400203"
+#: A tile server that is not there (nothing listens on the discard port): tiles fail to load, as
+#: offline, and the track must be drawn all the same.
+DEAD_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
 METTAX_VEHICLE = "105045133913"
 WAIT_S = 15
 
@@ -63,7 +66,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         log_path = tmp_path_factory.mktemp("console") / "console.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen([sys.executable, "-m", "devicegate_cli.main", "console", "--port", "0",
-                                        "--tiles", "none"], cwd=ROOT, env=_env(stack), stdout=log,
+                                        "--tiles", DEAD_TILES], cwd=ROOT, env=_env(stack), stdout=log,
                                        stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
@@ -75,9 +78,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             yield Console(link, link.split("/?", 1)[0], stack)
         finally:
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=15)
-        # Its log: method, path and status, never the token or a query string
+            code = process.wait(timeout=15)
+        # Ctrl-C stops it cleanly
         text = log_path.read_text()
+        assert code == 0 and "devicegate console: stopped" in text and "Traceback" not in text, text[-2000:]
+        # And its log: method, path and status, never the token or a query string
         token = link.rsplit("=", 1)[1]
         assert "console request method=GET path=/ status=303" in text
         assert token not in text.replace(link, ""), "the token was logged beyond the printed link"
@@ -95,6 +100,7 @@ def browser(console: Console) -> Iterator[Any]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(2)
+    driver.get(console.link)  # as an operator does: the link's token becomes the cookie
     try:
         yield driver
     finally:
@@ -145,6 +151,8 @@ def test_without_the_token_nothing_is_served(console, browser):
     # And a change asked for from another origin is refused before anything else
     status, _, _ = _fetch(console.base + "/", method="POST", headers={"Origin": "https://attacker.example"})
     assert status == 403
+    # (the link again, for the tests that follow)
+    browser.get(console.link)
 
 
 def test_the_link_trades_its_token_for_a_strict_httponly_cookie(console):
@@ -168,8 +176,8 @@ def test_the_link_trades_its_token_for_a_strict_httponly_cookie(console):
 def test_fleet_lists_a_sample_device_online_with_each_vendors_counts(console, browser):
     from selenium.webdriver.common.by import By
 
-    # Given the console opened through its link
-    browser.get(console.link)
+    # Given the console opened through its link (the browser fixture did)
+    browser.get(console.base + "/")
     # Then the Jointech sample device is listed, online, with a last seen time and its position
     row = browser.find_element(By.CSS_SELECTOR, f'tr.device[data-vendor="jointech"][data-device="{JOINTECH_DEVICE}"]')
     assert row.find_element(By.CSS_SELECTOR, ".status").text == "online"
@@ -233,12 +241,14 @@ def test_a_vehicles_track_has_the_samples_points_and_playback_reaches_the_last(c
     # Given the Mettax vehicle's samples: GPS and alarm records with a position
     expected = _sample_positions(METTAX_VEHICLE)
     assert expected >= 3
-    # When its page is opened (no tiles: the track is drawn on a blank map)
+    # When its page is opened, its tile server out of reach
     browser.get(f"{console.base}/device/mettax/{METTAX_VEHICLE}")
-    # Then the map holds that many points, drawn as one line
+    # Then the map asked for tiles, got none, and holds that many points drawn as one line all the same
+    assert browser.find_elements(By.CSS_SELECTOR, "#map img.leaflet-tile")
     assert browser.execute_script("return window.devicegateTrack.points.length") == expected
     assert browser.find_element(By.ID, "track-count").text == str(expected)
-    assert browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")
+    assert browser.execute_script("return window.devicegateTrack.drawn") == expected
+    assert browser.find_element(By.CSS_SELECTOR, "#map path.track-line").get_attribute("d")
     # When playback runs at its fastest
     Select(browser.find_element(By.ID, "speed")).select_by_value("20")
     browser.find_element(By.ID, "play").click()

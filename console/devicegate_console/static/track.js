@@ -19,7 +19,7 @@
     L.tileLayer(tiles, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
   }
   var line = points.map(function (p) { return [p.lat, p.lon]; });
-  var path = L.polyline(line, { color: "#2456b3", weight: 4, opacity: 0.8 }).addTo(map);
+  var path = L.polyline(line, { color: "#2456b3", weight: 4, opacity: 0.8, className: "track-line" }).addTo(map);
   L.circleMarker(line[0], { radius: 6, color: "#19733a", fillOpacity: 1 }).addTo(map).bindTooltip("first point");
   if (line.length > 1) {
     L.circleMarker(line[line.length - 1], { radius: 6, color: "#1d2430", fillOpacity: 1 }).addTo(map)
@@ -41,7 +41,9 @@
   var scrub = document.getElementById("scrub");
   var button = document.getElementById("play");
   var speed = document.getElementById("speed");
-  var state = { points: points, index: 0, playing: false };
+  // What the page shows, for a person's tools and the browser tests: the points, how many the line
+  // was drawn through, the current one, whether playback runs.
+  var state = { points: points, drawn: path.getLatLngs().length, index: 0, playing: false };
   window.devicegateTrack = state;
   var timer = null;
 
