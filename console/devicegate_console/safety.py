@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-log = logging.getLogger("devicegate.console")
+log = logging.getLogger("devicegate_console")
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
