@@ -296,3 +296,33 @@ def test_quarantine_page_lists_the_refused_samples_and_shows_a_payload(console, 
     rows[0].find_element(By.LINK_TEXT, "view").click()
     payload = json.loads(browser.find_element(By.ID, "payload").text)
     assert payload["code"] in (20000, 20002)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["console"], "devicegate console: no local stack is running here"),
+    (["console", "--region", "eu-west-1"], "devicegate console: --profile and --region name a deployment"),
+    (["console", "--port", "http"], "devicegate console: argument --port: invalid int value"),
+    (["console", "--port", "70000"], "devicegate console: --port 70000 is not a port"),
+])
+def test_each_mistake_is_one_line_and_exit_2(tmp_path, argv, says):
+    # Given no running stack (an empty state directory)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVICEGATE_"))}
+    env["DEVICEGATE_STATE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "devicegate_cli.main", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    # Then it says what is wrong in one line, serves nothing, and exits 2
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert says in done.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(console):
+    # Given the module's console listening on its port
+    port = console.base.rsplit(":", 1)[1]
+    # When a second console is asked for the same port
+    done = subprocess.run([sys.executable, "-m", "devicegate_cli.main", "console", "--port", port], cwd=ROOT,
+                          env=_env(console.stack), capture_output=True, text=True, timeout=60, check=False)
+    # Then it says so in one line, with the way out
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port 0" in done.stderr
