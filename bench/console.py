@@ -1,6 +1,6 @@
 """How long the console takes to answer its two heaviest pages, against moto in process: the
 fleet page with 1,000 devices of one vendor, and the device page of a device with 10,000
-events (its timeline's first page and a track over its newest 5,000 events). Prints figures;
+events (its timeline's first page) with the track its map then reads (its newest 5,000 events). Prints figures;
 not a test: nothing passes or fails on timing.
 
     uv run --extra local python bench/console.py [--devices 1000] [--events 10000] [--rounds 5]
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
               f"in {time.monotonic() - started:.1f} s")
 
         pages = {f"fleet, {args.devices} devices": "/",
-                 f"device, {args.events} events (timeline + track)": f"/device/mettax/{busy}"}
+                 f"device, {args.events} events (page)": f"/device/mettax/{busy}",
+                 "its track (newest 5,000 events, JSON)": f"/track/mettax/{busy}"}
         for label, reads in (("reads from moto", Reads(ddb, session.client("s3"), table)),
                              ("reads from memory", Remembered(ddb, session.client("s3"), table))):
             print(label)

@@ -123,6 +123,11 @@ def take(link: str, out: Path) -> list[Path]:
             if action == "expand":
                 driver.execute_script("document.querySelector('li.event details').open = true")
             if action == "play":
+                deadline = time.monotonic() + 20
+                while not driver.execute_script("return window.devicegateTrack !== undefined"):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("screenshots: the track did not load")
+                    time.sleep(0.2)
                 Select(driver.find_element(By.ID, "speed")).select_by_value("100")
                 driver.find_element(By.ID, "play").click()
                 deadline = time.monotonic() + 20

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -107,11 +107,26 @@ class Pages:
             raise NotFound(f"{vendor} has no kind {kind!r}")
         until = params.get("until") or None
         events, older = _timeline(reads, vendor, device_id, kind, until)
+        # The map's points come from /track/... once the page is shown: a long track is the
+        # slowest read of the page, and the timeline need not wait for it.
+        latest = (state.get("state") or {}).get("position")
+        track = None
+        if latest:
+            track = TrackRange.of(params, latest.get("at")).form()
+            track["src"] = f"/track/{quote(vendor, safe='')}/{quote(device_id, safe='')}?" + urlencode(track)
         return self.page("device.html", vendor=vendor, device_id=device_id, state=state, events=events,
-                         kinds=kinds, kind=kind, until=until, older=older, tiles=self.settings.tiles,
-                         track=_track(reads, vendor, device_id, state, params),
+                         kinds=kinds, kind=kind, until=until, older=older, tiles=self.settings.tiles, track=track,
                          alarms=reads.device_alarms(vendor, device_id),
                          quarantined=_device_quarantine(reads, vendor, device_id))
+
+    async def track(self, request: Request) -> JSONResponse:
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        state = self.reads.device_state(vendor, device_id)
+        if state is None:
+            raise NotFound(f"no {vendor} device {device_id!r} has reported")
+        latest = (state.get("state") or {}).get("position") or {}
+        return JSONResponse(_track(self.reads, vendor, device_id, TrackRange.of(request.query_params, latest.get("at"))))
 
     async def alarms(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
@@ -152,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", pages.fleet),
         Route("/device/{vendor}/{device_id:path}", pages.device),
+        Route("/track/{vendor}/{device_id:path}", pages.track),
         Route("/alarms", pages.alarms),
         Route("/quarantine", pages.quarantine_list),
         Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
@@ -190,24 +206,42 @@ def _lag(event: dict[str, Any]) -> str:
     return said.replace(" ago", " later").replace("in ", "") + (" earlier" if received < occurred else "")
 
 
-def _track(reads: Reads, vendor: str, device_id: str, state: dict[str, Any], params: Any) -> dict[str, Any] | None:
-    """The map's data: the positions in the chosen range (by default every one up to the latest,
-    as far back as TRACK_LIMIT events go), its stops, and the range as the form shows it. None
-    for a device that never sent a position."""
-    latest = (state.get("state") or {}).get("position")
-    if not latest:
-        return None
-    start = _form_time(params.get("from"))
-    end = _form_time(params.get("to")) or (shaping.parse_utc(latest["at"]) or datetime.now(UTC)) + timedelta(seconds=1)
-    try:
-        minutes = max(0.0, float(params.get("stop") or DEFAULT_STOP_MINUTES))
-    except ValueError:
-        minutes = DEFAULT_STOP_MINUTES
-    events = reads.events(vendor, device_id, since=_iso(start) if start else None, until=_iso(end), limit=TRACK_LIMIT)
+@dataclass
+class TrackRange:
+    """The track's range as the form shows it (the machine's clock) and as the query takes it."""
+
+    start: datetime | None
+    end: datetime
+    stop_minutes: float
+
+    @classmethod
+    def of(cls, params: Any, latest_at: str | None) -> TrackRange:
+        """From the form's fields; by default every position up to the latest one."""
+        end = _form_time(params.get("to")) or (shaping.parse_utc(latest_at) or datetime.now(UTC)) + timedelta(seconds=1)
+        try:
+            minutes = max(0.0, float(params.get("stop") or DEFAULT_STOP_MINUTES))
+        except ValueError:
+            minutes = DEFAULT_STOP_MINUTES
+        return cls(_form_time(params.get("from")), end, minutes)
+
+    def form(self) -> dict[str, Any]:
+        """The fields, to the minute (the form's precision): `to` rounded up, so a range read
+        back from the form still holds the point that ended it."""
+        end = self.end
+        if end.second or end.microsecond:
+            end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return {"from": self.start.astimezone().strftime("%Y-%m-%dT%H:%M") if self.start else "",
+                "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "stop": f"{self.stop_minutes:g}"}
+
+
+def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:
+    """The map's data: the positions in the range (as far back as TRACK_LIMIT events go) oldest
+    first, and its stops."""
+    events = reads.events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
+                          until=_iso(chosen.end), limit=TRACK_LIMIT)
     points = shaping.track_points(events)
-    return {"points": points, "stops": [vars(s) for s in shaping.stops(points, minutes)], "stopMinutes": minutes,
-            "from": start.astimezone().strftime("%Y-%m-%dT%H:%M") if start else "",
-            "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "cut": len(events) >= TRACK_LIMIT, "limit": TRACK_LIMIT}
+    return {"points": points, "stops": [vars(s) for s in shaping.stops(points, chosen.stop_minutes)],
+            "stopMinutes": chosen.stop_minutes, "cut": len(events) >= TRACK_LIMIT, "limit": TRACK_LIMIT}
 
 
 def _form_time(value: str | None) -> datetime | None:

@@ -244,11 +244,13 @@ def test_a_vehicles_track_has_the_samples_points_and_playback_reaches_the_last(c
     # When its page is opened, its tile server out of reach
     browser.get(f"{console.base}/device/mettax/{METTAX_VEHICLE}")
     # Then the map asked for tiles, got none, and holds that many points drawn as one line all the same
+    _wait(lambda: browser.execute_script("return window.devicegateTrack !== undefined"), "the track read")
     assert browser.find_elements(By.CSS_SELECTOR, "#map img.leaflet-tile")
     assert browser.execute_script("return window.devicegateTrack.points.length") == expected
     assert browser.find_element(By.ID, "track-count").text == str(expected)
     assert browser.execute_script("return window.devicegateTrack.drawn") == expected
     assert browser.find_element(By.CSS_SELECTOR, "#map path.track-line").get_attribute("d")
+    assert browser.find_element(By.ID, "track-summary").text.startswith(f"{expected} positions; ")
     # When playback runs at its fastest
     Select(browser.find_element(By.ID, "speed")).select_by_value("20")
     browser.find_element(By.ID, "play").click()

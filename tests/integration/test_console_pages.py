@@ -4,6 +4,7 @@ What the browser tests cannot cheaply reach: a timeline long enough to page thro
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -99,11 +100,17 @@ def test_the_timeline_pages_through_every_event_once_newest_first_ties_included(
 def test_the_track_holds_every_position_oldest_first(stack, console):
     # Given a device with 30 positions
     [device] = seed_fleet(stack.ddb, stack.table, "mettax", 1, 30)
-    # When its page is read
+    # When its page is read, and the track its map reads from
     _, html, _ = console.get(f"/device/mettax/{device}")
+    source = re.search(r'data-src="([^"]+)"', html).group(1).replace("&amp;", "&")
+    status, answer, headers = console.get(source)
     # Then the map's data has the 30 points, oldest first, and the fleet page lists the device online
-    points = re.findall(r'"eventId": "(e\d+)"', html.split('id="track-data"', 1)[1].split("</script>", 1)[0])
-    assert points == [f"e{n:07d}" for n in range(30)]
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert [p["eventId"] for p in json.loads(answer)["points"]] == [f"e{n:07d}" for n in range(30)]
+    # And a range of 5 minutes holds the 10 points of those minutes (30 s apart), [from, to)
+    _, narrowed, _ = console.get(f"/track/mettax/{device}?from=2025-02-07T00:05:00%2B00:00"
+                                 "&to=2025-02-07T00:10:00%2B00:00")
+    assert [p["eventId"] for p in json.loads(narrowed)["points"]] == [f"e{n:07d}" for n in range(10, 20)]
     _, fleet, _ = console.get("/?vendor=mettax")
     assert re.search(rf'data-device="{device}">.*?<span class="status online">', fleet, re.S)
 
