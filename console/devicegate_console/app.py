@@ -25,8 +25,10 @@ from devicegate_console.safety import Guard
 HERE = Path(__file__).parent
 #: Events per timeline page.
 PAGE_SIZE = 50
-#: Quarantined payloads read for a device's page (newest first) and counted per vendor on the fleet page.
+#: Quarantined payloads listed per vendor on the quarantine page and read for a device's page (newest first).
 QUARANTINE_SCAN = 500
+#: ...and counted per vendor on the fleet page (a warning: "100+" says enough).
+QUARANTINE_COUNT = 100
 #: Positions drawn on a map at most (the newest, when a range holds more).
 TRACK_LIMIT = 5000
 DEFAULT_STOP_MINUTES = 5.0
@@ -50,7 +52,9 @@ class NotFound(Exception):
 
 
 class Pages:
-    """The console's pages over one target's reads."""
+    """The console's pages over one target's reads. Plain functions, not coroutines: the reads
+    block (boto3), so Starlette runs each page in its thread pool, and one slow page does not
+    hold the others up."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -72,17 +76,17 @@ class Pages:
             raise NotFound(f"no vendor {value!r}")
         return value or None
 
-    async def fleet(self, request: Request) -> HTMLResponse:
+    def fleet(self, request: Request) -> HTMLResponse:
         reads = self.reads
         vendor = self.vendor_of(request.query_params.get("vendor"))
         offline_only = request.query_params.get("offline") == "1"
         sections = []
         for name in reads.vendors():
             devices = reads.devices(name)
-            quarantined = len(reads.quarantined(name, limit=QUARANTINE_SCAN))
+            quarantined = len(reads.quarantined(name, limit=QUARANTINE_COUNT))
             online = sum(1 for d in devices if d.get("online") is not False)
             counts = {"devices": len(devices), "online": online, "offline": len(devices) - online,
-                      "quarantined": quarantined, "more": quarantined >= QUARANTINE_SCAN}
+                      "quarantined": quarantined, "more": quarantined >= QUARANTINE_COUNT}
             rows = []
             if vendor in (None, name):
                 shown = [d for d in devices if not offline_only or d.get("online") is False]
@@ -93,7 +97,7 @@ class Pages:
         return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
                          vendors=reads.vendors())
 
-    async def device(self, request: Request) -> HTMLResponse:
+    def device(self, request: Request) -> HTMLResponse:
         reads = self.reads
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
         device_id = request.path_params["device_id"]
@@ -119,7 +123,7 @@ class Pages:
                          alarms=reads.device_alarms(vendor, device_id),
                          quarantined=_device_quarantine(reads, vendor, device_id))
 
-    async def track(self, request: Request) -> JSONResponse:
+    def track(self, request: Request) -> JSONResponse:
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
         device_id = request.path_params["device_id"]
         state = self.reads.device_state(vendor, device_id)
@@ -128,7 +132,7 @@ class Pages:
         latest = (state.get("state") or {}).get("position") or {}
         return JSONResponse(_track(self.reads, vendor, device_id, TrackRange.of(request.query_params, latest.get("at"))))
 
-    async def alarms(self, request: Request) -> HTMLResponse:
+    def alarms(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
         status = request.query_params.get("status") or None
         if status and status not in ALARM_STATUSES:
@@ -143,14 +147,14 @@ class Pages:
         rows.sort(key=lambda a: a.get("statusAt") or "", reverse=True)
         return self.page("alarms.html", rows=rows, vendor=vendor, status=status, vendors=self.reads.vendors())
 
-    async def quarantine_list(self, request: Request) -> HTMLResponse:
+    def quarantine_list(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
         sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN)}
                     for name in self.reads.vendors() if vendor in (None, name)]
         return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
                          limit=QUARANTINE_SCAN)
 
-    async def quarantine_item(self, request: Request) -> HTMLResponse:
+    def quarantine_item(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
         item = self.reads.quarantine_item(vendor, request.path_params["item_id"])
         if item is None:

@@ -6,11 +6,14 @@ never call DynamoDB or S3 themselves, so moving the console onto the typed clien
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from devicegate.store import quarantine, queries
 
+#: Device states per BatchGetItem (DynamoDB's most).
+BATCH = 100
 #: The alarm lifecycle statuses the alarms page lists, in the order an alarm moves through them.
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
 
@@ -44,8 +47,14 @@ class Reads:
         """Each device's whole state (the fleet page's position and passage column), 100 devices
         per BatchGetItem: the store's own batch read, which vendor_devices also uses (its rows
         leave the groups out). The typed client will hand both over in one read."""
-        found = queries._states(self.ddb, self.table, [(vendor, d) for d in device_ids])
-        return {device_id: queries.state_view(item) for (_, device_id), item in found.items()}
+        pairs = [(vendor, d) for d in device_ids]
+        chunks = [pairs[n:n + BATCH] for n in range(0, len(pairs), BATCH)]
+        found: dict[str, dict[str, Any]] = {}
+        # The batches in parallel, as the store reads a sharded list's shards.
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(chunks)))) as pool:
+            for batch in pool.map(lambda chunk: queries._states(self.ddb, self.table, chunk), chunks):
+                found.update({device_id: queries.state_view(item) for (_, device_id), item in batch.items()})
+        return found
 
     def events(self, vendor: str, device_id: str, kind: str | None = None, since: str | None = None,
                until: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
