@@ -127,3 +127,34 @@ def test_an_unknown_kind_is_a_404_not_an_empty_timeline(stack, console):
     [device] = seed_fleet(stack.ddb, stack.table, "jointech", 1, 3)
     assert console.get(f"/device/jointech/{device}?kind=location")[0] == 200
     assert console.get(f"/device/jointech/{device}?kind=teleport")[0] == 404
+
+
+def test_a_device_page_lists_the_quarantined_payloads_that_name_it(stack, console):
+    from datetime import UTC, datetime
+
+    from devicegate.core.errors import FieldProblem
+    from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord
+
+    # Given a device, a refused payload naming it in its body, one naming it in its MQTT topic,
+    # and one naming another device
+    [device] = seed_fleet(stack.ddb, stack.table, "jointech", 1, 1)
+    kept = DynamoQuarantine(stack.ddb, stack.session.client("s3"), stack.table, stack.bucket, 7)
+    at = datetime(2025, 2, 7, 8, 0, tzinfo=UTC)
+
+    def refuse(body: bytes, route: dict[str, str]) -> None:
+        kept.write(QuarantineRecord("jointech", "location", "mqtt" if route else "http", "latitude out of range",
+                                    [FieldProblem("latitude", "must be between -90 and 90")], body, at,
+                                    "application/json", route))
+
+    refuse(b'{"assetId": "%s", "latitude": 91}' % device.encode(), {})
+    refuse(b'{"latitude": 92}', {"topic": f"upload/ak-demo/{device}/location"})
+    refuse(b'{"assetId": "someone-else", "latitude": 93}', {})
+    # When the device's page is read
+    _, html, _ = console.get(f"/device/jointech/{device}")
+    # Then its side lists the two that name it, with their reason, and links each to its payload
+    side = html.split('id="device-quarantine"', 1)[1].split("</section>", 1)[0]
+    links = re.findall(r'href="(/quarantine/jointech/[0-9a-f]+)"', side)
+    assert len(links) == 2 and side.count("latitude out of range") == 2
+    payloads = [console.get(link)[1] for link in links]
+    assert sorted("91" in p or "92" in p for p in payloads) == [True, True]
+    assert not any("someone-else" in p for p in payloads)
