@@ -18,6 +18,7 @@ import pytest
 
 from devicegate_console.app import PAGE_SIZE, Settings, create_app
 from devicegate_console.reads import Reads
+from devicegate_console.shaping import local_time
 from tests.support import seed_fleet
 
 TOKEN = "integration-token"
@@ -158,3 +159,25 @@ def test_a_device_page_lists_the_quarantined_payloads_that_name_it(stack, consol
     payloads = [console.get(link)[1] for link in links]
     assert sorted("91" in p or "92" in p for p in payloads) == [True, True]
     assert not any("someone-else" in p for p in payloads)
+
+
+def test_the_fleet_shows_an_offline_device_and_filters_to_the_offline_ones(stack, console):
+    from datetime import UTC, datetime
+
+    from devicegate.store.devices import DeviceStore
+
+    # Given three devices, one of which the sweep marked offline (silent 10 minutes past its last contact)
+    quiet, *talking = seed_fleet(stack.ddb, stack.table, "jointech", 3, 1)
+    store = DeviceStore(stack.ddb, stack.table)
+    assert store.mark_offline(store.get("jointech", quiet), 600, datetime(2025, 2, 8, tzinfo=UTC))
+    # When the fleet page is read
+    _, html, _ = console.get("/?vendor=jointech")
+    # Then the vendor's counts say 3 devices, 2 online, 1 offline, and the device's row says offline
+    counts = re.search(r'<tr data-vendor="jointech">(.*?)</tr>', html, re.S).group(1)
+    assert re.findall(r'class="n (?:devices|online|offline)">(?:<span class="bad">)?(\d+)', counts) == ["3", "2", "1"]
+    since = local_time("2025-02-07T00:10:00.000Z")  # its last contact + 600 s, on this machine's clock
+    assert re.search(rf'data-device="{quiet}">.*?<span class="status offline" title="offline since {since}"', html,
+                     re.S)
+    # And filtered to the offline devices, it alone is listed
+    _, offline, _ = console.get("/?vendor=jointech&offline=1")
+    assert re.findall(r'data-device="([^"]+)"', offline) == [quiet]
