@@ -28,6 +28,7 @@ OUT = ROOT / "docs" / "console"
 PAGES = [
     ("fleet", "/", None),
     ("fleet-mettax", "/?vendor=mettax", None),
+    ("map", "/map", "map"),
     ("device-track", "/device/mettax/105045133913", "play"),
     ("device-timeline", "/device/jointech/8052400203", "expand"),
     ("alarms", "/alarms", None),
@@ -122,12 +123,14 @@ def take(link: str, out: Path) -> list[Path]:
                 driver.get(base + path)
             if action == "expand":
                 driver.execute_script("document.querySelector('li.event details').open = true")
-            if action == "play":
+            if action in ("map", "play"):  # the page's script has drawn the map
+                drawn = "devicegateFleetMap" if action == "map" else "devicegateTrack"
                 deadline = time.monotonic() + 20
-                while not driver.execute_script("return window.devicegateTrack !== undefined"):
+                while not driver.execute_script(f"return window.{drawn} !== undefined"):
                     if time.monotonic() > deadline:
-                        raise SystemExit("screenshots: the track did not load")
+                        raise SystemExit(f"screenshots: {path}: the map was not drawn")
                     time.sleep(0.2)
+            if action == "play":
                 Select(driver.find_element(By.ID, "speed")).select_by_value("100")
                 driver.find_element(By.ID, "play").click()
                 deadline = time.monotonic() + 20

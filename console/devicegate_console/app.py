@@ -97,6 +97,26 @@ class Pages:
         return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
                          vendors=reads.vendors())
 
+    def fleet_map(self, request: Request) -> HTMLResponse:
+        """Every listed device's latest position on one map (the fleet page's filters)."""
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        offline_only = request.query_params.get("offline") == "1"
+        markers = []
+        for name in self.reads.vendors():
+            if vendor not in (None, name):
+                continue
+            shown = [d for d in self.reads.devices(name) if not offline_only or d.get("online") is False]
+            states = self.reads.device_states(name, [d["deviceId"] for d in shown])
+            for device in shown:
+                position = ((states.get(device["deviceId"]) or {}).get("state") or {}).get("position") or {}
+                if "latitude" in position and "longitude" in position:
+                    markers.append({"vendor": name, "deviceId": device["deviceId"], "lat": position["latitude"],
+                                    "lon": position["longitude"], "at": position.get("at"),
+                                    "online": device.get("online") is not False,
+                                    "href": f"/device/{quote(name, safe='')}/{quote(device['deviceId'], safe='')}"})
+        return self.page("map.html", markers=markers, vendor=vendor, offline_only=offline_only,
+                         vendors=self.reads.vendors(), tiles=self.settings.tiles)
+
     def device(self, request: Request) -> HTMLResponse:
         reads = self.reads
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
@@ -170,6 +190,7 @@ def create_app(settings: Settings) -> Starlette:
     pages = Pages(settings)
     routes = [
         Route("/", pages.fleet),
+        Route("/map", pages.fleet_map),
         Route("/device/{vendor}/{device_id:path}", pages.device),
         Route("/track/{vendor}/{device_id:path}", pages.track),
         Route("/alarms", pages.alarms),

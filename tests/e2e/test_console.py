@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from devicegate.store.quarantine import quarantined
-from devicegate.store.queries import alarms_in_status, device_events, vendor_devices
+from devicegate.store.queries import alarms_in_status, device_events, device_state, vendor_devices
 from devicegate.vendors import vendor_names
 from tests.e2e.conftest import LocalStack, run_local_stack
 
@@ -261,6 +261,24 @@ def test_a_vehicles_track_has_the_samples_points_and_playback_reaches_the_last(c
     assert current.find_element(By.CSS_SELECTOR, ".index").text == str(expected)
     assert "km/h" in current.find_element(By.CSS_SELECTOR, ".speed").text
     assert current.find_element(By.CSS_SELECTOR, ".time").text
+
+
+def test_the_map_shows_every_device_with_a_position(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the sample devices whose state holds a position
+    ddb, table = console.ddb(), console.stack.table_name
+    expected = sorted((v, d["deviceId"]) for v in vendor_names() for d in vendor_devices(ddb, table, v)
+                      if "position" in ((device_state(ddb, table, v, d["deviceId"]) or {}).get("state") or {}))
+    assert len(expected) >= 5
+    # When the fleet's map is opened from the fleet page
+    browser.get(console.base + "/")
+    browser.find_element(By.ID, "on-the-map").click()
+    # Then each of them is a marker on it (tiles or not)
+    _wait(lambda: browser.execute_script("return window.devicegateFleetMap !== undefined"), "the map drawn")
+    shown = browser.execute_script("return window.devicegateFleetMap.markers.map(m => [m.vendor, m.deviceId])")
+    assert sorted(map(tuple, shown)) == expected
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.device-marker")) == len(expected)
 
 
 def test_alarms_page_lists_every_lifecycle_of_the_samples(console, browser):
