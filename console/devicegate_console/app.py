@@ -1,5 +1,6 @@
-"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, and one
-script for the map's playback. Every read goes through reads.Reads."""
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, and two
+scripts for the maps (a device's track with its playback, the fleet's positions). Every read goes
+through reads.Reads."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from botocore.exceptions import BotoCoreError, ClientError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -29,7 +31,7 @@ PAGE_SIZE = 50
 QUARANTINE_SCAN = 500
 #: ...and counted per vendor on the fleet page (a warning: "100+" says enough).
 QUARANTINE_COUNT = 100
-#: Positions drawn on a map at most (the newest, when a range holds more).
+#: Events a track is read from at most (the newest, when its range holds more).
 TRACK_LIMIT = 5000
 DEFAULT_STOP_MINUTES = 5.0
 #: OpenStreetMap's tile template: what --tiles defaults to (its usage policy allows light use).
@@ -183,7 +185,14 @@ class Pages:
                          payload=shaping.payload_text(self.reads.quarantine_body(item)))
 
     async def not_found(self, request: Request, exc: Exception) -> HTMLResponse:
-        return self.page("error.html", http_status=404, message=str(exc) or "not found")
+        return self.page("error.html", http_status=404, title="Not found", message=str(exc) or "not found")
+
+    async def target_failed(self, request: Request, exc: Exception) -> HTMLResponse:
+        # What AWS (or the local stack) answered, by its code: the page says the target failed,
+        # not the console, and the operator can retry. The message stays out (it may quote input).
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        return self.page("error.html", http_status=502, title="The target did not answer",
+                         message=f"{self.settings.target} answered {code}: try again, or check that it runs.")
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -200,7 +209,8 @@ def create_app(settings: Settings) -> Starlette:
     ]
     guard = Guard(settings.token, settings.port, settings.tiles)
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
-                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found})
+                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
+                                         ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
 
 
 def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,

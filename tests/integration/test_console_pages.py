@@ -4,6 +4,7 @@ What the browser tests cannot cheaply reach: a timeline long enough to page thro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -44,14 +45,15 @@ class Browser:
             return error.code, error.read().decode(), dict(error.headers)
 
 
-@pytest.fixture
-def console(stack) -> Iterator[Browser]:
+@contextlib.contextmanager
+def serving(reads: Reads) -> Iterator[Browser]:
+    """The console over `reads`, on a free port, with a browser that opened its link."""
     import uvicorn
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
-    app = create_app(Settings(Reads(stack.ddb, stack.session.client("s3"), stack.table), TOKEN, port, None))
+    app = create_app(Settings(reads, TOKEN, port, None))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
@@ -69,6 +71,12 @@ def console(stack) -> Iterator[Browser]:
         server.should_exit = True
         thread.join(timeout=10)
         listening.close()
+
+
+@pytest.fixture
+def console(stack) -> Iterator[Browser]:
+    with serving(Reads(stack.ddb, stack.session.client("s3"), stack.table)) as browser:
+        yield browser
 
 
 def _event_ids(html: str) -> list[str]:
@@ -181,3 +189,14 @@ def test_the_fleet_shows_an_offline_device_and_filters_to_the_offline_ones(stack
     # And filtered to the offline devices, it alone is listed
     _, offline, _ = console.get("/?vendor=jointech&offline=1")
     assert re.findall(r'data-device="([^"]+)"', offline) == [quiet]
+
+
+def test_a_target_that_fails_is_a_502_page_naming_its_answer(stack):
+    # Given a console over a table that is not there
+    with serving(Reads(stack.ddb, stack.session.client("s3"), "no-such-table")) as console:
+        # When a page is read
+        status, html, _ = console.get("/alarms")
+    # Then the page says the target failed, with AWS's error code, and no traceback
+    assert status == 502
+    assert "The target did not answer" in html and "ResourceNotFoundException" in html
+    assert "Traceback" not in html
