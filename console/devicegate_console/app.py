@@ -4,15 +4,19 @@ through reads.Reads."""
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from botocore.exceptions import BotoCoreError, ClientError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -47,6 +51,12 @@ class Settings:
     port: int
     tiles: str | None = OSM_TILES
     target: str = "the local stack"
+
+    @property
+    def csrf(self) -> str:
+        """What the console's forms carry, and a request that changes something must bring back:
+        derived from the access token, so it is as secret and lives as long."""
+        return hmac.new(self.token.encode(), b"devicegate console forms", hashlib.sha256).hexdigest()
 
 
 class NotFound(Exception):
@@ -176,13 +186,40 @@ class Pages:
         return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
                          limit=QUARANTINE_SCAN)
 
-    def quarantine_item(self, request: Request) -> HTMLResponse:
+    def quarantine_item(self, request: Request, outcome: Any = None, http_status: int = 200) -> HTMLResponse:
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
         item = self.reads.quarantine_item(vendor, request.path_params["item_id"])
         if item is None:
             raise NotFound("no such quarantined payload")
-        return self.page("quarantine_item.html", vendor=vendor, item=item,
-                         payload=shaping.payload_text(self.reads.quarantine_body(item)))
+        return self.page("quarantine_item.html", http_status=http_status, vendor=vendor, item=item,
+                         payload=shaping.payload_text(self.reads.quarantine_body(item)), outcome=outcome,
+                         editable="body" in item and not item.get("replayedAt") and self.reads.store_over is not None,
+                         csrf=self.settings.csrf)
+
+    async def replay_item(self, request: Request) -> HTMLResponse:
+        """Edit and replay: the form's payload through the live pipeline in place of what was
+        kept, the edit audited on the item. Only from the console's own form (its CSRF token,
+        compared in constant time, on top of the Origin check and the SameSite cookie)."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        offered = (form.get("csrf") or [""])[0]
+        if not hmac.compare_digest(offered.encode(), self.settings.csrf.encode()):
+            return self.page("error.html", http_status=403, title="Refused",
+                             message="This change did not come from the console's own page: reload it and try again.")
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        item = await run_in_threadpool(self.reads.quarantine_item, vendor, request.path_params["item_id"])
+        if item is None:
+            raise NotFound("no such quarantined payload")
+        if "body" not in item or item.get("replayedAt") or self.reads.store_over is None:
+            return self.page("error.html", http_status=409, title="Not editable here",
+                             message="Only a text payload still waiting in quarantine is edited here; "
+                                     "replay the others with devicegate replay.")
+        # A form's text comes back with CRLF line ends (HTML says so): the payload had LF.
+        after = (form.get("payload") or [""])[0].replace("\r\n", "\n").encode()
+        before = str(item["body"]).encode()
+        edit = {"by": f"{getpass.getuser()} (devicegate console)", "at": shaping.iso_now(),
+                "changed": shaping.changed_fields(before, after), "sizeBefore": len(before), "sizeAfter": len(after)}
+        outcome = await run_in_threadpool(self.reads.replay_edited, item, after, edit)
+        return await run_in_threadpool(self.quarantine_item, request, outcome)
 
     async def not_found(self, request: Request, exc: Exception) -> HTMLResponse:
         return self.page("error.html", http_status=404, title="Not found", message=str(exc) or "not found")
@@ -205,6 +242,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/alarms", pages.alarms),
         Route("/quarantine", pages.quarantine_list),
         Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
+        Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     guard = Guard(settings.token, settings.port, settings.tiles)

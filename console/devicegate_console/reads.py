@@ -1,11 +1,13 @@
 """Everything the console reads, in one place: the app-facing queries (store.queries and the
 quarantine's list and item), over the clients of the target the command was given. The pages
 never call DynamoDB or S3 themselves, so moving the console onto the typed client
-(devicegate.client) is a change of this file alone."""
+(devicegate.client) is a change of this file alone. Its one write, an edited quarantined payload
+replayed, goes through the replay the CLI uses (ingest.replay) and is audited on the item."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,9 @@ class Reads:
     ddb: Any
     s3: Any
     table: str
+    #: How a replay builds the functions' event store over its clients (devicegate_cli.commands.
+    #: store_over: the deployment's retention); None: the console replays nothing.
+    store_over: Callable[[Any, Any], Any] | None = None
 
     def vendors(self) -> list[str]:
         from devicegate.vendors import vendor_names
@@ -87,3 +92,14 @@ class Reads:
             return None
         bucket, _, key = str(item["bodyRef"]).removeprefix("s3://").partition("/")
         return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def replay_edited(self, item: dict[str, Any], body: bytes, edit: dict[str, Any]) -> Any:
+        """`item`'s payload replaced by `body` through the live pipeline, the edit (`edit`: who,
+        when, what changed) recorded on the item first, so it is audited whatever the replay does.
+        The replay's outcome (ingest.replay.ReplayOutcome)."""
+        from devicegate.ingest.replay import replay_edited
+
+        if self.store_over is None:
+            raise RuntimeError("this console was started without a way to replay")
+        quarantine.record_edit(self.ddb, self.table, item, edit)
+        return replay_edited(self.ddb, self.s3, self.table, self.store_over, item, body)

@@ -6,10 +6,12 @@
   403 page that says where the link is. Compared in constant time.
 - The Host header must name the loopback address: a web page that rebinds its own DNS name to
   127.0.0.1 reaches the port, but not with a Host the console accepts.
-- A request that could change something (any method but GET and HEAD; the console has none yet)
-  must come from the console's own origin, on top of the SameSite cookie.
-- Answers forbid framing, send no Referer (the tile server never sees a console URL) and allow
-  scripts and styles from the console itself only (a Content Security Policy).
+- A request that could change something (any method but GET and HEAD) must come from the
+  console's own origin (its Origin header), on top of the SameSite cookie.
+- Answers forbid framing, send a Referer to the console alone (the tile server never sees a
+  console URL) and allow scripts and styles from the console itself only (a Content Security Policy).
+- A form that changes something (edit and replay) carries a token derived from the access token
+  (app.Settings.csrf), which the request must bring back.
 - The log line of a request is its method, its path without the query, its status and duration.
 """
 
@@ -78,7 +80,9 @@ class Guard:
         response.headers["content-security-policy"] = self.policy
         response.headers["x-frame-options"] = "DENY"
         response.headers["x-content-type-options"] = "nosniff"
-        response.headers["referrer-policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the
+        # console's own form posts, which the origin check must then refuse.
+        response.headers["referrer-policy"] = "same-origin"
         response.headers.setdefault("cache-control", "no-store")
         log.info("console request method=%s path=%s status=%d ms=%d", request.method, request.url.path,
                  response.status_code, (time.monotonic() - started) * 1000)

@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
     check_deployment_options(args)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port (0 to 65535)")
-    from devicegate_cli.commands import ENDPOINT_VARIABLE, resolve_target
+    from devicegate_cli.commands import ENDPOINT_VARIABLE, resolve_target, store_over
     from devicegate_local.names import running_stack
 
     if not (args.stack or args.endpoint_url or os.environ.get(ENDPOINT_VARIABLE) or running_stack()):
@@ -64,7 +64,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     token = secrets.token_urlsafe(32)
     tiles = None if args.tiles.lower() in ("", "none") else args.tiles
-    app = create_app(Settings(Reads(dynamodb, target.client("s3"), target.table), token, port, tiles,
+    try:
+        replays = store_over(target)  # the deployment's retention, which a replayed event is stored with
+    except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
+        print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
+        replays = None
+    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays)
+    app = create_app(Settings(reads, token, port, tiles,
                               target=f"stack {args.stack}" if args.stack else "the local stack"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     # The link is the one place the token is written: stdout, for the person who started it.

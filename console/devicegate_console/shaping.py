@@ -34,6 +34,11 @@ def local_time(value: Any, with_offset: bool = False) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S}" + (f" {zone(local)}" if with_offset else "")
 
 
+def iso_now() -> str:
+    """Now, as the table writes times."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def zone(moment: datetime | None = None) -> str:
     """The machine's UTC offset (`+09:00`) at `moment` (now by default)."""
     offset = (moment or datetime.now(UTC)).astimezone().strftime("%z")
@@ -190,3 +195,29 @@ def _holds(value: Any, wanted: str, depth: int) -> bool:
     if isinstance(value, bool) or value is None:
         return False
     return str(value) == wanted
+
+
+def changed_fields(before: bytes, after: bytes) -> list[str]:
+    """What an edit changed, for its audit: the JSON paths whose values differ (`data.id`,
+    `code`), never the values; `(body)` when either side is not JSON."""
+    try:
+        old, new = json.loads(before), json.loads(after)
+    except (ValueError, UnicodeDecodeError):
+        return [] if before == after else ["(body)"]
+    found: list[str] = []
+    _diff(old, new, "", found)
+    return found
+
+
+def _diff(old: Any, new: Any, path: str, found: list[str]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            _diff(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else str(key), found)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for n, (a, b) in enumerate(zip(old, new, strict=True)):
+            _diff(a, b, f"{path}[{n}]", found)
+    elif old != new or type(old) is not type(new):
+        found.append(path or "(body)")
+
+
+_ABSENT = object()

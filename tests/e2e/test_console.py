@@ -168,7 +168,7 @@ def test_the_link_trades_its_token_for_a_strict_httponly_cookie(console):
     name_value = cookie.split(";", 1)[0]
     status, headers, body = _fetch(console.base + "/", headers={"Cookie": name_value})
     assert status == 200 and JOINTECH_DEVICE in body
-    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in headers["content-security-policy"]
 
@@ -316,6 +316,51 @@ def test_quarantine_page_lists_the_refused_samples_and_shows_a_payload(console, 
     rows[0].find_element(By.LINK_TEXT, "view").click()
     payload = json.loads(browser.find_element(By.ID, "payload").text)
     assert payload["code"] in (20000, 20002)
+
+
+#: A SenseLink WebSocket frame of a record (events/senselink/http-ws-doc-record.json's, with a
+#: record id no sample has): what an operator turns a refused frame into.
+EDITED_FRAME = {"code": 30000, "message": "push record", "data": {
+    "id": 1364999, "userId": 0, "name": "", "type": 3, "avatar": "", "direction": 0, "verifyScore": 0,
+    "receptionUserId": 0, "receptionUserName": "", "groups": [{"id": 1, "name": "Default group", "type": 1}],
+    "deviceName": "bella pro", "sn": "SPSP-f26131cf5301be29b3a6f7be150ed330", "signDate": "2019-09-29",
+    "signTime": 1569725999, "signAvatar": "", "signBgAvatar": "", "mobile": "", "icNumber": "", "idNumber": "",
+    "jobNumber": "", "remark": "", "entryMode": 1, "signTimeZone": "+08:00", "docPhoto": "", "location": "306",
+    "abnormalType": 0}}
+
+
+def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_audited(console, browser):
+    # (last of the browser tests: it takes one payload out of the quarantine the others count)
+    from selenium.webdriver.common.by import By
+
+    ddb, table = console.ddb(), console.stack.table_name
+    device = EDITED_FRAME["data"]["sn"]
+    before = {e["eventId"] for e in device_events(ddb, table, "senselink", device, limit=None)}
+    # Given a refused SenseLink frame, opened from the quarantine page
+    browser.get(console.base + "/quarantine?vendor=senselink")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.quarantined[data-vendor="senselink"]')
+    item_id = row.get_attribute("data-id")
+    row.find_element(By.LINK_TEXT, "view").click()
+    # When its payload is edited into a record and replayed
+    browser.find_element(By.CSS_SELECTOR, "#edit summary").click()
+    edited = browser.find_element(By.ID, "edited")
+    browser.execute_script("arguments[0].value = arguments[1]", edited, json.dumps(EDITED_FRAME, indent=2))
+    browser.find_element(By.ID, "replay").click()
+    # Then the page says it was stored, naming the new event
+    [outcome] = _wait(lambda: browser.find_elements(By.ID, "outcome"), "the replay's outcome")
+    assert outcome.get_attribute("data-status") == "stored", outcome.text
+    [new] = {e["eventId"] for e in device_events(ddb, table, "senselink", device, limit=None)} - before
+    assert new in outcome.text
+    # And the edit is audited on the item: who, when, which fields (not their values)
+    audit = browser.find_element(By.ID, "edits").text
+    assert "(devicegate console)" in audit and "code" in audit and "data" in audit and "Connected" not in audit
+    # And the item has left the quarantine list
+    assert item_id not in {i["id"] for i in quarantined(ddb, table, "senselink")}
+    # And the page refuses a replay that did not come from its own form
+    status, _, _ = _fetch(f"{console.base}/quarantine/senselink/{item_id}/replay", method="POST",
+                          headers={"Origin": console.base, "Cookie": browser.get_cookies()[0]["name"] + "="
+                                   + browser.get_cookies()[0]["value"]})
+    assert status == 403
 
 
 @pytest.mark.parametrize(("argv", "says"), [

@@ -200,3 +200,29 @@ def test_a_target_that_fails_is_a_502_page_naming_its_answer(stack):
     assert status == 502
     assert "The target did not answer" in html and "ResourceNotFoundException" in html
     assert "Traceback" not in html
+
+
+def test_a_replay_without_the_forms_token_is_refused_and_nothing_is_recorded(stack, console):
+    from datetime import UTC, datetime
+
+    from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord, quarantined
+
+    # Given a quarantined payload
+    DynamoQuarantine(stack.ddb, stack.session.client("s3"), stack.table, stack.bucket, 7).write(
+        QuarantineRecord("jointech", "location", "http", "bad", [], b'{"assetId": "1"}',
+                         datetime(2025, 2, 7, tzinfo=UTC), "application/json"))
+    [item] = quarantined(stack.ddb, stack.table, "jointech")
+    path = f"/quarantine/jointech/{item['id']}/replay"
+    for headers, body in (({"Origin": console.base}, b"payload=%7B%7D"),  # no form token
+                          ({"Origin": console.base}, b"csrf=guess&payload=%7B%7D"),  # a wrong one
+                          ({"Origin": "https://attacker.example"}, b"payload=%7B%7D")):  # another site
+        request = urllib.request.Request(console.base + path, data=body, method="POST",
+                                         headers={**headers, "Cookie": console.cookie,
+                                                  "Content-Type": "application/x-www-form-urlencoded"})
+        # When it is posted without the console's form token, or from another origin
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        # Then it is refused, and the item is neither edited nor replayed
+        assert refused.value.code == 403
+    [still] = quarantined(stack.ddb, stack.table, "jointech")
+    assert "edits" not in still and "replayedAt" not in still

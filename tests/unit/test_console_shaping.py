@@ -105,3 +105,14 @@ def test_the_content_policy_allows_images_from_the_tile_server_only():
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
     assert "img-src 'self' data: https://*.tiles.example;" in content_policy("https://{s}.tiles.example/{z}/{x}/{y}.png")
     assert "img-src 'self' data:;" in content_policy(None)
+
+
+def test_an_edit_is_described_by_the_fields_it_changed_never_their_values():
+    before = b'{"code": 20000, "message": "Connected!", "data": {"id": 1, "tags": ["a", "b"]}}'
+    after = b'{"code": 30000, "message": "Connected!", "data": {"id": 2, "tags": ["a", "c"], "sn": "X"}}'
+    assert shaping.changed_fields(before, after) == ["code", "data.id", "data.sn", "data.tags[1]"]
+    assert shaping.changed_fields(before, before) == []
+    # A number written as a string is a change (the vendor's model may read them apart)
+    assert shaping.changed_fields(b'{"id": 1}', b'{"id": "1"}') == ["id"]
+    # Text that is not JSON is one change of the body
+    assert shaping.changed_fields(b"a=1", b"a=2") == ["(body)"]
