@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ PAGES = [
     ("alarms", "/alarms", None),
     ("quarantine", "/quarantine", None),
     ("quarantine-item", None, "first-quarantined"),
+    ("quarantine-replayed", None, "edit-and-replay"),
 ]
 WIDTH, HEIGHT = 1360, 1000
 
@@ -116,10 +118,23 @@ def take(link: str, out: Path) -> list[Path]:
     try:
         driver.get(link)  # the token becomes the cookie
         for name, path, action in PAGES:
-            if action == "first-quarantined":
+            if action in ("first-quarantined", "edit-and-replay"):
                 driver.get(base + "/quarantine")
                 driver.find_element(By.CSS_SELECTOR, "tr.quarantined a").click()
-            else:
+                driver.find_element(By.CSS_SELECTOR, "#edit summary").click()
+            if action == "edit-and-replay":
+                # The refused SenseLink frame made into the record frame of its samples (another record id)
+                frame = json.loads(json.loads((ROOT / "events/senselink/http-ws-doc-record.json").read_text())["body"])
+                frame["data"]["id"] += 1000
+                driver.execute_script("arguments[0].value = arguments[1]", driver.find_element(By.ID, "edited"),
+                                      json.dumps(frame, indent=2, ensure_ascii=False))
+                driver.find_element(By.ID, "replay").click()
+                deadline = time.monotonic() + 30
+                while not driver.find_elements(By.ID, "outcome"):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("screenshots: the replay did not answer")
+                    time.sleep(0.2)
+            if path is not None:
                 driver.get(base + path)
             if action == "expand":
                 driver.execute_script("document.querySelector('li.event details').open = true")
