@@ -186,13 +186,15 @@ class Pages:
         return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
                          limit=QUARANTINE_SCAN)
 
-    def quarantine_item(self, request: Request, outcome: Any = None, http_status: int = 200) -> HTMLResponse:
+    def quarantine_item(self, request: Request, outcome: Any = None, edited: str | None = None,
+                        tried: bool = False) -> HTMLResponse:
         vendor = self.vendor_of(request.path_params["vendor"]) or ""
         item = self.reads.quarantine_item(vendor, request.path_params["item_id"])
         if item is None:
             raise NotFound("no such quarantined payload")
-        return self.page("quarantine_item.html", http_status=http_status, vendor=vendor, item=item,
-                         payload=shaping.payload_text(self.reads.quarantine_body(item)), outcome=outcome,
+        payload = shaping.payload_text(self.reads.quarantine_body(item))
+        return self.page("quarantine_item.html", vendor=vendor, item=item, payload=payload, outcome=outcome,
+                         edited=payload if edited is None else edited, tried=tried,
                          editable="body" in item and not item.get("replayedAt") and self.reads.store_over is not None,
                          csrf=self.settings.csrf)
 
@@ -215,6 +217,9 @@ class Pages:
                                      "replay the others with devicegate replay.")
         # A form's text comes back with CRLF line ends (HTML says so): the payload had LF.
         after = (form.get("payload") or [""])[0].replace("\r\n", "\n").encode()
+        if (form.get("action") or [""])[0] == "try":
+            outcome = await run_in_threadpool(self.reads.try_edited, item, after)
+            return await run_in_threadpool(self.quarantine_item, request, outcome, after.decode(), True)
         before = str(item["body"]).encode()
         edit = {"by": f"{getpass.getuser()} (devicegate console)", "at": shaping.iso_now(),
                 "changed": shaping.changed_fields(before, after), "sizeBefore": len(before), "sizeAfter": len(after)}

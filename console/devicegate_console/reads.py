@@ -93,6 +93,15 @@ class Reads:
         bucket, _, key = str(item["bodyRef"]).removeprefix("s3://").partition("/")
         return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
+    def try_edited(self, item: dict[str, Any], body: bytes) -> Any:
+        """What replaying `body` in place of `item`'s payload would do: the same run with every
+        write withheld (ingest.replay's dry run), nothing recorded."""
+        from devicegate.ingest.replay import replay_edited
+
+        if self.store_over is None:
+            raise RuntimeError("this console was started without a way to replay")
+        return replay_edited(self.ddb, self.s3, self.table, self.store_over, item, body, dry_run=True)
+
     def replay_edited(self, item: dict[str, Any], body: bytes, edit: dict[str, Any]) -> Any:
         """`item`'s payload replaced by `body` through the live pipeline, the edit (`edit`: who,
         when, what changed) recorded on the item first, so it is audited whatever the replay does.

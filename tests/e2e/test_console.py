@@ -341,13 +341,25 @@ def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_au
     row = browser.find_element(By.CSS_SELECTOR, 'tr.quarantined[data-vendor="senselink"]')
     item_id = row.get_attribute("data-id")
     row.find_element(By.LINK_TEXT, "view").click()
-    # When its payload is edited into a record and replayed
+    # When a first edit is tried (the record's data left out)
     browser.find_element(By.CSS_SELECTOR, "#edit summary").click()
+    edited = browser.find_element(By.ID, "edited")
+    browser.execute_script("arguments[0].value = arguments[1]", edited, json.dumps({"code": 30000}))
+    browser.find_element(By.ID, "try").click()
+    # Then the page says it would still be refused, why, and wrote nothing: the edit is kept in the form
+    [tried] = _wait(lambda: browser.find_elements(By.ID, "outcome"), "the try's outcome")
+    assert tried.get_attribute("data-status") == "still-invalid" and tried.text.startswith("Tried, nothing written")
+    assert json.loads(browser.find_element(By.ID, "edited").get_attribute("value")) == {"code": 30000}
+    assert item_id in {i["id"] for i in quarantined(ddb, table, "senselink")}
+    assert "edits" not in next(i for i in quarantined(ddb, table, "senselink") if i["id"] == item_id)
+    # When it is edited into a whole record and replayed
     edited = browser.find_element(By.ID, "edited")
     browser.execute_script("arguments[0].value = arguments[1]", edited, json.dumps(EDITED_FRAME, indent=2))
     browser.find_element(By.ID, "replay").click()
     # Then the page says it was stored, naming the new event
-    [outcome] = _wait(lambda: browser.find_elements(By.ID, "outcome"), "the replay's outcome")
+    status = "var o = document.getElementById('outcome'); return o ? o.dataset.status : null"
+    _wait(lambda: browser.execute_script(status) not in (None, "still-invalid"), "the replay's outcome")
+    outcome = browser.find_element(By.ID, "outcome")
     assert outcome.get_attribute("data-status") == "stored", outcome.text
     [new] = {e["eventId"] for e in device_events(ddb, table, "senselink", device, limit=None)} - before
     assert new in outcome.text
