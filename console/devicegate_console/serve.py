@@ -72,7 +72,14 @@ def _serve(args: argparse.Namespace) -> int:
     reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays)
     app = create_app(Settings(reads, token, port, tiles,
                               target=f"stack {args.stack}" if args.stack else "the local stack"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # Its own handler, not the root logger's: Powertools (loaded with the layer by a replay)
+    # filters every root handler against loggers whose name holds "devicegate".
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("devicegate_console")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     # The link is the one place the token is written: stdout, for the person who started it.
     print(f"devicegate console: http://{HOST}:{port}/?token={token}", flush=True)
     print("Ctrl-C stops.", flush=True)
