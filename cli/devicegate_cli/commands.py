@@ -743,6 +743,7 @@ OWN_PARSER_HELP = {
     "examples": "load every vendor's sample pushes into the local stack, as the docs' examples assume",
     "urls": "each vendor's webhook URL and token to paste into its console (tokens masked unless --reveal)",
     "smoke": "push one new record per vendor and find it stored (and, locally, published)",
+    "console": "a web view of the fleet on 127.0.0.1, with its access token (devicegate console --help)",
 }
 
 

@@ -22,6 +22,8 @@ _OWN_PARSERS = {
     "examples": "devicegate_cli.examples:main",
     "urls": "devicegate_cli.deployment_tools:main_urls",
     "smoke": "devicegate_cli.deployment_tools:main_smoke",
+    # The web console: Starlette, Jinja2 and uvicorn load only for it.
+    "console": "devicegate_console.serve:main",
 }
 
 #: What to install when a lazily loaded command's package, or a library only it needs, is missing.

@@ -14,6 +14,8 @@ Around the layer, packages by role, each where it runs (docs/architecture.md):
 
     devicegate_cli ──► devicegate_local (names at start-up, the rest lazily) ──► the layer
           └─────────► devicegate_onprem (lazily)         (a distribution of its own: stdlib + websockets)
+    devicegate_console ──► devicegate_cli (its target options), the layer (through reads.py only)
+          ▲ started by `devicegate console` (by module name: the CLI imports none of it)
 
 Every import counts, including those inside functions: a cycle hidden in a function body is a
 cycle all the same, only found later.
@@ -156,7 +158,8 @@ def test_there_is_no_import_cycle():
 
 # --- the packages around the layer ---------------------------------------------------------------
 
-AROUND = {"devicegate_cli": ROOT / "cli", "devicegate_local": ROOT / "local", "devicegate_onprem": ROOT / "onprem"}
+AROUND = {"devicegate_cli": ROOT / "cli", "devicegate_local": ROOT / "local", "devicegate_onprem": ROOT / "onprem",
+          "devicegate_console": ROOT / "console"}
 
 
 def _imported(path: Path, module_level_only: bool = False) -> set[str]:
@@ -195,7 +198,7 @@ def test_the_layer_imports_nothing_around_it():
 
 def test_the_onprem_tools_import_nothing_of_the_project():
     # Given every import of devicegate_onprem, those inside functions included
-    found = {path: _of(names, "devicegate", "devicegate_cli", "devicegate_local")
+    found = {path: _of(names, "devicegate", "devicegate_cli", "devicegate_local", "devicegate_console")
              for path, names in _package_imports("devicegate_onprem").items()}
     # Then none reaches the rest of the project: the distribution installs alone on a customer's machine
     assert {path: names for path, names in found.items() if names} == {}
@@ -213,7 +216,7 @@ def test_the_onprem_tools_load_with_the_standard_library_and_websockets():
 
 def test_the_local_emulation_never_imports_the_cli():
     # Given every import of devicegate_local, those inside functions included
-    found = {path: _of(names, "devicegate_cli", "devicegate_onprem")
+    found = {path: _of(names, "devicegate_cli", "devicegate_onprem", "devicegate_console")
              for path, names in _package_imports("devicegate_local").items()}
     # Then it stands below the CLI, which starts it, never beside or above it
     assert {path: names for path, names in found.items() if names} == {}
@@ -229,3 +232,19 @@ def test_the_cli_starts_without_the_local_extra():
     assert {path: names for path, names in beyond.items() if names} == {}
     names = _imported(AROUND["devicegate_local"] / "devicegate_local" / "names.py", module_level_only=True)
     assert sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names) == []
+
+
+def test_the_cli_imports_none_of_the_console():
+    # Given every import of devicegate_cli, those inside functions included
+    found = {path: _of(names, "devicegate_console") for path, names in _package_imports("devicegate_cli").items()}
+    # Then none: `devicegate console` loads it by name (main.py), so the query commands start
+    # without Starlette, Jinja2 and uvicorn, and the console may build on the CLI's target options
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_console_reads_the_layer_in_one_module():
+    # Given every import of devicegate_console, those inside functions included
+    found = {path: _of(names, "devicegate") for path, names in _package_imports("devicegate_console").items()}
+    # Then only reads.py reaches the layer (its queries, its vendor list), so moving the console
+    # onto the typed client (devicegate.client) is a change of that one file
+    assert sorted(path for path, names in found.items() if names) == ["console/devicegate_console/reads.py"]

@@ -178,9 +178,18 @@ def replay(ddb: Any, s3: Any, table: str, store_over: StoreOver, vendor: str,
         yield ReplayOutcome(missing, "not-found")
 
 
-def _replay_one(run: _Run, item: dict[str, Any]) -> ReplayOutcome:
+def replay_edited(ddb: Any, s3: Any, table: str, store_over: StoreOver, item: dict[str, Any], body: bytes,
+                  dry_run: bool = False) -> ReplayOutcome:
+    """One quarantined payload (`item`, as `quarantine.read` gives it, with its `id`) through the
+    live pipeline with `body` in place of what was kept: an operator's fix (the console's edit and
+    replay). Marked replayed when stored, like any replay; what was kept is left as it was."""
+    run = _Run(ddb, s3, table, store_over, item["vendor"], dry_run, quarantine_invalid=False)
+    return run.each(item["id"], partial(_replay_one, run, item, body))
+
+
+def _replay_one(run: _Run, item: dict[str, Any], body: bytes | None = None) -> ReplayOutcome:
     try:
-        push = push_from_quarantine(item, _body(item, run.s3))
+        push = push_from_quarantine(item, body if body is not None else _body(item, run.s3))
     except ValueError as exc:  # an MQTT document that is no longer JSON (or text that never was)
         return ReplayOutcome(item["id"], "still-invalid", f"not JSON ({type(exc).__name__})", fields=["body"])
     outcome = run.reingest(item["id"], push)

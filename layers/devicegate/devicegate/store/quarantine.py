@@ -1,8 +1,8 @@
 """Quarantine items (pk Q#{vendor}#{digest}, sk Q): payloads the gateway refused, kept for
 inspection and replay, each family's only writer and reader: the ingest functions write one per
 distinct payload (`DynamoQuarantine.write`, counting sightings); the CLI and the replay list those
-waiting (`quarantined`, gsi1 Q#{vendor}#{shard}), read one (`read`), and a replay marks one done
-(`mark_replayed`).
+waiting (`quarantined`, gsi1 Q#{vendor}#{shard}), read one (`read`), the console records an
+operator's edit on one (`record_edit`), and a replay marks one done (`mark_replayed`).
 """
 
 from __future__ import annotations
@@ -129,6 +129,18 @@ def read(ddb: Any, table: str, vendor: str, item_id: str) -> dict[str, Any] | No
     found = ddb.get_item(TableName=table, Key={"pk": {"S": keys.quarantine_pk(vendor, item_id)},
                                                "sk": {"S": keys.QUARANTINE_SK}})
     return from_item(found["Item"]) if found.get("Item") else None
+
+
+def record_edit(ddb: Any, table: str, item: dict[str, Any], edit: dict[str, Any]) -> None:
+    """An operator's edit of a kept payload, appended to the item's `edits` before the edited
+    payload is replayed (the console): who, when, and what changed, as the caller describes it
+    (field paths and sizes, not values). What was kept stays as it was."""
+    ddb.update_item(
+        TableName=table, Key={"pk": {"S": item["pk"]}, "sk": {"S": item["sk"]}},
+        UpdateExpression="SET edits = list_append(if_not_exists(edits, :none), :edit)",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues={":none": {"L": []}, ":edit": {"L": [to_attr(edit)]}},
+    )
 
 
 def mark_replayed(ddb: Any, table: str, item: dict[str, Any], event_ids: list[str], at: datetime) -> None:

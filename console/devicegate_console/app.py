@@ -1,0 +1,349 @@
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, and two
+scripts for the maps (a device's track with its playback, the fleet's positions). Every read goes
+through reads.Reads."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from botocore.exceptions import BotoCoreError, ClientError
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from devicegate_console import shaping
+from devicegate_console.reads import ALARM_STATUSES, Reads
+from devicegate_console.safety import Guard
+
+HERE = Path(__file__).parent
+#: Events per timeline page.
+PAGE_SIZE = 50
+#: Quarantined payloads listed per vendor on the quarantine page and read for a device's page (newest first).
+QUARANTINE_SCAN = 500
+#: ...and counted per vendor on the fleet page (a warning: "100+" says enough).
+QUARANTINE_COUNT = 100
+#: Events a track is read from at most (the newest, when its range holds more).
+TRACK_LIMIT = 5000
+DEFAULT_STOP_MINUTES = 5.0
+#: OpenStreetMap's tile template: what --tiles defaults to (its usage policy allows light use).
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+@dataclass
+class Settings:
+    """How the command started the console: what it reads, where tiles come from, what to call it."""
+
+    reads: Reads
+    token: str
+    port: int
+    tiles: str | None = OSM_TILES
+    target: str = "the local stack"
+
+    @property
+    def csrf(self) -> str:
+        """What the console's forms carry, and a request that changes something must bring back:
+        derived from the access token, so it is as secret and lives as long."""
+        return hmac.new(self.token.encode(), b"devicegate console forms", hashlib.sha256).hexdigest()
+
+
+class NotFound(Exception):
+    pass
+
+
+class Pages:
+    """The console's pages over one target's reads. Plain functions, not coroutines: the reads
+    block (boto3), so Starlette runs each page in its thread pool, and one slow page does not
+    hold the others up."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.reads = settings.reads
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"]))
+        self.templates.filters.update(
+            local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty, zone=shaping.zone,
+            q=lambda value: quote(str(value), safe=""),
+            group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
+        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)
+
+    def page(self, template: str, http_status: int = 200, **values: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(now=datetime.now(UTC), **values)
+        return HTMLResponse(html, status_code=http_status)
+
+    def vendor_of(self, value: str | None) -> str | None:
+        if value and value not in self.reads.vendors():
+            raise NotFound(f"no vendor {value!r}")
+        return value or None
+
+    def fleet(self, request: Request) -> HTMLResponse:
+        reads = self.reads
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        offline_only = request.query_params.get("offline") == "1"
+        sections = []
+        for name in reads.vendors():
+            devices = reads.devices(name)
+            quarantined = len(reads.quarantined(name, limit=QUARANTINE_COUNT))
+            online = sum(1 for d in devices if d.get("online") is not False)
+            counts = {"devices": len(devices), "online": online, "offline": len(devices) - online,
+                      "quarantined": quarantined, "more": quarantined >= QUARANTINE_COUNT}
+            rows = []
+            if vendor in (None, name):
+                shown = [d for d in devices if not offline_only or d.get("online") is False]
+                states = reads.device_states(name, [d["deviceId"] for d in shown])
+                rows = [dict(d, where=shaping.where(states.get(d["deviceId"]))) for d in shown]
+                rows.sort(key=lambda d: d.get("lastSeen") or "", reverse=True)
+            sections.append({"vendor": name, "counts": counts, "rows": rows, "shown": vendor in (None, name)})
+        return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
+                         vendors=reads.vendors())
+
+    def fleet_map(self, request: Request) -> HTMLResponse:
+        """Every listed device's latest position on one map (the fleet page's filters)."""
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        offline_only = request.query_params.get("offline") == "1"
+        markers = []
+        for name in self.reads.vendors():
+            if vendor not in (None, name):
+                continue
+            shown = [d for d in self.reads.devices(name) if not offline_only or d.get("online") is False]
+            states = self.reads.device_states(name, [d["deviceId"] for d in shown])
+            for device in shown:
+                position = ((states.get(device["deviceId"]) or {}).get("state") or {}).get("position") or {}
+                if "latitude" in position and "longitude" in position:
+                    markers.append({"vendor": name, "deviceId": device["deviceId"], "lat": position["latitude"],
+                                    "lon": position["longitude"], "at": position.get("at"),
+                                    "online": device.get("online") is not False,
+                                    "href": f"/device/{quote(name, safe='')}/{quote(device['deviceId'], safe='')}"})
+        return self.page("map.html", markers=markers, vendor=vendor, offline_only=offline_only,
+                         vendors=self.reads.vendors(), tiles=self.settings.tiles)
+
+    def device(self, request: Request) -> HTMLResponse:
+        reads = self.reads
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        state = reads.device_state(vendor, device_id)
+        if state is None:
+            raise NotFound(f"no {vendor} device {device_id!r} has reported")
+        params = request.query_params
+        kind = params.get("kind") or None
+        kinds = reads.kinds(vendor)
+        if kind and kind not in kinds:
+            raise NotFound(f"{vendor} has no kind {kind!r}")
+        until = params.get("until") or None
+        events, older = _timeline(reads, vendor, device_id, kind, until)
+        # The map's points come from /track/... once the page is shown: a long track is the
+        # slowest read of the page, and the timeline need not wait for it.
+        latest = (state.get("state") or {}).get("position")
+        track = None
+        if latest:
+            track = TrackRange.of(params, latest.get("at")).form()
+            track["src"] = f"/track/{quote(vendor, safe='')}/{quote(device_id, safe='')}?" + urlencode(track)
+        return self.page("device.html", vendor=vendor, device_id=device_id, state=state, events=events,
+                         kinds=kinds, kind=kind, until=until, older=older, tiles=self.settings.tiles, track=track,
+                         alarms=reads.device_alarms(vendor, device_id),
+                         quarantined=_device_quarantine(reads, vendor, device_id))
+
+    def track(self, request: Request) -> JSONResponse:
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        state = self.reads.device_state(vendor, device_id)
+        if state is None:
+            raise NotFound(f"no {vendor} device {device_id!r} has reported")
+        latest = (state.get("state") or {}).get("position") or {}
+        return JSONResponse(_track(self.reads, vendor, device_id, TrackRange.of(request.query_params, latest.get("at"))))
+
+    def alarms(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        status = request.query_params.get("status") or None
+        if status and status not in ALARM_STATUSES:
+            raise NotFound(f"no alarm status {status!r}")
+        rows = []
+        for name in self.reads.vendors():
+            for each in ALARM_STATUSES:
+                if vendor in (None, name) and status in (None, each):
+                    rows += self.reads.alarms(name, each)
+        for alarm in rows:
+            alarm["stepList"] = sorted(alarm.get("steps", {}).items(), key=lambda s: s[1])
+        rows.sort(key=lambda a: a.get("statusAt") or "", reverse=True)
+        return self.page("alarms.html", rows=rows, vendor=vendor, status=status, vendors=self.reads.vendors())
+
+    def quarantine_list(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN)}
+                    for name in self.reads.vendors() if vendor in (None, name)]
+        return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
+                         limit=QUARANTINE_SCAN)
+
+    def quarantine_item(self, request: Request, outcome: Any = None, edited: str | None = None,
+                        tried: bool = False) -> HTMLResponse:
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        item = self.reads.quarantine_item(vendor, request.path_params["item_id"])
+        if item is None:
+            raise NotFound("no such quarantined payload")
+        payload = shaping.payload_text(self.reads.quarantine_body(item))
+        return self.page("quarantine_item.html", vendor=vendor, item=item, payload=payload, outcome=outcome,
+                         edited=payload if edited is None else edited, tried=tried,
+                         editable="body" in item and not item.get("replayedAt") and self.reads.store_over is not None,
+                         csrf=self.settings.csrf)
+
+    async def replay_item(self, request: Request) -> HTMLResponse:
+        """Edit and replay: the form's payload through the live pipeline in place of what was
+        kept, the edit audited on the item. Only from the console's own form (its CSRF token,
+        compared in constant time, on top of the Origin check and the SameSite cookie)."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        offered = (form.get("csrf") or [""])[0]
+        if not hmac.compare_digest(offered.encode(), self.settings.csrf.encode()):
+            return self.page("error.html", http_status=403, title="Refused",
+                             message="This change did not come from the console's own page: reload it and try again.")
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        item = await run_in_threadpool(self.reads.quarantine_item, vendor, request.path_params["item_id"])
+        if item is None:
+            raise NotFound("no such quarantined payload")
+        if "body" not in item or item.get("replayedAt") or self.reads.store_over is None:
+            return self.page("error.html", http_status=409, title="Not editable here",
+                             message="Only a text payload still waiting in quarantine is edited here; "
+                                     "replay the others with devicegate replay.")
+        # A form's text comes back with CRLF line ends (HTML says so): the payload had LF.
+        after = (form.get("payload") or [""])[0].replace("\r\n", "\n").encode()
+        if (form.get("action") or [""])[0] == "try":
+            outcome = await run_in_threadpool(self.reads.try_edited, item, after)
+            return await run_in_threadpool(self.quarantine_item, request, outcome, after.decode(), True)
+        before = str(item["body"]).encode()
+        edit = {"by": f"{getpass.getuser()} (devicegate console)", "at": shaping.iso_now(),
+                "changed": shaping.changed_fields(before, after), "sizeBefore": len(before), "sizeAfter": len(after)}
+        outcome = await run_in_threadpool(self.reads.replay_edited, item, after, edit)
+        return await run_in_threadpool(self.quarantine_item, request, outcome)
+
+    async def not_found(self, request: Request, exc: Exception) -> HTMLResponse:
+        return self.page("error.html", http_status=404, title="Not found", message=str(exc) or "not found")
+
+    async def target_failed(self, request: Request, exc: Exception) -> HTMLResponse:
+        # What AWS (or the local stack) answered, by its code: the page says the target failed,
+        # not the console, and the operator can retry. The message stays out (it may quote input).
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        return self.page("error.html", http_status=502, title="The target did not answer",
+                         message=f"{self.settings.target} answered {code}: try again, or check that it runs.")
+
+
+def create_app(settings: Settings) -> Starlette:
+    pages = Pages(settings)
+    routes = [
+        Route("/", pages.fleet),
+        Route("/map", pages.fleet_map),
+        Route("/device/{vendor}/{device_id:path}", pages.device),
+        Route("/track/{vendor}/{device_id:path}", pages.track),
+        Route("/alarms", pages.alarms),
+        Route("/quarantine", pages.quarantine_list),
+        Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
+        Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    guard = Guard(settings.token, settings.port, settings.tiles)
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
+                                         ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
+
+
+def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
+              until: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the device's events, newest first, and the link to the older ones (or None).
+    The link's cursor is the last event's sort key (time#id): the query's upper bound is
+    inclusive, so that event comes back first on the next page and is dropped there."""
+    events = reads.events(vendor, device_id, kind=kind, until=until, limit=PAGE_SIZE + 2)
+    if until and "#" in until:
+        events = [e for e in events if f"{e['occurredAt']}#{e['eventId']}" != until]
+    older = None
+    if len(events) > PAGE_SIZE:
+        events = events[:PAGE_SIZE]
+        cursor = f"{events[-1]['occurredAt']}#{events[-1]['eventId']}"
+        older = "?" + urlencode({"kind": kind, "until": cursor} if kind else {"until": cursor})
+    for event in events:
+        event["lag"] = _lag(event)
+    return events, older
+
+
+def _lag(event: dict[str, Any]) -> str:
+    """How much later than the device's time the gateway received the event, when that is worth
+    saying (a minute or more: a backlog, a backfill, a device clock off)."""
+    occurred, received = shaping.parse_utc(event.get("occurredAt")), shaping.parse_utc(event.get("receivedAt"))
+    if not occurred or not received or abs((received - occurred).total_seconds()) < 60:
+        return ""
+    said = shaping.ago(event["occurredAt"], now=received)
+    return said.replace(" ago", " later").replace("in ", "") + (" earlier" if received < occurred else "")
+
+
+@dataclass
+class TrackRange:
+    """The track's range as the form shows it (the machine's clock) and as the query takes it."""
+
+    start: datetime | None
+    end: datetime
+    stop_minutes: float
+
+    @classmethod
+    def of(cls, params: Any, latest_at: str | None) -> TrackRange:
+        """From the form's fields; by default every position up to the latest one."""
+        end = _form_time(params.get("to")) or (shaping.parse_utc(latest_at) or datetime.now(UTC)) + timedelta(seconds=1)
+        try:
+            minutes = max(0.0, float(params.get("stop") or DEFAULT_STOP_MINUTES))
+        except ValueError:
+            minutes = DEFAULT_STOP_MINUTES
+        return cls(_form_time(params.get("from")), end, minutes)
+
+    def form(self) -> dict[str, Any]:
+        """The fields, to the minute (the form's precision): `to` rounded up, so a range read
+        back from the form still holds the point that ended it."""
+        end = self.end
+        if end.second or end.microsecond:
+            end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return {"from": self.start.astimezone().strftime("%Y-%m-%dT%H:%M") if self.start else "",
+                "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "stop": f"{self.stop_minutes:g}"}
+
+
+def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:
+    """The map's data: the positions in the range (as far back as TRACK_LIMIT events go) oldest
+    first, and its stops."""
+    events = reads.events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
+                          until=_iso(chosen.end), limit=TRACK_LIMIT)
+    points = shaping.track_points(events)
+    return {"points": points, "stops": [vars(s) for s in shaping.stops(points, chosen.stop_minutes)],
+            "stopMinutes": chosen.stop_minutes, "cut": len(events) >= TRACK_LIMIT, "limit": TRACK_LIMIT}
+
+
+def _form_time(value: str | None) -> datetime | None:
+    """A datetime-local field's value: the operator's own clock, as the form showed it."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is None else moment
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _device_quarantine(reads: Reads, vendor: str, device_id: str) -> list[dict[str, Any]]:
+    """The vendor's quarantined payloads that name this device: in their route (an MQTT topic's
+    segment) or as a value of their payload. A payload refused before its device could be told
+    (unreadable JSON, no id field) names none, and is on the quarantine page only."""
+    found = []
+    for item in reads.quarantined(vendor, limit=QUARANTINE_SCAN):
+        body = str(item["body"]).encode() if "body" in item else None
+        if shaping.names_device(item.get("route") or {}, body, device_id):
+            found.append(item)
+    return found

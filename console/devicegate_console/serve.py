@@ -1,0 +1,106 @@
+"""`devicegate console`: the console's command. It targets what every other command targets (the
+running local stack by default, a deployment with --stack/--profile/--region and the operator's
+own credentials), makes a fresh access token, prints the one link that carries it, and serves on
+127.0.0.1 until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import socket
+import sys
+from typing import Any
+
+from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge, check_deployment_options, deployment_options
+
+#: Where the console listens: this machine only, never another interface.
+HOST = "127.0.0.1"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from devicegate_console.app import OSM_TILES
+
+    parser = OneLineParser(prog="devicegate console",
+                           description="A web view of the fleet, served on 127.0.0.1 for you alone: open the link "
+                                       "it prints (it carries a fresh access token). Reads the running local stack, "
+                                       "or a deployment with --stack.")
+    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0: any free one)")
+    parser.add_argument("--tiles", default=OSM_TILES,
+                        help=f"map tile URL template (default {OSM_TILES}); 'none' for a blank map "
+                             "(the track is drawn either way)")
+    deployment_options(parser)
+    parser.add_argument("--endpoint-url", help="endpoint for every AWS call (as the other commands take it)")
+    parser.add_argument("--table", help="table name, overriding discovery")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return at_the_edge("console", lambda: _serve(args), local_hint=not args.stack)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    check_deployment_options(args)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a port (0 to 65535)")
+    from devicegate_cli.commands import ENDPOINT_VARIABLE, resolve_target, store_over
+    from devicegate_local.names import running_stack
+
+    if not (args.stack or args.endpoint_url or os.environ.get(ENDPOINT_VARIABLE) or running_stack()):
+        raise UsageError("no local stack is running here: start one with ./run local (in another terminal), "
+                         "or name a deployment with --stack")
+    target = resolve_target(args)
+    dynamodb = target.client("dynamodb")
+    dynamodb.describe_table(TableName=target.table)  # unreachable or missing: one line now, not a page later
+    listening = _listen(args.port)
+    port = listening.getsockname()[1]
+
+    import uvicorn
+
+    from devicegate_console.app import Settings, create_app
+    from devicegate_console.reads import Reads
+
+    token = secrets.token_urlsafe(32)
+    tiles = None if args.tiles.lower() in ("", "none") else args.tiles
+    try:
+        replays = store_over(target)  # the deployment's retention, which a replayed event is stored with
+    except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
+        print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
+        replays = None
+    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays)
+    app = create_app(Settings(reads, token, port, tiles,
+                              target=f"stack {args.stack}" if args.stack else "the local stack"))
+    # Its own handler, not the root logger's: Powertools (loaded with the layer by a replay)
+    # filters every root handler against loggers whose name holds "devicegate".
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("devicegate_console")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    # The link is the one place the token is written: stdout, for the person who started it.
+    print(f"devicegate console: http://{HOST}:{port}/?token={token}", flush=True)
+    print("Ctrl-C stops.", flush=True)
+    # uvicorn's own access log would write query strings (the token's first request has it).
+    config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[listening])
+    except KeyboardInterrupt:
+        pass  # uvicorn stops on Ctrl-C, then raises it again: here it is the ordinary way out
+    print("devicegate console: stopped", flush=True)
+    return 0
+
+
+def _listen(port: int) -> socket.socket:
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((HOST, port))
+    except OSError as exc:
+        listening.close()
+        raise UsageError(f"cannot listen on {HOST}:{port} ({exc.strerror}): is another console running? "
+                         "(--port 0 takes any free port)") from None
+    listening.listen(64)
+    return listening

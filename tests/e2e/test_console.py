@@ -1,0 +1,407 @@
+"""`devicegate console` in a real browser: a local stack of this module's own with the `events/`
+samples loaded (`devicegate examples load`), the console started as an operator starts it (a
+subprocess, its link read from stdout), and Debian's headless chromium (./run chromium) driven
+by selenium through one session for the whole module. Each test checks what a person would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devicegate.store.quarantine import quarantined
+from devicegate.store.queries import alarms_in_status, device_events, device_state, vendor_devices
+from devicegate.vendors import vendor_names
+from tests.e2e.conftest import LocalStack, run_local_stack
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+#: A Jointech device of the samples with a location record, and a Mettax vehicle with a track.
+JOINTECH_DEVICE = "8052400203"
+#: A tile server that is not there (nothing listens on the discard port): tiles fail to load, as
+#: offline, and the track must be drawn all the same.
+DEAD_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
+METTAX_VEHICLE = "105045133913"
+WAIT_S = 15
+
+
+@dataclass
+class Console:
+    link: str  # what the command printed: the address with ?token=
+    base: str  # the address alone
+    stack: LocalStack
+
+    def ddb(self) -> Any:
+        return self.stack.client("dynamodb")
+
+
+def _env(stack: LocalStack) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVICEGATE_"))}
+    env.update(DEVICEGATE_STATE_DIR=str(stack.state_dir), PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("the console's browser tests need Debian's chromium and chromium-driver: ./run chromium")
+    with run_local_stack(tmp_path_factory) as stack:
+        loaded = subprocess.run([sys.executable, "-m", "devicegate_cli.main", "examples", "load"], cwd=ROOT,
+                                env=_env(stack), capture_output=True, text=True, timeout=300, check=False)
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        log_path = tmp_path_factory.mktemp("console") / "console.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", "devicegate_cli.main", "console", "--port", "0",
+                                        "--tiles", DEAD_TILES], cwd=ROOT, env=_env(stack), stdout=log,
+                                       stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not (found := re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", log_path.read_text())):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"devicegate console did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            link = found.group(0)
+            yield Console(link, link.split("/?", 1)[0], stack)
+        finally:
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=15)
+        # Ctrl-C stops it cleanly
+        text = log_path.read_text()
+        assert code == 0 and "devicegate console: stopped" in text and "Traceback" not in text, text[-2000:]
+        # And its log: method, path and status, never the token or a query string
+        token = link.rsplit("=", 1)[1]
+        assert "console request method=GET path=/ status=303" in text
+        # (the edit and replay too: the layer's logger, loaded by the replay, does not silence it)
+        assert re.search(r"console request method=POST path=/quarantine/senselink/\w+/replay status=200", text)
+        assert token not in text.replace(link, ""), "the token was logged beyond the printed link"
+        assert "?" not in "".join(line for line in text.splitlines() if "console request" in line)
+
+
+@pytest.fixture(scope="module")
+def browser(console: Console) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(2)
+    driver.get(console.link)  # as an operator does: the link's token becomes the cookie
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+def _wait(condition: Any, what: str) -> Any:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {WAIT_S}s: {what}")
+
+
+def test_without_the_token_nothing_is_served(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # When the console's pages are asked for without the token, or with a wrong one
+    for path in ("/", f"/device/jointech/{JOINTECH_DEVICE}", "/alarms", "/quarantine", "/static/console.css",
+                 "/?token=not-the-token"):
+        status, _, body = _fetch(console.base + path)
+        # Then each is refused, and no fleet data is in the answer
+        assert status == 403, path
+        assert JOINTECH_DEVICE not in body and "jointech" not in body, path
+    # And a browser that opens the address without the link sees the refusal, no device
+    browser.delete_all_cookies()
+    browser.get(console.base + "/")
+    assert "Open the link" in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.CSS_SELECTOR, "tr.device") == []
+    # And a page reaching it under another host name (DNS rebinding) is refused even with the token
+    status, _, _ = _fetch(console.link, headers={"Host": "attacker.example:80"})
+    assert status == 421
+    # And a change asked for from another origin is refused before anything else
+    status, _, _ = _fetch(console.base + "/", method="POST", headers={"Origin": "https://attacker.example"})
+    assert status == 403
+    # (the link again, for the tests that follow)
+    browser.get(console.link)
+
+
+def test_the_link_trades_its_token_for_a_strict_httponly_cookie(console):
+    # When the printed link is opened
+    status, headers, _ = _fetch(console.link)
+    # Then the answer sets the cookie (HttpOnly, SameSite=Strict) and sends the browser to the
+    # same page without the token in its address
+    assert status == 303
+    assert headers["location"] == "/"
+    cookie = headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    # And with that cookie the page is served, with headers that keep it to itself
+    name_value = cookie.split(";", 1)[0]
+    status, headers, body = _fetch(console.base + "/", headers={"Cookie": name_value})
+    assert status == 200 and JOINTECH_DEVICE in body
+    assert headers["referrer-policy"] == "same-origin"
+    assert headers["x-frame-options"] == "DENY"
+    assert "script-src 'self'" in headers["content-security-policy"]
+
+
+def test_fleet_lists_a_sample_device_online_with_each_vendors_counts(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the console opened through its link (the browser fixture did)
+    browser.get(console.base + "/")
+    # Then the Jointech sample device is listed, online, with a last seen time and its position
+    row = browser.find_element(By.CSS_SELECTOR, f'tr.device[data-vendor="jointech"][data-device="{JOINTECH_DEVICE}"]')
+    assert row.find_element(By.CSS_SELECTOR, ".status").text == "online"
+    assert "ago" in row.find_element(By.CSS_SELECTOR, ".ago").text
+    assert "22.67007, 113.92300" in row.text
+    # And each vendor's count of devices is the store's, and its quarantine count a warning
+    ddb, table = console.ddb(), console.stack.table_name
+    for vendor in vendor_names():
+        counts = browser.find_element(By.CSS_SELECTOR, f'#counts tr[data-vendor="{vendor}"]')
+        assert int(counts.find_element(By.CSS_SELECTOR, ".devices").text) == len(vendor_devices(ddb, table, vendor))
+        waiting = len(quarantined(ddb, table, vendor))
+        assert counts.find_element(By.CSS_SELECTOR, ".quarantined").text == (f"⚠ {waiting}" if waiting else "0")
+    # (the samples' two SenseLink connection frames are refused: `examples load` says so)
+    assert "⚠ 2 payloads of senselink in quarantine" in browser.find_element(By.ID, "vendor-senselink").text
+    # And filtered to one vendor, only its devices are listed
+    browser.get(console.base + "/?vendor=mettax")
+    listed = {r.get_attribute("data-vendor") for r in browser.find_elements(By.CSS_SELECTOR, "tr.device")}
+    assert listed == {"mettax"}
+
+
+def test_device_page_shows_its_timeline_and_state(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    # When the Jointech device is opened from the fleet page
+    browser.get(console.base + "/?vendor=jointech")
+    browser.find_element(By.LINK_TEXT, JOINTECH_DEVICE).click()
+    # Then its timeline lists its stored events, newest first, each with device and received time
+    stored = device_events(console.ddb(), console.stack.table_name, "jointech", JOINTECH_DEVICE, limit=None)
+    listed = browser.find_elements(By.CSS_SELECTOR, "li.event")
+    assert [e.get_attribute("data-event-id") for e in listed] == [e["eventId"] for e in stored]
+    # And an event opened shows its normalized data, facts and transport
+    listed[0].find_element(By.TAG_NAME, "summary").click()
+    opened = listed[0].find_element(By.CSS_SELECTOR, "pre.data").text
+    assert json.loads(opened)["assetId"] == JOINTECH_DEVICE
+    assert '"position"' in listed[0].find_element(By.CSS_SELECTOR, "pre.facts").text
+    # And its latest state has every group with its time, the position among them
+    groups = [g.find_element(By.TAG_NAME, "b").text for g in browser.find_elements(By.CSS_SELECTOR, "#state details.group")]
+    assert "position" in groups and "power" in groups
+    # When the timeline is filtered to one kind, only that kind is listed
+    Select(browser.find_element(By.ID, "kind-filter")).select_by_value("location")
+    browser.find_element(By.CSS_SELECTOR, "#timeline form button").click()
+    kinds = {e.get_attribute("data-kind") for e in browser.find_elements(By.CSS_SELECTOR, "li.event")}
+    assert kinds == {"location"}
+
+
+def _sample_positions(device_id: str) -> int:
+    """The Mettax samples' records of `device_id` that carry a fix (0/0 is no fix)."""
+    count = 0
+    for path in sorted((ROOT / "events" / "mettax" / "records").glob("*.json")):
+        record = json.loads(path.read_text())
+        if str(record.get("deviceId")) == device_id and float(record.get("lat") or 0) and float(record.get("lon") or 0):
+            count += 1
+    return count
+
+
+def test_a_vehicles_track_has_the_samples_points_and_playback_reaches_the_last(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    # Given the Mettax vehicle's samples: GPS and alarm records with a position
+    expected = _sample_positions(METTAX_VEHICLE)
+    assert expected >= 3
+    # When its page is opened, its tile server out of reach
+    browser.get(f"{console.base}/device/mettax/{METTAX_VEHICLE}")
+    # Then the map asked for tiles, got none, and holds that many points drawn as one line all the same
+    _wait(lambda: browser.execute_script("return window.devicegateTrack !== undefined"), "the track read")
+    assert browser.find_elements(By.CSS_SELECTOR, "#map img.leaflet-tile")
+    assert browser.execute_script("return window.devicegateTrack.points.length") == expected
+    assert browser.find_element(By.ID, "track-count").text == str(expected)
+    assert browser.execute_script("return window.devicegateTrack.drawn") == expected
+    assert browser.find_element(By.CSS_SELECTOR, "#map path.track-line").get_attribute("d")
+    assert browser.find_element(By.ID, "track-summary").text.startswith(f"{expected} positions; ")
+    # When playback runs at its fastest
+    Select(browser.find_element(By.ID, "speed")).select_by_value("20")
+    browser.find_element(By.ID, "play").click()
+    # Then it reaches the last point, shows its time and speed, and stops there
+    current = browser.find_element(By.ID, "track-current")
+    _wait(lambda: current.get_attribute("data-index") == str(expected - 1), "playback at the last point")
+    _wait(lambda: not browser.execute_script("return window.devicegateTrack.playing"), "playback stopped")
+    assert current.find_element(By.CSS_SELECTOR, ".index").text == str(expected)
+    assert "km/h" in current.find_element(By.CSS_SELECTOR, ".speed").text
+    assert current.find_element(By.CSS_SELECTOR, ".time").text
+
+
+def test_the_map_shows_every_device_with_a_position(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the sample devices whose state holds a position
+    ddb, table = console.ddb(), console.stack.table_name
+    expected = sorted((v, d["deviceId"]) for v in vendor_names() for d in vendor_devices(ddb, table, v)
+                      if "position" in ((device_state(ddb, table, v, d["deviceId"]) or {}).get("state") or {}))
+    assert len(expected) >= 5
+    # When the fleet's map is opened from the fleet page
+    browser.get(console.base + "/")
+    browser.find_element(By.ID, "on-the-map").click()
+    # Then each of them is a marker on it (tiles or not)
+    _wait(lambda: browser.execute_script("return window.devicegateFleetMap !== undefined"), "the map drawn")
+    shown = browser.execute_script("return window.devicegateFleetMap.markers.map(m => [m.vendor, m.deviceId])")
+    assert sorted(map(tuple, shown)) == expected
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.device-marker")) == len(expected)
+
+
+def test_alarms_page_lists_every_lifecycle_of_the_samples(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given every alarm lifecycle the store holds, by vendor and status
+    ddb, table = console.ddb(), console.stack.table_name
+    stored = {(v, a["alarmId"], s) for v in vendor_names() for s in ("open", "releasing", "release_failed", "released")
+              for a in alarms_in_status(ddb, table, v, s)}
+    assert stored
+    # When the alarms page is opened
+    browser.get(console.base + "/alarms")
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.alarm")
+    # Then it lists each one, with its steps
+    listed = {(r.get_attribute("data-vendor"), r.get_attribute("data-alarm"), r.get_attribute("data-status")) for r in rows}
+    assert listed == stored
+    released = next(r for r in rows if r.get_attribute("data-vendor") == "senselink")
+    assert [s.text.split()[0] for s in released.find_elements(By.CSS_SELECTOR, "ol.steps li")] == \
+        ["open", "releasing", "released"]
+
+
+def test_quarantine_page_lists_the_refused_samples_and_shows_a_payload(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the payloads the samples left in quarantine
+    waiting = quarantined(console.ddb(), console.stack.table_name, "senselink")
+    assert len(waiting) == 2
+    # When the quarantine page is opened
+    browser.get(console.base + "/quarantine")
+    rows = browser.find_elements(By.CSS_SELECTOR, 'tr.quarantined[data-vendor="senselink"]')
+    # Then each is listed with its reason and the field at fault
+    assert {r.get_attribute("data-id") for r in rows} == {item["id"] for item in waiting}
+    assert all("is not a record or an alarm" in r.text and "code" in r.text for r in rows)
+    # When one is opened, its payload is shown as stored
+    rows[0].find_element(By.LINK_TEXT, "view").click()
+    payload = json.loads(browser.find_element(By.ID, "payload").text)
+    assert payload["code"] in (20000, 20002)
+
+
+#: A SenseLink WebSocket frame of a record (events/senselink/http-ws-doc-record.json's, with a
+#: record id no sample has): what an operator turns a refused frame into.
+EDITED_FRAME = {"code": 30000, "message": "push record", "data": {
+    "id": 1364999, "userId": 0, "name": "", "type": 3, "avatar": "", "direction": 0, "verifyScore": 0,
+    "receptionUserId": 0, "receptionUserName": "", "groups": [{"id": 1, "name": "Default group", "type": 1}],
+    "deviceName": "bella pro", "sn": "SPSP-f26131cf5301be29b3a6f7be150ed330", "signDate": "2019-09-29",
+    "signTime": 1569725999, "signAvatar": "", "signBgAvatar": "", "mobile": "", "icNumber": "", "idNumber": "",
+    "jobNumber": "", "remark": "", "entryMode": 1, "signTimeZone": "+08:00", "docPhoto": "", "location": "306",
+    "abnormalType": 0}}
+
+
+def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_audited(console, browser):
+    # (last of the browser tests: it takes one payload out of the quarantine the others count)
+    from selenium.webdriver.common.by import By
+
+    ddb, table = console.ddb(), console.stack.table_name
+    device = EDITED_FRAME["data"]["sn"]
+    before = {e["eventId"] for e in device_events(ddb, table, "senselink", device, limit=None)}
+    # Given a refused SenseLink frame, opened from the quarantine page
+    browser.get(console.base + "/quarantine?vendor=senselink")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.quarantined[data-vendor="senselink"]')
+    item_id = row.get_attribute("data-id")
+    row.find_element(By.LINK_TEXT, "view").click()
+    # When a first edit is tried (the record's data left out)
+    browser.find_element(By.CSS_SELECTOR, "#edit summary").click()
+    edited = browser.find_element(By.ID, "edited")
+    browser.execute_script("arguments[0].value = arguments[1]", edited, json.dumps({"code": 30000}))
+    browser.find_element(By.ID, "try").click()
+    # Then the page says it would still be refused, why, and wrote nothing: the edit is kept in the form
+    [tried] = _wait(lambda: browser.find_elements(By.ID, "outcome"), "the try's outcome")
+    assert tried.get_attribute("data-status") == "still-invalid" and tried.text.startswith("Tried, nothing written")
+    assert json.loads(browser.find_element(By.ID, "edited").get_attribute("value")) == {"code": 30000}
+    assert item_id in {i["id"] for i in quarantined(ddb, table, "senselink")}
+    assert "edits" not in next(i for i in quarantined(ddb, table, "senselink") if i["id"] == item_id)
+    # When it is edited into a whole record and replayed
+    edited = browser.find_element(By.ID, "edited")
+    browser.execute_script("arguments[0].value = arguments[1]", edited, json.dumps(EDITED_FRAME, indent=2))
+    browser.find_element(By.ID, "replay").click()
+    # Then the page says it was stored, naming the new event
+    status = "var o = document.getElementById('outcome'); return o ? o.dataset.status : null"
+    _wait(lambda: browser.execute_script(status) not in (None, "still-invalid"), "the replay's outcome")
+    outcome = browser.find_element(By.ID, "outcome")
+    assert outcome.get_attribute("data-status") == "stored", outcome.text
+    [new] = {e["eventId"] for e in device_events(ddb, table, "senselink", device, limit=None)} - before
+    assert new in outcome.text
+    # And the edit is audited on the item: who, when, which fields (not their values)
+    audit = browser.find_element(By.ID, "edits").text
+    assert "(devicegate console)" in audit and "code" in audit and "data" in audit and "Connected" not in audit
+    # And the item has left the quarantine list
+    assert item_id not in {i["id"] for i in quarantined(ddb, table, "senselink")}
+    # And the page refuses a replay that did not come from its own form
+    status, _, _ = _fetch(f"{console.base}/quarantine/senselink/{item_id}/replay", method="POST",
+                          headers={"Origin": console.base, "Cookie": browser.get_cookies()[0]["name"] + "="
+                                   + browser.get_cookies()[0]["value"]})
+    assert status == 403
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["console"], "devicegate console: no local stack is running here"),
+    (["console", "--region", "eu-west-1"], "devicegate console: --profile and --region name a deployment"),
+    (["console", "--port", "http"], "devicegate console: argument --port: invalid int value"),
+    (["console", "--port", "70000"], "devicegate console: --port 70000 is not a port"),
+])
+def test_each_mistake_is_one_line_and_exit_2(tmp_path, argv, says):
+    # Given no running stack (an empty state directory)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVICEGATE_"))}
+    env["DEVICEGATE_STATE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "devicegate_cli.main", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    # Then it says what is wrong in one line, serves nothing, and exits 2
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert says in done.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(console):
+    # Given the module's console listening on its port
+    port = console.base.rsplit(":", 1)[1]
+    # When a second console is asked for the same port
+    done = subprocess.run([sys.executable, "-m", "devicegate_cli.main", "console", "--port", port], cwd=ROOT,
+                          env=_env(console.stack), capture_output=True, text=True, timeout=60, check=False)
+    # Then it says so in one line, with the way out
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port 0" in done.stderr
