@@ -95,10 +95,11 @@ class Pages:
         sections = []
         for name in reads.vendors():
             devices = reads.devices(name)
-            quarantined = len(reads.quarantined(name, limit=QUARANTINE_COUNT))
+            waiting = reads.quarantined(name, limit=QUARANTINE_COUNT)
+            quarantined = len(waiting.items)
             online = sum(1 for d in devices if d.get("online") is not False)
             counts = {"devices": len(devices), "online": online, "offline": len(devices) - online,
-                      "quarantined": quarantined, "more": quarantined >= QUARANTINE_COUNT}
+                      "quarantined": quarantined, "more": waiting.more}
             rows = []
             if vendor in (None, name):
                 shown = [d for d in devices if not offline_only or d.get("online") is False]
@@ -181,7 +182,7 @@ class Pages:
 
     def quarantine_list(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
-        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN)}
+        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN).items}
                     for name in self.reads.vendors() if vendor in (None, name)]
         return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
                          limit=QUARANTINE_SCAN)
@@ -261,7 +262,7 @@ def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
     """A page of the device's events, newest first, and the link to the older ones (or None).
     The link's cursor is the last event's sort key (time#id): the query's upper bound is
     inclusive, so that event comes back first on the next page and is dropped there."""
-    events = reads.events(vendor, device_id, kind=kind, until=until, limit=PAGE_SIZE + 2)
+    events = reads.events(vendor, device_id, kind=kind, until=until, limit=PAGE_SIZE + 2).items
     if until and "#" in until:
         events = [e for e in events if f"{e['occurredAt']}#{e['eventId']}" != until]
     older = None
@@ -315,11 +316,11 @@ class TrackRange:
 def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:
     """The map's data: the positions in the range (as far back as TRACK_LIMIT events go) oldest
     first, and its stops."""
-    events = reads.events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
-                          until=_iso(chosen.end), limit=TRACK_LIMIT)
-    points = shaping.track_points(events)
+    page = reads.events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
+                        until=_iso(chosen.end), limit=TRACK_LIMIT)
+    points = shaping.track_points(page.items)
     return {"points": points, "stops": [vars(s) for s in shaping.stops(points, chosen.stop_minutes)],
-            "stopMinutes": chosen.stop_minutes, "cut": len(events) >= TRACK_LIMIT, "limit": TRACK_LIMIT}
+            "stopMinutes": chosen.stop_minutes, "cut": page.more, "limit": TRACK_LIMIT}
 
 
 def _form_time(value: str | None) -> datetime | None:
@@ -342,7 +343,7 @@ def _device_quarantine(reads: Reads, vendor: str, device_id: str) -> list[dict[s
     segment) or as a value of their payload. A payload refused before its device could be told
     (unreadable JSON, no id field) names none, and is on the quarantine page only."""
     found = []
-    for item in reads.quarantined(vendor, limit=QUARANTINE_SCAN):
+    for item in reads.quarantined(vendor, limit=QUARANTINE_SCAN).items:
         body = str(item["body"]).encode() if "body" in item else None
         if shaping.names_device(item.get("route") or {}, body, device_id):
             found.append(item)

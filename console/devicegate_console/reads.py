@@ -1,21 +1,20 @@
-"""Everything the console reads, in one place: the app-facing queries (store.queries and the
-quarantine's list and item), over the clients of the target the command was given. The pages
-never call DynamoDB or S3 themselves, so moving the console onto the typed client
-(devicegate.client) is a change of this file alone. Its one write, an edited quarantined payload
-replayed, goes through the replay the CLI uses (ingest.replay) and is audited on the item."""
+"""Everything the console reads, in one place: the typed client's plain reads
+(devicegate.client.TableReads: the access patterns apps and the CLI read through, pages that say
+when there is more) over the clients of the target the command was given, and the S3 object of a
+large quarantined payload. The pages never call DynamoDB or S3 themselves. Its one write, an
+edited quarantined payload replayed, goes through the replay the CLI uses (ingest.replay) and is
+audited on the item."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from devicegate.store import quarantine, queries
+from devicegate.client import Page, TableReads
+from devicegate.store import quarantine
 
-#: Device states per BatchGetItem (DynamoDB's most).
-BATCH = 100
 #: The alarm lifecycle statuses the alarms page lists, in the order an alarm moves through them.
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
 
@@ -30,6 +29,12 @@ class Reads:
     #: How a replay builds the functions' event store over its clients (devicegate_cli.commands.
     #: store_over: the deployment's retention); None: the console replays nothing.
     store_over: Callable[[Any, Any], Any] | None = None
+    #: The deployment's Shards (the sharded lists read every shard).
+    shards: int | None = None
+    plain: TableReads = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = TableReads(self.table, self.ddb, **({"shards": self.shards} if self.shards else {}))
 
     def vendors(self) -> list[str]:
         from devicegate.vendors import vendor_names
@@ -43,40 +48,31 @@ class Reads:
         return [*get_adapter(vendor).kinds, *sorted(GATEWAY_KINDS)]
 
     def devices(self, vendor: str) -> list[dict[str, Any]]:
-        return queries.vendor_devices(self.ddb, self.table, vendor)
+        return self.plain.devices(vendor, limit=None).items
 
     def device_state(self, vendor: str, device_id: str) -> dict[str, Any] | None:
-        return queries.device_state(self.ddb, self.table, vendor, device_id)
+        return self.plain.state(vendor, device_id)
 
     def device_states(self, vendor: str, device_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Each device's whole state (the fleet page's position and passage column), 100 devices
-        per BatchGetItem: the store's own batch read, which vendor_devices also uses (its rows
-        leave the groups out). The typed client will hand both over in one read."""
-        pairs = [(vendor, d) for d in device_ids]
-        chunks = [pairs[n:n + BATCH] for n in range(0, len(pairs), BATCH)]
-        found: dict[str, dict[str, Any]] = {}
-        # The batches in parallel, as the store reads a sharded list's shards.
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(chunks)))) as pool:
-            for batch in pool.map(lambda chunk: queries._states(self.ddb, self.table, chunk), chunks):
-                found.update({device_id: queries.state_view(item) for (_, device_id), item in batch.items()})
-        return found
+        """Each device's whole state (the fleet page's position and passage column): the device
+        rows leave the groups out."""
+        return self.plain.states(vendor, device_ids)
 
     def events(self, vendor: str, device_id: str, kind: str | None = None, since: str | None = None,
-               until: str | None = None, limit: int | None = 50) -> list[dict[str, Any]]:
-        return queries.device_events(self.ddb, self.table, vendor, device_id, kind=kind, since=since,
-                                     until=until, limit=limit)
+               until: str | None = None, limit: int | None = 50) -> Page[dict[str, Any]]:
+        return self.plain.timeline(vendor, device_id, kind=kind, since=since, until=until, limit=limit)
 
     def device_alarms(self, vendor: str, device_id: str) -> list[dict[str, Any]]:
-        return queries.device_alarms(self.ddb, self.table, vendor, device_id)
+        return self.plain.device_alarms(vendor, device_id).items
 
     def alarms(self, vendor: str, status: str, limit: int | None = 100) -> list[dict[str, Any]]:
-        return queries.alarms_in_status(self.ddb, self.table, vendor, status, limit=limit)
+        return self.plain.alarms_in_status(vendor, status, limit=limit).items
 
-    def quarantined(self, vendor: str, limit: int | None = 100) -> list[dict[str, Any]]:
-        return quarantine.quarantined(self.ddb, self.table, vendor, limit=limit)
+    def quarantined(self, vendor: str, limit: int | None = 100) -> Page[dict[str, Any]]:
+        return self.plain.quarantined(vendor, limit=limit)
 
     def quarantine_item(self, vendor: str, item_id: str) -> dict[str, Any] | None:
-        item = quarantine.read(self.ddb, self.table, vendor, item_id)
+        item = self.plain.quarantined_payload(vendor, item_id)
         if item is not None:
             item["id"] = item_id
         return item

@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
         print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
         replays = None
-    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays)
+    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards())
     app = create_app(Settings(reads, token, port, tiles,
                               target=f"stack {args.stack}" if args.stack else "the local stack"))
     # Its own handler, not the root logger's: Powertools (loaded with the layer by a replay)

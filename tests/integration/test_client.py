@@ -218,3 +218,15 @@ def test_the_tail_yields_typed_events_stored_after_it_started(stack, gate, monke
     assert [(e.kind, e.occurredAt.hour) for e in seen] == [("location", 8), ("location", 9), ("location", 10),
                                                            ("alarm", 9)]
     assert all(isinstance(e, Event) for e in seen)
+
+
+def test_many_devices_states_are_read_at_once_and_typed(stack, gate):
+    # Given two devices heard from
+    _push_history()
+    run_outbox(stack)
+    # When reading their states and one never heard from
+    states = gate.states("jointech", [DEVICE, "never-heard"])
+    # Then each heard one is there, typed, as state() gives it alone; the other is absent
+    assert set(states) == {DEVICE}
+    assert states[DEVICE] == gate.state("jointech", DEVICE)
+    assert states[DEVICE].power is not None and states[DEVICE].power.batteryPct == 80

@@ -1483,6 +1483,7 @@ CLIENT_CALLS: dict[str, Any] = {
                         g.event("jointech", "8052400203", "x", occurred_at="2025-02-07T08:00:00.000Z")),
     "event_of": lambda g: g.event_of(_claim_check(g)),
     "state": lambda g: g.state("jointech", "8052400203"),
+    "states": lambda g: g.states("jointech", ["8052400203", "never-heard"]),
     "devices": lambda g: g.devices("jointech"),
     "offline": lambda g: g.offline(),
     "alarms": lambda g: g.alarms(since="2020"),

@@ -102,6 +102,10 @@ class TableReads:
     def state(self, vendor: str, device_id: str) -> dict[str, Any] | None:
         return queries.device_state(self.dynamodb, self.table, vendor, device_id)
 
+    def states(self, vendor: str, device_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found = queries.device_states(self.dynamodb, self.table, [(vendor, d) for d in device_ids])
+        return {device_id: state for (_, device_id), state in found.items()}
+
     def devices(self, vendor: str, *, limit: int | None = None) -> Rows:
         return _page(lambda n: queries.vendor_devices(self.dynamodb, self.table, vendor, limit=n,
                                                       shards=self.shards), limit)
@@ -233,6 +237,11 @@ class DeviceGate:
         """A device's latest state (every group with the time it is from) and its liveness."""
         found = self.plain.state(vendor, device_id)
         return DeviceState.model_validate(found) if found is not None else None
+
+    def states(self, vendor: str, device_ids: list[str]) -> dict[str, DeviceState]:
+        """The latest state of many devices of a vendor by device id (100 per BatchGetItem, in
+        parallel): a fleet view's positions and passages. A device never heard from is absent."""
+        return {d: DeviceState.model_validate(s) for d, s in self.plain.states(vendor, device_ids).items()}
 
     def devices(self, vendor: str, *, limit: int | None = None) -> Page[DeviceRow]:
         """Every device of a vendor, with its last seen time and liveness (device id order per shard)."""

@@ -155,6 +155,20 @@ def _states(ddb: Any, table: str, pairs: list[tuple[str, str]]) -> dict[tuple[st
     return found
 
 
+def device_states(ddb: Any, table: str, pairs: list[tuple[str, str]], workers: int = 8
+                  ) -> dict[tuple[str, str], dict[str, Any]]:
+    """The latest state of many devices by (vendor, device id), as device_state gives one: 100
+    per BatchGetItem, the batches `workers` at a time. A device never heard from is absent."""
+    chunks = [pairs[n:n + 100] for n in range(0, len(pairs), 100)]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if not chunks:
+        return found
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks)))) as pool:
+        for batch in pool.map(lambda chunk: _states(ddb, table, chunk), chunks):
+            found.update({pair: state_view(item) for pair, item in batch.items()})
+    return found
+
+
 def _device_row(item: dict[str, Any]) -> dict[str, Any]:
     view = state_view(item)
     row = {k: view[k] for k in ("vendor", "deviceId", "lastSeen", "lastKind", "heardAt", "online")}
