@@ -25,11 +25,13 @@ EVENTS = ROOT / "events"
 #: Files in events/ that are no invocation event (a camera's configuration item, for the docs).
 NOT_EVENTS = {"ai-camera/config-example.json"}
 #: Events a fresh stack refuses, and where the docs say so: SenseLink's connection frames
-#: (docs/vendors/senselink.md: quarantined, answered code 400) and commands to a device that has
-#: never reported (docs/commands.md: HTTP 404 unknown device).
+#: (docs/vendors/senselink.md: quarantined, answered code 400), commands to a device that has
+#: never reported, sent now or kept for its next contact (docs/commands.md: HTTP 404 unknown
+#: device), and the cancel of a command the fresh stack does not hold (HTTP 404 no such command).
 REFUSED = {"senselink/http-ws-doc-connected.json", "senselink/http-ws-doc-denied.json",
            "jointech-commands/http-post-raw-base-info.json", "jointech-commands/http-post-typed-query-base-info.json",
-           "jointech-commands/http-post-typed-query-time-with-token.json"}
+           "jointech-commands/http-post-typed-query-time-with-token.json",
+           "jointech-commands/http-post-typed-query-base-info-when-online.json", "jointech-commands/http-post-cancel.json"}
 SAMPLES = sorted(str(p.relative_to(EVENTS)) for p in EVENTS.glob("*/*.json") if str(p.relative_to(EVENTS)) not in NOT_EVENTS)
 
 
