@@ -8,7 +8,7 @@ audited on the item."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,11 @@ class Reads:
     def events(self, vendor: str, device_id: str, kind: str | None = None, since: str | None = None,
                until: str | None = None, limit: int | None = 50) -> Page[dict[str, Any]]:
         return self.plain.timeline(vendor, device_id, kind=kind, since=since, until=until, limit=limit)
+
+    def tail(self, stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+        """The fleet's events as they are stored (the table's stream), until `stop()`: the Live
+        page's one stream reader (live.Fanout shares it among the console's tabs)."""
+        return self.plain.tail(stop=stop)
 
     def device_alarms(self, vendor: str, device_id: str) -> list[dict[str, Any]]:
         return self.plain.device_alarms(vendor, device_id).items
