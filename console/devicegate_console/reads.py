@@ -31,10 +31,14 @@ class Reads:
     store_over: Callable[[Any, Any], Any] | None = None
     #: The deployment's Shards (the sharded lists read every shard).
     shards: int | None = None
+    #: The target's DynamoDB Streams client (the Live page's tail), made with the target's own
+    #: credentials and endpoint; None: the typed client makes one from the default session.
+    streams: Any = None
     plain: TableReads = field(init=False)
 
     def __post_init__(self) -> None:
-        self.plain = TableReads(self.table, self.ddb, **({"shards": self.shards} if self.shards else {}))
+        self.plain = TableReads(self.table, self.ddb, streams=self.streams,
+                                **({"shards": self.shards} if self.shards else {}))
 
     def vendors(self) -> list[str]:
         from devicegate.vendors import vendor_names

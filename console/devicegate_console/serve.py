@@ -70,7 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
     except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
         print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
         replays = None
-    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards())
+    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards(),
+                  streams=target.client("dynamodbstreams"))
     # The command API as `devicegate command` finds it (the stack's HttpApiUrl, or the local
     # stack's routes); without one the device page says why instead of offering a form.
     commands = Commands.for_target(args.stack, args.profile, args.region, args.endpoint_url)
@@ -90,7 +91,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"devicegate console: http://{HOST}:{port}/?token={token}", flush=True)
     print("Ctrl-C stops.", flush=True)
     # uvicorn's own access log would write query strings (the token's first request has it).
-    config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    # A Live page holds its connection open: Ctrl-C waits this long for it, then closes it.
+    config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
+                                 timeout_graceful_shutdown=3)
     try:
         uvicorn.Server(config).run(sockets=[listening])
     except KeyboardInterrupt:
