@@ -303,7 +303,8 @@ def _heartbeat(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def _gateway_record(vendor: str, kind: str) -> Record:
     from devicegate.client.models import CommandStep, DeviceOffline, DeviceOnline
 
-    model = {"device.offline": DeviceOffline, "device.online": DeviceOnline}.get(kind, CommandStep)
+    models: dict[str, type[BaseModel]] = {"device.offline": DeviceOffline, "device.online": DeviceOnline}
+    model = models.get(kind, CommandStep)
     return Record(vendor, kind, [], _as_stored(model))
 
 # --- the event type schemas (schemas/<type>.json) ----------------------------------------------------
