@@ -74,9 +74,9 @@ class Commands:
     @staticmethod
     def typed() -> list[dict[str, str]]:
         """The typed commands a form offers: name and what it asks."""
-        from devicegate.vendors.jointech.commands import TYPED
+        from devicegate_console.reads import typed_commands
 
-        return [{"name": c.name, "description": c.description} for c in TYPED.values()]
+        return typed_commands()
 
     def _call(self, method: str, device: str, body: dict[str, Any] | None = None,
               query: dict[str, str] | None = None, suffix: str = "") -> Outcome:
@@ -138,18 +138,19 @@ _ENDED = ("expiredAt", "cancelledAt")
 def shown(command: dict[str, Any]) -> dict[str, Any]:
     """A command as the page lists it: its lifecycle word, and its requested / sent / answered
     (or ended) times."""
-    from devicegate.core.commands import LIFECYCLE, PENDING, QUEUED
+    from devicegate_console.reads import command_statuses
 
+    lifecycle, still_open = command_statuses()
     status = str(command.get("status") or "")
     waiting = bool(command.get("whenOnline"))
     response = command.get("response")
     return dict(command,
-                lifecycle=LIFECYCLE.get(status, status),
+                lifecycle=lifecycle.get(status, status),
                 what=command.get("command") or command.get("text"),
                 requested=command.get("requestedAt") or command.get("queuedAt"),
                 sent=command.get("sentAt") if waiting else command.get("requestedAt"),
                 answered=next((command[k] for k in _ANSWERED if command.get(k)), None),
                 ended=next((command[k] for k in _ENDED if command.get(k)), None),
                 answer=",".join(str(v) for v in response) if isinstance(response, list) else command.get("error"),
-                open=status in (QUEUED, PENDING),
-                cancellable=status == QUEUED)
+                open=status in still_open,
+                cancellable=status == "queued")

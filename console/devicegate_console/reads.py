@@ -19,6 +19,21 @@ from devicegate.store import quarantine
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
 
 
+def typed_commands() -> list[dict[str, str]]:
+    """The typed Jointech commands the device page's form offers: name and what each asks."""
+    from devicegate.vendors.jointech.commands import TYPED
+
+    return [{"name": c.name, "description": c.description} for c in TYPED.values()]
+
+
+def command_statuses() -> tuple[dict[str, str], tuple[str, ...]]:
+    """The command lifecycle as apps read it (a stored status to its word: pending is "sent",
+    succeeded "answered"), and the statuses still open (kept for the next contact, or sent)."""
+    from devicegate.core.commands import LIFECYCLE, PENDING, QUEUED
+
+    return dict(LIFECYCLE), (QUEUED, PENDING)
+
+
 @dataclass
 class Reads:
     """The console's data access over one target: its DynamoDB and S3 clients and its table."""
