@@ -443,7 +443,8 @@ def _publish_location(client: Any) -> None:
 def _send_from_the_page(browser: Any, command: str, serial: str) -> str:
     """The device page's form: a typed command, when the device is next online; the id it names."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     send = browser.find_element(By.ID, "send")
     if send.get_attribute("open") is None:
@@ -452,7 +453,9 @@ def _send_from_the_page(browser: Any, command: str, serial: str) -> str:
     browser.find_element(By.CSS_SELECTOR, 'form.send input[name="serial"]').send_keys(serial)
     browser.find_element(By.ID, "send-when-online").click()
     browser.find_element(By.CSS_SELECTOR, 'form.send input[name="expires_in"]').send_keys("1h")
-    browser.find_element(By.ID, "send-button").click()
+    button = browser.find_element(By.ID, "send-button")
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))  # the answer's page, not the one the form was on
     result = browser.find_element(By.ID, "sent-result")
     assert "queued for the next contact" in result.text, result.text
     return str(result.get_attribute("data-id"))
@@ -466,6 +469,8 @@ def _row_status(browser: Any, command_id: str) -> str | None:
 
 def test_a_command_sent_when_online_from_the_page_reaches_its_answer_and_another_is_cancelled(console, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.e2e.test_mqtt_local import Client
 
@@ -510,7 +515,9 @@ def test_a_command_sent_when_online_from_the_page_reaches_its_answer_and_another
     # When a second query is sent to wait, and cancelled from the page while it waits
     second = _send_from_the_page(browser, "query_time", "002")
     assert _row_status(browser, second) == "queued"
-    browser.find_element(By.CSS_SELECTOR, f'tr.command[data-id="{second}"] button.cancel').click()
+    cancel = browser.find_element(By.CSS_SELECTOR, f'tr.command[data-id="{second}"] button.cancel')
+    cancel.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(cancel))
     # Then the page says so, and its row is cancelled, no cancel button left
     assert second in browser.find_element(By.ID, "cancel-result").text
     assert _row_status(browser, second) == "cancelled"
