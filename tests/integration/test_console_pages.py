@@ -406,3 +406,36 @@ def test_the_device_page_says_why_it_cannot_send_and_other_vendors_have_no_comma
         csrf = hmac.new(TOKEN.encode(), b"devicegate console forms", hashlib.sha256).hexdigest()
         status, html, _ = _post(console, f"/commands/jointech/{device}/send", {"csrf": csrf, "command": "query_time"})
         assert status == 503 and "stack demo has no HttpApiUrl output" in html and "Traceback" not in html
+
+
+def test_stopping_the_console_with_a_live_tab_open_ends_the_stream_and_its_tail(stack):
+    import uvicorn
+
+    from tests.unit.test_console_live import FakeTail
+
+    # Given a console (as `devicegate console` configures uvicorn) with a Live tab open
+    reads = Reads(stack.ddb, stack.session.client("s3"), stack.table)
+    tail = FakeTail()
+    reads.tail = tail  # type: ignore[method-assign]
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    app = create_app(Settings(reads, TOKEN, port, None))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=3))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    console = Browser(f"http://127.0.0.1:{port}")
+    console.cookie = console.get(f"/?token={TOKEN}")[2]["set-cookie"].split(";", 1)[0]
+    connection, answer = _open_stream(console)
+    assert _next_message(answer)[0] == "ready"
+    # When it is stopped (Ctrl-C)
+    started = time.monotonic()
+    server.should_exit = True
+    thread.join(timeout=15)
+    # Then it stops within the grace period and a little, and the tail's thread ends with the tab
+    assert not thread.is_alive() and time.monotonic() - started < 8
+    assert tail.ended.wait(5) and not app.state.live.running
+    connection.close()
+    listening.close()
