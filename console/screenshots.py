@@ -32,6 +32,8 @@ PAGES = [
     ("map", "/map", "map"),
     ("device-track", "/device/mettax/105045133913", "play"),
     ("device-timeline", "/device/jointech/8052400203", "expand"),
+    ("device-commands", "/device/jointech/8052400203", "commands"),
+    ("live", "/live", "live"),
     ("alarms", "/alarms", None),
     ("quarantine", "/quarantine", None),
     ("quarantine-item", None, "first-quarantined"),
@@ -75,8 +77,9 @@ def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 
 @contextlib.contextmanager
-def fresh_console() -> Iterator[str]:
-    """A local stack with the samples loaded and a console over it: the console's link."""
+def fresh_console() -> Iterator[tuple[str, dict[str, str]]]:
+    """A local stack with the samples loaded and a console over it: the console's link, and the
+    stack's HTTP base URL and MQTT port (the Live and commands pictures push to them)."""
     work = Path(tempfile.mkdtemp(prefix="console-screenshots-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEVICEGATE_"))}
     env.update(DEVICEGATE_STATE_DIR=str(work / "state"), PYTHONUNBUFFERED="1")
@@ -93,7 +96,7 @@ def fresh_console() -> Iterator[str]:
             text = _wait_for(work / "console.log", "Ctrl-C stops.", console, 30)
             match = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", text)
             assert match, text
-            yield match.group(0)
+            yield match.group(0), {"http": f"http://127.0.0.1:{ports[0]}", "mqtt": ports[2]}
 
 
 def browser() -> object:
@@ -108,7 +111,121 @@ def browser() -> object:
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def take(link: str, out: Path) -> list[Path]:
+#: The samples' Jointech device, and the local stack's access key (its MQTT topics).
+JOINTECH, ACCESS_KEY = "8052400203", "ak-demo"
+
+
+def _now(millis: bool = False) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S" + (".000Z" if millis else "Z"), time.gmtime())
+
+
+def _device(stack: dict[str, str]) -> object:
+    """A paho client on the stack's broker, as the device (the e2e tests' helper)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.e2e.test_mqtt_local import Client
+
+    return Client(int(stack["mqtt"]))
+
+
+def _location(device: str, lat: float, lon: float, speed: int) -> dict[str, object]:
+    record = json.loads((ROOT / "events/jointech/records/mqtt-location.json").read_text())
+    record.update(assetId=device, gpsTime=_now(), latitude=lat, longitude=lon, speed=speed)
+    return record
+
+
+def _wait_until(condition: object, what: str, seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"screenshots: {what} did not happen within {seconds:g}s")
+        time.sleep(0.3)
+
+
+def _send(driver: object, command: str, serial: str) -> str:
+    """The device page's form: a typed command for the device's next contact; its id."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    find = driver.find_element  # type: ignore[attr-defined]
+    if find(By.ID, "send").get_attribute("open") is None:
+        find(By.CSS_SELECTOR, "#send summary").click()
+    Select(find(By.ID, "send-command")).select_by_value(command)
+    find(By.CSS_SELECTOR, 'form.send input[name="serial"]').send_keys(serial)
+    find(By.ID, "send-when-online").click()
+    find(By.CSS_SELECTOR, 'form.send input[name="expires_in"]').send_keys("1h")
+    button = find(By.ID, "send-button")
+    button.click()
+    WebDriverWait(driver, 30).until(staleness_of(button))  # the answer's page, not the one the form was on
+    return str(find(By.ID, "sent-result").get_attribute("data-id"))
+
+
+def _row_status(driver: object, command_id: str) -> object:
+    return driver.execute_script(  # type: ignore[attr-defined]
+        "var r = document.querySelector('tr.command[data-id=\"' + arguments[0] + '\"]');"
+        " return r ? r.dataset.status : null", command_id)
+
+
+def commands(driver: object, stack: dict[str, str] | None) -> None:
+    """Three commands on the sample device's page: one answered (a paho device takes it on its
+    next contact and answers it), one cancelled from the page, one still waiting."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if stack is None:
+        return
+    answered = _send(driver, "query_base_info", "001")
+    device = _device(stack)
+    try:
+        device.subscribe(f"download/{ACCESS_KEY}/{JOINTECH}/cmd")  # type: ignore[attr-defined]
+        device.publish(f"upload/{ACCESS_KEY}/{JOINTECH}/location",  # type: ignore[attr-defined]
+                       json.dumps(_location(JOINTECH, 22.67007, 113.923, 0)).encode())
+        device.received.get(timeout=30)  # type: ignore[attr-defined]
+        answer = json.loads((ROOT / "events/jointech/records/mqtt-cmd-success.json").read_text())
+        content = json.loads(answer["content"])
+        content[0] = JOINTECH
+        answer.update(assetId=JOINTECH, content=json.dumps(content), dateTime=_now(millis=True))
+        device.publish(f"upload/{ACCESS_KEY}/{JOINTECH}/cmd", json.dumps(answer).encode())  # type: ignore[attr-defined]
+    finally:
+        device.close()  # type: ignore[attr-defined]
+    _wait_until(lambda: _row_status(driver, answered) == "succeeded", "the answer")
+    cancelled = _send(driver, "query_time", "002")
+    cancel = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f'tr.command[data-id="{cancelled}"] button.cancel')
+    cancel.click()
+    WebDriverWait(driver, 30).until(staleness_of(cancel))
+    _send(driver, "query_time", "003")
+    driver.execute_script("document.getElementById('send').open = true")  # type: ignore[attr-defined]
+
+
+def live(driver: object, stack: dict[str, str] | None) -> None:
+    """The Live page with a few records pushed once it follows: over HTTP and over MQTT."""
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+
+    _wait_until(lambda: driver.find_element(  # type: ignore[attr-defined]
+        By.ID, "live-status").get_attribute("data-state") == "following", "the Live page following", 20)
+    if stack is None:
+        return
+    for n, device in enumerate(("8052400203", "8022300001", "8454601010")):
+        body = json.dumps(_location(device, 22.67 + n / 100, 113.92 + n / 100, 20 * n)).encode()
+        request = urllib.request.Request(f"{stack['http']}/hooks/jointech/dev-token/location", data=body,
+                                         method="POST", headers={"content-type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).close()
+    client = _device(stack)
+    try:
+        alarm = json.loads((ROOT / "events/jointech/records/mqtt-alarm.json").read_text())
+        alarm["dateTime"] = _now()
+        client.publish(f"upload/{ACCESS_KEY}/{alarm['assetId']}/alarm", json.dumps(alarm).encode())  # type: ignore[attr-defined]
+    finally:
+        client.close()  # type: ignore[attr-defined]
+    _wait_until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "tr.live-event")) >= 4,  # type: ignore[attr-defined]
+                "four rows on the Live page", 30)
+
+
+def take(link: str, out: Path, stack: dict[str, str] | None = None) -> list[Path]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -136,6 +253,10 @@ def take(link: str, out: Path) -> list[Path]:
                     time.sleep(0.2)
             if path is not None:
                 driver.get(base + path)
+            if action == "commands":
+                commands(driver, stack)
+            if action == "live":
+                live(driver, stack)
             if action == "expand":
                 driver.execute_script("document.querySelector('li.event details').open = true")
             if action in ("map", "play"):  # the page's script has drawn the map
@@ -151,6 +272,7 @@ def take(link: str, out: Path) -> list[Path]:
                 deadline = time.monotonic() + 20
                 while driver.execute_script("return window.devicegateTrack.playing") and time.monotonic() < deadline:
                     time.sleep(0.2)
+            driver.execute_script("window.scrollTo(0, 0)")  # (a form's answer may have scrolled to its section)
             # The whole page, not the window: as tall as its content (within reason).
             height = min(3200, int(driver.execute_script("return document.documentElement.scrollHeight")))
             driver.set_window_size(WIDTH, max(HEIGHT, height))
@@ -173,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         written = take(args.url, args.out)
     else:
-        with fresh_console() as link:
-            written = take(link, args.out)
+        with fresh_console() as (link, stack):
+            written = take(link, args.out, stack)
     for path in written:
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0

@@ -1,12 +1,16 @@
-"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, and two
-scripts for the maps (a device's track with its playback, the fleet's positions). Every read goes
-through reads.Reads."""
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, two
+scripts for the maps (a device's track with its playback, the fleet's positions), one for the
+Live page (server-sent events from live.Fanout: one stream reader for every tab) and one that
+follows a device's open commands. Every read of the table goes through reads.Reads; commands go
+through the command API with the CLI's client (commands.Commands)."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,11 +24,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from devicegate_console import shaping
+from devicegate_console.commands import Commands, CommandsUnavailable
+from devicegate_console.live import Fanout, Subscriber
 from devicegate_console.reads import ALARM_STATUSES, Reads
 from devicegate_console.safety import Guard
 
@@ -38,6 +44,10 @@ QUARANTINE_COUNT = 100
 #: Events a track is read from at most (the newest, when its range holds more).
 TRACK_LIMIT = 5000
 DEFAULT_STOP_MINUTES = 5.0
+#: Rows the Live page keeps (the newest; older ones leave the page as new ones come).
+LIVE_ROWS = 200
+#: A comment line on an idle Live stream this often (seconds), so a proxy or the browser keeps it open.
+LIVE_KEEPALIVE_S = 15.0
 #: OpenStreetMap's tile template: what --tiles defaults to (its usage policy allows light use).
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
@@ -51,6 +61,8 @@ class Settings:
     port: int
     tiles: str | None = OSM_TILES
     target: str = "the local stack"
+    #: The command API (the CLI's client of it), or why there is none; None: not looked for.
+    commands: Commands | None = None
 
     @property
     def csrf(self) -> str:
@@ -78,6 +90,9 @@ class Pages:
             q=lambda value: quote(str(value), safe=""),
             group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
         self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)
+        #: The Live page's one stream reader, shared by every tab (live.Fanout).
+        self.live = Fanout(self.reads.tail)
+        self.commands = settings.commands or Commands(why_not="this console was started without a command API")
 
     def page(self, template: str, http_status: int = 200, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(now=datetime.now(UTC), **values)
@@ -153,6 +168,7 @@ class Pages:
             track["src"] = f"/track/{quote(vendor, safe='')}/{quote(device_id, safe='')}?" + urlencode(track)
         return self.page("device.html", vendor=vendor, device_id=device_id, state=state, events=events,
                          kinds=kinds, kind=kind, until=until, older=older, tiles=self.settings.tiles, track=track,
+                         commands=self.command_block(vendor, device_id, params),
                          alarms=reads.device_alarms(vendor, device_id),
                          quarantined=_device_quarantine(reads, vendor, device_id))
 
@@ -227,6 +243,145 @@ class Pages:
         outcome = await run_in_threadpool(self.reads.replay_edited, item, after, edit)
         return await run_in_threadpool(self.quarantine_item, request, outcome)
 
+    # --- live ------------------------------------------------------------------------------------
+
+    def live_page(self, request: Request) -> HTMLResponse:
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        kind = request.query_params.get("kind") or None
+        kinds = sorted({k for name in self.reads.vendors() for k in self.reads.kinds(name)})
+        if kind and kind not in kinds:
+            raise NotFound(f"no kind {kind!r}")
+        src = "/live/stream" + (f"?{urlencode({k: v for k, v in (('vendor', vendor), ('kind', kind)) if v})}"
+                                if vendor or kind else "")
+        return self.page("live.html", vendor=vendor, kind=kind, kinds=kinds, vendors=self.reads.vendors(),
+                         src=src, rows=LIVE_ROWS, tabs=self.live.subscribers, failure=self.live.failure)
+
+    async def live_stream(self, request: Request) -> Response:
+        """Server-sent events: `ready` once the shared tail reads from now, then one `data:` line
+        (a shaping.live_row) per event stored that passes the page's filters; `failed` if the
+        stream cannot be read. Leaving the page closes the connection, which unsubscribes it."""
+        vendor = self.vendor_of(request.query_params.get("vendor"))
+        kind = request.query_params.get("kind") or None
+        subscriber = self.live.subscribe(Subscriber(asyncio.get_running_loop(), vendor, kind))
+
+        async def feed() -> Any:
+            try:
+                announced, idle = False, 0.0
+                yield ": devicegate console live\n\n"
+                while True:
+                    if not announced and subscriber.ready.is_set():
+                        announced = True
+                        yield f"event: ready\ndata: {json.dumps({'since': shaping.iso_now()})}\n\n"
+                    try:
+                        event = await asyncio.wait_for(subscriber.queue.get(), 0.5)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        idle += 0.5
+                        if idle >= LIVE_KEEPALIVE_S:
+                            idle = 0.0
+                            yield ": keepalive\n\n"
+                        continue
+                    idle = 0.0
+                    if event is None:
+                        failure = self.live.failure or "the stream stopped"
+                        yield f"event: failed\ndata: {json.dumps({'message': failure})}\n\n"
+                        return
+                    yield f"data: {json.dumps(shaping.live_row(event), default=str)}\n\n"
+            finally:
+                self.live.unsubscribe(subscriber)
+
+        return StreamingResponse(feed(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def command_block(self, vendor: str, device_id: str, params: Any) -> dict[str, Any] | None:
+        """The device page's commands section: None for a vendor that takes none; else the list
+        (or why it cannot be read or sent), the typed commands, and the last send's result."""
+        if not Commands.vendor_takes_commands(vendor):
+            return None
+        block: dict[str, Any] = {"typed": Commands.typed(), "why_not": self.commands.why_not, "rows": [],
+                                 "sent": params.get("sent"), "cancelled": params.get("cancelled"),
+                                 "csrf": self.settings.csrf,
+                                 "src": f"/commands/{quote(vendor, safe='')}/{quote(device_id, safe='')}",
+                                 "error": None}
+        if self.commands.why_not is None:
+            try:
+                block["rows"] = self.commands.listed(device_id)
+            except CommandsUnavailable as exc:
+                block["error"] = str(exc)
+        block["open"] = any(c["open"] for c in block["rows"])
+        # What the send was answered (its status then; the list has it now).
+        block["sent_status"] = str(params.get("status") or "")
+        return block
+
+    def command_list(self, request: Request) -> HTMLResponse:
+        """The commands table alone (the page's script polls it while a command is open)."""
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        block = self.command_block(vendor, device_id, request.query_params)
+        if block is None:
+            raise NotFound(f"{vendor} takes no commands")
+        return self.page("command_list.html", commands=block, vendor=vendor, device_id=device_id)
+
+    async def _checked_form(self, request: Request) -> dict[str, str] | None:
+        """The posted form, when it carries the console's CSRF token (compared in constant time);
+        None otherwise."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        offered = (form.get("csrf") or [""])[0]
+        if not hmac.compare_digest(offered.encode(), self.settings.csrf.encode()):
+            return None
+        return {k: v[0] for k, v in form.items()}
+
+    def _refused_change(self) -> HTMLResponse:
+        return self.page("error.html", http_status=403, title="Refused",
+                         message="This change did not come from the console's own page: reload it and try again.")
+
+    def _command_answer(self, vendor: str, device_id: str, title: str, outcome: Any) -> HTMLResponse:
+        body = outcome.command
+        message = f"The command API answered HTTP {outcome.status}: {body.get('message') or body.get('status') or ''}"
+        return self.page("error.html", http_status=outcome.status if 400 <= outcome.status < 600 else 502,
+                         title=title, message=message.rstrip(": "), problems=outcome.problems,
+                         back=f"/device/{quote(vendor, safe='')}/{quote(device_id, safe='')}#commands")
+
+    async def send_command(self, request: Request) -> Response:
+        form = await self._checked_form(request)
+        if form is None:
+            return self._refused_change()
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        if not Commands.vendor_takes_commands(vendor):
+            raise NotFound(f"{vendor} takes no commands")
+        try:
+            outcome = await run_in_threadpool(self.commands.send, device_id, form)
+        except CommandsUnavailable as exc:
+            return self.page("error.html", http_status=503, title="Not sent", message=str(exc))
+        if not outcome.ok:
+            return self._command_answer(vendor, device_id, "Not sent", outcome)
+        sent = {"sent": str(outcome.command.get("commandId")), "status": str(outcome.command.get("status"))}
+        return RedirectResponse(f"/device/{quote(vendor, safe='')}/{quote(device_id, safe='')}?{urlencode(sent)}"
+                                "#commands", status_code=303)
+
+    async def cancel_command(self, request: Request) -> Response:
+        form = await self._checked_form(request)
+        if form is None:
+            return self._refused_change()
+        vendor = self.vendor_of(request.path_params["vendor"]) or ""
+        device_id = request.path_params["device_id"]
+        if not Commands.vendor_takes_commands(vendor):
+            raise NotFound(f"{vendor} takes no commands")
+        command_id = request.path_params["command_id"]
+        try:
+            outcome = await run_in_threadpool(self.commands.cancel, device_id, command_id)
+        except CommandsUnavailable as exc:
+            return self.page("error.html", http_status=503, title="Not cancelled", message=str(exc))
+        if not outcome.ok:
+            return self._command_answer(vendor, device_id, "Not cancelled", outcome)
+        done = {"cancelled": command_id}
+        return RedirectResponse(f"/device/{quote(vendor, safe='')}/{quote(device_id, safe='')}?{urlencode(done)}"
+                                "#commands", status_code=303)
+
     async def not_found(self, request: Request, exc: Exception) -> HTMLResponse:
         return self.page("error.html", http_status=404, title="Not found", message=str(exc) or "not found")
 
@@ -246,15 +401,22 @@ def create_app(settings: Settings) -> Starlette:
         Route("/device/{vendor}/{device_id:path}", pages.device),
         Route("/track/{vendor}/{device_id:path}", pages.track),
         Route("/alarms", pages.alarms),
+        Route("/live", pages.live_page),
+        Route("/live/stream", pages.live_stream),
+        Route("/commands/{vendor}/{device_id}", pages.command_list),
+        Route("/commands/{vendor}/{device_id}/send", pages.send_command, methods=["POST"]),
+        Route("/commands/{vendor}/{device_id}/{command_id}/cancel", pages.cancel_command, methods=["POST"]),
         Route("/quarantine", pages.quarantine_list),
         Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
         Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     guard = Guard(settings.token, settings.port, settings.tiles)
-    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
-                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
-                                         ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
+    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+                    exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
+                                        ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
+    app.state.live = pages.live  # the Live page's fan-out (tests look at its tail)
+    return app
 
 
 def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,

@@ -8,7 +8,7 @@ audited on the item."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,21 @@ from devicegate.store import quarantine
 
 #: The alarm lifecycle statuses the alarms page lists, in the order an alarm moves through them.
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
+
+
+def typed_commands() -> list[dict[str, str]]:
+    """The typed Jointech commands the device page's form offers: name and what each asks."""
+    from devicegate.vendors.jointech.commands import TYPED
+
+    return [{"name": c.name, "description": c.description} for c in TYPED.values()]
+
+
+def command_statuses() -> tuple[dict[str, str], tuple[str, ...]]:
+    """The command lifecycle as apps read it (a stored status to its word: pending is "sent",
+    succeeded "answered"), and the statuses still open (kept for the next contact, or sent)."""
+    from devicegate.core.commands import LIFECYCLE, PENDING, QUEUED
+
+    return dict(LIFECYCLE), (QUEUED, PENDING)
 
 
 @dataclass
@@ -31,10 +46,14 @@ class Reads:
     store_over: Callable[[Any, Any], Any] | None = None
     #: The deployment's Shards (the sharded lists read every shard).
     shards: int | None = None
+    #: The target's DynamoDB Streams client (the Live page's tail), made with the target's own
+    #: credentials and endpoint; None: the typed client makes one from the default session.
+    streams: Any = None
     plain: TableReads = field(init=False)
 
     def __post_init__(self) -> None:
-        self.plain = TableReads(self.table, self.ddb, **({"shards": self.shards} if self.shards else {}))
+        self.plain = TableReads(self.table, self.ddb, streams=self.streams,
+                                **({"shards": self.shards} if self.shards else {}))
 
     def vendors(self) -> list[str]:
         from devicegate.vendors import vendor_names
@@ -61,6 +80,11 @@ class Reads:
     def events(self, vendor: str, device_id: str, kind: str | None = None, since: str | None = None,
                until: str | None = None, limit: int | None = 50) -> Page[dict[str, Any]]:
         return self.plain.timeline(vendor, device_id, kind=kind, since=since, until=until, limit=limit)
+
+    def tail(self, stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+        """The fleet's events as they are stored (the table's stream), until `stop()`: the Live
+        page's one stream reader (live.Fanout shares it among the console's tabs)."""
+        return self.plain.tail(stop=stop)
 
     def device_alarms(self, vendor: str, device_id: str) -> list[dict[str, Any]]:
         return self.plain.device_alarms(vendor, device_id).items

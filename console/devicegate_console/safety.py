@@ -10,8 +10,8 @@
   console's own origin (its Origin header), on top of the SameSite cookie.
 - Answers forbid framing, send a Referer to the console alone (the tile server never sees a
   console URL) and allow scripts and styles from the console itself only (a Content Security Policy).
-- A form that changes something (edit and replay) carries a token derived from the access token
-  (app.Settings.csrf), which the request must bring back.
+- A form that changes something (edit and replay; send or cancel a command) carries a token
+  derived from the access token (app.Settings.csrf), which the request must bring back.
 - The log line of a request is its method, its path without the query, its status and duration.
 """
 

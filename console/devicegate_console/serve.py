@@ -60,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from devicegate_console.app import Settings, create_app
+    from devicegate_console.commands import Commands
     from devicegate_console.reads import Reads
 
     token = secrets.token_urlsafe(32)
@@ -69,9 +70,15 @@ def _serve(args: argparse.Namespace) -> int:
     except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
         print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
         replays = None
-    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards())
+    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards(),
+                  streams=target.client("dynamodbstreams"))
+    # The command API as `devicegate command` finds it (the stack's HttpApiUrl, or the local
+    # stack's routes); without one the device page says why instead of offering a form.
+    commands = Commands.for_target(args.stack, args.profile, args.region, args.endpoint_url)
+    if commands.why_not:
+        print(f"devicegate console: sending commands is off ({commands.why_not})", file=sys.stderr)
     app = create_app(Settings(reads, token, port, tiles,
-                              target=f"stack {args.stack}" if args.stack else "the local stack"))
+                              target=f"stack {args.stack}" if args.stack else "the local stack", commands=commands))
     # Its own handler, not the root logger's: Powertools (loaded with the layer by a replay)
     # filters every root handler against loggers whose name holds "devicegate".
     handler = logging.StreamHandler(sys.stderr)
@@ -84,7 +91,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"devicegate console: http://{HOST}:{port}/?token={token}", flush=True)
     print("Ctrl-C stops.", flush=True)
     # uvicorn's own access log would write query strings (the token's first request has it).
-    config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    # A Live page holds its connection open: Ctrl-C waits this long for it, then closes it.
+    config: Any = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False,
+                                 timeout_graceful_shutdown=3)
     try:
         uvicorn.Server(config).run(sockets=[listening])
     except KeyboardInterrupt:

@@ -81,6 +81,31 @@ def where(state: dict[str, Any] | None) -> str:
     return ""
 
 
+def summary(event: dict[str, Any]) -> str:
+    """An event's vocabulary blocks in one line (the Live page): its position or passage as the
+    fleet page shows a state's, then its alarm (`alarm SOS (open)`), or ""."""
+    facts = event.get("facts") or {}
+    parts = [where({"state": facts})]
+    alarm = facts.get("alarm")
+    if alarm:
+        name = alarm.get("name") or alarm.get("code") or ""
+        parts.append(f"alarm {name}".strip() + (f" ({alarm['status']})" if alarm.get("status") else ""))
+    return " · ".join(p for p in parts if p)
+
+
+def live_row(event: dict[str, Any]) -> dict[str, Any]:
+    """What the Live page shows of a stored event: a row the page's script writes as it comes."""
+    from urllib.parse import quote
+
+    vendor, device = str(event.get("vendor") or ""), str(event.get("deviceId") or "")
+    return {"eventId": event.get("eventId"), "vendor": vendor, "deviceId": device, "kind": event.get("kind"),
+            "occurredAt": event.get("occurredAt"), "receivedAt": event.get("receivedAt"),
+            "time": local_time(event.get("receivedAt") or event.get("occurredAt")),
+            "deviceTime": local_time(event.get("occurredAt")),
+            "summary": summary(event), "transport": event.get("transport") or "",
+            "href": f"/device/{quote(vendor, safe='')}/{quote(device, safe='')}"}
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 

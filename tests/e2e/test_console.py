@@ -377,6 +377,154 @@ def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_au
     assert status == 403
 
 
+def _location(device: str) -> str:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return json.dumps({"assetId": device, "longitude": 113.9, "latitude": 22.5, "speed": 36, "direction": 0,
+                       "mileage": 16, "gpsTime": now, "ksInfo": "", "recvTime": now, "locType": 1, "cellSignal": 19,
+                       "gnssSignal": 0, "cells": "", "battery": 77})
+
+
+#: The Live page must show a pushed record this soon after the push was answered.
+LIVE_WITHIN_S = 5.0
+
+
+def test_a_record_pushed_over_http_appears_on_the_live_page_within_seconds(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the Live page open, following the stream (its one shared reader placed)
+    browser.get(console.base + "/live")
+    _wait(lambda: browser.find_element(By.ID, "live-status").get_attribute("data-state") == "following",
+          "the Live page following")
+    assert "One reader of the table's stream serves every Live tab" in browser.find_element(By.ID, "live-cost").text
+    # When a Jointech device pushes a location over HTTP
+    device = f"81{int(time.time() * 1000) % 10**8:08d}"
+    assert console.stack.post("/hooks/jointech/dev-token/location", _location(device)).status == 200
+    pushed = time.monotonic()
+    # Then it is the top row within a few seconds: vendor, device (a link to its page), kind, position, transport
+    selector = f'tr.live-event[data-device="{device}"]'
+    deadline = pushed + LIVE_WITHIN_S
+    while not browser.find_elements(By.CSS_SELECTOR, selector):
+        assert time.monotonic() < deadline, f"not on the Live page {LIVE_WITHIN_S:g}s after the push"
+        time.sleep(0.1)
+    row = browser.find_element(By.CSS_SELECTOR, "#live-rows tr.live-event")
+    assert row.get_attribute("data-device") == device
+    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[1:4] == ["jointech", device, "location"] and cells[5] == "http"
+    assert cells[4].startswith("22.50000, 113.90000") and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cells[0])
+    # And its device link opens the device's page
+    row.find_element(By.LINK_TEXT, device).click()
+    _wait(lambda: browser.current_url.endswith(f"/device/jointech/{device}"), "the device's page")
+    # (the device's state is written after its event, by the outbox: the page may first say it has none)
+    _wait(lambda: browser.find_element(By.TAG_NAME, "h1").text.startswith(device) or browser.refresh(),
+          "the device's page with its state")
+    # And filtered to another vendor, a Jointech push does not appear
+    browser.get(console.base + "/live?vendor=mettax")
+    _wait(lambda: browser.find_element(By.ID, "live-status").get_attribute("data-state") == "following",
+          "the filtered Live page following")
+    assert console.stack.post("/hooks/jointech/dev-token/location", _location(device)).status == 200
+    time.sleep(LIVE_WITHIN_S)
+    assert browser.find_elements(By.CSS_SELECTOR, "tr.live-event") == []
+    browser.get(console.base + "/")  # leaving the page ends the stream's reader
+
+
+#: A Jointech device of its own for the commands (the local stack's access key, as in
+#: tests/e2e/test_waiting_commands_local.py).
+COMMANDED, ACCESS_KEY = "794308019933", "ak-demo"
+DOWNLOAD = f"download/{ACCESS_KEY}/{COMMANDED}/cmd"
+
+
+def _publish_location(client: Any) -> None:
+    location = json.loads((ROOT / "events/jointech/records/mqtt-location.json").read_text())
+    location["assetId"] = COMMANDED
+    location["gpsTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # new, not a retransmission
+    client.publish(f"upload/{ACCESS_KEY}/{COMMANDED}/location", json.dumps(location).encode())
+
+
+def _send_from_the_page(browser: Any, command: str, serial: str) -> str:
+    """The device page's form: a typed command, when the device is next online; the id it names."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    send = browser.find_element(By.ID, "send")
+    if send.get_attribute("open") is None:
+        send.find_element(By.TAG_NAME, "summary").click()
+    Select(browser.find_element(By.ID, "send-command")).select_by_value(command)
+    browser.find_element(By.CSS_SELECTOR, 'form.send input[name="serial"]').send_keys(serial)
+    browser.find_element(By.ID, "send-when-online").click()
+    browser.find_element(By.CSS_SELECTOR, 'form.send input[name="expires_in"]').send_keys("1h")
+    button = browser.find_element(By.ID, "send-button")
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))  # the answer's page, not the one the form was on
+    result = browser.find_element(By.ID, "sent-result")
+    assert "queued for the next contact" in result.text, result.text
+    return str(result.get_attribute("data-id"))
+
+
+def _row_status(browser: Any, command_id: str) -> str | None:
+    return browser.execute_script(
+        "var r = document.querySelector('tr.command[data-id=\"' + arguments[0] + '\"]');"
+        " return r ? r.dataset.status : null", command_id)
+
+
+def test_a_command_sent_when_online_from_the_page_reaches_its_answer_and_another_is_cancelled(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.e2e.test_mqtt_local import Client
+
+    # Given a Jointech device the gateway knows (it reported once), now disconnected
+    device = Client(console.stack.mqtt_port)
+    _publish_location(device)
+    device.close()
+    _wait(lambda: device_state(console.ddb(), console.stack.table_name, "jointech", COMMANDED), "the device known")
+    # When its page is opened and a query is sent from it, for the device's next contact
+    browser.get(f"{console.base}/device/jointech/{COMMANDED}")
+    assert browser.find_elements(By.CSS_SELECTOR, "#commands form.send")
+    first = _send_from_the_page(browser, "query_base_info", "001")
+    # Then the list shows it queued: kept, not sent, with its attempts and its expiry
+    row = browser.find_element(By.CSS_SELECTOR, f'tr.command[data-id="{first}"]')
+    assert row.get_attribute("data-status") == "queued"
+    assert "query_base_info" in row.text and "0 of" in row.text
+    # When the device comes back: listens on its download topic, publishes a record
+    device = Client(console.stack.mqtt_port)
+    try:
+        device.subscribe(DOWNLOAD)
+        _publish_location(device)
+        # Then it receives the command, and answers it with the documented success
+        message = device.received.get(timeout=20)
+        assert (message.topic, message.payload.decode()) == (DOWNLOAD, f"({COMMANDED},1,001,BASE,1)")
+        answer = json.loads((ROOT / "events/jointech/records/mqtt-cmd-success.json").read_text())
+        answer["assetId"] = COMMANDED
+        content = json.loads(answer["content"])
+        content[0] = COMMANDED
+        answer["content"] = json.dumps(content)
+        answer["dateTime"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        device.publish(f"upload/{ACCESS_KEY}/{COMMANDED}/cmd", json.dumps(answer).encode())
+    finally:
+        device.close()
+    # Then the page, left open, follows it to its answer: succeeded (answered), with the answer's fields
+    deadline = time.monotonic() + 40
+    while _row_status(browser, first) != "succeeded":
+        assert time.monotonic() < deadline, f"the page shows {_row_status(browser, first)}, not succeeded"
+        time.sleep(0.3)
+    row = browser.find_element(By.CSS_SELECTOR, f'tr.command[data-id="{first}"]')
+    assert "answered" in row.text and COMMANDED in row.find_element(By.CSS_SELECTOR, ".answer").text
+    assert browser.execute_script("return window.devicegateCommands.polls") >= 1
+    # When a second query is sent to wait, and cancelled from the page while it waits
+    second = _send_from_the_page(browser, "query_time", "002")
+    assert _row_status(browser, second) == "queued"
+    cancel = browser.find_element(By.CSS_SELECTOR, f'tr.command[data-id="{second}"] button.cancel')
+    cancel.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(cancel))
+    # Then the page says so, and its row is cancelled, no cancel button left
+    assert second in browser.find_element(By.ID, "cancel-result").text
+    assert _row_status(browser, second) == "cancelled"
+    assert browser.find_elements(By.CSS_SELECTOR, f'tr.command[data-id="{second}"] button.cancel') == []
+    assert _row_status(browser, first) == "succeeded"
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["console"], "devicegate console: no local stack is running here"),
     (["console", "--region", "eu-west-1"], "devicegate console: --profile and --region name a deployment"),
