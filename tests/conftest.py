@@ -76,13 +76,16 @@ def logs(capsys):
 
 def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
     """The local stack patches moto's classes for its own process (devicegate_local.moto: FIFO
-    deduplication by scope, streams kept through cancelled transactions, work done once); a test
-    that builds that moto server here puts them back afterwards, or every later test in the session
+    deduplication by scope, streams kept through cancelled transactions, work done once; and
+    moto_reads' Query and BatchGetItem); a test that builds that moto server here puts them back
+    afterwards, or every later test in the session
     runs on the stack's moto (the fault matrix then found its queue one message short)."""
     import moto.backends
     from moto.core import responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs.models import Queue, SQSBackend
@@ -93,6 +96,8 @@ def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
             (Queue, ("add_message", "attributes", "pending_messages", "pending_message_groups")),
             (SQSBackend, ("send_message", "send_message_batch", "is_message_valid_based_on_retention_period")),
             (Item, ("__init__",)),
+            (Table, ("all_items", "query")),  # devicegate_local.moto_reads
+            (DynamoHandler, ("query", "batch_get_item", "get_item")),
             (DomainDispatcherApplication, ("get_backend_for_host",)),
             (responses, ("method_names_from_class", "gen_amzn_requestid_long")),
             (moto.backends, ("list_of_moto_modules",))):

@@ -15,6 +15,9 @@ stored. DynamoDB has one stream per table and writes nothing to it for a cancell
 A FIFO queue deduplicates within its DeduplicationScope, for five minutes after the first send,
 whether or not the first message was deleted since. moto compares a new message with the
 messages still in the queue, across the whole queue, by scanning all of them.
+
+moto's DynamoDB reads (a Query walks the whole table; answers go through a generic serializer)
+are made fast in moto_reads, installed here too.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import traceback
 from collections import OrderedDict
 from http.server import HTTPServer
 from typing import Any
+
+from devicegate_local import moto_reads
 
 log = logging.getLogger("devicegate.local")
 
@@ -478,6 +483,7 @@ class MotoServer:
         deduplicate_fifo_queues_by_scope()
         redeliver_fifo_groups_in_order()
         skip_repeated_work()
+        moto_reads.install()
         self._server = _MotoHttpServer(host, port, DomainDispatcherApplication(create_backend_app),
                                        _moto_request_handler())
         self._thread: threading.Thread | None = None

@@ -1,0 +1,153 @@
+"""moto's DynamoDB reads as the console makes them (Query on the table or an index, BatchGetItem,
+GetItem), without the two costs that made a page of 1,000 devices take seconds in moto and
+milliseconds in DynamoDB. Installed by the local stack where it starts moto (moto.MotoServer)
+and by bench/console.py; the answers are moto's own, request for request
+(tests/unit/test_moto_reads.py compares them with unpatched moto's).
+
+1. A Query walks every item of the table: moto lists them all, sorts them all, then keeps the
+   query's partition (or, on an index, the items whose index key matches). With 11,000 items
+   that is tens of milliseconds per Query, and a sharded list is 8 Queries per vendor. Here moto's
+   own Query runs over the partition's items only: a table's partition is one dict lookup; an
+   index's is one pass that compares one attribute, no sort of the table. moto then sorts,
+   filters, pages and projects those items exactly as it would have, because they are every item
+   its walk would have kept.
+2. moto's response serializer walks the operation's output shape for every attribute value of
+   every item (most of a 1 MB Query page's time, and 4 s of a fleet's BatchGetItems). DynamoDB's
+   protocol is JSON whose item values are already in wire form, so the answer is written with
+   json.dumps; binary values base64 as moto's serializer writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import threading
+from typing import Any
+
+_INSTALLED = "_devicegate_moto_reads"
+# The partition moto's next Table.all_items() call in this thread answers with (a Query in
+# progress), as (table, items). Per thread: in process (mock_aws) calls run side by side.
+_QUERYING = threading.local()
+
+
+def install() -> None:
+    """Patch moto's DynamoDB Query, BatchGetItem and GetItem (idempotent)."""
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(Table.query, _INSTALLED, False):
+        return
+    _patch(Table, "all_items", _all_items(Table.all_items))
+    _patch(Table, "query", _query(Table.query))
+    for action in ("query", "batch_get_item", "get_item"):
+        _patch(DynamoHandler, action, _answered_as_json(getattr(DynamoHandler, action)))
+
+
+def uninstall() -> None:
+    """moto's own Query, BatchGetItem and GetItem again (what the parity test compares with)."""
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    for owner, name in ((Table, "all_items"), (Table, "query"), (DynamoHandler, "query"),
+                        (DynamoHandler, "batch_get_item"), (DynamoHandler, "get_item")):
+        method = getattr(owner, name)
+        if getattr(method, _INSTALLED, False):
+            setattr(owner, name, method.__wrapped__)
+
+
+def _patch(owner: type, name: str, method: Any) -> None:
+    setattr(method, _INSTALLED, True)
+    setattr(owner, name, method)
+
+
+def _all_items(original: Any) -> Any:
+    @functools.wraps(original)
+    def all_items(self: Any) -> list[Any]:
+        querying = getattr(_QUERYING, "partition", None)
+        if querying is not None and querying[0] is self:
+            return list(querying[1])
+        return original(self)
+
+    return all_items
+
+
+def _query(original: Any) -> Any:
+    import inspect
+
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        asked = signature.bind(self, *args, **kwargs).arguments
+        items = _partition(self, asked.get("hash_key"), asked.get("index_name"), asked.get("hash_key_conditions"))
+        if items is None:  # a Query this does not narrow (no hash key given): moto's own walk
+            return original(self, *args, **kwargs)
+        _QUERYING.partition = (self, items)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _QUERYING.partition = None
+
+    return query
+
+
+def _partition(table: Any, hash_key: Any, index_name: str | None, conditions: Any) -> list[Any] | None:
+    """Every item moto's Query would keep of its walk over all_items(); a superset is as good
+    (moto checks each item again), a subset would change the answer."""
+    if index_name is None:
+        if hash_key is None or not table.range_key_attr:
+            return None
+        found = list(table.items.get(hash_key, {}).values())
+    else:
+        if not conditions:
+            return None
+        # moto keeps an item when every hash condition holds: the first one alone is a superset.
+        name, value = conditions[0]
+        found = []
+        for partition in table.items.values():
+            for item in (partition.values() if table.range_key_attr else (partition,)):
+                held = item.attrs.get(name)
+                if held is not None and held == value:  # moto's comparison (a number's value, not its text)
+                    found.append(item)
+    # In any order: moto sorts what it kept by the query's keys, the table's keys breaking ties.
+    return found
+
+
+def _json_result() -> type:
+    from moto.core.responses import ActionResult
+
+    class Json(ActionResult):  # type: ignore[misc]
+        """An answer written as DynamoDB writes it, JSON, without moto's walk of the output shape."""
+
+        def execute_result(self, context: Any) -> tuple[int, dict[str, str], str]:
+            from moto import settings
+
+            serializer = context.serializer_class(operation_model=context.operation_model,
+                                                  pretty_print=settings.PRETTIFY_RESPONSES)
+            answer = serializer._create_default_response()
+            body = json.dumps(self.result, default=_blob, indent=4 if settings.PRETTIFY_RESPONSES else None)
+            return answer["status_code"], {"Content-Type": serializer._get_protocol_specific_content_type()}, body
+
+    return Json
+
+
+def _blob(value: Any) -> str:
+    # moto's item conversion leaves B and BS values as bytes for its serializer to base64.
+    if isinstance(value, bytes):
+        return base64.b64encode(value).strip().decode("utf-8")
+    raise TypeError(f"{type(value).__name__} is not part of a DynamoDB answer")
+
+
+def _answered_as_json(original: Any) -> Any:
+    from moto.dynamodb.responses import DynamoResult
+
+    json_result = _json_result()
+
+    @functools.wraps(original)
+    def answered(self: Any) -> Any:
+        result = original(self)
+        # DynamoResult holds plain values already (its items converted); anything else is moto's.
+        return json_result(result.result) if type(result) is DynamoResult else result
+
+    return answered
