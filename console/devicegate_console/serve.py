@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from devicegate_cli.edge import OneLineParser, UsageError, at_the_edge, check_deployment_options, deployment_options
@@ -41,7 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     return at_the_edge("console", lambda: _serve(args), local_hint=not args.stack)
 
 
-def _serve(args: argparse.Namespace) -> int:
+@dataclass
+class Prepared:
+    """The console the command serves: its app over the target, the socket it listens on, its token."""
+
+    app: Any
+    listening: socket.socket
+    port: int
+    token: str
+    target: Any  # devicegate_cli.commands.Target
+    reads: Any  # devicegate_console.reads.Reads
+
+
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Everything `devicegate console` does before it serves: the target resolved as every other
+    command resolves it, its reads, the command API, the listening socket and a fresh token."""
     check_deployment_options(args)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port (0 to 65535)")
@@ -56,8 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
     dynamodb.describe_table(TableName=target.table)  # unreachable or missing: one line now, not a page later
     listening = _listen(args.port)
     port = listening.getsockname()[1]
-
-    import uvicorn
 
     from devicegate_console.app import Settings, create_app
     from devicegate_console.commands import Commands
@@ -79,6 +92,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"devicegate console: sending commands is off ({commands.why_not})", file=sys.stderr)
     app = create_app(Settings(reads, token, port, tiles,
                               target=f"stack {args.stack}" if args.stack else "the local stack", commands=commands))
+    return Prepared(app, listening, port, token, target, reads)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    prepared = prepare(args)
+    port, token, listening, app = prepared.port, prepared.token, prepared.listening, prepared.app
+
+    import uvicorn
+
     # Its own handler, not the root logger's: Powertools (loaded with the layer by a replay)
     # filters every root handler against loggers whose name holds "devicegate".
     handler = logging.StreamHandler(sys.stderr)
