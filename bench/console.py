@@ -4,12 +4,20 @@ events (its timeline's first page) with the track its map then reads (its newest
 not a test: nothing passes or fails on timing.
 
     uv run --extra local python bench/console.py [--devices 1000] [--events 10000] [--rounds 5]
+                                                 [--reads moto local memory]
 
 Served by uvicorn in a thread and read over HTTP on 127.0.0.1, as a browser would, after the
-link's token became a cookie. Each page is timed twice: with its reads answered by moto (whose
-Query walks a partition in Python: slower than DynamoDB on large partitions, faster on small
-ones, as there is no network), and with the same reads answered from memory, which leaves the
-console's own work (shaping, templates, HTTP).
+link's token became a cookie. Each page is timed with its reads answered (--reads, all three by
+default, in this order):
+
+- moto: moto as it comes (its Query walks and sorts every item of the table; its answers go
+  through a serializer that walks the output shape value by value);
+- local: the moto the local stack runs (devicegate_local.moto_reads: a Query walks its partition,
+  answers written as JSON), what `devicegate console` reads against the local stack;
+- memory: the same reads answered from memory, which leaves the console's own work (shaping,
+  templates, HTTP).
+
+Each line says how many DynamoDB requests the page made (Query, BatchGetItem, GetItem).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reads", nargs="+", choices=("moto", "local", "memory"), default=["moto", "local", "memory"])
     args = parser.parse_args(argv)
     for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
@@ -52,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto import mock_aws
 
     from devicegate_console.app import Settings, create_app
+    from devicegate_local import moto_reads
     from devicegate_local.cfn_template import load_template
     from devicegate_local.resources import Resolver, create_resources
     from tests.support import seed_fleet
@@ -69,13 +79,35 @@ def main(argv: list[str] | None = None) -> int:
         pages = {f"fleet, {args.devices} devices": "/",
                  f"device, {args.events} events (page)": f"/device/mettax/{busy}",
                  "its track (newest 5,000 events, JSON)": f"/track/mettax/{busy}"}
-        for label, reads in (("reads from moto", Reads(ddb, session.client("s3"), table)),
-                             ("reads from memory", Remembered(ddb, session.client("s3"), table))):
-            print(label)
+        requests = Requests(ddb)
+        labels = {"moto": "reads from moto as it comes", "local": "reads from the local stack's moto (moto_reads)",
+                  "memory": "reads from memory (the console's own work)"}
+        for chosen in args.reads:
+            (moto_reads.install if chosen == "local" else moto_reads.uninstall)()
+            print(labels[chosen])
+            reads = (Remembered if chosen == "memory" else Reads)(ddb, session.client("s3"), table)
             with serving(create_app, Settings, reads, uvicorn) as base:
                 for name, path in pages.items():
-                    _time_page(name, base, path, args.rounds)
+                    _time_page(name, base, path, args.rounds, requests)
     return 0
+
+
+class Requests:
+    """DynamoDB requests made through `ddb`, by operation, since the last `taken()`."""
+
+    def __init__(self, ddb: Any) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        ddb.meta.events.register("before-call.dynamodb", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self._counts[model.name] = self._counts.get(model.name, 0) + 1
+
+    def taken(self) -> dict[str, int]:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
 
 
 class Remembered(Reads):
@@ -114,19 +146,22 @@ def serving(create_app: Any, settings: Any, reads: Any, uvicorn: Any) -> Iterato
         thread.join(timeout=10)
 
 
-def _time_page(name: str, base: str, path: str, rounds: int) -> None:
+def _time_page(name: str, base: str, path: str, rounds: int, requests: Requests) -> None:
     port = base.rsplit(":", 1)[1]
-    times, size = [], 0
+    times, size, counts = [], 0, {}
     for _ in range(rounds + 1):  # the first round warms imports and caches up (and fills the memory)
+        requests.taken()
         request = urllib.request.Request(base + path, headers={"Cookie": f"devicegate_console_{port}=bench"})
         begun = time.perf_counter()
         with urllib.request.urlopen(request, timeout=600) as answer:
             size = len(answer.read())
             assert answer.status == 200
         times.append(time.perf_counter() - begun)
+        counts = requests.taken()
     warm = times[1:]
+    made = ", ".join(f"{n} {op}" for op, n in sorted(counts.items())) or "none"
     print(f"  {name:<44} median {statistics.median(warm) * 1000:7.0f} ms   min {min(warm) * 1000:7.0f} ms   "
-          f"{size / 1024:6.0f} KB")
+          f"{size / 1024:6.0f} KB   DynamoDB requests: {made}")
 
 
 if __name__ == "__main__":
