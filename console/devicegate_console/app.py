@@ -118,8 +118,7 @@ class Pages:
             rows = []
             if vendor in (None, name):
                 shown = [d for d in devices if not offline_only or d.get("online") is False]
-                states = reads.device_states(name, [d["deviceId"] for d in shown])
-                rows = [dict(d, where=shaping.where(states.get(d["deviceId"]))) for d in shown]
+                rows = [dict(d, where=shaping.where(d)) for d in shown]  # each row is the device's state
                 rows.sort(key=lambda d: d.get("lastSeen") or "", reverse=True)
             sections.append({"vendor": name, "counts": counts, "rows": rows, "shown": vendor in (None, name)})
         return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
@@ -478,8 +477,8 @@ class TrackRange:
 def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:
     """The map's data: the positions in the range (as far back as TRACK_LIMIT events go) oldest
     first, and its stops."""
-    page = reads.events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
-                        until=_iso(chosen.end), limit=TRACK_LIMIT)
+    page = reads.track_events(vendor, device_id, since=_iso(chosen.start) if chosen.start else None,
+                              until=_iso(chosen.end), limit=TRACK_LIMIT)
     points = shaping.track_points(page.items)
     return {"points": points, "stops": [vars(s) for s in shaping.stops(points, chosen.stop_minutes)],
             "stopMinutes": chosen.stop_minutes, "cut": page.more, "limit": TRACK_LIMIT}

@@ -15,6 +15,8 @@ from typing import Any
 from devicegate.client import Page, TableReads
 from devicegate.store import quarantine
 
+#: What a map's track reads of each event (shaping.track_points): not its vendor payload.
+TRACK_FIELDS = ("occurredAt", "eventId", "kind", "facts")
 #: The alarm lifecycle statuses the alarms page lists, in the order an alarm moves through them.
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
 
@@ -67,7 +69,9 @@ class Reads:
         return [*get_adapter(vendor).kinds, *sorted(GATEWAY_KINDS)]
 
     def devices(self, vendor: str) -> list[dict[str, Any]]:
-        return self.plain.devices(vendor, limit=None).items
+        """Every device of the vendor, each row its whole state (device_state's: the fleet page's
+        position column from the same read as its list)."""
+        return self.plain.devices_with_state(vendor, limit=None).items
 
     def device_state(self, vendor: str, device_id: str) -> dict[str, Any] | None:
         return self.plain.state(vendor, device_id)
@@ -80,6 +84,11 @@ class Reads:
     def events(self, vendor: str, device_id: str, kind: str | None = None, since: str | None = None,
                until: str | None = None, limit: int | None = 50) -> Page[dict[str, Any]]:
         return self.plain.timeline(vendor, device_id, kind=kind, since=since, until=until, limit=limit)
+
+    def track_events(self, vendor: str, device_id: str, since: str | None, until: str | None,
+                     limit: int) -> Page[dict[str, Any]]:
+        """The events a map's track is drawn from, newest first, with TRACK_FIELDS only."""
+        return self.plain.timeline(vendor, device_id, since=since, until=until, limit=limit, fields=TRACK_FIELDS)
 
     def tail(self, stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
         """The fleet's events as they are stored (the table's stream), until `stop()`: the Live

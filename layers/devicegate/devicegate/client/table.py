@@ -67,9 +67,11 @@ class TableReads:
         return self._ddb
 
     def timeline(self, vendor: str, device_id: str, *, kind: str | None = None, since: str | None = None,
-                 until: str | None = None, limit: int | None = 50) -> Rows:
+                 until: str | None = None, limit: int | None = 50, fields: Iterable[str] | None = None) -> Rows:
+        """`fields`: only these envelope fields of each event (e.g. a map's occurredAt, eventId,
+        kind, facts), read with a projection."""
         return _page(lambda n: queries.device_events(self.dynamodb, self.table, vendor, device_id, kind=kind,
-                                                     since=since, until=until, limit=n), limit)
+                                                     since=since, until=until, limit=n, fields=fields), limit)
 
     def fleet(self, *, vendors: Iterable[str] | None = None, kind: str | None = None, since: str | None = None,
               until: str | None = None, limit: int | None = 50) -> Rows:
@@ -109,6 +111,11 @@ class TableReads:
     def devices(self, vendor: str, *, limit: int | None = None) -> Rows:
         return _page(lambda n: queries.vendor_devices(self.dynamodb, self.table, vendor, limit=n,
                                                       shards=self.shards), limit)
+
+    def devices_with_state(self, vendor: str, *, limit: int | None = None) -> Rows:
+        """devices(), each row the device's whole state as state() gives it, from the same reads."""
+        return _page(lambda n: queries.vendor_devices(self.dynamodb, self.table, vendor, limit=n,
+                                                      shards=self.shards, whole=True), limit)
 
     def offline(self, vendor: str | None = None, *, limit: int | None = None) -> Rows:
         return _page(lambda n: queries.offline_devices(self.dynamodb, self.table, vendor, limit=n,
