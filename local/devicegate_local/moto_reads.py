@@ -117,7 +117,7 @@ def _partition(table: Any, hash_key: Any, index_name: str | None, conditions: An
 def _json_result() -> type:
     from moto.core.responses import ActionResult
 
-    class Json(ActionResult):  # type: ignore[misc]
+    class Json(ActionResult):
         """An answer written as DynamoDB writes it, JSON, without moto's walk of the output shape."""
 
         def execute_result(self, context: Any) -> tuple[int, dict[str, str], str]:
