@@ -80,9 +80,14 @@ def _query(original: Any) -> Any:
     @functools.wraps(original)
     def query(self: Any, *args: Any, **kwargs: Any) -> Any:
         asked = signature.bind(self, *args, **kwargs).arguments
-        items = _partition(self, asked.get("hash_key"), asked.get("index_name"), asked.get("hash_key_conditions"))
+        index_name = asked.get("index_name")
+        items = _partition(self, asked.get("hash_key"), index_name, asked.get("hash_key_conditions"))
         if items is None:  # a Query this does not narrow (no hash key given): moto's own walk
             return original(self, *args, **kwargs)
+        names = _answered_names(self, index_name, asked)
+        if names is not None:
+            entry = _entry_class()
+            items = [entry(item, names) for item in items]
         _QUERYING.partition = (self, items)
         try:
             return original(self, *args, **kwargs)
@@ -112,6 +117,60 @@ def _partition(table: Any, hash_key: Any, index_name: str | None, conditions: An
                     found.append(item)
     # In any order: moto sorts what it kept by the query's keys, the table's keys breaking ties.
     return found
+
+
+def _answered_names(table: Any, index_name: str | None, asked: dict[str, Any]) -> set[str] | None:
+    """The attributes a Query's answer can hold, when that is known before moto reads the items:
+    a KEYS_ONLY index's keys, or the names of a ProjectionExpression of plain top-level names with
+    no filter (a filter may read any attribute). None: the whole items."""
+    if asked.get("filter_kwargs"):  # QueryFilter: moto checks it on the whole item
+        return None
+    keys = {table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])}
+    if index_name is not None:
+        index = table.get_index(index_name)
+        keys |= {k["AttributeName"] for k in index.schema}
+        projection = (index.projection or {}).get("ProjectionType")
+        if projection == "KEYS_ONLY":
+            return keys
+        if projection not in (None, "ALL"):
+            return None
+    paths = asked.get("projection_expressions")
+    if not paths or asked.get("filter_expression") is not None:
+        return None
+    if any(len(path) != 1 or not _plain_name(path[0]) for path in paths):
+        return None
+    return keys | {path[0] for path in paths}
+
+
+def _plain_name(name: str) -> bool:
+    return "[" not in name and "." not in name
+
+
+@functools.cache
+def _entry_class() -> type:
+    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
+
+    class Entry(Item):
+        """An item as a Query's answer can show it (its keys, the projected names), weighing
+        what the whole item weighs: moto pages at 1 MB of whole items, as DynamoDB counts what it
+        read. moto would copy every whole item, then convert each to plain JSON once per
+        projected name (4 times per device for the KEYS_ONLY device list)."""
+
+        def __init__(self, item: Any, names: set[str]) -> None:  # not Item's: the item was checked when written
+            self.hash_key, self.range_key, self._whole = item.hash_key, item.range_key, item
+            # moto's own way past LimitedSizeDict's size check on every insert (Item.__deepcopy__)
+            self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
+            dict.update(self.attrs, {name: value for name, value in item.attrs.items() if name in names})
+
+        def size(self) -> int:
+            return int(self._whole.size())
+
+        def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+            copied: Any = super().__deepcopy__(memo)
+            copied._whole = self._whole
+            return copied
+
+    return Entry
 
 
 def _json_result() -> type:
