@@ -12,8 +12,9 @@ default, in this order):
 
 - moto: moto as it comes (its Query walks and sorts every item of the table; its answers go
   through a serializer that walks the output shape value by value);
-- local: the moto the local stack runs (devicegate_local.moto_reads: a Query walks its partition,
-  answers written as JSON), what `devicegate console` reads against the local stack;
+- local: the moto the local stack runs (devicegate_local.moto.patch_as_the_local_stack, whose
+  moto_reads has a Query walk its partition and answers written as JSON), what `devicegate
+  console` reads against the local stack (there over HTTP, here in process);
 - memory: the same reads answered from memory, which leaves the console's own work (shaping,
   templates, HTTP).
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from devicegate_console.app import Settings, create_app
     from devicegate_local import moto_reads
     from devicegate_local.cfn_template import load_template
+    from devicegate_local.moto import patch_as_the_local_stack
     from devicegate_local.resources import Resolver, create_resources
     from tests.support import seed_fleet
 
@@ -80,10 +82,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"device, {args.events} events (page)": f"/device/mettax/{busy}",
                  "its track (newest 5,000 events, JSON)": f"/track/mettax/{busy}"}
         requests = Requests(ddb)
-        labels = {"moto": "reads from moto as it comes", "local": "reads from the local stack's moto (moto_reads)",
+        labels = {"moto": "reads from moto as it comes", "local": "reads from the local stack's moto (patch_as_the_local_stack)",
                   "memory": "reads from memory (the console's own work)"}
         for chosen in args.reads:
-            (moto_reads.install if chosen == "local" else moto_reads.uninstall)()
+            if chosen == "local":
+                patch_as_the_local_stack()
+            else:
+                moto_reads.uninstall()
             print(labels[chosen])
             reads = (Remembered if chosen == "memory" else Reads)(ddb, session.client("s3"), table)
             with serving(create_app, Settings, reads, uvicorn) as base:

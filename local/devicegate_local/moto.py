@@ -473,17 +473,23 @@ class _MotoHttpServer(socketserver.ThreadingMixIn, HTTPServer):
         log.debug("moto server %s: " + message, type, *args)
 
 
+def patch_as_the_local_stack() -> None:
+    """Every change above, in this process's moto (what MotoServer runs; bench/console.py times
+    the console's pages against it in process)."""
+    keep_streams_through_cancelled_transactions()
+    deduplicate_fifo_queues_by_scope()
+    redeliver_fifo_groups_in_order()
+    skip_repeated_work()
+    moto_reads.install()
+
+
 class MotoServer:
     """moto's server on `host:port`, bound on construction (a busy port raises OSError there)."""
 
     def __init__(self, host: str, port: int) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        keep_streams_through_cancelled_transactions()
-        deduplicate_fifo_queues_by_scope()
-        redeliver_fifo_groups_in_order()
-        skip_repeated_work()
-        moto_reads.install()
+        patch_as_the_local_stack()
         self._server = _MotoHttpServer(host, port, DomainDispatcherApplication(create_backend_app),
                                        _moto_request_handler())
         self._thread: threading.Thread | None = None

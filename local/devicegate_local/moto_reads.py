@@ -134,8 +134,10 @@ def _answered_names(table: Any, index_name: str | None, asked: dict[str, Any]) -
             return keys
         if projection not in (None, "ALL"):
             return None
+    from moto.dynamodb.comparisons import OpDefault
+
     paths = asked.get("projection_expressions")
-    if not paths or asked.get("filter_expression") is not None:
+    if not paths or type(asked.get("filter_expression")) not in (type(None), OpDefault):  # OpDefault: no filter
         return None
     if any(len(path) != 1 or not _plain_name(path[0]) for path in paths):
         return None
@@ -158,16 +160,20 @@ def _entry_class() -> type:
 
         def __init__(self, item: Any, names: set[str]) -> None:  # not Item's: the item was checked when written
             self.hash_key, self.range_key, self._whole = item.hash_key, item.range_key, item
+            self._size: int | None = None
             # moto's own way past LimitedSizeDict's size check on every insert (Item.__deepcopy__)
             self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
             dict.update(self.attrs, {name: value for name, value in item.attrs.items() if name in names})
 
         def size(self) -> int:
-            return int(self._whole.size())
+            # Asked twice per item a Query keeps; the item cannot change while moto answers.
+            if self._size is None:
+                self._size = int(self._whole.size())
+            return self._size
 
         def __deepcopy__(self, memo: dict[int, Any]) -> Any:
             copied: Any = super().__deepcopy__(memo)
-            copied._whole = self._whole
+            copied._whole, copied._size = self._whole, self._size
             return copied
 
     return Entry

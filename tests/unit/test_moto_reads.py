@@ -42,6 +42,10 @@ def _requests(table: str, busy: str, quiet: list[str]) -> list[tuple[str, dict[s
         ("query", q | {"KeyConditionExpression": "pk = :pk", "ExpressionAttributeValues": {":pk": {"S": "E#none#x"}}}),
         # Projections: nested paths, a projection with a filter, QueryFilter; pages cut at 1 MB of
         # whole items although the answer holds a few bytes of each.
+        ("query", q | {"KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi", "Limit": 60,
+                       "ScanIndexForward": False, "ProjectionExpression": "#f0, #f1, #f2, #f3",
+                       "ExpressionAttributeNames": {"#f0": "occurredAt", "#f1": "eventId", "#f2": "kind", "#f3": "facts"},
+                       "ExpressionAttributeValues": between}),
         ("query", q | {"KeyConditionExpression": "pk = :pk", "ProjectionExpression": "m.deep[2], b, ns",
                        "ExpressionAttributeValues": {":pk": {"S": "T#odd"}}}),
         ("query", q | {"KeyConditionExpression": "pk = :pk", "ProjectionExpression": "eventId, occurredAt",
@@ -160,6 +164,7 @@ def test_a_query_walks_its_partition_and_its_answer_skips_the_shape_walk(table_w
 
     ddb, requests = table_with_items
     timeline = requests[0]
+    track = next(r for r in requests if r[1].get("ProjectionExpression", "").startswith("#f0"))
     device_list = next(r for r in requests if r[1].get("IndexName") == "gsi2")
     moto_reads.install()
     walked: list[list[Any]] = []
@@ -171,11 +176,15 @@ def test_a_query_walks_its_partition_and_its_answer_skips_the_shape_walk(table_w
     # When a device's timeline (300 events of the table's 371 items) and a shard of the device list are read
     ddb.query(**timeline[1])
     ddb.query(**device_list[1])
+    ddb.query(**track[1])
     # Then moto's Query went over those 300 events, and over the shard's devices only, as the
     # KEYS_ONLY index holds them (their keys: not the state moto would copy and convert)
     assert len(walked[0]) == 300
     assert 0 < len(walked[1]) < 30
     assert {name for entry in walked[1] for name in entry.attrs} == {"pk", "sk", "gsi2pk", "gsi2sk"}
+    # and over a track's projected fields (with the keys), not the events' payloads
+    assert {name for entry in walked[2] for name in entry.attrs} == {"pk", "sk", "occurredAt", "eventId", "kind",
+                                                                     "facts"}
     # and neither answer went through moto's serializer (a table description still does)
     assert serialized == []
     ddb.describe_table(TableName=timeline[1]["TableName"])
