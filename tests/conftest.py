@@ -97,7 +97,7 @@ def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
             (SQSBackend, ("send_message", "send_message_batch", "is_message_valid_based_on_retention_period")),
             (Item, ("__init__",)),
             (Table, ("all_items", "query")),  # devicegate_local.moto_reads
-            (DynamoHandler, ("query", "batch_get_item", "get_item")),
+            (DynamoHandler, ("query", "batch_get_item", "get_item", "call_action")),
             (DomainDispatcherApplication, ("get_backend_for_host",)),
             (responses, ("method_names_from_class", "gen_amzn_requestid_long")),
             (moto.backends, ("list_of_moto_modules",))):

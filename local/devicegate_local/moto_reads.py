@@ -29,6 +29,13 @@ _INSTALLED = "_devicegate_moto_reads"
 # The partition moto's next Table.all_items() call in this thread answers with (a Query in
 # progress), as (table, items). Per thread: in process (mock_aws) calls run side by side.
 _QUERYING = threading.local()
+# DynamoDB actions that change no item; every other one counts as a write (_WRITES), which ends
+# what _by_value kept.
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive",
+                    "DescribeContinuousBackups", "ListTagsOfResource", "DescribeEndpoints", "DescribeLimits"})
+_LOCK = threading.Lock()
+_WRITES = [0]
+_BY_VALUE: dict[tuple[int, str], tuple[Any, int, dict[Any, list[Any]]]] = {}
 
 
 def install() -> None:
@@ -42,6 +49,7 @@ def install() -> None:
     _patch(Table, "query", _query(Table.query))
     for action in ("query", "batch_get_item", "get_item"):
         _patch(DynamoHandler, action, _answered_as_json(getattr(DynamoHandler, action)))
+    _patch(DynamoHandler, "call_action", _counting_writes(DynamoHandler.call_action))
 
 
 def uninstall() -> None:
@@ -50,7 +58,8 @@ def uninstall() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     for owner, name in ((Table, "all_items"), (Table, "query"), (DynamoHandler, "query"),
-                        (DynamoHandler, "batch_get_item"), (DynamoHandler, "get_item")):
+                        (DynamoHandler, "batch_get_item"), (DynamoHandler, "get_item"),
+                        (DynamoHandler, "call_action")):
         method = getattr(owner, name)
         if getattr(method, _INSTALLED, False):
             setattr(owner, name, method.__wrapped__)
@@ -109,14 +118,45 @@ def _partition(table: Any, hash_key: Any, index_name: str | None, conditions: An
             return None
         # moto keeps an item when every hash condition holds: the first one alone is a superset.
         name, value = conditions[0]
-        found = []
-        for partition in table.items.values():
-            for item in (partition.values() if table.range_key_attr else (partition,)):
-                held = item.attrs.get(name)
-                if held is not None and held == value:  # moto's comparison (a number's value, not its text)
-                    found.append(item)
+        found = list(_by_value(table, name).get(value, ()))
     # In any order: moto sorts what it kept by the query's keys, the table's keys breaking ties.
     return found
+
+
+def _by_value(table: Any, name: str) -> dict[Any, list[Any]]:
+    """The table's items by their value of `name` (an index's hash key), built in one pass and
+    kept until the next write: a fleet page's 80 Queries (8 shards of 2 lists of 5 vendors) then
+    walk the table once, not 80 times. Keys are moto's DynamoType, whose hash and equality are
+    its own comparison (a number by its value, not its text)."""
+    with _LOCK:
+        kept = _BY_VALUE.get((id(table), name))
+        if kept is not None and kept[0] is table and kept[1] == _WRITES[0]:
+            return kept[2]
+        seen = _WRITES[0]
+    found: dict[Any, list[Any]] = {}
+    for partition in table.items.values():
+        for item in (partition.values() if table.range_key_attr else (partition,)):
+            held = item.attrs.get(name)
+            if held is not None:
+                found.setdefault(held, []).append(item)
+    with _LOCK:
+        # A write that ended while this was built has counted: what it built is not kept past it.
+        _BY_VALUE[(id(table), name)] = (table, seen, found)
+    return found
+
+
+def _counting_writes(original: Any) -> Any:
+    @functools.wraps(original)
+    def call_action(self: Any) -> Any:
+        action = self._get_action()
+        try:
+            return original(self)
+        finally:
+            if action not in _READS:  # any other action may have changed items (the safe side)
+                with _LOCK:
+                    _WRITES[0] += 1
+
+    return call_action
 
 
 def _answered_names(table: Any, index_name: str | None, asked: dict[str, Any]) -> set[str] | None:

@@ -17,7 +17,8 @@ from devicegate_local.resources import Resolver, create_resources
 from tests.support import ROOT, seed_fleet
 
 
-def _requests(table: str, busy: str, quiet: list[str]) -> list[tuple[str, dict[str, Any]]]:
+def _requests(table: str, busy: str, quiet: list[str], home: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """`home`: the gsi2pk of quiet[3], which the writes below move and put back."""
     pk = {"S": f"E#mettax#{busy}"}
     between = {":pk": pk, ":lo": {"S": "2025-02-07T00:10"}, ":hi": {"S": "2025-02-07T00:40"}}
     q = {"TableName": table}
@@ -76,6 +77,20 @@ def _requests(table: str, busy: str, quiet: list[str]) -> list[tuple[str, dict[s
                        "Limit": 2, "ExpressionAttributeValues": {":pk": {"S": "TIES"}}}),
         ("query", q | {"IndexName": "gsi3", "KeyConditionExpression": "gsi3pk = :pk", "ProjectionExpression": "big",
                        "ExpressionAttributeValues": {":pk": {"S": "BIG"}}}),
+        # Writes between reads: a device moved to another shard of the list and back, one added and removed.
+        ("update_item", {"TableName": table, "Key": {"pk": {"S": f"D#jointech#{quiet[3]}"}, "sk": {"S": "S"}},
+                         "UpdateExpression": "SET gsi2pk = :p", "ExpressionAttributeValues": {":p": {"S": "V#jointech#9"}}}),
+        ("query", q | {"IndexName": "gsi2", "KeyConditionExpression": "gsi2pk = :pk",
+                       "ExpressionAttributeValues": {":pk": {"S": "V#jointech#9"}}}),
+        ("put_item", {"TableName": table, "Item": {"pk": {"S": "D#jointech#new"}, "sk": {"S": "S"},
+                                                   "gsi2pk": {"S": "V#jointech#9"}, "gsi2sk": {"S": "new"}}}),
+        ("query", q | {"IndexName": "gsi2", "KeyConditionExpression": "gsi2pk = :pk",
+                       "ExpressionAttributeValues": {":pk": {"S": "V#jointech#9"}}}),
+        ("delete_item", {"TableName": table, "Key": {"pk": {"S": "D#jointech#new"}, "sk": {"S": "S"}}}),
+        ("update_item", {"TableName": table, "Key": {"pk": {"S": f"D#jointech#{quiet[3]}"}, "sk": {"S": "S"}},
+                         "UpdateExpression": "SET gsi2pk = :p", "ExpressionAttributeValues": {":p": home}}),
+        ("query", q | {"IndexName": "gsi2", "KeyConditionExpression": "gsi2pk = :pk",
+                       "ExpressionAttributeValues": {":pk": {"S": "V#jointech#9"}}}),
         ("query", q | {"IndexName": "nope", "KeyConditionExpression": "gsi3pk = :pk",
                        "ExpressionAttributeValues": {":pk": {"S": "TIES"}}}),
         # Device states in one batch (some never heard from), whole and projected; one GetItem.
@@ -136,7 +151,9 @@ def table_with_items(aws_env, moto_patches_undone):
         for n, pk in enumerate(["T#c", "T#a", "T#b", "T#a2"]):  # one gsi3 sort key for several items
             ddb.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": "x"}, "gsi3pk": {"S": "TIES"},
                                                 "gsi3sk": {"S": "same" if n < 3 else "other"}, "n": {"N": str(n)}})
-        yield ddb, _requests(table, busy, quiet)
+        home = ddb.get_item(TableName=table, Key={"pk": {"S": f"D#jointech#{quiet[3]}"}, "sk": {"S": "S"}}
+                            )["Item"]["gsi2pk"]
+        yield ddb, _requests(table, busy, quiet, home)
 
 
 def test_the_patched_reads_answer_as_moto_does(table_with_items):
