@@ -190,7 +190,9 @@ def _plain_name(name: str) -> bool:
 
 @functools.cache
 def _entry_class() -> type:
-    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
+    from botocore.utils import merge_dicts
+    from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict, serializer
+    from moto.dynamodb.models.utilities import find_nested_key
 
     class Entry(Item):
         """An item as a Query's answer can show it (its keys, the projected names), weighing
@@ -210,6 +212,19 @@ def _entry_class() -> type:
             if self._size is None:
                 self._size = int(self._whole.size())
             return self._size
+
+        def project(self, projection_expressions: list[list[str]]) -> Any:
+            # Item.project, converting the entry to plain JSON once rather than once per name
+            # (the conversion is a pure function of the attributes); paths that name the same
+            # attribute twice or go deeper are left to moto (merging them changes what it merges).
+            names = [path[0] for path in projection_expressions if len(path) == 1 and _plain_name(path[0])]
+            if len(names) != len(projection_expressions) or len(set(names)) != len(names):
+                return super().project(projection_expressions)
+            plain = self.to_regular_json()
+            found: dict[str, Any] = {}
+            for name in names:
+                merge_dicts(found, find_nested_key([name], plain))
+            return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=serializer.serialize(found)["M"])
 
         def __deepcopy__(self, memo: dict[int, Any]) -> Any:
             copied: Any = super().__deepcopy__(memo)
