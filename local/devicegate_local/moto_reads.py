@@ -1,17 +1,21 @@
 """moto's DynamoDB reads as the console makes them (Query on the table or an index, BatchGetItem,
-GetItem), without the two costs that made a page of 1,000 devices take seconds in moto and
-milliseconds in DynamoDB. Installed by the local stack where it starts moto (moto.MotoServer)
-and by bench/console.py; the answers are moto's own, request for request
+GetItem), without the costs that made a page of 1,000 devices take seconds in moto and
+milliseconds in DynamoDB. Installed by the local stack where it starts moto
+(moto.patch_as_the_local_stack, from MotoServer) and by bench/console.py; the answers are moto's own, request for request
 (tests/unit/test_moto_reads.py compares them with unpatched moto's).
 
 1. A Query walks every item of the table: moto lists them all, sorts them all, then keeps the
    query's partition (or, on an index, the items whose index key matches). With 11,000 items
    that is tens of milliseconds per Query, and a sharded list is 8 Queries per vendor. Here moto's
    own Query runs over the partition's items only: a table's partition is one dict lookup; an
-   index's is one pass that compares one attribute, no sort of the table. moto then sorts,
-   filters, pages and projects those items exactly as it would have, because they are every item
-   its walk would have kept.
-2. moto's response serializer walks the operation's output shape for every attribute value of
+   index's comes from the table's items by that index's hash key, built in one pass and kept
+   until the next write. moto then sorts, filters, pages and projects those items exactly as it
+   would have, because they are every item its walk would have kept.
+2. Where the answer can only hold some attributes (a KEYS_ONLY index; a ProjectionExpression of
+   plain names, no filter), moto walks entries of those attributes that weigh what their whole
+   items weigh (its pages end at 1 MB of whole items), instead of copying every whole item and
+   converting it to plain JSON once per projected name.
+3. moto's response serializer walks the operation's output shape for every attribute value of
    every item (most of a 1 MB Query page's time, and 4 s of a fleet's BatchGetItems). DynamoDB's
    protocol is JSON whose item values are already in wire form, so the answer is written with
    json.dumps; binary values base64 as moto's serializer writes them.
