@@ -1,8 +1,9 @@
 """moto's DynamoDB reads as the console makes them (Query on the table or an index, BatchGetItem,
 GetItem), without the costs that made a page of 1,000 devices take seconds in moto and
 milliseconds in DynamoDB. Installed by the local stack where it starts moto
-(moto.patch_as_the_local_stack, from MotoServer) and by bench/console.py; the answers are moto's own, request for request
-(tests/unit/test_moto_reads.py compares them with unpatched moto's).
+(moto.patch_as_the_local_stack, from MotoServer) and by bench/console.py; the answers are
+moto's own, request for request (tests/unit/test_moto_reads.py compares them with unpatched
+moto's).
 
 1. A Query walks every item of the table: moto lists them all, sorts them all, then keeps the
    query's partition (or, on an index, the items whose index key matches). With 11,000 items
