@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from devicegate_console import shaping
 from devicegate_console.commands import Commands, CommandsUnavailable
 from devicegate_console.live import Fanout, Subscriber
-from devicegate_console.reads import ALARM_STATUSES, Reads
+from devicegate_console.reads import ALARM_STATUSES, PHOTO_URL_SECONDS, Reads
 from devicegate_console.safety import Guard
 
 HERE = Path(__file__).parent
@@ -89,7 +89,8 @@ class Pages:
             local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty, zone=shaping.zone,
             q=lambda value: quote(str(value), safe=""),
             group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
-        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)
+        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES,
+                                      photo_minutes=PHOTO_URL_SECONDS // 60)
         #: The Live page's one stream reader, shared by every tab (live.Fanout).
         self.live = Fanout(self.reads.tail)
         self.commands = settings.commands or Commands(why_not="this console was started without a command API")
@@ -411,7 +412,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    guard = Guard(settings.token, settings.port, settings.tiles)
+    guard = Guard(settings.token, settings.port, settings.tiles, settings.reads.photo_origin())
     app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
                                         ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
@@ -434,6 +435,7 @@ def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
         older = "?" + urlencode({"kind": kind, "until": cursor} if kind else {"until": cursor})
     for event in events:
         event["lag"] = _lag(event)
+        event["pictures"] = [dict(p, src=reads.photo_url(p["key"])) for p in shaping.pictures(event.get("data"))]
     return events, older
 
 

@@ -110,6 +110,24 @@ def pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 
 
+def pictures(data: Any, path: str = "", depth: int = 0) -> list[dict[str, str]]:
+    """The pictures an event's data refers to: each media reference ingest left in place of an
+    inline image (core.envelope.media_ref: {key, contentType, bytes}, its key under media/), as
+    {field, key} in the data's order. A vendor's own picture URL (Mettax's imageUrl) is no
+    reference of ours and is not among them."""
+    if depth > 6:
+        return []
+    if isinstance(data, dict):
+        key, kind = data.get("key"), data.get("contentType")
+        if isinstance(key, str) and key.startswith("media/") and isinstance(kind, str) and kind.startswith("image/"):
+            return [{"field": path, "key": key}]
+        return [p for name, value in data.items()
+                for p in pictures(value, f"{path}.{name}" if path else str(name), depth + 1)]
+    if isinstance(data, list):
+        return [p for n, value in enumerate(data) for p in pictures(value, f"{path}[{n}]", depth + 1)]
+    return []
+
+
 # --- tracks ---------------------------------------------------------------------------------------
 
 #: Below this a vehicle counts as standing (GPS drifts a few km/h at a standstill).

@@ -226,6 +226,43 @@ def test_device_page_shows_its_timeline_and_state(console, browser):
     assert kinds == {"location"}
 
 
+#: The face terminal of the samples whose record and alarm carry a photo (a 24x24 JPEG).
+FACE_TERMINAL = "PSC700C0MC22F02542"
+
+
+def test_a_face_terminals_photo_loads_from_s3_through_a_presigned_url(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the face terminal whose samples carried photos, which ingest moved to the payload bucket
+    stored = device_events(console.ddb(), console.stack.table_name, "face-terminal", FACE_TERMINAL, limit=None)
+    with_photo = [e["eventId"] for e in stored if "media/face-terminal/" in json.dumps(e["data"])]
+    assert len(with_photo) >= 2  # the passage's rgb_image, the alarm's alarm_photo
+    # When its page is opened
+    browser.get(f"{console.base}/device/face-terminal/{FACE_TERMINAL}")
+    # Then each event with a photo shows it, loaded (a decoded picture, not a broken image)
+    pictures = browser.find_elements(By.CSS_SELECTOR, "li.event img.picture")
+    shown = [p.find_element(By.XPATH, "ancestor::li").get_attribute("data-event-id") for p in pictures]
+    assert shown == with_photo
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+    for picture in pictures:
+        assert _wait(lambda p=picture: browser.execute_script(loaded, p), "the photo loaded") == 24
+    # And its address is a presigned GET of the bucket's object on the moto endpoint, valid 5 minutes:
+    # the browser fetched it from S3, not through the console
+    src = pictures[0].get_attribute("src")
+    assert "X-Amz-Expires=300" in src and "X-Amz-Signature=" in src and "/media/face-terminal/" in src
+    origin = re.match(r"https?://[^/]+", src).group(0)
+    assert not src.startswith(console.base) and origin == console.stack.client("s3").meta.endpoint_url.rstrip("/")
+    # And the page's policy lets images come from that origin, and from no other S3 host
+    _, headers, _ = _fetch(console.base + "/", headers={"Cookie": _cookie(browser)})
+    images = re.search(r"img-src ([^;]*)", headers["content-security-policy"]).group(1).split()
+    assert images == ["'self'", "data:", "http://127.0.0.1:9", origin]
+
+
+def _cookie(browser: Any) -> str:
+    cookie = browser.get_cookies()[0]
+    return f"{cookie['name']}={cookie['value']}"
+
+
 def _sample_positions(device_id: str) -> int:
     """The Mettax samples' records of `device_id` that carry a fix (0/0 is no fix)."""
     count = 0
