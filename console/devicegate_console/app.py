@@ -44,6 +44,10 @@ QUARANTINE_COUNT = 100
 #: Events a track is read from at most (the newest, when its range holds more).
 TRACK_LIMIT = 5000
 DEFAULT_STOP_MINUTES = 5.0
+#: Devices whose tracks one map draws at most (each is one /track read, up to TRACK_LIMIT events).
+MAX_TRACKS = 6
+#: One colour per track, told apart on a map and in its legend (none is a marker's green or red).
+TRACK_COLOURS = ("#2456b3", "#d9730d", "#7b3fb3", "#0f8a8a", "#c2185b", "#6b6b00")
 #: Rows the Live page keeps (the newest; older ones leave the page as new ones come).
 LIVE_ROWS = 200
 #: A comment line on an idle Live stream this often (seconds), so a proxy or the browser keeps it open.
@@ -120,11 +124,12 @@ class Pages:
             if vendor in (None, name):
                 shown = [d for d in devices if not offline_only or d.get("online") is False]
                 states = reads.device_states(name, [d["deviceId"] for d in shown])
-                rows = [dict(d, where=shaping.where(states.get(d["deviceId"]))) for d in shown]
+                rows = [dict(d, where=shaping.where(states.get(d["deviceId"])),
+                             positioned=bool(_position(states.get(d["deviceId"])))) for d in shown]
                 rows.sort(key=lambda d: d.get("lastSeen") or "", reverse=True)
             sections.append({"vendor": name, "counts": counts, "rows": rows, "shown": vendor in (None, name)})
         return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
-                         vendors=reads.vendors())
+                         vendors=reads.vendors(), max_tracks=MAX_TRACKS)
 
     def fleet_map(self, request: Request) -> HTMLResponse:
         """Every listed device's latest position on one map (the fleet page's filters)."""
@@ -145,6 +150,29 @@ class Pages:
                                     "href": f"/device/{quote(name, safe='')}/{quote(device['deviceId'], safe='')}"})
         return self.page("map.html", markers=markers, vendor=vendor, offline_only=offline_only,
                          vendors=self.reads.vendors(), tiles=self.settings.tiles)
+
+    def tracks(self, request: Request) -> HTMLResponse:
+        """The tracks of the devices ticked on the fleet page (`device=VENDOR/ID`, up to MAX_TRACKS)
+        over one range, one colour each. The page's script reads each from /track/..., the device
+        page's read; the range's end is by default the newest of their latest positions."""
+        picked = list(dict.fromkeys(request.query_params.getlist("device")))
+        chosen, unknown = [], []
+        for value in picked[:MAX_TRACKS]:
+            vendor, _, device_id = value.partition("/")
+            state = self.reads.device_state(vendor, device_id) if vendor in self.reads.vendors() and device_id else None
+            if state is None:
+                unknown.append(value)
+            else:
+                chosen.append((vendor, device_id, _position(state).get("at")))
+        latest = max((at for _, _, at in chosen if at), default=None)
+        window = TrackRange.of(request.query_params, latest)
+        fields = window.form()
+        tracks = [{"vendor": vendor, "deviceId": device_id, "colour": TRACK_COLOURS[n % len(TRACK_COLOURS)],
+                   "href": f"/device/{quote(vendor, safe='')}/{quote(device_id, safe='')}",
+                   "src": f"/track/{quote(vendor, safe='')}/{quote(device_id, safe='')}?" + urlencode(fields)}
+                  for n, (vendor, device_id, _) in enumerate(chosen)]
+        return self.page("tracks.html", tracks=tracks, span=fields, picked=len(picked), dropped=picked[MAX_TRACKS:],
+                         unknown=unknown, max_tracks=MAX_TRACKS, tiles=self.settings.tiles)
 
     def device(self, request: Request) -> HTMLResponse:
         reads = self.reads
@@ -401,6 +429,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/map", pages.fleet_map),
         Route("/device/{vendor}/{device_id:path}", pages.device),
         Route("/track/{vendor}/{device_id:path}", pages.track),
+        Route("/tracks", pages.tracks),
         Route("/alarms", pages.alarms),
         Route("/live", pages.live_page),
         Route("/live/stream", pages.live_stream),
@@ -475,6 +504,12 @@ class TrackRange:
             end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
         return {"from": self.start.astimezone().strftime("%Y-%m-%dT%H:%M") if self.start else "",
                 "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "stop": f"{self.stop_minutes:g}"}
+
+
+def _position(state: dict[str, Any] | None) -> dict[str, Any]:
+    """A device state's latest position with its coordinates, or {}."""
+    position = ((state or {}).get("state") or {}).get("position") or {}
+    return position if "latitude" in position and "longitude" in position else {}
 
 
 def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:

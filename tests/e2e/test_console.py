@@ -320,6 +320,42 @@ def test_the_map_shows_every_device_with_a_position(console, browser):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.device-marker")) == len(expected)
 
 
+def _stored_positions(console: Console, vendor: str, device_id: str) -> int:
+    """The device's stored events whose facts hold a position with coordinates."""
+    events = device_events(console.ddb(), console.stack.table_name, vendor, device_id, limit=None)
+    return sum(1 for e in events if {"latitude", "longitude"} <= set((e.get("facts") or {}).get("position") or {}))
+
+
+def test_two_devices_ticked_on_the_fleet_page_are_two_tracks_on_one_map_with_a_legend(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the Jointech device with its one position and the Mettax vehicle with its track
+    expected = {("jointech", JOINTECH_DEVICE): _stored_positions(console, "jointech", JOINTECH_DEVICE),
+                ("mettax", METTAX_VEHICLE): _sample_positions(METTAX_VEHICLE)}
+    assert expected["jointech", JOINTECH_DEVICE] == 1 and expected["mettax", METTAX_VEHICLE] >= 3
+    # When both are ticked on the fleet page and their tracks are asked for (tiles out of reach)
+    browser.get(console.base + "/")
+    for vendor, device in expected:
+        browser.find_element(By.CSS_SELECTOR, f'tr.device[data-vendor="{vendor}"][data-device="{device}"] input.pick').click()
+    browser.find_element(By.ID, "show-tracks").click()
+    # Then the map draws two tracks, each through its device's every position
+    _wait(lambda: browser.execute_script("return window.devicegateTracks && window.devicegateTracks.done"),
+          "the tracks read")
+    shown = browser.execute_script("return window.devicegateTracks.tracks")
+    assert {(s["vendor"], s["deviceId"]): s["drawn"] for s in shown} == expected
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.track-line")) == 2
+    # each in its own colour
+    assert len({s["colour"] for s in shown}) == 2
+    # And the legend names both devices, with their number of points
+    legend = browser.find_element(By.ID, "tracks-legend").text
+    for (vendor, device), count in expected.items():
+        assert f"{vendor} {device} {count} position{'s' if count > 1 else ''}" in legend
+    # When more devices than one map draws are asked for
+    browser.get(console.base + "/tracks?" + "&".join(f"device=jointech/{JOINTECH_DEVICE}{n}" for n in range(8)))
+    # Then the page says which were left out
+    assert "8 devices were ticked, so the first 6 are drawn" in browser.find_element(By.ID, "tracks-dropped").text
+
+
 def test_alarms_page_lists_every_lifecycle_of_the_samples(console, browser):
     from selenium.webdriver.common.by import By
 
