@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import hmac
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,10 +228,39 @@ class Pages:
 
     def quarantine_list(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
-        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN).items}
-                    for name in self.reads.vendors() if vendor in (None, name)]
-        return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
-                         limit=QUARANTINE_SCAN)
+        reason = request.query_params.get("reason", "").strip() or None
+        sections = []
+        for name in self.reads.vendors():
+            if vendor not in (None, name):
+                continue
+            # One vendor: all of its payloads are read, so the replay form counts every one the
+            # filter matches, not only those listed.
+            entries = [i for i in self.reads.quarantined(name, limit=None if vendor else QUARANTINE_SCAN).items
+                       if shaping.reason_holds(i, reason)]
+            sections.append({"vendor": name, "entries": entries[:QUARANTINE_SCAN], "matching": len(entries)})
+        return self.page("quarantine.html", sections=sections, vendor=vendor, reason=reason,
+                         vendors=self.reads.vendors(), limit=QUARANTINE_SCAN, csrf=self.settings.csrf,
+                         replays=self.reads.store_over is not None)
+
+    async def replay_selection(self, request: Request) -> HTMLResponse:
+        """Every quarantined payload the quarantine page's filters match (a vendor, a part of the
+        reason), replayed as `devicegate replay --vendor V --reason R` replays them, or tried
+        (`action=dry-run`: every write withheld); one outcome per item and a count per outcome."""
+        form = await self._checked_form(request)
+        if form is None:
+            return self._refused_change()
+        vendor = self.vendor_of(form.get("vendor")) or ""
+        if not vendor:
+            raise NotFound("a replay names its vendor")
+        if self.reads.store_over is None:
+            return self.page("error.html", http_status=409, title="Not replayed here",
+                             message="This console cannot tell the deployment's retention: replay with devicegate replay.")
+        reason = (form.get("reason") or "").strip() or None
+        dry_run = form.get("action") == "dry-run"
+        outcomes = await run_in_threadpool(self.reads.replay_matching, vendor, reason, dry_run)
+        counts = Counter(o.status for o in outcomes)
+        return self.page("quarantine_replay.html", vendor=vendor, reason=reason, dry_run=dry_run, outcomes=outcomes,
+                         counts=sorted(counts.items()), words=shaping.REPLAY_WORDS, csrf=self.settings.csrf)
 
     def quarantine_item(self, request: Request, outcome: Any = None, edited: str | None = None,
                         tried: bool = False) -> HTMLResponse:
@@ -437,6 +467,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/commands/{vendor}/{device_id}/send", pages.send_command, methods=["POST"]),
         Route("/commands/{vendor}/{device_id}/{command_id}/cancel", pages.cancel_command, methods=["POST"]),
         Route("/quarantine", pages.quarantine_list),
+        Route("/quarantine/replay", pages.replay_selection, methods=["POST"]),
         Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
         Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -144,6 +144,16 @@ class Reads:
             raise RuntimeError("this console was started without a way to replay")
         return replay_edited(self.ddb, self.s3, self.table, self.store_over, item, body, dry_run=True)
 
+    def replay_matching(self, vendor: str, reason: str | None, dry_run: bool) -> list[Any]:
+        """Every quarantined payload of `vendor` whose reason holds `reason` (any case; every one
+        without it) through the live pipeline: ingest.replay.replay, which `devicegate replay
+        --vendor V [--reason R] [--dry-run]` runs. One outcome per item (ReplayOutcome)."""
+        from devicegate.ingest.replay import replay
+
+        if self.store_over is None:
+            raise RuntimeError("this console was started without a way to replay")
+        return list(replay(self.ddb, self.s3, self.table, self.store_over, vendor, dry_run=dry_run, reason=reason))
+
     def replay_edited(self, item: dict[str, Any], body: bytes, edit: dict[str, Any]) -> Any:
         """`item`'s payload replaced by `body` through the live pipeline, the edit (`edit`: who,
         when, what changed) recorded on the item first, so it is audited whatever the replay does.

@@ -240,6 +240,20 @@ def _holds(value: Any, wanted: str, depth: int) -> bool:
     return str(value) == wanted
 
 
+def reason_holds(item: dict[str, Any], reason: str | None) -> bool:
+    """Whether a quarantined payload's reason holds `reason`, in any case (every one, without it):
+    the quarantine page's filter, the rule `devicegate replay --reason` selects by."""
+    return not reason or reason.casefold() in str(item.get("reason") or "").casefold()
+
+
+#: What each replay outcome means, as the quarantine page's replay result says it.
+REPLAY_WORDS = {"stored": "stored: left the quarantine", "duplicate": "already stored: left the quarantine",
+                "still-invalid": "still refused: stays in quarantine", "partial": "partly stored: stays in quarantine",
+                "failed": "failed: stays in quarantine, replay it again later",
+                "would-replay": "would be stored (or found already stored)",
+                "would-quarantine": "would stay in quarantine", "not-found": "no longer in quarantine"}
+
+
 def changed_fields(before: bytes, after: bytes) -> list[str]:
     """What an edit changed, for its audit: the JSON paths whose values differ (`data.id`,
     `code`), never the values; `(body)` when either side is not JSON."""

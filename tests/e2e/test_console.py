@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +448,74 @@ def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_au
     status, _, _ = _fetch(f"{console.base}/quarantine/senselink/{item_id}/replay", method="POST",
                           headers={"Origin": console.base, "Cookie": browser.get_cookies()[0]["name"] + "="
                                    + browser.get_cookies()[0]["value"]})
+    assert status == 403
+
+
+#: The reason of the quarantined payloads the selection test replays (and only theirs).
+SELECTED = "e2e selection: refused before a fix"
+
+
+def _quarantine(console: Console, body: str, reason: str) -> None:
+    from devicegate.core.errors import FieldProblem
+    from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord
+
+    kept = DynamoQuarantine(console.ddb(), console.stack.client("s3"), console.stack.table_name,
+                            console.stack.bucket_name, 7)
+    kept.write(QuarantineRecord("jointech", "location", "http", reason, [FieldProblem("latitude", "refused")],
+                                body.encode(), datetime.now(UTC), "application/json", {"kind": "location"}))
+
+
+def test_a_filtered_selection_is_tried_then_replayed_with_each_items_outcome(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ddb, table = console.ddb(), console.stack.table_name
+    # Given three Jointech payloads refused for one reason: a location that is valid now, a copy of
+    # a sample location already stored, and one whose latitude only an edit can fix; and a fourth
+    # refused for another reason
+    device = f"83{int(time.time() * 1000) % 10**8:08d}"
+    _quarantine(console, _location(device), SELECTED)
+    _quarantine(console, (ROOT / "events/jointech/records/webhook-location.json").read_text(), SELECTED)
+    _quarantine(console, _location(device).replace('"latitude": 22.5', '"latitude": 91'), SELECTED)
+    _quarantine(console, _location(device + "9"), "another reason")
+    selected = {i["id"] for i in quarantined(ddb, table, "jointech", limit=None) if i["reason"] == SELECTED}
+    assert len(selected) == 3
+    # When the quarantine page is filtered to them
+    browser.get(console.base + "/quarantine?vendor=jointech&reason=E2E+SELECTION")
+    assert {r.get_attribute("data-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.quarantined")} == selected
+    # And they are tried first
+    button = browser.find_element(By.ID, "replay-dry-run")
+    assert button.text == "Try replaying these 3 (nothing written)"
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+    # Then each says what it would do, and nothing was written
+    rows = {r.get_attribute("data-id"): r for r in browser.find_elements(By.CSS_SELECTOR, "tr.replayed")}
+    assert set(rows) == selected
+    assert sorted(r.get_attribute("data-status") for r in rows.values()) == ["still-invalid", "would-replay",
+                                                                             "would-replay"]
+    assert {i["id"] for i in quarantined(ddb, table, "jointech", limit=None)} >= selected
+    # When they are replayed for real from that page
+    button = browser.find_element(By.ID, "replay-these")
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+    # Then each item's outcome is shown: stored (with its event), already stored, still refused with its field
+    statuses = {r.get_attribute("data-status"): r for r in browser.find_elements(By.CSS_SELECTOR, "tr.replayed")}
+    assert sorted(statuses) == ["duplicate", "still-invalid", "stored"]
+    [stored] = device_events(ddb, table, "jointech", device, limit=None)
+    assert stored["eventId"] in statuses["stored"].find_element(By.CSS_SELECTOR, ".detail").text
+    assert statuses["still-invalid"].find_element(By.CSS_SELECTOR, ".fields").text == "latitude"
+    # And a count per outcome
+    counts = {r.get_attribute("data-status"): r.find_element(By.CSS_SELECTOR, ".n").text
+              for r in browser.find_elements(By.CSS_SELECTOR, "#replay-counts tr[data-status]")}
+    assert counts == {"duplicate": "1", "still-invalid": "1", "stored": "1"}
+    # And only the one an edit must fix is still waiting, with the payload of the other reason
+    left = {i["id"]: i["reason"] for i in quarantined(ddb, table, "jointech", limit=None)}
+    assert statuses["still-invalid"].get_attribute("data-id") in left
+    assert len([r for r in left.values() if r == SELECTED]) == 1 and "another reason" in left.values()
+    # And a replay that did not come from the console's form is refused
+    status, _, _ = _fetch(f"{console.base}/quarantine/replay", method="POST",
+                          headers={"Origin": console.base, "Cookie": _cookie(browser)})
     assert status == 403
 
 
