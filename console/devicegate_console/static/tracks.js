@@ -10,6 +10,7 @@
     L.tileLayer(box.dataset.tiles, { maxZoom: 19, attribution: "&copy; OpenStreetMap contributors" }).addTo(map);
   }
   var bounds = L.latLngBounds([]);
+  var dots = [];
   // What the page shows, for a person's tools and the browser tests: per device, its points and
   // how many the line was drawn through; `done` once every track is read.
   var state = { tracks: [], done: false };
@@ -22,7 +23,14 @@
   function draw(track, data) {
     var line = data.points.map(function (p) { return [p.lat, p.lon]; });
     var drawn = 0;
-    if (line.length) {
+    if (line.length === 1) {
+      // One position is no line: a larger dot, kept above the others' lines and ends (below).
+      dots.push(L.circleMarker(line[0], { radius: 8, color: "#fff", weight: 2, fillColor: track.colour, fillOpacity: 1,
+                                          className: "track-line" })
+        .addTo(map).bindTooltip(track.vendor + " " + track.deviceId + ": its one position"));
+      drawn = 1;
+      bounds.extend(line[0]);
+    } else if (line.length) {
       var path = L.polyline(line, { color: track.colour, weight: 4, opacity: 0.85, className: "track-line" }).addTo(map)
         .bindTooltip(track.vendor + " " + track.deviceId);
       drawn = path.getLatLngs().length;
@@ -55,6 +63,7 @@
                  error: error.message };
       });
   })).then(function (shown) {
+    dots.forEach(function (dot) { dot.bringToFront(); });
     if (bounds.isValid()) { map.fitBounds(bounds, { padding: [30, 30], maxZoom: 16 }); }
     state.tracks = shown;
     state.done = true;
