@@ -495,7 +495,9 @@ def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
         older = "?" + urlencode({"kind": kind, "until": cursor} if kind else {"until": cursor})
     for event in events:
         event["lag"] = _lag(event)
-        event["pictures"] = [dict(p, src=reads.photo_url(p["key"])) for p in shaping.pictures(event.get("data"))]
+        # (a console told no bucket shows none: there is nothing to sign them for)
+        event["pictures"] = [dict(p, src=reads.photo_url(p["key"])) for p in shaping.pictures(event.get("data"))
+                             if reads.bucket]
     return events, older
 
 
