@@ -1,7 +1,7 @@
-"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, two
-scripts for the maps (a device's track with its playback, the fleet's positions), one for the
-Live page (server-sent events from live.Fanout: one stream reader for every tab) and one that
-follows a device's open commands. Every read of the table goes through reads.Reads; commands go
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, three
+scripts for the maps (a device's track with its playback, the fleet's positions, several devices'
+tracks), one for the Live page (server-sent events from live.Fanout: one stream reader for every
+tab) and one that follows a device's open commands. Every read of the table goes through reads.Reads; commands go
 through the command API with the CLI's client (commands.Commands)."""
 
 from __future__ import annotations
