@@ -474,10 +474,13 @@ class MotoServer:
     def __init__(self, host: str, port: int) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+        from devicegate_local import moto_fastpaths
+
         keep_streams_through_cancelled_transactions()
         deduplicate_fifo_queues_by_scope()
         redeliver_fifo_groups_in_order()
         skip_repeated_work()
+        moto_fastpaths.install()
         self._server = _MotoHttpServer(host, port, DomainDispatcherApplication(create_backend_app),
                                        _moto_request_handler())
         self._thread: threading.Thread | None = None
