@@ -35,6 +35,8 @@ from collections import OrderedDict
 from http.server import HTTPServer
 from typing import Any
 
+from devicegate_local import moto_fastpaths
+
 log = logging.getLogger("devicegate.local")
 
 # Held around every DynamoDB and DynamoDB Streams call: moto's tables are plain dicts, and a Query
@@ -422,6 +424,11 @@ class DirectDispatch:
 
         from devicegate_local.transport import call_wsgi
 
+        if environ.get("HTTP_X_AMZ_TARGET") == moto_fastpaths.PUT_ITEM:
+            with service_lock("dynamodb"):
+                answer = moto_fastpaths.put_item(environ)
+            if answer is not None:
+                return answer
         service_app = self._app.get_application(environ)
         try:
             endpoint, _ = service_app.url_map.bind_to_environ(environ).match()
@@ -473,8 +480,6 @@ class MotoServer:
 
     def __init__(self, host: str, port: int) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-        from devicegate_local import moto_fastpaths
 
         keep_streams_through_cancelled_transactions()
         deduplicate_fifo_queues_by_scope()

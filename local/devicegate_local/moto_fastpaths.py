@@ -9,12 +9,22 @@ answer, only how often moto works it out.
   carries the same `attribute_not_exists(pk)`. The parsed tree only depends on the expression,
   its names and its values, and evaluating it changes nothing in it: it is kept, keyed on those
   three, for the next call.
+- A PutItem from the functions' transport goes through werkzeug's request and response objects,
+  URL routing, moto's generic request setup (a parse of the body against botocore's model) and
+  its response serializer: measured, 0.8 ms per call of which moto's table work is 0.13 ms. The
+  gateway's puts (event, id marker, device state) ask for nothing back, so the answer is `{}`;
+  for them, moto's own PutItem handler runs on the JSON body directly. Whatever that handler
+  refuses (a failed condition, an invalid item) it refuses before it writes anything, and the
+  request then goes moto's whole way, which refuses it again and words the answer as moto does.
 """
 
 from __future__ import annotations
 
+import binascii
 import functools
 import json
+import os
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -65,6 +75,69 @@ def cache_condition_expressions() -> None:
 
     setattr(parse, _PATCHED, True)
     ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
+PUT_ITEM = "DynamoDB_20120810.PutItem"
+_JSON_1_0 = "application/x-amz-json-1.0"
+# moto's own rules for the caller's region and access key (BaseResponse.region_from_useragent_regex,
+# access_key_regex); the host 127.0.0.1 never names a region.
+_REGION_IN_USER_AGENT = re.compile(r"region/(?P<region>[a-z]{2}-[a-z]+-\d{1})")
+_ACCESS_KEY = re.compile(r"AWS.*(?P<access_key>(?<![A-Z0-9])[A-Z0-9]{20}(?![A-Z0-9]))[:/]")
+
+
+def put_item(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    """moto's answer to a PutItem that asks for nothing back, or None for any other request (or
+    one moto refuses): those go moto's whole way. Called with moto's DynamoDB lock held."""
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import gen_amzn_requestid_long
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam.models import get_account_id_from, mark_account_as_visited
+    from werkzeug.exceptions import HTTPException
+
+    if environ.get("HTTP_X_AMZ_TARGET") != PUT_ITEM or environ.get("REQUEST_METHOD") != "POST":
+        return None
+    if environ.get("CONTENT_TYPE") != _JSON_1_0 or environ.get("HTTP_CONTENT_ENCODING"):
+        return None
+    stream = environ.get("wsgi.input")
+    body = stream.getvalue() if hasattr(stream, "getvalue") else None  # left unread for moto's way
+    # moto's model-driven parse decodes binary values from base64; json.loads would keep text.
+    if not body or b'"B"' in body or b'"BS"' in body:
+        return None
+    params = json.loads(body)
+    if (not isinstance(params, dict) or "Expected" in params or params.get("ReturnValues", "NONE") != "NONE"
+            or params.get("ReturnConsumedCapacity", "NONE") != "NONE"):
+        return None
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    region_match = _REGION_IN_USER_AGENT.search(environ.get("HTTP_USER_AGENT", ""))
+    if region_match:
+        region = region_match.group(1)
+    elif "AWS4" in authorization:
+        region = authorization.split(",")[0].split("/")[2]
+    else:
+        return None
+    key_match = _ACCESS_KEY.search(authorization)
+    access_key = key_match.group(1) if key_match else "AKIAEXAMPLE"
+    account = (os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+               or get_account_id_from(access_key))
+    # What moto's request setup would find, minus its request recorder (off unless asked for
+    # through moto's API, which the local stack never does).
+    handler = DynamoHandler()
+    handler.body = params
+    handler.region = region
+    handler.current_account = account
+    mark_account_as_visited(account_id=account, access_key=access_key, service="dynamodb", region=region)
+    try:
+        result = handler.put_item()
+    except (ServiceException, HTTPException):
+        return None
+    if result.result:  # cannot be, with nothing asked back: moto answers {} then
+        raise RuntimeError(f"moto's PutItem answered {sorted(result.result)} where {{}} was due")
+    data = b"{}"
+    headers = {"Content-Type": _JSON_1_0, "server": "amazon.com"}
+    gen_amzn_requestid_long(headers)
+    headers["x-amz-crc32"] = str(binascii.crc32(data))
+    headers["Content-Length"] = str(len(data))
+    return "200 OK", list(headers.items()), data
 
 
 def install() -> None:

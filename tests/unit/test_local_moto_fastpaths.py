@@ -72,3 +72,99 @@ def test_the_kept_conditions_are_bounded(aws_env, moto_patches_undone, monkeypat
     assert again_first is not trees[0]
     assert again_last is trees[2]
 
+
+
+def _client_through_dispatch(service: str, dispatch: Any, region: str) -> Any:
+    """A boto3 client whose requests reach moto as the functions' do: the transport's environ,
+    answered by the stack's DirectDispatch."""
+    from botocore.awsrequest import AWSResponse
+
+    from devicegate_local.transport import _Body, wsgi_environ
+
+    def send(request: Any, **_: Any) -> Any:
+        body = request.body.read() if hasattr(request.body, "read") else request.body
+        body = body.encode() if isinstance(body, str) else body or b""
+        headers = [(name, value.decode() if isinstance(value, bytes) else value)
+                   for name, value in request.headers.items()]
+        status, answer_headers, data = dispatch(wsgi_environ(request.method, request.url, headers, body))
+        return AWSResponse(request.url, int(status.split(" ", 1)[0]), dict(answer_headers), _Body(data))
+
+    client = boto3.client(service, region_name=region, endpoint_url="http://127.0.0.1:1")
+    client.meta.events.register_first("before-send", send)
+    return client
+
+
+def _puts(ddb: Any, table: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """The answers to the gateway's kinds of PutItem and some it never makes, the items they left
+    and the stream records they wrote."""
+    from devicegate_local.moto import InProcessStreams
+
+    arn = ddb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    event = {"pk": {"S": "E#face-terminal#T1"}, "sk": {"S": "1700000000#u1"}, "data": {"S": "{\"a\": \"王五\"}"},
+             "n": {"N": "1.50"}, "tags": {"SS": ["a", "b"]}, "m": {"M": {"l": {"L": [{"BOOL": True}, {"NULL": True}]}}}}
+    marker = {"pk": {"S": "EID#face-terminal#T1"}, "sk": {"S": "u1"}}
+    calls: list[dict[str, Any]] = [
+        {"Item": event},  # an event
+        {"Item": marker, "ConditionExpression": "attribute_not_exists(pk)"},  # an id marker
+        {"Item": marker, "ConditionExpression": "attribute_not_exists(pk)"},  # a retransmission
+        {"Item": marker, "ConditionExpression": "attribute_not_exists(pk)",
+         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"},
+        {"Item": {**event, "n": {"N": "2"}}, "ReturnValues": "ALL_OLD"},  # asks for something back
+        {"Item": {**event, "n": {"N": "3"}}, "ReturnConsumedCapacity": "TOTAL"},
+        {"Item": {"pk": {"S": ""}, "sk": {"S": "x"}}},  # an empty key
+        {"Item": {"pk": {"S": "bin"}, "sk": {"S": "x"}, "photo": {"B": b"\xff\xd8\xff"}}},  # binary
+        {"Item": {"pk": {"S": "cond"}, "sk": {"S": "x"}}, "ConditionExpression": "#u = :v",
+         "ExpressionAttributeNames": {"#u": "unknown"}, "ExpressionAttributeValues": {":v": {"S": "x"}}},
+    ]
+    answers: list[Any] = []
+    for call in calls:
+        try:
+            answer = ddb.put_item(TableName=table, **call)
+            answer.pop("ResponseMetadata")
+            answers.append(answer)
+        except ClientError as exc:
+            answers.append({key: exc.response.get(key) for key in ("Error", "Item")})
+    items = sorted(ddb.scan(TableName=table)["Items"], key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+    streams = InProcessStreams()
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = [(record["eventName"], {key: value for key, value in record["dynamodb"].items()
+                                      if key in ("Keys", "NewImage", "OldImage", "StreamViewType")})
+               for record in streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]]
+    return answers, items, records
+
+
+def test_a_put_item_through_the_fast_path_answers_stores_and_streams_as_moto_does(aws_env, moto_patches_undone,
+                                                                                  monkeypatch):
+    from devicegate_local.moto import MotoServer
+
+    server = MotoServer("127.0.0.1", 0)
+    taken: list[bool] = []
+    fast = moto_fastpaths.put_item
+
+    def watched(environ: dict[str, Any]) -> Any:
+        answer = fast(environ)
+        taken.append(answer is not None)
+        return answer
+
+    # Given the gateway's puts, and some it never makes, answered by moto's whole way
+    monkeypatch.setattr(moto_fastpaths, "put_item", lambda environ: None)
+    # (the same table name in two regions: moto's answers name the table)
+    expected = _puts(_client_through_dispatch("dynamodb", server.dispatch, "eu-west-1"), "events")
+    # When the same puts reach the stack's moto with its PutItem fast path
+    monkeypatch.setattr(moto_fastpaths, "put_item", watched)
+    answers = _puts(_client_through_dispatch("dynamodb", server.dispatch, "eu-central-1"), "events")
+    # Then the answers, the items stored and the stream records are the same
+    assert answers == expected
+    # And the fast path served the event and the new marker; the refused puts, those asking for
+    # something back and the binary one went moto's way
+    assert taken == [True, True, False, False, False, False, False, False, False]
+    assert expected[0][2]["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert expected[0][3]["Item"] == {"pk": {"S": "EID#face-terminal#T1"}, "sk": {"S": "u1"}}
+    assert expected[0][6]["Error"]["Code"] == "ValidationException"
+    assert {"pk": {"S": "bin"}, "sk": {"S": "x"}, "photo": {"B": b"\xff\xd8\xff"}} in expected[1]
