@@ -440,6 +440,7 @@ class DirectDispatch:
             with service_lock(service_app.service):
                 return call_wsgi(self._app, environ)
         request = service_app.request_class(environ)
+        request.headers = moto_fastpaths.listed_headers(environ)
         try:
             recorder._record_request(request)
             with service_lock(service_app.service):

@@ -16,6 +16,9 @@ answer, only how often moto works it out.
   for them, moto's own PutItem handler runs on the JSON body directly. Whatever that handler
   refuses (a failed condition, an invalid item) it refuses before it writes anything, and the
   request then goes moto's whole way, which refuses it again and words the answer as moto does.
+- A request's headers are a view over the WSGI environ, and every walk over them (moto walks an
+  S3 PutObject's about fifty times: its metadata, its query string, the headers it hands the
+  handler) walks the whole environ and renames each key again. They are listed once per request.
 """
 
 from __future__ import annotations
@@ -138,6 +141,33 @@ def put_item(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes
     headers["x-amz-crc32"] = str(binascii.crc32(data))
     headers["Content-Length"] = str(len(data))
     return "200 OK", list(headers.items()), data
+
+
+def listed_headers(environ: dict[str, Any]) -> Any:
+    """moto's view of a request's headers (moto.core.request.EnvironHeaders: names, and the
+    original names of S3 metadata keys) with the walk over the environ done once. Lookups still
+    read the environ; the list is made again if a key is added to it (moto adds Host when a
+    request has none)."""
+    return _listed_headers_class()(environ)
+
+
+@functools.cache
+def _listed_headers_class() -> type:
+    from moto.core.request import EnvironHeaders  # moto is imported by its own process only
+
+    class ListedHeaders(EnvironHeaders):
+        def __init__(self, environ: dict[str, Any]) -> None:
+            super().__init__(environ)
+            self._listed: list[tuple[str, str]] = []
+            self._listed_size = -1
+
+        def __iter__(self) -> Any:
+            if self._listed_size != len(self.environ):
+                self._listed = list(super().__iter__())
+                self._listed_size = len(self.environ)
+            return iter(self._listed)
+
+    return ListedHeaders
 
 
 def install() -> None:

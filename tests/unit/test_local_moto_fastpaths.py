@@ -168,3 +168,51 @@ def test_a_put_item_through_the_fast_path_answers_stores_and_streams_as_moto_doe
     assert expected[0][3]["Item"] == {"pk": {"S": "EID#face-terminal#T1"}, "sk": {"S": "u1"}}
     assert expected[0][6]["Error"]["Code"] == "ValidationException"
     assert {"pk": {"S": "bin"}, "sk": {"S": "x"}, "photo": {"B": b"\xff\xd8\xff"}} in expected[1]
+
+
+def _s3_calls(s3: Any, bucket: str) -> list[Any]:
+    """What moto answers to the gateway's S3 calls and to some it never makes (metadata whose
+    names S3 keeps as sent, a conditional put, a missing key), without request ids and times."""
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    answers: list[Any] = []
+
+    def call(method: str, **kwargs: Any) -> None:
+        try:
+            answer = getattr(s3, method)(Bucket=bucket, **kwargs)
+        except ClientError as exc:
+            answer = {"Error": exc.response["Error"], "status": exc.response["ResponseMetadata"]["HTTPStatusCode"]}
+        answer.pop("LastModified", None)
+        metadata = answer.pop("ResponseMetadata", {})
+        headers = {name: value for name, value in metadata.get("HTTPHeaders", {}).items()
+                   if name not in ("x-amzn-requestid", "date", "last-modified")}
+        body = answer.pop("Body", None)
+        answers.append((answer, headers, body.read() if body is not None else None))
+
+    call("put_object", Key="media/face-terminal/T1/u1.jpg", Body=b"\xff\xd8\xff\xe0photo", ContentType="image/jpeg")
+    call("put_object", Key="quarantine/u2 ü.json", Body=b"{}", ContentType="application/json",
+         Metadata={"my_key": "a", "Other-Key": "b"})
+    call("put_object", Key="media/face-terminal/T1/u1.jpg", Body=b"again", IfNoneMatch="*")
+    call("head_object", Key="quarantine/u2 ü.json")
+    call("get_object", Key="media/face-terminal/T1/u1.jpg")
+    call("get_object", Key="missing")
+    return answers
+
+
+def test_s3_calls_with_the_headers_listed_once_answer_as_moto_does(aws_env, moto_patches_undone, monkeypatch):
+    from moto.core.request import EnvironHeaders
+
+    from devicegate_local.moto import MotoServer
+
+    server = MotoServer("127.0.0.1", 0)
+    listed = moto_fastpaths.listed_headers
+    # Given moto's answers with its own view of the headers
+    monkeypatch.setattr(moto_fastpaths, "listed_headers", EnvironHeaders)
+    expected = _s3_calls(_client_through_dispatch("s3", server.dispatch, "eu-west-1"), "bucket-one")
+    # When the headers are listed once per request
+    monkeypatch.setattr(moto_fastpaths, "listed_headers", listed)
+    answers = _s3_calls(_client_through_dispatch("s3", server.dispatch, "eu-west-1"), "bucket-two")
+    # Then every answer is the same: metadata names as sent, the refused put, the missing key
+    assert answers == expected
+    assert expected[3][0]["Metadata"] == {"my_key": "a", "other-key": "b"}
+    assert expected[2][0]["Error"]["Code"] == "PreconditionFailed"
+    assert expected[5][0]["Error"]["Code"] == "NoSuchKey"
