@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import io
 import json
 import os
 import re
@@ -102,7 +103,8 @@ def put_item(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes
     if environ.get("CONTENT_TYPE") != _JSON_1_0 or environ.get("HTTP_CONTENT_ENCODING"):
         return None
     stream = environ.get("wsgi.input")
-    body = stream.getvalue() if hasattr(stream, "getvalue") else None  # left unread for moto's way
+    # Read without consuming it (the transport's environ holds a BytesIO): moto's way may need it.
+    body = stream.getvalue() if isinstance(stream, io.BytesIO) else None
     # moto's model-driven parse decodes binary values from base64; json.loads would keep text.
     if not body or b'"B"' in body or b'"BS"' in body:
         return None
@@ -134,7 +136,7 @@ def put_item(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes
     except (ServiceException, HTTPException):
         return None
     if result.result:  # cannot be, with nothing asked back: moto answers {} then
-        raise RuntimeError(f"moto's PutItem answered {sorted(result.result)} where {{}} was due")
+        raise RuntimeError(f"moto's PutItem answered {result.result!r} where {{}} was due")
     data = b"{}"
     headers = {"Content-Type": _JSON_1_0, "server": "amazon.com"}
     gen_amzn_requestid_long(headers)
