@@ -30,12 +30,15 @@ PAGES = [
     ("fleet", "/", None),
     ("fleet-mettax", "/?vendor=mettax", None),
     ("map", "/map", "map"),
+    ("tracks", "/tracks?device=jointech/8052400203&device=mettax/105045133913", "tracks"),
     ("device-track", "/device/mettax/105045133913", "play"),
     ("device-timeline", "/device/jointech/8052400203", "expand"),
     ("device-commands", "/device/jointech/8052400203", "commands"),
+    ("device-pictures", "/device/face-terminal/PSC700C0MC22F02542", "pictures"),
     ("live", "/live", "live"),
     ("alarms", "/alarms", None),
     ("quarantine", "/quarantine", None),
+    ("quarantine-selection-tried", "/quarantine?vendor=senselink", "try-selection"),
     ("quarantine-item", None, "first-quarantined"),
     ("quarantine-replayed", None, "edit-and-replay"),
 ]
@@ -225,6 +228,26 @@ def live(driver: object, stack: dict[str, str] | None) -> None:
                 "four rows on the Live page", 30)
 
 
+#: What a page's script has set once it has drawn its map.
+DRAWN = {"map": "devicegateFleetMap.drawn", "play": "devicegateTrack", "tracks": "devicegateTracks.done"}
+
+
+def _until_shown(driver: object, action: str | None, path: str | None) -> None:
+    """Wait for what the page does after it is shown: its map drawn, its pictures loaded; or do
+    what the picture is of (a try of the quarantine page's selection) and wait for its answer."""
+    from selenium.webdriver.common.by import By
+
+    if action == "try-selection":
+        driver.find_element(By.ID, "replay-dry-run").click()  # type: ignore[attr-defined]
+        _wait_until(lambda: driver.find_elements(By.ID, "replay-outcomes"), "the try's answer", 30)  # type: ignore[attr-defined]
+    if action == "pictures":
+        _wait_until(lambda: driver.execute_script(  # type: ignore[attr-defined]
+            "return [...document.querySelectorAll('img.picture')].every(i => i.complete)"), "the pictures", 20)
+    if action in DRAWN:
+        _wait_until(lambda: driver.execute_script(f"return window.{action and DRAWN[action]}"),  # type: ignore[attr-defined]
+                    f"{path}: the map drawn", 20)
+
+
 def take(link: str, out: Path, stack: dict[str, str] | None = None) -> list[Path]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -259,13 +282,7 @@ def take(link: str, out: Path, stack: dict[str, str] | None = None) -> list[Path
                 live(driver, stack)
             if action == "expand":
                 driver.execute_script("document.querySelector('li.event details').open = true")
-            if action in ("map", "play"):  # the page's script has drawn the map
-                drawn = "devicegateFleetMap" if action == "map" else "devicegateTrack"
-                deadline = time.monotonic() + 20
-                while not driver.execute_script(f"return window.{drawn} !== undefined"):
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"screenshots: {path}: the map was not drawn")
-                    time.sleep(0.2)
+            _until_shown(driver, action, path)
             if action == "play":
                 Select(driver.find_element(By.ID, "speed")).select_by_value("100")
                 driver.find_element(By.ID, "play").click()

@@ -82,6 +82,7 @@ def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
     runs on the stack's moto (the fault matrix then found its queue one message short)."""
     import moto.backends
     from moto.core import responses
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
@@ -96,8 +97,10 @@ def put_moto_back_after(patch: pytest.MonkeyPatch) -> None:
             (Queue, ("add_message", "attributes", "pending_messages", "pending_message_groups")),
             (SQSBackend, ("send_message", "send_message_batch", "is_message_valid_based_on_retention_period")),
             (Item, ("__init__",)),
+            (ConditionExpressionParser, ("parse",)),
             (Table, ("all_items", "query")),  # devicegate_local.moto_reads
-            (DynamoHandler, ("query", "batch_get_item", "get_item", "call_action")),
+            (DynamoHandler, ("query", "batch_get_item", "get_item", "call_action", "put_item", "update_item",
+                             "delete_item", "batch_write_item", "transact_write_items")),
             (DomainDispatcherApplication, ("get_backend_for_host",)),
             (responses, ("method_names_from_class", "gen_amzn_requestid_long")),
             (moto.backends, ("list_of_moto_modules",))):

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -510,32 +509,36 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     else:
         outcomes = redrive_iot_errors(s3, t.bucket, ddb, t.table, store_over(t), args.vendor, dry_run=args.dry_run)
     return print_outcomes(outcomes, ok=("stored", "duplicate", "would-replay", "would-quarantine", "quarantined"),
-                          as_json=args.json)
+                          as_json=args.json, what="redrive")
 
 
-def print_outcomes(outcomes: Iterable[Any], ok: tuple[str, ...], as_json: bool = False) -> int:
-    """One line per item as it is done (a long run shows its progress, and what was done before an
-    interruption), then the count of each outcome; with `as_json`, one JSON array at the end.
-    Exit status 2 when any outcome is not in `ok`."""
+def print_outcomes(outcomes: Iterable[Any], ok: tuple[str, ...], as_json: bool = False,
+                   what: str = "replay") -> int:
+    """One line per item as it is done (what was done before an interruption is on record), then
+    the count of each outcome; with `as_json`, one JSON array at the end. A running count goes to
+    stderr as it goes (presentation.Progress). Exit status 2 when any outcome is not in `ok`."""
+    from devicegate_cli.presentation import Progress, outcome_record
+
     report = sys.stdout
-    counts: Counter[str] = Counter()
-    if as_json:
-        from devicegate_cli.presentation import outcome_record
-
-        with _layer_output_on_stderr():
-            records = [outcome_record(outcome) for outcome in outcomes]
-        emit_json(records)
-        return 0 if {r["status"] for r in records} <= set(ok) else 2
+    progress = Progress(what, per_item_on_terminal=not as_json)
+    records: list[dict[str, Any]] = []
     with _layer_output_on_stderr():
         for outcome in outcomes:
-            counts[outcome.status] += 1
+            progress.add(outcome.status)
+            if as_json:
+                records.append(outcome_record(outcome))
+                continue
             fields = f"  fields: {','.join(outcome.fields)}" if outcome.fields else ""
             print(f"{outcome.id}  {outcome.status}  {outcome.detail or '-'}{fields}".rstrip(), file=report,
                   flush=True)
-    if not counts:
+    progress.done()
+    counts = progress.counts
+    if as_json:
+        emit_json(records)
+    elif not counts:
         print("(none)")
-        return 0
-    print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+    else:
+        print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
     return 0 if set(counts) <= set(ok) else 2
 
 

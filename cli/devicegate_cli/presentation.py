@@ -1,6 +1,6 @@
 """How the query commands show things to a person: times in the machine's zone (--local-time),
-a quarantined payload read top-down (quarantine --show), and outcomes as JSON (--json on replay
-and redrive). The table stores times as ISO 8601 UTC and epoch seconds (TTL); JSON output keeps
+a quarantined payload read top-down (quarantine --show), outcomes as JSON (--json on replay
+and redrive) and a long run's progress on stderr. The table stores times as ISO 8601 UTC and epoch seconds (TTL); JSON output keeps
 them exactly as stored."""
 
 from __future__ import annotations
@@ -8,8 +8,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 #: A time as the table writes it: ISO 8601 UTC (`2025-02-07T07:26:30.000Z`).
 _UTC_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -89,3 +93,52 @@ def outcome_record(outcome: Any) -> dict[str, Any]:
     if getattr(outcome, "answer", None) is not None:
         record["answer"] = outcome.answer
     return record
+
+
+class Progress:
+    """A long run's running count on stderr (replay, redrive), where stdout is the report.
+
+    On a terminal, one line rewritten in place at most five times a second; elsewhere (a log, a
+    pipe) a line every `every` seconds, so a log shows the run moving without a second line per
+    item. When stdout is the same terminal and prints a line per item, those lines are the
+    progress and nothing is added. `done()` always ends with the totals and the time taken."""
+
+    def __init__(self, what: str, *, stream: TextIO | None = None, every: float = 10.0,
+                 per_item_on_terminal: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.stream, self.clock = what, stream or sys.stderr, clock
+        self.live = _is_terminal(self.stream)
+        self.quiet = self.live and per_item_on_terminal and _is_terminal(sys.stdout)
+        self.every = 0.2 if self.live else every
+        self.counts: Counter[str] = Counter()
+        self.started = self.last = clock()
+
+    def add(self, status: str) -> None:
+        self.counts[status] += 1
+        now = self.clock()
+        if not self.quiet and now - self.last >= self.every:
+            self.last = now
+            self._write(f"{self.what}: {self._tally()} so far", final=False)
+
+    def done(self) -> None:
+        elapsed = self.clock() - self.started
+        self._write(f"{self.what}: {self._tally()} in {elapsed:.1f} s", final=True)
+
+    def _tally(self) -> str:
+        total = sum(self.counts.values())
+        each = ", ".join(f"{count} {status}" for status, count in sorted(self.counts.items()))
+        return f"{total} item{'' if total == 1 else 's'} done" + (f" ({each})" if each else "")
+
+    def _write(self, line: str, *, final: bool) -> None:
+        if self.live:
+            # \r and clear-to-end: the in-place line; the last one stays, ended by a newline.
+            self.stream.write(f"\r\x1b[K{line}" + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # a closed or stand-in stream
+        return False

@@ -1,7 +1,7 @@
-"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, two
-scripts for the maps (a device's track with its playback, the fleet's positions), one for the
-Live page (server-sent events from live.Fanout: one stream reader for every tab) and one that
-follows a device's open commands. Every read of the table goes through reads.Reads; commands go
+"""The console's pages: server-rendered HTML (Starlette + Jinja2), one small stylesheet, three
+scripts for the maps (a device's track with its playback, the fleet's positions, several devices'
+tracks), one for the Live page (server-sent events from live.Fanout: one stream reader for every
+tab) and one that follows a device's open commands. Every read of the table goes through reads.Reads; commands go
 through the command API with the CLI's client (commands.Commands)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import hmac
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from devicegate_console import shaping
 from devicegate_console.commands import Commands, CommandsUnavailable
 from devicegate_console.live import Fanout, Subscriber
-from devicegate_console.reads import ALARM_STATUSES, Reads
+from devicegate_console.reads import ALARM_STATUSES, PHOTO_URL_SECONDS, Reads
 from devicegate_console.safety import Guard
 
 HERE = Path(__file__).parent
@@ -44,6 +45,10 @@ QUARANTINE_COUNT = 100
 #: Events a track is read from at most (the newest, when its range holds more).
 TRACK_LIMIT = 5000
 DEFAULT_STOP_MINUTES = 5.0
+#: Devices whose tracks one map draws at most (each is one /track read, up to TRACK_LIMIT events).
+MAX_TRACKS = 6
+#: One colour per track, told apart on a map and in its legend (none is a marker's green or red).
+TRACK_COLOURS = ("#2456b3", "#d9730d", "#7b3fb3", "#0f8a8a", "#c2185b", "#6b6b00")
 #: Rows the Live page keeps (the newest; older ones leave the page as new ones come).
 LIVE_ROWS = 200
 #: A comment line on an idle Live stream this often (seconds), so a proxy or the browser keeps it open.
@@ -89,7 +94,8 @@ class Pages:
             local=shaping.local_time, ago=shaping.ago, pretty=shaping.pretty, zone=shaping.zone,
             q=lambda value: quote(str(value), safe=""),
             group_value=lambda group: {k: v for k, v in group.items() if k not in ("at", "eventId")})
-        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES)
+        self.templates.globals.update(target=settings.target, statuses=ALARM_STATUSES,
+                                      photo_minutes=PHOTO_URL_SECONDS // 60)
         #: The Live page's one stream reader, shared by every tab (live.Fanout).
         self.live = Fanout(self.reads.tail)
         self.commands = settings.commands or Commands(why_not="this console was started without a command API")
@@ -118,11 +124,12 @@ class Pages:
             rows = []
             if vendor in (None, name):
                 shown = [d for d in devices if not offline_only or d.get("online") is False]
-                rows = [dict(d, where=shaping.where(d)) for d in shown]  # each row is the device's state
+                # Each row is the device's whole state: its position column needs no second read.
+                rows = [dict(d, where=shaping.where(d), positioned=bool(_position(d))) for d in shown]
                 rows.sort(key=lambda d: d.get("lastSeen") or "", reverse=True)
             sections.append({"vendor": name, "counts": counts, "rows": rows, "shown": vendor in (None, name)})
         return self.page("fleet.html", sections=sections, vendor=vendor, offline_only=offline_only,
-                         vendors=reads.vendors())
+                         vendors=reads.vendors(), max_tracks=MAX_TRACKS)
 
     def fleet_map(self, request: Request) -> HTMLResponse:
         """Every listed device's latest position on one map (the fleet page's filters)."""
@@ -143,6 +150,29 @@ class Pages:
                                     "href": f"/device/{quote(name, safe='')}/{quote(device['deviceId'], safe='')}"})
         return self.page("map.html", markers=markers, vendor=vendor, offline_only=offline_only,
                          vendors=self.reads.vendors(), tiles=self.settings.tiles)
+
+    def tracks(self, request: Request) -> HTMLResponse:
+        """The tracks of the devices ticked on the fleet page (`device=VENDOR/ID`, up to MAX_TRACKS)
+        over one range, one colour each. The page's script reads each from /track/..., the device
+        page's read; the range's end is by default the newest of their latest positions."""
+        picked = list(dict.fromkeys(request.query_params.getlist("device")))
+        chosen, unknown = [], []
+        for value in picked[:MAX_TRACKS]:
+            vendor, _, device_id = value.partition("/")
+            state = self.reads.device_state(vendor, device_id) if vendor in self.reads.vendors() and device_id else None
+            if state is None:
+                unknown.append(value)
+            else:
+                chosen.append((vendor, device_id, _position(state).get("at")))
+        latest = max((at for _, _, at in chosen if at), default=None)
+        window = TrackRange.of(request.query_params, latest)
+        fields = window.form()
+        tracks = [{"vendor": vendor, "deviceId": device_id, "colour": TRACK_COLOURS[n % len(TRACK_COLOURS)],
+                   "href": f"/device/{quote(vendor, safe='')}/{quote(device_id, safe='')}",
+                   "src": f"/track/{quote(vendor, safe='')}/{quote(device_id, safe='')}?" + urlencode(fields)}
+                  for n, (vendor, device_id, _) in enumerate(chosen)]
+        return self.page("tracks.html", tracks=tracks, span=fields, picked=len(picked), dropped=picked[MAX_TRACKS:],
+                         unknown=unknown, max_tracks=MAX_TRACKS, tiles=self.settings.tiles)
 
     def device(self, request: Request) -> HTMLResponse:
         reads = self.reads
@@ -197,10 +227,39 @@ class Pages:
 
     def quarantine_list(self, request: Request) -> HTMLResponse:
         vendor = self.vendor_of(request.query_params.get("vendor"))
-        sections = [{"vendor": name, "entries": self.reads.quarantined(name, limit=QUARANTINE_SCAN).items}
-                    for name in self.reads.vendors() if vendor in (None, name)]
-        return self.page("quarantine.html", sections=sections, vendor=vendor, vendors=self.reads.vendors(),
-                         limit=QUARANTINE_SCAN)
+        reason = request.query_params.get("reason", "").strip() or None
+        sections = []
+        for name in self.reads.vendors():
+            if vendor not in (None, name):
+                continue
+            # One vendor: all of its payloads are read, so the replay form counts every one the
+            # filter matches, not only those listed.
+            entries = [i for i in self.reads.quarantined(name, limit=None if vendor else QUARANTINE_SCAN).items
+                       if shaping.reason_holds(i, reason)]
+            sections.append({"vendor": name, "entries": entries[:QUARANTINE_SCAN], "matching": len(entries)})
+        return self.page("quarantine.html", sections=sections, vendor=vendor, reason=reason,
+                         vendors=self.reads.vendors(), limit=QUARANTINE_SCAN, csrf=self.settings.csrf,
+                         replays=self.reads.store_over is not None)
+
+    async def replay_selection(self, request: Request) -> HTMLResponse:
+        """Every quarantined payload the quarantine page's filters match (a vendor, a part of the
+        reason), replayed as `devicegate replay --vendor V --reason R` replays them, or tried
+        (`action=dry-run`: every write withheld); one outcome per item and a count per outcome."""
+        form = await self._checked_form(request)
+        if form is None:
+            return self._refused_change()
+        vendor = self.vendor_of(form.get("vendor")) or ""
+        if not vendor:
+            raise NotFound("a replay names its vendor")
+        if self.reads.store_over is None:
+            return self.page("error.html", http_status=409, title="Not replayed here",
+                             message="This console cannot tell the deployment's retention: replay with devicegate replay.")
+        reason = (form.get("reason") or "").strip() or None
+        dry_run = form.get("action") == "dry-run"
+        outcomes = await run_in_threadpool(self.reads.replay_matching, vendor, reason, dry_run)
+        counts = Counter(o.status for o in outcomes)
+        return self.page("quarantine_replay.html", vendor=vendor, reason=reason, dry_run=dry_run, outcomes=outcomes,
+                         counts=sorted(counts.items()), words=shaping.REPLAY_WORDS, csrf=self.settings.csrf)
 
     def quarantine_item(self, request: Request, outcome: Any = None, edited: str | None = None,
                         tried: bool = False) -> HTMLResponse:
@@ -399,6 +458,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/map", pages.fleet_map),
         Route("/device/{vendor}/{device_id:path}", pages.device),
         Route("/track/{vendor}/{device_id:path}", pages.track),
+        Route("/tracks", pages.tracks),
         Route("/alarms", pages.alarms),
         Route("/live", pages.live_page),
         Route("/live/stream", pages.live_stream),
@@ -406,11 +466,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/commands/{vendor}/{device_id}/send", pages.send_command, methods=["POST"]),
         Route("/commands/{vendor}/{device_id}/{command_id}/cancel", pages.cancel_command, methods=["POST"]),
         Route("/quarantine", pages.quarantine_list),
+        Route("/quarantine/replay", pages.replay_selection, methods=["POST"]),
         Route("/quarantine/{vendor}/{item_id}", pages.quarantine_item),
         Route("/quarantine/{vendor}/{item_id}/replay", pages.replay_item, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    guard = Guard(settings.token, settings.port, settings.tiles)
+    guard = Guard(settings.token, settings.port, settings.tiles, settings.reads.photo_origin())
     app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
                     exception_handlers={NotFound: pages.not_found, 404: pages.not_found,
                                         ClientError: pages.target_failed, BotoCoreError: pages.target_failed})
@@ -433,6 +494,9 @@ def _timeline(reads: Reads, vendor: str, device_id: str, kind: str | None,
         older = "?" + urlencode({"kind": kind, "until": cursor} if kind else {"until": cursor})
     for event in events:
         event["lag"] = _lag(event)
+        # (a console told no bucket shows none: there is nothing to sign them for)
+        event["pictures"] = [dict(p, src=reads.photo_url(p["key"])) for p in shaping.pictures(event.get("data"))
+                             if reads.bucket]
     return events, older
 
 
@@ -472,6 +536,12 @@ class TrackRange:
             end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
         return {"from": self.start.astimezone().strftime("%Y-%m-%dT%H:%M") if self.start else "",
                 "to": end.astimezone().strftime("%Y-%m-%dT%H:%M"), "stop": f"{self.stop_minutes:g}"}
+
+
+def _position(state: dict[str, Any] | None) -> dict[str, Any]:
+    """A device state's latest position with its coordinates, or {}."""
+    position = ((state or {}).get("state") or {}).get("position") or {}
+    return position if "latitude" in position and "longitude" in position else {}
 
 
 def _track(reads: Reads, vendor: str, device_id: str, chosen: TrackRange) -> dict[str, Any]:

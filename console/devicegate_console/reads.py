@@ -1,7 +1,7 @@
 """Everything the console reads, in one place: the typed client's plain reads
 (devicegate.client.TableReads: the access patterns apps and the CLI read through, pages that say
-when there is more) over the clients of the target the command was given, and the S3 object of a
-large quarantined payload. The pages never call DynamoDB or S3 themselves. Its one write, an
+when there is more) over the clients of the target the command was given, the S3 object of a
+large quarantined payload, and the presigned URLs the browser loads an event's pictures with. The pages never call DynamoDB or S3 themselves. Its one write, an
 edited quarantined payload replayed, goes through the replay the CLI uses (ingest.replay) and is
 audited on the item."""
 
@@ -11,12 +11,16 @@ import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from devicegate.client import Page, TableReads
 from devicegate.store import quarantine
 
 #: What a map's track reads of each event (shaping.track_points): not its vendor payload.
 TRACK_FIELDS = ("occurredAt", "eventId", "kind", "facts")
+#: How long a picture's presigned URL is valid (seconds): long enough for the page to load it,
+#: short enough that a copied link soon stops working.
+PHOTO_URL_SECONDS = 300
 #: The alarm lifecycle statuses the alarms page lists, in the order an alarm moves through them.
 ALARM_STATUSES = ("open", "releasing", "release_failed", "released")
 
@@ -51,6 +55,8 @@ class Reads:
     #: The target's DynamoDB Streams client (the Live page's tail), made with the target's own
     #: credentials and endpoint; None: the typed client makes one from the default session.
     streams: Any = None
+    #: The payload bucket (its media/ objects: the pictures a record carried); "": none shown.
+    bucket: str = ""
     plain: TableReads = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +107,22 @@ class Reads:
     def alarms(self, vendor: str, status: str, limit: int | None = 100) -> list[dict[str, Any]]:
         return self.plain.alarms_in_status(vendor, status, limit=limit).items
 
+    def photo_url(self, key: str) -> str:
+        """A GET of the payload bucket's object `key` signed with the operator's own credentials,
+        valid PHOTO_URL_SECONDS: the browser loads the picture from S3 itself, and the console
+        neither relays its bytes nor hands out anything that outlives the page."""
+        return str(self.s3.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                  ExpiresIn=PHOTO_URL_SECONDS))
+
+    def photo_origin(self) -> str | None:
+        """The origin the presigned URLs point at (the local moto endpoint, or the bucket's S3 host
+        in its region): what the Content Security Policy lets images come from. Signing is done
+        here, without a request."""
+        if not self.bucket:
+            return None
+        parts = urlsplit(self.photo_url("media/"))
+        return f"{parts.scheme}://{parts.netloc}"
+
     def quarantined(self, vendor: str, limit: int | None = 100) -> Page[dict[str, Any]]:
         return self.plain.quarantined(vendor, limit=limit)
 
@@ -130,6 +152,16 @@ class Reads:
         if self.store_over is None:
             raise RuntimeError("this console was started without a way to replay")
         return replay_edited(self.ddb, self.s3, self.table, self.store_over, item, body, dry_run=True)
+
+    def replay_matching(self, vendor: str, reason: str | None, dry_run: bool) -> list[Any]:
+        """Every quarantined payload of `vendor` whose reason holds `reason` (any case; every one
+        without it) through the live pipeline: ingest.replay.replay, which `devicegate replay
+        --vendor V [--reason R] [--dry-run]` runs. One outcome per item (ReplayOutcome)."""
+        from devicegate.ingest.replay import replay
+
+        if self.store_over is None:
+            raise RuntimeError("this console was started without a way to replay")
+        return list(replay(self.ddb, self.s3, self.table, self.store_over, vendor, dry_run=dry_run, reason=reason))
 
     def replay_edited(self, item: dict[str, Any], body: bytes, edit: dict[str, Any]) -> Any:
         """`item`'s payload replaced by `body` through the live pipeline, the edit (`edit`: who,

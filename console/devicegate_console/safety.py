@@ -9,7 +9,8 @@
 - A request that could change something (any method but GET and HEAD) must come from the
   console's own origin (its Origin header), on top of the SameSite cookie.
 - Answers forbid framing, send a Referer to the console alone (the tile server never sees a
-  console URL) and allow scripts and styles from the console itself only (a Content Security Policy).
+  console URL) and allow scripts and styles from the console itself only (a Content Security Policy);
+  images from the console, the tile server and the one S3 origin of the pictures' presigned URLs.
 - A form that changes something (edit and replay; send or cancel a command) carries a token
   derived from the access token (app.Settings.csrf), which the request must bring back.
 - The log line of a request is its method, its path without the query, its status and duration.
@@ -40,12 +41,15 @@ def cookie_name(port: int) -> str:
     return f"devicegate_console_{port}"
 
 
-def content_policy(tiles: str | None) -> str:
+def content_policy(tiles: str | None, photos: str | None = None) -> str:
     images = "'self' data:"
     if tiles:
         # The tile server's origin only; a {s} subdomain template is any subdomain of its host.
         parts = urlsplit(tiles)
         images += f" {parts.scheme}://{parts.netloc.replace('{s}', '*')}"
+    if photos:
+        # The one origin the pictures' presigned URLs point at (reads.Reads.photo_origin).
+        images += f" {photos}"
     return ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
             f"img-src {images}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -53,11 +57,11 @@ def content_policy(tiles: str | None) -> str:
 class Guard:
     """The middleware: the token, the host, the origin of unsafe requests, the headers, the log."""
 
-    def __init__(self, token: str, port: int, tiles: str | None):
+    def __init__(self, token: str, port: int, tiles: str | None, photos: str | None = None):
         self.token = token.encode()
         self.port = port
         self.cookie = cookie_name(port)
-        self.policy = content_policy(tiles)
+        self.policy = content_policy(tiles, photos)
 
     def _matches(self, offered: str | None) -> bool:
         return offered is not None and hmac.compare_digest(offered.encode(), self.token)

@@ -83,8 +83,9 @@ def prepare(args: argparse.Namespace) -> Prepared:
     except SystemExit as exc:  # the local stack's defaults are template.yaml's, not found from here
         print(f"devicegate console: edit and replay is off ({exc})", file=sys.stderr)
         replays = None
-    reads = Reads(dynamodb, target.client("s3"), target.table, store_over=replays, shards=target.shards(),
-                  streams=target.client("dynamodbstreams"))
+    s3 = s3_client(target.session, target.endpoint_for("s3"))
+    reads = Reads(dynamodb, s3, target.table, store_over=replays, shards=target.shards(),
+                  streams=target.client("dynamodbstreams"), bucket=target.bucket)
     # The command API as `devicegate command` finds it (the stack's HttpApiUrl, or the local
     # stack's routes); without one the device page says why instead of offering a form.
     commands = Commands.for_target(args.stack, args.profile, args.region, args.endpoint_url)
@@ -122,6 +123,19 @@ def _serve(args: argparse.Namespace) -> int:
         pass  # uvicorn stops on Ctrl-C, then raises it again: here it is the ordinary way out
     print("devicegate console: stopped", flush=True)
     return 0
+
+
+def s3_client(session: Any, endpoint: str | None) -> Any:
+    """The console's S3 client, which also signs the pictures' URLs: SigV4 (what every region
+    takes) and, for a deployment, the bucket's regional host, since botocore signs for the global
+    one, which does not serve a bucket of a region opened since 2019. An explicit endpoint (the
+    local stack's moto) is kept as it is."""
+    from botocore.config import Config
+
+    if endpoint is None and session.region_name:
+        return session.client("s3", endpoint_url=f"https://s3.{session.region_name}.amazonaws.com",
+                              config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+    return session.client("s3", endpoint_url=endpoint, config=Config(signature_version="s3v4"))
 
 
 def _listen(port: int) -> socket.socket:

@@ -110,6 +110,24 @@ def pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 
 
+def pictures(data: Any, path: str = "", depth: int = 0) -> list[dict[str, str]]:
+    """The pictures an event's data refers to: each media reference ingest left in place of an
+    inline image (core.envelope.media_ref: {key, contentType, bytes}, its key under media/), as
+    {field, key} in the data's order. A vendor's own picture URL (Mettax's imageUrl) is no
+    reference of ours and is not among them."""
+    if depth > 6:
+        return []
+    if isinstance(data, dict):
+        key, kind = data.get("key"), data.get("contentType")
+        if isinstance(key, str) and key.startswith("media/") and isinstance(kind, str) and kind.startswith("image/"):
+            return [{"field": path, "key": key}]
+        return [p for name, value in data.items()
+                for p in pictures(value, f"{path}.{name}" if path else str(name), depth + 1)]
+    if isinstance(data, list):
+        return [p for n, value in enumerate(data) for p in pictures(value, f"{path}[{n}]", depth + 1)]
+    return []
+
+
 # --- tracks ---------------------------------------------------------------------------------------
 
 #: Below this a vehicle counts as standing (GPS drifts a few km/h at a standstill).
@@ -220,6 +238,20 @@ def _holds(value: Any, wanted: str, depth: int) -> bool:
     if isinstance(value, bool) or value is None:
         return False
     return str(value) == wanted
+
+
+def reason_holds(item: dict[str, Any], reason: str | None) -> bool:
+    """Whether a quarantined payload's reason holds `reason`, in any case (every one, without it):
+    the quarantine page's filter, the rule `devicegate replay --reason` selects by."""
+    return not reason or reason.casefold() in str(item.get("reason") or "").casefold()
+
+
+#: What each replay outcome means, as the quarantine page's replay result says it.
+REPLAY_WORDS = {"stored": "stored: left the quarantine", "duplicate": "already stored: left the quarantine",
+                "still-invalid": "still refused: stays in quarantine", "partial": "partly stored: stays in quarantine",
+                "failed": "failed: stays in quarantine, replay it again later",
+                "would-replay": "would be stored (or found already stored)",
+                "would-quarantine": "would stay in quarantine", "not-found": "no longer in quarantine"}
 
 
 def changed_fields(before: bytes, after: bytes) -> list[str]:

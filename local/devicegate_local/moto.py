@@ -38,7 +38,7 @@ from collections import OrderedDict
 from http.server import HTTPServer
 from typing import Any
 
-from devicegate_local import moto_reads
+from devicegate_local import moto_fastpaths, moto_reads
 
 log = logging.getLogger("devicegate.local")
 
@@ -427,6 +427,11 @@ class DirectDispatch:
 
         from devicegate_local.transport import call_wsgi
 
+        if environ.get("HTTP_X_AMZ_TARGET") == moto_fastpaths.PUT_ITEM:
+            with service_lock("dynamodb"):
+                answer = moto_fastpaths.put_item(environ)
+            if answer is not None:
+                return answer
         service_app = self._app.get_application(environ)
         try:
             endpoint, _ = service_app.url_map.bind_to_environ(environ).match()
@@ -438,6 +443,7 @@ class DirectDispatch:
             with service_lock(service_app.service):
                 return call_wsgi(self._app, environ)
         request = service_app.request_class(environ)
+        request.headers = moto_fastpaths.listed_headers(environ)
         try:
             recorder._record_request(request)
             with service_lock(service_app.service):
@@ -480,6 +486,7 @@ def patch_as_the_local_stack() -> None:
     deduplicate_fifo_queues_by_scope()
     redeliver_fifo_groups_in_order()
     skip_repeated_work()
+    moto_fastpaths.install()
     moto_reads.install()
 
 

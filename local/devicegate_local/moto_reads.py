@@ -38,6 +38,8 @@ _QUERYING = threading.local()
 # what _by_value kept.
 _READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "DescribeTable", "ListTables", "DescribeTimeToLive",
                     "DescribeContinuousBackups", "ListTagsOfResource", "DescribeEndpoints", "DescribeLimits"})
+# moto's handlers of the item writes (counted themselves too: see install).
+_WRITING = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items")
 _LOCK = threading.Lock()
 _WRITES = [0]
 _BY_VALUE: dict[tuple[int, str], tuple[Any, int, dict[Any, list[Any]]]] = {}
@@ -55,6 +57,9 @@ def install() -> None:
     for action in ("query", "batch_get_item", "get_item"):
         _patch(DynamoHandler, action, _answered_as_json(getattr(DynamoHandler, action)))
     _patch(DynamoHandler, "call_action", _counting_writes(DynamoHandler.call_action))
+    # ...and the writing handlers themselves: moto_fastpaths calls put_item without call_action.
+    for action in _WRITING:
+        _patch(DynamoHandler, action, _counted(getattr(DynamoHandler, action)))
 
 
 def uninstall() -> None:
@@ -64,7 +69,7 @@ def uninstall() -> None:
 
     for owner, name in ((Table, "all_items"), (Table, "query"), (DynamoHandler, "query"),
                         (DynamoHandler, "batch_get_item"), (DynamoHandler, "get_item"),
-                        (DynamoHandler, "call_action")):
+                        (DynamoHandler, "call_action"), *((DynamoHandler, a) for a in _WRITING)):
         method = getattr(owner, name)
         if getattr(method, _INSTALLED, False):
             setattr(owner, name, method.__wrapped__)
@@ -162,6 +167,18 @@ def _counting_writes(original: Any) -> Any:
                     _WRITES[0] += 1
 
     return call_action
+
+
+def _counted(original: Any) -> Any:
+    @functools.wraps(original)
+    def write(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            with _LOCK:
+                _WRITES[0] += 1
+
+    return write
 
 
 def _answered_names(table: Any, index_name: str | None, asked: dict[str, Any]) -> set[str] | None:

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,43 @@ def test_device_page_shows_its_timeline_and_state(console, browser):
     assert kinds == {"location"}
 
 
+#: The face terminal of the samples whose record and alarm carry a photo (a 24x24 JPEG).
+FACE_TERMINAL = "PSC700C0MC22F02542"
+
+
+def test_a_face_terminals_photo_loads_from_s3_through_a_presigned_url(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the face terminal whose samples carried photos, which ingest moved to the payload bucket
+    stored = device_events(console.ddb(), console.stack.table_name, "face-terminal", FACE_TERMINAL, limit=None)
+    with_photo = [e["eventId"] for e in stored if "media/face-terminal/" in json.dumps(e["data"])]
+    assert len(with_photo) >= 2  # the passage's rgb_image, the alarm's alarm_photo
+    # When its page is opened
+    browser.get(f"{console.base}/device/face-terminal/{FACE_TERMINAL}")
+    # Then each event with a photo shows it, loaded (a decoded picture, not a broken image)
+    pictures = browser.find_elements(By.CSS_SELECTOR, "li.event img.picture")
+    shown = [p.find_element(By.XPATH, "ancestor::li").get_attribute("data-event-id") for p in pictures]
+    assert shown == with_photo
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth"
+    for picture in pictures:
+        assert _wait(lambda p=picture: browser.execute_script(loaded, p), "the photo loaded") == 24
+    # And its address is a presigned GET of the bucket's object on the moto endpoint, valid 5 minutes:
+    # the browser fetched it from S3, not through the console
+    src = pictures[0].get_attribute("src")
+    assert "X-Amz-Expires=300" in src and "X-Amz-Signature=" in src and "/media/face-terminal/" in src
+    origin = re.match(r"https?://[^/]+", src).group(0)
+    assert not src.startswith(console.base) and origin == console.stack.client("s3").meta.endpoint_url.rstrip("/")
+    # And the page's policy lets images come from that origin, and from no other S3 host
+    _, headers, _ = _fetch(console.base + "/", headers={"Cookie": _cookie(browser)})
+    images = re.search(r"img-src ([^;]*)", headers["content-security-policy"]).group(1).split()
+    assert images == ["'self'", "data:", "http://127.0.0.1:9", origin]
+
+
+def _cookie(browser: Any) -> str:
+    cookie = browser.get_cookies()[0]
+    return f"{cookie['name']}={cookie['value']}"
+
+
 def _sample_positions(device_id: str) -> int:
     """The Mettax samples' records of `device_id` that carry a fix (0/0 is no fix)."""
     count = 0
@@ -281,6 +319,42 @@ def test_the_map_shows_every_device_with_a_position(console, browser):
     shown = browser.execute_script("return window.devicegateFleetMap.markers.map(m => [m.vendor, m.deviceId])")
     assert sorted(map(tuple, shown)) == expected
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.device-marker")) == len(expected)
+
+
+def _stored_positions(console: Console, vendor: str, device_id: str) -> int:
+    """The device's stored events whose facts hold a position with coordinates."""
+    events = device_events(console.ddb(), console.stack.table_name, vendor, device_id, limit=None)
+    return sum(1 for e in events if {"latitude", "longitude"} <= set((e.get("facts") or {}).get("position") or {}))
+
+
+def test_two_devices_ticked_on_the_fleet_page_are_two_tracks_on_one_map_with_a_legend(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # Given the Jointech device with its one position and the Mettax vehicle with its track
+    expected = {("jointech", JOINTECH_DEVICE): _stored_positions(console, "jointech", JOINTECH_DEVICE),
+                ("mettax", METTAX_VEHICLE): _sample_positions(METTAX_VEHICLE)}
+    assert expected["jointech", JOINTECH_DEVICE] == 1 and expected["mettax", METTAX_VEHICLE] >= 3
+    # When both are ticked on the fleet page and their tracks are asked for (tiles out of reach)
+    browser.get(console.base + "/")
+    for vendor, device in expected:
+        browser.find_element(By.CSS_SELECTOR, f'tr.device[data-vendor="{vendor}"][data-device="{device}"] input.pick').click()
+    browser.find_element(By.ID, "show-tracks").click()
+    # Then the map draws two tracks, each through its device's every position
+    _wait(lambda: browser.execute_script("return window.devicegateTracks && window.devicegateTracks.done"),
+          "the tracks read")
+    shown = browser.execute_script("return window.devicegateTracks.tracks")
+    assert {(s["vendor"], s["deviceId"]): s["drawn"] for s in shown} == expected
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.track-line")) == 2
+    # each in its own colour
+    assert len({s["colour"] for s in shown}) == 2
+    # And the legend names both devices, with their number of points
+    legend = browser.find_element(By.ID, "tracks-legend").text
+    for (vendor, device), count in expected.items():
+        assert f"{vendor} {device} {count} position{'s' if count > 1 else ''}" in legend
+    # When more devices than one map draws are asked for
+    browser.get(console.base + "/tracks?" + "&".join(f"device=jointech/{JOINTECH_DEVICE}{n}" for n in range(8)))
+    # Then the page says which were left out
+    assert "8 devices were ticked, so the first 6 are drawn" in browser.find_element(By.ID, "tracks-dropped").text
 
 
 def test_alarms_page_lists_every_lifecycle_of_the_samples(console, browser):
@@ -374,6 +448,74 @@ def test_an_edited_quarantined_payload_is_replayed_into_an_event_and_the_edit_au
     status, _, _ = _fetch(f"{console.base}/quarantine/senselink/{item_id}/replay", method="POST",
                           headers={"Origin": console.base, "Cookie": browser.get_cookies()[0]["name"] + "="
                                    + browser.get_cookies()[0]["value"]})
+    assert status == 403
+
+
+#: The reason of the quarantined payloads the selection test replays (and only theirs).
+SELECTED = "e2e selection: refused before a fix"
+
+
+def _quarantine(console: Console, body: str, reason: str) -> None:
+    from devicegate.core.errors import FieldProblem
+    from devicegate.store.quarantine import DynamoQuarantine, QuarantineRecord
+
+    kept = DynamoQuarantine(console.ddb(), console.stack.client("s3"), console.stack.table_name,
+                            console.stack.bucket_name, 7)
+    kept.write(QuarantineRecord("jointech", "location", "http", reason, [FieldProblem("latitude", "refused")],
+                                body.encode(), datetime.now(UTC), "application/json", {"kind": "location"}))
+
+
+def test_a_filtered_selection_is_tried_then_replayed_with_each_items_outcome(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ddb, table = console.ddb(), console.stack.table_name
+    # Given three Jointech payloads refused for one reason: a location that is valid now, a copy of
+    # a sample location already stored, and one whose latitude only an edit can fix; and a fourth
+    # refused for another reason
+    device = f"83{int(time.time() * 1000) % 10**8:08d}"
+    _quarantine(console, _location(device), SELECTED)
+    _quarantine(console, (ROOT / "events/jointech/records/webhook-location.json").read_text(), SELECTED)
+    _quarantine(console, _location(device).replace('"latitude": 22.5', '"latitude": 91'), SELECTED)
+    _quarantine(console, _location(device + "9"), "another reason")
+    selected = {i["id"] for i in quarantined(ddb, table, "jointech", limit=None) if i["reason"] == SELECTED}
+    assert len(selected) == 3
+    # When the quarantine page is filtered to them
+    browser.get(console.base + "/quarantine?vendor=jointech&reason=E2E+SELECTION")
+    assert {r.get_attribute("data-id") for r in browser.find_elements(By.CSS_SELECTOR, "tr.quarantined")} == selected
+    # And they are tried first
+    button = browser.find_element(By.ID, "replay-dry-run")
+    assert button.text == "Try replaying these 3 (nothing written)"
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+    # Then each says what it would do, and nothing was written
+    rows = {r.get_attribute("data-id"): r for r in browser.find_elements(By.CSS_SELECTOR, "tr.replayed")}
+    assert set(rows) == selected
+    assert sorted(r.get_attribute("data-status") for r in rows.values()) == ["still-invalid", "would-replay",
+                                                                             "would-replay"]
+    assert {i["id"] for i in quarantined(ddb, table, "jointech", limit=None)} >= selected
+    # When they are replayed for real from that page
+    button = browser.find_element(By.ID, "replay-these")
+    button.click()
+    WebDriverWait(browser, WAIT_S).until(staleness_of(button))
+    # Then each item's outcome is shown: stored (with its event), already stored, still refused with its field
+    statuses = {r.get_attribute("data-status"): r for r in browser.find_elements(By.CSS_SELECTOR, "tr.replayed")}
+    assert sorted(statuses) == ["duplicate", "still-invalid", "stored"]
+    [stored] = device_events(ddb, table, "jointech", device, limit=None)
+    assert stored["eventId"] in statuses["stored"].find_element(By.CSS_SELECTOR, ".detail").text
+    assert statuses["still-invalid"].find_element(By.CSS_SELECTOR, ".fields").text == "latitude"
+    # And a count per outcome
+    counts = {r.get_attribute("data-status"): r.find_element(By.CSS_SELECTOR, ".n").text
+              for r in browser.find_elements(By.CSS_SELECTOR, "#replay-counts tr[data-status]")}
+    assert counts == {"duplicate": "1", "still-invalid": "1", "stored": "1"}
+    # And only the one an edit must fix is still waiting, with the payload of the other reason
+    left = {i["id"]: i["reason"] for i in quarantined(ddb, table, "jointech", limit=None)}
+    assert statuses["still-invalid"].get_attribute("data-id") in left
+    assert len([r for r in left.values() if r == SELECTED]) == 1 and "another reason" in left.values()
+    # And a replay that did not come from the console's form is refused
+    status, _, _ = _fetch(f"{console.base}/quarantine/replay", method="POST",
+                          headers={"Origin": console.base, "Cookie": _cookie(browser)})
     assert status == 403
 
 

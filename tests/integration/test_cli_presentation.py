@@ -88,6 +88,21 @@ def test_replay_json_is_one_array_of_outcomes_with_the_fields_at_fault(stack, cl
     assert outcome["fields"] and f"fields: {','.join(outcome['fields'])}" in text
 
 
+def test_replay_counts_its_progress_on_stderr_and_stdout_stays_the_report(stack, cli):
+    # Given two payloads quarantined as not JSON
+    for body in ("{broken", "{broken too"):
+        post(with_body(load_event("jointech/http-webhook-location.json"), body))
+    # When they are replayed as JSON (a report with nothing until the end) and as text
+    code, out = cli("replay", "--vendor", "jointech", "--dry-run", "--json")
+    as_json_err = cli.err  # type: ignore[attr-defined]
+    _, text = cli("replay", "--vendor", "jointech", "--dry-run")
+    # Then stdout is the report alone, and stderr counts what was done, with the time taken
+    assert code == 2 and len(json.loads(out)) == 2
+    assert re.search(r"^replay: 2 items done \(2 still-invalid\) in \d+\.\d s$", as_json_err, re.M)
+    assert re.search(r"^replay: 2 items done \(2 still-invalid\) in \d+\.\d s$", cli.err, re.M)  # type: ignore[attr-defined]
+    assert text.splitlines()[-1] == "2 still-invalid" and "items done" not in text
+
+
 def test_redrive_json_of_an_empty_queue_is_an_empty_array(stack, cli):
     code, out = cli("redrive", "--vendor", "jointech", "--source", "ingest-queue", "--json")
     assert (code, json.loads(out)) == (0, [])

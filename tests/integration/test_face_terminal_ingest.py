@@ -18,8 +18,8 @@ from tests.support import context, load_event, load_record, new_environment, wit
 # Every sample stored once and published once, a repeat storing nothing: test_vendor_contract.py.
 SUCCESS = {"code": 200, "msg": "success", "message": "success", "data": {}}
 SERIAL = "PSC700C0MC22F02542"
-# A real (tiny) JPEG: SOI, JFIF APP0, EOI.
-JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
+# The photo both photo samples carry: a real 24x24 JPEG (a browser shows it: the console's test).
+JPEG = base64.b64decode(load_record("face-terminal", "variation-record-with-photo-and-pin")["data"]["rgb_image"])
 
 
 def post(event: dict) -> tuple[int, dict]:

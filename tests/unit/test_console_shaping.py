@@ -116,3 +116,46 @@ def test_an_edit_is_described_by_the_fields_it_changed_never_their_values():
     assert shaping.changed_fields(b'{"id": 1}', b'{"id": "1"}') == ["id"]
     # Text that is not JSON is one change of the body
     assert shaping.changed_fields(b"a=1", b"a=2") == ["(body)"]
+
+
+def test_the_pictures_of_an_event_are_its_media_references_and_not_a_vendors_url():
+    # Given a face terminal's record with its photo moved to S3, and a Mettax face check whose
+    # picture is a URL on the vendor's file server
+    ref = {"key": "media/face-terminal/PSC7/2023/05/29/ev1/rgb_image.jpg", "contentType": "image/jpeg", "bytes": 880}
+    record = {"deviceSN": "PSC7", "rgb_image": ref, "user": {"name": "x"}, "snaps": [{"key": "other/k"}]}
+    mettax = {"imageUrl": "https://files.imettax.com/mettaxftp/face.jpg", "deviceId": "3337"}
+    # Then the record's one reference is its picture, named by its field; the vendor's URL is none
+    assert shaping.pictures(record) == [{"field": "rgb_image", "key": ref["key"]}]
+    assert shaping.pictures(mettax) == []
+    # And a reference to something that is not an image is not shown as one
+    assert shaping.pictures({"clip": dict(ref, contentType="video/mp4")}) == []
+
+
+def test_the_content_policy_adds_the_pictures_s3_origin_alone():
+    policy = content_policy(None, "https://devicegate-payloads.s3.eu-west-1.amazonaws.com")
+    assert "img-src 'self' data: https://devicegate-payloads.s3.eu-west-1.amazonaws.com;" in policy
+
+
+def test_a_pictures_url_is_a_short_lived_presigned_get_of_the_payload_bucket():
+    import boto3
+
+    from devicegate_console.reads import PHOTO_URL_SECONDS, Reads
+    from devicegate_console.serve import s3_client
+
+    # Given the console's reads of a deployment in eu-west-1 (signing needs no request)
+    session = boto3.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1")
+    s3 = s3_client(session, None)
+    reads = Reads(ddb=None, s3=s3, table="t", bucket="devicegate-payloads")
+    # When a picture's URL is made
+    url = reads.photo_url("media/face-terminal/PSC7/2023/05/29/ev1/rgb_image.jpg")
+    # Then it is a signed GET of that object, valid five minutes, on the origin the policy allows
+    assert f"X-Amz-Expires={PHOTO_URL_SECONDS}" in url and PHOTO_URL_SECONDS == 300
+    assert "X-Amz-Signature=" in url and "secret" not in url
+    assert "/media/face-terminal/PSC7/2023/05/29/ev1/rgb_image.jpg?" in url
+    assert url.startswith(reads.photo_origin() + "/")
+    assert reads.photo_origin() == "https://devicegate-payloads.s3.eu-west-1.amazonaws.com"
+    # And against the local stack the URLs point at its moto endpoint
+    local = Reads(ddb=None, s3=s3_client(session, "http://127.0.0.1:5123"), table="t", bucket="devicegate-payloads")
+    assert local.photo_origin() == "http://127.0.0.1:5123"
+    # And a console without a bucket allows no picture origin
+    assert Reads(ddb=None, s3=s3, table="t").photo_origin() is None

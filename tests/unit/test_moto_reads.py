@@ -206,3 +206,22 @@ def test_a_query_walks_its_partition_and_its_answer_skips_the_shape_walk(table_w
     assert serialized == []
     ddb.describe_table(TableName=timeline[1]["TableName"])
     assert serialized == ["DescribeTable"]
+
+
+def test_a_put_item_handled_past_call_action_ends_what_the_index_kept(table_with_items):
+    from moto.dynamodb.responses import DynamoHandler
+
+    ddb, requests = table_with_items
+    moto_reads.install()
+    table = requests[0][1]["TableName"]
+    shard = {"TableName": table, "IndexName": "gsi2", "KeyConditionExpression": "gsi2pk = :pk",
+             "ExpressionAttributeValues": {":pk": {"S": "V#jointech#0"}}}
+    before = ddb.query(**shard)["Count"]
+    # When a device item is put as moto_fastpaths' PutItem puts it: moto's handler, called directly
+    handler = DynamoHandler()
+    handler.body = {"TableName": table, "Item": {"pk": {"S": "D#jointech#fast"}, "sk": {"S": "S"},
+                                                 "gsi2pk": {"S": "V#jointech#0"}, "gsi2sk": {"S": "fast"}}}
+    handler.region, handler.current_account = "us-east-1", "123456789012"
+    handler.put_item()
+    # Then the shard's next Query lists it
+    assert ddb.query(**shard)["Count"] == before + 1
