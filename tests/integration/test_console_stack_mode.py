@@ -157,6 +157,7 @@ def test_every_page_answers_against_a_deployment(console, monkeypatch):
     device = page(f"/device/jointech/{located}")
     side = device.split('id="device-quarantine"', 1)[1].split("</section>", 1)[0]
     assert located in device and len(re.findall(r'href="/quarantine/jointech/[0-9a-f]+"', side)) == 1
+    assert f"/track/jointech/{located}" in page(f"/tracks?device=jointech/{located}")
     track = json.loads(page(f"/track/jointech/{located}"))
     assert [p["lat"] for p in track["points"]] == [22.54321]
     alarms = page("/alarms")
