@@ -365,8 +365,10 @@ Reading the figures:
   the resolved configuration (validated and merged over the deployment default) next to it, so
   pydantic validates a camera's 29-field strategy once per change of its item, not once per
   heartbeat; before that the heartbeat measured 2.73-3.23x.
-- The cold-start ratios hover around their 1.3x target and swing by up to a fifth between whole
-  measurements on this shared machine, more than the three functions differ: they share the
+- The cold-start ratios sit above their 1.3x target (1.4x to 1.7x over the last sessions' runs)
+  and swing by up to a fifth between whole measurements on this shared machine, more than the
+  three functions differ (the same modules imported before the vocabulary and the contracts
+  were added took the same time, by `python -X importtime`, within its run-to-run spread): they share the
   layer, and their own vendor modules take 10-15 ms each (the camera's are imported with the
   function, so that a broken AI_CAMERA_DEFAULT_CONFIG fails the cold start: hence its larger
   imports and shorter first call; the others load theirs on the first call). What devicegate adds
