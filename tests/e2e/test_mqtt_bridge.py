@@ -13,6 +13,7 @@ they see what reached each rule.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import queue
@@ -214,7 +215,20 @@ class Loopback:
 
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
-    folder = tmp_path_factory.mktemp("mqtt-bridge")
+    with _loopback(tmp_path_factory.mktemp("mqtt-bridge")) as setup:
+        yield setup
+
+
+@pytest.fixture
+def own_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
+    """A loopback for one test alone: for a test expected to fail on some mosquitto versions,
+    whose failure may leave the bridge in any state (the module's loopback must not inherit it)."""
+    with _loopback(tmp_path_factory.mktemp("mqtt-bridge-own")) as setup:
+        yield setup
+
+
+@contextlib.contextmanager
+def _loopback(folder: Path) -> Iterator[Loopback]:
     certs = _write_certificates(folder)
     vendor_port, iot_tls_port, iot_plain_port, bridge_port = _free_ports(4)
     passwords = folder / "vendor.passwd"
@@ -254,6 +268,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopback]:
         _wait_until_bridged(setup)
         yield setup
     finally:
+        # setup.started holds the restarted brokers too (brokers is the same list)
         for broker in reversed(brokers):
             _stop(broker)
 
@@ -556,12 +571,14 @@ def _mosquitto_version() -> tuple[int, ...]:
 # 2.0.11. Strict: if this starts passing on an old version, the note in docs/bridge.md is wrong.
 @pytest.mark.xfail(_mosquitto_version() < (2, 0, 15), strict=True,
                    reason="mosquitto < 2.0.15 loses a bridge's queued messages at restart (#2604)")
-def test_records_wait_for_iot_core_across_a_bridge_restart(loopback: Loopback) -> None:
-    _record_waits_for_iot_core(loopback, restart_bridge=True)
+def test_records_wait_for_iot_core_across_a_bridge_restart(own_loopback: Loopback) -> None:
+    _record_waits_for_iot_core(own_loopback, restart_bridge=True)
 
 
 def test_commands_are_not_replayed_after_a_vendor_outage(loopback: Loopback) -> None:
-    # Given Jointech's broker unreachable when an app sends a command
+    # Given a bridge that carries messages both ways, then Jointech's broker unreachable when an
+    # app sends a command
+    _wait_until_bridged(loopback)
     device = _device()
     loopback.stop("vendor")
     iot = Client(loopback.iot_plain_port)
