@@ -78,22 +78,41 @@ def test_detect_kind_from_fields(name, kind):
 AT = "2025-02-07T07:26:30.000Z"
 
 
+def location(**fields) -> Location:
+    return Location.model_validate({"assetId": "8052400203", "gpsTime": "2025-02-07T07:26:30Z", **fields})
+
+
+def alarm(**fields) -> Alarm:
+    return Alarm.model_validate({"assetId": "8052400203", "dateTime": "2025-02-07T07:26:30Z", **fields})
+
+
 def test_no_fix_means_no_position():
     # The documented location has locType 0 and 0.0/0.0: that is "no fix", not the Gulf of Guinea
-    found = facts("location", {"locType": 0, "latitude": 0.0, "longitude": 0.0, "battery": 100}, AT)
-    assert found == {"power": {"batteryPct": 100}}
+    found = facts(location(locType=0, latitude=0.0, longitude=0.0, battery=100), AT)
+    assert found == {"power": {"batteryPct": 100, "external": False}}
     # 0/0 without a locType is no fix either; an alarm's position is one
-    assert "position" not in facts("alarm", {"latitude": 0.0, "longitude": 0.0, "alarmType": 44}, AT)
-    found = facts("alarm", {"latitude": 22.6, "longitude": 113.9, "alarmType": 44, "alarmName": "x"}, AT)
+    assert "position" not in facts(alarm(latitude=0.0, longitude=0.0, alarmType=44), AT)
+    found = facts(alarm(latitude=22.6, longitude=113.9, alarmType=44), AT)
     assert found["position"] == {"latitude": 22.6, "longitude": 113.9, "valid": True, "fixTime": AT}
+    assert found["alarm"]["code"] == "44" and found["alarm"]["name"]
 
 
 def test_loc_type_0_alone_means_no_fix_whatever_the_coordinates_say():
     # A real-looking position with locType 0 (no positioning) is the device's last guess, not a fix:
     # only the locType rule keeps it out of state (the 0/0 rule does not apply here)
-    found = facts("location", {"locType": 0, "latitude": 22.6, "longitude": 113.9, "battery": 90}, AT)
-    assert "position" not in found and found["power"] == {"batteryPct": 90}
+    found = facts(location(locType=0, latitude=22.6, longitude=113.9, battery=90), AT)
+    assert "position" not in found and found["power"] == {"batteryPct": 90, "external": False}
     # The same coordinates with a fix (GPS, 1) are a position; a base station's is one, not a satellite fix
-    found = facts("location", {"locType": 1, "latitude": 22.6, "longitude": 113.9}, AT)
+    found = facts(location(locType=1, latitude=22.6, longitude=113.9, speed=40.5, direction=270), AT)
+    assert found["position"] == {"latitude": 22.6, "longitude": 113.9, "speedKmh": 40.5, "headingDeg": 270.0,
+                                 "valid": True, "fixTime": AT}
+    assert facts(location(locType=2, latitude=22.6, longitude=113.9), AT)["position"]["valid"] is False
+
+
+def test_facts_read_declared_fields_only():
+    # An extra field named like a declared one elsewhere (an alarm has no locType or direction) is the
+    # vendor's unvalidated text: it neither hides the alarm's position nor becomes its heading
+    found = facts(alarm(latitude=22.6, longitude=113.9, alarmType=44, locType=0, direction="north"), AT)
     assert found["position"] == {"latitude": 22.6, "longitude": 113.9, "valid": True, "fixTime": AT}
-    assert facts("location", {"locType": 2, "latitude": 22.6, "longitude": 113.9}, AT)["position"]["valid"] is False
+    # Battery 255 is the vendor's "charging": external power, no percentage
+    assert facts(location(locType=1, latitude=22.6, longitude=113.9, battery=255), AT)["power"] == {"external": True}

@@ -122,10 +122,14 @@ class RefusedRecord:
     body: bytes = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NormalizedEvent:
     """One device record, the same shape for every vendor (the stored item and the queue
-    message's `data`). Built only through `make_event`; adapters validate the vendor side."""
+    message's `data`). Built only through `make_event`; adapters validate the vendor side.
+
+    Never changed once built (dataclasses.replace makes another), but not frozen: a frozen
+    dataclass sets each of these fields through object.__setattr__, 1.9 us per event against
+    0.5 (python3.13, measured), and every event of every vendor is built here."""
 
     vendor: str  # adapter name, e.g. "jointech"
     deviceId: str  # the vendor's device identifier, as sent

@@ -136,9 +136,20 @@ def position(latitude: float | None, longitude: float | None, *, speed_kmh: floa
     without one, not a place in the Gulf of Guinea)."""
     if latitude is None or longitude is None or (latitude == 0 and longitude == 0):
         return None
-    block = _present(latitude=latitude, longitude=longitude, speedKmh=speed_kmh, headingDeg=heading_deg,
-                     altitudeM=altitude_m, satellites=satellites, valid=True, fixTime=fix_time)
-    return block  # type: ignore[return-value]
+    # Built field by field, not through _present: every tracker record passes here (the hot path).
+    block: Position = {"latitude": latitude, "longitude": longitude}
+    if speed_kmh is not None:
+        block["speedKmh"] = speed_kmh
+    if heading_deg is not None:
+        block["headingDeg"] = heading_deg
+    if altitude_m is not None:
+        block["altitudeM"] = altitude_m
+    if satellites is not None:
+        block["satellites"] = satellites
+    block["valid"] = True
+    if fix_time is not None:
+        block["fixTime"] = fix_time
+    return block
 
 
 def alarm(code: str | int | None, name: str | None, severity: Severity, *, status: AlarmStatus | None = None,
@@ -156,8 +167,14 @@ def passage(granted: bool | None, method: Method, direction: Direction, role: Ro
 
 def power(battery_pct: float | None = None, voltage_v: float | None = None,
           external: bool | None = None) -> Power | None:
-    block = _present(batteryPct=battery_pct, voltageV=voltage_v, external=external)
-    return block or None  # type: ignore[return-value]
+    block: Power = {}
+    if battery_pct is not None:
+        block["batteryPct"] = battery_pct
+    if voltage_v is not None:
+        block["voltageV"] = voltage_v
+    if external is not None:
+        block["external"] = external
+    return block or None
 
 
 def method_of(entry_mode_name: str | None) -> Method:

@@ -15,7 +15,7 @@ from devicegate.core.timeutil import from_epoch
 from devicegate.core.validation import pick as _pick
 from devicegate.core.validation import problems_from
 from devicegate.vendors.jointech import codes
-from devicegate.vendors.jointech.models import RECORD_MODELS, Location, SubLock
+from devicegate.vendors.jointech.models import RECORD_MODELS, Alarm, Location, SubLock
 
 KINDS = tuple(RECORD_MODELS)
 # Fields the webhook push carries and the MQTT push does not (compare the vendor's two field
@@ -102,7 +102,7 @@ class JointechAdapter(VendorAdapter):
             vendor=self.vendor, device_id=model.assetId, kind=kind, occurred_at=occurred_at,
             received_at=received_at, transport=push.transport, data_json=data_json, identity_json=identity_json,
             time_field=time_field,
-            facts=(lambda at: facts(kind, vocab.Fields(model), at)) if kind in _FACT_KINDS else None,
+            facts=(lambda at: facts(model, at)) if kind in _FACT_KINDS else None,
         )]
 
     def answer(self, outcome: Outcome, problems: list[FieldProblem] | None = None, reason: str = "") -> Answer:
@@ -153,39 +153,36 @@ def _occurred_at(model: Any) -> tuple[datetime, str]:
     return model.dateTime, "dateTime"
 
 
-def _has_fix(data: Any) -> bool:
-    # The vendor sends 0.0/0.0 (and locType 0) when there is no fix: not a position in the ocean.
-    if data.get("locType") == 0:
-        return False
-    lat, lon = data.get("latitude"), data.get("longitude")
-    return lat is not None and lon is not None and not (lat == 0 and lon == 0)
-
-
-
 _FACT_KINDS = frozenset({"location", "alarm"})
 
 
-def facts(kind: str, data: Any, occurred_at: str) -> vocab.Facts:
-    """Location and alarm records: the position (gpsTime / dateTime is the fix time), a location's
-    power, an alarm's code. `valid` is a satellite fix (locType 1); base-station and cell
-    positions (2, 3) are estimates."""
+def facts(record: Location | Alarm, occurred_at: str) -> vocab.Facts:
+    """A location's or an alarm's blocks, read from its typed model (declared fields only: an
+    extra field of the same name is the vendor's unvalidated text). The position: gpsTime /
+    dateTime is the fix time; `valid` is a satellite fix (locType 1), base-station and cell
+    positions (2, 3) are estimates, and locType 0 (no positioning) or 0.0/0.0 is no position at
+    all, whatever else the record says (the device's last guess, not a place in the ocean). A
+    location's power, an alarm's code."""
     found: vocab.Facts = {}
-    if _has_fix(data):
-        loc_type = data.get("locType")
-        position = vocab.position(data.get("latitude"), data.get("longitude"), speed_kmh=data.get("speed"),
-                                  heading_deg=data.get("direction"), fix_time=occurred_at)
-        if position is not None:
-            if loc_type is not None:
-                position["valid"] = loc_type == 1
-            found["position"] = position
-    if kind == "location":
-        # `voltage` "0.0" is the vendor's example for a device that measures none.
-        power = vocab.power(data.get("battery"), data.get("voltage") or None, data.get("charging"))
+    if isinstance(record, Location):
+        loc_type = record.locType
+        if loc_type != 0:
+            position = vocab.position(record.latitude, record.longitude, speed_kmh=record.speed,
+                                      heading_deg=record.direction, fix_time=occurred_at)
+            if position is not None:
+                if loc_type is not None:
+                    position["valid"] = loc_type == 1
+                found["position"] = position
+        # `voltage` 0.0 is the vendor's example for a device that measures none.
+        power = vocab.power(record.battery, record.voltage or None, record.charging)
         if power is not None:
             found["power"] = power
-    elif kind == "alarm":
-        code = data.get("alarmType")
-        found["alarm"] = vocab.alarm(code, data.get("alarmName"), codes.alarm_severity(code))
+    else:
+        position = vocab.position(record.latitude, record.longitude, speed_kmh=record.speed, fix_time=occurred_at)
+        if position is not None:
+            found["position"] = position
+        code = record.alarmType
+        found["alarm"] = vocab.alarm(code, record.alarmName, codes.alarm_severity(code))  # type: ignore[arg-type]
     return found
 
 
