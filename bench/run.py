@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where the measured functions and their layer are imported from: this tree, or for --compare a
+#: worktree of another commit (the harness, the pushes and the baseline stay this tree's).
+CODE_ROOT = ROOT
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
     "TABLE_NAME": "bench-table", "PAYLOAD_BUCKET": "bench-bucket", "JOINTECH_TOKEN_SECRET": "bench-secret",
@@ -146,11 +149,17 @@ def _quiet() -> Iterator[None]:
         sys.stdout = real_stdout
 
 
+def _code_paths(root: Path) -> list[str]:
+    # The layer first: the project's editable install points at this tree's layer.
+    return [str(root), str(root / "layers" / "devicegate")]
+
+
 def _setup() -> None:
     os.environ.update(ENV)
-    for path in (str(ROOT), str(ROOT / "bench")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    for path in (str(ROOT / "bench"), *reversed(_code_paths(CODE_ROOT))):
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
 
 
 def _fresh_modules() -> None:
@@ -312,7 +321,7 @@ def round_trips(items: list[dict]) -> list[tuple[str, str, int, int]]:
 CHILD = r"""
 import importlib, os, sys, time, json
 t0 = time.process_time()
-sys.path[:0] = [{root!r}, {bench!r}]
+sys.path[:0] = [*{code!r}, {bench!r}]
 module = importlib.import_module({module!r})
 imported = time.process_time()
 # Not part of a cold start: the stub (botocore's own modules are loaded by then) and the context.
@@ -326,7 +335,9 @@ t1 = time.process_time()
 module.lambda_handler(event, context)  # first invocation: clients built, secret fetched (camera: config read)
 done = time.process_time()
 sys.stdout = sys.__stdout__
-print(json.dumps({{"seconds": (imported - t0) + (done - t1), "import": imported - t0, "first": done - t1}}))
+layer = getattr(sys.modules.get("devicegate"), "__file__", None)
+print(json.dumps({{"seconds": (imported - t0) + (done - t1), "import": imported - t0, "first": done - t1,
+                  "layer": layer}}))
 """
 
 
@@ -340,11 +351,14 @@ def cold(runs: int, items: list[dict]) -> dict[str, dict]:
     results: dict[str, list[dict]] = {which: [] for which in modules}
     for _ in range(runs):
         for which, module in modules.items():
-            code = CHILD.format(root=str(ROOT), bench=str(ROOT / "bench"), module=module)
+            code = CHILD.format(code=_code_paths(CODE_ROOT), bench=str(ROOT / "bench"), module=module)
             out = subprocess.run([sys.executable, "-X", "frozen_modules=on", "-c", code],
                                  env=dict(env, BENCH_EVENT=json.dumps(events[which])),
                                  capture_output=True, text=True, check=True)
-            results[which].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if which != "baseline" and not Path(result["layer"]).resolve().is_relative_to(CODE_ROOT):
+                raise RuntimeError(f"{module} imported devicegate from {result['layer']}, not from {CODE_ROOT}")
+            results[which].append(result)
     med = {w: {k: statistics.median(r[k] for r in results[w]) * 1000 for k in ("seconds", "import", "first")}
            for w in results}
     base = med["baseline"]
@@ -443,20 +457,115 @@ def _median_run(runs: list, ratio: Callable[..., float] = lambda r: r["ratio"]):
     return sorted(runs, key=ratio)[len(runs) // 2]
 
 
+def measure(cold_runs: int, events: int, rounds: int) -> dict:
+    """One whole measurement of the code at CODE_ROOT: cold starts, then warm per-event costs."""
+    _setup()
+    import devicegate
+
+    # Not a timing check: a measurement of the wrong tree's layer would compare a tree with itself.
+    if not Path(devicegate.__file__).resolve().is_relative_to(CODE_ROOT):
+        raise RuntimeError(f"devicegate was imported from {devicegate.__file__}, not from {CODE_ROOT}")
+    items = table_items()
+    return {"cold": cold(cold_runs, items), "warm": {p.key: warm(p, events, rounds, "fake", items) for p in PATHS}}
+
+
+def measure_in_child(code_root: Path, args: argparse.Namespace) -> dict:
+    """measure() in a fresh interpreter importing the functions and layer of `code_root`."""
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure-code", str(code_root),
+                          "--events", str(args.events), "--rounds", str(args.rounds),
+                          "--cold-runs", str(args.cold_runs)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"measuring {code_root} failed:\n{out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def worktree(ref: str) -> Iterator[tuple[Path, str]]:
+    """A temporary checkout of `ref` (git worktree, detached) and its one-line description."""
+    import tempfile
+
+    def git(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True)
+
+    found = git("log", "-1", "--format=%h, committed %cs", ref, "--")
+    if found.returncode != 0 or not found.stdout.strip():
+        raise SystemExit(f"--compare: {ref!r} is not a commit of this repository")
+    with tempfile.TemporaryDirectory(prefix="devicegate-bench-") as parent:
+        path = Path(parent) / "tree"
+        added = git("worktree", "add", "--detach", "--quiet", str(path), ref)
+        if added.returncode != 0:
+            raise SystemExit(f"--compare: cannot check out {ref!r}: {added.stderr.strip().splitlines()[-1]}")
+        try:
+            yield path, found.stdout.strip()
+        finally:
+            git("worktree", "remove", "--force", str(path))
+
+
+def comparison(ref: str, described: str, ours: list[dict], theirs: list[dict]) -> str:
+    """The side-by-side section: this tree and `ref`, measured in alternation."""
+    def med(runs: list[dict], part: str, key: str, field: str) -> float:
+        return statistics.median(run[part][key][field] for run in runs)
+
+    rows = []
+    for p in PATHS:
+        rows.append(f"| {p.title} | warm | {med(ours, 'warm', p.key, 'ratio'):.2f}x "
+                    f"({med(ours, 'warm', p.key, 'ours_us'):.0f} µs) | {med(theirs, 'warm', p.key, 'ratio'):.2f}x "
+                    f"({med(theirs, 'warm', p.key, 'ours_us'):.0f} µs) | "
+                    f"{spread([r['warm'][p.key] for r in ours])} | {spread([r['warm'][p.key] for r in theirs])} |")
+    for p in PATHS:
+        rows.append(f"| {p.title} | cold start | {med(ours, 'cold', p.key, 'ratio'):.2f}x "
+                    f"({med(ours, 'cold', p.key, 'ours_ms'):.0f} ms) | {med(theirs, 'cold', p.key, 'ratio'):.2f}x "
+                    f"({med(theirs, 'cold', p.key, 'ours_ms'):.0f} ms) | "
+                    f"{spread([r['cold'][p.key] for r in ours])} | {spread([r['cold'][p.key] for r in theirs])} |")
+    return (f"""
+Side by side with `{ref}` ({described}): {len(ours)} whole measurements of each, alternating (this
+tree, then `{ref}`, and again), each in a fresh interpreter with the same harness, pushes and
+baselines; only the functions and their layer differ. Ratios as above; medians over the runs,
+then every run:
+
+| path | measure | this tree | `{ref}` | this tree, every run | `{ref}`, every run |
+|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n")
+
+
 def main() -> int:
+    global CODE_ROOT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cold-runs", type=int, default=9)
     parser.add_argument("--repeat", type=int, default=1, help="whole measurements to run, to show their spread")
+    parser.add_argument("--compare", metavar="REF",
+                        help="also measure the functions of git commit REF, alternating whole measurements with "
+                             "this tree's (e.g. the commit before a change to the hot path)")
+    parser.add_argument("--measure-code", metavar="DIR", help=argparse.SUPPRESS)  # one measurement, as JSON
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
     args = parser.parse_args()
+    for name in ("events", "rounds", "cold_runs", "repeat"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be 1 or more")
+    if args.measure_code:
+        CODE_ROOT = Path(args.measure_code).resolve()
+        print(json.dumps(measure(args.cold_runs, args.events, args.rounds)))
+        return 0
     _setup()
     items = table_items()
-    colds, warms = [], []
-    for _ in range(args.repeat):
-        colds.append(cold(args.cold_runs, items))
-        warms.append({p.key: warm(p, args.events, args.rounds, "fake", items) for p in PATHS})
+    colds, warms, theirs = [], [], []
+    compared = ""
+    if args.compare:
+        with worktree(args.compare) as (other, described):
+            for n in range(args.repeat):
+                print(f"measurement {n + 1} of {args.repeat}: this tree, then {args.compare}", file=sys.stderr)
+                ours = measure_in_child(ROOT, args)
+                theirs.append(measure_in_child(other, args))
+                colds.append(ours["cold"])
+                warms.append(ours["warm"])
+        compared = comparison(args.compare, described, [{"cold": c, "warm": w} for c, w in zip(colds, warms, strict=True)],
+                              theirs)
+    else:
+        for _ in range(args.repeat):
+            colds.append(cold(args.cold_runs, items))
+            warms.append({p.key: warm(p, args.events, args.rounds, "fake", items) for p in PATHS})
     wb = {p.key: warm(p, args.events, args.rounds, "botocore", items) for p in PATHS}
     trips = round_trips(items)
     w = {p.key: _median_run([r[p.key] for r in warms]) for p in PATHS}
@@ -470,6 +579,7 @@ def main() -> int:
                  "| path | warm ratio | cold-start ratio |\n|---|---|---|\n")
         text += "".join(f"| {p.title} | {spread([r[p.key] for r in warms])} | "
                         f"{spread([r[p.key] for r in colds])} |\n" for p in PATHS)
+    text += compared
     text += NOTES
     print(text)
     if args.write:
