@@ -48,6 +48,9 @@ from devicegate_local.resources import (
     referrers,
 )
 
+#: As moto's process (devicegate_local.moto.SWITCH_INTERVAL_S), for the same reason.
+STACK_SWITCH_INTERVAL_S = 0.0005
+
 log = logging.getLogger("devicegate.local")
 READY_LINE = "devicegate local: ready"
 
@@ -433,6 +436,9 @@ class _Running:
 
 def main_local(argv: list[str]) -> int:
     args = parse_args(argv)
+    # The front end's answers, the invocations and the stream poller share this interpreter: a
+    # record's answer should not wait 5 ms (Python's default) behind a stream batch being decoded.
+    sys.setswitchinterval(STACK_SWITCH_INTERVAL_S)
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("devicegate local: %(message)s"))
