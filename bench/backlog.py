@@ -927,13 +927,25 @@ NOTES = """Reading the figures:
   new TCP connection and thread per AWS call), a third botocore.
 - Each record now makes three AWS calls (photo, id marker, event): a face record's `uuid` is its
   identity whatever its time says (docs/consuming.md), which takes the marker write. The target
-  of 0.3x the Flask receiver is not reached (0.15x before moto's fast paths, 0.23x with them):
-  the stack is not CPU-bound (about 1.5 of the 2 cores busy), its answers wait on the chain of
-  calls through moto, and neither more execution environments (4 per function: slower) nor
-  unsigned calls to moto changed the rate. The fast paths (docs/local.md) take moto's generic
-  request and answer layers out of the functions' PutItem (0.81 -> 0.25 ms a call), parse a
-  condition once, and read a request's headers once; S3 PutObject (0.66 ms a call in moto, of
-  which 0.06 ms is the store's own work) is now the largest link of the chain.
+  of 0.3x the Flask receiver is not reached. The receiver's own rate moves with the machine
+  (695.7/s in the run recorded before this one, 817.1/s in this one, 1,019-1,050/s in two runs
+  earlier in this run's session), so ratios only compare within a session: in those two runs
+  the code as it was before the session's changes (4a6eb8e) answered 170.3/s (0.17x), and with
+  the thread switch below and an S3 PutObject fast path (not kept, next point) 185.5/s (0.18x). The fast paths (docs/local.md)
+  take moto's generic request and answer layers out of the functions' PutItem (0.81 -> 0.25 ms
+  a call), parse a condition once and read a request's headers once; moto's and the stack's
+  processes switch threads every 0.5 ms instead of 5 (answer p99 67-72 -> 58-63 ms over three
+  8,000-record runs each).
+- Where the rest goes (profiled at 8,000 records): per record about 3 ms of CPU in moto, 2.8-3.2
+  ms in the function (botocore building, signing and parsing its three calls), 0.7-0.8 ms in
+  the stack's process, 0.7 ms in the load generator, 0.25 ms in the outbox, with about 1.45 of
+  the 2 cores busy. The chain is bound by waiting, not by CPU: an execution environment spends
+  about 54% of its time waiting for moto's answers (2.4 ms a call against 0.3-0.5 ms of moto's
+  CPU: the calls queue behind the outbox's, the stream reads' and the queue reader's in moto's
+  process) and 30% on its own work. S3 PutObject costs 0.43 ms a call in moto when idle (0.66
+  under load), nearly all of it in moto's own PutObject handler: a fast path around it was
+  measured at 0.38 ms and not kept for that. What would move the rate is fewer round trips
+  through one moto process (more moto processes cannot share its in-memory state).
 - In AWS every concurrent request gets its own execution environment, and the route throttle
   (`ThrottleRateLimit` 200/s, burst 400) is the bound: 50,000 records take at least ~250 s, and
   a 429 is not the success answer, so the terminal keeps the record and sends it again later.
